@@ -1,0 +1,86 @@
+"""Records that flow between pipeline stages, and the contracts stages implement.
+
+Every stage knows only the record it receives and the interface it hands on: a source turns wire
+payloads into :class:`SpanRecord` objects, transforms fill them in, a queue carries them, a sink
+stores them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+PICO_PER_USD = 10**12
+"""Costs are integers in pico-US-dollars (1e-12 USD): exact, and int64 holds 9.2 million USD."""
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUsage:
+    """Normalised token counts of one LLM call.
+
+    The dialects disagree on what "input" means; after normalisation (``transforms/usage.py``):
+
+    - ``input_tokens`` is every prompt token, *including* ``cache_read_tokens`` and
+      ``cache_write_tokens`` (the OpenTelemetry GenAI convention; OpenAI counts this way, Anthropic's
+      API does not and is converted).
+    - ``output_tokens`` is every generated token, *including* ``reasoning_tokens``.
+
+    So cached and reasoning tokens are subsets and are never added on top again when pricing.
+    """
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @property
+    def uncached_input_tokens(self) -> int:
+        """Prompt tokens billed at the plain input rate."""
+        return max(self.input_tokens - self.cache_read_tokens - self.cache_write_tokens, 0)
+
+
+@dataclass(slots=True)
+class SpanRecord:
+    """One LLM span, as it moves from the receiver to the store.
+
+    Filled in stages: the source sets the identity, timing and raw attributes; ``usage`` sets the
+    dialect-normalised fields; ``price`` sets the cost fields.
+    """
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str
+    start_time_ns: int
+    duration_ns: int
+    service_name: str
+    span_name: str
+    status_code: int
+    resource_attributes: dict[str, str]
+    attributes: dict[str, str]
+    tenant: str = ""
+    dialect: str = ""
+    operation: str = ""
+    provider: str = ""
+    request_model: str = ""
+    response_model: str = ""
+    usage: TokenUsage = field(default_factory=TokenUsage)
+    pricing_model: str = ""
+    price_version: str = ""
+    cost_pusd: int | None = None
+    """Cost in pico-USD, or None when the span could not be priced (never a silent zero)."""
+    pricing_status: str = "unpriced"
+
+
+class Drop(Exception):
+    """Raised by a transform to drop the record it was given (counted, never silent)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Transform(Protocol):
+    """A per-record stage: returns the (possibly modified) record or raises :class:`Drop`."""
+
+    def __call__(self, record: SpanRecord) -> SpanRecord: ...
