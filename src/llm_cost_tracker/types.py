@@ -7,8 +7,9 @@ stores them.
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 PICO_PER_USD = 10**12
 """Costs are integers in pico-US-dollars (1e-12 USD): exact, and int64 holds 9.2 million USD."""
@@ -70,6 +71,8 @@ class SpanRecord:
     cost_pusd: int | None = None
     """Cost in pico-USD, or None when the span could not be priced (never a silent zero)."""
     pricing_status: str = "unpriced"
+    reported_cost_pusd: int | None = None
+    """Cost the producer itself reported (e.g. ``gen_ai.usage.cost``), in pico-USD, if any."""
 
 
 class Drop(Exception):
@@ -84,3 +87,49 @@ class Transform(Protocol):
     """A per-record stage: returns the (possibly modified) record or raises :class:`Drop`."""
 
     def __call__(self, record: SpanRecord) -> SpanRecord: ...
+
+
+@dataclass(slots=True)
+class Batch:
+    """Records handed from a queue to a sink, with what the queue needs to acknowledge them.
+
+    ``dedup_token`` identifies the batch's content in its queue (e.g. partition and offset range)
+    so that a sink can make a redelivered batch a no-op.
+    """
+
+    records: list[SpanRecord]
+    dedup_token: str = ""
+    handle: Any = None
+
+
+class QueueFull(Exception):
+    """The queue cannot take more records now; the caller should answer 'retry later'."""
+
+
+class QueueUnavailable(Exception):
+    """The queue's backend cannot be reached; the caller should answer 'retry later'."""
+
+
+class Publisher(Protocol):
+    """Receiver side of a queue: accepts the records of one request."""
+
+    def publish(self, records: list[SpanRecord]) -> Future[None]:
+        """Hand over ``records``; the future completes when the queue's durability promise is kept.
+
+        Raises :class:`QueueFull` or :class:`QueueUnavailable` when it cannot take them now.
+        """
+        ...
+
+    def close(self) -> None: ...
+
+
+class BatchReader(Protocol):
+    """Sink side of a queue: batches of records, acknowledged after they are stored."""
+
+    def take(self, max_records: int, max_age_seconds: float) -> Batch | None:
+        """The next batch, when it is full or its oldest record is old enough; None once closed and empty."""
+        ...
+
+    def commit(self, batch: Batch) -> None:
+        """The batch is stored (or parked): the queue may forget it."""
+        ...

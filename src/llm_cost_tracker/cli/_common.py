@@ -1,0 +1,58 @@
+"""Flags shared by subcommands, mapped one to one onto :class:`~llm_cost_tracker.config.Settings` fields."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from llm_cost_tracker import config
+from llm_cost_tracker.config import ConfigError, Settings
+
+
+def add_config_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", help="TOML file of settings (env: LCT_CONFIG)")
+
+
+def add_store_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", metavar="DIR", help="embedded chDB store (default ./.llm-cost-tracker)")
+    parser.add_argument("--clickhouse-url", metavar="URL",
+                        help="a ClickHouse server over HTTP instead of the embedded store, e.g. http://user:pw@host:8123")
+
+
+def add_service_flags(parser: argparse.ArgumentParser) -> None:
+    add_config_flag(parser)
+    add_store_flags(parser)
+    g = parser.add_argument_group("listeners")
+    g.add_argument("--otlp-grpc", metavar="HOST:PORT", help="OTLP/gRPC listen address (default 127.0.0.1:4317)")
+    g.add_argument("--http", metavar="HOST:PORT", help="/metrics, /healthz, /readyz (default 127.0.0.1:9464)")
+    g.add_argument("--auth-token", metavar="TOKEN", help="require 'authorization: Bearer TOKEN' on every Export")
+    g.add_argument("--max-message-bytes", type=int, metavar="N", help="largest Export accepted (default 16 MiB)")
+    g = parser.add_argument_group("pipeline")
+    g.add_argument("--batch-size", type=int, metavar="ROWS", help="flush a batch at this many rows (default 10000)")
+    g.add_argument("--batch-age-seconds", type=float, metavar="S", help="flush a batch this old (default 1.0)")
+    g.add_argument("--queue-capacity", type=int, metavar="SPANS", help="in-process queue bound (default 200000)")
+    g.add_argument("--ack", choices=config.ACK_MODES,
+                   help="answer Export once spans are queued (default) or once they are stored")
+    g.add_argument("--pricing-file", metavar="FILE", help="price overrides (TOML or YAML)")
+    g.add_argument("--tenant-attribute", metavar="KEY", help="resource attribute naming the tenant (default tenant.id)")
+    g.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    g.add_argument("--log-format", choices=("auto", "json", "console"))
+
+
+def add_format_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output format")
+
+
+_NOT_SETTINGS = {"command", "func", "config", "format", "query", "by", "since", "until", "dry_run"}
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """Settings from defaults, ``--config``, ``LCT_*`` variables and the flags in ``args``; exits 2 on error."""
+    overrides: dict[str, Any] = {k: v for k, v in vars(args).items() if k not in _NOT_SETTINGS
+                                 and k in Settings.__dataclass_fields__}
+    try:
+        return config.load(overrides, getattr(args, "config", None))
+    except ConfigError as exc:
+        print(f"llm-cost-tracker: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc

@@ -1,0 +1,208 @@
+"""Every setting of the service, in one typed place.
+
+Sources, lowest precedence first: defaults, a TOML file (``--config``), ``LCT_*`` environment
+variables, command-line flags. :func:`load` merges them; :meth:`Settings.validate` reports every
+problem at once so a bad deployment fails at start-up with the whole list.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+ENV_PREFIX = "LCT_"
+COMPRESSIONS = ("zstd", "lz4", "gzip", "snappy", "none")
+ACK_MODES = ("queued", "stored")
+
+
+class ConfigError(ValueError):
+    """Raised with every configuration problem found, one per line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid configuration:\n  - " + "\n  - ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings of one process (receiver, consumer or all-in-one)."""
+
+    # Listeners
+    otlp_grpc: str = "127.0.0.1:4317"
+    http: str = "127.0.0.1:9464"
+    auth_token: str = ""
+    max_message_bytes: int = 16 * 1024 * 1024
+    grpc_workers: int = 8
+    # Storage
+    data_dir: str = "./.llm-cost-tracker"
+    clickhouse_url: str = ""
+    clickhouse_database: str = "default"
+    # Pipeline
+    queue_capacity: int = 200_000
+    batch_size: int = 10_000
+    batch_age_seconds: float = 1.0
+    ack: str = "queued"
+    shutdown_timeout_seconds: float = 30.0
+    sink_retry_max_seconds: float = 30.0
+    max_attributes_per_span: int = 1024
+    max_attribute_value_bytes: int = 65_536
+    tenant_attribute: str = "tenant.id"
+    # Pricing
+    pricing_file: str = ""
+    # Kafka (receiver -> topic -> consumer); empty bootstrap = in-process queue
+    kafka_bootstrap: str = ""
+    kafka_topic: str = "llm-cost.spans.v1"
+    kafka_dlq_topic: str = "llm-cost.spans.dlq"
+    kafka_idempotence: bool = True
+    kafka_compression: str = "zstd"
+    kafka_linger_ms: int = 5
+    kafka_max_batch_bytes: int = 1_048_576
+    kafka_group_id: str = "llm-cost-tracker"
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str = ""
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: str = ""
+    kafka_ssl_cafile: str = ""
+    kafka_ssl_certfile: str = ""
+    kafka_ssl_keyfile: str = ""
+    # Logging
+    log_level: str = "info"
+    log_format: str = "auto"
+
+    def validate(self) -> Settings:
+        """Return self if every setting is usable, else raise :class:`ConfigError` listing all problems."""
+        problems: list[str] = []
+        for name in ("otlp_grpc", "http"):
+            value = getattr(self, name)
+            try:
+                split_host_port(value)
+            except ValueError as exc:
+                problems.append(f"{name}: {exc}")
+        positive = ("max_message_bytes", "grpc_workers", "queue_capacity", "batch_size",
+                    "max_attributes_per_span", "max_attribute_value_bytes")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                problems.append(f"{name}: must be > 0, got {getattr(self, name)}")
+        if self.batch_age_seconds <= 0:
+            problems.append(f"batch_age_seconds: must be > 0, got {self.batch_age_seconds}")
+        if self.batch_size > self.queue_capacity:
+            problems.append(f"batch_size ({self.batch_size}) must not exceed queue_capacity ({self.queue_capacity})")
+        if self.ack not in ACK_MODES:
+            problems.append(f"ack: must be one of {', '.join(ACK_MODES)}, got {self.ack!r}")
+        if self.kafka_compression not in COMPRESSIONS:
+            problems.append(f"kafka_compression: must be one of {', '.join(COMPRESSIONS)}, got {self.kafka_compression!r}")
+        if self.clickhouse_url and not self.clickhouse_url.startswith(("http://", "https://")):
+            problems.append(f"clickhouse_url: must start with http:// or https://, got {self.clickhouse_url!r}")
+        if self.pricing_file and not Path(self.pricing_file).is_file():
+            problems.append(f"pricing_file: no such file {self.pricing_file!r}")
+        if self.log_format not in ("auto", "json", "console"):
+            problems.append(f"log_format: must be auto, json or console, got {self.log_format!r}")
+        if problems:
+            raise ConfigError(problems)
+        return self
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` applied (not validated)."""
+        return dataclasses.replace(self, **changes)
+
+
+def split_host_port(value: str) -> tuple[str, int]:
+    """Split ``HOST:PORT`` (IPv6 as ``[::1]:PORT``) and check the port."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"expected HOST:PORT, got {value!r}")
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"port must be 0-65535, got {port!r}")
+    return host.strip("[]"), int(port)
+
+
+_TYPES: dict[str, Any] = get_type_hints(Settings)
+
+
+def _coerce(name: str, raw: Any) -> Any:
+    kind = _TYPES[name]
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"{name}: expected a boolean, got {raw!r}")
+    try:
+        if kind is int and not isinstance(raw, bool | float):
+            return int(raw)
+        if kind is float and not isinstance(raw, bool):
+            return float(raw)
+    except ValueError:
+        pass
+    else:
+        if kind is str:
+            return str(raw)
+    raise ValueError(f"{name}: expected {kind.__name__}, got {raw!r}")
+
+
+def load(
+    overrides: Mapping[str, Any] | None = None,
+    config_file: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Merge defaults, TOML file, ``LCT_*`` environment and ``overrides`` (flags) into Settings.
+
+    Args:
+        overrides: values from the command line; ``None`` values are ignored.
+        config_file: TOML file with top-level keys named like the fields (``-`` or ``_``).
+        environ: the environment to read (default ``os.environ``).
+    """
+    environ = os.environ if environ is None else environ
+    names = {f.name for f in fields(Settings)}
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+
+    def take(source: str, key: str, raw: Any) -> None:
+        name = key.replace("-", "_").lower()
+        if name not in names:
+            problems.append(f"{source}: unknown setting {key!r}")
+            return
+        try:
+            values[name] = _coerce(name, raw)
+        except ValueError as exc:
+            problems.append(f"{source}: {exc}")
+
+    config_file = config_file or environ.get(ENV_PREFIX + "CONFIG")
+    if config_file:
+        try:
+            data = tomllib.loads(Path(config_file).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError([f"config file {config_file}: {exc}"]) from exc
+        for key, raw in data.items():
+            if isinstance(raw, dict):
+                continue  # sections (budgets, pricing, ...) belong to their own modules
+            take(f"config file {config_file}", key, raw)
+    for key, raw in environ.items():
+        if key.startswith(ENV_PREFIX) and key != ENV_PREFIX + "CONFIG":
+            take(f"environment {key}", key[len(ENV_PREFIX):], raw)
+    for key, raw in (overrides or {}).items():
+        if raw is not None:
+            take("flag", key, raw)
+    try:
+        settings = Settings(**values).validate()
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def config_sections(config_file: str | Path | None) -> dict[str, Any]:
+    """The TOML tables of the config file (e.g. ``[budgets]``), for modules that own them."""
+    if not config_file:
+        return {}
+    data = tomllib.loads(Path(config_file).read_text())
+    return {k: v for k, v in data.items() if isinstance(v, dict | list) and not isinstance(v, str)}

@@ -1,0 +1,130 @@
+"""The service's HTTP port: ``/metrics``, ``/healthz``, ``/readyz``, and routes other modules add.
+
+A small threaded stdlib server: the endpoints are few and cheap, and it keeps the dependency list
+short. JSON APIs (budgets, schedules) register handlers with :meth:`HttpServer.route`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from llm_cost_tracker.config import split_host_port
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+
+    @classmethod
+    def json(cls, status: int, payload: Any) -> Response:
+        return cls(status, json.dumps(payload, indent=None, sort_keys=True).encode() + b"\n")
+
+
+Handler = Callable[[Request], Response]
+MAX_BODY_BYTES = 1024 * 1024
+
+
+class HttpServer:
+    """Serves the registered routes on ``address`` from a daemon thread.
+
+    Args:
+        address: HOST:PORT (port 0 picks a free one; see ``port``).
+        registry: the Prometheus registry served on ``/metrics``.
+        ready: returns (ready, reason) for ``/readyz``.
+    """
+
+    def __init__(self, address: str, registry: CollectorRegistry,
+                 ready: Callable[[], tuple[bool, str]]) -> None:
+        self._routes: dict[tuple[str, str], Handler] = {}
+        self._prefix_routes: list[tuple[str, str, Handler]] = []
+        self.route("GET", "/metrics", lambda _r: Response(200, generate_latest(registry), CONTENT_TYPE_LATEST))
+        self.route("GET", "/healthz", lambda _r: Response.json(200, {"status": "ok"}))
+
+        def readyz(_r: Request) -> Response:
+            ok, reason = ready()
+            return Response.json(200 if ok else 503, {"status": "ready" if ok else "not ready", "reason": reason})
+
+        self.route("GET", "/readyz", readyz)
+        host, port = split_host_port(address)
+        self._httpd = ThreadingHTTPServer((host, port), self._handler_class())
+        self._httpd.daemon_threads = True
+        self.port = self._httpd.server_address[1]
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="http", daemon=True)
+
+    def route(self, method: str, path: str, handler: Handler, prefix: bool = False) -> None:
+        """Serve ``handler`` for ``method`` on ``path`` (or every path under it, with ``prefix``)."""
+        if prefix:
+            self._prefix_routes.append((method, path, handler))
+        else:
+            self._routes[(method, path)] = handler
+
+    def _dispatch(self, request: Request) -> Response:
+        handler = self._routes.get((request.method, request.path))
+        if handler is None:
+            for method, prefix, candidate in self._prefix_routes:
+                if method == request.method and request.path.startswith(prefix):
+                    handler = candidate
+                    break
+        if handler is None:
+            known = {p for _, p in self._routes} | {p for _, p, _ in self._prefix_routes}
+            status = 405 if request.path in known else 404
+            return Response.json(status, {"error": f"no route for {request.method} {request.path}"})
+        try:
+            return handler(request)
+        except Exception as exc:  # a handler bug must not take the port down
+            return Response.json(500, {"error": f"internal error: {type(exc).__name__}: {exc}"})
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class _Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length > MAX_BODY_BYTES:
+                    response = Response.json(413, {"error": f"body over {MAX_BODY_BYTES} bytes"})
+                else:
+                    path, _, query = self.path.partition("?")
+                    request = Request(self.command, path, query, {k.lower(): v for k, v in self.headers.items()},
+                                      self.rfile.read(length) if length else b"")
+                    response = server._dispatch(request)
+                self.send_response(response.status)
+                self.send_header("Content-Type", response.content_type)
+                self.send_header("Content-Length", str(len(response.body)))
+                self.send_header("X-Content-Type-Options", "nosniff")
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
+                self.wfile.write(response.body)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _serve
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # access logs would drown the service log; metrics count requests instead
+
+        return _Handler
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()

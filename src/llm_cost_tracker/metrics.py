@@ -1,0 +1,110 @@
+"""Every Prometheus metric of the pipeline, owned by one :class:`Metrics` object per process.
+
+Spend and tokens are summed exactly (integers) in :class:`SpendCollector` and turned into floats
+only when scraped, so the hot path pays a dict update per request and label set, not a
+prometheus-client call per span.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
+
+from llm_cost_tracker.types import PICO_PER_USD, SpanRecord
+
+TOKEN_TYPES = ("input", "output", "cache_read", "cache_write", "reasoning")
+
+
+class SpendCollector(Collector):
+    """Exact per-(service, provider, model) spend, token and unpriced counters."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cost: dict[tuple[str, str, str], int] = {}
+        self._tokens: dict[tuple[str, str, str], list[int]] = {}
+        self._unpriced: dict[tuple[str, str], int] = {}
+
+    def observe(self, records: Iterable[SpanRecord]) -> None:
+        """Add a request's priced records (call once per request, not per span)."""
+        cost: dict[tuple[str, str, str], int] = {}
+        tokens: dict[tuple[str, str, str], list[int]] = {}
+        unpriced: dict[tuple[str, str], int] = {}
+        for r in records:
+            model = r.response_model or r.request_model
+            key = (r.service_name, r.provider, model)
+            u = r.usage
+            t = tokens.get(key)
+            if t is None:
+                t = tokens[key] = [0, 0, 0, 0, 0]
+            t[0] += u.input_tokens
+            t[1] += u.output_tokens
+            t[2] += u.cache_read_tokens
+            t[3] += u.cache_write_tokens
+            t[4] += u.reasoning_tokens
+            if r.cost_pusd is None:
+                unpriced[(r.provider, model)] = unpriced.get((r.provider, model), 0) + 1
+            else:
+                cost[key] = cost.get(key, 0) + r.cost_pusd
+        with self._lock:
+            for key, value in cost.items():
+                self._cost[key] = self._cost.get(key, 0) + value
+            for key, counts in tokens.items():
+                total = self._tokens.setdefault(key, [0, 0, 0, 0, 0])
+                for i, n in enumerate(counts):
+                    total[i] += n
+            for ukey, n in unpriced.items():
+                self._unpriced[ukey] = self._unpriced.get(ukey, 0) + n
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        with self._lock:
+            cost = dict(self._cost)
+            tokens = {k: list(v) for k, v in self._tokens.items()}
+            unpriced = dict(self._unpriced)
+        fam = CounterMetricFamily("llm_cost_usd", "Spend priced from LLM spans, in USD.",
+                                  labels=("service", "provider", "model"))
+        for key, pusd in cost.items():
+            fam.add_metric(key, pusd / PICO_PER_USD)
+        yield fam
+        fam = CounterMetricFamily("llm_tokens", "Tokens of LLM spans by type (cache and reasoning are subsets).",
+                                  labels=("service", "provider", "model", "type"))
+        for key, counts in tokens.items():
+            for kind, n in zip(TOKEN_TYPES, counts, strict=True):
+                fam.add_metric((*key, kind), n)
+        yield fam
+        fam = CounterMetricFamily("llm_unpriced_spans", "LLM spans whose model has no price in the catalog.",
+                                  labels=("provider", "model"))
+        for ukey, n in unpriced.items():
+            fam.add_metric(ukey, n)
+        yield fam
+
+
+class Metrics:
+    """The registry and every metric a process exposes on ``/metrics``."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.spend = SpendCollector()
+        r.register(self.spend)
+        self.spans_received = Counter("llm_pipeline_spans_received", "Spans received, by kind (llm or other).",
+                                      ("kind",), registry=r)
+        self.spans_rejected = Counter("llm_pipeline_spans_rejected", "Spans rejected, by reason.",
+                                      ("reason",), registry=r)
+        self.exports = Counter("llm_pipeline_exports", "OTLP Export calls answered, by gRPC status code.",
+                               ("code",), registry=r)
+        self.queue_depth = Gauge("llm_pipeline_queue_depth", "Spans accepted and waiting to be written.", registry=r)
+        self.queue_capacity = Gauge("llm_pipeline_queue_capacity", "Capacity of the in-process queue, in spans.",
+                                    registry=r)
+        self.rows_written = Counter("llm_pipeline_rows_written", "Rows written to the store.", registry=r)
+        self.batches_written = Counter("llm_pipeline_batches_written", "Batches written to the store.", registry=r)
+        self.batch_seconds = Histogram("llm_pipeline_batch_seconds", "Time to write one batch to the store.",
+                                       buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=r)
+        self.sink_errors = Counter("llm_pipeline_sink_errors", "Failed writes to the store, by whether retried.",
+                                   ("retriable",), registry=r)
+        self.attributes_truncated = Counter("llm_pipeline_attributes_truncated",
+                                            "Span attributes not stored because a span exceeded the limits.",
+                                            registry=r)

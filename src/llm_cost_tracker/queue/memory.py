@@ -1,0 +1,89 @@
+"""The in-process queue of the all-in-one service: bounded, with size/age batching on take."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+
+from llm_cost_tracker.types import Batch, QueueFull, SpanRecord
+
+
+class MemoryQueue:
+    """A bounded queue of per-request chunks, counted in records.
+
+    ``publish`` never blocks: when the queue is full it raises :class:`QueueFull` (the receiver
+    answers UNAVAILABLE, and the collector's retry holds the data). With ``ack_when_stored`` the
+    returned future completes only after the sink has committed the batch holding the chunk.
+
+    Args:
+        capacity: maximum records held (accepted and not yet committed).
+        ack_when_stored: complete publish futures at commit instead of at enqueue.
+    """
+
+    def __init__(self, capacity: int, ack_when_stored: bool = False) -> None:
+        self.capacity = capacity
+        self._ack_when_stored = ack_when_stored
+        self._chunks: deque[tuple[float, list[SpanRecord], Future[None]]] = deque()
+        self._queued = 0
+        self._in_flight = 0
+        self._closed = False
+        self._cond = threading.Condition()
+
+    @property
+    def depth(self) -> int:
+        """Records accepted and not yet committed by the sink."""
+        return self._queued + self._in_flight
+
+    def publish(self, records: list[SpanRecord]) -> Future[None]:
+        future: Future[None] = Future()
+        if not records:
+            future.set_result(None)
+            return future
+        with self._cond:
+            if self._closed:
+                raise QueueFull("queue is closed (shutting down)")
+            if self._queued + self._in_flight + len(records) > self.capacity:
+                raise QueueFull(f"queue full ({self.depth} of {self.capacity} records)")
+            self._chunks.append((time.monotonic(), records, future))
+            self._queued += len(records)
+            self._cond.notify()
+        if not self._ack_when_stored:
+            future.set_result(None)
+        return future
+
+    def close(self) -> None:
+        """Refuse new records; ``take`` drains what is left, then returns None."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def take(self, max_records: int, max_age_seconds: float) -> Batch | None:
+        with self._cond:
+            while True:
+                if self._chunks:
+                    age = time.monotonic() - self._chunks[0][0]
+                    if self._queued >= max_records or age >= max_age_seconds or self._closed:
+                        break
+                    self._cond.wait(max_age_seconds - age)
+                elif self._closed:
+                    return None
+                else:
+                    self._cond.wait()
+            records: list[SpanRecord] = []
+            futures: list[Future[None]] = []
+            while self._chunks and (not records or len(records) + len(self._chunks[0][1]) <= max_records):
+                _, chunk, future = self._chunks.popleft()
+                records.extend(chunk)
+                futures.append(future)
+            self._queued -= len(records)
+            self._in_flight += len(records)
+        return Batch(records=records, handle=futures)
+
+    def commit(self, batch: Batch) -> None:
+        with self._cond:
+            self._in_flight -= len(batch.records)
+        for future in batch.handle:
+            if not future.done():
+                future.set_result(None)

@@ -1,0 +1,109 @@
+"""The sink loop: take size/age batches from a queue, write them, commit only after the write.
+
+A retriable failure is retried with capped exponential backoff for as long as the service runs
+(the queue fills meanwhile and the receiver answers UNAVAILABLE, so collectors hold the data). A
+permanent failure, or a retriable one still failing when shutdown's deadline passes, parks the
+batch on disk. Either way the batch is accounted for: written, or parked, never dropped.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from llm_cost_tracker.log import get_logger
+from llm_cost_tracker.metrics import Metrics
+from llm_cost_tracker.sinks.parking import ParkingLot
+from llm_cost_tracker.types import Batch, BatchReader, SpanRecord
+
+log = get_logger("sink")
+
+
+class Sink(Protocol):
+    def write(self, records: list[SpanRecord], dedup_token: str = "") -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BatchPolicy:
+    max_records: int = 10_000
+    max_age_seconds: float = 1.0
+    retry_initial_seconds: float = 0.1
+    retry_max_seconds: float = 30.0
+
+
+class BatchWriter:
+    """Runs the take -> write -> commit loop in its own thread until the reader is closed and drained.
+
+    Args:
+        reader: the queue's sink side.
+        sink: where batches are written.
+        parking: where batches the sink refuses go.
+        is_retriable: the sink's verdict on an error.
+        policy: batch size/age and retry backoff.
+        metrics: counters to update.
+    """
+
+    def __init__(self, reader: BatchReader, sink: Sink, parking: ParkingLot,
+                 is_retriable: Callable[[BaseException], bool], policy: BatchPolicy, metrics: Metrics) -> None:
+        self._reader = reader
+        self._sink = sink
+        self._parking = parking
+        self._is_retriable = is_retriable
+        self._policy = policy
+        self._metrics = metrics
+        self._give_up_at: float | None = None
+        self._thread = threading.Thread(target=self._run, name="batch-writer", daemon=True)
+        self.healthy = True
+        """False while the last write attempt failed (drives /readyz)."""
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def give_up_after(self, seconds: float) -> None:
+        """Stop retrying failing writes ``seconds`` from now (shutdown): park instead."""
+        self._give_up_at = time.monotonic() + seconds
+
+    def join(self, timeout: float | None = None) -> bool:
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        policy = self._policy
+        while True:
+            batch = self._reader.take(policy.max_records, policy.max_age_seconds)
+            if batch is None:
+                return
+            self._write(batch)
+            self._reader.commit(batch)
+
+    def _write(self, batch: Batch) -> None:
+        delay = self._policy.retry_initial_seconds
+        while True:
+            started = time.perf_counter()
+            try:
+                self._sink.write(batch.records, batch.dedup_token)
+            except Exception as exc:
+                retriable = self._is_retriable(exc)
+                self.healthy = False
+                self._metrics.sink_errors.labels(retriable=str(retriable).lower()).inc()
+                giving_up = self._give_up_at is not None and time.monotonic() >= self._give_up_at
+                if not retriable or giving_up:
+                    path = self._parking.park(batch.records, f"{type(exc).__name__}: {exc}")
+                    log.error("batch parked", rows=len(batch.records), path=str(path), error=str(exc)[:500],
+                              retriable=retriable)
+                    return
+                log.warning("batch write failed, retrying", rows=len(batch.records), error=str(exc)[:300],
+                            retry_in=round(delay, 3))
+                if self._give_up_at is not None:
+                    delay = max(0.0, min(delay, self._give_up_at - time.monotonic()))
+                time.sleep(delay)
+                delay = min(delay * 2, self._policy.retry_max_seconds)
+                continue
+            self.healthy = True
+            self._metrics.batch_seconds.observe(time.perf_counter() - started)
+            self._metrics.rows_written.inc(len(batch.records))
+            self._metrics.batches_written.inc()
+            return

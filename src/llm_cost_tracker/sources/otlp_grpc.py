@@ -1,0 +1,152 @@
+"""The OTLP/gRPC source: ``TraceService/Export`` in, records handed to the pipeline's publisher.
+
+Status codes follow the OTLP specification so collectors do the right thing:
+UNAUTHENTICATED for a wrong bearer token, INVALID_ARGUMENT for a payload that is not an
+ExportTraceServiceRequest (not retried), RESOURCE_EXHAUSTED for a message over the size limit
+(grpc enforces it), UNAVAILABLE when the queue is full or shutting down (retried with backoff),
+and ``partial_success`` for individual spans that could not be used.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from concurrent import futures
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+from llm_cost_tracker.log import get_logger
+from llm_cost_tracker.metrics import Metrics
+from llm_cost_tracker.sources.otlp_decode import DecodeError, DecodeLimits, decode_spans, parse_request
+from llm_cost_tracker.transforms.detect import NOT_LLM
+from llm_cost_tracker.types import Drop, Publisher, QueueFull, QueueUnavailable, SpanRecord, Transform
+
+SERVICE_NAME = "opentelemetry.proto.collector.trace.v1.TraceService"
+log = get_logger("otlp_grpc")
+
+
+class TraceExportHandler:
+    """The Export method: decode, run the transforms, publish, answer.
+
+    Args:
+        transforms: per-record stages, in order.
+        publisher: the queue the accepted records go to.
+        limits: per-span bounds applied while decoding.
+        metrics: counters to update.
+        auth_token: when non-empty, the bearer token every call must carry.
+        ack_timeout: seconds to wait for the publisher's durability promise.
+    """
+
+    def __init__(self, transforms: list[Transform], publisher: Publisher, limits: DecodeLimits,
+                 metrics: Metrics, auth_token: str = "", ack_timeout: float = 10.0) -> None:
+        self._transforms = transforms
+        self._publisher = publisher
+        self._limits = limits
+        self._metrics = metrics
+        self._expected_auth = f"Bearer {auth_token}".encode() if auth_token else b""
+        self._ack_timeout = ack_timeout
+        self.accepting = True
+
+    def _authorized(self, context: grpc.ServicerContext) -> bool:
+        if not self._expected_auth:
+            return True
+        for key, value in context.invocation_metadata():
+            if key == "authorization":
+                given = value.encode() if isinstance(value, str) else value
+                return hmac.compare_digest(given, self._expected_auth)
+        return False
+
+    def _abort(self, context: grpc.ServicerContext, code: grpc.StatusCode, message: str) -> None:
+        self._metrics.exports.labels(code=code.name).inc()
+        context.abort(code, message)
+
+    def __call__(self, payload: bytes, context: grpc.ServicerContext) -> bytes:
+        if not self._authorized(context):
+            self._abort(context, grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
+        if not self.accepting:
+            self._abort(context, grpc.StatusCode.UNAVAILABLE, "shutting down; retry against another replica")
+        try:
+            request = parse_request(payload)
+        except DecodeError as exc:
+            self._abort(context, grpc.StatusCode.INVALID_ARGUMENT,
+                        f"malformed ExportTraceServiceRequest ({len(payload)} bytes): {exc}")
+        decoded = decode_spans(request, self._limits)
+        records: list[SpanRecord] = []
+        other = 0
+        for record in decoded.records:
+            try:
+                for transform in self._transforms:
+                    record = transform(record)
+            except Drop as drop:
+                if drop.reason == NOT_LLM:
+                    other += 1
+                else:
+                    decoded.reject(drop.reason, f"span {record.span_id} ({record.span_name!r}): {drop.reason}")
+                continue
+            records.append(record)
+        try:
+            ack = self._publisher.publish(records)
+            if not ack.done():
+                ack.result(timeout=self._ack_timeout)
+        except (QueueFull, QueueUnavailable) as exc:
+            self._abort(context, grpc.StatusCode.UNAVAILABLE, f"cannot accept spans now, retry later: {exc}")
+        except futures.TimeoutError:
+            self._abort(context, grpc.StatusCode.UNAVAILABLE,
+                        f"spans not confirmed stored within {self._ack_timeout}s, retry later")
+        m = self._metrics
+        m.spend.observe(records)
+        if records:
+            m.spans_received.labels(kind="llm").inc(len(records))
+        if other:
+            m.spans_received.labels(kind="other").inc(other)
+        for reason, count in decoded.rejected.items():
+            m.spans_rejected.labels(reason=reason).inc(count)
+        if decoded.truncated_attributes:
+            m.attributes_truncated.inc(decoded.truncated_attributes)
+        m.exports.labels(code="OK").inc()
+        response = ExportTraceServiceResponse()
+        if decoded.rejected or decoded.messages:
+            response.partial_success.rejected_spans = decoded.rejected_count
+            response.partial_success.error_message = "; ".join(decoded.messages)
+        return response.SerializeToString()
+
+
+class OtlpGrpcServer:
+    """A grpcio server with the TraceService and the standard health service.
+
+    Args:
+        address: HOST:PORT to listen on (port 0 picks a free one; see ``port``).
+        handler: the Export handler.
+        max_message_bytes: larger requests get RESOURCE_EXHAUSTED.
+        workers: handler threads.
+    """
+
+    def __init__(self, address: str, handler: Callable[[bytes, grpc.ServicerContext], bytes],
+                 max_message_bytes: int, workers: int) -> None:
+        self._server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="otlp"),
+            options=[("grpc.max_receive_message_length", max_message_bytes),
+                     ("grpc.max_send_message_length", 4 * 1024 * 1024),
+                     ("grpc.so_reuseport", 0)],
+            maximum_concurrent_rpcs=workers * 8,
+        )
+        method = grpc.unary_unary_rpc_method_handler(handler)  # raw bytes in and out
+        self._server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(SERVICE_NAME, {"Export": method}),))
+        self.health = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
+        self.port = self._server.add_insecure_port(address)
+        if self.port == 0:
+            raise OSError(f"cannot listen on {address}")
+
+    def start(self) -> None:
+        self._server.start()
+        for name in ("", SERVICE_NAME):
+            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    def stop(self, grace: float) -> None:
+        """Report NOT_SERVING, refuse new calls and wait up to ``grace`` seconds for calls in flight."""
+        self.health.enter_graceful_shutdown()
+        self._server.stop(grace).wait()

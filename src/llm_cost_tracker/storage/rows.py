@@ -1,0 +1,60 @@
+"""SpanRecords -> an Arrow table shaped like ``llm_spans``, built column by column.
+
+Arrow is the insert format because it is exact (Decimal128 built from integer pico-USD, no float
+or Decimal object per row) and fast on both chDB and a ClickHouse server.
+"""
+
+from __future__ import annotations
+
+from itertools import accumulate, chain
+
+import numpy as np
+import pyarrow as pa
+
+from llm_cost_tracker.types import SpanRecord
+
+COST_TYPE = pa.decimal128(38, 12)
+_MAP_TYPE = pa.map_(pa.string(), pa.string())
+
+STRING_COLUMNS = ("tenant", "trace_id", "span_id", "parent_span_id", "service_name", "span_name", "operation",
+                  "provider", "request_model", "response_model", "pricing_model", "price_version", "dialect",
+                  "pricing_status")
+
+
+def pico_to_decimal_array(values: list[int | None]) -> pa.Array:
+    """Exact Decimal128(38, 12) array from integer pico-USD (None -> null), without Decimal objects."""
+    n = len(values)
+    valid = np.fromiter((v is not None for v in values), dtype=bool, count=n)
+    low = np.fromiter((v or 0 for v in values), dtype=np.int64, count=n)
+    words = np.empty((n, 2), dtype=np.int64)
+    words[:, 0] = low
+    words[:, 1] = np.where(low < 0, -1, 0)
+    null_count = int(n - valid.sum())
+    validity = pa.array(valid).buffers()[1] if null_count else None
+    return pa.Array.from_buffers(COST_TYPE, n, [validity, pa.py_buffer(words.tobytes())], null_count=null_count)
+
+
+def _map_array(dicts: list[dict[str, str]]) -> pa.Array:
+    offsets = pa.array(list(accumulate(map(len, dicts), initial=0)), type=pa.int32())
+    keys = pa.array(list(chain.from_iterable(dicts)), type=pa.string())
+    values = pa.array(list(chain.from_iterable(d.values() for d in dicts)), type=pa.string())
+    return pa.MapArray.from_arrays(offsets, keys, values)
+
+
+def records_to_arrow(records: list[SpanRecord]) -> pa.Table:
+    """The ``llm_spans`` columns of ``records``."""
+    columns: dict[str, pa.Array] = {
+        "timestamp": pa.array([r.start_time_ns for r in records], type=pa.int64()).cast(pa.timestamp("ns", "UTC")),
+    }
+    for name in STRING_COLUMNS:
+        columns[name] = pa.array([getattr(r, name) for r in records], type=pa.string())
+    usages = [r.usage for r in records]
+    for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens"):
+        columns[name] = pa.array([getattr(u, name) for u in usages], type=pa.uint64())
+    columns["cost_usd"] = pico_to_decimal_array([r.cost_pusd for r in records])
+    columns["reported_cost_usd"] = pico_to_decimal_array([r.reported_cost_pusd for r in records])
+    columns["duration_ns"] = pa.array([r.duration_ns for r in records], type=pa.uint64())
+    columns["status_code"] = pa.array([r.status_code for r in records], type=pa.uint8())
+    columns["resource_attributes"] = _map_array([r.resource_attributes for r in records])
+    columns["attributes"] = _map_array([r.attributes for r in records])
+    return pa.table(columns)

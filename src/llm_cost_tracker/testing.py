@@ -1,0 +1,227 @@
+"""Helpers for tests and benchmarks: build OTLP payloads of LLM spans in each dialect.
+
+Integration tests use real chDB, real grpc and real OTel clients; these helpers only make the
+inputs, they fake nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span
+
+AttributeValue = str | bool | int | float | bytes | list[Any] | Mapping[str, Any]
+
+
+def any_value(value: AttributeValue) -> AnyValue:
+    """An OTLP AnyValue holding ``value``."""
+    out = AnyValue()
+    if isinstance(value, bool):
+        out.bool_value = value
+    elif isinstance(value, int):
+        out.int_value = value
+    elif isinstance(value, float):
+        out.double_value = value
+    elif isinstance(value, str):
+        out.string_value = value
+    elif isinstance(value, bytes):
+        out.bytes_value = value
+    elif isinstance(value, Mapping):
+        out.kvlist_value.values.extend(key_values(value))
+    else:
+        out.array_value.values.extend(any_value(v) for v in value)
+    return out
+
+
+def key_values(attributes: Mapping[str, AttributeValue]) -> list[KeyValue]:
+    return [KeyValue(key=k, value=any_value(v)) for k, v in attributes.items()]
+
+
+def make_span(attributes: Mapping[str, AttributeValue], *, name: str = "chat", trace_id: bytes | None = None,
+              span_id: bytes | None = None, start_ns: int | None = None, duration_ns: int = 1_500_000_000,
+              status_code: int = 0) -> Span:
+    """A finished span with ``attributes``; ids are random unless given."""
+    start = time.time_ns() if start_ns is None else start_ns
+    span = Span(trace_id=trace_id or os.urandom(16), span_id=span_id or os.urandom(8), name=name,
+                kind=Span.SPAN_KIND_CLIENT, start_time_unix_nano=start, end_time_unix_nano=start + duration_ns)
+    span.attributes.extend(key_values(attributes))
+    span.status.code = status_code  # type: ignore[assignment]
+    return span
+
+
+def make_request(spans: Iterable[Span], resource: Mapping[str, AttributeValue] | None = None) -> ExportTraceServiceRequest:
+    """An Export request carrying ``spans`` under one resource (service.name defaults to 'test-service')."""
+    request = ExportTraceServiceRequest()
+    rs: ResourceSpans = request.resource_spans.add()
+    rs.resource.attributes.extend(key_values({"service.name": "test-service", **(resource or {})}))
+    rs.scope_spans.add().spans.extend(spans)
+    return request
+
+
+def genai_attributes(model: str = "gpt-4o-mini", provider: str = "openai", input_tokens: int = 1000,
+                     output_tokens: int = 200, cache_read: int = 0, cache_write: int = 0,
+                     reasoning: int = 0, operation: str = "chat") -> dict[str, AttributeValue]:
+    """Attributes of a span in the current GenAI conventions (cache tokens inside input_tokens)."""
+    attrs: dict[str, AttributeValue] = {
+        "gen_ai.operation.name": operation,
+        "gen_ai.provider.name": provider,
+        "gen_ai.request.model": model,
+        "gen_ai.response.model": model,
+        "gen_ai.usage.input_tokens": input_tokens,
+        "gen_ai.usage.output_tokens": output_tokens,
+    }
+    if cache_read:
+        attrs["gen_ai.usage.cache_read.input_tokens"] = cache_read
+    if cache_write:
+        attrs["gen_ai.usage.cache_creation.input_tokens"] = cache_write
+    if reasoning:
+        attrs["gen_ai.usage.reasoning.output_tokens"] = reasoning
+    return attrs
+
+
+def legacy_attributes(model: str = "gpt-4o-mini", system: str = "openai", prompt_tokens: int = 1000,
+                      completion_tokens: int = 200, cache_read: int = 0) -> dict[str, AttributeValue]:
+    """Attributes of a span in the older GenAI conventions as OpenLLMetry emits them."""
+    attrs: dict[str, AttributeValue] = {
+        "gen_ai.system": system,
+        "llm.request.type": "chat",
+        "gen_ai.request.model": model,
+        "gen_ai.response.model": model,
+        "gen_ai.usage.prompt_tokens": prompt_tokens,
+        "gen_ai.usage.completion_tokens": completion_tokens,
+        "llm.usage.total_tokens": prompt_tokens + completion_tokens,
+    }
+    if cache_read:
+        attrs["gen_ai.usage.cache_read_input_tokens"] = cache_read
+    return attrs
+
+
+def openinference_attributes(model: str = "gpt-4o-mini", provider: str = "openai", prompt: int = 1000,
+                             completion: int = 200, cache_read: int = 0) -> dict[str, AttributeValue]:
+    """Attributes of an OpenInference LLM span."""
+    attrs: dict[str, AttributeValue] = {
+        "openinference.span.kind": "LLM",
+        "llm.provider": provider,
+        "llm.system": provider,
+        "llm.model_name": model,
+        "llm.token_count.prompt": prompt,
+        "llm.token_count.completion": completion,
+        "llm.token_count.total": prompt + completion,
+    }
+    if cache_read:
+        attrs["llm.token_count.prompt_details.cache_read"] = cache_read
+    return attrs
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServiceProcess:
+    """``llm-cost-tracker run`` as a child process on free 127.0.0.1 ports, for tests and benchmarks.
+
+    Args:
+        data_dir: the embedded store's directory.
+        args: extra command-line flags.
+        env: extra environment variables.
+    """
+
+    def __init__(self, data_dir: str | os.PathLike[str], *args: str, env: Mapping[str, str] | None = None) -> None:
+        self.data_dir = str(data_dir)
+        self.grpc_port = free_port()
+        self.http_port = free_port()
+        self.args = list(args)
+        self.env = {**os.environ, **(env or {})}
+        self.env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+        self.log_path = os.path.join(self.data_dir, f"service-{self.grpc_port}.log")
+        self.proc: Any = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def command(self) -> list[str]:
+        import sys
+
+        return [sys.executable, "-m", "llm_cost_tracker.cli", "run", "--otlp-grpc", self.endpoint,
+                "--http", f"127.0.0.1:{self.http_port}", "--data-dir", self.data_dir, "--log-format", "json",
+                *self.args]
+
+    def start(self, timeout: float = 60.0) -> ServiceProcess:
+        import subprocess
+        import urllib.request
+
+        os.makedirs(self.data_dir, exist_ok=True)
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(self.command(), stdout=self._log, stderr=subprocess.STDOUT, env=self.env)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"service exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(self.http_url + "/readyz", timeout=1) as response:
+                    if response.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.1)
+        raise TimeoutError(f"service not ready within {timeout}s:\n{self.log()}")
+
+    def stop(self, timeout: float = 60.0) -> int:
+        """SIGTERM, wait for the drain, return the exit code."""
+        import signal
+
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = int(self.proc.wait(timeout))
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self._log.close()
+        return code
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+        self._log.close()
+
+    def log(self) -> str:
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as f:
+                return f.read()[-5000:]
+        except OSError:
+            return ""
+
+    def metrics(self) -> str:
+        import urllib.request
+
+        with urllib.request.urlopen(self.http_url + "/metrics", timeout=5) as response:
+            return str(response.read().decode())
+
+    def sql(self, query: str) -> list[dict[str, Any]]:
+        """Run ``query`` with ``llm-cost-tracker sql --format json`` (the service must be stopped)."""
+        import json
+        import subprocess
+        import sys
+
+        out = subprocess.run([sys.executable, "-m", "llm_cost_tracker.cli", "sql", query, "--format", "json",
+                              "--data-dir", self.data_dir], capture_output=True, text=True, env=self.env, timeout=120)
+        if out.returncode != 0:
+            raise RuntimeError(f"sql failed ({out.returncode}): {out.stderr}")
+        return list(json.loads(out.stdout))

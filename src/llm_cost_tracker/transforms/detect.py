@@ -1,0 +1,42 @@
+"""Keep the spans that are LLM calls; everything else is counted and not stored.
+
+A span is an LLM call when it names a model or carries token usage in one of the dialects we
+read, *and* it is not an aggregate span (agent, tool, workflow, chain) whose usage, if any, repeats
+its children's: pricing those would count the same tokens twice.
+"""
+
+from __future__ import annotations
+
+from llm_cost_tracker.types import Drop, SpanRecord
+
+MODEL_KEYS = ("gen_ai.response.model", "gen_ai.request.model", "llm.response.model", "llm.request.model",
+              "llm.model_name")
+USAGE_KEYS = ("gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "gen_ai.usage.prompt_tokens",
+              "gen_ai.usage.completion_tokens", "llm.usage.prompt_tokens", "llm.usage.completion_tokens",
+              "llm.usage.total_tokens", "llm.token_count.prompt", "llm.token_count.completion")
+AGGREGATE_OPERATIONS = frozenset({
+    "invoke_agent", "create_agent", "execute_tool", "invoke_workflow",  # GenAI conventions
+    "workflow", "task", "agent", "tool",  # OpenLLMetry traceloop.span.kind
+    "chain", "retriever", "reranker", "guardrail", "evaluator",  # OpenInference span kinds
+})
+NOT_LLM = "not_llm"
+
+
+class Detect:
+    """Transform: raises ``Drop("not_llm")`` for spans that are not priced LLM calls."""
+
+    __slots__ = ()
+
+    def __call__(self, record: SpanRecord) -> SpanRecord:
+        attrs = record.attributes
+        for key in ("gen_ai.operation.name", "traceloop.span.kind", "openinference.span.kind"):
+            kind = attrs.get(key)
+            if kind is not None and kind.lower() in AGGREGATE_OPERATIONS:
+                raise Drop(NOT_LLM)
+        for key in MODEL_KEYS:
+            if key in attrs:
+                return record
+        for key in USAGE_KEYS:
+            if key in attrs:
+                return record
+        raise Drop(NOT_LLM)

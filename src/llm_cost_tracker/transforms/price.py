@@ -1,0 +1,69 @@
+"""Price each LLM span from its usage and the catalog entry in force at the span's start time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from llm_cost_tracker.types import SpanRecord, TokenUsage
+
+PRICED = "priced"
+UNPRICED = "unpriced"
+
+
+class Quote(Protocol):
+    pricing_model: str
+    price_version: str
+    cost_pusd: int
+
+
+class Catalog(Protocol):
+    """What pricing needs of ``llm_cost_tracker.pricing.PriceCatalog``."""
+
+    def quote(self, *, provider: str, model: str, at_ns: int, usage: TokenUsage,
+              attributes: dict[str, str], tenant: str = "") -> Quote | None: ...
+
+
+class Price:
+    """Transform: sets ``cost_pusd``, ``pricing_model``, ``price_version`` and ``pricing_status``.
+
+    A model the catalog cannot resolve leaves ``cost_pusd`` None and ``pricing_status`` 'unpriced':
+    never a silent zero. ``on_unpriced`` is told each distinct unresolved (provider, model) once.
+
+    Args:
+        catalog: returns the catalog currently in force (so a reload swaps it atomically).
+        on_unpriced: callback for the first sighting of an unresolved model.
+    """
+
+    __slots__ = ("_catalog", "_on_unpriced", "_seen_unpriced")
+
+    def __init__(self, catalog: Callable[[], Catalog],
+                 on_unpriced: Callable[[str, str], None] | None = None) -> None:
+        self._catalog = catalog
+        self._on_unpriced = on_unpriced
+        self._seen_unpriced: set[tuple[str, str]] = set()
+
+    def __call__(self, record: SpanRecord) -> SpanRecord:
+        model = record.response_model or record.request_model
+        quote = None
+        catalog = self._catalog()
+        for name in (record.response_model, record.request_model):
+            if name:
+                quote = catalog.quote(provider=record.provider, model=name, at_ns=record.start_time_ns,
+                                      usage=record.usage, attributes=record.attributes, tenant=record.tenant)
+                if quote is not None:
+                    break
+        if quote is None:
+            record.cost_pusd = None
+            record.pricing_status = UNPRICED
+            key = (record.provider, model)
+            if key not in self._seen_unpriced:
+                self._seen_unpriced.add(key)
+                if self._on_unpriced is not None:
+                    self._on_unpriced(*key)
+            return record
+        record.cost_pusd = quote.cost_pusd
+        record.pricing_model = quote.pricing_model
+        record.price_version = quote.price_version
+        record.pricing_status = PRICED
+        return record

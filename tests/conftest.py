@@ -1,0 +1,40 @@
+"""Shared fixtures: real components only (chDB, subprocess services), started on 127.0.0.1."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from llm_cost_tracker.config import Settings
+
+_db_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def chdb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The one chDB data directory of this test process (chDB allows one path per process)."""
+    return tmp_path_factory.mktemp("chdb")
+
+
+@pytest.fixture
+def store_settings(chdb_path: Path, request: pytest.FixtureRequest) -> Settings:
+    """Settings pointing at a fresh database in the process's chDB store."""
+    name = f"t{next(_db_counter)}_{request.node.name[:40]}".replace("[", "_").replace("]", "_").replace("-", "_")
+    return Settings(data_dir=str(chdb_path), clickhouse_database=name)
+
+
+@pytest.fixture
+def store(store_settings: Settings) -> Iterator[Any]:
+    """A clickhouse-connect client on a fresh, migrated database of the embedded store."""
+    from llm_cost_tracker.storage.client import connect
+    from llm_cost_tracker.storage.migrate import migrate
+
+    client = connect(store_settings)
+    migrate(client)
+    yield client
+    client.command(f"DROP DATABASE IF EXISTS `{store_settings.clickhouse_database}`")
+    client.close()

@@ -1,0 +1,72 @@
+"""The in-process queue: bounds, batching by size and age, acknowledgement."""
+
+import threading
+import time
+
+import pytest
+
+from llm_cost_tracker.queue.memory import MemoryQueue
+from llm_cost_tracker.types import QueueFull, SpanRecord
+
+
+def recs(n: int) -> list[SpanRecord]:
+    return [SpanRecord("t", str(i), "", 0, 0, "s", "n", 0, {}, {}) for i in range(n)]
+
+
+def test_full_queue_refuses_instead_of_growing() -> None:
+    """Publishing past capacity raises QueueFull and keeps what was accepted."""
+    q = MemoryQueue(capacity=10)
+    q.publish(recs(8))
+    with pytest.raises(QueueFull):
+        q.publish(recs(3))
+    assert q.depth == 8
+
+
+def test_take_waits_for_size_or_age() -> None:
+    """A batch is released when it is full, or when its oldest record reaches the age limit."""
+    q = MemoryQueue(capacity=100)
+    q.publish(recs(5))
+    q.publish(recs(5))
+    started = time.monotonic()
+    batch = q.take(max_records=10, max_age_seconds=5)
+    assert batch is not None and len(batch.records) == 10
+    assert time.monotonic() - started < 1
+    q.publish(recs(3))
+    started = time.monotonic()
+    batch = q.take(max_records=10, max_age_seconds=0.2)
+    assert batch is not None and len(batch.records) == 3
+    assert time.monotonic() - started >= 0.15
+
+
+def test_depth_counts_until_commit_and_stored_ack() -> None:
+    """Records count against capacity until committed; in stored mode the publish future completes at commit."""
+    q = MemoryQueue(capacity=10, ack_when_stored=True)
+    ack = q.publish(recs(4))
+    batch = q.take(10, 0.0)
+    assert batch is not None and q.depth == 4 and not ack.done()
+    q.commit(batch)
+    assert q.depth == 0 and ack.done()
+
+
+def test_close_drains_then_ends() -> None:
+    """After close, take returns what is left and then None; publishing is refused."""
+    q = MemoryQueue(capacity=10)
+    q.publish(recs(2))
+    q.close()
+    with pytest.raises(QueueFull):
+        q.publish(recs(1))
+    batch = q.take(100, 60)
+    assert batch is not None and len(batch.records) == 2
+    assert q.take(100, 60) is None
+
+
+def test_close_wakes_a_waiting_taker() -> None:
+    """A taker blocked on an empty queue returns None promptly when the queue closes."""
+    q = MemoryQueue(capacity=10)
+    result: list[object] = []
+    t = threading.Thread(target=lambda: result.append(q.take(10, 60)))
+    t.start()
+    time.sleep(0.05)
+    q.close()
+    t.join(2)
+    assert result == [None]

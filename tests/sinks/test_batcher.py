@@ -1,0 +1,80 @@
+"""The sink loop: retries retriable failures, parks permanent ones, commits only after a write."""
+
+import threading
+import time
+
+from llm_cost_tracker.metrics import Metrics
+from llm_cost_tracker.queue.memory import MemoryQueue
+from llm_cost_tracker.sinks.batcher import BatchPolicy, BatchWriter
+from llm_cost_tracker.sinks.parking import ParkingLot
+from llm_cost_tracker.types import SpanRecord
+
+
+def recs(n: int, start: int = 0) -> list[SpanRecord]:
+    return [SpanRecord("t" * 32, f"{i:016x}", "", 0, 0, "s", "n", 0, {}, {"a": "b"}) for i in range(start, start + n)]
+
+
+class FlakySink:
+    """Fails the first ``failures`` writes with ``error``, then records what it was given."""
+
+    def __init__(self, failures: int, error: Exception) -> None:
+        self.failures = failures
+        self.error = error
+        self.written: list[str] = []
+
+    def write(self, records, dedup_token=""):
+        if self.failures:
+            self.failures -= 1
+            raise self.error
+        self.written.extend(r.span_id for r in records)
+
+
+def run_writer(sink, tmp_path, retriable: bool, batches: list[list[SpanRecord]]):
+    queue = MemoryQueue(capacity=1000, ack_when_stored=True)
+    metrics = Metrics()
+    writer = BatchWriter(queue, sink, ParkingLot(tmp_path), lambda e: retriable,
+                         BatchPolicy(max_records=5, max_age_seconds=0.01, retry_initial_seconds=0.01), metrics)
+    writer.start()
+    acks = [queue.publish(b) for b in batches]
+    for ack in acks:
+        ack.result(timeout=10)
+    queue.close()
+    assert writer.join(10)
+    return metrics, queue
+
+
+def test_retriable_failures_are_retried_until_written(tmp_path) -> None:
+    """Three failed writes are retried and every record is written exactly once, in order."""
+    sink = FlakySink(3, ConnectionError("store down"))
+    metrics, queue = run_writer(sink, tmp_path, True, [recs(5), recs(5, 5)])
+    assert sink.written == [f"{i:016x}" for i in range(10)]
+    assert metrics.sink_errors.labels(retriable="true")._value.get() == 3
+    assert metrics.rows_written._value.get() == 10
+    assert queue.depth == 0
+
+
+def test_permanent_failure_parks_the_batch(tmp_path) -> None:
+    """A permanent failure parks the batch on disk, readable back, and the loop carries on."""
+    sink = FlakySink(1, ValueError("Code: 53. Type mismatch"))
+    metrics, _ = run_writer(sink, tmp_path, False, [recs(5), recs(5, 5)])
+    lot = ParkingLot(tmp_path)
+    (parked,) = lot.files()
+    assert [r.span_id for r in lot.load(parked)] == [f"{i:016x}" for i in range(5)]
+    assert sink.written == [f"{i:016x}" for i in range(5, 10)]
+    assert "Type mismatch" in parked.read_text()
+
+
+def test_shutdown_deadline_parks_instead_of_hanging(tmp_path) -> None:
+    """A store that never recovers is given up on at the shutdown deadline, and the batch is parked."""
+    sink = FlakySink(10**9, ConnectionError("gone"))
+    queue = MemoryQueue(capacity=100)
+    writer = BatchWriter(queue, sink, ParkingLot(tmp_path), lambda e: True,
+                         BatchPolicy(5, 0.01, retry_initial_seconds=0.01, retry_max_seconds=0.05), Metrics())
+    writer.start()
+    queue.publish(recs(3))
+    time.sleep(0.1)
+    queue.close()
+    writer.give_up_after(0.2)
+    assert writer.join(5)
+    assert len(ParkingLot(tmp_path).load(ParkingLot(tmp_path).files()[0])) == 3
+    assert threading.active_count() >= 1

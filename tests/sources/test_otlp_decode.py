@@ -1,0 +1,58 @@
+"""Decoding OTLP requests into records, with limits and per-span rejections."""
+
+import pytest
+
+from llm_cost_tracker.sources.otlp_decode import DecodeError, DecodeLimits, decode_spans, parse_request
+from llm_cost_tracker.testing import genai_attributes, make_request, make_span
+
+
+def test_decodes_identity_timing_and_attributes() -> None:
+    """Ids become hex, duration comes from the timestamps, resource gives service and tenant."""
+    span = make_span({**genai_attributes(), "flag": True, "ratio": 0.5, "tags": ["a", 1]},
+                     trace_id=b"\x01" * 16, span_id=b"\x02" * 8, start_ns=1_000, duration_ns=250)
+    req = make_request([span], {"service.name": "chatbot", "tenant.id": "acme"})
+    batch = decode_spans(parse_request(req.SerializeToString()), DecodeLimits())
+    (r,) = batch.records
+    assert r.trace_id == "01" * 16 and r.span_id == "02" * 8
+    assert (r.start_time_ns, r.duration_ns) == (1_000, 250)
+    assert (r.service_name, r.tenant) == ("chatbot", "acme")
+    assert r.attributes["flag"] == "true" and r.attributes["ratio"] == "0.5"
+    assert r.attributes["tags"] == '["a",1]'
+    assert r.attributes["gen_ai.usage.input_tokens"] == "1000"
+    assert batch.rejected_count == 0
+
+
+def test_bad_ids_are_rejected_per_span() -> None:
+    """A span with a malformed trace id is rejected while its neighbours are kept."""
+    good = make_span(genai_attributes())
+    bad = make_span(genai_attributes(), trace_id=b"\x01" * 3)
+    batch = decode_spans(make_request([good, bad]), DecodeLimits())
+    assert len(batch.records) == 1
+    assert batch.rejected == {"invalid_id": 1}
+    assert "trace_id" in batch.messages[0]
+
+
+def test_attribute_limits_keep_usage_keys() -> None:
+    """Over the attribute limit, GenAI keys are kept first and the truncation is reported."""
+    attrs = {f"junk.{i}": i for i in range(3000)}
+    attrs.update(genai_attributes())
+    batch = decode_spans(make_request([make_span(attrs)]), DecodeLimits(max_attributes=100))
+    (r,) = batch.records
+    assert len(r.attributes) == 100
+    assert r.attributes["gen_ai.usage.input_tokens"] == "1000"
+    assert batch.truncated_attributes == 3006 - 100
+    assert "truncated" in batch.messages[-1]
+
+
+def test_long_values_are_truncated() -> None:
+    """A value over the byte limit is cut at a character boundary and marked."""
+    batch = decode_spans(make_request([make_span({**genai_attributes(), "gen_ai.prompt": "é" * 5000})]),
+                         DecodeLimits(max_value_bytes=1000))
+    value = batch.records[0].attributes["gen_ai.prompt"]
+    assert len(value.encode()) <= 1000 and value.endswith("...[truncated]")
+
+
+def test_malformed_payload_raises_decode_error() -> None:
+    """Bytes that are not an ExportTraceServiceRequest raise DecodeError."""
+    with pytest.raises(DecodeError):
+        parse_request(b"\xff\xff\xff\xff garbage")
