@@ -1,0 +1,317 @@
+"""The immutable price catalog: load the data, resolve model names (cached), quote spans.
+
+``PriceCatalog.load()`` reads the bundled data files and an optional user price file once and fails
+early on any invalid price. After that the catalog never changes; ``ReloadingCatalog`` swaps whole
+catalogs. Name resolution is cached per (provider, model, tenant), so the hot path is a dict lookup
+plus a dozen integer multiplications.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from llm_cost_tracker.pricing import _names
+from llm_cost_tracker.pricing._model import CatalogError, Entry, parse_document
+from llm_cost_tracker.pricing._overrides import Overrides, load_overrides
+from llm_cost_tracker.pricing._quote import (
+    NO_EXTRAS,
+    Extras,
+    Quote,
+    breakdown_pico,
+    femto_amounts,
+    service_tier_from,
+    total_pico,
+)
+from llm_cost_tracker.types import TokenUsage
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from llm_cost_tracker.pricing._batch import BatchTable
+
+_log = structlog.get_logger("llm_cost_tracker.pricing")
+_CACHE_LIMIT = 65_536
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """A model name resolved to an entry: how, and the negotiated discount that applies."""
+
+    entry: Entry
+    match: str
+    discount: tuple[int, int] | None = None
+
+
+def _read_document(path: Path | str, text: str) -> Any:
+    if str(path).endswith((".yaml", ".yml")):
+        import yaml
+
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
+    return json.loads(text)
+
+
+def bundled_documents() -> list[tuple[str, Any]]:
+    """``(name, document)`` for every data file shipped in ``llm_cost_tracker/pricing/data``."""
+    docs = []
+    folder = resources.files("llm_cost_tracker.pricing") / "data"
+    for item in sorted(folder.iterdir(), key=lambda p: p.name):
+        if item.name.endswith((".json", ".yaml", ".yml")) and not item.name.startswith("_"):
+            docs.append((item.name, _read_document(item.name, item.read_text(encoding="utf-8"))))
+    return docs
+
+
+def merge_entry(base: Entry, extra: Entry) -> Entry:
+    """``base`` with ``extra``'s dated versions added; an open-start version starts after the last end."""
+    closed = [v for v in extra.versions if v.effective_to_ns is not None]
+    last_end = max((v.effective_to_ns for v in closed if v.effective_to_ns is not None), default=None)
+    versions = list(extra.versions)
+    for version in base.versions:
+        if version.effective_from_ns is None and last_end is not None:
+            version = replace(version, effective_from_ns=last_end)
+        if not any(v.version == version.version for v in versions):
+            versions.append(version)
+    versions.sort(key=lambda v: -(2**63) if v.effective_from_ns is None else v.effective_from_ns)
+    return replace(
+        base, versions=tuple(versions), aliases=tuple(dict.fromkeys(base.aliases + extra.aliases))
+    )
+
+
+def _signature(entry: Entry) -> tuple[Any, ...]:
+    card = entry.latest.standard
+    return (card.input, card.output, card.cache_read, card.cache_write, len(entry.latest.tiers["standard"]))
+
+
+class PriceCatalog:
+    """Every known price, indexed by provider and model name. Build with :meth:`load`."""
+
+    __slots__ = ("entries", "overrides", "_index", "_tenant_index", "_aliases", "_cache", "_uniform",
+                 "_unresolved", "_batch", "_lock")
+
+    def __init__(self, entries: Iterable[Entry], overrides: Overrides | None = None) -> None:
+        """Index ``entries`` (user entries in ``overrides`` replace bundled ones with the same key)."""
+        self.overrides = overrides or Overrides()
+        by_key: dict[str, Entry] = {}
+        for entry in entries:
+            by_key[entry.key] = merge_entry(by_key[entry.key], entry) if entry.key in by_key else entry
+        for entry in self.overrides.entries:
+            by_key[entry.key] = entry
+        self.entries: Mapping[str, Entry] = dict(sorted(by_key.items()))
+        self._index: dict[tuple[str, str], Entry] = {}
+        for entry in self.entries.values():
+            for name in (entry.model, *entry.aliases):
+                self._index.setdefault((entry.provider, name.lower()), entry)
+        self._tenant_index: dict[str, dict[tuple[str, str], Entry]] = {}
+        for tenant, tenant_entries in self.overrides.tenant_entries.items():
+            self._tenant_index[tenant] = {(e.provider, e.model.lower()): e for e in tenant_entries}
+        self._aliases = {
+            (p, m.lower()): target for (p, m), target in self.overrides.aliases.items()
+        }
+        self._cache: dict[tuple[str, str, str], Resolution | None] = {}
+        self._uniform: dict[tuple[str, str], bool] = {}
+        self._unresolved: set[tuple[str, str]] = set()
+        self._batch: BatchTable | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, overrides: str | Path | None = None) -> PriceCatalog:
+        """The bundled catalog plus an optional user price file (TOML or YAML); raises CatalogError.
+
+        Args:
+            overrides: path of a user price file (``.toml``, ``.yaml``/``.yml``), or None.
+        """
+        errors: list[str] = []
+        entries: list[Entry] = []
+        for name, doc in bundled_documents():
+            entries.extend(parse_document(doc, name, errors))
+        user = load_overrides(overrides, errors) if overrides is not None else None
+        if errors:
+            raise CatalogError(errors)
+        return cls(entries, user)
+
+    # -- resolution --------------------------------------------------------------------------
+
+    def _lookup(self, provider: str, model: str, tenant: str) -> Entry | None:
+        if tenant:
+            found = self._tenant_index.get(tenant, {}).get((provider, model))
+            if found is not None:
+                return found
+        return self._index.get((provider, model))
+
+    def _family_is_uniform(self, provider: str, family: str) -> bool:
+        """Whether every dated snapshot of ``family`` at ``provider`` costs what the family costs."""
+        key = (provider, family)
+        if key not in self._uniform:
+            base = self._index.get(key)
+            same = base is not None and all(
+                _signature(e) == _signature(base)
+                for (p, name), e in self._index.items()
+                if p == provider and _names.family_of(name) == family
+            )
+            self._uniform[key] = same
+        return self._uniform[key]
+
+    def _find(self, provider: str, model: str, tenant: str) -> tuple[Entry, str] | None:
+        candidates = list(dict.fromkeys(_names.model_candidates(provider, model)))
+        for prov, name, how in candidates:
+            alias = self._aliases.get((prov, name))
+            if alias is not None:
+                target = self._lookup(alias[0], alias[1].lower(), tenant)
+                if target is not None:
+                    return target, "alias"
+            found = self._lookup(prov, name, tenant)
+            if found is not None:
+                return found, how
+        for prov, name, _how in candidates:
+            latest = _names.latest_stripped(name)
+            if latest:
+                found = self._lookup(prov, latest, tenant)
+                if found is not None:
+                    return found, "latest"
+            family = _names.family_of(name)
+            if family and self._family_is_uniform(prov, family):
+                found = self._lookup(prov, family, tenant)
+                if found is not None:
+                    return found, "family"
+        return None
+
+    def resolve(self, provider: str, model: str, tenant: str = "") -> Resolution | None:
+        """The entry a (provider, model) pair prices with, or None; cached per (provider, model, tenant)."""
+        key = (provider, model, tenant)
+        try:
+            return self._cache[key]
+        except KeyError:
+            pass
+        resolution = self._resolve(provider, model, tenant)
+        if len(self._cache) >= _CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[key] = resolution
+        return resolution
+
+    def _resolve(self, provider: str, model: str, tenant: str) -> Resolution | None:
+        canonical = _names.canonical_provider(provider)
+        found = self._find(canonical, model, tenant) if model else None
+        if found is None and model:
+            for fallback in _names.PROVIDER_FALLBACKS.get(canonical, ()):
+                found = self._find(fallback, _names.bare_model(model), tenant)
+                if found is not None:
+                    found = (found[0], f"fallback:{canonical}->{found[0].provider}")
+                    break
+        if found is None:
+            with self._lock:
+                if (provider, model) not in self._unresolved:
+                    self._unresolved.add((provider, model))
+                    _log.warning("pricing.unresolved_model", provider=provider, model=model)
+            return None
+        entry, how = found
+        return Resolution(entry, how, self.overrides.discount_for(entry, tenant))
+
+    @property
+    def unresolved(self) -> frozenset[tuple[str, str]]:
+        """Every (provider, model) pair that could not be priced so far."""
+        return frozenset(self._unresolved)
+
+    # -- pricing -----------------------------------------------------------------------------
+
+    def quote(
+        self,
+        provider: str,
+        model: str,
+        at_ns: int,
+        usage: TokenUsage,
+        attributes: Mapping[str, object] | None = None,
+        tenant: str = "",
+    ) -> Quote | None:
+        """The cost of one span, or None when the model (or a price at ``at_ns``) is unknown.
+
+        Args:
+            provider: the provider as the dialect sends it (normalised here).
+            model: the model name as the span carries it.
+            at_ns: the span's start time; the price in force then is applied.
+            usage: normalised token counts (cached and reasoning tokens are subsets).
+            attributes: span attributes (service tier, 1-hour cache writes, audio/image tokens).
+            tenant: the tenant whose negotiated prices apply (``""`` for list prices).
+        """
+        resolution = self.resolve(provider, model, tenant)
+        if resolution is None:
+            return None
+        entry = resolution.entry
+        versions = entry.versions
+        version = versions[0] if len(versions) == 1 and versions[0].contains(at_ns) else entry.version_at(at_ns)
+        if version is None:
+            return None
+        tier = service_tier_from(attributes) if attributes else "standard"
+        card, used_tier = version.card(tier, usage.input_tokens)
+        extras = Extras.from_attributes(attributes) if attributes else NO_EXTRAS
+        amounts = femto_amounts(card, usage, extras)
+        cost, discount = total_pico(amounts, resolution.discount)
+        fallbacks = tuple(f for f in card.fallbacks if f[: f.index("=")] in amounts) if card.fallbacks else ()
+        if used_tier != tier:
+            fallbacks = (*fallbacks, f"tier:{tier}->standard")
+        return Quote(
+            pricing_model=entry.key,
+            price_version=version.version,
+            cost_pusd=cost,
+            breakdown=breakdown_pico(amounts, discount),
+            service_tier=used_tier,
+            match=resolution.match,
+            fallbacks=fallbacks,
+        )
+
+    def quote_batch(
+        self,
+        providers: Sequence[str],
+        models: Sequence[str],
+        at_ns: npt.ArrayLike,
+        input_tokens: npt.ArrayLike,
+        output_tokens: npt.ArrayLike,
+        cache_read_tokens: npt.ArrayLike,
+        cache_write_tokens: npt.ArrayLike,
+        reasoning_tokens: npt.ArrayLike,
+        tenant: str = "",
+        service_tier: str = "standard",
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Vectorized :meth:`quote` (same costs): ``(cost_pusd int64, priced bool, entry index int32)``.
+
+        Unpriced rows have cost 0, ``priced`` False and entry index -1; ``entry_keys()[i]`` names
+        entry ``i``. One service tier and tenant apply to the whole batch.
+        """
+        from llm_cost_tracker.pricing._batch import BatchTable
+
+        table = self._batch
+        if table is None:
+            with self._lock:
+                if self._batch is None:
+                    self._batch = BatchTable(self)
+                table = self._batch
+        return table.quote(
+            providers, models, at_ns, input_tokens, output_tokens, cache_read_tokens,
+            cache_write_tokens, reasoning_tokens, tenant, service_tier,
+        )
+
+    def entry_keys(self) -> list[str]:
+        """Entry keys in the order ``quote_batch`` indexes them."""
+        return list(self.entries)
+
+    # -- browsing ----------------------------------------------------------------------------
+
+    def providers(self) -> list[str]:
+        """Every provider id with at least one entry."""
+        return sorted({e.provider for e in self.entries.values()})
+
+    def list(self, provider: str | None = None) -> list[Entry]:
+        """Every entry, optionally of one provider (canonical id or dialect spelling)."""
+        wanted = _names.canonical_provider(provider) if provider else None
+        return [e for e in self.entries.values() if wanted is None or e.provider == wanted]
+
+    def __len__(self) -> int:
+        return len(self.entries)
