@@ -1,0 +1,245 @@
+"""Simulated quantum annealing over a population of schedule replicas.
+
+Replicas are Trotter slices on a ring. Each generation every slice proposes a move (shift one
+activity, change one mode, or copy a segment from a neighbouring slice), all proposals are decoded
+at once by the vectorized serial SGS and justified, and each slice accepts by Metropolis on its own
+objective plus a coupling term that rewards agreeing with its neighbours. The coupling follows the
+path-integral schedule J = -T/2 ln tanh(Gamma) with Gamma falling to ~0, so slices explore
+independently early and are pulled together late. Setting ``coupling=0`` and ``exchange=0`` gives
+the same number of independent annealing chains, which the benchmark compares against.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from llm_cost_tracker.scheduler import modes as modes_mod
+from llm_cost_tracker.scheduler import operators as ops
+from llm_cost_tracker.scheduler.errors import InfeasibleError
+from llm_cost_tracker.scheduler.pareto import hypervolume, pick_default, unique_front
+from llm_cost_tracker.scheduler.problem import Arrays, FloatArray, IntArray, Problem, compile_problem
+from llm_cost_tracker.scheduler.result import Schedule, ScheduleResult
+from llm_cost_tracker.scheduler.sgs import justify, serial_sgs
+from llm_cost_tracker.scheduler.termination import Termination
+
+
+@dataclass(frozen=True, slots=True)
+class AnnealingSettings:
+    """Search parameters; the defaults are what the benchmark in docs/scheduler.md measured."""
+
+    replicas: int = 32
+    coupling: float = 10.0
+    """Strength of the inter-slice coupling energy (0 = independent chains)."""
+    exchange: float = 0.5
+    """Probability that a slice proposes a segment copied from a neighbouring slice (0 = never)."""
+    gamma0: float = 3.0
+    t_start: float = 0.02
+    t_end: float = 0.001
+    mode_mutation: float = 0.4
+    justify: bool = True
+    penalty: float = 10.0
+    front_size: int = 64
+    makespan_slack: float = 0.2
+
+
+class QuantumAnnealing:
+    """The optimizer: ``setup`` then ``has_next``/``next`` (or ``ask``/``tell``) then ``result``."""
+
+    name = "sqa"
+
+    def __init__(self, settings: AnnealingSettings | None = None) -> None:
+        self.settings = settings or AnnealingSettings()
+        self.schedules_evaluated = 0
+        self.started_at = 0.0
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def setup(self, problem: Problem, termination: Termination, seed: int | None = None) -> None:
+        """Compile the problem, prove or rule out non-renewable infeasibility, decode the start population."""
+        s = self.settings
+        self.problem = problem
+        self.termination = termination
+        self.rng = np.random.default_rng(seed)
+        self.started_at = time.perf_counter()
+        self.schedules_evaluated = 0
+        a = self.a = compile_problem(problem)
+        status, base_modes, why = modes_mod.feasible_modes(a)
+        if status is modes_mod.Status.INFEASIBLE:
+            raise InfeasibleError(why)
+        self.base_modes = base_modes
+        pop = self.pop = max(2, s.replicas)
+        f_max = np.array([a.cp_lb, a.cost.max(initial=0) * a.n, float(a.weight.sum()) * max(a.cp_lb, 1)])
+        self.scale = np.where(f_max > 0, f_max, 1.0).astype(np.float64)
+        self.weights = self._replica_weights(pop)
+        self.front_f = np.zeros((0, 3))
+        self.front_x: list[tuple[IntArray, IntArray]] = []
+        bias = np.where(np.arange(pop) % 4 == 0, 0.0, self.rng.uniform(0.5, 3.0, pop))
+        order = ops.sample_lists(pop, a, self.rng, bias)
+        m0 = self._initial_modes(pop)
+        self.order, self.modes, self.f, self.exc = order, m0, np.zeros(pop), np.zeros(pop, np.int64)
+        self.order, self.modes, self.f, self.exc = self._evaluate(order, m0, np.ones(pop, bool))[:4]
+
+    def has_next(self) -> bool:
+        """True while no criterion has fired and at least one schedule of budget is left."""
+        left = self.termination.remaining_schedules(self)
+        return self.termination.progress(self) < 1.0 and (left is None or left > 0)
+
+    def next(self) -> None:
+        """One generation: propose, decode, accept."""
+        order, modes, rows = self.ask()
+        self.tell(order, modes, rows)
+
+    def ask(self) -> tuple[IntArray, IntArray, np.ndarray]:
+        """Proposals for every slice and the mask of slices the remaining budget can decode."""
+        s, a, pop, rng = self.settings, self.a, self.pop, self.rng
+        left = self.termination.remaining_schedules(self)
+        per = 3 if s.justify else 1
+        k = pop if left is None else min(pop, max(left // per, min(left, pop)))
+        rows = np.arange(pop) < k
+        partner = (np.arange(pop) + np.where(rng.random(pop) < 0.5, 1, -1)) % pop
+        swap = rng.random(pop) < s.exchange
+        order, modes = ops.exchange(self.order, self.modes, partner, rng, swap)
+        order = ops.shift(order, a, rng, ~swap | (rng.random(pop) < 0.5))
+        modes = ops.mutate_modes(modes, a, rng, rng.random(pop) < s.mode_mutation)
+        return order, modes, rows
+
+    def tell(self, order: IntArray, modes: IntArray, rows: np.ndarray) -> None:
+        """Decode the proposals of ``rows`` and accept each by Metropolis with the coupling term."""
+        prog = self.termination.progress(self)
+        order, modes, f_new, exc_new = self._evaluate(order, modes, rows)
+        temp = self.settings.t_start * (self.settings.t_end / self.settings.t_start) ** prog
+        j_perp = self._coupling(prog, temp)
+        delta = f_new - self.f
+        if j_perp > 0:
+            delta = delta + j_perp * (self._ring_distance(order, modes) - self._ring_distance(self.order, self.modes))
+        accept = rows & ((delta <= 0) | (self.rng.random(self.pop) < np.exp(-np.maximum(delta, 0) / temp)))
+        self.order = np.where(accept[:, None], order, self.order)
+        self.modes = np.where(accept[:, None], modes, self.modes)
+        self.f = np.where(accept, f_new, self.f)
+        self.exc = np.where(accept, exc_new, self.exc)
+
+    def result(self) -> ScheduleResult:
+        """The default pick from the front, with the budget actually used."""
+        seconds = time.perf_counter() - self.started_at
+        if not self.front_x:
+            return ScheduleResult(
+                success=False,
+                message="No feasible schedule found (non-renewable capacities never met).",
+                schedule=None,
+                front=(),
+                hypervolume=0.0,
+                schedules_evaluated=self.schedules_evaluated,
+                seconds=seconds,
+                algorithm=self.name,
+            )
+        front = tuple(
+            Schedule(tuple(int(x) for x in st), tuple(int(x) for x in md), int(f[0]), int(f[1]), float(f[2]))
+            for (st, md), f in zip(self.front_x, self.front_f, strict=True)
+        )
+        pick = pick_default(self.front_f, self.settings.makespan_slack)
+        return ScheduleResult(
+            success=True,
+            message=f"Best of {self.schedules_evaluated} decoded schedules.",
+            schedule=front[pick],
+            front=front,
+            hypervolume=normalized_hypervolume(self.front_f),
+            schedules_evaluated=self.schedules_evaluated,
+            seconds=seconds,
+            algorithm=self.name,
+        )
+
+    # -- internals -------------------------------------------------------------------------------
+    def _evaluate(
+        self, order: IntArray, modes: IntArray, rows: np.ndarray
+    ) -> tuple[IntArray, IntArray, FloatArray, IntArray]:
+        """Decode (and justify, budget permitting) the selected replicas; count every pass."""
+        a = self.a
+        sel = np.flatnonzero(rows)
+        out_order, f, exc = order.copy(), np.full(self.pop, np.inf), np.zeros(self.pop, np.int64)
+        if sel.size == 0:
+            return out_order, modes, f, exc
+        o, m = order[sel], modes[sel]
+        start = serial_sgs(o, m, a)
+        self.schedules_evaluated += sel.size
+        left = self.termination.remaining_schedules(self)
+        if self.settings.justify and (left is None or left >= 2 * sel.size):
+            start, o = justify(start, m, a)
+            self.schedules_evaluated += 2 * sel.size
+        objs = objectives(start, m, a)
+        e = modes_mod.excess(m, a)
+        self._archive(objs, e, start, m)
+        out_order[sel] = o
+        f[sel] = (objs / self.scale * self.weights[sel]).sum(axis=1) + self.settings.penalty * e / np.maximum(
+            a.ncap.sum(), 1
+        )
+        exc[sel] = e
+        return out_order, modes, f, exc
+
+    def _archive(self, objs: FloatArray, exc: IntArray, start: IntArray, modes: IntArray) -> None:
+        ok = np.flatnonzero(exc == 0)
+        if ok.size == 0:
+            return
+        cand = np.concatenate([self.front_f, objs[ok]])
+        xs = self.front_x + [(start[i].copy(), modes[i].copy()) for i in ok]
+        keep = unique_front(cand)
+        if keep.size > self.settings.front_size:
+            keep = keep[np.argsort(cand[keep, 0], kind="stable")]
+            keep = keep[np.linspace(0, keep.size - 1, self.settings.front_size).round().astype(int)]
+        self.front_f = cand[keep]
+        self.front_x = [xs[i] for i in keep]
+
+    def _initial_modes(self, pop: int) -> IntArray:
+        a = self.a
+        short = modes_mod.shortest_modes(a)
+        rnd = np.floor(self.rng.random((pop, a.n)) * a.valid.sum(axis=1)).astype(np.int64)
+        valid_idx = np.argsort(~a.valid, axis=1, kind="stable")  # valid modes first
+        rnd = valid_idx[np.arange(a.n)[None, :], rnd]
+        m = np.where(self.rng.random((pop, 1)) < 0.5, short[None, :], rnd)
+        return modes_mod.repair(m, a, self.rng, self.base_modes)
+
+    def _replica_weights(self, pop: int) -> FloatArray:
+        """Scalarisation weights per slice, spread over the simplex when cost or tardiness vary."""
+        a = self.a
+        varies = np.array([True, bool((a.cost != a.cost[:, :1]).any()), bool((a.deadline < 2**40).any())])
+        w = self.rng.dirichlet(np.ones(3), pop) * varies
+        w[0] = varies / varies.sum()
+        w[:, 0] = np.maximum(w[:, 0], 0.05)
+        return np.asarray(w / w.sum(axis=1, keepdims=True), np.float64)
+
+    def _coupling(self, prog: float, temp: float) -> float:
+        s = self.settings
+        if s.coupling <= 0:
+            return 0.0
+        gamma = max(s.gamma0 * (1.0 - prog), 1e-3)
+        return s.coupling * temp * -0.5 * math.log(math.tanh(gamma))
+
+    def _ring_distance(self, order: IntArray, modes: IntArray) -> FloatArray:
+        """Each slice's disagreement with the current state of its two ring neighbours."""
+        pos = ops.positions(order).astype(np.float64) / self.a.n
+        cur_pos = ops.positions(self.order).astype(np.float64) / self.a.n
+        d = np.zeros(self.pop)
+        for shift in (1, -1):
+            nb_pos = np.roll(cur_pos, shift, axis=0)
+            nb_modes = np.roll(self.modes, shift, axis=0)
+            d += np.abs(pos - nb_pos).mean(axis=1) + (modes != nb_modes).mean(axis=1)
+        return d
+
+
+def objectives(start: IntArray, modes: IntArray, a: Arrays) -> FloatArray:
+    """``[P, 3]`` makespan, total cost and weighted tardiness of decoded schedules."""
+    cols = np.arange(a.n)[None, :]
+    finish = start + a.dur[cols, modes]
+    late = np.maximum(finish - a.deadline[None, :], 0) * a.weight[None, :]
+    return np.stack([finish.max(axis=1), a.cost[cols, modes].sum(axis=1), late.sum(axis=1)], axis=1).astype(
+        np.float64
+    )
+
+
+def normalized_hypervolume(front: FloatArray) -> float:
+    """Hypervolume of the front scaled to the unit cube per objective, reference point 1.1."""
+    lo, hi = front.min(axis=0), front.max(axis=0)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    return hypervolume((front - lo) / span, np.full(3, 1.1))

@@ -1,0 +1,121 @@
+"""Non-renewable resources (money budget, PSPLIB N-resources): feasibility of mode vectors.
+
+Mode choices alone decide non-renewable consumption, so feasibility is a multi-dimensional knapsack
+question settled before scheduling: exactly by a reachability table when the capacities are small,
+by bounds otherwise, and repaired per replica with a vectorized greedy descent.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import numpy as np
+
+from llm_cost_tracker.scheduler.problem import Arrays, IntArray
+
+_DP_STATES = 2_000_000
+
+
+class Status(Enum):
+    """Whether some mode vector respects every non-renewable capacity."""
+
+    FEASIBLE = "feasible"
+    INFEASIBLE = "infeasible"
+    UNKNOWN = "unknown"
+
+
+def excess(modes: IntArray, a: Arrays) -> IntArray:
+    """Total over-consumption of non-renewable resources of each mode vector ``[P, n] -> [P]``."""
+    if a.ncap.shape[0] == 0:
+        return np.zeros(modes.shape[0], np.int64)
+    use = a.nrd[np.arange(a.n)[None, :], modes].sum(axis=1)
+    return np.maximum(use - a.ncap, 0).sum(axis=1)
+
+
+def shortest_modes(a: Arrays) -> IntArray:
+    """Per activity, the valid mode with the shortest duration."""
+    return np.asarray(np.where(a.valid, a.dur, np.iinfo(np.int64).max).argmin(axis=1), np.int64)
+
+
+def feasible_modes(a: Arrays) -> tuple[Status, IntArray | None, str]:
+    """A mode vector within every capacity, whether one exists, and why not if it does not."""
+    if not a.valid.any(axis=1).all():
+        bad = int(np.flatnonzero(~a.valid.any(axis=1))[0])
+        return Status.INFEASIBLE, None, f"activity #{bad + 1} has no mode within the renewable capacities"
+    k = a.ncap.shape[0]
+    if k == 0:
+        return Status.FEASIBLE, shortest_modes(a), ""
+    big = np.iinfo(np.int64).max // 4
+    least = np.where(a.valid[:, :, None], a.nrd, big).min(axis=1).sum(axis=0)
+    if (least > a.ncap).any():
+        r = int(np.flatnonzero(least > a.ncap)[0])
+        return (
+            Status.INFEASIBLE,
+            None,
+            f"non-renewable resource #{r + 1}: even the least-consuming modes need {int(least[r])}, "
+            f"capacity is {int(a.ncap[r])}",
+        )
+    if k == 1:
+        return Status.FEASIBLE, np.where(a.valid, a.nrd[:, :, 0], big).argmin(axis=1), ""
+    states = int(np.prod(a.ncap + 1))
+    if states * (a.n + 1) > _DP_STATES * 20 or states > _DP_STATES:
+        return Status.UNKNOWN, None, ""
+    return _reachability(a)
+
+
+def _reachability(a: Arrays) -> tuple[Status, IntArray | None, str]:
+    """Exact table of reachable consumption vectors, then backtrack preferring short modes."""
+    shape = tuple(int(c) + 1 for c in a.ncap)
+    layers = [np.zeros(shape, bool)]
+    layers[0][(0,) * len(shape)] = True
+    for i in range(a.n):
+        prev, cur = layers[-1], np.zeros(shape, bool)
+        for m in np.flatnonzero(a.valid[i]):
+            d = a.nrd[i, m]
+            if (d >= a.ncap + 1).any():
+                continue
+            dst = tuple(slice(int(x), None) for x in d)
+            src = tuple(slice(0, s - int(x)) for s, x in zip(shape, d, strict=True))
+            cur[dst] |= prev[src]
+        layers.append(cur)
+    if not layers[-1].any():
+        return Status.INFEASIBLE, None, "no combination of modes fits the non-renewable capacities"
+    state = np.array(np.unravel_index(int(np.flatnonzero(layers[-1])[0]), shape))
+    out = np.zeros(a.n, np.int64)
+    for i in range(a.n - 1, -1, -1):
+        options = [m for m in np.flatnonzero(a.valid[i]) if (state - a.nrd[i, m] >= 0).all()]
+        options = [m for m in options if layers[i][tuple(state - a.nrd[i, m])]]
+        m = min(options, key=lambda mm: int(a.dur[i, mm]))
+        out[i] = m
+        state = state - a.nrd[i, m]
+    return Status.FEASIBLE, out, ""
+
+
+def repair(modes: IntArray, a: Arrays, rng: np.random.Generator, fallback: IntArray | None) -> IntArray:
+    """Greedy single-mode changes that cut the excess, all replicas at once; stuck ones get ``fallback``."""
+    if a.ncap.shape[0] == 0:
+        return modes
+    modes = modes.copy()
+    cols = np.arange(a.n)[None, :]
+    rows = np.arange(modes.shape[0])
+    inf = np.iinfo(np.int64).max // 4
+    for _ in range(2 * a.n):
+        use = a.nrd[cols, modes].sum(axis=1)  # [P, K]
+        exc = np.maximum(use - a.ncap, 0).sum(axis=1)
+        if not (exc > 0).any():
+            break
+        cur = a.nrd[cols, modes]  # [P, n, K]
+        new_use = use[:, None, None, :] - cur[:, :, None, :] + a.nrd[None]
+        new_exc = np.maximum(new_use - a.ncap, 0).sum(axis=3).astype(np.float64)
+        new_exc = np.where(a.valid[None], new_exc, inf) + rng.random(new_exc.shape) * 0.5
+        flat = new_exc.reshape(modes.shape[0], -1).argmin(axis=1)
+        act, mode = np.divmod(flat, a.dur.shape[1])
+        better = np.floor(new_exc.reshape(modes.shape[0], -1)[rows, flat]) < exc
+        sel = better & (exc > 0)
+        if not sel.any():
+            break
+        modes[rows[sel], act[sel]] = mode[sel]
+    stuck = excess(modes, a) > 0
+    if stuck.any() and fallback is not None:
+        modes[stuck] = fallback
+    return modes
