@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from llm_cost_tracker.pricing import _names
-from llm_cost_tracker.pricing._model import CatalogError, Entry, parse_document
+from llm_cost_tracker.pricing._model import CatalogError, Entry, merge_entries, overlap, parse_document
 from llm_cost_tracker.pricing._overrides import Overrides, load_overrides
 from llm_cost_tracker.pricing._quote import (
     NO_EXTRAS,
@@ -70,20 +70,17 @@ def bundled_documents() -> list[tuple[str, Any]]:
     return docs
 
 
-def merge_entry(base: Entry, extra: Entry) -> Entry:
-    """``base`` with ``extra``'s dated versions added; an open-start version starts after the last end."""
-    closed = [v for v in extra.versions if v.effective_to_ns is not None]
-    last_end = max((v.effective_to_ns for v in closed if v.effective_to_ns is not None), default=None)
-    versions = list(extra.versions)
-    for version in base.versions:
-        if version.effective_from_ns is None and last_end is not None:
-            version = replace(version, effective_from_ns=last_end)
-        if not any(v.version == version.version for v in versions):
-            versions.append(version)
-    versions.sort(key=lambda v: -(2**63) if v.effective_from_ns is None else v.effective_from_ns)
-    return replace(
-        base, versions=tuple(versions), aliases=tuple(dict.fromkeys(base.aliases + extra.aliases))
-    )
+def merged_entries(entries: Iterable[Entry], errors: list[str] | None = None) -> dict[str, Entry]:
+    """Entries by key, documents for the same key merged (see ``merge_entries``); overlaps reported."""
+    by_key: dict[str, Entry] = {}
+    for entry in entries:
+        by_key[entry.key] = merge_entries(by_key[entry.key], entry) if entry.key in by_key else entry
+    if errors is not None:
+        for key, entry in by_key.items():
+            problem = overlap(entry.versions)
+            if problem:
+                errors.append(f"{key}: {problem} (after merging data files)")
+    return by_key
 
 
 def _signature(entry: Entry) -> tuple[Any, ...]:
@@ -100,9 +97,7 @@ class PriceCatalog:
     def __init__(self, entries: Iterable[Entry], overrides: Overrides | None = None) -> None:
         """Index ``entries`` (user entries in ``overrides`` replace bundled ones with the same key)."""
         self.overrides = overrides or Overrides()
-        by_key: dict[str, Entry] = {}
-        for entry in entries:
-            by_key[entry.key] = merge_entry(by_key[entry.key], entry) if entry.key in by_key else entry
+        by_key = merged_entries(entries)
         for entry in self.overrides.entries:
             by_key[entry.key] = entry
         self.entries: Mapping[str, Entry] = dict(sorted(by_key.items()))
@@ -133,6 +128,7 @@ class PriceCatalog:
         entries: list[Entry] = []
         for name, doc in bundled_documents():
             entries.extend(parse_document(doc, name, errors))
+        merged_entries(entries, errors)
         user = load_overrides(overrides, errors) if overrides is not None else None
         if errors:
             raise CatalogError(errors)

@@ -8,8 +8,8 @@ card leaves out), so pricing a span never has to look anything up twice. See ``d
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -247,9 +247,12 @@ def _resolve_tiers(
                         values[dim] = declared[source][dim]
                         break
                 else:
-                    if dim in previous:
+                    label = ""
+                    if dim in previous and not any(f.startswith(dim + "=") for f in previous_fallbacks):
+                        values[dim] = previous[dim]  # declared in a lower band of this tier
+                    elif dim in previous and dim in ("input", "output"):
                         values[dim] = previous[dim]
-                        label = next((f for f in previous_fallbacks if f.startswith(dim + "=")), "")
+                        label = f"{dim}=0"
                     elif dim == "input" or dim == "output":
                         values[dim] = 0
                         label = f"{dim}=0"
@@ -306,6 +309,45 @@ def parse_version(
     )
 
 
+def sort_versions(versions: Iterable[PriceVersion]) -> tuple[PriceVersion, ...]:
+    """Versions oldest first (an open start sorts first)."""
+    return tuple(sorted(versions, key=lambda v: -(2**63) if v.effective_from_ns is None else v.effective_from_ns))
+
+
+def overlap(ordered: Sequence[PriceVersion]) -> str:
+    """A message naming two versions in force at the same time, or ``""``."""
+    for older, newer in zip(ordered, ordered[1:], strict=False):
+        if (
+            older.effective_to_ns is None
+            or newer.effective_from_ns is None
+            or older.effective_to_ns > newer.effective_from_ns
+        ):
+            return f"versions {older.version!r} and {newer.version!r} overlap"
+    return ""
+
+
+def merge_entries(first: Entry, second: Entry) -> Entry:
+    """One entry from two documents' entries for the same model (a curated history + an import).
+
+    Versions are united (``second`` wins on equal version ids). A version open at both ends (an
+    imported current price of unknown start) starts when the last closed version ends. Metadata comes
+    from the entry holding an open-ended version. The result may still overlap: callers check.
+    """
+    by_id = {v.version: v for v in first.versions}
+    by_id.update({v.version: v for v in second.versions})
+    closed_ends = [v.effective_to_ns for v in by_id.values() if v.effective_to_ns is not None]
+    last_end = max(closed_ends, default=None)
+    versions = [
+        replace(v, effective_from_ns=last_end)
+        if v.effective_from_ns is None and v.effective_to_ns is None and last_end is not None
+        else v
+        for v in by_id.values()
+    ]
+    current = second if any(v.effective_to_ns is None for v in second.versions) else first
+    aliases = tuple(dict.fromkeys(first.aliases + second.aliases))
+    return replace(current, versions=sort_versions(versions), aliases=aliases)
+
+
 def parse_entry(provider: str, model: str, raw: Mapping[str, Any], errors: list[str]) -> Entry | None:
     """One catalog entry from its data-file form; problems go to ``errors`` (prefixed by the key)."""
     where = f"{provider}/{model}"
@@ -325,14 +367,11 @@ def parse_entry(provider: str, model: str, raw: Mapping[str, Any], errors: list[
     ]
     if len(errors) > before:
         return None
-    ordered = sorted(
-        (v for v in versions if v is not None),
-        key=lambda v: -(2**63) if v.effective_from_ns is None else v.effective_from_ns,
-    )
-    for older, newer in zip(ordered, ordered[1:], strict=False):
-        if older.effective_to_ns is None or newer.effective_from_ns is None or older.effective_to_ns > newer.effective_from_ns:
-            errors.append(f"{where}: versions {older.version!r} and {newer.version!r} overlap")
-            return None
+    ordered = sort_versions(v for v in versions if v is not None)
+    problem = overlap(ordered)
+    if problem:
+        errors.append(f"{where}: {problem}")
+        return None
     aliases = raw.get("aliases") or []
     if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
         errors.append(f"{where}.aliases: must be a list of strings")

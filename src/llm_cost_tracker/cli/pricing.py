@@ -1,0 +1,239 @@
+"""``llm-cost-tracker pricing``: show, cost, list, import, validate. A thin layer over ``pricing``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+_TIERS = ("standard", "batch", "flex", "priority")
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``pricing`` command group to the top-level parser."""
+    parser = subparsers.add_parser("pricing", help="inspect and maintain the price catalog")
+    sub = parser.add_subparsers(dest="pricing_command", metavar="SUBCOMMAND")
+    sub.required = True
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--provider", default="", help="provider as spans name it (openai, aws.bedrock, ...)")
+        p.add_argument("--at", default=None, help="price in force at this ISO date/time (default: now)")
+        p.add_argument("--prices", default=None, metavar="FILE", help="user price file (TOML or YAML)")
+        p.add_argument("--tenant", default="", help="tenant whose prices apply")
+
+    show = sub.add_parser("show", help="the catalog entry a model resolves to, with its rates")
+    show.add_argument("model")
+    common(show)
+    show.add_argument("--format", choices=("text", "json"), default="text")
+    show.set_defaults(func=_show)
+
+    cost = sub.add_parser("cost", help="what a call with these token counts costs")
+    cost.add_argument("model")
+    cost.add_argument("--input", type=int, required=True, help="prompt tokens, cached tokens included")
+    cost.add_argument("--output", type=int, required=True, help="generated tokens, reasoning included")
+    cost.add_argument("--cache-read", type=int, default=0)
+    cost.add_argument("--cache-write", type=int, default=0)
+    cost.add_argument("--reasoning", type=int, default=0)
+    cost.add_argument("--tier", choices=_TIERS, default="standard", help="service tier")
+    common(cost)
+    cost.add_argument("--format", choices=("text", "json"), default="text")
+    cost.set_defaults(func=_cost)
+
+    lst = sub.add_parser("list", help="every catalog entry (optionally of one provider)")
+    lst.add_argument("--provider", default="")
+    lst.add_argument("--prices", default=None, metavar="FILE")
+    lst.add_argument("--format", choices=("text", "json"), default="text")
+    lst.set_defaults(func=_list)
+
+    imp = sub.add_parser("import", help="convert LiteLLM's model price map into the catalog's data files")
+    imp.add_argument("file", help="model_prices_and_context_window(_backup).json")
+    imp.add_argument("--out", default=None, help="data directory (default: the package's pricing/data)")
+    imp.add_argument("--provider", action="append", default=None, help="only this provider (repeatable)")
+    imp.add_argument("--recorded", default=None, help="ISO date to record (default: today)")
+    imp.add_argument("--litellm-version", default="", help="LiteLLM version the file came from")
+    imp.set_defaults(func=_import)
+
+    val = sub.add_parser("validate", help="check a catalog data file or a user price file")
+    val.add_argument("file")
+    val.set_defaults(func=_validate)
+
+
+def _usd(pico: int) -> str:
+    text = format(Decimal(pico).scaleb(-12), "f")
+    whole, _, frac = text.partition(".")
+    frac = frac.rstrip("0")
+    return f"{whole}.{frac.ljust(2, '0')}"
+
+
+def _at_ns(text: str | None) -> int:
+    if not text:
+        return int(datetime.now(UTC).timestamp() * 1e9)
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp()) * 1_000_000_000
+
+
+def _catalog(args: argparse.Namespace) -> Any:
+    from llm_cost_tracker.pricing import PriceCatalog
+
+    return PriceCatalog.load(overrides=args.prices)
+
+
+def _card_dict(card: Any) -> dict[str, Any]:
+    from llm_cost_tracker.pricing import DIMENSIONS
+    from llm_cost_tracker.pricing._money import femto_to_per_mtok, femto_to_usd_str
+
+    out: dict[str, Any] = {"above_input_tokens": card.above_input_tokens}
+    for dim in DIMENSIONS:
+        value = card.rate(dim)
+        out[dim] = femto_to_usd_str(value) if dim == "per_request" else femto_to_per_mtok(value)
+    if card.fallbacks:
+        out["fallbacks"] = list(card.fallbacks)
+    return out
+
+
+def _show(args: argparse.Namespace) -> int:
+    catalog = _catalog(args)
+    resolution = catalog.resolve(args.provider, args.model, args.tenant)
+    if resolution is None:
+        print(f"unpriced: no catalog entry for {args.model!r} (provider {args.provider!r})", file=sys.stderr)
+        return 1
+    entry = resolution.entry
+    at = _at_ns(args.at)
+    current = entry.version_at(at)
+    data = {
+        "entry": entry.key,
+        "match": resolution.match,
+        "mode": entry.mode,
+        "aliases": list(entry.aliases),
+        "deprecation_date": entry.deprecation_date,
+        "version_in_force": current.version if current else None,
+        "versions": [
+            {
+                "version": v.version,
+                "effective_from_ns": v.effective_from_ns,
+                "effective_to_ns": v.effective_to_ns,
+                "source": v.source,
+                "recorded": v.recorded,
+                "tiers": {tier: [_card_dict(c) for c in reversed(cards)] for tier, cards in v.tiers.items()},
+            }
+            for v in entry.versions
+        ],
+    }
+    if args.format == "json":
+        print(json.dumps(data, indent=2))
+        return 0
+    print(f"{entry.key}  (matched {args.model!r} by {resolution.match}; mode {entry.mode})")
+    if entry.aliases:
+        print(f"aliases: {', '.join(entry.aliases)}")
+    for version in data["versions"]:
+        mark = "*" if version["version"] == data["version_in_force"] else " "
+        print(f"{mark} version {version['version']}: {version['source']} (recorded {version['recorded']})")
+        for tier, cards in version["tiers"].items():
+            for card in cards:
+                band = f" above {card['above_input_tokens']} input tokens" if card["above_input_tokens"] else ""
+                rates = ", ".join(
+                    f"{dim} {card[dim]}" for dim in ("input", "output", "cache_read", "cache_write", "reasoning")
+                )
+                fee = f", per request ${card['per_request']}" if card["per_request"] != "0" else ""
+                print(f"    {tier}{band}: USD per 1M tokens: {rates}{fee}")
+    if data["version_in_force"] is None:
+        print("no version in force at the given time")
+    return 0
+
+
+def _cost(args: argparse.Namespace) -> int:
+    from llm_cost_tracker.types import TokenUsage
+
+    catalog = _catalog(args)
+    usage = TokenUsage(args.input, args.output, args.cache_read, args.cache_write, args.reasoning)
+    attributes = {"llm_cost_tracker.service_tier": args.tier} if args.tier != "standard" else None
+    quote = catalog.quote(args.provider, args.model, _at_ns(args.at), usage, attributes, args.tenant)
+    if quote is None:
+        print(f"unpriced: no price for {args.model!r} (provider {args.provider!r})", file=sys.stderr)
+        return 1
+    if args.format == "json":
+        print(
+            json.dumps(
+                {
+                    "pricing_model": quote.pricing_model,
+                    "price_version": quote.price_version,
+                    "match": quote.match,
+                    "service_tier": quote.service_tier,
+                    "cost_usd": _usd(quote.cost_pusd),
+                    "cost_pusd": quote.cost_pusd,
+                    "breakdown_usd": {k: _usd(v) for k, v in quote.breakdown.items()},
+                    "fallbacks": list(quote.fallbacks),
+                },
+                indent=2,
+            )
+        )
+        return 0
+    print(f"{quote.pricing_model}  version {quote.price_version}  tier {quote.service_tier}  ({quote.match})")
+    for dim, pico in quote.breakdown.items():
+        print(f"  {dim:<15} ${_usd(pico)}")
+    print(f"  {'total':<15} ${_usd(quote.cost_pusd)}")
+    if quote.fallbacks:
+        print(f"  rates not in the data: {', '.join(quote.fallbacks)}")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from llm_cost_tracker.pricing._money import femto_to_per_mtok
+
+    catalog = _catalog(args)
+    rows = []
+    for entry in catalog.list(args.provider or None):
+        card = entry.latest.standard
+        rows.append(
+            {
+                "entry": entry.key,
+                "mode": entry.mode,
+                "input": femto_to_per_mtok(card.input),
+                "output": femto_to_per_mtok(card.output),
+                "versions": len(entry.versions),
+            }
+        )
+    if args.format == "json":
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'entry':<70} {'mode':<16} {'input/1M':>10} {'output/1M':>10}")
+    for row in rows:
+        print(f"{row['entry']:<70} {row['mode']:<16} {row['input']:>10} {row['output']:>10}")
+    print(f"{len(rows)} entries")
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from importlib import resources
+
+    from llm_cost_tracker.pricing._litellm import import_file
+
+    out = Path(args.out) if args.out else Path(str(resources.files("llm_cost_tracker.pricing") / "data"))
+    out.mkdir(parents=True, exist_ok=True)
+    recorded = args.recorded or datetime.now(UTC).date().isoformat()
+    counts = import_file(
+        args.file, out, recorded=recorded, litellm_version=args.litellm_version, providers=args.provider
+    )
+    for provider, count in counts.items():
+        print(f"{provider:<24} {count:>5} entries")
+    print(f"wrote {len(counts)} data files ({sum(counts.values())} entries) to {out}")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from llm_cost_tracker.pricing._validate import validate_file
+
+    errors, summary = validate_file(args.file)
+    for error in errors:
+        print(f"error: {error}", file=sys.stderr)
+    if errors:
+        print(f"{args.file}: {len(errors)} error(s)", file=sys.stderr)
+        return 1
+    print(f"{args.file}: ok ({summary})")
+    return 0
