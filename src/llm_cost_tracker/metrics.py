@@ -10,11 +10,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from llm_cost_tracker.types import PICO_PER_USD, SpanRecord
+
+disable_created_metrics()  # *_created series double the exposition and no dashboard of ours reads them
 
 TOKEN_TYPES = ("input", "output", "cache_read", "cache_write", "reasoning")
 

@@ -225,3 +225,19 @@ class ServiceProcess:
         if out.returncode != 0:
             raise RuntimeError(f"sql failed ({out.returncode}): {out.stderr}")
         return list(json.loads(out.stdout))
+
+
+def rotel_agent_path() -> str:
+    """The ``rotel-agent`` collector binary shipped in the ``rotel`` wheel."""
+    from importlib import resources
+
+    return str(resources.files("rotel") / "rotel-agent")
+
+
+def rotel_command(target: str, grpc_port: int, http_port: int, workdir: str, *extra: str) -> list[str]:
+    """rotel as a collector on 127.0.0.1 forwarding OTLP/gRPC to ``target`` (HOST:PORT)."""
+    return [rotel_agent_path(), "start", "--otlp-grpc-endpoint", f"127.0.0.1:{grpc_port}",
+            "--otlp-http-endpoint", f"127.0.0.1:{http_port}", "--exporter", "otlp",
+            "--otlp-exporter-endpoint", f"http://{target}", "--otlp-exporter-protocol", "grpc",
+            "--pid-file", os.path.join(workdir, "rotel.pid"), "--log-file", os.path.join(workdir, "rotel.log"),
+            *extra]
