@@ -70,7 +70,8 @@ class QuantumAnnealing:
         if status is modes_mod.Status.INFEASIBLE:
             raise InfeasibleError(why)
         self.base_modes = base_modes
-        pop = self.pop = max(2, s.replicas)
+        left = termination.remaining_schedules(self)
+        pop = self.pop = max(1, s.replicas if left is None else min(s.replicas, left))
         f_max = np.array([a.cp_lb, a.cost.max(initial=0) * a.n, float(a.weight.sum()) * max(a.cp_lb, 1)])
         self.scale = np.where(f_max > 0, f_max, 1.0).astype(np.float64)
         self.weights = self._replica_weights(pop)
@@ -79,8 +80,8 @@ class QuantumAnnealing:
         bias = np.where(np.arange(pop) % 4 == 0, 0.0, self.rng.uniform(0.5, 3.0, pop))
         order = ops.sample_lists(pop, a, self.rng, bias)
         m0 = self._initial_modes(pop)
-        self.order, self.modes, self.f, self.exc = order, m0, np.zeros(pop), np.zeros(pop, np.int64)
-        self.order, self.modes, self.f, self.exc = self._evaluate(order, m0, np.ones(pop, bool))[:4]
+        self.order, self.modes = order, m0
+        self.order, self.modes, self.f, self.exc = self._evaluate(order, m0, np.ones(pop, bool))
 
     def has_next(self) -> bool:
         """True while no criterion has fired and at least one schedule of budget is left."""
