@@ -110,13 +110,25 @@ class QueueUnavailable(Exception):
     """The queue's backend cannot be reached; the caller should answer 'retry later'."""
 
 
+class QueueBusy(Exception):
+    """Too much is in flight to the queue's backend; the caller should retry after ``retry_after_seconds``.
+
+    The receiver answers RESOURCE_EXHAUSTED with a RetryInfo carrying the delay.
+    """
+
+    def __init__(self, message: str, retry_after_seconds: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
 class Publisher(Protocol):
     """Receiver side of a queue: accepts the records of one request."""
 
     def publish(self, records: list[SpanRecord]) -> Future[None]:
         """Hand over ``records``; the future completes when the queue's durability promise is kept.
 
-        Raises :class:`QueueFull` or :class:`QueueUnavailable` when it cannot take them now.
+        Raises :class:`QueueFull`, :class:`QueueBusy` or :class:`QueueUnavailable` when it cannot take
+        them now; the future may fail with :class:`QueueUnavailable`.
         """
         ...
 

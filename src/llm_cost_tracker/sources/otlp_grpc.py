@@ -3,8 +3,10 @@
 Status codes follow the OTLP specification so collectors do the right thing:
 UNAUTHENTICATED for a wrong bearer token, INVALID_ARGUMENT for a payload that is not an
 ExportTraceServiceRequest (not retried), RESOURCE_EXHAUSTED for a message over the size limit
-(grpc enforces it), UNAVAILABLE when the queue is full or shutting down (retried with backoff),
-and ``partial_success`` for individual spans that could not be used.
+(grpc enforces it), UNAVAILABLE when the queue is full, its backend unreachable or the service
+shutting down (retried with backoff), RESOURCE_EXHAUSTED with a RetryInfo when too much is in flight
+to the queue's backend (retried after the given delay), and ``partial_success`` for individual spans
+that could not be used.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from collections.abc import Callable
 from concurrent import futures
 
 import grpc
+from google.protobuf.duration_pb2 import Duration
+from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
@@ -21,7 +25,15 @@ from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.metrics import Metrics
 from llm_cost_tracker.sources.otlp_decode import DecodeError, DecodeLimits, decode_spans, parse_request
 from llm_cost_tracker.transforms.detect import NOT_LLM
-from llm_cost_tracker.types import Drop, Publisher, QueueFull, QueueUnavailable, SpanRecord, Transform
+from llm_cost_tracker.types import (
+    Drop,
+    Publisher,
+    QueueBusy,
+    QueueFull,
+    QueueUnavailable,
+    SpanRecord,
+    Transform,
+)
 
 SERVICE_NAME = "opentelemetry.proto.collector.trace.v1.TraceService"
 log = get_logger("otlp_grpc")
@@ -62,6 +74,23 @@ class TraceExportHandler:
         self._metrics.exports.labels(code=code.name).inc()
         context.abort(code, message)
 
+    def _abort_busy(self, context: grpc.ServicerContext, exc: QueueBusy) -> None:
+        """RESOURCE_EXHAUSTED with a RetryInfo, in both places clients look for it.
+
+        ``grpc-status-details-bin`` (a google.rpc.Status with the RetryInfo in its details) is the
+        standard one the Collector's exporter reads; ``google.rpc.retryinfo-bin`` is where the
+        OpenTelemetry Python exporter looks.
+        """
+        delay = max(exc.retry_after_seconds, 0.0)
+        retry = error_details_pb2.RetryInfo(
+            retry_delay=Duration(seconds=int(delay), nanos=int((delay - int(delay)) * 1e9)))
+        message = f"too many spans in flight, retry in {delay:g}s: {exc}"
+        status = status_pb2.Status(code=code_pb2.RESOURCE_EXHAUSTED, message=message)
+        status.details.add().Pack(retry)
+        context.set_trailing_metadata((("grpc-status-details-bin", status.SerializeToString()),
+                                       ("google.rpc.retryinfo-bin", retry.SerializeToString())))
+        self._abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, message)
+
     def __call__(self, payload: bytes, context: grpc.ServicerContext) -> bytes:
         if not self._authorized(context):
             self._abort(context, grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
@@ -87,9 +116,9 @@ class TraceExportHandler:
                 continue
             records.append(record)
         try:
-            ack = self._publisher.publish(records)
-            if not ack.done():
-                ack.result(timeout=self._ack_timeout)
+            self._publisher.publish(records).result(timeout=self._ack_timeout)  # raises a failed ack's error
+        except QueueBusy as exc:
+            self._abort_busy(context, exc)
         except (QueueFull, QueueUnavailable) as exc:
             self._abort(context, grpc.StatusCode.UNAVAILABLE, f"cannot accept spans now, retry later: {exc}")
         except futures.TimeoutError:
