@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -18,6 +19,7 @@ from typing import Any, get_type_hints
 ENV_PREFIX = "LCT_"
 COMPRESSIONS = ("zstd", "lz4", "gzip", "snappy", "none")
 ACK_MODES = ("queued", "stored")
+_CLUSTER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-.]*$")
 
 
 class ConfigError(ValueError):
@@ -42,6 +44,14 @@ class Settings:
     data_dir: str = "./.llm-cost-tracker"
     clickhouse_url: str = ""
     clickhouse_database: str = "default"
+    clickhouse_cluster: str = ""
+    """Cluster name: migrations use ON CLUSTER and Replicated engines (docs/schema.md). Empty: one node."""
+    ttl_raw_days: int = 400
+    """Days raw spans are kept (0 = forever); repricing a past period needs its raw spans."""
+    ttl_hourly_days: int = 400
+    """Days hourly rollups are kept (0 = forever)."""
+    ttl_daily_days: int = 0
+    """Days daily rollups are kept (0 = forever)."""
     # Pipeline
     queue_capacity: int = 200_000
     batch_size: int = 10_000
@@ -96,6 +106,11 @@ class Settings:
             problems.append(f"ack: must be one of {', '.join(ACK_MODES)}, got {self.ack!r}")
         if self.kafka_compression not in COMPRESSIONS:
             problems.append(f"kafka_compression: must be one of {', '.join(COMPRESSIONS)}, got {self.kafka_compression!r}")
+        for name in ("ttl_raw_days", "ttl_hourly_days", "ttl_daily_days"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name}: must be >= 0 (0 = keep forever), got {getattr(self, name)}")
+        if self.clickhouse_cluster and not _CLUSTER_NAME.match(self.clickhouse_cluster):
+            problems.append(f"clickhouse_cluster: not a cluster name: {self.clickhouse_cluster!r}")
         if self.clickhouse_url and not self.clickhouse_url.startswith(("http://", "https://")):
             problems.append(f"clickhouse_url: must start with http:// or https://, got {self.clickhouse_url!r}")
         if self.pricing_file and not Path(self.pricing_file).is_file():

@@ -71,7 +71,7 @@ class AllInOne:
         if self.catalog is None:
             self.catalog = load_catalog(s)
         self._client = store.connect(s)
-        applied = migrate(self._client)
+        applied = migrate(self._client, settings=s)
         if applied:
             log.info("schema migrated", versions=[m.version for m in applied])
         self._sink = ClickHouseSink(self._client)

@@ -73,6 +73,9 @@ class SpanRecord:
     pricing_status: str = "unpriced"
     reported_cost_pusd: int | None = None
     """Cost the producer itself reported (e.g. ``gen_ai.usage.cost``), in pico-USD, if any."""
+    cache_savings_pusd: int | None = None
+    """What the cache-read tokens would have cost at the input rate minus what they cost, in pico-USD
+    (0 without cache reads; None when the span could not be priced)."""
 
 
 class Drop(Exception):

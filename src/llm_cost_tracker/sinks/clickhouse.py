@@ -19,6 +19,8 @@ _PERMANENT_CODES = frozenset({
     117,  # INCORRECT_DATA
     16,   # NO_SUCH_COLUMN_IN_TABLE
 })
+# Per-insert settings that make a token-carrying insert idempotent in llm_spans and its rollups.
+DEDUP_SETTINGS = {"insert_deduplicate": 1, "deduplicate_blocks_in_dependent_materialized_views": 1}
 _CODE = re.compile(r"Code:\s*(\d+)")
 
 
@@ -52,8 +54,13 @@ class ClickHouseSink:
         self.table = table
 
     def write(self, records: list[SpanRecord], dedup_token: str = "") -> None:
-        """Insert ``records`` in one statement; a non-empty ``dedup_token`` makes a repeat a no-op."""
-        settings = {"insert_deduplication_token": dedup_token, "insert_deduplicate": 1} if dedup_token else None
+        """Insert ``records`` in one statement; a non-empty ``dedup_token`` makes a repeat a no-op.
+
+        The repeat is a no-op in the rollups too: their materialized views deduplicate their own blocks
+        (``deduplicate_blocks_in_dependent_materialized_views``), also when the first attempt stored the
+        raw rows and then failed in a view.
+        """
+        settings = DEDUP_SETTINGS | {"insert_deduplication_token": dedup_token} if dedup_token else None
         self._client.insert_arrow(self.table, records_to_arrow(records), settings=settings)
 
     def healthcheck(self) -> bool:

@@ -53,6 +53,7 @@ def records_to_arrow(records: list[SpanRecord]) -> pa.Table:
         columns[name] = pa.array([getattr(u, name) for u in usages], type=pa.uint64())
     columns["cost_usd"] = pico_to_decimal_array([r.cost_pusd for r in records])
     columns["reported_cost_usd"] = pico_to_decimal_array([r.reported_cost_pusd for r in records])
+    columns["cache_savings_usd"] = pico_to_decimal_array([r.cache_savings_pusd for r in records])
     columns["duration_ns"] = pa.array([r.duration_ns for r in records], type=pa.uint64())
     columns["status_code"] = pa.array([r.status_code for r in records], type=pa.uint8())
     columns["resource_attributes"] = _map_array([r.resource_attributes for r in records])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Protocol
 
@@ -55,6 +56,7 @@ class Price:
                     break
         if quote is None:
             record.cost_pusd = None
+            record.cache_savings_pusd = None
             record.pricing_status = UNPRICED
             key = (record.provider, model)
             if key not in self._seen_unpriced:
@@ -63,7 +65,18 @@ class Price:
                     self._on_unpriced(*key)
             return record
         record.cost_pusd = quote.cost_pusd
+        record.cache_savings_pusd = self._cache_savings(catalog, record, name, quote.cost_pusd)
         record.pricing_model = quote.pricing_model
         record.price_version = quote.price_version
         record.pricing_status = PRICED
         return record
+
+    @staticmethod
+    def _cache_savings(catalog: Catalog, record: SpanRecord, model: str, cost_pusd: int) -> int:
+        """What the span would have cost with its cache reads billed at the input rate, minus its cost."""
+        if not record.usage.cache_read_tokens:
+            return 0
+        uncached = dataclasses.replace(record.usage, cache_read_tokens=0)
+        quote = catalog.quote(provider=record.provider, model=model, at_ns=record.start_time_ns, usage=uncached,
+                              attributes=record.attributes, tenant=record.tenant)
+        return 0 if quote is None else quote.cost_pusd - cost_pusd
