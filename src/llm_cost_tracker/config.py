@@ -61,6 +61,12 @@ class Settings:
     sink_retry_max_seconds: float = 30.0
     max_attributes_per_span: int = 1024
     max_attribute_value_bytes: int = 65_536
+    max_spans_per_request: int = 65_536
+    """Spans in one Export request; more gets INVALID_ARGUMENT (docs/hardening.md)."""
+    max_attributes_per_request: int = 1_048_576
+    """Span plus resource attributes in one Export request; more gets INVALID_ARGUMENT."""
+    max_attribute_depth: int = 16
+    """Nesting of arrays/kvlists in one attribute value; deeper parts are stored as a marker."""
     tenant_attribute: str = "tenant.id"
     # Pricing
     pricing_file: str = ""
@@ -94,7 +100,8 @@ class Settings:
             except ValueError as exc:
                 problems.append(f"{name}: {exc}")
         positive = ("max_message_bytes", "grpc_workers", "queue_capacity", "batch_size",
-                    "max_attributes_per_span", "max_attribute_value_bytes")
+                    "max_attributes_per_span", "max_attribute_value_bytes", "max_spans_per_request",
+                    "max_attributes_per_request", "max_attribute_depth")
         for name in positive:
             if getattr(self, name) <= 0:
                 problems.append(f"{name}: must be > 0, got {getattr(self, name)}")

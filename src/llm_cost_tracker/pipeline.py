@@ -86,7 +86,8 @@ class AllInOne:
         self.writer.start()
         self.handler = TraceExportHandler(
             default_transforms(lambda: self.catalog.current, self.metrics), self.queue,
-            DecodeLimits(s.max_attributes_per_span, s.max_attribute_value_bytes, s.tenant_attribute),
+            DecodeLimits(s.max_attributes_per_span, s.max_attribute_value_bytes, s.tenant_attribute,
+                         s.max_spans_per_request, s.max_attributes_per_request, s.max_attribute_depth),
             self.metrics, auth_token=s.auth_token, ack_timeout=max(5.0, 3 * s.batch_age_seconds),
         )
         self.http = HttpServer(s.http, self.metrics.registry, self.ready)

@@ -35,6 +35,16 @@ def add_service_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--ack", choices=config.ACK_MODES,
                    help="answer Export once spans are queued (default) or once they are stored")
     g.add_argument("--pricing-file", metavar="FILE", help="price overrides (TOML or YAML)")
+    g.add_argument("--max-spans-per-request", type=int, metavar="N",
+                   help="spans in one Export; more gets INVALID_ARGUMENT (default 65536)")
+    g.add_argument("--max-attributes-per-request", type=int, metavar="N",
+                   help="attributes in one Export; more gets INVALID_ARGUMENT (default 1048576)")
+    g.add_argument("--max-attributes-per-span", type=int, metavar="N",
+                   help="attributes stored per span, GenAI keys first (default 1024)")
+    g.add_argument("--max-attribute-value-bytes", type=int, metavar="N",
+                   help="longer attribute values are cut and marked (default 65536)")
+    g.add_argument("--max-attribute-depth", type=int, metavar="N",
+                   help="array/kvlist nesting kept in a value; deeper is marked (default 16)")
     g.add_argument("--tenant-attribute", metavar="KEY", help="resource attribute naming the tenant (default tenant.id)")
     g.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
     g.add_argument("--log-format", choices=("auto", "json", "console"))

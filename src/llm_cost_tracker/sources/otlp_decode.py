@@ -16,10 +16,12 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from llm_cost_tracker.types import SpanRecord
 
-__all__ = ["DecodeError", "DecodeLimits", "DecodedBatch", "any_value_to_str", "decode_spans", "parse_request"]
+__all__ = ["DecodeError", "DecodeLimits", "DecodedBatch", "LimitExceeded", "any_value_to_str", "check_request",
+           "decode_spans", "parse_request"]
 
 _PRIORITY_PREFIXES = ("gen_ai.", "llm.", "openinference.", "tenant.", "service.")
 TRUNCATED_SUFFIX = "...[truncated]"
+TOO_DEEP = "...[nesting too deep]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +31,16 @@ class DecodeLimits:
     max_attributes: int = 1024
     max_value_bytes: int = 65_536
     tenant_attribute: str = "tenant.id"
+    max_spans: int = 65_536
+    """Spans in one request; more rejects the whole request (:class:`LimitExceeded`)."""
+    max_request_attributes: int = 1_048_576
+    """Span and resource attributes in one request; more rejects the whole request."""
+    max_depth: int = 16
+    """Nesting of arrays/kvlists in one AnyValue; deeper parts are replaced by a marker (counted as truncated)."""
+
+
+class LimitExceeded(ValueError):
+    """A whole request is over a per-request limit; the message says which and how to fix it."""
 
 
 @dataclass(slots=True)
@@ -58,45 +70,115 @@ def parse_request(payload: bytes) -> ExportTraceServiceRequest:
     return request
 
 
-def any_value_to_str(value: AnyValue) -> str:
-    """Render an attribute value as the string stored in the Map columns."""
+def any_value_to_str(value: AnyValue, max_depth: int = 16, max_items: int = 65_536) -> str:
+    """Render an attribute value as the string stored in the Map columns.
+
+    Args:
+        value: the OTLP value.
+        max_depth: arrays/kvlists nested deeper are rendered as ``"...[nesting too deep]"``.
+        max_items: elements rendered before the rest is cut (the text is cut at the byte limit anyway).
+    """
+    return _render(value, max_depth, max_items)[0]
+
+
+def _render(value: AnyValue, max_depth: int, max_items: int) -> tuple[str, bool]:
+    """``(text, cut)``: the rendering and whether depth or size cut anything out of it."""
     kind = value.WhichOneof("value")
     if kind == "string_value":
-        return value.string_value
+        return value.string_value, False
     if kind == "int_value":
-        return str(value.int_value)
+        return str(value.int_value), False
     if kind == "bool_value":
-        return "true" if value.bool_value else "false"
+        return ("true" if value.bool_value else "false"), False
     if kind == "double_value":
-        return repr(value.double_value)
+        return repr(value.double_value), False
     if kind is None:
-        return ""
-    return json.dumps(_any_value_to_json(value), separators=(",", ":"), ensure_ascii=False)
+        return "", False
+    state = _JsonState(max_depth, max_items)
+    text = json.dumps(state.convert(value, 0), separators=(",", ":"), ensure_ascii=False)
+    return text, state.cut
 
 
-def _any_value_to_json(value: AnyValue, depth: int = 0) -> object:
-    kind = value.WhichOneof("value")
-    if depth > 16:
-        return "...[nesting too deep]"
-    if kind == "array_value":
-        return [_any_value_to_json(v, depth + 1) for v in value.array_value.values]
-    if kind == "kvlist_value":
-        return {kv.key: _any_value_to_json(kv.value, depth + 1) for kv in value.kvlist_value.values}
-    if kind == "bytes_value":
-        return base64.b64encode(value.bytes_value).decode("ascii")
-    if kind == "int_value":
-        return value.int_value
-    if kind == "double_value":
-        return value.double_value
-    if kind == "bool_value":
-        return value.bool_value
-    if kind == "string_value":
-        return value.string_value
-    return None
+class _JsonState:
+    """AnyValue -> JSON-able object with a depth cap and an element budget (so a huge array costs O(budget))."""
+
+    __slots__ = ("max_depth", "budget", "cut")
+
+    def __init__(self, max_depth: int, max_items: int) -> None:
+        self.max_depth = max_depth
+        self.budget = max_items
+        self.cut = False
+
+    def convert(self, value: AnyValue, depth: int) -> object:
+        kind = value.WhichOneof("value")
+        if kind in ("array_value", "kvlist_value"):
+            if depth >= self.max_depth:
+                self.cut = True
+                return TOO_DEEP
+            if kind == "array_value":
+                items: list[object] = []
+                for v in value.array_value.values:
+                    if self.budget <= 0:
+                        self.cut = True
+                        break
+                    self.budget -= 1
+                    items.append(self.convert(v, depth + 1))
+                return items
+            pairs: dict[str, object] = {}
+            for kv in value.kvlist_value.values:
+                if self.budget <= 0:
+                    self.cut = True
+                    break
+                self.budget -= 1
+                pairs[kv.key] = self.convert(kv.value, depth + 1)
+            return pairs
+        if kind == "bytes_value":
+            return base64.b64encode(value.bytes_value).decode("ascii")
+        if kind == "int_value":
+            return value.int_value
+        if kind == "double_value":
+            return value.double_value
+        if kind == "bool_value":
+            return value.bool_value
+        if kind == "string_value":
+            return value.string_value
+        return None
+
+
+def check_request(request: ExportTraceServiceRequest, limits: DecodeLimits) -> None:
+    """Raise :class:`LimitExceeded` when ``request`` holds too many spans or attributes in all."""
+    spans = attributes = 0
+    for resource_spans in request.resource_spans:
+        attributes += len(resource_spans.resource.attributes)
+        for scope_spans in resource_spans.scope_spans:
+            spans += len(scope_spans.spans)
+    if spans > limits.max_spans:
+        raise LimitExceeded(
+            f"request holds {spans} spans, over the limit of {limits.max_spans} per request "
+            f"(--max-spans-per-request); send smaller batches (collector: send_batch_max_size)")
+    for resource_spans in request.resource_spans:
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                attributes += len(span.attributes)
+    if attributes > limits.max_request_attributes:
+        raise LimitExceeded(
+            f"request holds {attributes} attributes, over the limit of {limits.max_request_attributes} per "
+            f"request (--max-attributes-per-request); send smaller batches")
 
 
 def _attributes(kvs: object, limits: DecodeLimits, batch: DecodedBatch) -> dict[str, str]:
-    out = {kv.key: any_value_to_str(kv.value) for kv in kvs}  # type: ignore[attr-defined]
+    out: dict[str, str] = {}
+    # Enough elements to fill max_value_bytes (each takes >= 1 byte), so the stored prefix is unchanged.
+    max_depth, max_items = limits.max_depth, limits.max_value_bytes
+    for kv in kvs:  # type: ignore[attr-defined]
+        value = kv.value
+        if value.WhichOneof("value") == "string_value":
+            out[kv.key] = value.string_value
+            continue
+        text, cut = _render(value, max_depth, max_items)
+        if cut:
+            batch.truncated_attributes += 1
+        out[kv.key] = text
     if len(out) > limits.max_attributes:
         keep = [k for k in out if k.startswith(_PRIORITY_PREFIXES)][: limits.max_attributes]
         room = limits.max_attributes - len(keep)
@@ -115,7 +197,11 @@ def _attributes(kvs: object, limits: DecodeLimits, batch: DecodedBatch) -> dict[
 
 
 def decode_spans(request: ExportTraceServiceRequest, limits: DecodeLimits) -> DecodedBatch:
-    """Turn every span of ``request`` into a record, or a counted rejection."""
+    """Turn every span of ``request`` into a record, or a counted rejection.
+
+    Raises :class:`LimitExceeded` (nothing decoded) when the request is over a per-request limit.
+    """
+    check_request(request, limits)
     batch = DecodedBatch()
     records = batch.records
     tenant_key = limits.tenant_attribute
@@ -149,6 +235,7 @@ def decode_spans(request: ExportTraceServiceRequest, limits: DecodeLimits) -> De
     if batch.truncated_attributes:
         batch.messages.append(
             f"{batch.truncated_attributes} attribute(s) over the limits ({limits.max_attributes} per span, "
-            f"{limits.max_value_bytes} bytes per value) were truncated; the spans were still priced and stored"
+            f"{limits.max_value_bytes} bytes per value, nesting depth {limits.max_depth}) were truncated; "
+            "the spans were still priced and stored"
         )
     return batch

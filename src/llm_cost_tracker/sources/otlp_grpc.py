@@ -6,7 +6,7 @@ ExportTraceServiceRequest (not retried), RESOURCE_EXHAUSTED for a message over t
 (grpc enforces it), UNAVAILABLE when the queue is full, its backend unreachable or the service
 shutting down (retried with backoff), RESOURCE_EXHAUSTED with a RetryInfo when too much is in flight
 to the queue's backend (retried after the given delay), and ``partial_success`` for individual spans
-that could not be used.
+that could not be used. A request over the per-request span or attribute limits gets INVALID_ARGUMENT.
 """
 
 from __future__ import annotations
@@ -23,7 +23,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.metrics import Metrics
-from llm_cost_tracker.sources.otlp_decode import DecodeError, DecodeLimits, decode_spans, parse_request
+from llm_cost_tracker.sources.otlp_decode import (
+    DecodeError,
+    DecodeLimits,
+    LimitExceeded,
+    decode_spans,
+    parse_request,
+)
 from llm_cost_tracker.transforms.detect import NOT_LLM
 from llm_cost_tracker.types import (
     Drop,
@@ -101,7 +107,10 @@ class TraceExportHandler:
         except DecodeError as exc:
             self._abort(context, grpc.StatusCode.INVALID_ARGUMENT,
                         f"malformed ExportTraceServiceRequest ({len(payload)} bytes): {exc}")
-        decoded = decode_spans(request, self._limits)
+        try:
+            decoded = decode_spans(request, self._limits)
+        except LimitExceeded as exc:
+            self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         records: list[SpanRecord] = []
         other = 0
         for record in decoded.records:
