@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llm_cost_tracker.budgets import BudgetHook
 from llm_cost_tracker.config import Settings
 from llm_cost_tracker.httpserver import HttpServer
 from llm_cost_tracker.log import get_logger
@@ -76,6 +77,9 @@ class AllInOne:
             log.info("schema migrated", versions=[m.version for m in applied])
         self._sink = ClickHouseSink(self._client)
         self.queue = MemoryQueue(s.queue_capacity, ack_when_stored=s.ack == "stored")
+        self.budgets = BudgetHook.from_settings(s)  # None unless the config file has [[budgets]]
+        if self.budgets is not None:
+            self.queue = self.budgets.track(self.queue)  # accepted-but-unstored spend for budgets
         self.metrics.queue_capacity.set(s.queue_capacity)
         self.metrics.queue_depth.set_function(lambda: self.queue.depth)
         self.writer = BatchWriter(
@@ -91,6 +95,8 @@ class AllInOne:
             self.metrics, auth_token=s.auth_token, ack_timeout=max(5.0, 3 * s.batch_age_seconds),
         )
         self.http = HttpServer(s.http, self.metrics.registry, self.ready)
+        if self.budgets is not None:
+            self.budgets.serve(self.http, self.metrics.registry)
         self.http_port = self.http.port
         self.http.start()
         self.grpc = OtlpGrpcServer(s.otlp_grpc, self.handler, s.max_message_bytes, s.grpc_workers)
