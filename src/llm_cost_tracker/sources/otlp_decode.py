@@ -22,6 +22,8 @@ __all__ = ["DecodeError", "DecodeLimits", "DecodedBatch", "LimitExceeded", "any_
 _PRIORITY_PREFIXES = ("gen_ai.", "llm.", "openinference.", "tenant.", "service.")
 TRUNCATED_SUFFIX = "...[truncated]"
 TOO_DEEP = "...[nesting too deep]"
+MAX_START_NS = 2**63 - 1
+"""Latest start time the table's nanosecond timestamp holds (2262-04-11)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +220,9 @@ def decode_spans(request: ExportTraceServiceRequest, limits: DecodeLimits) -> De
                     continue
                 start = span.start_time_unix_nano
                 end = span.end_time_unix_nano
+                if start > MAX_START_NS:
+                    batch.reject("invalid_timestamp", f"span {span.name!r}: start time {start} ns is past 2262")
+                    continue
                 attributes = _attributes(span.attributes, limits, batch)
                 records.append(SpanRecord(
                     trace_id=trace_id.hex(),
@@ -227,7 +232,7 @@ def decode_spans(request: ExportTraceServiceRequest, limits: DecodeLimits) -> De
                     duration_ns=end - start if end >= start else 0,
                     service_name=service,
                     span_name=span.name,
-                    status_code=span.status.code,
+                    status_code=span.status.code if 0 <= span.status.code <= 2 else 0,  # open enum: unknown = Unset
                     resource_attributes=resource,
                     attributes=attributes,
                     tenant=tenant or attributes.get(tenant_key, ""),
