@@ -21,6 +21,9 @@ _PERMANENT_CODES = frozenset({
 })
 # Per-insert settings that make a token-carrying insert idempotent in llm_spans and its rollups.
 DEDUP_SETTINGS = {"insert_deduplicate": 1, "deduplicate_blocks_in_dependent_materialized_views": 1}
+# A batch mixes many clients' spans: one client's spans dated across 100+ months must not fail (Code 252,
+# retried forever) everyone's insert.
+INSERT_SETTINGS = {"max_partitions_per_insert_block": 0}
 _CODE = re.compile(r"Code:\s*(\d+)")
 
 
@@ -60,7 +63,7 @@ class ClickHouseSink:
         (``deduplicate_blocks_in_dependent_materialized_views``), also when the first attempt stored the
         raw rows and then failed in a view.
         """
-        settings = DEDUP_SETTINGS | {"insert_deduplication_token": dedup_token} if dedup_token else None
+        settings = INSERT_SETTINGS | (DEDUP_SETTINGS | {"insert_deduplication_token": dedup_token} if dedup_token else {})
         self._client.insert_arrow(self.table, records_to_arrow(records), settings=settings)
 
     def healthcheck(self) -> bool:
