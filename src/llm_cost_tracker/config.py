@@ -38,6 +38,14 @@ class Settings:
     otlp_grpc: str = "127.0.0.1:4317"
     http: str = "127.0.0.1:9464"
     auth_token: str = ""
+    """A single admin bearer token; per-tenant tokens live in the config file's [auth] table."""
+    tls_cert_file: str = ""
+    """PEM certificate for the gRPC and HTTP listeners (TLS when set; reloaded when the file changes)."""
+    tls_key_file: str = ""
+    tls_client_ca_file: str = ""
+    """When set, clients must present a certificate signed by this CA (mutual TLS)."""
+    config_file: str = ""
+    """The TOML file the settings came from; its tables ([auth], [[budgets]], ...) belong to their modules."""
     max_message_bytes: int = 16 * 1024 * 1024
     grpc_workers: int = 8
     # Storage
@@ -86,6 +94,17 @@ class Settings:
     kafka_ssl_cafile: str = ""
     kafka_ssl_certfile: str = ""
     kafka_ssl_keyfile: str = ""
+    kafka_partitions: int = 6
+    """Partitions of the topics a receiver creates when they do not exist (0: never create topics)."""
+    kafka_replication_factor: int = 1
+    kafka_request_timeout_ms: int = 10_000
+    """Broker acknowledgement deadline: past it an Export is answered UNAVAILABLE."""
+    kafka_max_in_flight_records: int = 100_000
+    """Receiver: records sent and not yet acknowledged; past it Exports get RESOURCE_EXHAUSTED."""
+    kafka_consumer_buffer_records: int = 50_000
+    """Consumer: records fetched and not yet stored; past it fetching pauses."""
+    kafka_session_timeout_ms: int = 10_000
+    kafka_heartbeat_interval_ms: int = 3_000
     # Logging
     log_level: str = "info"
     log_format: str = "auto"
@@ -118,6 +137,10 @@ class Settings:
                 problems.append(f"{name}: must be >= 0 (0 = keep forever), got {getattr(self, name)}")
         if self.clickhouse_cluster and not _CLUSTER_NAME.match(self.clickhouse_cluster):
             problems.append(f"clickhouse_cluster: not a cluster name: {self.clickhouse_cluster!r}")
+        problems.extend(_kafka_problems(self))
+        from llm_cost_tracker.access.tls import TlsFiles
+
+        problems.extend(TlsFiles(self.tls_cert_file, self.tls_key_file, self.tls_client_ca_file).problems("tls"))
         if self.clickhouse_url and not self.clickhouse_url.startswith(("http://", "https://")):
             problems.append(f"clickhouse_url: must start with http:// or https://, got {self.clickhouse_url!r}")
         if self.pricing_file and not Path(self.pricing_file).is_file():
@@ -131,6 +154,43 @@ class Settings:
     def replace(self, **changes: Any) -> Settings:
         """A copy with ``changes`` applied (not validated)."""
         return dataclasses.replace(self, **changes)
+
+
+KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+KAFKA_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+def _kafka_problems(s: Settings) -> list[str]:
+    problems: list[str] = []
+    for address in filter(None, s.kafka_bootstrap.split(",")):
+        try:
+            split_host_port(address.strip())
+        except ValueError as exc:
+            problems.append(f"kafka_bootstrap: {exc}")
+    for name in ("kafka_replication_factor", "kafka_request_timeout_ms", "kafka_max_in_flight_records",
+                 "kafka_consumer_buffer_records", "kafka_session_timeout_ms", "kafka_heartbeat_interval_ms"):
+        if getattr(s, name) <= 0:
+            problems.append(f"{name}: must be > 0, got {getattr(s, name)}")
+    for name in ("kafka_partitions", "kafka_linger_ms"):
+        if getattr(s, name) < 0:
+            problems.append(f"{name}: must be >= 0, got {getattr(s, name)}")
+    if s.kafka_heartbeat_interval_ms >= s.kafka_session_timeout_ms:
+        problems.append("kafka_heartbeat_interval_ms must be below kafka_session_timeout_ms")
+    if s.kafka_topic == s.kafka_dlq_topic:
+        problems.append("kafka_dlq_topic must differ from kafka_topic")
+    if s.kafka_security_protocol not in KAFKA_SECURITY_PROTOCOLS:
+        problems.append(f"kafka_security_protocol: must be one of {', '.join(KAFKA_SECURITY_PROTOCOLS)}, "
+                        f"got {s.kafka_security_protocol!r}")
+    if s.kafka_security_protocol.startswith("SASL"):
+        if s.kafka_sasl_mechanism not in KAFKA_SASL_MECHANISMS:
+            problems.append(f"kafka_sasl_mechanism: must be one of {', '.join(KAFKA_SASL_MECHANISMS)} "
+                            f"with {s.kafka_security_protocol}, got {s.kafka_sasl_mechanism!r}")
+        if not s.kafka_sasl_username:
+            problems.append(f"kafka_sasl_username: required with {s.kafka_security_protocol}")
+    for name in ("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile"):
+        if getattr(s, name) and not Path(getattr(s, name)).is_file():
+            problems.append(f"{name}: no such file {getattr(s, name)!r}")
+    return problems
 
 
 def split_host_port(value: str) -> tuple[str, int]:
@@ -199,13 +259,14 @@ def load(
 
     config_file = config_file or environ.get(ENV_PREFIX + "CONFIG")
     if config_file:
+        values["config_file"] = str(config_file)
         try:
             data = tomllib.loads(Path(config_file).read_text())
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError([f"config file {config_file}: {exc}"]) from exc
         for key, raw in data.items():
-            if isinstance(raw, dict):
-                continue  # sections (budgets, pricing, ...) belong to their own modules
+            if isinstance(raw, dict) or (isinstance(raw, list) and raw and all(isinstance(x, dict) for x in raw)):
+                continue  # tables and arrays of tables (budgets, pricing, ...) belong to their own modules
             take(f"config file {config_file}", key, raw)
     for key, raw in environ.items():
         if key.startswith(ENV_PREFIX) and key != ENV_PREFIX + "CONFIG":

@@ -15,6 +15,7 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from llm_cost_tracker.access.tls import ReloadingSslContext, TlsFiles
 from llm_cost_tracker.config import split_host_port
 
 
@@ -39,6 +40,33 @@ class Response:
 
 
 Handler = Callable[[Request], Response]
+SECURITY_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Cache-Control", "no-store"),
+)
+
+
+class _Server(ThreadingHTTPServer):
+    """ThreadingHTTPServer that wraps each accepted socket in the TLS context in force, if any."""
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
+                 tls: ReloadingSslContext | None) -> None:
+        self._tls = tls
+        super().__init__(address, handler)
+
+    def get_request(self) -> tuple[Any, Any]:
+        sock, addr = super().get_request()
+        if self._tls is not None:
+            sock.settimeout(10)
+            # the handshake happens in the request thread on first read, so a slow client blocks no one
+            sock = self._tls.current().wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, addr
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # failed handshakes and resets are the client's problem, not a traceback in our log
 MAX_BODY_BYTES = 1024 * 1024
 
 
@@ -49,10 +77,11 @@ class HttpServer:
         address: HOST:PORT (port 0 picks a free one; see ``port``).
         registry: the Prometheus registry served on ``/metrics``.
         ready: returns (ready, reason) for ``/readyz``.
+        tls: serve HTTPS (mutual TLS when it names a client CA), certificates reloaded on change.
     """
 
     def __init__(self, address: str, registry: CollectorRegistry,
-                 ready: Callable[[], tuple[bool, str]]) -> None:
+                 ready: Callable[[], tuple[bool, str]], tls: TlsFiles | None = None) -> None:
         self._routes: dict[tuple[str, str], Handler] = {}
         self._prefix_routes: list[tuple[str, str, Handler]] = []
         self.route("GET", "/metrics", lambda _r: Response(200, generate_latest(registry), CONTENT_TYPE_LATEST))
@@ -64,7 +93,8 @@ class HttpServer:
 
         self.route("GET", "/readyz", readyz)
         host, port = split_host_port(address)
-        self._httpd = ThreadingHTTPServer((host, port), self._handler_class())
+        self._tls = ReloadingSslContext(tls) if tls else None
+        self._httpd = _Server((host, port), self._handler_class(), self._tls)
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="http", daemon=True)
@@ -110,8 +140,10 @@ class HttpServer:
                 self.send_response(response.status)
                 self.send_header("Content-Type", response.content_type)
                 self.send_header("Content-Length", str(len(response.body)))
-                self.send_header("X-Content-Type-Options", "nosniff")
-                self.send_header("Cache-Control", "no-store")
+                for name, value in SECURITY_HEADERS:
+                    self.send_header(name, value)
+                if server._tls is not None:
+                    self.send_header("Strict-Transport-Security", "max-age=31536000")
                 self.end_headers()
                 self.wfile.write(response.body)
 

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disa
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
+from llm_cost_tracker.access.cardinality import LabelFolder
 from llm_cost_tracker.types import PICO_PER_USD, SpanRecord
 
 disable_created_metrics()  # *_created series double the exposition and no dashboard of ours reads them
@@ -24,7 +25,9 @@ TOKEN_TYPES = ("input", "output", "cache_read", "cache_write", "reasoning")
 class SpendCollector(Collector):
     """Exact per-(service, provider, model) spend, token and unpriced counters."""
 
-    def __init__(self) -> None:
+    def __init__(self, folder: LabelFolder | None = None) -> None:
+        self.folder = folder or LabelFolder()
+        """Caps the model and service label values each tenant can create (the rest fold into 'other')."""
         self._lock = threading.Lock()
         self._cost: dict[tuple[str, str, str], int] = {}
         self._tokens: dict[tuple[str, str, str], list[int]] = {}
@@ -32,12 +35,12 @@ class SpendCollector(Collector):
 
     def observe(self, records: Iterable[SpanRecord]) -> None:
         """Add a request's priced records (call once per request, not per span)."""
-        cost: dict[tuple[str, str, str], int] = {}
-        tokens: dict[tuple[str, str, str], list[int]] = {}
-        unpriced: dict[tuple[str, str], int] = {}
+        cost: dict[tuple[str, str, str, str], int] = {}
+        tokens: dict[tuple[str, str, str, str], list[int]] = {}
+        unpriced: dict[tuple[str, str, str], int] = {}
         for r in records:
             model = r.response_model or r.request_model
-            key = (r.service_name, r.provider, model)
+            key = (r.tenant, r.service_name, r.provider, model)
             u = r.usage
             t = tokens.get(key)
             if t is None:
@@ -48,18 +51,23 @@ class SpendCollector(Collector):
             t[3] += u.cache_write_tokens
             t[4] += u.reasoning_tokens
             if r.cost_pusd is None:
-                unpriced[(r.provider, model)] = unpriced.get((r.provider, model), 0) + 1
+                ukey = (r.tenant, r.provider, model)
+                unpriced[ukey] = unpriced.get(ukey, 0) + 1
             else:
                 cost[key] = cost.get(key, 0) + r.cost_pusd
+        fold = self.folder.fold
         with self._lock:
-            for key, value in cost.items():
-                self._cost[key] = self._cost.get(key, 0) + value
-            for key, counts in tokens.items():
-                total = self._tokens.setdefault(key, [0, 0, 0, 0, 0])
+            for (tenant, service, provider, model), value in cost.items():
+                label = (fold(tenant, "service", service), provider, fold(tenant, "model", model))
+                self._cost[label] = self._cost.get(label, 0) + value
+            for (tenant, service, provider, model), counts in tokens.items():
+                label = (fold(tenant, "service", service), provider, fold(tenant, "model", model))
+                total = self._tokens.setdefault(label, [0, 0, 0, 0, 0])
                 for i, n in enumerate(counts):
                     total[i] += n
-            for ukey, n in unpriced.items():
-                self._unpriced[ukey] = self._unpriced.get(ukey, 0) + n
+            for (tenant, provider, model), n in unpriced.items():
+                ulabel = (provider, fold(tenant, "model", model))
+                self._unpriced[ulabel] = self._unpriced.get(ulabel, 0) + n
 
     def collect(self) -> Iterator[CounterMetricFamily]:
         with self._lock:
@@ -77,6 +85,8 @@ class SpendCollector(Collector):
             for kind, n in zip(TOKEN_TYPES, counts, strict=True):
                 fam.add_metric((*key, kind), n)
         yield fam
+        yield CounterMetricFamily("llm_metric_labels_folded", "Label values folded into 'other' by per-tenant "
+                                  "cardinality limits.", value=self.folder.folded)
         fam = CounterMetricFamily("llm_unpriced_spans", "LLM spans whose model has no price in the catalog.",
                                   labels=("provider", "model"))
         for ukey, n in unpriced.items():

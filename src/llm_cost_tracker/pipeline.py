@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llm_cost_tracker.access.setup import apply_label_limits, build_guard, load_tokens, tls_files
 from llm_cost_tracker.budgets import BudgetHook
 from llm_cost_tracker.config import Settings
 from llm_cost_tracker.httpserver import HttpServer
@@ -71,6 +72,8 @@ class AllInOne:
         s = self.settings
         if self.catalog is None:
             self.catalog = load_catalog(s)
+        self.tokens = load_tokens(s)
+        apply_label_limits(self.metrics.spend.folder, self.tokens.current)
         self._client = store.connect(s)
         applied = migrate(self._client, settings=s)
         if applied:
@@ -92,14 +95,15 @@ class AllInOne:
             default_transforms(lambda: self.catalog.current, self.metrics), self.queue,
             DecodeLimits(s.max_attributes_per_span, s.max_attribute_value_bytes, s.tenant_attribute,
                          s.max_spans_per_request, s.max_attributes_per_request, s.max_attribute_depth),
-            self.metrics, auth_token=s.auth_token, ack_timeout=max(5.0, 3 * s.batch_age_seconds),
+            self.metrics, guard=build_guard(self.tokens), ack_timeout=max(5.0, 3 * s.batch_age_seconds),
         )
-        self.http = HttpServer(s.http, self.metrics.registry, self.ready)
+        self.http = HttpServer(s.http, self.metrics.registry, self.ready, tls=tls_files(s))
         if self.budgets is not None:
             self.budgets.serve(self.http, self.metrics.registry)
         self.http_port = self.http.port
         self.http.start()
-        self.grpc = OtlpGrpcServer(s.otlp_grpc, self.handler, s.max_message_bytes, s.grpc_workers)
+        self.grpc = OtlpGrpcServer(s.otlp_grpc, self.handler, s.max_message_bytes, s.grpc_workers,
+                                   tls=tls_files(s))
         self.grpc_port = self.grpc.port
         self.grpc.start()
         log.info("service started", otlp_grpc=f"{s.otlp_grpc.rpartition(':')[0]}:{self.grpc_port}",
@@ -115,9 +119,16 @@ class AllInOne:
             return False, "queue nearly full"
         return True, "ok"
 
-    def reload_prices(self) -> None:
-        self.catalog.reload()
-        log.info("price catalog reloaded")
+    def reload(self) -> None:
+        """SIGHUP: reload the price catalog and the token table; on error keep what is in force."""
+        for name, holder in (("price catalog", self.catalog), ("auth tokens", self.tokens)):
+            try:
+                holder.reload()
+            except Exception as exc:
+                log.error(f"{name} reload failed; keeping the one in force", error=str(exc))
+            else:
+                log.info(f"{name} reloaded")
+        apply_label_limits(self.metrics.spend.folder, self.tokens.current)
 
     def stop(self) -> None:
         """Stop accepting, drain and flush every accepted span, close the store."""

@@ -144,6 +144,7 @@ class ServiceProcess:
         self.env = {**os.environ, **(env or {})}
         self.env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
         self.log_path = os.path.join(self.data_dir, f"service-{self.grpc_port}.log")
+        self.scheme = "https" if "--tls-cert-file" in self.args else "http"
         self.proc: Any = None
 
     @property
@@ -152,7 +153,7 @@ class ServiceProcess:
 
     @property
     def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        return f"{self.scheme}://127.0.0.1:{self.http_port}"
 
     def command(self) -> list[str]:
         import sys

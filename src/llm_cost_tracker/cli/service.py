@@ -37,7 +37,7 @@ def _run(args: argparse.Namespace) -> int:
         stop.set()
 
     def on_hup(_signum: int, _frame: FrameType | None) -> None:
-        threading.Thread(target=service.reload_prices, name="reload", daemon=True).start()
+        threading.Thread(target=service.reload, name="reload", daemon=True).start()
 
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGINT, on_stop)

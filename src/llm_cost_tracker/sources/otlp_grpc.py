@@ -11,7 +11,6 @@ that could not be used. A request over the per-request span or attribute limits 
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable
 from concurrent import futures
 
@@ -21,6 +20,9 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from llm_cost_tracker.access.guard import AccessGuard
+from llm_cost_tracker.access.tls import TlsFiles, grpc_credentials
+from llm_cost_tracker.access.tokens import TokenTable
 from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.metrics import Metrics
 from llm_cost_tracker.sources.otlp_decode import (
@@ -41,6 +43,7 @@ from llm_cost_tracker.types import (
     Transform,
 )
 
+_NO_TOKENS = TokenTable()
 SERVICE_NAME = "opentelemetry.proto.collector.trace.v1.TraceService"
 log = get_logger("otlp_grpc")
 
@@ -53,34 +56,26 @@ class TraceExportHandler:
         publisher: the queue the accepted records go to.
         limits: per-span bounds applied while decoding.
         metrics: counters to update.
-        auth_token: when non-empty, the bearer token every call must carry.
+        guard: authenticates callers and applies tenant rate limits (everyone is admitted without one).
         ack_timeout: seconds to wait for the publisher's durability promise.
     """
 
     def __init__(self, transforms: list[Transform], publisher: Publisher, limits: DecodeLimits,
-                 metrics: Metrics, auth_token: str = "", ack_timeout: float = 10.0) -> None:
+                 metrics: Metrics, guard: AccessGuard | None = None, ack_timeout: float = 10.0) -> None:
         self._transforms = transforms
         self._publisher = publisher
         self._limits = limits
         self._metrics = metrics
-        self._expected_auth = f"Bearer {auth_token}".encode() if auth_token else b""
+        self._guard = guard or AccessGuard(lambda: _NO_TOKENS)
         self._ack_timeout = ack_timeout
         self.accepting = True
-
-    def _authorized(self, context: grpc.ServicerContext) -> bool:
-        if not self._expected_auth:
-            return True
-        for key, value in context.invocation_metadata():
-            if key == "authorization":
-                given = value.encode() if isinstance(value, str) else value
-                return hmac.compare_digest(given, self._expected_auth)
-        return False
 
     def _abort(self, context: grpc.ServicerContext, code: grpc.StatusCode, message: str) -> None:
         self._metrics.exports.labels(code=code.name).inc()
         context.abort(code, message)
 
-    def _abort_busy(self, context: grpc.ServicerContext, exc: QueueBusy) -> None:
+    def _abort_busy(self, context: grpc.ServicerContext, exc: QueueBusy,
+                    reason: str = "too many spans in flight") -> None:
         """RESOURCE_EXHAUSTED with a RetryInfo, in both places clients look for it.
 
         ``grpc-status-details-bin`` (a google.rpc.Status with the RetryInfo in its details) is the
@@ -90,7 +85,7 @@ class TraceExportHandler:
         delay = max(exc.retry_after_seconds, 0.0)
         retry = error_details_pb2.RetryInfo(
             retry_delay=Duration(seconds=int(delay), nanos=int((delay - int(delay)) * 1e9)))
-        message = f"too many spans in flight, retry in {delay:g}s: {exc}"
+        message = f"{reason}, retry in {delay:g}s: {exc}"
         status = status_pb2.Status(code=code_pb2.RESOURCE_EXHAUSTED, message=message)
         status.details.add().Pack(retry)
         context.set_trailing_metadata((("grpc-status-details-bin", status.SerializeToString()),
@@ -98,7 +93,8 @@ class TraceExportHandler:
         self._abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, message)
 
     def __call__(self, payload: bytes, context: grpc.ServicerContext) -> bytes:
-        if not self._authorized(context):
+        principal = self._guard.authenticate(context.invocation_metadata())
+        if principal is None:
             self._abort(context, grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
         if not self.accepting:
             self._abort(context, grpc.StatusCode.UNAVAILABLE, "shutting down; retry against another replica")
@@ -111,6 +107,13 @@ class TraceExportHandler:
             decoded = decode_spans(request, self._limits)
         except LimitExceeded as exc:
             self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        wait = self._guard.admit(principal, len(decoded.records), len(payload))
+        if wait > 0:
+            self._abort_busy(context, QueueBusy(f"tenant {principal.tenant_name!r} is over its rate limit",
+                                                retry_after_seconds=wait), reason="rate limited")
+        if principal.tenant is not None:
+            for record in decoded.records:
+                record.tenant = principal.tenant.name  # the token decides the tenant, not the payload
         records: list[SpanRecord] = []
         other = 0
         for record in decoded.records:
@@ -159,10 +162,11 @@ class OtlpGrpcServer:
         handler: the Export handler.
         max_message_bytes: larger requests get RESOURCE_EXHAUSTED.
         workers: handler threads.
+        tls: serve TLS (mutual when it names a client CA) instead of plaintext.
     """
 
     def __init__(self, address: str, handler: Callable[[bytes, grpc.ServicerContext], bytes],
-                 max_message_bytes: int, workers: int) -> None:
+                 max_message_bytes: int, workers: int, tls: TlsFiles | None = None) -> None:
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="otlp"),
             options=[("grpc.max_receive_message_length", max_message_bytes),
@@ -175,7 +179,10 @@ class OtlpGrpcServer:
             (grpc.method_handlers_generic_handler(SERVICE_NAME, {"Export": method}),))
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
-        self.port = self._server.add_insecure_port(address)
+        if tls is None:
+            self.port = self._server.add_insecure_port(address)
+        else:
+            self.port = self._server.add_secure_port(address, grpc_credentials(tls))
         if self.port == 0:
             raise OSError(f"cannot listen on {address}")
 

@@ -1,0 +1,1 @@
+"""Who may send spans, as which tenant, how fast, and over which encrypted channels."""
