@@ -52,6 +52,12 @@ class Settings:
     data_dir: str = "./.llm-cost-tracker"
     clickhouse_url: str = ""
     clickhouse_database: str = "default"
+    clickhouse_ca_file: str = ""
+    """CA bundle for an https:// ClickHouse URL (default: the system's)."""
+    clickhouse_tls_verify: bool = True
+    clickhouse_client_cert_file: str = ""
+    """Client certificate for ClickHouse servers that require mutual TLS."""
+    clickhouse_client_key_file: str = ""
     clickhouse_cluster: str = ""
     """Cluster name: migrations use ON CLUSTER and Replicated engines (docs/schema.md). Empty: one node."""
     ttl_raw_days: int = 400
@@ -105,6 +111,9 @@ class Settings:
     """Consumer: records fetched and not yet stored; past it fetching pauses."""
     kafka_session_timeout_ms: int = 10_000
     kafka_heartbeat_interval_ms: int = 3_000
+    # Privacy (docs/redaction.md): the rules are the config file's [redaction] table
+    redaction_hmac_key: str = dataclasses.field(default="", repr=False)
+    """Key of the redaction mode 'hash' (HMAC-SHA256), 16+ characters; prefer LCT_REDACTION_HMAC_KEY."""
     # Logging
     log_level: str = "info"
     log_format: str = "auto"
@@ -140,6 +149,9 @@ class Settings:
         problems.extend(_kafka_problems(self))
         from llm_cost_tracker.access.tls import TlsFiles
 
+        for name in ("clickhouse_ca_file", "clickhouse_client_cert_file", "clickhouse_client_key_file"):
+            if getattr(self, name) and not Path(getattr(self, name)).is_file():
+                problems.append(f"{name}: no such file {getattr(self, name)!r}")
         problems.extend(TlsFiles(self.tls_cert_file, self.tls_key_file, self.tls_client_ca_file).problems("tls"))
         if self.clickhouse_url and not self.clickhouse_url.startswith(("http://", "https://")):
             problems.append(f"clickhouse_url: must start with http:// or https://, got {self.clickhouse_url!r}")

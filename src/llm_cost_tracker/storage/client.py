@@ -21,7 +21,16 @@ def connect(settings: Settings) -> Any:
         StoreLocked: the embedded data directory is in use by another process.
     """
     if settings.clickhouse_url:
-        return clickhouse_connect.get_client(dsn=settings.clickhouse_url, database=settings.clickhouse_database)
+        tls: dict[str, Any] = {}
+        if settings.clickhouse_url.startswith("https://"):
+            tls["verify"] = settings.clickhouse_tls_verify
+            if settings.clickhouse_ca_file:
+                tls["ca_cert"] = settings.clickhouse_ca_file
+            if settings.clickhouse_client_cert_file:
+                tls["client_cert"] = settings.clickhouse_client_cert_file
+                tls["client_cert_key"] = settings.clickhouse_client_key_file or None
+        return clickhouse_connect.get_client(dsn=settings.clickhouse_url, database=settings.clickhouse_database,
+                                             **tls)
     path = Path(settings.data_dir).resolve()
     path.mkdir(parents=True, exist_ok=True)
     try:
