@@ -120,3 +120,6 @@ class Metrics:
         self.attributes_truncated = Counter("llm_pipeline_attributes_truncated",
                                             "Span attributes not stored because a span exceeded the limits.",
                                             registry=r)
+        self.redactions = Counter("llm_redactions", "Attributes dropped or hashed, and entities masked, by the "
+                                  "redaction stage, by detector and mode (never the values).",
+                                  ("detector", "mode"), registry=r)

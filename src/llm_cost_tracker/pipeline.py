@@ -29,6 +29,7 @@ from llm_cost_tracker.storage import client as store
 from llm_cost_tracker.storage.migrate import migrate
 from llm_cost_tracker.transforms.detect import Detect
 from llm_cost_tracker.transforms.price import Catalog, Price
+from llm_cost_tracker.transforms.redact import Redact
 from llm_cost_tracker.transforms.usage import ExtractUsage
 from llm_cost_tracker.types import Transform
 
@@ -42,13 +43,18 @@ def load_catalog(settings: Settings) -> Any:
     return ReloadingCatalog(overrides=Path(settings.pricing_file) if settings.pricing_file else None)
 
 
-def default_transforms(catalog: Callable[[], Catalog], metrics: Metrics) -> list[Transform]:
-    """detect -> usage -> price: the per-record stages every receiver runs."""
+def default_transforms(catalog: Callable[[], Catalog], metrics: Metrics,
+                       redact: Transform | None = None) -> list[Transform]:
+    """detect -> usage -> price -> redact: the per-record stages every receiver runs.
+
+    Redaction is last: the earlier stages read what they need, and nothing is published unredacted.
+    Without ``redact`` the default policy applies (content dropped, secrets masked; docs/redaction.md).
+    """
 
     def on_unpriced(provider: str, model: str) -> None:
         log.warning("model has no price; spans are stored unpriced", provider=provider, model=model)
 
-    return [Detect(), ExtractUsage(), Price(catalog, on_unpriced)]
+    return [Detect(), ExtractUsage(), Price(catalog, on_unpriced), redact or Redact(metrics=metrics)]
 
 
 @dataclass
@@ -70,6 +76,7 @@ class AllInOne:
 
     def start(self) -> None:
         s = self.settings
+        redact = Redact.from_settings(s, self.metrics)  # a bad [redaction] policy stops start-up here
         if self.catalog is None:
             self.catalog = load_catalog(s)
         self.tokens = load_tokens(s)
@@ -92,7 +99,7 @@ class AllInOne:
         )
         self.writer.start()
         self.handler = TraceExportHandler(
-            default_transforms(lambda: self.catalog.current, self.metrics), self.queue,
+            default_transforms(lambda: self.catalog.current, self.metrics, redact), self.queue,
             DecodeLimits(s.max_attributes_per_span, s.max_attribute_value_bytes, s.tenant_attribute,
                          s.max_spans_per_request, s.max_attributes_per_request, s.max_attribute_depth),
             self.metrics, guard=build_guard(self.tokens), ack_timeout=max(5.0, 3 * s.batch_age_seconds),

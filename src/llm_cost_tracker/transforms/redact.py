@@ -1,0 +1,293 @@
+"""Redaction: the last per-record stage, so no prompt text or secret leaves the receiver in clear.
+
+Every attribute (span and resource) gets one action, decided from its key and cached:
+
+1. a rule of ``[redaction.modes]`` matching the key (exact names before globs, longer globs first);
+2. a key in the allowlist: stored as it is;
+3. a known content attribute (:data:`CONTENT_ATTRIBUTES` plus ``content``): ``content_mode``;
+4. any other key under a content prefix (:data:`CONTENT_PREFIXES`): dropped (fails closed);
+5. any other string attribute: scanned for secrets (``scan = "secrets"``, the default), for every
+   detector (``"all"``) or stored as it is (``"off"``).
+
+Modes: ``drop`` removes the attribute, ``mask`` replaces detected entities by typed placeholders
+(``<EMAIL>``), ``hash`` stores a keyed HMAC-SHA256 (equal values still group; needs
+``redaction_hmac_key``), ``keep`` stores the value as it is. Removals are counted in
+``llm_redactions_total{detector,mode}``; values are never counted, logged or kept. See
+``docs/redaction.md``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from llm_cost_tracker.config import ConfigError, Settings, config_sections
+from llm_cost_tracker.transforms._detectors import DETECTOR_NAMES, SECRET_DETECTORS, Scanner
+from llm_cost_tracker.types import SpanRecord
+
+MODES = ("drop", "mask", "hash", "keep")
+SCAN_CHOICES = ("secrets", "all", "off")
+
+CONTENT_ATTRIBUTES = (
+    "gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions",
+    "gen_ai.prompt*", "gen_ai.completion*", "gen_ai.tool.call.arguments", "gen_ai.tool.call.result",
+    "llm.input_messages*", "llm.output_messages*", "llm.prompts*", "llm.completions*",
+    "llm.prompt_template.variables*", "input.value", "output.value",
+    "traceloop.entity.input", "traceloop.entity.output", "retrieval.documents*", "embedding.embeddings*",
+)
+"""Attributes that carry message content (``*`` matches any run of characters)."""
+
+CONTENT_PREFIXES = (
+    "gen_ai.input.", "gen_ai.output.", "gen_ai.system_instructions", "gen_ai.prompt", "gen_ai.completion",
+    "gen_ai.tool.call.", "llm.input_messages", "llm.output_messages", "llm.prompts", "llm.completions",
+    "llm.prompt_template.", "input.", "output.", "traceloop.entity.input", "traceloop.entity.output",
+    "retrieval.", "embedding.",
+)
+"""Namespaces of content: a key here that no rule, allowlist entry or content pattern names is dropped."""
+
+DEFAULT_ALLOW = ("gen_ai.output.type", "gen_ai.tool.call.id", "input.mime_type", "output.mime_type",
+                 "llm.prompt_template.version", "embedding.model_name")
+"""Known non-content keys under content prefixes, stored as they are."""
+
+TABLE_KEYS = frozenset({"content_mode", "scan", "content", "allow", "modes", "detectors"})
+HASH_PREFIX = "hmac-sha256:"
+MIN_KEY_LENGTH = 16
+
+# actions
+_KEEP, _DROP, _MASK, _HASH, _SCAN, _UNKNOWN = range(6)
+_MODE_ACTION = {"keep": _KEEP, "drop": _DROP, "mask": _MASK, "hash": _HASH}
+_CACHE_LIMIT = 8192
+
+
+class RedactionConfigError(ConfigError):
+    """The ``[redaction]`` table or the redaction settings are unusable (every problem listed)."""
+
+
+@dataclass(frozen=True)
+class RedactionConfig:
+    """Resolved redaction policy.
+
+    Args:
+        content_mode: mode of the known content attributes without a rule.
+        scan: what other string attributes are scanned for: ``secrets``, ``all`` detectors, ``off``.
+        content: more content attribute patterns (each also a content prefix).
+        allow: more keys stored as they are (added to :data:`DEFAULT_ALLOW`).
+        modes: (pattern, mode) rules.
+        detectors: detectors that mask mode and scanning use.
+        hmac_key: key of mode ``hash``.
+    """
+
+    content_mode: str = "drop"
+    scan: str = "secrets"
+    content: tuple[str, ...] = ()
+    allow: tuple[str, ...] = ()
+    modes: tuple[tuple[str, str], ...] = ()
+    detectors: tuple[str, ...] = DETECTOR_NAMES
+    hmac_key: str = field(default="", repr=False)
+
+    def problems(self) -> list[str]:
+        """Every problem of this policy (empty when usable)."""
+        out: list[str] = []
+        if self.content_mode not in MODES:
+            out.append(f"redaction.content_mode: must be one of {', '.join(MODES)}, got {self.content_mode!r}")
+        if self.scan not in SCAN_CHOICES:
+            out.append(f"redaction.scan: must be one of {', '.join(SCAN_CHOICES)}, got {self.scan!r}")
+        for pattern, mode in self.modes:
+            if mode not in MODES:
+                out.append(f"redaction.modes.{pattern}: must be one of {', '.join(MODES)}, got {mode!r}")
+        for name, patterns in (("content", self.content), ("allow", self.allow),
+                               ("modes", tuple(p for p, _ in self.modes))):
+            for p in patterns:
+                if not p.strip("*"):
+                    out.append(f"redaction.{name}: pattern {p!r} matches every attribute; name them")
+        for d in self.detectors:
+            if d not in DETECTOR_NAMES:
+                out.append(f"redaction.detectors: unknown detector {d!r} (known: {', '.join(DETECTOR_NAMES)})")
+        uses_hash = self.content_mode == "hash" or any(m == "hash" for _, m in self.modes)
+        if uses_hash and not self.hmac_key:
+            out.append("redaction: mode 'hash' needs a key: set redaction_hmac_key (LCT_REDACTION_HMAC_KEY)")
+        elif self.hmac_key and len(self.hmac_key) < MIN_KEY_LENGTH:
+            out.append(f"redaction_hmac_key: must be at least {MIN_KEY_LENGTH} characters")
+        return out
+
+    def validate(self) -> RedactionConfig:
+        """Return self, or raise :class:`RedactionConfigError` listing every problem."""
+        problems = self.problems()
+        if problems:
+            raise RedactionConfigError(problems)
+        return self
+
+
+def _strings(raw: Any, where: str, problems: list[str]) -> tuple[str, ...]:
+    if not isinstance(raw, list) or not all(isinstance(x, str) and x for x in raw):
+        problems.append(f"{where}: expected a list of non-empty strings, got {raw!r}")
+        return ()
+    return tuple(raw)
+
+
+def parse_redaction(sections: Mapping[str, Any], hmac_key: str = "") -> RedactionConfig:
+    """The policy in the ``[redaction]`` table of ``sections`` (see :func:`config.config_sections`).
+
+    Args:
+        sections: the config file's tables; no ``redaction`` table means the defaults.
+        hmac_key: the ``redaction_hmac_key`` setting.
+
+    Raises:
+        RedactionConfigError: listing every problem found.
+    """
+    problems: list[str] = []
+    raw = sections.get("redaction", {})
+    if not isinstance(raw, dict):
+        raise RedactionConfigError(["redaction: expected a table [redaction]"])
+    for key in sorted(raw.keys() - TABLE_KEYS):
+        problems.append(f"redaction: unknown key {key!r} (known: {', '.join(sorted(TABLE_KEYS))})")
+    kwargs: dict[str, Any] = {"hmac_key": hmac_key}
+    for key in ("content_mode", "scan"):
+        if key in raw:
+            if isinstance(raw[key], str):
+                kwargs[key] = raw[key]
+            else:
+                problems.append(f"redaction.{key}: expected a string, got {raw[key]!r}")
+    for key in ("content", "allow", "detectors"):
+        if key in raw:
+            kwargs[key] = _strings(raw[key], f"redaction.{key}", problems)
+    modes = raw.get("modes", {})
+    if not isinstance(modes, dict):
+        problems.append("redaction.modes: expected a table of \"pattern\" = \"mode\"")
+    else:
+        kwargs["modes"] = tuple((str(p), str(m)) for p, m in modes.items())
+    config = RedactionConfig(**kwargs)
+    problems.extend(config.problems())
+    if problems:
+        raise RedactionConfigError(problems)
+    return config
+
+
+def load_redaction(settings: Settings) -> RedactionConfig:
+    """The policy of ``settings``: its config file's ``[redaction]`` table and ``redaction_hmac_key``."""
+    config_file = getattr(settings, "config_file", "")
+    return parse_redaction(config_sections(config_file) if config_file else {},
+                           getattr(settings, "redaction_hmac_key", ""))
+
+
+class _Patterns:
+    """Attribute-key patterns (``*`` = any characters): exact names in a set, globs as one regex."""
+
+    __slots__ = ("exact", "_glob")
+
+    def __init__(self, patterns: tuple[str, ...]) -> None:
+        self.exact = frozenset(p for p in patterns if "*" not in p)
+        globs = [p for p in patterns if "*" in p]
+        self._glob = re.compile("|".join(".*".join(map(re.escape, g.split("*"))) for g in globs)) if globs else None
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.exact or (self._glob is not None and self._glob.fullmatch(key) is not None)
+
+
+class Redact:
+    """Transform: drops, masks, hashes or keeps each attribute by policy (never drops the record).
+
+    Args:
+        config: the policy (validated here; defaults: drop content, mask secrets everywhere else).
+        metrics: where removals are counted (``Metrics.redactions``); None counts nothing.
+    """
+
+    __slots__ = ("config", "_rules", "_allow", "_content", "_prefixes", "_mode", "_scanner", "_scan_scanner",
+                 "_hmac", "_cache", "_counter", "_children")
+
+    def __init__(self, config: RedactionConfig | None = None, metrics: Any = None) -> None:
+        self.config = config = (config or RedactionConfig()).validate()
+        # rules: exact names first, then globs with the most literal characters first
+        exact = {p: m for p, m in config.modes if "*" not in p}
+        globs = sorted(((p, m) for p, m in config.modes if "*" in p), key=lambda pm: -len(pm[0].replace("*", "")))
+        self._rules = (exact, [(re.compile(".*".join(map(re.escape, p.split("*")))), _MODE_ACTION[m])
+                               for p, m in globs])
+        self._allow = _Patterns(DEFAULT_ALLOW + config.allow)
+        self._content = _Patterns(CONTENT_ATTRIBUTES + config.content)
+        self._prefixes = CONTENT_PREFIXES + tuple(p.split("*", 1)[0] for p in config.content)
+        self._mode = _MODE_ACTION[config.content_mode]
+        self._scanner = Scanner(tuple(config.detectors))
+        scan = {"all": config.detectors, "secrets": tuple(d for d in config.detectors if d in SECRET_DETECTORS),
+                "off": ()}[config.scan]
+        self._scan_scanner = Scanner(tuple(scan)) if scan else None
+        self._hmac = hmac.new(config.hmac_key.encode(), digestmod=hashlib.sha256) if config.hmac_key else None
+        self._cache: dict[str, tuple[int, str]] = {}
+        self._counter = getattr(metrics, "redactions", None)
+        self._children: dict[tuple[str, str], Any] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings, metrics: Any = None) -> Redact:
+        """Built from ``settings`` (config file ``[redaction]`` table and HMAC key); raises on a bad policy."""
+        return cls(load_redaction(settings), metrics)
+
+    def decide(self, key: str) -> tuple[int, str]:
+        """The action for attribute ``key`` and the detector label its whole-value removals count under."""
+        decision = self._cache.get(key)
+        if decision is not None:
+            return decision
+        label = "content" if (key in self._content or key.startswith(self._prefixes)) else "attribute"
+        exact, globs = self._rules
+        mode = exact.get(key)
+        action = _MODE_ACTION[mode] if mode is not None else None
+        if action is None:
+            for regex, act in globs:
+                if regex.fullmatch(key):
+                    action = act
+                    break
+        if action is None:
+            if key in self._allow:
+                action = _KEEP
+            elif key in self._content:
+                action = self._mode
+            elif key.startswith(self._prefixes):
+                action, label = _UNKNOWN, "unknown_content"
+            else:
+                action = _SCAN if self._scan_scanner is not None else _KEEP
+        if len(self._cache) >= _CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[key] = decision = (action, label)
+        return decision
+
+    def hash_value(self, value: str) -> str:
+        """The keyed hash stored in place of ``value`` in mode ``hash``."""
+        assert self._hmac is not None
+        h = self._hmac.copy()
+        h.update(value.encode("utf-8", "surrogatepass"))
+        return HASH_PREFIX + h.hexdigest()
+
+    def redact_attributes(self, attrs: dict[str, str], counts: dict[tuple[str, str], int]) -> dict[str, str]:
+        """The attributes to store; adds removals to ``counts`` keyed by (detector, mode)."""
+        out: dict[str, str] = {}
+        entities: dict[str, int] = {}
+        for key, value in attrs.items():
+            action, label = self.decide(key)
+            if action == _KEEP:
+                out[key] = value
+            elif action == _SCAN:
+                out[key] = self._scan_scanner.mask(value, entities)  # type: ignore[union-attr]
+            elif action == _MASK:
+                out[key] = self._scanner.mask(value, entities)
+            elif action == _HASH:
+                out[key] = self.hash_value(value)
+                counts[(label, "hash")] = counts.get((label, "hash"), 0) + 1
+            else:  # _DROP, _UNKNOWN
+                counts[(label, "drop")] = counts.get((label, "drop"), 0) + 1
+        for name, n in entities.items():
+            counts[(name, "mask")] = counts.get((name, "mask"), 0) + n
+        return out
+
+    def __call__(self, record: SpanRecord) -> SpanRecord:
+        counts: dict[tuple[str, str], int] = {}
+        record.attributes = self.redact_attributes(record.attributes, counts)
+        record.resource_attributes = self.redact_attributes(record.resource_attributes, counts)
+        if counts and self._counter is not None:
+            for labels, n in counts.items():
+                child = self._children.get(labels)
+                if child is None:
+                    child = self._children[labels] = self._counter.labels(detector=labels[0], mode=labels[1])
+                child.inc(n)
+        return record
