@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
+from typing import Any
 
 from llm_cost_tracker.cli._common import add_config_flag, add_format_flag, add_store_flags, settings_from
 from llm_cost_tracker.cli._output import render
@@ -14,21 +16,28 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                        description="Run SQL against the configured store. The embedded store can be "
                                    "opened by one process at a time: stop the service first.")
     p.add_argument("query", help="the SQL to run")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="value of a {NAME:Type} query parameter (repeatable), as in docs/queries.md")
     add_config_flag(p)
     add_store_flags(p)
     add_format_flag(p)
     p.set_defaults(func=_sql)
 
-    p = sub.add_parser("report", help="spend and tokens grouped by model, service, provider, tenant or day")
+    p = sub.add_parser("report", help="spend and tokens grouped by model, service, provider, tenant or day",
+                       description="Spend, requests and tokens from the hourly/daily rollups. Times are UTC; "
+                                   "a window is widened to whole hours (whole days when both ends are dates).")
     p.add_argument("--by", choices=("model", "service", "provider", "tenant", "day"), default="model")
-    p.add_argument("--since", default="24h", help="window, like 30m, 24h or 7d (default 24h)")
+    p.add_argument("--since", default="24h",
+                   help="start: a duration before now (30m, 24h, 7d) or a date/time (2026-03-01) (default 24h)")
+    p.add_argument("--until", help="end (exclusive), same forms as --since (default: now)")
+    p.add_argument("--tenant", help="only this tenant")
     add_config_flag(p)
     add_store_flags(p)
     add_format_flag(p)
     p.set_defaults(func=_report)
 
 
-def _query(args: argparse.Namespace, sql: str) -> int:
+def _query(args: argparse.Namespace, sql: str, parameters: dict[str, Any] | None = None) -> int:
     from llm_cost_tracker.storage.client import StoreLocked, connect
 
     settings = settings_from(args)
@@ -38,7 +47,7 @@ def _query(args: argparse.Namespace, sql: str) -> int:
         print(f"llm-cost-tracker: {exc}", file=sys.stderr)
         return 2
     try:
-        result = client.query(sql)
+        result = client.query(sql, parameters=parameters or None)
     except Exception as exc:
         print(f"llm-cost-tracker: query failed: {exc}", file=sys.stderr)
         return 1
@@ -49,15 +58,25 @@ def _query(args: argparse.Namespace, sql: str) -> int:
 
 
 def _sql(args: argparse.Namespace) -> int:
-    return _query(args, args.query)
+    parameters = {}
+    for item in args.param:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            print(f"llm-cost-tracker: --param: expected NAME=VALUE, got {item!r}", file=sys.stderr)
+            return 2
+        parameters[name] = value
+    return _query(args, args.query, parameters)
 
 
 def _report(args: argparse.Namespace) -> int:
-    from llm_cost_tracker.report import ReportQuery, parse_since
+    from llm_cost_tracker.report import ReportQuery, parse_time
 
+    now = dt.datetime.now(dt.UTC)
     try:
-        since = parse_since(args.since)
+        since = parse_time(args.since, now)
+        until = parse_time(args.until, now) if args.until else None
     except ValueError as exc:
-        print(f"llm-cost-tracker: --since: {exc}", file=sys.stderr)
+        print(f"llm-cost-tracker: {exc}", file=sys.stderr)
         return 2
-    return _query(args, ReportQuery(args.by, since).sql())
+    sql, parameters = ReportQuery(args.by, since, until, args.tenant).sql()
+    return _query(args, sql, parameters)
