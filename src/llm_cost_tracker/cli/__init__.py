@@ -15,6 +15,7 @@ from collections.abc import Sequence
 # Modules that add subcommands, imported lazily so one group's heavy imports do not slow the rest.
 _COMMAND_MODULES = (
     "llm_cost_tracker.cli.service",
+    "llm_cost_tracker.cli.kafka",
     "llm_cost_tracker.cli.query",
     "llm_cost_tracker.cli.pricing",
     "llm_cost_tracker.cli.schedule",

@@ -9,6 +9,7 @@ from types import FrameType
 
 from llm_cost_tracker import log
 from llm_cost_tracker.cli._common import add_service_flags, settings_from
+from llm_cost_tracker.cli.kafka import add_kafka_flags, run_kafka
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -16,6 +17,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                        description="Receive OTLP/gRPC spans, price the LLM ones and store them in ClickHouse "
                                    "(embedded chDB unless --clickhouse-url is given).")
     add_service_flags(p)
+    add_kafka_flags(p, consumer=True)
     p.set_defaults(func=_run)
 
 
@@ -24,8 +26,7 @@ def _run(args: argparse.Namespace) -> int:
     log.configure(settings.log_level, settings.log_format)
     logger = log.get_logger("cli")
     if settings.kafka_bootstrap:
-        logger.error("Kafka mode is not available in this build; unset kafka_bootstrap")
-        return 2
+        return run_kafka(settings)  # receiver + consumer in one process, through the broker
     from llm_cost_tracker.pipeline import AllInOne
     from llm_cost_tracker.storage.client import StoreLocked
 

@@ -1,0 +1,120 @@
+"""``receiver`` and ``consumer``: the two halves of the Kafka deployment (docs/kafka.md)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from types import FrameType
+from typing import Any
+
+from llm_cost_tracker import config, log
+from llm_cost_tracker.cli._common import add_service_flags, settings_from
+
+
+def add_kafka_flags(parser: argparse.ArgumentParser, consumer: bool = False) -> None:
+    """The Kafka flags (each also settable as ``LCT_<NAME>`` or in the config file)."""
+    g = parser.add_argument_group("kafka")
+    g.add_argument("--kafka-bootstrap", metavar="HOST:PORT[,HOST:PORT]", help="Kafka bootstrap servers")
+    g.add_argument("--kafka-topic", metavar="TOPIC", help="span topic (default llm-cost.spans.v1)")
+    g.add_argument("--kafka-dlq-topic", metavar="TOPIC", help="dead-letter topic (default llm-cost.spans.dlq)")
+    g.add_argument("--no-kafka-idempotence", dest="kafka_idempotence", action="store_const", const=False,
+                   default=None, help="disable the idempotent producer (for brokers without it)")
+    g.add_argument("--kafka-compression", choices=config.COMPRESSIONS, help="batch compression (default zstd)")
+    g.add_argument("--kafka-linger-ms", type=int, metavar="MS", help="producer linger (default 5)")
+    g.add_argument("--kafka-partitions", type=int, metavar="N",
+                   help="partitions of topics created when missing (default 6; 0: never create topics)")
+    g.add_argument("--kafka-request-timeout-ms", type=int, metavar="MS",
+                   help="broker acknowledgement deadline (default 10000)")
+    g.add_argument("--kafka-max-in-flight-records", type=int, metavar="N",
+                   help="receiver: unacknowledged records before RESOURCE_EXHAUSTED (default 100000)")
+    g.add_argument("--kafka-security-protocol", choices=config.KAFKA_SECURITY_PROTOCOLS)
+    g.add_argument("--kafka-sasl-mechanism", choices=config.KAFKA_SASL_MECHANISMS)
+    g.add_argument("--kafka-sasl-username", metavar="USER")
+    g.add_argument("--kafka-sasl-password", metavar="PASSWORD", help="prefer LCT_KAFKA_SASL_PASSWORD")
+    g.add_argument("--kafka-ssl-cafile", metavar="PEM", help="CA bundle for the brokers' certificates")
+    g.add_argument("--kafka-ssl-certfile", metavar="PEM", help="client certificate (mTLS)")
+    g.add_argument("--kafka-ssl-keyfile", metavar="PEM", help="client certificate's key")
+    if consumer:
+        g.add_argument("--group-id", dest="kafka_group_id", metavar="GROUP",
+                       help="consumer group (default llm-cost-tracker)")
+        g.add_argument("--kafka-session-timeout-ms", type=int, metavar="MS", help="group session timeout")
+        g.add_argument("--kafka-heartbeat-interval-ms", type=int, metavar="MS", help="group heartbeat interval")
+        g.add_argument("--kafka-consumer-buffer-records", type=int, metavar="N",
+                       help="fetched, unstored records before fetching pauses (default 50000)")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("receiver", help="OTLP/gRPC in, priced span records out to a Kafka topic",
+                       description="Receive OTLP/gRPC spans, price the LLM ones and publish them to Kafka. "
+                                   "An Export succeeds once the broker acknowledged every record.")
+    add_service_flags(p)
+    add_kafka_flags(p)
+    p.set_defaults(func=_receiver)
+    p = sub.add_parser("consumer", help="Kafka topic in, ClickHouse out (consumer group, exactly-once totals)",
+                       description="Consume span records from Kafka in a consumer group, insert them into "
+                                   "ClickHouse in deduplicated batches and commit offsets after each insert.")
+    add_service_flags(p)
+    add_kafka_flags(p, consumer=True)
+    p.set_defaults(func=_consumer)
+
+
+def serve(service: Any, logger: Any) -> int:
+    """Start ``service``, run until SIGTERM/SIGINT (SIGHUP reloads), then stop it."""
+    from llm_cost_tracker.storage.client import StoreLocked
+
+    stop = threading.Event()
+
+    def on_stop(signum: int, _frame: FrameType | None) -> None:
+        logger.info("signal received", signal=signal.Signals(signum).name)
+        stop.set()
+
+    def on_hup(_signum: int, _frame: FrameType | None) -> None:
+        if hasattr(service, "reload"):
+            threading.Thread(target=service.reload, name="reload", daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGHUP, on_hup)
+    try:
+        service.start()
+    except StoreLocked as exc:
+        logger.error(str(exc))
+        return 2
+    except (OSError, RuntimeError) as exc:
+        logger.error("cannot start", error=f"{type(exc).__name__}: {exc}")
+        return 1
+    except Exception as exc:  # e.g. the brokers refused the consumer at start-up
+        logger.error("cannot start", error=f"{type(exc).__name__}: {exc}")
+        return 1
+    while not stop.wait(1.0):
+        pass
+    service.stop()
+    return 0
+
+
+def _start(args: argparse.Namespace, kind: str) -> int:
+    settings = settings_from(args)
+    log.configure(settings.log_level, settings.log_format)
+    logger = log.get_logger("cli")
+    if not settings.kafka_bootstrap:
+        logger.error(f"{kind} needs --kafka-bootstrap (or LCT_KAFKA_BOOTSTRAP)")
+        return 2
+    from llm_cost_tracker.services.kafka import Consumer, Receiver
+
+    return serve(Receiver(settings) if kind == "receiver" else Consumer(settings), logger)
+
+
+def _receiver(args: argparse.Namespace) -> int:
+    return _start(args, "receiver")
+
+
+def _consumer(args: argparse.Namespace) -> int:
+    return _start(args, "consumer")
+
+
+def run_kafka(settings: config.Settings) -> int:
+    """``run --kafka-bootstrap``: receiver and consumer in one process, through the broker."""
+    from llm_cost_tracker.services.kafka import KafkaAllInOne
+
+    return serve(KafkaAllInOne(settings), log.get_logger("cli"))

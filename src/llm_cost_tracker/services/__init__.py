@@ -1,0 +1,1 @@
+"""Long-running processes built from the pipeline's stages (the Kafka receiver and consumer)."""

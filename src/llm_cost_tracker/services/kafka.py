@@ -1,0 +1,229 @@
+"""The Kafka deployment's processes: ``receiver`` (OTLP -> topic), ``consumer`` (topic -> ClickHouse),
+and both in one process for ``run --kafka-bootstrap``.
+
+Lifecycle (arq-like): ``start()`` builds and starts every part, ``ready()`` answers /readyz,
+``stop()`` stops taking new work, finishes what is in hand within the shutdown timeout, and closes.
+The receiver stops accepting Exports, then waits for the broker to acknowledge what it accepted; the
+consumer stops taking batches, lets the writer finish (insert + commit) the batch in hand, then leaves
+the group: anything not committed is redelivered to another member and deduplicated there.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llm_cost_tracker.access.setup import apply_label_limits, build_guard, load_tokens, tls_files
+from llm_cost_tracker.config import Settings
+from llm_cost_tracker.httpserver import HttpServer
+from llm_cost_tracker.log import get_logger
+from llm_cost_tracker.metrics import Metrics
+from llm_cost_tracker.pipeline import default_transforms, load_catalog
+from llm_cost_tracker.queue.kafka import KafkaPublisher
+from llm_cost_tracker.queue.kafka_client import LoopThread, ensure_topics
+from llm_cost_tracker.queue.kafka_metrics import KafkaMetrics
+from llm_cost_tracker.queue.kafka_reader import KafkaBatchReader
+from llm_cost_tracker.sinks.batcher import BatchPolicy, BatchWriter
+from llm_cost_tracker.sinks.clickhouse import ClickHouseSink, is_retriable
+from llm_cost_tracker.sources.otlp_decode import DecodeLimits
+from llm_cost_tracker.sources.otlp_grpc import OtlpGrpcServer, TraceExportHandler
+from llm_cost_tracker.storage import client as store
+from llm_cost_tracker.storage.migrate import migrate
+from llm_cost_tracker.transforms.redact import Redact
+
+log = get_logger("kafka_service")
+
+
+def _all_ready(*checks: tuple[bool, str]) -> tuple[bool, str]:
+    for ok, reason in checks:
+        if not ok:
+            return False, reason
+    return True, "ok"
+
+
+@dataclass
+class Receiver:
+    """OTLP/gRPC -> detect/usage/price/redact -> Kafka topic.
+
+    Args:
+        settings: validated settings with ``kafka_bootstrap``.
+        metrics: the process's metrics.
+        kafka_metrics: Kafka metrics on the same registry (made from ``metrics`` by default).
+        catalog: price catalog holder (loaded from settings by default).
+        serve_http: run the /metrics, /healthz, /readyz port (off when embedded in another service).
+    """
+
+    settings: Settings
+    metrics: Metrics = field(default_factory=Metrics)
+    kafka_metrics: KafkaMetrics | None = None
+    catalog: Any = None
+    serve_http: bool = True
+    grpc_port: int = 0
+    http_port: int = 0
+
+    def start(self) -> None:
+        s = self.settings
+        redact = Redact.from_settings(s, self.metrics)
+        if self.catalog is None:
+            self.catalog = load_catalog(s)
+        self.kafka_metrics = self.kafka_metrics or KafkaMetrics(self.metrics)
+        self.tokens = load_tokens(s)
+        apply_label_limits(self.metrics.spend.folder, self.tokens.current)
+        self.publisher = KafkaPublisher(s, self.kafka_metrics)
+        if not self.publisher.start(wait_seconds=min(10.0, s.kafka_request_timeout_ms / 1000)):
+            log.warning("Kafka not reachable yet; answering UNAVAILABLE until it is",
+                        reason=self.publisher.down_reason[:300])
+        self.handler = TraceExportHandler(
+            default_transforms(lambda: self.catalog.current, self.metrics, redact), self.publisher,
+            DecodeLimits(s.max_attributes_per_span, s.max_attribute_value_bytes, s.tenant_attribute,
+                         s.max_spans_per_request, s.max_attributes_per_request, s.max_attribute_depth),
+            self.metrics, guard=build_guard(self.tokens), ack_timeout=s.kafka_request_timeout_ms / 1000 + 5,
+        )
+        if self.serve_http:
+            self.http = HttpServer(s.http, self.metrics.registry, self.ready, tls=tls_files(s))
+            self.http_port = self.http.port
+            self.http.start()
+        self.grpc = OtlpGrpcServer(s.otlp_grpc, self.handler, s.max_message_bytes, s.grpc_workers,
+                                   tls=tls_files(s))
+        self.grpc_port = self.grpc.port
+        self.grpc.start()
+        log.info("receiver started", otlp_grpc=f"{s.otlp_grpc.rpartition(':')[0]}:{self.grpc_port}",
+                 topic=s.kafka_topic, bootstrap=s.kafka_bootstrap)
+
+    def ready(self) -> tuple[bool, str]:
+        """Ready while accepting, the brokers answer, and in-flight records are below 90% of the limit."""
+        if not self.handler.accepting:
+            return False, "shutting down"
+        if not self.publisher.healthy:
+            return False, f"Kafka unavailable: {self.publisher.down_reason}"
+        if self.publisher.in_flight >= 0.9 * self.settings.kafka_max_in_flight_records:
+            return False, "too many records in flight to Kafka"
+        return True, "ok"
+
+    def reload(self) -> None:
+        """SIGHUP: reload the price catalog and the token table; on error keep what is in force."""
+        for name, holder in (("price catalog", self.catalog), ("auth tokens", self.tokens)):
+            try:
+                holder.reload()
+            except Exception as exc:
+                log.error(f"{name} reload failed; keeping the one in force", error=str(exc))
+            else:
+                log.info(f"{name} reloaded")
+        apply_label_limits(self.metrics.spend.folder, self.tokens.current)
+
+    def stop(self) -> None:
+        """Refuse new Exports, let those in progress finish, deliver what was accepted, close."""
+        timeout = self.settings.shutdown_timeout_seconds
+        self.handler.accepting = False
+        self.grpc.stop(grace=min(self.settings.kafka_request_timeout_ms / 1000 + 5, timeout))
+        self.publisher.close(timeout=min(10.0, timeout))
+        if self.serve_http:
+            self.http.stop()
+        log.info("receiver stopped")
+
+
+@dataclass
+class Consumer:
+    """Kafka topic (consumer group) -> batches -> ClickHouse, committing after each insert.
+
+    Args:
+        settings: validated settings with ``kafka_bootstrap``.
+        metrics: the process's metrics.
+        kafka_metrics: Kafka metrics on the same registry (made from ``metrics`` by default).
+        serve_http: run the /metrics, /healthz, /readyz port.
+    """
+
+    settings: Settings
+    metrics: Metrics = field(default_factory=Metrics)
+    kafka_metrics: KafkaMetrics | None = None
+    serve_http: bool = True
+    http_port: int = 0
+    _stopped: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> None:
+        s = self.settings
+        self.kafka_metrics = self.kafka_metrics or KafkaMetrics(self.metrics)
+        self._client = store.connect(s)
+        applied = migrate(self._client, settings=s)
+        if applied:
+            log.info("schema migrated", versions=[m.version for m in applied])
+        loop = LoopThread("kafka-admin")
+        try:
+            created = loop.call(ensure_topics(s, [s.kafka_topic, s.kafka_dlq_topic]),
+                                timeout=s.kafka_request_timeout_ms / 1000 + 10)
+            if created:
+                log.info("created topics", topics=created, partitions=s.kafka_partitions)
+        finally:
+            loop.stop()
+        self.reader = KafkaBatchReader(s, self.kafka_metrics)
+        self.reader.start()
+        self.writer = BatchWriter(
+            self.reader, ClickHouseSink(self._client), self.reader.dead_letter_parking(Path(s.data_dir) / "parked"),
+            is_retriable, BatchPolicy(s.batch_size, s.batch_age_seconds, retry_max_seconds=s.sink_retry_max_seconds),
+            self.metrics,
+        )
+        self.writer.start()
+        if self.serve_http:
+            self.http = HttpServer(s.http, self.metrics.registry, self.ready, tls=tls_files(s))
+            self.http_port = self.http.port
+            self.http.start()
+        log.info("consumer started", topic=s.kafka_topic, group=s.kafka_group_id, store=store.describe(s))
+
+    def ready(self) -> tuple[bool, str]:
+        """Ready while fetching works and the last insert succeeded."""
+        if self._stopped.is_set():
+            return False, "shutting down"
+        if self.reader.fetch_error:
+            return False, f"cannot fetch from Kafka: {self.reader.fetch_error}"
+        if not self.writer.healthy:
+            return False, "writes to the store are failing"
+        return True, "ok"
+
+    def stop(self) -> None:
+        """Finish the batch in hand (insert + commit), leave the group, close the store."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        self.reader.close()
+        if not self.writer.join(self.settings.shutdown_timeout_seconds):
+            log.warning("batch in hand not stored before the shutdown timeout; it will be redelivered")
+        self.reader.stop()
+        if self.serve_http:
+            self.http.stop()
+        self._client.close()
+        log.info("consumer stopped", rows_written=self.metrics.rows_written._value.get())
+
+
+@dataclass
+class KafkaAllInOne:
+    """``run --kafka-bootstrap``: a receiver and a consumer in one process, through the broker."""
+
+    settings: Settings
+    metrics: Metrics = field(default_factory=Metrics)
+    catalog: Any = None
+    grpc_port: int = 0
+    http_port: int = 0
+
+    def start(self) -> None:
+        kafka_metrics = KafkaMetrics(self.metrics)
+        self.consumer = Consumer(self.settings, self.metrics, kafka_metrics, serve_http=False)
+        self.consumer.start()
+        self.receiver = Receiver(self.settings, self.metrics, kafka_metrics, self.catalog, serve_http=False)
+        self.receiver.start()
+        self.grpc_port = self.receiver.grpc_port
+        self.http = HttpServer(self.settings.http, self.metrics.registry, self.ready, tls=tls_files(self.settings))
+        self.http_port = self.http.port
+        self.http.start()
+
+    def ready(self) -> tuple[bool, str]:
+        return _all_ready(self.receiver.ready(), self.consumer.ready())
+
+    def reload(self) -> None:
+        self.receiver.reload()
+
+    def stop(self) -> None:
+        self.receiver.stop()
+        self.consumer.stop()
+        self.http.stop()
