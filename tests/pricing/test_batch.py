@@ -58,3 +58,18 @@ def test_batch_discounted_rows_are_exact(tmp_path) -> None:  # type: ignore[no-u
     for i, (p, m, u) in enumerate([("openai", "gpt-4o", TokenUsage(12_345, 678)), ("anthropic", "claude-3-haiku-20240307", TokenUsage(1_000, 0))]):
         q = cat.quote(p, m, AT, u)
         assert q is not None and priced[i] and int(cost[i]) == q.cost_pusd
+
+
+def test_encoded_batch_matches_string_batch(catalog: PriceCatalog) -> None:
+    """Dictionary-encoded names give the same costs as one string pair per row."""
+    names = [("openai", "gpt-4o"), ("gcp.gemini", "gemini-2.5-pro"), ("openai", "nope-model"), ("openai", "o3")]
+    codes = np.array([0, 1, 2, 3, 1, 0, 3])
+    times = np.array([AT, AT, AT, 1_746_000_000_000_000_000, AT, 1_720_000_000_000_000_000, AT])
+    inp = np.array([1000, 300_000, 5, 2000, 10, 1_000_000, 7])
+    out = np.array([10, 20, 5, 3000, 0, 0, 9])
+    zeros = np.zeros(7, dtype=np.int64)
+    encoded = catalog.quote_batch_encoded(names, codes, times, inp, out, zeros, zeros, zeros)
+    plain = catalog.quote_batch([names[c][0] for c in codes], [names[c][1] for c in codes], times, inp, out, zeros, zeros, zeros)
+    for a, b in zip(encoded, plain, strict=True):
+        assert (a == b).all()
+    assert encoded[1].tolist() == [True, True, False, True, True, True, True]

@@ -9,7 +9,8 @@ whose femto-USD sum could overflow int64 are re-priced exactly with Python integ
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -26,6 +27,8 @@ _RATES = ("input", "output", "cache_read", "cache_write", "reasoning", "per_requ
 _NS_PER_S = 1_000_000_000
 _SHIFT = 40  # key = entry << 40 | start second (seconds fit in 40 bits until year 36812)
 _SAFE_FEMTO = 2**62
+_MIN = -(2**63)
+_MAX = 2**63 - 1
 
 
 class BatchTable:
@@ -36,66 +39,79 @@ class BatchTable:
         self.catalog = catalog
         self.keys = list(catalog.entries)
         self.entry_index = {key: i for i, key in enumerate(self.keys)}
-        slot_keys: list[int] = []
-        slot_entry: list[int] = []
-        slot_end: list[int] = []
-        self.slot_versions = []
+        rows = []  # (sort key, entry, start ns, end ns, version)
         for i, key in enumerate(self.keys):
             for version in catalog.entries[key].versions:
                 start = version.effective_from_ns
                 start_s = 0 if start is None else max(start // _NS_PER_S, 0)
-                slot_keys.append((i << _SHIFT) | start_s)
-                slot_entry.append(i)
-                slot_end.append(2**63 - 1 if version.effective_to_ns is None else version.effective_to_ns)
-                self.slot_versions.append(version)
-        order = np.argsort(np.array(slot_keys, dtype=np.int64), kind="stable")
-        self.slot_keys = np.array(slot_keys, dtype=np.int64)[order]
-        self.slot_entry = np.array(slot_entry, dtype=np.int64)[order]
-        self.slot_end = np.array(slot_end, dtype=np.int64)[order]
-        self.slot_versions = [self.slot_versions[j] for j in order]
+                rows.append((
+                    (i << _SHIFT) | start_s,
+                    i,
+                    _MIN if start is None else start,
+                    _MAX if version.effective_to_ns is None else version.effective_to_ns,
+                    version,
+                ))
+        rows.sort(key=lambda row: row[0])
+        self.slot_keys = np.array([r[0] for r in rows], dtype=np.int64)
+        self.slot_entry = np.array([r[1] for r in rows], dtype=np.int64)
+        self.slot_start = np.array([r[2] for r in rows], dtype=np.int64)
+        self.slot_end = np.array([r[3] for r in rows], dtype=np.int64)
+        self.slot_versions = [r[4] for r in rows]
+        counts = np.bincount(self.slot_entry, minlength=len(self.keys))
+        self.entry_first_slot = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
+        self.entry_multi = counts > 1
         self.bands = max(len(bands) for v in self.slot_versions for bands in v.tiers.values())
-        self._tier_tables: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._tier_tables: dict[str, _TierTable] = {}
 
-    def _tier_table(self, tier: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(thresholds[slot, band], rates[slot, band, dim], max_rate[slot])`` for one tier."""
+    def _tier_table(self, tier: str) -> _TierTable:
+        """Band thresholds per slot and flat rate columns indexed by ``slot * bands + band``."""
         if tier not in self._tier_tables:
-            n = len(self.slot_versions)
-            thresholds = np.full((n, self.bands), np.iinfo(np.int64).max, dtype=np.int64)
-            rates = np.zeros((n, self.bands, len(_RATES)), dtype=np.int64)
+            n, nb = len(self.slot_versions), self.bands
+            thresholds = np.full((nb, n), _MAX, dtype=np.int64)
+            rates = np.zeros((len(_RATES), n * nb), dtype=np.int64)
             for s, version in enumerate(self.slot_versions):
                 bands = version.tiers.get(tier) or version.tiers["standard"]
-                for b, card in enumerate(reversed(bands)):  # lowest band first
-                    thresholds[s, b] = card.above_input_tokens if b else -1
-                    rates[s, b] = [card.rate(d) for d in _RATES]
-            max_rate = rates[:, :, :5].max(axis=(1, 2))
-            self._tier_tables[tier] = (thresholds, rates, max_rate)
+                ordered = list(reversed(bands))  # lowest band first
+                for b in range(nb):
+                    card = ordered[min(b, len(ordered) - 1)]
+                    if 0 < b < len(ordered):
+                        thresholds[b, s] = card.above_input_tokens
+                    rates[:, s * nb + b] = [card.rate(d) for d in _RATES]
+            self._tier_tables[tier] = _TierTable(
+                thresholds=[np.ascontiguousarray(thresholds[b]) for b in range(1, nb)
+                            if (thresholds[b] != _MAX).any()],
+                rates=[np.ascontiguousarray(rates[d]) for d in range(len(_RATES))],
+                has_fee=bool(rates[5].any()),
+                max_rate=int(rates[:5].max()) if rates.size else 0,
+            )
         return self._tier_tables[tier]
 
-    def entries_for(self, providers: Sequence[str], models: Sequence[str], tenant: str) -> np.ndarray:
-        """The entry index of every row (-1 where unresolved), one cached lookup per distinct pair."""
+    def entries_for(self, providers: Sequence[str] | str, models: Sequence[str], tenant: str) -> np.ndarray:
+        """The entry index of every row (-1 unresolved, ``-2 - i`` discounted), one lookup per distinct pair."""
         memo: dict[tuple[str, str], int] = {}
-        catalog, index = self.catalog, self.entry_index
 
         def lookup(pair: tuple[str, str]) -> int:
             found = memo.get(pair)
             if found is None:
-                resolution = catalog.resolve(pair[0], pair[1], tenant)
-                if resolution is None:
-                    found = -1
-                else:  # a discounted entry is encoded as -2 - index and priced exactly in Python
-                    found = index[resolution.entry.key]
-                    found = -2 - found if resolution.discount else found
-                memo[pair] = found
+                found = memo[pair] = self.code_of(pair[0], pair[1], tenant)
             return found
 
         if isinstance(providers, str):
             return np.fromiter((lookup((providers, m)) for m in models), dtype=np.int64, count=len(models))
         return np.fromiter(map(lookup, zip(providers, models, strict=True)), dtype=np.int64, count=len(models))
 
+    def code_of(self, provider: str, model: str, tenant: str) -> int:
+        """One name's entry code: its index, -1 if unresolved, ``-2 - index`` if discounted."""
+        resolution = self.catalog.resolve(provider, model, tenant)
+        if resolution is None:
+            return -1
+        found = self.entry_index[resolution.entry.key]
+        return -2 - found if resolution.discount else found
+
     def quote(
         self,
-        providers: Sequence[str],
-        models: Sequence[str],
+        names: Sequence[tuple[str, str]] | None,
+        coded: np.ndarray,
         at_ns: npt.ArrayLike,
         input_tokens: npt.ArrayLike,
         output_tokens: npt.ArrayLike,
@@ -104,50 +120,62 @@ class BatchTable:
         reasoning_tokens: npt.ArrayLike,
         tenant: str = "",
         service_tier: str = "standard",
+        row_names: Callable[[int], tuple[str, str]] | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """See :meth:`PriceCatalog.quote_batch`."""
+        """Price rows given their entry codes (see ``entries_for``/``code_of``)."""
         if service_tier not in SERVICE_TIERS:
             service_tier = "standard"
-        coded = self.entries_for(providers, models, tenant)
-        discounted = np.flatnonzero(coded <= -2)
+        n = len(coded)
         entry = np.where(coded <= -2, -2 - coded, coded)
-        n = len(entry)
+        valid = entry >= 0
+        e = np.maximum(entry, 0)
         at = np.broadcast_to(np.asarray(at_ns, dtype=np.int64), (n,))
         inp = np.asarray(input_tokens, dtype=np.int64)
         out = np.asarray(output_tokens, dtype=np.int64)
         cr = np.asarray(cache_read_tokens, dtype=np.int64)
         cw = np.asarray(cache_write_tokens, dtype=np.int64)
         reas = np.minimum(np.asarray(reasoning_tokens, dtype=np.int64), out)
-        # version slot: last slot of the entry starting at or before the row's second
-        key = (np.maximum(entry, 0) << _SHIFT) | (np.maximum(at, 0) // _NS_PER_S)
-        slot = np.searchsorted(self.slot_keys, key, side="right") - 1
-        slot = np.maximum(slot, 0)
-        priced = (entry >= 0) & (self.slot_entry[slot] == entry) & (at < self.slot_end[slot])
-        thresholds, rates, max_rate = self._tier_table(service_tier)
-        band = np.zeros(n, dtype=np.int64)
-        for b in range(1, self.bands):
-            band += inp > thresholds[slot, b]
-        r = rates[slot, band]  # (n, dims)
-        uncached = np.maximum(inp - cr - cw, 0)
-        femto = (
-            uncached * r[:, 0]
-            + (out - reas) * r[:, 1]
-            + cr * r[:, 2]
-            + cw * r[:, 3]
-            + reas * r[:, 4]
-            + r[:, 5]
-        )
+        # version slot: entries with one version need no search
+        slot = self.entry_first_slot.take(e)
+        multi = np.flatnonzero(self.entry_multi.take(e))
+        if multi.size:
+            key = (e[multi] << _SHIFT) | (np.maximum(at[multi], 0) // _NS_PER_S)
+            slot[multi] = np.maximum(np.searchsorted(self.slot_keys, key, side="right") - 1, 0)
+            valid[multi] &= self.slot_entry.take(slot[multi]) == e[multi]
+        priced = valid & (at >= self.slot_start.take(slot)) & (at < self.slot_end.take(slot))
+        table = self._tier_table(service_tier)
+        k = slot * self.bands
+        for thresholds in table.thresholds:
+            k += inp > thresholds.take(slot)
+        r_in, r_out, r_cr, r_cw, r_reas, r_fee = table.rates
+        work = inp - cr
+        work -= cw
+        np.maximum(work, 0, out=work)
+        femto = work * r_in.take(k)
+        np.subtract(out, reas, out=work)
+        work *= r_out.take(k)
+        femto += work
+        np.multiply(cr, r_cr.take(k), out=work)
+        femto += work
+        np.multiply(cw, r_cw.take(k), out=work)
+        femto += work
+        np.multiply(reas, r_reas.take(k), out=work)
+        femto += work
+        if table.has_fee:
+            femto += r_fee.take(k)
         cost = _round_half_even(femto)
-        # rows whose femto sum could exceed int64: recompute with Python integers
-        bound = (inp.astype(np.float64) + out + cr + cw) * max_rate[slot].astype(np.float64)
-        risky = np.flatnonzero(priced & (bound >= _SAFE_FEMTO))
-        for i in risky:
-            cost[i] = self._exact(int(slot[i]), service_tier, int(inp[i]), int(out[i]), int(cr[i]), int(cw[i]), int(reas[i]))
-        for i in discounted:
-            provider = providers if isinstance(providers, str) else providers[i]
+        # rows whose femto sum could exceed int64 (beyond ~10^8 tokens): recompute with Python integers
+        most = max((int(a.max()) for a in (inp, out, cr, cw) if a.size), default=0)
+        if most * table.max_rate * 4 >= _SAFE_FEMTO:
+            bound = (inp.astype(np.float64) + out + cr + cw) * float(table.max_rate)
+            for i in np.flatnonzero(priced & (bound >= _SAFE_FEMTO / 4)):
+                cost[i] = self._exact(int(slot[i]), service_tier, int(inp[i]), int(out[i]), int(cr[i]),
+                                      int(cw[i]), int(reas[i]))
+        for i in np.flatnonzero((coded <= -2) & priced):  # negotiated discounts: exact, in Python
+            provider, model = row_names(int(i)) if row_names else ("", "")
             usage = TokenUsage(int(inp[i]), int(out[i]), int(cr[i]), int(cw[i]), int(reas[i]))
             attributes = {"llm_cost_tracker.service_tier": service_tier}
-            q = self.catalog.quote(provider, models[i], int(at[i]), usage, attributes, tenant)
+            q = self.catalog.quote(provider, model, int(at[i]), usage, attributes, tenant)
             cost[i] = 0 if q is None else q.cost_pusd
         cost[~priced] = 0
         return cost, priced, np.where(priced, entry, -1).astype(np.int32)
@@ -160,7 +188,17 @@ class BatchTable:
         return total_pico(amounts, None)[0]
 
 
+@dataclass(frozen=True, slots=True)
+class _TierTable:
+    thresholds: list[np.ndarray]
+    rates: list[np.ndarray]
+    has_fee: bool
+    max_rate: int
+
+
 def _round_half_even(femto: np.ndarray) -> np.ndarray:
-    quot, rem = np.divmod(femto, FEMTO_PER_PICO)
-    up = (rem > FEMTO_PER_PICO // 2) | ((rem == FEMTO_PER_PICO // 2) & (quot % 2 == 1))
-    return quot + up
+    """Half-up, then one down where the tie sits on an even quotient (``femto = 2000 j + 500``)."""
+    half = FEMTO_PER_PICO // 2
+    cost = (femto + half) // FEMTO_PER_PICO
+    cost -= (femto - half) % (2 * FEMTO_PER_PICO) == 0
+    return cost

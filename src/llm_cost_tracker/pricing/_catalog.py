@@ -281,6 +281,51 @@ class PriceCatalog:
         Unpriced rows have cost 0, ``priced`` False and entry index -1; ``entry_keys()[i]`` names
         entry ``i``. One service tier and tenant apply to the whole batch.
         """
+        table = self._batch_table()
+        coded = table.entries_for(providers, models, tenant)
+
+        def row_names(i: int) -> tuple[str, str]:
+            return (providers if isinstance(providers, str) else providers[i]), models[i]
+
+        return table.quote(
+            None, coded, at_ns, input_tokens, output_tokens, cache_read_tokens,
+            cache_write_tokens, reasoning_tokens, tenant, service_tier, row_names,
+        )
+
+    def quote_batch_encoded(
+        self,
+        names: Sequence[tuple[str, str]],
+        codes: npt.ArrayLike,
+        at_ns: npt.ArrayLike,
+        input_tokens: npt.ArrayLike,
+        output_tokens: npt.ArrayLike,
+        cache_read_tokens: npt.ArrayLike,
+        cache_write_tokens: npt.ArrayLike,
+        reasoning_tokens: npt.ArrayLike,
+        tenant: str = "",
+        service_tier: str = "standard",
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`quote_batch` for dictionary-encoded names: row ``i`` is ``names[codes[i]]``.
+
+        Batches of spans carry a few hundred distinct (provider, model) pairs; encoded that way (as
+        Arrow/ClickHouse LowCardinality columns are), names are resolved once per distinct pair.
+        """
+        import numpy as np
+
+        table = self._batch_table()
+        lookup = np.array([table.code_of(p, m, tenant) for p, m in names] or [-1], dtype=np.int64)
+        code_array = np.asarray(codes, dtype=np.int64)
+        coded = lookup.take(code_array)
+
+        def row_names(i: int) -> tuple[str, str]:
+            return names[int(code_array[i])]
+
+        return table.quote(
+            names, coded, at_ns, input_tokens, output_tokens, cache_read_tokens,
+            cache_write_tokens, reasoning_tokens, tenant, service_tier, row_names,
+        )
+
+    def _batch_table(self) -> BatchTable:
         from llm_cost_tracker.pricing._batch import BatchTable
 
         table = self._batch
@@ -289,10 +334,7 @@ class PriceCatalog:
                 if self._batch is None:
                     self._batch = BatchTable(self)
                 table = self._batch
-        return table.quote(
-            providers, models, at_ns, input_tokens, output_tokens, cache_read_tokens,
-            cache_write_tokens, reasoning_tokens, tenant, service_tier,
-        )
+        return table
 
     def entry_keys(self) -> list[str]:
         """Entry keys in the order ``quote_batch`` indexes them."""

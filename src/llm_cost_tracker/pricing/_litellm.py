@@ -41,8 +41,7 @@ _PROVIDERS = {
     "text-completion-openai": "openai",
     "azure_text": "azure",
     "bedrock_converse": "bedrock",
-    "codestral": "mistral",
-    "text-completion-codestral": "mistral",
+    "text-completion-codestral": "codestral",  # the free codestral.mistral.ai endpoint, not api.mistral.ai
     "cohere_chat": "cohere",
 }
 _FEMTO = Decimal(10) ** -15
@@ -120,7 +119,7 @@ def convert(
     """
     wanted = set(providers) if providers else None
     out: dict[str, dict[str, Any]] = {}
-    canonical: dict[tuple[str, str], bool] = {}
+    canonical: dict[tuple[str, str], int] = {}
     aliases: list[tuple[str, str]] = []
     for key, info in price_map.items():
         if not isinstance(info, Mapping) or key == "sample_spec":
@@ -135,9 +134,10 @@ def convert(
         if wanted is not None and provider not in wanted:
             continue
         model = _model_name(key, lp, provider)
-        unprefixed = model == key
-        if (provider, model) in canonical and (canonical[(provider, model)] or not unprefixed):
-            continue  # keep the unprefixed spelling's prices when two keys name one model
+        # two keys can name one model: prefer the unprefixed key, then the provider's native id
+        rank = 2 if model == key else 1 if lp == provider else 0
+        if canonical.get((provider, model), -1) >= rank:
+            continue
         notes: list[str] = []
         rates = convert_rates(info, notes)
         if not any(card.get("tier") == "standard" and "above_input_tokens" not in card for card in rates):
@@ -160,7 +160,7 @@ def convert(
             entry["deprecation_date"] = info["deprecation_date"]
         entry["versions"] = [priced]
         out.setdefault(provider, {})[model] = entry
-        canonical[(provider, model)] = unprefixed
+        canonical[(provider, model)] = rank
     for key, target in aliases:
         info = price_map.get(target)
         if not isinstance(info, Mapping) or not isinstance(info.get("litellm_provider"), str):
