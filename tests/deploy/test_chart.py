@@ -1,0 +1,382 @@
+"""The Helm chart: renders, validates against Kubernetes schemas, and runs only commands the CLI accepts."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from llm_cost_tracker.config import ENV_PREFIX, Settings
+from tests.deploy.conftest import (
+    ALERTS,
+    CHART,
+    DASHBOARDS,
+    KUBE_VERSIONS,
+    check_command,
+    check_env_names,
+    docs,
+    port_of,
+)
+
+helm_python = pytest.importorskip("helm_python")
+kubernetes_validate = pytest.importorskip("kubernetes_validate")
+
+EXAMPLES = sorted((CHART / "examples").glob("*.yaml"))
+CASES = {"default": None, **{p.stem: p for p in EXAMPLES}}
+COMPONENTS = ("all-in-one", "receiver", "consumer", "scheduler", "migrate")
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "Job")
+# Custom resources of the Prometheus Operator: no built-in Kubernetes schema; checked by shape below.
+CRD_GROUPS = ("monitoring.coreos.com/",)
+# Values that need other engineers' files (deploy/prometheus, deploy/grafana) to render.
+NEEDS = {"observability": (ALERTS, DASHBOARDS)}
+
+
+def case_values(case: str) -> dict[str, Any]:
+    path = CASES[case]
+    if path is None:
+        return {}
+    for needed in NEEDS.get(case, ()):
+        if not (needed.exists() and (needed.is_file() or any(needed.glob("*.json")))):
+            pytest.skip(f"{case}: {needed.relative_to(CHART.parents[1])} does not exist yet (another engineer's path)")
+    return dict(helm_python.values_from_yaml(path.read_text()))
+
+
+@pytest.fixture(scope="module")
+def rendered(render: Any) -> Any:
+    cache: dict[str, list[dict[str, Any]]] = {}
+
+    def get(case: str) -> list[dict[str, Any]]:
+        if case not in cache:
+            cache[case] = docs(render(case_values(case)))
+        return cache[case]
+
+    return get
+
+
+def workload(objects: list[dict[str, Any]], component: str) -> dict[str, Any] | None:
+    for obj in objects:
+        if obj["kind"] in WORKLOAD_KINDS and obj["metadata"]["labels"].get("app.kubernetes.io/component") == component:
+            return obj
+    return None
+
+
+def pod_spec(obj: dict[str, Any]) -> dict[str, Any]:
+    return dict(obj["spec"]["template"]["spec"])
+
+
+def env_names(container: dict[str, Any]) -> list[str]:
+    return [e["name"] for e in container.get("env", [])]
+
+
+def http_routes() -> set[str]:
+    """The paths the service's HTTP port serves, read from a real HttpServer."""
+    from prometheus_client import CollectorRegistry
+
+    from llm_cost_tracker.httpserver import HttpServer
+
+    server = HttpServer("127.0.0.1:0", CollectorRegistry(), lambda: (True, ""))
+    try:
+        return {path for (_method, path) in server._routes}
+    finally:
+        server._httpd.server_close()
+
+
+def test_lint_strict() -> None:
+    """`helm lint --strict` finds no error and no warning in the chart."""
+    report = helm_python.lint(str(CHART), strict=True)
+    problems = [m for m in report["messages"] if m["severity"] >= 2]
+    assert not report["errors"] and not problems, report
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_lint_strict_with_values(case: str) -> None:
+    """Lint also passes with each documented values example."""
+    report = helm_python.lint(str(CHART), case_values(case), strict=True)
+    problems = [m for m in report["messages"] if m["severity"] >= 2]
+    assert not report["errors"] and not problems, report
+
+
+@pytest.mark.parametrize("version", KUBE_VERSIONS)
+@pytest.mark.parametrize("case", CASES)
+def test_manifests_validate_strict(case: str, version: str, rendered: Any) -> None:
+    """Every rendered object is valid for Kubernetes with strict schemas (unknown fields rejected)."""
+    objects = rendered(case)
+    assert objects
+    for obj in objects:
+        where = f"{case}: {obj['kind']}/{obj['metadata']['name']}"
+        if obj["apiVersion"].startswith(CRD_GROUPS):
+            assert obj["metadata"]["name"] and isinstance(obj["spec"], dict), where
+            continue
+        try:
+            kubernetes_validate.validate(obj, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            pytest.fail(f"{where} is invalid for Kubernetes {version}: {exc.message} at {list(exc.path)}")
+
+
+@pytest.mark.parametrize("component", COMPONENTS)
+@pytest.mark.parametrize("case", CASES)
+def test_commands_match_cli(case: str, component: str, rendered: Any) -> None:
+    """Each workload's arguments parse with build_parser(), its LCT_* variables are settings, and its ports match its flags."""
+    obj = workload(rendered(case), component)
+    if obj is None:
+        pytest.skip(f"{case}: no {component} workload in this configuration")
+    spec = pod_spec(obj)
+    (container,) = spec["containers"]
+    where = f"{case}: {obj['kind']}/{obj['metadata']['name']}"
+    check_env_names(env_names(container), where)
+    checked = check_command(list(container["args"]), where)
+    if checked.skipped:
+        pytest.skip(checked.skipped)
+    ns = checked.namespace
+    ports = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
+    env = {e["name"]: e.get("value", "") for e in container.get("env", [])}
+    if "grpc" in ports:
+        assert getattr(ns, "otlp_grpc", None), f"{where}: a grpc port but no --otlp-grpc flag"
+        assert port_of(ns.otlp_grpc) == ports["grpc"], where
+    if "http" in ports:
+        http = getattr(ns, "http", None) or env.get(ENV_PREFIX + "HTTP") or Settings().http
+        assert port_of(http) == ports["http"], f"{where}: probes and Service use {ports['http']}, process listens on {http}"
+        host = http.rpartition(":")[0]
+        assert host not in ("127.0.0.1", "localhost"), f"{where}: HTTP port bound to loopback; probes cannot reach it"
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_probes_services_and_selectors_agree(case: str, rendered: Any) -> None:
+    """Probes hit real routes on a declared port; Services, HPAs and PDBs select the pods they mean."""
+    objects = rendered(case)
+    routes = http_routes()
+    pods = {}
+    for obj in objects:
+        if obj["kind"] in ("Deployment", "StatefulSet"):
+            template = obj["spec"]["template"]
+            selector = obj["spec"]["selector"]["matchLabels"]
+            assert selector.items() <= template["metadata"]["labels"].items(), obj["metadata"]["name"]
+            (container,) = template["spec"]["containers"]
+            names = {p["name"] for p in container["ports"]}
+            for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+                check = container[probe].get("httpGet") or container[probe]["tcpSocket"]
+                assert check["port"] in names, (obj["metadata"]["name"], probe, check)
+                if "path" in check:
+                    assert check["path"] in routes, (obj["metadata"]["name"], probe, check)
+            if "httpGet" in container["readinessProbe"]:
+                assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+                assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+            pods[obj["metadata"]["name"]] = (template["metadata"]["labels"], names, obj["kind"])
+    for obj in objects:
+        kind, name = obj["kind"], obj["metadata"]["name"]
+        if kind == "Service":
+            matches = [p for p in pods.values() if obj["spec"]["selector"].items() <= p[0].items()]
+            assert matches, f"Service {name} selects no pod"
+            for port in obj["spec"]["ports"]:
+                assert all(port["targetPort"] in m[1] for m in matches), (name, port)
+        elif kind == "PodDisruptionBudget":
+            sel = obj["spec"]["selector"]["matchLabels"]
+            assert any(sel.items() <= p[0].items() for p in pods.values()), name
+        elif kind == "HorizontalPodAutoscaler":
+            target = obj["spec"]["scaleTargetRef"]
+            assert pods.get(target["name"], (None, None, None))[2] == target["kind"], name
+        elif kind == "StatefulSet":
+            assert obj["spec"]["replicas"] == 1, "the embedded store is single-process"
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_pods_are_locked_down(case: str, rendered: Any) -> None:
+    """Non-root, read-only root file system, no capabilities, RuntimeDefault seccomp, requests and memory limits."""
+    for obj in rendered(case):
+        if obj["kind"] not in WORKLOAD_KINDS:
+            continue
+        spec = pod_spec(obj)
+        pod = spec["securityContext"]
+        assert pod["runAsNonRoot"] is True and pod["seccompProfile"]["type"] == "RuntimeDefault"
+        assert spec["automountServiceAccountToken"] is False
+        for c in spec["containers"]:
+            sc = c["securityContext"]
+            assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
+            assert sc["capabilities"]["drop"] == ["ALL"]
+            assert c["resources"]["requests"] and c["resources"]["limits"]["memory"]
+            assert any(m["mountPath"] == "/tmp" for m in c["volumeMounts"]), "writable /tmp on a read-only root"
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_rendered_config_is_accepted_by_the_service(case: str, rendered: Any, tmp_path: Path) -> None:
+    """config.toml, the plain LCT_* values and the price file load with the service's own loaders."""
+    from llm_cost_tracker import config
+
+    objects = rendered(case)
+    (cm,) = [o for o in objects if o["kind"] == "ConfigMap" and "config.toml" in o.get("data", {})]
+    (tmp_path / "config.toml").write_text(cm["data"]["config.toml"])
+    # Stand-ins for what the cluster provides: Secret values, and files mounted under /etc/llm-cost-tracker.
+    from_secret = {"LCT_CLICKHOUSE_URL": "https://writer:pw@clickhouse:8443"}
+    env: dict[str, str] = {}
+    for obj in objects:
+        if obj["kind"] in WORKLOAD_KINDS:
+            for c in pod_spec(obj)["containers"]:
+                for e in c.get("env", []):
+                    env[e["name"]] = e["value"] if "value" in e else from_secret.get(e["name"], "from-a-secret")
+    env = {k: v for k, v in env.items() if k.startswith(ENV_PREFIX)}
+    for name, value in env.items():
+        if value.startswith("/etc/llm-cost-tracker/") and name != "LCT_CONFIG":
+            local = tmp_path / value.removeprefix("/etc/llm-cost-tracker/")
+            local.parent.mkdir(parents=True, exist_ok=True)
+            local.touch()
+            env[name] = str(local)
+    env["LCT_CONFIG"] = str(tmp_path / "config.toml")
+    if "pricing.yaml" in cm["data"]:
+        (tmp_path / "pricing.yaml").write_text(cm["data"]["pricing.yaml"])
+        env["LCT_PRICING_FILE"] = str(tmp_path / "pricing.yaml")
+        from llm_cost_tracker.pricing._overrides import load_overrides
+
+        errors: list[str] = []
+        load_overrides(tmp_path / "pricing.yaml", errors)
+        assert not errors, errors
+    settings = config.load(environ=env)
+    assert settings.log_format == "json"
+    try:
+        from llm_cost_tracker.budgets import load_budgets
+    except ImportError:
+        return
+    load_budgets(str(tmp_path / "config.toml"))
+
+
+def test_settings_exposed_by_the_schema() -> None:
+    """config.settings accepts exactly the Settings fields the chart does not set from its own keys."""
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    exposed = set(schema["properties"]["config"]["properties"]["settings"]["properties"])
+    managed = {"otlp_grpc", "http", "auth_token", "data_dir", "clickhouse_url", "clickhouse_database",
+               "pricing_file", "kafka_bootstrap", "kafka_topic", "kafka_idempotence", "kafka_compression",
+               "kafka_group_id", "kafka_partitions", "kafka_security_protocol", "kafka_sasl_mechanism",
+               "kafka_sasl_username", "kafka_sasl_password", "kafka_ssl_cafile", "kafka_ssl_certfile",
+               "kafka_ssl_keyfile", "log_level", "log_format", "config_file", "tls_cert_file", "tls_key_file",
+               "tls_client_ca_file", "clickhouse_ca_file", "clickhouse_client_cert_file",
+               "clickhouse_client_key_file", "redaction_hmac_key"}
+    fields = {f.name for f in dataclasses.fields(Settings)}
+    assert exposed <= fields, f"schema offers settings the service rejects: {sorted(exposed - fields)}"
+    missing = fields - exposed - managed
+    assert not missing, f"Settings fields with no way to set them in the chart (add to values.schema.json): {sorted(missing)}"
+
+
+BAD_VALUES = [
+    ({"mode": "both"}, "/mode"),
+    ({"ports": {"grpc": 70000}}, "/ports/grpc"),
+    ({"receiver": {"replicas": 0}}, "/receiver/replicas"),
+    ({"config": {"settings": {"batchsize": 5}}}, "batchsize"),
+    ({"config": {"settings": {"ack": "never"}}}, "/config/settings/ack"),
+    ({"kafka": {"bootstrap": "broker-without-port"}}, "/kafka/bootstrap"),
+    ({"kafka": {"compression": "brotli"}}, "/kafka/compression"),
+    ({"clickhouse": {"url": "http://user:secret@ch:8123"}}, "/clickhouse/url"),
+    ({"image": {"digest": "latest"}}, "/image/digest"),
+    ({"allInOne": {"persistence": {"size": "lots"}}}, "/allInOne/persistence/size"),
+    ({"replicaCount": 3}, "replicaCount"),
+]
+
+
+@pytest.mark.parametrize(("values", "where"), BAD_VALUES, ids=[w for _, w in BAD_VALUES])
+def test_schema_rejects_bad_values(chart: Any, values: dict[str, Any], where: str) -> None:
+    """A wrong value fails at install time with a message naming the key."""
+    with pytest.raises(helm_python.HelmValuesError) as info:
+        chart.render(values, name="lct")
+    assert where in str(info.value)
+
+
+TEMPLATE_FAILURES = [
+    ({"mode": "distributed", "clickhouse": {"url": "http://ch:8123"}}, "needs kafka.bootstrap"),
+    ({"mode": "distributed", "kafka": {"bootstrap": "k:9092"}}, "needs clickhouse.url"),
+    ({"mode": "distributed", "kafka": {"bootstrap": "k:9092", "partitions": 3}, "clickhouse": {"url": "http://ch:8123"},
+      "consumer": {"replicas": 4}}, "exceeds kafka.partitions"),
+    ({"kafka": {"sasl": {"mechanism": "PLAIN"}}}, "kafka.sasl.existingSecret"),
+]
+
+
+@pytest.mark.parametrize(("values", "message"), TEMPLATE_FAILURES, ids=[m for _, m in TEMPLATE_FAILURES])
+def test_inconsistent_values_fail_with_a_message(chart: Any, values: dict[str, Any], message: str) -> None:
+    """Combinations the schema cannot express fail rendering with a clear message."""
+    with pytest.raises(helm_python.HelmRenderError) as info:
+        chart.render(values, name="lct")
+    assert message in str(info.value)
+
+
+def test_config_change_rolls_the_pods(render: Any) -> None:
+    """The pod template carries a checksum of the ConfigMap, so a pricing change restarts the pods."""
+    def checksum(values: dict[str, Any]) -> str:
+        sts = workload(docs(render(values)), "all-in-one")
+        assert sts is not None
+        return str(sts["spec"]["template"]["metadata"]["annotations"]["checksum/config"])
+
+    base = checksum({})
+    assert checksum({}) == base
+    assert checksum({"pricing": {"overrides": {"aliases": {"a/x": "openai/gpt-4o"}}}}) != base
+    assert checksum({"config": {"settings": {"batch_size": 5000}}}) != base
+
+
+def test_secrets_come_from_existing_secrets(rendered: Any) -> None:
+    """Credentials are secretKeyRefs to the user's Secrets, never values in the manifests."""
+    objects = rendered("distributed")
+    assert not [o for o in objects if o["kind"] == "Secret"]
+    receiver = workload(objects, "receiver")
+    assert receiver is not None
+    env = {e["name"]: e for e in pod_spec(receiver)["containers"][0]["env"]}
+    for name in ("LCT_AUTH_TOKEN", "LCT_CLICKHOUSE_URL", "LCT_KAFKA_SASL_USERNAME", "LCT_KAFKA_SASL_PASSWORD"):
+        assert "secretKeyRef" in env[name]["valueFrom"], name
+    assert env["LCT_KAFKA_SSL_CAFILE"]["value"].startswith("/etc/llm-cost-tracker/kafka-tls/")
+
+
+def test_notes_name_the_collector_endpoint(render: Any) -> None:
+    """NOTES.txt gives the Service DNS name and port that exist in the release."""
+    for values, service in (({}, "lct-llm-cost-tracker"),
+                            ({"mode": "distributed", "kafka": {"bootstrap": "k:9092"},
+                              "clickhouse": {"url": "http://ch:8123"}}, "lct-llm-cost-tracker-receiver")):
+        manifests = render(values)
+        notes = manifests["llm-cost-tracker/templates/NOTES.txt"]
+        assert f"{service}.observability.svc.cluster.local:4317" in notes
+        services = {o["metadata"]["name"]: o for o in docs(manifests) if o["kind"] == "Service"}
+        assert any(p["name"] == "grpc" and p["port"] == 4317 for p in services[service]["spec"]["ports"])
+
+
+def test_prometheus_rule_is_deploy_prometheus_alerts(render: Any) -> None:
+    """The PrometheusRule's groups are deploy/prometheus/alerts.yaml, read through the chart's link to deploy/."""
+    if not ALERTS.exists():
+        pytest.skip("deploy/prometheus/alerts.yaml does not exist yet (another engineer is writing it)")
+    objects = docs(render({"metrics": {"prometheusRule": {"enabled": True}}}))
+    (rule,) = [o for o in objects if o["kind"] == "PrometheusRule"]
+    assert rule["spec"] == yaml.safe_load(ALERTS.read_text())
+
+
+def test_prometheus_rule_fails_clearly_without_the_rules(chart: Any) -> None:
+    """Enabling the PrometheusRule before the rules exist fails with a message, not an empty rule."""
+    if ALERTS.exists():
+        pytest.skip("deploy/prometheus/alerts.yaml exists")
+    with pytest.raises(helm_python.HelmRenderError, match="alerts.yaml"):
+        chart.render({"metrics": {"prometheusRule": {"enabled": True}}}, name="lct")
+
+
+def test_dashboards_are_deploy_grafana(render: Any) -> None:
+    """One sidecar-labelled ConfigMap per deploy/grafana/*.json, with the file's exact text."""
+    files = sorted(DASHBOARDS.glob("*.json")) if DASHBOARDS.exists() else []
+    if not files:
+        pytest.skip("deploy/grafana/*.json do not exist yet (another engineer is writing them)")
+    objects = docs(render({"metrics": {"dashboards": {"enabled": True}}}))
+    maps = {k: v for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["labels"].get("grafana_dashboard") == "1"
+            for k, v in o["data"].items()}
+    assert set(maps) == {f.name for f in files}
+    for f in files:
+        assert json.loads(maps[f.name]) == json.loads(f.read_text())
+
+
+def test_packaged_chart_carries_only_rules_and_dashboards(tmp_path: Path) -> None:
+    """`helm package` resolves the files/deploy link and leaves the rest of deploy/ out of the archive."""
+    archive = helm_python.package(str(CHART), destination=str(tmp_path))
+    with tarfile.open(archive) as tar:
+        names = [m.name for m in tar.getmembers()]
+        for m in tar.getmembers():
+            assert not m.issym(), f"{m.name} is still a link in the archive"
+    deployed = [n for n in names if "/files/deploy/" in n]
+    stray = [n for n in deployed if not n.split("/files/deploy/")[1].startswith(("prometheus/", "grafana/"))]
+    assert not stray, f"add these to .helmignore: {stray}"
+    assert not [n for n in names if "/examples/" in n]
+    if ALERTS.exists():
+        assert "llm-cost-tracker/files/deploy/prometheus/alerts.yaml" in names
