@@ -1,0 +1,138 @@
+"""Batch boundaries come from the log alone, so a redelivered range is the same batch with the same token."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from llm_cost_tracker.config import Settings
+from llm_cost_tracker.metrics import Metrics
+from llm_cost_tracker.queue import kafka_codec
+from llm_cost_tracker.queue.kafka_metrics import KafkaMetrics
+from llm_cost_tracker.queue.kafka_reader import KafkaBatchReader, cut_index, dedup_token
+from llm_cost_tracker.sinks.clickhouse import ClickHouseSink
+from llm_cost_tracker.types import SpanRecord, TokenUsage
+
+
+@dataclass
+class Msg:
+    offset: int
+    value: bytes
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+def record(i: int) -> SpanRecord:
+    return SpanRecord(f"{i:032x}", f"{i:016x}", "", 1_700_000_000_000_000_000 + i, 10, "svc", "chat", 0, {}, {},
+                      provider="openai", request_model="gpt-4o", response_model="gpt-4o",
+                      usage=TokenUsage(10, 2), cost_pusd=1_000_000 + i, pricing_status="priced")
+
+
+def test_cut_at_marker_or_size_only() -> None:
+    """A batch ends at the first marker (inclusive) or at max_records; otherwise it is not decided yet."""
+    data = [Msg(i, b"v") for i in range(5)]
+    assert cut_index(data, 10) is None
+    assert cut_index(data, 3) == 3
+    with_marker = [*data[:2], Msg(2, b"", kafka_codec.MARKER_HEADERS), *data[3:]]
+    assert cut_index(with_marker, 10) == 3
+    assert cut_index(with_marker, 2) == 2
+
+
+def test_token_depends_on_range_and_content() -> None:
+    """Same range and values give the same token; another range or other values give another."""
+    a = [Msg(5, b"x"), Msg(6, b"y")]
+    assert dedup_token("t", 0, a) == dedup_token("t", 0, [Msg(5, b"x"), Msg(6, b"y")])
+    assert dedup_token("t", 0, a) != dedup_token("t", 1, a)
+    assert dedup_token("t", 0, a) != dedup_token("t", 0, [Msg(5, b"x"), Msg(6, b"z")])
+    assert dedup_token("t", 0, a) != dedup_token("t", 0, [Msg(5, b"x")])
+
+
+def _produce(settings: Settings, values: list[bytes]) -> None:
+    async def go() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+        await producer.start()
+        try:
+            for v in values:
+                await producer.send_and_wait(settings.kafka_topic, v, key=b"k", partition=0)
+        finally:
+            await producer.stop()
+
+    asyncio.run(go())
+
+
+def _reader(settings: Settings) -> KafkaBatchReader:
+    from llm_cost_tracker.queue.kafka_client import LoopThread, ensure_topics
+
+    loop = LoopThread("admin")
+    loop.call(ensure_topics(settings, [settings.kafka_topic, settings.kafka_dlq_topic]))
+    loop.stop()
+    reader = KafkaBatchReader(settings, KafkaMetrics(Metrics()))
+    reader.start()
+    return reader
+
+
+def test_redelivered_range_is_deduplicated(kafka_settings: Settings, store: Any) -> None:
+    """Insert without commit, crash, re-read: the new member cuts the same batch and the insert is a no-op."""
+    settings = kafka_settings.replace(kafka_partitions=1)
+    _produce(settings, [kafka_codec.encode(record(i)) for i in range(7)])
+    sink = ClickHouseSink(store)
+    first = _reader(settings)
+    batch = first.take(max_records=100, max_age_seconds=0.3)  # age-limited: closed by a flush marker
+    assert batch is not None and len(batch.records) == 7
+    sink.write(batch.records, batch.dedup_token)
+    first.stop()  # "crash": inserted, never committed
+    _produce(settings, [kafka_codec.encode(record(i)) for i in range(7, 10)])  # more data behind the marker
+    second = _reader(settings)
+    try:
+        again = second.take(max_records=100, max_age_seconds=0.3)
+        assert again is not None and again.dedup_token == batch.dedup_token
+        assert again.records == batch.records
+        sink.write(again.records, again.dedup_token)
+        second.commit(again)
+        rest = second.take(max_records=100, max_age_seconds=0.3)
+        assert rest is not None and len(rest.records) == 3
+        sink.write(rest.records, rest.dedup_token)
+        second.commit(rest)
+    finally:
+        second.stop()
+    count, cost = store.query("SELECT count(), sum(cost_usd) FROM llm_spans").result_rows[0]
+    assert count == 10
+    assert cost * 10**12 == sum(1_000_000 + i for i in range(10))
+
+
+def test_undecodable_message_goes_to_dlq_and_the_batch_goes_on(kafka_settings: Settings) -> None:
+    """A garbage value is dead-lettered with the error header; the valid records of its range are returned."""
+    settings = kafka_settings.replace(kafka_partitions=1)
+    _produce(settings, [kafka_codec.encode(record(0)), b"\x08\x96\x01garbage\xff", kafka_codec.encode(record(1))])
+    reader = _reader(settings)
+    try:
+        batch = reader.take(max_records=3, max_age_seconds=5)
+        assert batch is not None and [r.span_id for r in batch.records] == [record(0).span_id, record(1).span_id]
+        reader.commit(batch)
+    finally:
+        reader.stop()
+
+    async def read_dlq() -> list[Any]:
+        from aiokafka import AIOKafkaConsumer
+
+        consumer = AIOKafkaConsumer(settings.kafka_dlq_topic, bootstrap_servers=settings.kafka_bootstrap,
+                                    auto_offset_reset="earliest")
+        await consumer.start()
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                data = await consumer.getmany(timeout_ms=500)
+                if data:
+                    return [m for msgs in data.values() for m in msgs]
+            return []
+        finally:
+            await consumer.stop()
+
+    dead = asyncio.run(read_dlq())
+    assert len(dead) == 1 and dead[0].value == b"\x08\x96\x01garbage\xff"
+    headers = dict(dead[0].headers)
+    assert b"SpanRecordV1" in headers[kafka_codec.ERROR_HEADER]
+    assert headers[kafka_codec.SOURCE_HEADER] == f"{settings.kafka_topic}/0/1".encode()
