@@ -252,11 +252,9 @@ def parse_budgets(sections: Mapping[str, Any]) -> tuple[list[Budget], BudgetOpti
         problems.append("budgets: write each budget as a [[budgets]] table (an array of tables), not [budgets]")
         raw_budgets = []
     budgets = [b for i, raw in enumerate(raw_budgets) if (b := _budget(raw, i, problems)) is not None]
-    seen: set[str] = set()
-    for b in budgets:
-        if b.name in seen:
-            problems.append(f"budgets: the name {b.name!r} is used twice")
-        seen.add(b.name)
+    names = [raw.get("name") for raw in raw_budgets if isinstance(raw, dict) and isinstance(raw.get("name"), str)]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"budgets: the name {name!r} is used {names.count(name)} times")
     options = BudgetOptions()
     raw_options = sections.get("budget_options", {})
     if not isinstance(raw_options, dict):

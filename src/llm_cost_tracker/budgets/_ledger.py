@@ -2,18 +2,18 @@
 
 :class:`TrackingQueue` wraps the in-process queue: ``publish`` adds a request's spend to the
 :class:`SpendLedger` (aggregated per request, before the records become visible to the writer),
-``take`` marks a write as started, and ``commit`` (called by the batch writer after the store has
-the rows) subtracts the batch's spend and marks the write as finished. The ledger's sequence number
-changes at each start and finish, so a reader can tell whether a write overlapped its store query
-(see :meth:`BudgetService.refresh`): store + ledger is then exact, never counting a row twice.
+``take`` closes the ledger's write gate for the batch, and ``commit`` (called by the batch writer
+once the store has the rows) subtracts the batch's spend and opens the gate again. A reader that
+holds the gate (:meth:`SpendLedger.read`) sees no write land while it reads the store and the
+ledger, so store + ledger counts every accepted span exactly once.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, TypeVar
 
 from llm_cost_tracker.types import Batch, SpanRecord
 
@@ -25,10 +25,11 @@ Dims = tuple[str, str, str, str, tuple[str, ...]]
 """(tenant, service, provider, model, values of the budgets' attribute keys)."""
 Aggregate = dict[tuple[Dims, int], int]
 """(dims, 15-minute bucket) -> pico-USD."""
+T = TypeVar("T")
 
 
 class SpendLedger:
-    """Signed pending spend per dimensions and time bucket, plus a write sequence number.
+    """Signed pending spend per dimensions and time bucket, and the gate between writes and reads.
 
     Args:
         attribute_keys: the span attributes budgets are scoped by (their values are kept per entry).
@@ -38,8 +39,9 @@ class SpendLedger:
         self.attribute_keys = tuple(attribute_keys)
         self._lock = threading.Lock()
         self._pending: Aggregate = {}
-        self._seq = 0
-        self._writing = 0
+        self._gate = threading.Lock()
+        """Held by the writer from take to commit, or by a reader around its store query."""
+        self.writes = 0
 
     def aggregate(self, records: Iterable[SpanRecord]) -> Aggregate:
         """The priced spend of ``records`` per (dims, bucket); no lock taken."""
@@ -56,44 +58,56 @@ class SpendLedger:
         return out
 
     def _apply(self, agg: Mapping[tuple[Dims, int], int], sign: int) -> None:
-        pending = self._pending
-        for key, value in agg.items():
-            total = pending.get(key, 0) + sign * value
-            if total:
-                pending[key] = total
-            else:
-                pending.pop(key, None)
+        with self._lock:
+            pending = self._pending
+            for key, value in agg.items():
+                total = pending.get(key, 0) + sign * value
+                if total:
+                    pending[key] = total
+                else:
+                    pending.pop(key, None)
 
     def add(self, agg: Mapping[tuple[Dims, int], int]) -> None:
-        with self._lock:
-            self._apply(agg, 1)
+        self._apply(agg, 1)
 
     def subtract(self, agg: Mapping[tuple[Dims, int], int]) -> None:
-        with self._lock:
-            self._apply(agg, -1)
+        self._apply(agg, -1)
 
     def begin_write(self) -> None:
-        """A batch is about to be written: its rows may appear in the store from now on."""
-        with self._lock:
-            self._writing += 1
-            self._seq += 1
+        """A batch is about to be written (its rows may appear in the store from now on): waits for readers."""
+        self._gate.acquire()
 
     def end_write(self, agg: Mapping[tuple[Dims, int], int]) -> None:
-        """The batch is in the store (or parked): stop counting it as pending."""
-        with self._lock:
+        """The batch is in the store (or parked): stop counting it as pending, let readers in."""
+        try:
             self._apply(agg, -1)
-            self._writing -= 1
-            self._seq += 1
+            self.writes += 1
+        finally:
+            self._gate.release()
 
-    def state(self) -> tuple[int, bool]:
-        """(sequence number, whether a write is in progress)."""
-        with self._lock:
-            return self._seq, self._writing > 0
+    @property
+    def writing(self) -> bool:
+        return self._gate.locked()
 
-    def snapshot(self) -> tuple[int, bool, Aggregate]:
-        """(sequence number, write in progress, a copy of the pending spend)."""
+    def snapshot(self) -> Aggregate:
+        """A copy of the pending spend."""
         with self._lock:
-            return self._seq, self._writing > 0, dict(self._pending)
+            return dict(self._pending)
+
+    def read(self, query: Callable[[], T], timeout: float = 2.0) -> tuple[T, Aggregate, bool]:
+        """Run the store ``query`` with no write landing meanwhile: (its result, pending spend, exact).
+
+        If a write holds the gate longer than ``timeout`` (a failing store being retried), the read goes
+        ahead and is an upper bound (``exact`` False): the pending spend is copied before the query,
+        so a batch landing during it may be counted twice but no accepted span is missed.
+        """
+        exact = self._gate.acquire(timeout=timeout)
+        try:
+            pending = self.snapshot()
+            return query(), pending, exact
+        finally:
+            if exact:
+                self._gate.release()
 
 
 class TrackingQueue:

@@ -23,7 +23,6 @@ from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.types import PICO_PER_USD
 
 log = get_logger("budgets")
-READ_ATTEMPTS = 6
 
 
 def _usd(pusd: int) -> float:
@@ -173,7 +172,7 @@ class BudgetService:
         return {name: (v[0], v[1]) for name, v in out.items()}
 
     def refresh(self) -> dict[str, BudgetStatus]:
-        """Read every budget's spend now (store + ledger, consistently); raises StoreUnavailable."""
+        """Read every budget's spend now (store + ledger, each span once); raises StoreUnavailable."""
         now_ns = self._clock()
         now = datetime.fromtimestamp(now_ns / 1e9, UTC)
         bounds: dict[str, tuple[int, int, int]] = {}
@@ -181,22 +180,10 @@ class BudgetService:
             start, end = period_bounds(b.period, b.tz, now)
             s_ns, e_ns = int(start.timestamp()) * 10**9, int(end.timestamp()) * 10**9
             bounds[name] = (s_ns, max(s_ns, now_ns - b.burn_window_seconds * 10**9), e_ns)
-        exact = False
-        stored: dict[str, tuple[int, int]] = {}
-        pending: Aggregate = {}
-        for attempt in range(READ_ATTEMPTS):
-            seq, writing = self.ledger.state()
-            if writing and attempt < READ_ATTEMPTS - 1:
-                time.sleep(0.01 * 2**attempt)  # a batch is being written: wait for it to land
-                continue
-            try:
-                stored = self._store_spend(bounds)
-            except Exception as exc:
-                raise StoreUnavailable(f"cannot read spend from the store: {type(exc).__name__}: {exc}") from exc
-            seq_after, writing_after, pending = self.ledger.snapshot()
-            exact = seq == seq_after and not writing
-            if exact:
-                break
+        try:
+            stored, pending, exact = self.ledger.read(lambda: self._store_spend(bounds))
+        except Exception as exc:
+            raise StoreUnavailable(f"cannot read spend from the store: {type(exc).__name__}: {exc}") from exc
         pending_spend = self._pending_spend(pending, bounds)
         statuses = {}
         for name, (s_ns, w_ns, e_ns) in bounds.items():
