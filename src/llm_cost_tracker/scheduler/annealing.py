@@ -39,7 +39,9 @@ class AnnealingSettings:
     gamma0: float = 3.0
     t_start: float = 0.02
     t_end: float = 0.001
-    mode_mutation: float = 0.4
+    mode_mutation: float = 1.0
+    repair_modes: bool = True
+    """Greedily repair proposals that break a non-renewable capacity before decoding them."""
     justify: bool = True
     penalty: float = 10.0
     front_size: int = 64
@@ -105,6 +107,8 @@ class QuantumAnnealing:
         order, modes = ops.exchange(self.order, self.modes, partner, rng, swap)
         order = ops.shift(order, a, rng, ~swap | (rng.random(pop) < 0.5))
         modes = ops.mutate_modes(modes, a, rng, rng.random(pop) < s.mode_mutation)
+        if s.repair_modes:
+            modes = modes_mod.repair(modes, a, rng, None)
         return order, modes, rows
 
     def tell(self, order: IntArray, modes: IntArray, rows: np.ndarray) -> None:
@@ -198,7 +202,11 @@ class QuantumAnnealing:
         rnd = np.floor(self.rng.random((pop, a.n)) * a.valid.sum(axis=1)).astype(np.int64)
         valid_idx = np.argsort(~a.valid, axis=1, kind="stable")  # valid modes first
         rnd = valid_idx[np.arange(a.n)[None, :], rnd]
+        base = short if self.base_modes is None else self.base_modes
         m = np.where(self.rng.random((pop, 1)) < 0.5, short[None, :], rnd)
+        # a quarter start from the least-total-duration feasible vector, lightly perturbed
+        near = np.where(self.rng.random((pop, a.n)) < 0.1, rnd, base[None, :])
+        m = np.where((np.arange(pop) % 4 == 1)[:, None], near, m)
         return modes_mod.repair(m, a, self.rng, self.base_modes)
 
     def _replica_weights(self, pop: int) -> FloatArray:

@@ -64,30 +64,37 @@ def feasible_modes(a: Arrays) -> tuple[Status, IntArray | None, str]:
 
 
 def _reachability(a: Arrays) -> tuple[Status, IntArray | None, str]:
-    """Exact table of reachable consumption vectors, then backtrack preferring short modes."""
+    """Exact table of reachable consumption vectors, keeping the least total duration per state.
+
+    The backtracked vector is the feasible one with the smallest sum of durations: a good start.
+    """
     shape = tuple(int(c) + 1 for c in a.ncap)
-    layers = [np.zeros(shape, bool)]
-    layers[0][(0,) * len(shape)] = True
+    inf = np.iinfo(np.int64).max // 4
+    layers = [np.full(shape, inf, np.int64)]
+    layers[0][(0,) * len(shape)] = 0
     for i in range(a.n):
-        prev, cur = layers[-1], np.zeros(shape, bool)
+        prev, cur = layers[-1], np.full(shape, inf, np.int64)
         for m in np.flatnonzero(a.valid[i]):
             d = a.nrd[i, m]
             if (d >= a.ncap + 1).any():
                 continue
             dst = tuple(slice(int(x), None) for x in d)
             src = tuple(slice(0, s - int(x)) for s, x in zip(shape, d, strict=True))
-            cur[dst] |= prev[src]
+            np.minimum(cur[dst], prev[src] + a.dur[i, m], out=cur[dst])
+        cur[cur >= inf] = inf
         layers.append(cur)
-    if not layers[-1].any():
+    if not (layers[-1] < inf).any():
         return Status.INFEASIBLE, None, "no combination of modes fits the non-renewable capacities"
-    state = np.array(np.unravel_index(int(np.flatnonzero(layers[-1])[0]), shape))
+    state = np.array(np.unravel_index(int(layers[-1].argmin()), shape))
     out = np.zeros(a.n, np.int64)
     for i in range(a.n - 1, -1, -1):
-        options = [m for m in np.flatnonzero(a.valid[i]) if (state - a.nrd[i, m] >= 0).all()]
-        options = [m for m in options if layers[i][tuple(state - a.nrd[i, m])]]
-        m = min(options, key=lambda mm: int(a.dur[i, mm]))
-        out[i] = m
-        state = state - a.nrd[i, m]
+        target = layers[i + 1][tuple(state)]
+        for m in np.flatnonzero(a.valid[i]):
+            prev_state = state - a.nrd[i, m]
+            if (prev_state >= 0).all() and layers[i][tuple(prev_state)] + a.dur[i, m] == target:
+                out[i] = m
+                state = prev_state
+                break
     return Status.FEASIBLE, out, ""
 
 

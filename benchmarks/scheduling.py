@@ -1,0 +1,216 @@
+"""Scheduling benchmark: the annealing engine on PSPLIB / JSPLIB against published results and CP-SAT.
+
+Figures, not tests: prints per set and budget the average % deviation (j30 from the proven optimum,
+j120 from the critical-path bound, multi-mode j30 from CP Optimizer), optima hit, schedules per
+second, OR-Tools CP-SAT at the same wall time, and coupled vs uncoupled replicas at the same budget.
+Every reported schedule (ours and CP-SAT's) goes through the independent feasibility checker.
+
+    .venv/bin/python benchmarks/scheduling.py --sets j30,j120,mm --subset 12
+    LCT_SCHEDULING_DATA=/path/to/scheduling .venv/bin/python benchmarks/scheduling.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import statistics
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from llm_cost_tracker.scheduler import (
+    AnnealingSettings,
+    InfeasibleError,
+    Problem,
+    SolveSettings,
+    check_schedule,
+    optimize,
+    read_jobshop,
+    read_psplib,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("LCT_SCHEDULING_DATA", REPO.parent / "shared" / "benchmarks" / "scheduling"))
+
+
+@dataclass
+class Instance:
+    name: str
+    path: Path
+    ref: float | None  # value deviations are measured against (None: infeasible instance)
+    opt: float | None  # optimum / best known, for "hits"
+    jobshop: bool = False
+
+
+def load_set(name: str, subset: int | None) -> list[Instance]:
+    """Instances of one set with their reference values, evenly thinned to ``subset`` if given."""
+    ps = DATA / "psplib"
+    if name in ("j30", "j120"):
+        rows = {r["instance"]: r for r in csv.DictReader(open(ps / "bounds.csv")) if r["set"] == name}
+        key = "best_ub" if name == "j30" else "cp_lb"
+        out = [Instance(n, ps / name / f"{n}.sm", float(r[key]), float(r["best_ub"])) for n, r in sorted(rows.items())]
+    elif name == "mm":
+        rows = {r["instance"]: r for r in csv.DictReader(open(ps / "mrcpsp-j30-cpo.csv"))}
+        out = []
+        for n, r in sorted(rows.items()):
+            obj = float(r["cpo_objective"])
+            out.append(Instance(n, ps / "mrcpsp-j30" / f"{n}.mm", None if obj >= 1000 else obj,
+                                float(r["cpo_lower_bound"]) if r["cpo_status"] == "Optimum" else None))
+    elif name == "jsp":
+        rows = {r["instance"]: r for r in csv.DictReader(open(DATA / "jsplib" / "optimum.csv"))}
+        out = [Instance(n, DATA / "jsplib" / n, float(r["optimum"]), float(r["optimum"]), jobshop=True)
+               for n, r in sorted(rows.items())]
+    else:
+        raise SystemExit(f"unknown set {name!r} (j30, j120, mm, jsp)")
+    if subset and subset < len(out):
+        step = len(out) / subset
+        out = [out[int(i * step)] for i in range(subset)]
+    return out
+
+
+def read(inst: Instance) -> Problem:
+    return read_jobshop(inst.path) if inst.jobshop else read_psplib(inst.path)
+
+
+@dataclass
+class Run:
+    makespan: float | None
+    seconds: float
+    schedules: int
+    proven_infeasible: bool = False
+
+
+def run_engine(p: Problem, budget: int, seed: int, annealing: AnnealingSettings) -> Run:
+    settings = SolveSettings(max_schedules=budget, time_limit=None, seed=seed, annealing=annealing)
+    t0 = time.perf_counter()
+    try:
+        r = optimize(p, settings)
+    except InfeasibleError:
+        return Run(None, time.perf_counter() - t0, 0, proven_infeasible=True)
+    if r.schedule is None:
+        return Run(None, r.seconds, r.schedules_evaluated)
+    errors = check_schedule(p, r.schedule.starts, r.schedule.modes)
+    if errors:
+        raise SystemExit(f"{p.name}: engine returned an infeasible schedule: {errors[:3]}")
+    assert r.schedules_evaluated <= budget
+    return Run(float(r.schedule.makespan), r.seconds, r.schedules_evaluated)
+
+
+def run_cpsat(p: Problem, seconds: float, workers: int) -> Run:
+    """OR-Tools CP-SAT on the same instance (optional intervals per mode), checked like ours."""
+    from ortools.sat.python import cp_model
+
+    m = cp_model.CpModel()
+    acts = p.activities
+    horizon = sum(max(md.duration for md in a.modes) for a in acts)
+    starts, ends, pres = [], [], []
+    intervals: list[list[tuple[object, tuple[int, ...]]]] = [[] for _ in p.renewable]
+    for a in acts:
+        s, e = m.new_int_var(0, horizon, ""), m.new_int_var(0, horizon, "")
+        lits = []
+        for md in a.modes:
+            lit = m.new_bool_var("") if len(a.modes) > 1 else m.new_constant(1)
+            iv = m.new_optional_interval_var(s, md.duration, e, lit, "")
+            for r, need in enumerate(md.renewable):
+                if need:
+                    intervals[r].append((iv, (need,)))
+            lits.append(lit)
+        if len(a.modes) > 1:
+            m.add_exactly_one(lits)
+        starts.append(s)
+        ends.append(e)
+        pres.append(lits)
+    for r, res in enumerate(p.renewable):
+        if intervals[r]:
+            m.add_cumulative([iv for iv, _ in intervals[r]], [d[0] for _, d in intervals[r]], res.capacity)
+    for k, res in enumerate(p.nonrenewable):
+        m.add(sum(md.nonrenewable[k] * pres[i][j] for i, a in enumerate(acts) for j, md in enumerate(a.modes))
+              <= res.capacity)
+    for i, a in enumerate(acts):
+        for s in a.successors:
+            m.add(starts[s] >= ends[i])
+    mk = m.new_int_var(0, horizon, "makespan")
+    m.add_max_equality(mk, ends)
+    m.minimize(mk)
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = max(seconds, 0.05)
+    solver.parameters.num_workers = workers
+    t0 = time.perf_counter()
+    status = solver.solve(m)
+    took = time.perf_counter() - t0
+    if status == cp_model.INFEASIBLE:
+        return Run(None, took, 0, proven_infeasible=True)
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return Run(None, took, 0)
+    st = [solver.value(s) for s in starts]
+    modes = [next(j for j, lit in enumerate(pres[i]) if solver.boolean_value(lit)) for i in range(len(acts))]
+    errors = check_schedule(p, st, modes)
+    if errors:
+        raise SystemExit(f"{p.name}: CP-SAT schedule failed the checker: {errors[:3]}")
+    return Run(float(solver.value(mk)), took, 0)
+
+
+def summarize(label: str, insts: list[Instance], runs: list[Run], show_rate: bool = True) -> str:
+    feasible = [(i, r) for i, r in zip(insts, runs, strict=True) if i.ref is not None]
+    found = [(i, r) for i, r in feasible if r.makespan is not None]
+    devs = [100.0 * (r.makespan - i.ref) / i.ref for i, r in found]  # type: ignore[operator]
+    hits = sum(1 for i, r in found if i.opt is not None and r.makespan == i.opt)
+    secs = sum(r.seconds for r in runs)
+    sched = sum(r.schedules for r in runs)
+    infeasible = [(i, r) for i, r in zip(insts, runs, strict=True) if i.ref is None]
+    parts = [f"{label:<28} dev {statistics.fmean(devs) if devs else float('nan'):7.2f}%",
+             f"hits {hits:>3}/{len(feasible):<3}", f"feasible {len(found)}/{len(feasible)}"]
+    if infeasible:
+        parts.append(f"infeasible proven {sum(r.proven_infeasible for _, r in infeasible)}/{len(infeasible)}")
+    parts.append(f"{secs / len(runs):6.3f} s/inst")
+    if show_rate and sched:
+        parts.append(f"{sched / secs:8.0f} sched/s")
+    return "  ".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sets", default="j30,j120,mm", help="comma list of j30, j120, mm, jsp")
+    ap.add_argument("--subset", type=int, default=None, help="evenly spaced N instances per set")
+    ap.add_argument("--budgets", default="1000,5000")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--replicas", type=int, default=AnnealingSettings().replicas)
+    ap.add_argument("--no-cpsat", action="store_true")
+    ap.add_argument("--cpsat-workers", type=int, default=2)
+    ap.add_argument("--no-compare", action="store_true", help="skip coupled vs uncoupled")
+    args = ap.parse_args(argv)
+    if not (DATA / "psplib").is_dir():
+        print(f"instances not found at {DATA}; set LCT_SCHEDULING_DATA", file=sys.stderr)
+        return 2
+    budgets = [int(b) for b in args.budgets.split(",")]
+    coupled = replace(AnnealingSettings(), replicas=args.replicas)
+    variants = {"coupled (default)": coupled}
+    if not args.no_compare:
+        variants["uncoupled chains"] = replace(coupled, coupling=0.0, exchange=0.0)
+        variants["exchange only (J=0)"] = replace(coupled, coupling=0.0)
+        variants["coupling energy only"] = replace(coupled, exchange=0.0)
+    print(f"data: {DATA}\nsettings: {coupled}\n")
+    for set_name in args.sets.split(","):
+        insts = load_set(set_name, args.subset)
+        problems = [read(i) for i in insts]
+        print(f"== {set_name}: {len(insts)} instances")
+        for budget in budgets:
+            times: list[float] = []
+            for vname, ann in variants.items():
+                if vname != "coupled (default)" and budget != max(budgets):
+                    continue
+                runs = [run_engine(p, budget, args.seed, ann) for p in problems]
+                if vname == "coupled (default)":
+                    times = [r.seconds for r in runs]
+                print(summarize(f"{vname} @{budget}", insts, runs), flush=True)
+            if not args.no_cpsat and budget == max(budgets):
+                runs = [run_cpsat(p, t, args.cpsat_workers) for p, t in zip(problems, times, strict=True)]
+                print(summarize(f"CP-SAT same wall time ({args.cpsat_workers}w)", insts, runs, False), flush=True)
+        print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
