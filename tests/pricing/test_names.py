@@ -94,3 +94,11 @@ def test_unresolved_names_are_recorded(catalog: PriceCatalog) -> None:
 def test_empty_model_is_unpriced(catalog: PriceCatalog) -> None:
     """A span without a model name is unpriced."""
     assert catalog.quote("openai", "", AT, TokenUsage(1, 1)) is None
+
+
+def test_openrouter_variants(catalog: PriceCatalog) -> None:
+    """OpenRouter's :beta variant bills the vendor price; :free variants are not given one."""
+    beta = catalog.quote("openrouter", "anthropic/claude-3.5-sonnet:beta", AT, TokenUsage(10, 10))
+    assert beta is not None and beta.pricing_model == "anthropic/claude-3-5-sonnet-20241022"
+    assert catalog.quote("openrouter", "meta-llama/llama-3.3-70b-instruct:free", AT, TokenUsage(10, 10)) is None
+    assert catalog.quote("openrouter", "openai/gpt-4o-mini:free", AT, TokenUsage(10, 10)) is None

@@ -162,10 +162,8 @@ def _variants(model: str, provider: str) -> Iterator[tuple[str, str]]:
             yield geo, "normalized"
     if provider == "azure" and "gpt-35" in name:
         yield name.replace("gpt-35", "gpt-3.5"), "normalized"
-    if provider == "openrouter" or "/" in name or _DOTTED_VERSION.search(name) and "claude" in name:
-        dashed = _DOTTED_VERSION.sub("-", name) if "claude" in name else name
-        if dashed != name:
-            yield dashed, "normalized"
+    if "claude" in name and _DOTTED_VERSION.search(name):  # OpenRouter and others write claude-3.5-sonnet
+        yield _DOTTED_VERSION.sub("-", name), "normalized"
 
 
 def bare_model(model: str) -> str:
@@ -205,8 +203,12 @@ def model_candidates(provider: str, model: str) -> Iterator[tuple[str, str, str]
     if provider == "openrouter" and "/" in model:
         vendor, _, name = model.partition("/")
         vendor = canonical_provider(vendor)
-        for variant, _how in _variants(name.split(":", 1)[0], vendor):
-            yield vendor, variant, "normalized"
+        base, _, variant = name.partition(":")
+        # ":free" variants cost nothing at OpenRouter, so they are not given the vendor's price;
+        # ":beta", ":extended", ":thinking", ":nitro", ":floor" bill the vendor's price.
+        if variant != "free":
+            for spelling, _how in _variants(base, vendor):
+                yield vendor, spelling, "normalized"
     if not provider and not prefix:
         for guess in FIRST_PARTY_ORDER:
             for name, how in _variants(model, guess):
