@@ -18,7 +18,7 @@ the input total is taken as their sum. Reasoning tokens are inside the output co
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from llm_cost_tracker.types import PICO_PER_USD, Drop, SpanRecord, TokenUsage
 
@@ -78,15 +78,19 @@ def _count(attrs: dict[str, str], keys: tuple[str, ...]) -> int:
     return 0
 
 
+MAX_REPORTED_USD = Decimal(2**63 - 1) / PICO_PER_USD
+"""About 9.2 million USD: larger reported costs are unusable (the stored pico-USD is an int64)."""
+
+
 def parse_reported_cost(text: str) -> int | None:
     """A vendor-reported USD cost as pico-USD, or None when absent or unusable."""
     try:
         value = Decimal(text)
-    except InvalidOperation:
+        if not value.is_finite() or value < 0 or value > MAX_REPORTED_USD:
+            return None
+        return int((value * PICO_PER_USD).to_integral_value())
+    except ArithmeticError:  # InvalidOperation, and Overflow for exponents like 1E+999999999
         return None
-    if not value.is_finite() or value < 0:
-        return None
-    return int((value * PICO_PER_USD).to_integral_value())
 
 
 class ExtractUsage:
