@@ -78,6 +78,12 @@ def _at_ns(text: str | None) -> int:
     return int(moment.timestamp()) * 1_000_000_000
 
 
+def _iso(ns: int | None) -> str | None:
+    if ns is None:
+        return None
+    return datetime.fromtimestamp(ns / 1e9, UTC).isoformat().replace("+00:00", "Z")
+
+
 def _catalog(args: argparse.Namespace) -> Any:
     from llm_cost_tracker.pricing import PriceCatalog
 
@@ -116,8 +122,8 @@ def _show(args: argparse.Namespace) -> int:
         "versions": [
             {
                 "version": v.version,
-                "effective_from_ns": v.effective_from_ns,
-                "effective_to_ns": v.effective_to_ns,
+                "effective_from": _iso(v.effective_from_ns),
+                "effective_to": _iso(v.effective_to_ns),
                 "source": v.source,
                 "recorded": v.recorded,
                 "tiers": {tier: [_card_dict(c) for c in reversed(cards)] for tier, cards in v.tiers.items()},
@@ -133,7 +139,8 @@ def _show(args: argparse.Namespace) -> int:
         print(f"aliases: {', '.join(entry.aliases)}")
     for version in data["versions"]:
         mark = "*" if version["version"] == data["version_in_force"] else " "
-        print(f"{mark} version {version['version']}: {version['source']} (recorded {version['recorded']})")
+        span = f"{version['effective_from'] or '...'} to {version['effective_to'] or '...'}"
+        print(f"{mark} version {version['version']} ({span}): {version['source']} (recorded {version['recorded']})")
         for tier, cards in version["tiers"].items():
             for card in cards:
                 band = f" above {card['above_input_tokens']} input tokens" if card["above_input_tokens"] else ""
