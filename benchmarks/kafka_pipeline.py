@@ -1,0 +1,164 @@
+"""End-to-end rate through Kafka (one receiver, one consumer, a tansu broker), against the raw produce floor.
+
+Sends realistic GenAI spans in batches of 512 over gRPC from concurrent streams to a
+``llm-cost-tracker receiver`` child process; a ``llm-cost-tracker consumer`` child process stores
+them in its embedded chDB. Reports spans/s from the first Export until the consumer has committed
+every span (checked against the table after shutdown), each process's CPU, and, measured in the
+same run as the floor, the rate at which plain aiokafka ``send()`` (acks=all, same compression and
+linger) pushes *the same messages* (read back from the topic: same keys, same bytes) into the same
+broker. Figures only: nothing here asserts a time.
+
+    python benchmarks/kafka_pipeline.py --spans 200000 --streams 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import grpc
+import psutil
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _workload import make_payloads  # noqa: E402
+
+from llm_cost_tracker.queue.kafka_testing import KafkaProcess, TansuBroker, sql  # noqa: E402
+
+METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+TOPIC = "llm-cost.spans.v1"
+
+
+async def read_back(bootstrap: str, total: int) -> list[tuple[bytes | None, bytes | None]]:
+    """Every (key, value) on the span topic, flush markers left out."""
+    consumer = AIOKafkaConsumer(TOPIC, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                max_partition_fetch_bytes=8 * 2**20)
+    await consumer.start()
+    out: list[tuple[bytes | None, bytes | None]] = []
+    try:
+        deadline = time.monotonic() + 120
+        while len(out) < total and time.monotonic() < deadline:
+            for messages in (await consumer.getmany(timeout_ms=500, max_records=20_000)).values():
+                out.extend((m.key, m.value) for m in messages if m.value)
+    finally:
+        await consumer.stop()
+    return out
+
+
+async def raw_produce_rate(bootstrap: str, messages: list[tuple[bytes | None, bytes | None]],
+                           compression: str | None, linger_ms: int, partitions: int) -> float:
+    """Messages/s that aiokafka send() (acks=all), pipelined, gets acknowledged into a fresh topic."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic("raw-floor", partitions, 1)])
+    await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", compression_type=compression,
+                                linger_ms=linger_ms, max_batch_size=1_048_576)
+    await producer.start()
+    try:
+        await (await producer.send("raw-floor", b"warm-up", key=b"k"))
+        started = time.perf_counter()
+        futures = [await producer.send("raw-floor", value, key=key) for key, value in messages]
+        await asyncio.gather(*futures)
+        return len(messages) / (time.perf_counter() - started)
+    finally:
+        await producer.stop()
+
+
+def cpu_seconds(proc: psutil.Process) -> float:
+    t = proc.cpu_times()
+    return float(t.user + t.system)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spans", type=int, default=200_000)
+    parser.add_argument("--streams", type=int, default=4, help="concurrent Export streams")
+    parser.add_argument("--spans-per-request", type=int, default=512)
+    parser.add_argument("--distinct-payloads", type=int, default=64)
+    parser.add_argument("--compression", default="zstd")
+    parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument("--linger-ms", type=int, default=5)
+    args = parser.parse_args()
+
+    payloads = make_payloads(args.distinct_payloads, args.spans_per_request)
+    requests = args.spans // args.spans_per_request
+    total = requests * args.spans_per_request
+    compression = None if args.compression == "none" else args.compression
+
+    with tempfile.TemporaryDirectory(prefix="lct-kafka-bench-") as tmp:
+        broker = TansuBroker(tmp).start()
+        common = ["--kafka-bootstrap", broker.bootstrap, "--no-kafka-idempotence", "--kafka-compression",
+                  args.compression, "--kafka-partitions", str(args.partitions), "--kafka-linger-ms",
+                  str(args.linger_ms), "--log-level", "warning"]
+        consumer = KafkaProcess("consumer", Path(tmp) / "consumer", *common, "--kafka-session-timeout-ms", "3000",
+                                "--kafka-heartbeat-interval-ms", "500").start()
+        receiver = KafkaProcess("receiver", Path(tmp) / "receiver", *common).start()
+        procs = {"receiver": psutil.Process(receiver.proc.pid), "consumer": psutil.Process(consumer.proc.pid),
+                 "tansu": psutil.Process(broker.proc.pid)}  # type: ignore[union-attr]
+        channel = grpc.insecure_channel(receiver.endpoint)
+        export = channel.unary_unary(METHOD, request_serializer=None, response_deserializer=None)
+        retries = {"UNAVAILABLE": 0, "RESOURCE_EXHAUSTED": 0}
+        lock = threading.Lock()
+
+        def send(i: int) -> None:
+            payload = payloads[i % len(payloads)]
+            while True:
+                try:
+                    export(payload, timeout=60)
+                    return
+                except grpc.RpcError as exc:
+                    code = exc.code().name  # type: ignore[attr-defined]
+                    if code not in retries:
+                        raise
+                    with lock:
+                        retries[code] += 1
+                    time.sleep(0.05)
+
+        cpu_before = {name: cpu_seconds(p) for name, p in procs.items()}
+        started = time.perf_counter()
+        with ThreadPoolExecutor(args.streams) as pool:
+            list(pool.map(send, range(requests)))
+        acked_at = time.perf_counter() - started
+        while consumer.metric("llm_kafka_committed_records_total") < total:
+            time.sleep(0.02)
+        elapsed = time.perf_counter() - started
+        cpu = {name: cpu_seconds(p) - cpu_before[name] for name, p in procs.items()}
+        channel.close()
+        batches = consumer.metric("llm_kafka_batches_committed_total")
+        markers = consumer.metric("llm_kafka_flush_markers_total")
+        assert receiver.stop() == 0, receiver.log()
+        assert consumer.stop() == 0, consumer.log()
+        stored = sql(consumer.data_dir, "SELECT count() AS n FROM llm_spans")[0]["n"]
+
+        messages = asyncio.run(read_back(broker.bootstrap, total))
+        topic_bytes = sum(len(v or b"") + len(k or b"") for k, v in messages)
+        floor = asyncio.run(raw_produce_rate(broker.bootstrap, messages, compression, args.linger_ms,
+                                             args.partitions))
+        broker.stop()
+
+    rate = total / elapsed
+    print(f"spans sent                   {total:,} ({requests} requests of {args.spans_per_request}, "
+          f"{args.streams} streams, {args.partitions} partitions, {args.compression})")
+    print(f"rows in table after stop     {stored:,}  ({'OK' if stored == total else 'MISMATCH'})")
+    print(f"all Exports acked after      {acked_at:.2f} s  ({total / acked_at:,.0f} spans/s into Kafka; "
+          f"retries {retries})")
+    print(f"end to end                   {rate:,.0f} spans/s  ({elapsed:.2f} s until all committed; "
+          f"{batches:.0f} batches, {markers:.0f} flush markers)")
+    for name, seconds in cpu.items():
+        print(f"CPU {name:<25}{seconds / elapsed:.2f} cores  ({seconds / total * 1e6:.1f} us per span)")
+    print(f"messages on the topic        {len(messages):,}  ({topic_bytes / max(len(messages), 1):.0f} B avg)")
+    print(f"raw aiokafka send() floor    {floor:,.0f} msg/s (same messages, acks=all, same run)")
+    print(f"ratio end-to-end / raw       {rate / floor:.3f}  (target >= 0.5; absolute target 15,000 spans/s)")
+    return 0 if stored == total else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
