@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from llm_cost_tracker.pricing import _names
-from llm_cost_tracker.pricing._model import CatalogError, Entry, merge_entries, overlap, parse_document
+from llm_cost_tracker.pricing._model import (
+    CatalogError,
+    Entry,
+    RateCard,
+    merge_entries,
+    overlap,
+    parse_document,
+)
 from llm_cost_tracker.pricing._overrides import Overrides, load_overrides
 from llm_cost_tracker.pricing._quote import (
     NO_EXTRAS,
@@ -92,7 +99,7 @@ class PriceCatalog:
     """Every known price, indexed by provider and model name. Build with :meth:`load`."""
 
     __slots__ = ("entries", "overrides", "_index", "_tenant_index", "_aliases", "_cache", "_uniform",
-                 "_unresolved", "_batch", "_lock")
+                 "_unresolved", "_batch", "_lock", "_fallbacks")
 
     def __init__(self, entries: Iterable[Entry], overrides: Overrides | None = None) -> None:
         """Index ``entries`` (user entries in ``overrides`` replace bundled ones with the same key)."""
@@ -115,6 +122,7 @@ class PriceCatalog:
         self._uniform: dict[tuple[str, str], bool] = {}
         self._unresolved: set[tuple[str, str]] = set()
         self._batch: BatchTable | None = None
+        self._fallbacks: dict[tuple[int, tuple[str, ...]], tuple[str, ...]] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -204,7 +212,8 @@ class PriceCatalog:
                     break
         if found is None:
             with self._lock:
-                if (provider, model) not in self._unresolved:
+                # bounded: every distinct junk model name a client sends must not cost memory (and a log line) forever
+                if (provider, model) not in self._unresolved and len(self._unresolved) < _CACHE_LIMIT:
                     self._unresolved.add((provider, model))
                     _log.warning("pricing.unresolved_model", provider=provider, model=model)
             return None
@@ -250,7 +259,7 @@ class PriceCatalog:
         extras = Extras.from_attributes(attributes) if attributes else NO_EXTRAS
         amounts = femto_amounts(card, usage, extras)
         cost, discount = total_pico(amounts, resolution.discount)
-        fallbacks = tuple(f for f in card.fallbacks if f[: f.index("=")] in amounts) if card.fallbacks else ()
+        fallbacks = self._used_fallbacks(card, amounts) if card.fallbacks else ()
         if used_tier != tier:
             fallbacks = (*fallbacks, f"tier:{tier}->standard")
         return Quote(
@@ -335,6 +344,16 @@ class PriceCatalog:
                     self._batch = BatchTable(self)
                 table = self._batch
         return table
+
+    def _used_fallbacks(self, card: RateCard, amounts: Mapping[str, int]) -> tuple[str, ...]:
+        """The card's fallback labels for dimensions this span has tokens in (memoized)."""
+        key = (id(card), tuple(amounts))
+        found = self._fallbacks.get(key)
+        if found is None:
+            found = tuple(f for f in card.fallbacks if f[: f.index("=")] in amounts)
+            if len(self._fallbacks) < _CACHE_LIMIT:
+                self._fallbacks[key] = found
+        return found
 
     def entry_keys(self) -> list[str]:
         """Entry keys in the order ``quote_batch`` indexes them."""

@@ -10,6 +10,8 @@ from llm_cost_tracker.types import SpanRecord, TokenUsage
 
 PRICED = "priced"
 UNPRICED = "unpriced"
+SEEN_UNPRICED_LIMIT = 10_000
+"""Distinct unresolved (provider, model) pairs remembered; past it new ones are not reported (bounded memory)."""
 
 
 class Quote(Protocol):
@@ -59,7 +61,7 @@ class Price:
             record.cache_savings_pusd = None
             record.pricing_status = UNPRICED
             key = (record.provider, model)
-            if key not in self._seen_unpriced:
+            if key not in self._seen_unpriced and len(self._seen_unpriced) < SEEN_UNPRICED_LIMIT:
                 self._seen_unpriced.add(key)
                 if self._on_unpriced is not None:
                     self._on_unpriced(*key)
