@@ -1,24 +1,45 @@
 """Entity detectors of the redaction stage: compiled once at import, run by :class:`Scanner`.
 
-Each detector finds candidate spans with a regex whose search is cheap (a literal first character,
-or a first-character class the regex engine skips over in C) and is only run when a cheap
-substring pre-check passes (no ``@``: no e-mail search). Candidates are then validated in Python
-(Luhn for cards, mod-97 and country length for IBANs, octet ranges for IPv4, :mod:`ipaddress` for
-IPv6, digit counts for phones), so a Luhn-invalid card number or a non-IBAN is left as it is.
+Speed comes from two things. The text is scanned as UTF-8 bytes, and numbers are searched in a
+*shape* of it (one ``bytes.translate``: every digit becomes ``0``, every letter ``A`` or ``a``), so
+each regex starts with a literal that the regex engine finds with a plain C loop instead of testing
+a character class at every position. Secrets are anchored on their literal prefixes (``sk-``,
+``AKIA``...) and e-mail addresses on the ``@``, each run only when a substring check finds the
+literal. Candidates are then validated in Python (Luhn and issuer prefix for cards, country length
+and mod-97 for IBANs, octet ranges for IPv4, :mod:`ipaddress` for IPv6, digit counts and shapes for
+phone numbers), so a Luhn-invalid card number or a non-IBAN is left as it is.
 
 Where two detectors claim overlapping text, the one earlier in :data:`DETECTORS` wins (secrets
-first, phone numbers last).
+first, phone numbers last). Offsets are byte offsets in the UTF-8 text.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
+from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 Span = tuple[int, int]
-Finder = Callable[[str], Iterator[Span]]
+Finder = Callable[[bytes, bytes], Iterator[Span]]
+"""(text, shape) -> (start, end) of each validated entity."""
+
+
+def _shape_table() -> bytes:
+    table = bytearray(range(256))
+    for c in range(256):
+        if 48 <= c <= 57:
+            table[c] = 48  # 0
+        elif 65 <= c <= 90:
+            table[c] = 65  # A
+        elif 97 <= c <= 122 or c >= 128:
+            table[c] = 97  # a (non-ASCII letters count as word characters)
+    return bytes(table)
+
+
+SHAPE = _shape_table()
+_WORD = frozenset(b"0Aa_-")
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,34 +50,37 @@ class Detector:
         name: metric label and config name (``email``).
         placeholder: what mask mode writes instead of the entity (``<EMAIL>``).
         secret: True for credentials (scanned in every string attribute by default).
-        triggers: substrings one of which must occur for the finder to run (empty: always run).
-        find: yields the (start, end) of each validated entity.
+        triggers: substrings of the text one of which must occur for the finder to run.
+        shape_trigger: substring of the shape that must occur (``b"0"``: some digit).
+        find: yields the (start, end) byte offsets of each validated entity.
     """
 
     name: str
     placeholder: str
     secret: bool
-    triggers: tuple[str, ...]
+    triggers: tuple[bytes, ...]
+    shape_trigger: bytes
     find: Finder
 
 
-def _word_char(c: str) -> bool:
-    return c.isalnum() or c in "_-"
-
-
-def _bounded(text: str, start: int, end: int) -> bool:
+def _bounded(shape: bytes, start: int, end: int) -> bool:
     """No token character right before ``start`` or right after ``end``."""
-    return (start == 0 or not _word_char(text[start - 1])) and (end >= len(text) or not _word_char(text[end]))
+    return (start == 0 or shape[start - 1] not in _WORD) and (end >= len(shape) or shape[end] not in _WORD)
 
 
-def _regex_finder(pattern: str, check: Callable[[str], bool] | None = None, bounded: bool = True,
-                  flags: int = 0) -> Finder:
-    regex = re.compile(pattern, flags)
+def _mixed(token: bytes) -> bool:
+    """Random-looking: has both a digit and a letter (rules out words joined by dashes)."""
+    shape = token.translate(SHAPE)
+    return b"0" in shape and (b"a" in shape or b"A" in shape)
 
-    def find(text: str) -> Iterator[Span]:
+
+def _text_finder(pattern: bytes, check: Callable[[bytes], bool] | None = None, bounded: bool = True) -> Finder:
+    regex = re.compile(pattern)
+
+    def find(text: bytes, shape: bytes) -> Iterator[Span]:
         for m in regex.finditer(text):
             start, end = m.span()
-            if bounded and not _bounded(text, start, end):
+            if bounded and not _bounded(shape, start, end):
                 continue
             if check is not None and not check(m.group()):
                 continue
@@ -65,52 +89,47 @@ def _regex_finder(pattern: str, check: Callable[[str], bool] | None = None, boun
     return find
 
 
-def _mixed(token: str) -> bool:
-    """Random-looking: has both a digit and a letter (rules out words joined by dashes)."""
-    return any(c.isdigit() for c in token) and any(c.isalpha() for c in token)
+# --- secrets: every pattern starts with a literal ----------------------------------------------
 
-
-# --- secrets -------------------------------------------------------------------------------------
-
-_ANTHROPIC = _regex_finder(r"sk-ant-[A-Za-z0-9_\-]{20,}", _mixed)
-_OPENAI = _regex_finder(r"sk-(?!ant-)[A-Za-z0-9_\-]{20,}", _mixed)
-_AWS = _regex_finder(r"(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA)[A-Z0-9]{16}")
-_GITHUB = _regex_finder(r"(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})")
-_GOOGLE = _regex_finder(r"AIza[0-9A-Za-z_\-]{35}")
-_JWT = _regex_finder(r"eyJ[A-Za-z0-9_\-]{4,}\.eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*", bounded=False)
+_ANTHROPIC = _text_finder(rb"sk-ant-[A-Za-z0-9_\-]{20,}", _mixed)
+_OPENAI = _text_finder(rb"sk-(?!ant-)[A-Za-z0-9_\-]{20,}", _mixed)
+_AWS = _text_finder(rb"A(?:KIA|SIA|BIA|CCA|GPA|IDA|ROA|IPA|NPA|NVA|PKA)[A-Z0-9]{16}")
+_GITHUB = _text_finder(rb"g(?:h[pousr]_[A-Za-z0-9]{36,255}|ithub_pat_[A-Za-z0-9_]{22,255})")
+_GOOGLE = _text_finder(rb"AIza[0-9A-Za-z_\-]{35}")
+_JWT = _text_finder(rb"eyJ[A-Za-z0-9_\-]{4,}\.eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*", bounded=False)
 # A private key block up to its END line, or to the end of the text when it was cut short.
-_PEM = _regex_finder(r"-----BEGIN[A-Z0-9 ]{0,40} PRIVATE KEY(?: BLOCK)?-----"
-                     r"(?:[\s\S]*?-----END[A-Z0-9 ]{0,40} PRIVATE KEY(?: BLOCK)?-----|[\s\S]*\Z)", bounded=False)
+_PEM = _text_finder(rb"-----BEGIN[A-Z0-9 ]{0,40} PRIVATE KEY(?: BLOCK)?-----"
+                    rb"(?:[\s\S]*?-----END[A-Z0-9 ]{0,40} PRIVATE KEY(?: BLOCK)?-----|[\s\S]*\Z)", bounded=False)
 
-# --- e-mail: anchored on the '@' (a literal the engine finds fast), local part found backwards ----
+# --- e-mail: anchored on the '@', local part found backwards --------------------------------------
 
-_AT_DOMAIN = re.compile(r"@((?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63})(?![A-Za-z0-9\-])")
-_LOCAL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.!#$%&'*+/=?^_`{|}~-")
+_AT_DOMAIN = re.compile(rb"@((?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63})(?![A-Za-z0-9\-])")
+_LOCAL = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.!#$%&*+/=?^_`{|}~-")
+_LOCAL_LEAD_JUNK = frozenset(b".`{|}")
 
 
-def _find_email(text: str) -> Iterator[Span]:
+def _find_email(text: bytes, shape: bytes) -> Iterator[Span]:
     for m in _AT_DOMAIN.finditer(text):
-        at = m.start()
-        start = at
-        while start > 0 and at - start < 64 and text[start - 1] in _LOCAL_CHARS:
+        at = start = m.start()
+        while start > 0 and at - start < 64 and text[start - 1] in _LOCAL:
             start -= 1
-        while start < at and text[start] in ".'`{|}":  # quote or dot punctuation before the address
+        while start < at and text[start] in _LOCAL_LEAD_JUNK:
             start += 1
         if start < at:
             yield start, m.end()
 
 
-# --- numbers -------------------------------------------------------------------------------------
+# --- numbers, searched in the shape (digits are all '0') ------------------------------------------
 
-_CARD_RE = re.compile(r"\d(?:[ \-]?\d){12,18}")
-_IIN = re.compile(r"4|5[1-5]|2[2-7]|3[47]|3[0689]|35|6[0-9]|50|5[6-8]")
+_CARD_RE = re.compile(rb"0000(?:[ \-]?0){9,15}")
+_IIN = re.compile(rb"4|5[1-5]|2[2-7]|3[47]|3[0689]|35|6[0-9]|50|5[6-8]")
 
 
-def luhn_valid(digits: str) -> bool:
-    """The Luhn checksum of a string of digits is valid."""
+def luhn_valid(digits: bytes) -> bool:
+    """The Luhn checksum of a string of ASCII digits is valid."""
     total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
+    for i, d in enumerate(reversed(digits)):
+        d -= 48
         if i % 2:
             d *= 2
             if d > 9:
@@ -119,15 +138,14 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
-def _find_card(text: str) -> Iterator[Span]:
-    for m in _CARD_RE.finditer(text):
+def _find_card(text: bytes, shape: bytes) -> Iterator[Span]:
+    for m in _CARD_RE.finditer(shape):
         start, end = m.span()
-        if not _bounded(text, start, end):
+        if not _bounded(shape, start, end):
             continue
-        token = m.group()
-        digits = token.replace(" ", "").replace("-", "")
-        seps = {c for c in token if not c.isdigit()}
-        if len(seps) > 1 or not 13 <= len(digits) <= 19:
+        token = text[start:end]
+        digits = token.replace(b" ", b"").replace(b"-", b"")
+        if b" " in token and b"-" in token or not 13 <= len(digits) <= 19:
             continue
         if _IIN.match(digits) and luhn_valid(digits):
             yield start, end
@@ -143,65 +161,64 @@ IBAN_LENGTHS = {
     "RO": 24, "RS": 22, "SA": 24, "SC": 31, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "ST": 25, "SV": 28,
     "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
 }
-_IBAN_RE = re.compile(r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}")
+_IBAN_LENGTHS = {k.encode(): v for k, v in IBAN_LENGTHS.items()}
+_IBAN_DIGITS = {c: str(c - 55) for c in range(65, 91)}  # A=10 ... Z=35
+_IBAN_RE = re.compile(rb"AA00(?: ?[A0]){11,30}")
 
 
-def iban_valid(compact: str) -> bool:
+def iban_valid(compact: bytes | str) -> bool:
     """``compact`` (no spaces, upper case) has its country's length and a mod-97 remainder of 1."""
-    if IBAN_LENGTHS.get(compact[:2]) != len(compact):
+    if isinstance(compact, str):
+        compact = compact.encode()
+    if _IBAN_LENGTHS.get(compact[:2]) != len(compact) or not compact.isalnum():
         return False
-    rearranged = compact[4:] + compact[:4]
-    try:
-        return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
-    except ValueError:
-        return False
+    return int((compact[4:] + compact[:4]).decode().translate(_IBAN_DIGITS)) % 97 == 1
 
 
-def _find_iban(text: str) -> Iterator[Span]:
-    for m in _IBAN_RE.finditer(text):
+def _find_iban(text: bytes, shape: bytes) -> Iterator[Span]:
+    for m in _IBAN_RE.finditer(shape):
         start = m.start()
-        if start and _word_char(text[start - 1]):
+        if start and shape[start - 1] in _WORD:
             continue
-        want = IBAN_LENGTHS.get(m.group()[:2])
+        want = _IBAN_LENGTHS.get(text[start:start + 2])
         if want is None:
             continue
-        # take exactly `want` IBAN characters (the greedy match may run into a following word)
+        # exactly `want` IBAN characters: the greedy match may run on into a following word
         n, end = 0, start
-        token = m.group()
-        for i, c in enumerate(token):
-            if c != " ":
+        for i in range(start, m.end()):
+            if text[i] != 32:
                 n += 1
                 if n == want:
-                    end = start + i + 1
+                    end = i + 1
                     break
-        if n != want or (end < len(text) and text[end].isalnum() and token[end - start:end - start + 1] != " "):
+        if n != want or (end < len(shape) and shape[end] in _WORD):
             continue
-        if iban_valid(text[start:end].replace(" ", "")):
+        if iban_valid(text[start:end].replace(b" ", b"")):
             yield start, end
 
 
-_IPV4_RE = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}")
+_IPV4_RE = re.compile(rb"00{0,2}\.00{0,2}\.00{0,2}\.00{0,2}")
 
 
-def _find_ipv4(text: str) -> Iterator[Span]:
-    for m in _IPV4_RE.finditer(text):
+def _find_ipv4(text: bytes, shape: bytes) -> Iterator[Span]:
+    for m in _IPV4_RE.finditer(shape):
         start, end = m.span()
-        if start and (text[start - 1].isalnum() or text[start - 1] == "."):
+        if start and (shape[start - 1] in _WORD or shape[start - 1] == 46):
             continue
-        if end < len(text) and (text[end].isalnum() or (text[end] == "." and text[end + 1:end + 2].isdigit())):
+        if end < len(shape) and (shape[end] in _WORD or (shape[end] == 46 and shape[end + 1:end + 2] == b"0")):
             continue
-        parts = m.group().split(".")
-        if all(int(p) <= 255 and (p == "0" or not p.startswith("0")) for p in parts):
+        parts = text[start:end].split(b".")
+        if all(int(p) <= 255 and (p == b"0" or not p.startswith(b"0")) for p in parts):
             yield start, end
 
 
-# Two colons close together: the only cheap way into an IPv6 address; the token is then grown both
+# Two colons close together are the cheap way into an IPv6 address; the token is then grown both
 # ways over hex digits, colons and dots and checked with ipaddress.
-_IPV6_SEED = re.compile(r":[0-9A-Fa-f]{0,4}:")
-_IPV6_CHARS = frozenset("0123456789abcdefABCDEF:.")
+_IPV6_SEED = re.compile(rb":[0-9A-Fa-f]{0,4}:")
+_IPV6_CHARS = frozenset(b"0123456789abcdefABCDEF:.")
 
 
-def _find_ipv6(text: str) -> Iterator[Span]:
+def _find_ipv6(text: bytes, shape: bytes) -> Iterator[Span]:
     pos = 0
     for m in _IPV6_SEED.finditer(text):
         if m.start() < pos:
@@ -212,75 +229,80 @@ def _find_ipv6(text: str) -> Iterator[Span]:
         while end < len(text) and text[end] in _IPV6_CHARS:
             end += 1
         pos = end
-        token = text[start:end].rstrip(".")
-        if token.endswith(":") and not token.endswith("::"):
+        token = text[start:end].rstrip(b".")
+        if token.endswith(b":") and not token.endswith(b"::"):
             token = token[:-1]
         end = start + len(token)
-        if (start and (text[start - 1].isalnum() or text[start - 1] == "_")) or \
-                (end < len(text) and (text[end].isalnum() or text[end] in "_")):
+        if (start and shape[start - 1] in b"0Aa_") or (end < len(shape) and shape[end] in b"0Aa_"):
             continue
-        groups = [g for g in token.replace("::", ":").split(":") if g]
-        if len(groups) < 2 or not any(c.isdigit() for c in token):
+        groups = [g for g in token.replace(b"::", b":").split(b":") if g]
+        if len(groups) < 2 or b"0" not in shape[start:end]:
             continue
         try:
-            ipaddress.IPv6Address(token)
+            ipaddress.IPv6Address(token.decode())
         except ValueError:
             continue
         yield start, end
 
 
-_PHONE_RE = re.compile(r"(?:\+|\(\+?)?\d[\d ().\-/]{5,22}\d")
-_DATE_LIKE = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}")
-_GROUPS = re.compile(r"\d+")
+_PHONE_RE = re.compile(rb"0[0 ().\-/]{5,22}0")
+_DATE_LIKE = re.compile(rb"0000[-/.]00?[-/.]00?|00?[-/.]00?[-/.]00(?:00)?")
+_DIGITS = re.compile(rb"0+")
 
 
-def _find_phone(text: str) -> Iterator[Span]:
-    for m in _PHONE_RE.finditer(text):
+def _find_phone(text: bytes, shape: bytes) -> Iterator[Span]:
+    for m in _PHONE_RE.finditer(shape):
         start, end = m.span()
-        if start and (text[start - 1].isalnum() or text[start - 1] in "+.-_/"):
+        # take in a leading '(' / '+' / '(+'
+        if start and shape[start - 1] == 40:
+            start -= 1
+        if start and shape[start - 1] == 43:
+            start -= 1
+        if start and shape[start - 1] == 40:
+            start -= 1
+        if start and (shape[start - 1] in _WORD or shape[start - 1] in b"+./"):
             continue
-        if end < len(text) and (text[end].isalnum() or text[end] in "_" or
-                                (text[end] in ".-/" and text[end + 1:end + 2].isdigit())):
+        if end < len(shape) and (shape[end] in _WORD or (shape[end] in b".-/" and shape[end + 1:end + 2] == b"0")):
             continue
-        token = m.group()
-        if token.count("(") != token.count(")") or "//" in token or "/" in token:
+        token = shape[start:end]
+        if token.count(b"(") != token.count(b")") or b"/" in token:
             continue
-        groups = _GROUPS.findall(token)
+        groups = _DIGITS.findall(token)
         digits = sum(len(g) for g in groups)
-        international = token.startswith(("+", "(+"))
+        international = token.startswith((b"+", b"(+"))
         if not 7 <= digits <= 15 or (digits >= 13 and not international):
             continue
-        if not international and (len(groups) < 2 or _DATE_LIKE.fullmatch(token)):
+        longest = max(len(g) for g in groups)
+        if not international:
+            if len(groups) < 2 or _DATE_LIKE.fullmatch(token) or all(len(g) == 4 for g in groups):
+                continue
+            if b"." in token and len(groups) != 3:
+                continue  # 1.2.3.4.5: version-ish
+        if longest < 3:
             continue
-        if max(len(g) for g in groups) < 3 or (not international and all(len(g) == 4 for g in groups)):
-            continue
-        if not international and "." in token and len(groups) != 3:
-            continue  # 1.2.3.4.5 version-ish
         yield start, end
 
 
 DETECTORS: tuple[Detector, ...] = (
-    Detector("private_key", "<PRIVATE_KEY>", True, ("PRIVATE KEY",), _PEM),
-    Detector("jwt", "<JWT>", True, ("eyJ",), _JWT),
-    Detector("anthropic_key", "<ANTHROPIC_KEY>", True, ("sk-ant-",), _ANTHROPIC),
-    Detector("openai_key", "<OPENAI_KEY>", True, ("sk-",), _OPENAI),
-    Detector("aws_access_key", "<AWS_ACCESS_KEY>", True,
-             ("AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AROA", "AIPA", "ANPA", "ANVA", "APKA"), _AWS),
-    Detector("github_token", "<GITHUB_TOKEN>", True, ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
-             _GITHUB),
-    Detector("google_api_key", "<GOOGLE_API_KEY>", True, ("AIza",), _GOOGLE),
-    Detector("email", "<EMAIL>", False, ("@",), _find_email),
-    Detector("credit_card", "<CREDIT_CARD>", False, (), _find_card),
-    Detector("iban", "<IBAN>", False, (), _find_iban),
-    Detector("ipv4", "<IPV4>", False, (".",), _find_ipv4),
-    Detector("ipv6", "<IPV6>", False, (":",), _find_ipv6),
-    Detector("phone", "<PHONE>", False, (), _find_phone),
+    Detector("private_key", "<PRIVATE_KEY>", True, (b"PRIVATE KEY",), b"", _PEM),
+    Detector("jwt", "<JWT>", True, (b"eyJ",), b"", _JWT),
+    Detector("anthropic_key", "<ANTHROPIC_KEY>", True, (b"sk-ant-",), b"", _ANTHROPIC),
+    Detector("openai_key", "<OPENAI_KEY>", True, (b"sk-",), b"", _OPENAI),
+    Detector("aws_access_key", "<AWS_ACCESS_KEY>", True, (), b"AAAA", _AWS),
+    Detector("github_token", "<GITHUB_TOKEN>", True, (b"ghp_", b"gho_", b"ghu_", b"ghs_", b"ghr_", b"github_pat_"),
+             b"", _GITHUB),
+    Detector("google_api_key", "<GOOGLE_API_KEY>", True, (b"AIza",), b"", _GOOGLE),
+    Detector("email", "<EMAIL>", False, (b"@",), b"", _find_email),
+    Detector("credit_card", "<CREDIT_CARD>", False, (), b"0000", _find_card),
+    Detector("iban", "<IBAN>", False, (), b"AA00", _find_iban),
+    Detector("ipv4", "<IPV4>", False, (), b"0.0", _find_ipv4),
+    Detector("ipv6", "<IPV6>", False, (b":",), b"0", _find_ipv6),
+    Detector("phone", "<PHONE>", False, (), b"00", _find_phone),
 )
 """Every detector, in priority order (an earlier one wins overlapping text)."""
 
 DETECTOR_NAMES = tuple(d.name for d in DETECTORS)
 SECRET_DETECTORS = tuple(d.name for d in DETECTORS if d.secret)
-_HAS_DIGIT = re.compile(r"\d")
 
 
 class Scanner:
@@ -290,7 +312,7 @@ class Scanner:
         names: detector names to run, in any order (priority stays that of :data:`DETECTORS`).
     """
 
-    __slots__ = ("_detectors", "min_length", "_numeric")
+    __slots__ = ("_detectors", "min_length")
 
     def __init__(self, names: tuple[str, ...] | frozenset[str]) -> None:
         wanted = set(names)
@@ -298,47 +320,59 @@ class Scanner:
         if unknown:
             raise ValueError(f"unknown detectors: {', '.join(sorted(unknown))}")
         self._detectors = tuple(d for d in DETECTORS if d.name in wanted)
-        self._numeric = frozenset({"credit_card", "iban", "ipv4", "phone"})
-        self.min_length = 6 if self._detectors and not all(d.secret for d in self._detectors) else 20
+        self.min_length = 6 if any(not d.secret for d in self._detectors) else 20
         """Shorter texts cannot hold an entity of these detectors and are not scanned."""
 
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(d.name for d in self._detectors)
 
-    def find(self, text: str) -> list[tuple[int, int, Detector]]:
-        """Non-overlapping entities in ``text``, sorted by position."""
-        if len(text) < self.min_length:
+    def find(self, data: bytes) -> list[tuple[int, int, Detector]]:
+        """Non-overlapping entities in UTF-8 ``data`` as byte offsets, sorted by position."""
+        if len(data) < self.min_length:
             return []
-        found: list[tuple[int, int, Detector]] = []
-        has_digit: bool | None = None
+        found: list[tuple[int, int, Detector]] = []  # sorted by start, non-overlapping
+        starts: list[int] = []
+        shape = data.translate(SHAPE)
+        blanked = False
         for det in self._detectors:
-            if det.triggers and not any(t in text for t in det.triggers):
+            if det.triggers:
+                for trigger in det.triggers:
+                    if trigger in data:
+                        break
+                else:
+                    continue
+            if not det.secret and found and not blanked:
+                # numbers inside a key or token already found are not looked at again
+                hidden = bytearray(shape)
+                for s, e, _ in found:
+                    hidden[s:e] = bytes(e - s)
+                shape, blanked = bytes(hidden), True
+            if det.shape_trigger and det.shape_trigger not in shape:
                 continue
-            if det.name in self._numeric:
-                if has_digit is None:
-                    has_digit = _HAS_DIGIT.search(text) is not None
-                if not has_digit:
-                    continue
-            for start, end in det.find(text):
-                if any(start < e and s < end for s, e, _ in found):
-                    continue
-                found.append((start, end, det))
-        found.sort(key=lambda f: f[0])
+            for start, end in det.find(data, shape):
+                i = bisect_right(starts, start)
+                if (i and found[i - 1][1] > start) or (i < len(starts) and starts[i] < end):
+                    continue  # overlaps an entity of a detector that comes first
+                starts.insert(i, start)
+                found.insert(i, (start, end, det))
         return found
 
     def mask(self, text: str, counts: dict[str, int] | None = None) -> str:
         """``text`` with each entity replaced by its placeholder; adds per-detector counts to ``counts``."""
-        found = self.find(text)
+        if len(text) < self.min_length:
+            return text
+        data = text.encode("utf-8", "surrogatepass")
+        found = self.find(data)
         if not found:
             return text
-        out: list[str] = []
+        out: list[bytes] = []
         pos = 0
         for start, end, det in found:
-            out.append(text[pos:start])
-            out.append(det.placeholder)
+            out.append(data[pos:start])
+            out.append(det.placeholder.encode())
             pos = end
             if counts is not None:
                 counts[det.name] = counts.get(det.name, 0) + 1
-        out.append(text[pos:])
-        return "".join(out)
+        out.append(data[pos:])
+        return b"".join(out).decode("utf-8", "surrogatepass")
