@@ -41,7 +41,7 @@ def cat() -> PriceCatalog:
     return PriceCatalog.load()
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(
     key=st.sampled_from(KEYS),
     parts=st.fixed_dictionaries({d: counts for d in DIMENSIONS}),
@@ -59,7 +59,7 @@ def test_cost_is_monotone_in_every_token_count(cat: PriceCatalog, key: tuple[str
 small = st.integers(min_value=0, max_value=20_000)  # a+b stays below every context band
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(
     key=st.sampled_from(KEYS),
     a=st.fixed_dictionaries({d: small for d in DIMENSIONS}),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from llm_cost_tracker.pricing._model import RateCard
 from llm_cost_tracker.pricing._money import femto_to_pico, scale_femto
@@ -100,13 +101,13 @@ class Extras:
 NO_EXTRAS = Extras()
 
 
-@dataclass(frozen=True, slots=True)
-class Quote:
+class Quote(NamedTuple):
     """What one span cost, and which price produced it.
 
     ``breakdown`` maps each priced dimension to pico-USD at list price; a negotiated discount shows
     as a negative ``discount`` item. ``fallbacks`` lists rates the data did not have (see
-    docs/pricing.md); ``match`` says how the model name was resolved.
+    docs/pricing.md); ``match`` says how the model name was resolved. A NamedTuple rather than a
+    frozen dataclass: equally immutable, and several times cheaper to build on the per-span path.
     """
 
     pricing_model: str
@@ -170,8 +171,11 @@ def total_pico(amounts: Mapping[str, int], discount: tuple[int, int] | None) -> 
 
 
 def breakdown_pico(amounts: Mapping[str, int], discount_pusd: int) -> dict[str, int]:
-    """Per-dimension pico-USD for display (each rounded half to even)."""
-    out = {dim: femto_to_pico(value) for dim, value in amounts.items()}
+    """Per-dimension pico-USD for display (each rounded half to even, as ``femto_to_pico``)."""
+    out = {}
+    for dim, value in amounts.items():  # femto_to_pico, inlined: this runs for every span
+        quot, rem = divmod(value, 1000)
+        out[dim] = quot + 1 if rem > 500 or (rem == 500 and quot & 1) else quot
     if discount_pusd:
         out["discount"] = discount_pusd
     return out
