@@ -15,16 +15,15 @@ def engine_full(store, table: str) -> str:
     ).result_rows[0][0]
 
 
-def test_fresh_database_dry_run_lists_everything_and_changes_nothing(store_settings) -> None:
-    """A dry run on an empty database reports every migration and creates no table but the log."""
+def test_fresh_database_dry_run_lists_everything_and_creates_nothing(store_settings) -> None:
+    """A dry run on an empty database reports every migration and creates no table."""
     from llm_cost_tracker.storage.client import connect
 
     client = connect(store_settings)
     try:
         pending = migrate(client, dry_run=True)
         assert [m.version for m in pending] == [m.version for m in bundled_migrations()]
-        tables = {r[0] for r in client.query("SHOW TABLES").result_rows}
-        assert tables == {"schema_migrations"}
+        assert client.query("SHOW TABLES").result_rows == []
         assert migrate(client) == pending
         assert migrate(client) == []
         assert drifted(client) == []
@@ -82,3 +81,18 @@ def test_cluster_name_is_validated() -> None:
         Settings(clickhouse_cluster="x y").validate()
     with pytest.raises(ConfigError, match="ttl_raw_days"):
         Settings(ttl_raw_days=-1).validate()
+
+
+def test_cli_migrate_dry_run_prints_cluster_ddl(tmp_path) -> None:
+    """``migrate --dry-run --cluster prod`` prints the replicated DDL and creates no table."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "llm_cost_tracker.cli", "migrate", "--dry-run", "--cluster", "prod",
+                          "--data-dir", str(tmp_path / "db")], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "CREATE TABLE IF NOT EXISTS llm_spans ON CLUSTER `prod`" in out.stdout
+    assert "ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/llm_spend_daily'" in out.stdout
+    again = subprocess.run([sys.executable, "-m", "llm_cost_tracker.cli", "migrate", "--data-dir", str(tmp_path / "db")],
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and "0001_llm_spans" in again.stdout, again.stderr

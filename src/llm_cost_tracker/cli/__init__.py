@@ -17,6 +17,7 @@ _COMMAND_MODULES = (
     "llm_cost_tracker.cli.service",
     "llm_cost_tracker.cli.kafka",
     "llm_cost_tracker.cli.query",
+    "llm_cost_tracker.cli.store",
     "llm_cost_tracker.cli.pricing",
     "llm_cost_tracker.cli.schedule",
 )

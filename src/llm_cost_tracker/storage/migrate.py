@@ -93,9 +93,12 @@ def migrations_table_ddl(cluster: str = "") -> str:
     )
 
 
-def applied(client: Any, cluster: str = "") -> dict[int, str]:
+def applied(client: Any, cluster: str = "", *, create: bool = True) -> dict[int, str]:
     """Applied versions and the checksum each was applied with (creates the migrations table if needed)."""
-    client.command(migrations_table_ddl(cluster))
+    if create:
+        client.command(migrations_table_ddl(cluster))
+    elif not client.query(f"EXISTS TABLE {MIGRATIONS_TABLE}").result_rows[0][0]:
+        return {}
     rows = client.query(f"SELECT version, any(checksum) FROM {MIGRATIONS_TABLE} GROUP BY version").result_rows
     return {int(version): str(checksum) for version, checksum in rows}
 
@@ -106,7 +109,7 @@ def applied_versions(client: Any) -> set[int]:
 
 def drifted(client: Any) -> list[Migration]:
     """Applied migrations whose bundled file has changed since (the database has the old DDL)."""
-    done = applied(client)
+    done = applied(client, create=False)
     return [m for m in bundled_migrations() if m.version in done and done[m.version] != m.checksum]
 
 
@@ -150,7 +153,7 @@ def migrate(client: Any, dry_run: bool = False, *, settings: Any = None) -> list
     """
     cluster = _setting(settings, "clickhouse_cluster", "")
     check_cluster_name(cluster)
-    done = applied(client, cluster)
+    done = applied(client, cluster, create=not dry_run)
     pending = [m for m in bundled_migrations() if m.version not in done]
     if dry_run:
         return pending
