@@ -127,10 +127,29 @@ class HttpServer:
 
         class _Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            timeout = 30  # a client that stalls mid-request (or sends less than its Content-Length) frees the thread
+
+            def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+                """Protocol errors (bad request line, unsupported method, URI too long) answered in JSON too."""
+                short = self.responses.get(code, ("error", ""))[0]
+                body = json.dumps({"error": message or short}).encode() + b"\n"
+                self.send_response(code, short)
+                self.send_header("Connection", "close")
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.close_connection = True
+                if self.command != "HEAD" and code >= 200 and code not in (204, 304):
+                    self.wfile.write(body)
 
             def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                if length > MAX_BODY_BYTES:
+                raw_length = self.headers.get("Content-Length") or "0"
+                length = int(raw_length) if raw_length.strip().isdigit() else -1
+                if length < 0:
+                    self.close_connection = True  # the body's end is unknown, so the connection cannot be reused
+                    response = Response.json(400, {"error": f"Content-Length must be a byte count, got {raw_length!r}"})
+                elif length > MAX_BODY_BYTES:
+                    self.close_connection = True  # the unread body must not be parsed as the next request
                     response = Response.json(413, {"error": f"body over {MAX_BODY_BYTES} bytes"})
                 else:
                     path, _, query = self.path.partition("?")
