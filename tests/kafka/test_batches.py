@@ -136,3 +136,16 @@ def test_undecodable_message_goes_to_dlq_and_the_batch_goes_on(kafka_settings: S
     headers = dict(dead[0].headers)
     assert b"SpanRecordV1" in headers[kafka_codec.ERROR_HEADER]
     assert headers[kafka_codec.SOURCE_HEADER] == f"{settings.kafka_topic}/0/1".encode()
+
+
+def test_full_buffer_still_lets_the_flush_marker_in(kafka_settings: Settings) -> None:
+    """Over the buffer limit, a partition without a complete batch keeps fetching, so its marker arrives."""
+    settings = kafka_settings.replace(kafka_partitions=1, kafka_consumer_buffer_records=5)
+    _produce(settings, [kafka_codec.encode(record(i)) for i in range(20)])
+    reader = _reader(settings)
+    try:
+        batch = reader.take(max_records=100, max_age_seconds=0.3)
+        assert batch is not None and len(batch.records) == 20
+        reader.commit(batch)
+    finally:
+        reader.stop()

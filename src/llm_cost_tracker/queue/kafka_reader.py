@@ -72,6 +72,8 @@ class _Partition:
     """Offset the next batch starts at (-1: whatever the consumer fetches first)."""
     in_flight: bool = False
     marker_sent_at: float = 0.0
+    markers: int = 0
+    """Flush markers among ``messages`` (a batch is complete once there is one, or enough messages)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +116,7 @@ class KafkaBatchReader:
         self._consumer: Any = None
         self._producer: Any = None
         self._fetcher: asyncio.Task[None] | None = None
+        self._max_records = settings.batch_size
         self.fetch_error = ""
         self.last_fetch = 0.0
         metrics.buffered.set_function(lambda: self._buffered)
@@ -181,7 +184,6 @@ class KafkaBatchReader:
     async def _fetch_loop(self) -> None:
         consumer = self._consumer
         limit = self._s.kafka_consumer_buffer_records
-        paused = False
         next_lag = 0.0
         while True:
             try:
@@ -202,15 +204,29 @@ class KafkaBatchReader:
                         self._metrics.consumed.labels(tp.topic, str(tp.partition)).inc(len(messages))
                         self._buffer(tp, messages, now)
                     self._cond.notify_all()
-            if self._buffered >= limit and not paused:
-                consumer.pause(*consumer.assignment())
-                paused = True
-            elif paused and self._buffered < limit // 2:
-                consumer.resume(*consumer.assignment())
-                paused = False
+            self._flow_control(limit)
             if now >= next_lag:
                 next_lag = now + _LAG_SECONDS
                 self._update_lag()
+
+    def _flow_control(self, limit: int) -> None:
+        """Bound memory: over ``limit`` buffered, pause the partitions that already hold a complete batch.
+
+        A partition without one keeps fetching (at most ``max_records`` more) so that the flush marker
+        or the message that completes its batch can arrive: pausing it could stall the reader.
+        """
+        consumer = self._consumer
+        with self._cond:
+            over = self._buffered >= limit
+            relaxed = self._buffered < limit // 2
+            complete = {tp for tp, p in self._parts.items() if p.markers or len(p.messages) >= self._max_records}
+        paused = consumer.paused()
+        to_pause = [tp for tp in complete if over and tp not in paused]
+        to_resume = [tp for tp in paused if relaxed or tp not in complete]
+        if to_pause:
+            consumer.pause(*to_pause)
+        if to_resume:
+            consumer.resume(*to_resume)
 
     def _buffer(self, tp: TopicPartition, messages: list[Any], now: float) -> None:
         part = self._parts.get(tp)
@@ -222,6 +238,7 @@ class KafkaBatchReader:
             return
         if not part.messages:
             part.first_arrival = now
+        part.markers += sum(1 for m in fresh if not m.value and kafka_codec.is_marker(m.value, m.headers))
         part.messages.extend(fresh)
         self._buffered += len(fresh)
 
@@ -293,6 +310,7 @@ class KafkaBatchReader:
                 return None
 
     def _pick(self, max_records: int, max_age: float) -> tuple[_Partition, list[Any]] | None:
+        self._max_records = max_records
         with self._cond:
             while not self._closed:
                 now = time.monotonic()
@@ -314,6 +332,7 @@ class KafkaBatchReader:
                 if ready:
                     _, part, n = min(ready, key=lambda r: r[0])
                     messages = [part.messages.popleft() for _ in range(n)]
+                    part.markers -= sum(1 for m in messages if kafka_codec.is_marker(m.value, m.headers))
                     self._buffered -= n
                     part.in_flight = True
                     part.first_arrival = now
