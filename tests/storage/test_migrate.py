@@ -96,3 +96,13 @@ def test_cli_migrate_dry_run_prints_cluster_ddl(tmp_path) -> None:
     again = subprocess.run([sys.executable, "-m", "llm_cost_tracker.cli", "migrate", "--data-dir", str(tmp_path / "db")],
                            capture_output=True, text=True, timeout=120)
     assert again.returncode == 0 and "0001_llm_spans" in again.stdout, again.stderr
+
+
+def test_schema_doc_shows_the_cluster_ddl_the_code_renders() -> None:
+    """docs/schema.md holds exactly the statements ``migrate --dry-run --cluster prod`` prints."""
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "schema.md").read_text()
+    for migration in bundled_migrations():
+        for statement in migration.statements("prod"):
+            assert statement + ";" in doc, statement.split("\n", 1)[0]
