@@ -354,6 +354,21 @@ def test_prometheus_rule_fails_clearly_without_the_rules(chart: Any) -> None:
         chart.render({"metrics": {"prometheusRule": {"enabled": True}}}, name="lct")
 
 
+def test_scraped_job_is_the_one_the_alerts_select(render: Any) -> None:
+    """Prometheus names the job llm-cost-tracker whatever the release name, and the alert rules' job matchers match it."""
+    import re
+
+    objects = docs(render({"metrics": {"serviceMonitor": {"enabled": True}}}, name="acme"))
+    (monitor,) = [o for o in objects if o["kind"] == "ServiceMonitor"]
+    label = monitor["spec"]["jobLabel"]
+    selected = [o for o in objects if o["kind"] == "Service"
+                and monitor["spec"]["selector"]["matchLabels"].items() <= o["metadata"]["labels"].items()]
+    assert selected and {o["metadata"]["labels"][label] for o in selected} == {"llm-cost-tracker"}
+    if ALERTS.exists():
+        for pattern in re.findall(r'job=~?"([^"]+)"', ALERTS.read_text()):
+            assert re.fullmatch(pattern, "llm-cost-tracker"), pattern
+
+
 def test_dashboards_are_deploy_grafana(render: Any) -> None:
     """One sidecar-labelled ConfigMap per deploy/grafana/*.json, with the file's exact text."""
     files = sorted(DASHBOARDS.glob("*.json")) if DASHBOARDS.exists() else []
