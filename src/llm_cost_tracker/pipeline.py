@@ -80,6 +80,7 @@ class AllInOne:
         if self.catalog is None:
             self.catalog = load_catalog(s)
         self.tokens = load_tokens(s)
+        self._guard = build_guard(self.tokens)
         apply_label_limits(self.metrics.spend.folder, self.tokens.current)
         self._client = store.connect(s)
         applied = migrate(self._client, settings=s)
@@ -102,11 +103,11 @@ class AllInOne:
             default_transforms(lambda: self.catalog.current, self.metrics, redact), self.queue,
             DecodeLimits(s.max_attributes_per_span, s.max_attribute_value_bytes, s.tenant_attribute,
                          s.max_spans_per_request, s.max_attributes_per_request, s.max_attribute_depth),
-            self.metrics, guard=build_guard(self.tokens), ack_timeout=max(5.0, 3 * s.batch_age_seconds),
+            self.metrics, guard=self._guard, ack_timeout=max(5.0, 3 * s.batch_age_seconds),
         )
         self.http = HttpServer(s.http, self.metrics.registry, self.ready, tls=tls_files(s))
         if self.budgets is not None:
-            self.budgets.serve(self.http, self.metrics.registry)
+            self.budgets.serve(self.http, self.metrics.registry, guard=self._guard)
         self.http_port = self.http.port
         self.http.start()
         self.grpc = OtlpGrpcServer(s.otlp_grpc, self.handler, s.max_message_bytes, s.grpc_workers,

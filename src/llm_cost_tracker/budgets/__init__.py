@@ -51,7 +51,7 @@ class BudgetHook:
         """``queue`` wrapped so that accepted and stored spend reach the ledger."""
         return TrackingQueue(queue, self.service.ledger)
 
-    def serve(self, http: Any, registry: Any) -> None:
-        """Register the budget routes on ``http`` and the gauges in ``registry``."""
-        BudgetsApi(self.service).register(http)
+    def serve(self, http: Any, registry: Any, guard: Any = None) -> None:
+        """Register the budget routes on ``http`` (behind ``guard`` when given) and the gauges in ``registry``."""
+        BudgetsApi(self.service, guard).register(http)
         registry.register(BudgetCollector(self.service))

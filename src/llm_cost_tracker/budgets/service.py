@@ -210,11 +210,17 @@ class BudgetService:
             return result
 
     def advise(self, model: str, tenant: str = "", service: str = "", provider: str = "",
-               attributes: Mapping[str, str] | None = None) -> dict[str, Any]:
-        """Which model a call should use now: the downgrade policies of the budgets covering it applied."""
+               attributes: Mapping[str, str] | None = None,
+               visible: Callable[[Budget], bool] | None = None) -> dict[str, Any]:
+        """Which model a call should use now: the downgrade policies of the budgets covering it applied.
+
+        Args:
+            visible: when given, only budgets it accepts are considered (a tenant sees only its own).
+        """
         attributes = attributes or {}
         covering = [st for st in self.statuses().values()
-                    if st.budget.scope.matches(tenant, service, provider, model, attributes)]
+                    if st.budget.scope.matches(tenant, service, provider, model, attributes)
+                    and (visible is None or visible(st.budget))]
         chosen, deciding, depth = model, None, 0
         summary = []
         for st in sorted(covering, key=lambda s: (-s.spent_ratio, s.budget.name)):

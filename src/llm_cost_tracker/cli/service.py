@@ -27,6 +27,7 @@ def _run(args: argparse.Namespace) -> int:
     logger = log.get_logger("cli")
     if settings.kafka_bootstrap:
         return run_kafka(settings)  # receiver + consumer in one process, through the broker
+    from llm_cost_tracker.config import ConfigError
     from llm_cost_tracker.pipeline import AllInOne
     from llm_cost_tracker.storage.client import StoreLocked
 
@@ -45,7 +46,7 @@ def _run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGHUP, on_hup)
     try:
         service.start()
-    except StoreLocked as exc:
+    except (StoreLocked, ConfigError) as exc:
         logger.error(str(exc))
         return 2
     except OSError as exc:
