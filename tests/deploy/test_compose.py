@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 import yaml
 
-from llm_cost_tracker.config import ENV_PREFIX
 from tests.deploy.conftest import (
     ALERTS,
     COLLECTOR,
@@ -219,4 +218,3 @@ def test_dockerignore_keeps_what_the_build_copies() -> None:
     assert {"!pyproject.toml", "!README.md", "!src/"} <= set(lines)
     copies = [line.split()[0] for line in dockerfile().get("COPY", []) if not line.startswith("--from")]
     assert set(copies) <= {"pyproject.toml", "src"}, copies
-    assert ENV_PREFIX == "LCT_"
