@@ -78,3 +78,26 @@ def test_two_consumers_store_every_span_once(kafka_settings: Settings, store: An
         receiver.stop()
         for c in consumers:
             c.stop()
+
+
+@pytest.mark.timeout(120)
+def test_run_with_kafka_bootstrap_goes_through_the_broker(tansu: Any, tmp_path: Any) -> None:
+    """``run --kafka-bootstrap`` serves OTLP, publishes to the broker and stores from it, in one process."""
+    from llm_cost_tracker.queue.kafka_testing import KafkaProcess, sql
+
+    from .conftest import test_compression
+
+    service = KafkaProcess("run", tmp_path / "run", "--kafka-bootstrap", tansu.bootstrap, "--no-kafka-idempotence",
+                           "--kafka-compression", test_compression(), "--kafka-session-timeout-ms", "1000",
+                           "--kafka-heartbeat-interval-ms", "200", "--batch-age-seconds", "0.3").start()
+    try:
+        sent = send_spans(service.endpoint, 300)
+        deadline = time.monotonic() + 30
+        while service.metric("llm_kafka_committed_records_total") < 300 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert service.metric("llm_kafka_produced_records_total") == 300
+        assert service.stop() == 0, service.log()
+    finally:
+        service.kill()
+    rows = sql(service.data_dir, "SELECT response_model AS m, count() AS n FROM llm_spans GROUP BY m")
+    assert {r["m"]: r["n"] for r in rows} == sent
