@@ -161,6 +161,8 @@ class PriceCatalog:
                 for (p, name), e in self._index.items()
                 if p == provider and _names.family_of(name) == family
             )
+            if len(self._uniform) >= _CACHE_LIMIT:  # keyed by client-sent names: bounded like the resolve cache
+                self._uniform.clear()
             self._uniform[key] = same
         return self._uniform[key]
 
