@@ -186,11 +186,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     budgets = [int(b) for b in args.budgets.split(",")]
     coupled = replace(AnnealingSettings(), replicas=args.replicas)
-    variants = {"coupled (default)": coupled}
+    variants = {"default": coupled}
     if not args.no_compare:
         variants["uncoupled chains"] = replace(coupled, coupling=0.0, exchange=0.0)
-        variants["exchange only (J=0)"] = replace(coupled, coupling=0.0)
-        variants["coupling energy only"] = replace(coupled, exchange=0.0)
+        variants["exchange + energy J=10"] = replace(coupled, coupling=10.0)
+        variants["energy only J=10"] = replace(coupled, coupling=10.0, exchange=0.0)
     print(f"data: {DATA}\nsettings: {coupled}\n")
     for set_name in args.sets.split(","):
         insts = load_set(set_name, args.subset)
@@ -199,10 +199,10 @@ def main(argv: list[str] | None = None) -> int:
         for budget in budgets:
             times: list[float] = []
             for vname, ann in variants.items():
-                if vname != "coupled (default)" and budget != max(budgets):
+                if vname != "default" and budget != max(budgets):
                     continue
                 runs = [run_engine(p, budget, args.seed, ann) for p in problems]
-                if vname == "coupled (default)":
+                if vname == "default":
                     times = [r.seconds for r in runs]
                 print(summarize(f"{vname} @{budget}", insts, runs), flush=True)
             if not args.no_cpsat and budget == max(budgets):
