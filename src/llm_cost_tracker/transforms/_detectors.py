@@ -284,7 +284,7 @@ def _find_phone(text: bytes, shape: bytes) -> Iterator[Span]:
                 continue
             if b"." in token and len(groups) != 3:
                 continue  # 1.2.3.4.5: version-ish
-        if longest < 3:
+        if longest < 3 and not (international and len(groups) >= 4):  # +33 6 12 34 56 78
             continue
         yield start, end
 
