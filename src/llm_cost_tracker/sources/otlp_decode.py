@@ -198,6 +198,14 @@ def _attributes(kvs: object, limits: DecodeLimits, batch: DecodedBatch) -> dict[
     return out
 
 
+def _cut(text: str, max_bytes: int, batch: DecodedBatch) -> str:
+    """``text`` within ``max_bytes`` of UTF-8 (cut at a character boundary and marked; counted as truncated)."""
+    if len(text) <= max_bytes // 4 or len(text.encode()) <= max_bytes:
+        return text
+    batch.truncated_attributes += 1
+    return text.encode()[: max_bytes - len(TRUNCATED_SUFFIX)].decode("utf-8", "ignore") + TRUNCATED_SUFFIX
+
+
 def decode_spans(request: ExportTraceServiceRequest, limits: DecodeLimits) -> DecodedBatch:
     """Turn every span of ``request`` into a record, or a counted rejection.
 
@@ -231,7 +239,7 @@ def decode_spans(request: ExportTraceServiceRequest, limits: DecodeLimits) -> De
                     start_time_ns=start,
                     duration_ns=end - start if end >= start else 0,
                     service_name=service,
-                    span_name=span.name,
+                    span_name=_cut(span.name, limits.max_value_bytes, batch),
                     status_code=span.status.code if 0 <= span.status.code <= 2 else 0,  # open enum: unknown = Unset
                     resource_attributes=resource,
                     attributes=attributes,
