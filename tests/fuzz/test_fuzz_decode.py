@@ -129,6 +129,7 @@ def check_batch(request: ExportTraceServiceRequest, limits: DecodeLimits) -> Non
         assert len(record.trace_id) == 32 and len(record.span_id) == 16
         assert 0 <= record.start_time_ns < 2**63 and 0 <= record.duration_ns < 2**64
         assert record.status_code in (0, 1, 2)
+        assert len(record.span_name.encode()) <= limits.max_value_bytes
         for attrs in (record.attributes, record.resource_attributes):
             assert len(attrs) <= limits.max_attributes
             assert all(len(v.encode()) <= limits.max_value_bytes for v in attrs.values())
@@ -262,3 +263,11 @@ def test_odd_status_and_far_future_times_are_storable() -> None:
     assert [r.status_code for r in batch.records] == [0]
     assert batch.rejected == {"invalid_timestamp": 1}
     records_to_arrow([ExtractUsage()(r) for r in batch.records])
+
+
+def test_huge_span_name_is_cut_like_a_value() -> None:
+    """A 1 MB span name is stored cut to the value byte limit and counted as truncated."""
+    batch = decode_spans(make_request([make_span(genai_attributes(), name="n" * 1_000_000)]), DecodeLimits())
+    (record,) = batch.records
+    assert len(record.span_name.encode()) <= 65_536 and record.span_name.endswith("...[truncated]")
+    assert batch.truncated_attributes == 1
