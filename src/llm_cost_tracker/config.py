@@ -117,6 +117,9 @@ class Settings:
     # Logging
     log_level: str = "info"
     log_format: str = "auto"
+    # Localization (docs/localization.md)
+    lang: str = ""
+    """Language of reports and budget API messages (en, es, fr, de, ja, zh); empty: LC_ALL/LC_MESSAGES/LANG."""
 
     def validate(self) -> Settings:
         """Return self if every setting is usable, else raise :class:`ConfigError` listing all problems."""

@@ -19,6 +19,7 @@ from llm_cost_tracker.budgets._config import Budget, BudgetOptions
 from llm_cost_tracker.budgets._ledger import BUCKET_NS, Aggregate, Dims, SpendLedger
 from llm_cost_tracker.budgets._period import period_bounds
 from llm_cost_tracker.budgets._sql import Rollup, detect_rollup, quote, spend_sql
+from llm_cost_tracker.i18n import ENGLISH, NP_, Translator
 from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.types import PICO_PER_USD
 
@@ -109,7 +110,19 @@ class BudgetStatus:
 
 
 class StoreUnavailable(RuntimeError):
-    """Spend could not be read from the store."""
+    """Spend could not be read from the store.
+
+    Args:
+        detail: what failed (``Type: message``), untranslated.
+    """
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"cannot read spend from the store: {detail}")
+        self.detail = detail
+
+
+# Budget statuses as shown inside advice reasons (msgctxt "budget status"); JSON keeps the English value.
+_STATUS_NAMES = (NP_("budget status", "ok"), NP_("budget status", "warning"), NP_("budget status", "exceeded"))
 
 
 class BudgetService:
@@ -183,7 +196,7 @@ class BudgetService:
         try:
             stored, pending, exact = self.ledger.read(lambda: self._store_spend(bounds))
         except Exception as exc:
-            raise StoreUnavailable(f"cannot read spend from the store: {type(exc).__name__}: {exc}") from exc
+            raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
         pending_spend = self._pending_spend(pending, bounds)
         statuses = {}
         for name, (s_ns, w_ns, e_ns) in bounds.items():
@@ -211,12 +224,15 @@ class BudgetService:
 
     def advise(self, model: str, tenant: str = "", service: str = "", provider: str = "",
                attributes: Mapping[str, str] | None = None,
-               visible: Callable[[Budget], bool] | None = None) -> dict[str, Any]:
+               visible: Callable[[Budget], bool] | None = None,
+               translator: Translator = ENGLISH) -> dict[str, Any]:
         """Which model a call should use now: the downgrade policies of the budgets covering it applied.
 
         Args:
             visible: when given, only budgets it accepts are considered (a tenant sees only its own).
+            translator: language of ``reason`` (the rest of the answer is machine-readable English).
         """
+        t = translator
         attributes = attributes or {}
         covering = [st for st in self.statuses().values()
                     if st.budget.scope.matches(tenant, service, provider, model, attributes)
@@ -232,17 +248,22 @@ class BudgetService:
             if steps > depth:
                 chosen, deciding, depth = policy[steps - 1], st, steps
         if not covering:
-            reason = f"no budget covers this call; use {model}"
+            reason = t._("no budget covers this call; use {model}").format(model=model)
         elif deciding is None:
             worst = max(covering, key=lambda s: s.spent_ratio)
-            why = ("no downgrade policy for this model" if not any(model in s.budget.downgrade for s in covering)
-                   else "below every downgrade level")
-            reason = (f"budget {worst.budget.name!r} is at {worst.spent_ratio:.1%} of {_usd(worst.budget.limit_pusd)} USD "
-                      f"({worst.status}); {why}; use {model}")
+            why = (t._("no downgrade policy for this model") if not any(model in s.budget.downgrade for s in covering)
+                   else t._("below every downgrade level"))
+            reason = t._("budget {name} is at {ratio} of {limit} USD ({status}); {why}; use {model}").format(
+                name=repr(worst.budget.name), ratio=t.percent(worst.spent_ratio),
+                limit=t.number(_usd(worst.budget.limit_pusd)), status=t.pgettext("budget status", worst.status),
+                why=why, model=model)
         else:
             b = deciding.budget
-            reason = (f"budget {b.name!r} is at {deciding.spent_ratio:.1%} of {_usd(b.limit_pusd)} USD "
-                      f"({deciding.status}, downgrade from {b.downgrade_from:.0%}); step {depth} of "
-                      f"{len(b.downgrade[model])} in its downgrade list for {model}: use {chosen}")
+            reason = t._("budget {name} is at {ratio} of {limit} USD ({status}, downgrade from {level}); "
+                         "step {step} of {steps} in its downgrade list for {model}: use {chosen}").format(
+                name=repr(b.name), ratio=t.percent(deciding.spent_ratio), limit=t.number(_usd(b.limit_pusd)),
+                status=t.pgettext("budget status", deciding.status),
+                level=t.percent(b.downgrade_from, decimals=0),
+                step=depth, steps=len(b.downgrade[model]), model=model, chosen=chosen)
         return {"model": chosen, "requested_model": model, "downgraded": chosen != model, "reason": reason,
                 "budget_exceeded": any(s.status == "exceeded" for s in covering), "budgets": summary}

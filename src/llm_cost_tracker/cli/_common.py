@@ -57,6 +57,12 @@ def add_format_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output format")
 
 
+def add_lang_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--lang", metavar="LANG",
+                        help="language of table output: en, es, fr, de, ja, zh "
+                             "(env: LCT_LANG, else LC_ALL/LC_MESSAGES/LANG)")
+
+
 _NOT_SETTINGS = {"command", "func", "config", "format", "query", "by", "since", "until", "dry_run"}
 
 

@@ -29,6 +29,8 @@ def register(subparsers: Any) -> None:
     show.add_argument("model")
     common(show)
     show.add_argument("--format", choices=("text", "json"), default="text")
+    show.add_argument("--lang", metavar="LANG",
+                      help="language of text output: en, es, fr, de, ja, zh (env: LCT_LANG, else LC_ALL/LC_MESSAGES/LANG)")
     show.set_defaults(func=_show)
 
     cost = sub.add_parser("cost", help="what a call with these token counts costs")
@@ -103,11 +105,18 @@ def _card_dict(card: Any) -> dict[str, Any]:
     return out
 
 
+_RATE_DIMENSIONS = ("input", "output", "cache_read", "cache_write", "reasoning")
+
+
 def _show(args: argparse.Namespace) -> int:
+    from llm_cost_tracker.i18n import NP_, cli_translator
+
+    t = cli_translator(args.lang) if args.format == "text" else cli_translator("en")
     catalog = _catalog(args)
     resolution = catalog.resolve(args.provider, args.model, args.tenant)
     if resolution is None:
-        print(f"unpriced: no catalog entry for {args.model!r} (provider {args.provider!r})", file=sys.stderr)
+        print(t._("unpriced: no catalog entry for {model} (provider {provider})").format(
+            model=repr(args.model), provider=repr(args.provider)), file=sys.stderr)
         return 1
     entry = resolution.entry
     at = _at_ns(args.at)
@@ -134,23 +143,31 @@ def _show(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(data, indent=2))
         return 0
-    print(f"{entry.key}  (matched {args.model!r} by {resolution.match}; mode {entry.mode})")
+    # Dimension names as shown in text output (msgctxt "price dimension"); JSON keeps the keys.
+    labels = {dim: t.pgettext("price dimension", msg) for dim, msg in zip(_RATE_DIMENSIONS, (
+        NP_("price dimension", "input"), NP_("price dimension", "output"), NP_("price dimension", "cache_read"),
+        NP_("price dimension", "cache_write"), NP_("price dimension", "reasoning")), strict=True)}
+    print(t._("{entry}  (matched {model} by {match}; mode {mode})").format(
+        entry=entry.key, model=repr(args.model), match=resolution.match, mode=entry.mode))
     if entry.aliases:
-        print(f"aliases: {', '.join(entry.aliases)}")
+        print(t._("aliases: {aliases}").format(aliases=", ".join(entry.aliases)))
     for version in data["versions"]:
         mark = "*" if version["version"] == data["version_in_force"] else " "
-        span = f"{version['effective_from'] or '...'} to {version['effective_to'] or '...'}"
-        print(f"{mark} version {version['version']} ({span}): {version['source']} (recorded {version['recorded']})")
+        print(f"{mark} " + t._("version {version} ({start} to {end}): {source} (recorded {recorded})").format(
+            version=version["version"], start=version["effective_from"] or "...",
+            end=version["effective_to"] or "...", source=version["source"], recorded=version["recorded"]))
         for tier, cards in version["tiers"].items():
             for card in cards:
-                band = f" above {card['above_input_tokens']} input tokens" if card["above_input_tokens"] else ""
-                rates = ", ".join(
-                    f"{dim} {card[dim]}" for dim in ("input", "output", "cache_read", "cache_write", "reasoning")
-                )
-                fee = f", per request ${card['per_request']}" if card["per_request"] != "0" else ""
-                print(f"    {tier}{band}: USD per 1M tokens: {rates}{fee}")
+                band = (t._(" above {tokens} input tokens").format(tokens=t.number(card["above_input_tokens"]))
+                        if card["above_input_tokens"] else "")
+                rates = ", ".join(f"{labels[dim]} {t.number(card[dim])}" for dim in _RATE_DIMENSIONS)
+                fee = (t._(", per request {amount}").format(
+                    amount=t.money(card["per_request"]) if t.localized else f"${card['per_request']}")
+                       if card["per_request"] != "0" else "")
+                print("    " + t._("{tier}{band}: USD per 1M tokens: {rates}{fee}").format(
+                    tier=tier, band=band, rates=rates, fee=fee))
     if data["version_in_force"] is None:
-        print("no version in force at the given time")
+        print(t._("no version in force at the given time"))
     return 0
 
 
