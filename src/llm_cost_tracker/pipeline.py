@@ -109,11 +109,11 @@ class AllInOne:
         if self.budgets is not None:
             self.budgets.serve(self.http, self.metrics.registry, guard=self._guard)
         self.http_port = self.http.port
-        self.http.start()
         self.grpc = OtlpGrpcServer(s.otlp_grpc, self.handler, s.max_message_bytes, s.grpc_workers,
                                    tls=tls_files(s))
         self.grpc_port = self.grpc.port
         self.grpc.start()
+        self.http.start()  # after gRPC, so /readyz never answers 200 before Export is served
         log.info("service started", otlp_grpc=f"{s.otlp_grpc.rpartition(':')[0]}:{self.grpc_port}",
                  http=f"{s.http.rpartition(':')[0]}:{self.http_port}", store=store.describe(s))
 

@@ -84,11 +84,12 @@ class Receiver:
         if self.serve_http:
             self.http = HttpServer(s.http, self.metrics.registry, self.ready, tls=tls_files(s))
             self.http_port = self.http.port
-            self.http.start()
         self.grpc = OtlpGrpcServer(s.otlp_grpc, self.handler, s.max_message_bytes, s.grpc_workers,
                                    tls=tls_files(s))
         self.grpc_port = self.grpc.port
         self.grpc.start()
+        if self.serve_http:
+            self.http.start()  # after gRPC, so /readyz never answers 200 before Export is served
         log.info("receiver started", otlp_grpc=f"{s.otlp_grpc.rpartition(':')[0]}:{self.grpc_port}",
                  topic=s.kafka_topic, bootstrap=s.kafka_bootstrap)
 
