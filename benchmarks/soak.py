@@ -13,7 +13,7 @@ The sender behaves like a collector: UNAVAILABLE, RESOURCE_EXHAUSTED, CANCELLED,
 during the restart) are retried with exponential backoff (50 ms to 2 s) with the same payload. Span
 ids are a global sequence number (request ``k`` holds ids ``k*N .. k*N+N-1``), so the audit is one
 GROUP BY. Reports accepted, rejected-with-retry, lost (must be 0), duplicates, Export latency
-percentiles and the service's RSS over time (growth after warm-up must stay within 10%).
+percentiles and the service's RSS over time per process (growth after warm-up must stay within 10%:\nmedian of the last quarter over median of the first quarter after a warm-up quarter).
 
     python benchmarks/soak.py --minutes 30
     python benchmarks/soak.py --minutes 4 --json soak.json
@@ -163,14 +163,16 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def rss_growth(samples: list[tuple[float, float]]) -> float:
-    """End RSS (median of the last 10% of samples) over the post-warm-up baseline (30-40% of them), minus 1."""
-    if len(samples) < 10:
-        return float("nan")
-    n = len(samples)
-    baseline = statistics.median(r for _, r in samples[int(0.3 * n): max(int(0.4 * n), int(0.3 * n) + 1)])
-    end = statistics.median(r for _, r in samples[int(0.9 * n):])
-    return end / baseline - 1
+def rss_growth(samples: list[tuple[float, float]]) -> tuple[float, float]:
+    """``(growth, slope)``: after a warm-up (the first quarter of the samples), the median RSS of the last
+    quarter over that of the first quarter, minus 1; and the least-squares slope in MiB per minute."""
+    if len(samples) < 8:
+        return float("nan"), float("nan")
+    post = samples[len(samples) // 4:]
+    q = max(1, len(post) // 4)
+    growth = statistics.median(r for _, r in post[-q:]) / statistics.median(r for _, r in post[:q]) - 1
+    slope = statistics.linear_regression([t for t, _ in post], [r for _, r in post]).slope * 60
+    return growth, slope
 
 
 def main() -> int:
@@ -296,7 +298,8 @@ def main() -> int:
         "restart": {k: round(v, 2) for k, v in restart_info.items()},
         "final_exit_code": exit_code,
         "rss_mib": {str(pid): {"min": round(min(m for _, m in s)), "max": round(max(m for _, m in s)),
-                               "growth_after_warmup": round(rss_growth(s), 3),
+                               "growth_after_warmup": round(rss_growth(s)[0], 3),
+                               "slope_mib_per_min": round(rss_growth(s)[1], 2),
                                "series": [(round(t), round(m)) for t, m in s[:: max(1, len(s) // 20)]]}
                     for pid, s in by_pid.items()},
         "events": [(round(t, 1), e) for t, e in events],
