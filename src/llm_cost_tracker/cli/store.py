@@ -1,4 +1,4 @@
-"""``migrate`` and ``reprice``: change what the store holds."""
+"""``migrate``, ``reprice`` and ``forget``: change what the store holds."""
 
 from __future__ import annotations
 
@@ -33,6 +33,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_store_flags(p)
     add_format_flag(p)
     p.set_defaults(func=_reprice)
+
+    p = sub.add_parser("forget", help="erase one person's spans (GDPR) and correct the rollups",
+                       description="Delete every span whose enduser.id or user.id attribute is USER, subtract "
+                                   "them from the hourly and daily rollups, and record the erasure in "
+                                   "forget_audit (by the id's SHA-256 only).")
+    p.add_argument("--user", required=True, metavar="USER", help="the person's enduser.id / user.id value")
+    p.add_argument("--dry-run", action="store_true", help="count what would be erased, change nothing")
+    add_config_flag(p)
+    add_store_flags(p)
+    p.set_defaults(func=_forget)
 
 
 def _connect(args: argparse.Namespace) -> tuple[Any, Any] | int:
@@ -122,4 +132,23 @@ def _reprice(args: argparse.Namespace) -> int:
           f"cost delta {result.cost_delta_usd.normalize():f} USD", file=sys.stderr)
     if rows:
         print(render(["model", "spans", "old_cost_usd", "new_cost_usd", "delta_usd"], rows, args.format))
+    return 0
+
+
+def _forget(args: argparse.Namespace) -> int:
+    from llm_cost_tracker.storage.forget import forget
+    from llm_cost_tracker.storage.migrate import migrate
+
+    opened = _connect(args)
+    if isinstance(opened, int):
+        return opened
+    settings, client = opened
+    try:
+        migrate(client, settings=settings)
+        result = forget(client, args.user, dry_run=args.dry_run)
+    finally:
+        client.close()
+    verb = "would erase" if result.dry_run else "erased"
+    print(f"{verb} {result.spans} span(s) costing {result.cost_usd.normalize():f} USD "
+          f"(run {result.run_id}, user sha256 {result.user_sha256[:12]}...)")
     return 0
