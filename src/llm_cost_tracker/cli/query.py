@@ -7,7 +7,13 @@ import datetime as dt
 import sys
 from typing import Any
 
-from llm_cost_tracker.cli._common import add_config_flag, add_format_flag, add_store_flags, settings_from
+from llm_cost_tracker.cli._common import (
+    add_config_flag,
+    add_format_flag,
+    add_lang_flag,
+    add_store_flags,
+    settings_from,
+)
 from llm_cost_tracker.cli._output import render
 
 
@@ -34,10 +40,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_config_flag(p)
     add_store_flags(p)
     add_format_flag(p)
+    add_lang_flag(p)
     p.set_defaults(func=_report)
 
 
-def _query(args: argparse.Namespace, sql: str, parameters: dict[str, Any] | None = None) -> int:
+def _query(args: argparse.Namespace, sql: str, parameters: dict[str, Any] | None = None, render: Any = render) -> int:
     from llm_cost_tracker.storage.client import StoreLocked, connect
 
     settings = settings_from(args)
@@ -79,4 +86,7 @@ def _report(args: argparse.Namespace) -> int:
         print(f"llm-cost-tracker: {exc}", file=sys.stderr)
         return 2
     sql, parameters = ReportQuery(args.by, since, until, args.tenant).sql()
-    return _query(args, sql, parameters)
+    from llm_cost_tracker.i18n import cli_translator, report_renderer
+
+    renderer = report_renderer(cli_translator(settings_from(args).lang if args.format == "table" else "en"), render)
+    return _query(args, sql, parameters, renderer)
