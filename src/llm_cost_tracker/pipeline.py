@@ -107,7 +107,7 @@ class AllInOne:
         )
         self.http = HttpServer(s.http, self.metrics.registry, self.ready, tls=tls_files(s))
         if self.budgets is not None:
-            self.budgets.serve(self.http, self.metrics.registry, guard=self._guard)
+            self.budgets.serve(self.http, self.metrics.registry, guard=self._guard, lang=s.lang)
         self.http_port = self.http.port
         self.grpc = OtlpGrpcServer(s.otlp_grpc, self.handler, s.max_message_bytes, s.grpc_workers,
                                    tls=tls_files(s))

@@ -51,7 +51,11 @@ class BudgetHook:
         """``queue`` wrapped so that accepted and stored spend reach the ledger."""
         return TrackingQueue(queue, self.service.ledger)
 
-    def serve(self, http: Any, registry: Any, guard: Any = None) -> None:
-        """Register the budget routes on ``http`` (behind ``guard`` when given) and the gauges in ``registry``."""
-        BudgetsApi(self.service, guard).register(http)
+    def serve(self, http: Any, registry: Any, guard: Any = None, lang: str = "") -> None:
+        """Register the budget routes on ``http`` (behind ``guard`` when given) and the gauges in ``registry``.
+
+        Args:
+            lang: default language of API messages (a request's Accept-Language wins).
+        """
+        BudgetsApi(self.service, guard, lang=lang).register(http)
         registry.register(BudgetCollector(self.service))
