@@ -111,6 +111,20 @@ class Settings:
     """Consumer: records fetched and not yet stored; past it fetching pauses."""
     kafka_session_timeout_ms: int = 10_000
     kafka_heartbeat_interval_ms: int = 3_000
+    # Scheduler worker and schedules API (docs/scheduler.md, "Worker")
+    scheduler_tasks_topic: str = "llm-cost.tasks.v1"
+    """Topic the ``scheduler`` worker reads JSON task batches from (key: batch id)."""
+    scheduler_results_topic: str = "llm-cost.schedules.v1"
+    """Topic the worker publishes each batch's result to (key: batch id)."""
+    scheduler_group_id: str = "llm-cost-tracker-scheduler"
+    scheduler_max_schedules: int = 5000
+    """Schedules decoded per batch (the optimizer's budget)."""
+    scheduler_time_limit_seconds: float = 30.0
+    """Wall-clock limit of one solve; past it the greedy fallback answers."""
+    scheduler_concurrency: int = 2
+    """Batches solved at once by one worker (or by the embedded schedules API)."""
+    scheduler_shutdown_seconds: float = 30.0
+    """On SIGTERM: seconds to let solves in hand finish before they are cancelled (and redelivered)."""
     # Privacy (docs/redaction.md): the rules are the config file's [redaction] table
     redaction_hmac_key: str = dataclasses.field(default="", repr=False)
     """Key of the redaction mode 'hash' (HMAC-SHA256), 16+ characters; prefer LCT_REDACTION_HMAC_KEY."""
@@ -150,6 +164,7 @@ class Settings:
         if self.clickhouse_cluster and not _CLUSTER_NAME.match(self.clickhouse_cluster):
             problems.append(f"clickhouse_cluster: not a cluster name: {self.clickhouse_cluster!r}")
         problems.extend(_kafka_problems(self))
+        problems.extend(_scheduler_problems(self))
         from llm_cost_tracker.access.tls import TlsFiles
 
         for name in ("clickhouse_ca_file", "clickhouse_client_cert_file", "clickhouse_client_key_file"):
@@ -205,6 +220,18 @@ def _kafka_problems(s: Settings) -> list[str]:
     for name in ("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile"):
         if getattr(s, name) and not Path(getattr(s, name)).is_file():
             problems.append(f"{name}: no such file {getattr(s, name)!r}")
+    return problems
+
+
+def _scheduler_problems(s: Settings) -> list[str]:
+    problems: list[str] = []
+    for name in ("scheduler_max_schedules", "scheduler_concurrency", "scheduler_time_limit_seconds"):
+        if getattr(s, name) <= 0:
+            problems.append(f"{name}: must be > 0, got {getattr(s, name)}")
+    if s.scheduler_shutdown_seconds < 0:
+        problems.append(f"scheduler_shutdown_seconds: must be >= 0, got {s.scheduler_shutdown_seconds}")
+    if s.scheduler_tasks_topic == s.scheduler_results_topic:
+        problems.append("scheduler_results_topic must differ from scheduler_tasks_topic")
     return problems
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from llm_cost_tracker.access.ratelimit import RateLimiter
 from llm_cost_tracker.access.tokens import Principal, TokenTable
@@ -41,3 +41,16 @@ class AccessGuard:
         if principal.tenant is None:
             return 0.0
         return self._limiter.admit(principal.tenant, spans, size)
+
+
+REFUSED_MESSAGE = "missing or unknown bearer token: send 'Authorization: Bearer <token>'"
+
+
+def http_principal(guard: AccessGuard | None, headers: Mapping[str, str]) -> Principal | None:
+    """The principal of an HTTP request (lower-cased ``headers``): ANONYMOUS without a guard, None when refused.
+
+    The HTTP APIs (budgets, schedules) answer None with 401 and :data:`REFUSED_MESSAGE`.
+    """
+    if guard is None:
+        return ANONYMOUS
+    return guard.authenticate([("authorization", headers.get("authorization", ""))])

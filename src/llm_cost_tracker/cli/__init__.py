@@ -20,6 +20,7 @@ _COMMAND_MODULES = (
     "llm_cost_tracker.cli.store",
     "llm_cost_tracker.cli.pricing",
     "llm_cost_tracker.cli.schedule",
+    "llm_cost_tracker.cli.scheduler_worker",
 )
 
 
