@@ -20,6 +20,7 @@ from llm_cost_tracker.httpserver import HttpServer
 from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.metrics import Metrics
 from llm_cost_tracker.queue.memory import MemoryQueue
+from llm_cost_tracker.services.schedules_api import SchedulesApi
 from llm_cost_tracker.sinks.batcher import BatchPolicy, BatchWriter
 from llm_cost_tracker.sinks.clickhouse import ClickHouseSink, is_retriable
 from llm_cost_tracker.sinks.parking import ParkingLot
@@ -108,6 +109,7 @@ class AllInOne:
         self.http = HttpServer(s.http, self.metrics.registry, self.ready, tls=tls_files(s))
         if self.budgets is not None:
             self.budgets.serve(self.http, self.metrics.registry, guard=self._guard, lang=s.lang)
+        self.schedules = SchedulesApi.serve(s, self.http, self._guard, self.metrics.registry)  # /v1/schedules
         self.http_port = self.http.port
         self.grpc = OtlpGrpcServer(s.otlp_grpc, self.handler, s.max_message_bytes, s.grpc_workers,
                                    tls=tls_files(s))
@@ -151,6 +153,7 @@ class AllInOne:
         self.writer.give_up_after(timeout)
         if not self.writer.join(timeout + 5):
             log.error("writer did not finish draining in time", queued=self.queue.depth)
+        self.schedules.stop()
         self.http.stop()
         self._client.close()
         log.info("stopped", rows_written=self.metrics.rows_written._value.get())

@@ -52,3 +52,69 @@ def test_burst_solves_each_batch_publishes_and_stores_it(worker_settings: Settin
         assert doc["result"]["pareto_front"]
     stored = rows(worker_settings, "SELECT batch_id, status, source, name, makespan_seconds > 0 FROM schedules ORDER BY batch_id")
     assert stored == [(f"b{i}", "done", "kafka", f"evals-{i}", True) for i in range(3)]
+
+
+def test_a_malformed_batch_gets_an_error_result_naming_the_line_and_the_worker_carries_on(
+        worker_settings: Settings) -> None:
+    bad = batch_text("broken").replace('"input_tokens": 800000', '"input_tokens": -5')
+    line = next(i for i, text in enumerate(bad.splitlines(), 1) if '"id": "eval"' in text)
+    produce(worker_settings, [("good-1", batch_text().encode()), ("bad", bad.encode()),
+                              ("not-json", b'{"jobs": [\n  {"id": "a",,}\n]}'), ("good-2", batch_text().encode())])
+    run_burst(worker_settings)
+    published = results(worker_settings)
+    assert sorted(published) == ["bad", "good-1", "good-2", "not-json"]
+    error = published["bad"][0]
+    assert error["status"] == "error" and error["result"] is None
+    assert error["error"].startswith(f"batch bad:{line}: job eval: input_tokens")
+    assert published["not-json"][0]["error"].startswith("batch not-json:2: invalid JSON")
+    assert published["good-1"][0]["status"] == published["good-2"][0]["status"] == "done"
+    stored = dict(rows(worker_settings, "SELECT batch_id, status FROM schedules FINAL"))
+    assert stored == {"good-1": "done", "bad": "error", "not-json": "error", "good-2": "done"}
+
+
+class _CrashBeforeCommit(SchedulerWorker):
+    """Publishes every result, then dies before committing (as a kill between publish and commit)."""
+
+    async def _commit(self, offsets: dict[Any, int]) -> None:
+        return None
+
+
+def test_a_batch_redelivered_after_publish_without_commit_is_not_stored_twice(worker_settings: Settings) -> None:
+    produce(worker_settings, [(f"r{i}", batch_text(f"r{i}").encode()) for i in range(3)])
+    crashed = _CrashBeforeCommit(worker_settings, burst=True)
+    crashed.start()
+    try:
+        assert crashed.wait(45)
+    finally:
+        crashed.stop()
+    again = run_burst(worker_settings)  # same group, nothing committed: everything is redelivered
+    assert again.processed == 3
+    assert again.metrics.reused._value.get() == 3  # answered from the stored rows, not solved again
+    published = results(worker_settings)
+    for i in range(3):
+        first, second = published[f"r{i}"]
+        assert first == second  # the redelivered answer is the stored one, byte for byte
+    # no duplicate visible row, even without FINAL
+    assert rows(worker_settings, "SELECT batch_id, count() FROM schedules GROUP BY batch_id ORDER BY batch_id") == [
+        ("r0", 1), ("r1", 1), ("r2", 1)]
+    third = run_burst(worker_settings)  # committed now: nothing left
+    assert third.processed == 0
+
+
+def test_a_repeated_insert_of_the_same_answer_is_a_no_op(worker_settings: Settings) -> None:
+    from llm_cost_tracker.services.scheduler import Outcome, ScheduleStore
+    from llm_cost_tracker.storage.migrate import migrate
+
+    client = connect(worker_settings)
+    try:
+        migrate(client)
+        store = ScheduleStore(client)
+        outcome = Outcome("dup", "abc", "kafka", "error", error="x")
+        store.save(outcome)
+        store.save(outcome)  # a second worker racing on the same redelivered batch
+        assert client.query("SELECT count() FROM schedules WHERE batch_id = 'dup'").result_rows == [(1,)]
+        found = store.find("dup", "abc")
+        assert found is not None and found.to_json() == outcome.to_json()
+        assert store.find("dup", "other") is None
+    finally:
+        client.close()

@@ -357,8 +357,12 @@ class SchedulerWorker:
                     return
                 continue
             await asyncio.gather(*(self._answer(m) for m in messages))
-            await consumer.commit({tp: batch[-1].offset + 1 for tp, batch in fetched.items()})
+            await self._commit({tp: batch[-1].offset + 1 for tp, batch in fetched.items()})
             self.processed += len(messages)
+
+    async def _commit(self, offsets: dict[Any, int]) -> None:
+        """Acknowledge the answered batches (every result is already acknowledged by the broker)."""
+        await self._consumer.commit(offsets)
 
     async def _drained(self) -> bool:
         assigned = self._consumer.assignment()
