@@ -47,11 +47,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _scheduler(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    log.configure(settings.log_level, settings.log_format)  # before importing modules that bind loggers
     from llm_cost_tracker.cli.kafka import serve
     from llm_cost_tracker.services.scheduler import SchedulerWorker
 
-    settings = settings_from(args)
-    log.configure(settings.log_level, settings.log_format)
     logger = log.get_logger("cli")
     if not settings.kafka_bootstrap:
         logger.error("scheduler needs --kafka-bootstrap (or LCT_KAFKA_BOOTSTRAP)")
