@@ -15,23 +15,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llm_cost_tracker.access.setup import apply_label_limits, build_guard, load_tokens, tls_files
+from llm_cost_tracker.access.setup import tls_files
 from llm_cost_tracker.config import Settings
+from llm_cost_tracker.frontend import FrontEnd
 from llm_cost_tracker.httpserver import HttpServer
 from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.metrics import Metrics
-from llm_cost_tracker.pipeline import default_transforms, load_catalog
 from llm_cost_tracker.queue.kafka import KafkaPublisher
 from llm_cost_tracker.queue.kafka_client import LoopThread, ensure_topics
 from llm_cost_tracker.queue.kafka_metrics import KafkaMetrics
 from llm_cost_tracker.queue.kafka_reader import KafkaBatchReader
 from llm_cost_tracker.sinks.batcher import BatchPolicy, BatchWriter
 from llm_cost_tracker.sinks.clickhouse import ClickHouseSink, is_retriable
-from llm_cost_tracker.sources.otlp_decode import DecodeLimits
-from llm_cost_tracker.sources.otlp_grpc import OtlpGrpcServer, TraceExportHandler
 from llm_cost_tracker.storage import client as store
 from llm_cost_tracker.storage.migrate import migrate
-from llm_cost_tracker.transforms.redact import Redact
 
 log = get_logger("kafka_service")
 
@@ -65,37 +62,24 @@ class Receiver:
 
     def start(self) -> None:
         s = self.settings
-        redact = Redact.from_settings(s, self.metrics)
-        if self.catalog is None:
-            self.catalog = load_catalog(s)
+        self.front = FrontEnd(s, self.metrics, self.catalog)
+        self.front.prepare()
+        self.catalog = self.front.catalog
         self.kafka_metrics = self.kafka_metrics or KafkaMetrics(self.metrics)
-        self.tokens = load_tokens(s)
-        apply_label_limits(self.metrics.spend.folder, self.tokens.current)
         self.publisher = KafkaPublisher(s, self.kafka_metrics)
         if not self.publisher.start(wait_seconds=min(10.0, s.kafka_request_timeout_ms / 1000)):
             log.warning("Kafka not reachable yet; answering UNAVAILABLE until it is",
                         reason=self.publisher.down_reason[:300])
-        self.handler = TraceExportHandler(
-            default_transforms(lambda: self.catalog.current, self.metrics, redact), self.publisher,
-            DecodeLimits(s.max_attributes_per_span, s.max_attribute_value_bytes, s.tenant_attribute,
-                         s.max_spans_per_request, s.max_attributes_per_request, s.max_attribute_depth),
-            self.metrics, guard=build_guard(self.tokens), ack_timeout=s.kafka_request_timeout_ms / 1000 + 5,
-        )
-        if self.serve_http:
-            self.http = HttpServer(s.http, self.metrics.registry, self.ready, tls=tls_files(s))
-            self.http_port = self.http.port
-        self.grpc = OtlpGrpcServer(s.otlp_grpc, self.handler, s.max_message_bytes, s.grpc_workers,
-                                   tls=tls_files(s))
-        self.grpc_port = self.grpc.port
-        self.grpc.start()
-        if self.serve_http:
-            self.http.start()  # after gRPC, so /readyz never answers 200 before Export is served
+        self.front.bind(self.publisher, ack_timeout=s.kafka_request_timeout_ms / 1000 + 5, ready=self.ready,
+                        serve_http=self.serve_http)
+        self.front.start()
+        self.grpc_port, self.http_port = self.front.grpc_port, self.front.http_port
         log.info("receiver started", otlp_grpc=f"{s.otlp_grpc.rpartition(':')[0]}:{self.grpc_port}",
                  topic=s.kafka_topic, bootstrap=s.kafka_bootstrap)
 
     def ready(self) -> tuple[bool, str]:
         """Ready while accepting, the brokers answer, and in-flight records are below 90% of the limit."""
-        if not self.handler.accepting:
+        if not self.front.accepting:
             return False, "shutting down"
         if not self.publisher.healthy:
             return False, f"Kafka unavailable: {self.publisher.down_reason}"
@@ -105,23 +89,14 @@ class Receiver:
 
     def reload(self) -> None:
         """SIGHUP: reload the price catalog and the token table; on error keep what is in force."""
-        for name, holder in (("price catalog", self.catalog), ("auth tokens", self.tokens)):
-            try:
-                holder.reload()
-            except Exception as exc:
-                log.error(f"{name} reload failed; keeping the one in force", error=str(exc))
-            else:
-                log.info(f"{name} reloaded")
-        apply_label_limits(self.metrics.spend.folder, self.tokens.current)
+        self.front.reload()
 
     def stop(self) -> None:
         """Refuse new Exports, let those in progress finish, deliver what was accepted, close."""
         timeout = self.settings.shutdown_timeout_seconds
-        self.handler.accepting = False
-        self.grpc.stop(grace=min(self.settings.kafka_request_timeout_ms / 1000 + 5, timeout))
+        self.front.stop_accepting(grace=min(self.settings.kafka_request_timeout_ms / 1000 + 5, timeout))
         self.publisher.close(timeout=min(10.0, timeout))
-        if self.serve_http:
-            self.http.stop()
+        self.front.stop_http()
         log.info("receiver stopped")
 
 

@@ -1,0 +1,130 @@
+"""The receiving front every receiver flavour runs: prices, tokens, transforms, gRPC and HTTP.
+
+The all-in-one service and the Kafka receiver differ only in where accepted records go (the
+publisher) and in what "ready" means; everything in front of the publisher is built here once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from llm_cost_tracker.access.setup import apply_label_limits, build_guard, load_tokens, tls_files
+from llm_cost_tracker.config import Settings
+from llm_cost_tracker.httpserver import HttpServer
+from llm_cost_tracker.log import get_logger
+from llm_cost_tracker.metrics import Metrics
+from llm_cost_tracker.sources.otlp_decode import DecodeLimits
+from llm_cost_tracker.sources.otlp_grpc import OtlpGrpcServer, TraceExportHandler
+from llm_cost_tracker.transforms.detect import Detect
+from llm_cost_tracker.transforms.price import Catalog, Price
+from llm_cost_tracker.transforms.redact import Redact
+from llm_cost_tracker.transforms.usage import ExtractUsage
+from llm_cost_tracker.types import Publisher, Transform
+
+log = get_logger("frontend")
+
+
+def load_catalog(settings: Settings) -> Any:
+    """The reloadable price catalog holder for ``settings`` (bundled prices plus the user's file)."""
+    from llm_cost_tracker.pricing import ReloadingCatalog
+
+    return ReloadingCatalog(overrides=Path(settings.pricing_file) if settings.pricing_file else None)
+
+
+def default_transforms(catalog: Callable[[], Catalog], metrics: Metrics,
+                       redact: Transform | None = None) -> list[Transform]:
+    """detect -> usage -> price -> redact: the per-record stages every receiver runs.
+
+    Redaction is last: the earlier stages read what they need, and nothing is published unredacted.
+    Without ``redact`` the default policy applies (content dropped, secrets masked; docs/redaction.md).
+    """
+
+    def on_unpriced(provider: str, model: str) -> None:
+        log.warning("model has no price; spans are stored unpriced", provider=provider, model=model)
+
+    return [Detect(), ExtractUsage(), Price(catalog, on_unpriced), redact or Redact(metrics=metrics)]
+
+
+def decode_limits(s: Settings) -> DecodeLimits:
+    return DecodeLimits(s.max_attributes_per_span, s.max_attribute_value_bytes, s.tenant_attribute,
+                        s.max_spans_per_request, s.max_attributes_per_request, s.max_attribute_depth)
+
+
+class FrontEnd:
+    """Everything between the network and a publisher, with its lifecycle.
+
+    Use: ``prepare()`` (loads what can fail: redaction policy, prices, tokens), then ``bind()``
+    (listens), optional extra HTTP routes on ``http``, then ``start()``; ``stop_accepting()`` and
+    ``stop_http()`` on the way down.
+
+    Args:
+        settings: validated settings.
+        metrics: the process's metrics.
+        catalog: price catalog holder (loaded from settings by default).
+    """
+
+    def __init__(self, settings: Settings, metrics: Metrics, catalog: Any = None) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.catalog = catalog
+        self.http: HttpServer | None = None
+
+    def prepare(self) -> None:
+        s = self.settings
+        self.redact = Redact.from_settings(s, self.metrics)  # a bad [redaction] policy stops start-up here
+        if self.catalog is None:
+            self.catalog = load_catalog(s)
+        self.tokens = load_tokens(s)
+        self.guard = build_guard(self.tokens)
+        apply_label_limits(self.metrics.spend.folder, self.tokens.current)
+
+    def bind(self, publisher: Publisher, ack_timeout: float, ready: Callable[[], tuple[bool, str]],
+             serve_http: bool = True) -> None:
+        """Build the Export handler in front of ``publisher`` and bind the listeners (not serving yet)."""
+        s = self.settings
+        self.handler = TraceExportHandler(
+            default_transforms(lambda: self.catalog.current, self.metrics, self.redact), publisher,
+            decode_limits(s), self.metrics, guard=self.guard, ack_timeout=ack_timeout)
+        if serve_http:
+            self.http = HttpServer(s.http, self.metrics.registry, ready, tls=tls_files(s))
+        self.grpc = OtlpGrpcServer(s.otlp_grpc, self.handler, s.max_message_bytes, s.grpc_workers,
+                                   tls=tls_files(s))
+
+    @property
+    def grpc_port(self) -> int:
+        return self.grpc.port
+
+    @property
+    def http_port(self) -> int:
+        return self.http.port if self.http is not None else 0
+
+    @property
+    def accepting(self) -> bool:
+        return self.handler.accepting
+
+    def start(self) -> None:
+        self.grpc.start()
+        if self.http is not None:
+            self.http.start()  # after gRPC, so /readyz never answers 200 before Export is served
+
+    def reload(self) -> None:
+        """SIGHUP: reload the price catalog and the token table; on error keep what is in force."""
+        for name, holder in (("price catalog", self.catalog), ("auth tokens", self.tokens)):
+            try:
+                holder.reload()
+            except Exception as exc:
+                log.error(f"{name} reload failed; keeping the one in force", error=str(exc))
+            else:
+                log.info(f"{name} reloaded")
+        apply_label_limits(self.metrics.spend.folder, self.tokens.current)
+
+    def stop_accepting(self, grace: float) -> None:
+        """Refuse new Exports (UNAVAILABLE, health NOT_SERVING) and wait up to ``grace`` for those in flight."""
+        self.handler.accepting = False
+        self.grpc.stop(grace=grace)
+
+    def stop_http(self) -> None:
+        if self.http is not None:
+            self.http.stop()
