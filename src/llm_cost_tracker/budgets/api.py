@@ -19,7 +19,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from llm_cost_tracker.access.guard import ANONYMOUS, AccessGuard
+from llm_cost_tracker.access.guard import AccessGuard, http_principal
 from llm_cost_tracker.access.tokens import Principal
 from llm_cost_tracker.budgets._config import Budget
 from llm_cost_tracker.budgets.service import BudgetService, StoreUnavailable
@@ -59,13 +59,10 @@ class BudgetsApi:
 
     def _authenticated(self, handler: Callable[[Request, Principal], Response]) -> Callable[[Request], Response]:
         def serve(request: Request) -> Response:
-            principal = ANONYMOUS
-            if self._guard is not None:
-                found = self._guard.authenticate([("authorization", request.headers.get("authorization", ""))])
-                if found is None:
-                    t = self._translator(request)
-                    return _error(401, t._("missing or unknown bearer token: send 'Authorization: Bearer <token>'"))
-                principal = found
+            principal = http_principal(self._guard, request.headers)
+            if principal is None:
+                t = self._translator(request)
+                return _error(401, t._("missing or unknown bearer token: send 'Authorization: Bearer <token>'"))
             return handler(request, principal)
 
         return serve
