@@ -41,6 +41,16 @@ def test_cut_at_marker_or_size_only() -> None:
     assert cut_index(with_marker, 2) == 2
 
 
+def test_cut_counts_the_records_of_batch_messages() -> None:
+    """A batch ends at the first message that brings it to max_records span records (per lct-batch headers)."""
+    data = [Msg(i, b"v", kafka_codec.batch_headers(n)) for i, n in enumerate([40, 30, 50, 10])]
+    assert cut_index(data, 200) is None
+    assert cut_index(data, 70) == 2  # 40 + 30 reaches 70 exactly
+    assert cut_index(data, 71) == 3  # the third message takes it to 120: inclusive, never split
+    assert cut_index(data, 1) == 1
+    assert cut_index([data[0], Msg(1, b"", kafka_codec.MARKER_HEADERS), data[2]], 1000) == 2
+
+
 def test_token_depends_on_range_and_content() -> None:
     """Same range and values give the same token; another range or other values give another."""
     a = [Msg(5, b"x"), Msg(6, b"y")]

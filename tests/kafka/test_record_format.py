@@ -11,7 +11,7 @@ import pytest
 
 from llm_cost_tracker.queue import kafka_codec
 from llm_cost_tracker.queue.kafka_client import partitions_for_keys
-from llm_cost_tracker.queue.kafka_record_v1_pb2 import SpanRecordV1
+from llm_cost_tracker.queue.kafka_record_v1_pb2 import SpanRecordBatchV1, SpanRecordV1
 from llm_cost_tracker.types import SpanRecord, TokenUsage
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,13 +47,20 @@ def test_every_proto_field_is_documented_and_matches_the_message() -> None:
     import re
 
     lines = PROTO.read_text().splitlines()
-    declared = {}
+    declared: dict[str, dict[str, int]] = {}
+    message = ""
     for i, line in enumerate(lines):
-        match = re.match(r"\s*(?:optional\s+)?[\w<>, ]+\s+(\w+)\s*=\s*(\d+);", line)
+        start = re.match(r"message\s+(\w+)\s*\{", line)
+        if start:
+            message = start.group(1)
+            declared[message] = {}
+            assert lines[i - 1].strip().startswith("//"), f"message {message} is not documented"
+        match = re.match(r"\s*(?:optional\s+|repeated\s+)?[\w<>, ]+\s+(\w+)\s*=\s*(\d+);", line)
         if match:
-            declared[match.group(1)] = int(match.group(2))
+            declared[message][match.group(1)] = int(match.group(2))
             assert lines[i - 1].strip().startswith("//"), f"field {match.group(1)} is not documented"
-    generated = {f.name: f.number for f in SpanRecordV1.DESCRIPTOR.fields}
+    generated = {m.DESCRIPTOR.name: {f.name: f.number for f in m.DESCRIPTOR.fields}
+                 for m in (SpanRecordV1, SpanRecordBatchV1)}
     assert declared == generated
 
 
@@ -78,6 +85,31 @@ def test_garbage_is_a_decode_error(value: bytes) -> None:
     """Empty, malformed and identity-less values raise RecordDecodeError (they go to the DLQ)."""
     with pytest.raises(kafka_codec.RecordDecodeError):
         kafka_codec.decode(value)
+
+
+def test_batch_round_trip_and_framing() -> None:
+    """encode_batch writes exactly SpanRecordBatchV1's encoding; decode_message returns the records in order."""
+    records = [full_record(), full_record(span_id="b" * 16, cost_pusd=None, pricing_status="unpriced",
+                                          pricing_model="", reported_cost_pusd=None)]
+    values = [kafka_codec.encode(r) for r in records]
+    batch = kafka_codec.encode_batch(values)
+    assert batch == SpanRecordBatchV1(records=[SpanRecordV1.FromString(v) for v in values]).SerializeToString()
+    headers = kafka_codec.batch_headers(len(records))
+    assert kafka_codec.record_count(headers) == 2
+    assert kafka_codec.decode_message(batch, headers) == records
+    assert kafka_codec.decode_message(values[0], []) == records[:1]  # a v1.0 single-record message
+
+
+@pytest.mark.parametrize("value, count", [(b"", 1), (b"\xff\xff\xff", 1), (b"plain garbage \x00", 3),
+                                          (SpanRecordBatchV1(records=[SpanRecordV1(trace_id="t", span_id="")])
+                                           .SerializeToString(), 1)])
+def test_garbage_batch_is_a_decode_error(value: bytes, count: int) -> None:
+    """A batch that does not parse, lacks an identity in one record, or disagrees with its header fails whole."""
+    with pytest.raises(kafka_codec.RecordDecodeError):
+        kafka_codec.decode_message(value, kafka_codec.batch_headers(count))
+    one = kafka_codec.encode_batch([kafka_codec.encode(full_record())])
+    with pytest.raises(kafka_codec.RecordDecodeError, match="header"):
+        kafka_codec.decode_message(one, kafka_codec.batch_headers(2))
 
 
 def test_markers_are_recognised_only_with_the_header() -> None:

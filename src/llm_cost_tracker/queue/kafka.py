@@ -2,11 +2,14 @@
 
 ``KafkaPublisher.publish`` is called from grpc handler threads. It encodes the records there,
 counts them against ``kafka_max_in_flight_records`` (over it: :class:`QueueBusy`, answered
-RESOURCE_EXHAUSTED with a RetryInfo), and hands them to the producer's event-loop thread. There they
-are appended to one open record batch per partition (partition = Kafka's murmur2 of the key, the
-trace id), so many small requests share batches; the future returned to the handler completes when
-every batch holding one of its records is acknowledged with ``acks=all``, or fails with
-:class:`QueueUnavailable` when one is not.
+RESOURCE_EXHAUSTED with a RetryInfo), groups them by partition (Kafka's murmur2 of the trace id, so
+a trace stays on one partition) and makes one Kafka message per (request, partition): a
+``SpanRecordBatchV1`` with the ``lct-batch`` header (split at ``_MAX_MESSAGE_BYTES``). Kafka's
+per-message costs (framing, the consumer's record parsing, offsets) are thus paid per ~100 spans,
+not per span. The producer's event-loop thread appends the messages to one open record batch per
+partition, so many small requests share produce requests; the future returned to the handler
+completes when every batch holding one of its messages is acknowledged with ``acks=all``, or fails
+with :class:`QueueUnavailable` when one is not.
 
 Memory is bounded by the in-flight limit whatever the broker does. While the brokers are
 unreachable, ``publish`` fails fast with :class:`QueueUnavailable` (UNAVAILABLE) and a probe checks
@@ -41,6 +44,9 @@ from llm_cost_tracker.types import QueueBusy, QueueUnavailable, SpanRecord
 
 log = get_logger("kafka_producer")
 _PROBE_SECONDS = 1.0
+_MAX_MESSAGE_BYTES = 256 * 1024
+"""A request's records for one partition are split into messages of at most this many value bytes
+(uncompressed; a single larger record is a message of its own), well under brokers' 1 MB limit."""
 
 
 @dataclass(eq=False, slots=True)
@@ -176,14 +182,40 @@ class KafkaPublisher:
                                 retry_after_seconds=1.0)
             self._in_flight += n
         try:
-            keys = [r.trace_id.encode() for r in records]
-            values = [kafka_codec.encode(r) for r in records]
+            partitions = self._partitions
+            messages = self._messages(records, partitions)
         except Exception:
             self._release(n)
             raise
         ack = _Ack(future, n)
-        self._loop.loop.call_soon_threadsafe(self._append, ack, keys, values)
+        self._loop.loop.call_soon_threadsafe(self._append, ack, partitions, messages)
         return future
+
+    @staticmethod
+    def _messages(records: list[SpanRecord], partitions: int) -> list[tuple[int, int, bytes]]:
+        """(partition, record count, SpanRecordBatchV1 value) per message of this request."""
+        keys = [r.trace_id.encode() for r in records]
+        groups: dict[int, list[SpanRecord]] = {}
+        for record, partition in zip(records, partitions_for_keys(keys, partitions).tolist(), strict=True):
+            group = groups.get(partition)
+            if group is None:
+                groups[partition] = [record]
+            else:
+                group.append(record)
+        encode = kafka_codec.encode
+        out: list[tuple[int, int, bytes]] = []
+        for partition, group in groups.items():
+            values: list[bytes] = []
+            size = 0
+            for record in group:
+                value = encode(record)
+                if values and size + len(value) > _MAX_MESSAGE_BYTES:
+                    out.append((partition, len(values), kafka_codec.encode_batch(values)))
+                    values, size = [], 0
+                values.append(value)
+                size += len(value) + 4
+            out.append((partition, len(values), kafka_codec.encode_batch(values)))
+        return out
 
     def _release(self, n: int) -> None:
         with self._lock:
@@ -191,23 +223,23 @@ class KafkaPublisher:
 
     # --- the loop thread: batching and delivery --------------------------------------------------
 
-    def _append(self, ack: _Ack, keys: list[bytes], values: list[bytes]) -> None:
-        if not self.healthy or not self._partitions:
-            self._fail([ack], QueueUnavailable(f"Kafka unavailable: {self.down_reason}"))
+    def _append(self, ack: _Ack, partitions: int, messages: list[tuple[int, int, bytes]]) -> None:
+        if not self.healthy or not self._partitions or partitions > self._partitions:
+            self._fail([ack], QueueUnavailable(f"Kafka unavailable: {self.down_reason or 'partitions changed'}"))
             return
-        parts = partitions_for_keys(keys, self._partitions)
-        for key, value, partition in zip(keys, values, parts.tolist(), strict=True):
+        for partition, count, value in messages:
+            headers = kafka_codec.batch_headers(count)
             batches = self._open.get(partition)
             if batches is None:
                 batches = self._open[partition] = deque()
                 self._wakeups[partition] = asyncio.Event()
                 self._flushers[partition] = asyncio.get_running_loop().create_task(self._flush_loop(partition))
             batch = batches[-1] if batches else None
-            if batch is None or batch.builder.append(key=key, value=value, timestamp=None) is None:
+            if batch is None or batch.builder.append(key=None, value=value, timestamp=None, headers=headers) is None:
                 batch = _OpenBatch(self._producer.create_batch())
                 batches.append(batch)
-                batch.builder.append(key=key, value=value, timestamp=None)
-            batch.records += 1
+                batch.builder.append(key=None, value=value, timestamp=None, headers=headers)
+            batch.records += count
             if not batch.acks or batch.acks[-1] is not ack:
                 batch.acks.append(ack)
                 ack.pending += 1

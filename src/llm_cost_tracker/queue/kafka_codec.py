@@ -1,5 +1,9 @@
 """SpanRecord <-> Kafka message value (``SpanRecordV1``, see ``proto/.../kafka_record_v1.proto``).
 
+A receiver writes one message per (Export request, partition): value = ``SpanRecordBatchV1`` (the
+records whose trace ids map to that partition), header ``lct-batch`` = the record count. Messages
+without that header hold one ``SpanRecordV1`` (v1.0 receivers, DLQ copies); consumers read both.
+
 Also the flush marker: an empty value with the ``lct-marker`` header, which consumers write to a
 partition to close a batch at a durable, replayable offset (docs/kafka.md).
 """
@@ -10,7 +14,7 @@ from collections.abc import Sequence
 
 from google.protobuf.message import DecodeError
 
-from llm_cost_tracker.queue.kafka_record_v1_pb2 import SpanRecordV1
+from llm_cost_tracker.queue.kafka_record_v1_pb2 import SpanRecordBatchV1, SpanRecordV1
 from llm_cost_tracker.types import SpanRecord, TokenUsage
 
 # SpanRecord.cache_savings_pusd is being added by the storage work (issue 5); carry it once it exists.
@@ -18,13 +22,16 @@ _HAS_SAVINGS = "cache_savings_pusd" in SpanRecord.__dataclass_fields__
 
 MARKER_HEADER = "lct-marker"
 MARKER_HEADERS: list[tuple[str, bytes]] = [(MARKER_HEADER, b"1")]
+BATCH_HEADER = "lct-batch"
+"""Set on messages whose value is a SpanRecordBatchV1; the value is the record count (ASCII decimal)."""
 ERROR_HEADER = "lct-error"
 """DLQ messages carry the reason they could not be stored in this header (UTF-8)."""
 SOURCE_HEADER = "lct-source"
 """DLQ messages name where they came from: ``topic/partition/offset``."""
 
-__all__ = ["ERROR_HEADER", "MARKER_HEADER", "MARKER_HEADERS", "SOURCE_HEADER", "RecordDecodeError",
-           "decode", "encode", "is_marker"]
+__all__ = ["BATCH_HEADER", "ERROR_HEADER", "MARKER_HEADER", "MARKER_HEADERS", "SOURCE_HEADER", "RecordDecodeError",
+           "batch_headers", "decode", "decode_message", "encode", "encode_batch", "is_marker",
+           "record_count"]
 
 
 class RecordDecodeError(ValueError):
@@ -56,6 +63,80 @@ def encode(record: SpanRecord) -> bytes:
     return msg.SerializeToString()
 
 
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def encode_batch(encoded: list[bytes]) -> bytes:
+    """The SpanRecordBatchV1 holding the already encoded SpanRecordV1 values ``encoded``.
+
+    Field 1 (``records``) is length-delimited: tag 0x0A, varint length, bytes, per record; exactly
+    what ``SpanRecordBatchV1(records=...).SerializeToString()`` writes, without re-encoding.
+    """
+    parts: list[bytes] = []
+    for value in encoded:
+        parts.append(b"\x0a" + _varint(len(value)))
+        parts.append(value)
+    return b"".join(parts)
+
+
+def batch_headers(count: int) -> list[tuple[str, bytes]]:
+    """The headers of a SpanRecordBatchV1 message holding ``count`` records."""
+    return [(BATCH_HEADER, str(count).encode())]
+
+
+def record_count(headers: Sequence[tuple[str, bytes]]) -> int:
+    """Records a span message holds according to its headers: ``lct-batch`` or 1 (a plain SpanRecordV1).
+
+    Only the headers are read (the consumer cuts batches with it before decoding); a malformed
+    header counts as 1, and the message then fails to decode and goes to the DLQ.
+    """
+    for key, value in headers:
+        if key == BATCH_HEADER:
+            try:
+                return max(int(value), 1)
+            except (TypeError, ValueError):
+                return 1
+    return 1
+
+
+def _is_batch(headers: Sequence[tuple[str, bytes]]) -> bool:
+    return any(key == BATCH_HEADER for key, _ in headers)
+
+
+def decode_message(value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> list[SpanRecord]:
+    """The records of one span message (a SpanRecordBatchV1 or a single SpanRecordV1).
+
+    Raises:
+        RecordDecodeError: the message (as a whole) is not usable: a batch that does not parse, whose
+            count differs from its header, or one of whose records lacks a required field.
+    """
+    if not _is_batch(headers):
+        return [decode(value)]
+    msg = _parse_batch(value, headers)
+    return [_record(r, len(value or b"")) for r in msg.records]
+
+
+def _parse_batch(value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> SpanRecordBatchV1:
+    if not value:
+        raise RecordDecodeError("empty SpanRecordBatchV1 message")
+    msg = SpanRecordBatchV1()
+    try:
+        msg.ParseFromString(value)
+    except DecodeError as exc:
+        raise RecordDecodeError(f"not a SpanRecordBatchV1 ({len(value)} bytes): {exc}") from exc
+    expected = next((v for k, v in headers if k == BATCH_HEADER), b"")
+    if str(len(msg.records)).encode() != expected:
+        raise RecordDecodeError(f"SpanRecordBatchV1 holds {len(msg.records)} records, header {BATCH_HEADER} "
+                                f"says {expected[:20]!r}")
+    return msg
+
+
 def decode(value: bytes | None) -> SpanRecord:
     """The record encoded in ``value``.
 
@@ -69,8 +150,12 @@ def decode(value: bytes | None) -> SpanRecord:
         msg.ParseFromString(value)
     except DecodeError as exc:
         raise RecordDecodeError(f"not a SpanRecordV1 ({len(value)} bytes): {exc}") from exc
+    return _record(msg, len(value))
+
+
+def _record(msg: SpanRecordV1, size: int) -> SpanRecord:
     if not msg.trace_id or not msg.span_id:
-        raise RecordDecodeError(f"SpanRecordV1 without trace_id/span_id ({len(value)} bytes)")
+        raise RecordDecodeError(f"SpanRecordV1 without trace_id/span_id (message of {size} bytes)")
     if msg.duration_ns < 0 or msg.start_time_ns < 0:
         raise RecordDecodeError("SpanRecordV1 with a negative start time or duration")
     record = SpanRecord(

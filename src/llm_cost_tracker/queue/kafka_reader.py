@@ -4,12 +4,13 @@ Each batch is one partition's contiguous offset range, committed only after the 
 Redelivery (a crash between insert and commit, a rebalance) must produce *the same* batch, so that
 its ``dedup_token`` (topic, partition, offset range and a hash of the values) makes the repeated
 insert a no-op in ClickHouse. Batch boundaries are therefore a function of the log alone: starting
-at the committed offset, a batch runs to the first *flush marker* (inclusive) or to ``max_records``
-messages, whichever comes first. When a partial batch reaches its age limit the reader writes a
+at the committed offset, a batch runs to the first *flush marker* (inclusive) or to the first message
+that brings it to ``max_records`` span records (inclusive; counted from each message's ``lct-batch``
+header, 1 for a plain SpanRecordV1), whichever comes first. When a partial batch reaches its age limit the reader writes a
 flush marker to that partition itself; the marker is durable in the log, so whoever reads the
 partition next cuts the batch at the same offset.
 
-Messages that do not decode go to the dead-letter topic (error in the ``lct-error`` header) before
+Messages that do not decode (a SpanRecordBatchV1 as a whole) go to the dead-letter topic (error in the ``lct-error`` header) before
 the range is committed; the rest of the batch is stored as usual. All aiokafka work happens in the
 reader's event-loop thread; ``take``/``commit`` are called from the batch writer's thread.
 """
@@ -43,15 +44,18 @@ _LAG_SECONDS = 1.0
 def cut_index(messages: list[Any] | deque[Any], max_records: int) -> int | None:
     """How many of ``messages`` (from a batch start) form the next batch, or None if not decided yet.
 
-    The batch ends at the first flush marker (inclusive) or after ``max_records`` messages: a
-    function of the log only, so a redelivered range is cut exactly as before.
+    The batch ends at the first flush marker (inclusive) or at the first message that brings it to
+    ``max_records`` span records (inclusive; a message's count comes from its headers): a function
+    of the log only, so a redelivered range is cut exactly as before.
     """
+    records = 0
     for i, message in enumerate(messages):
-        if i >= max_records:
-            return max_records
         if kafka_codec.is_marker(message.value, message.headers):
             return i + 1
-    return max_records if len(messages) >= max_records else None
+        records += kafka_codec.record_count(message.headers)
+        if records >= max_records:
+            return i + 1
+    return None
 
 
 def dedup_token(topic: str, partition: int, messages: list[Any]) -> str:
@@ -73,7 +77,9 @@ class _Partition:
     in_flight: bool = False
     marker_sent_at: float = 0.0
     markers: int = 0
-    """Flush markers among ``messages`` (a batch is complete once there is one, or enough messages)."""
+    """Flush markers among ``messages`` (a batch is complete once there is one, or enough records)."""
+    records: int = 0
+    """Span records in ``messages`` (per their ``lct-batch`` headers)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +225,7 @@ class KafkaBatchReader:
         with self._cond:
             over = self._buffered >= limit
             relaxed = self._buffered < limit // 2
-            complete = {tp for tp, p in self._parts.items() if p.markers or len(p.messages) >= self._max_records}
+            complete = {tp for tp, p in self._parts.items() if p.markers or p.records >= self._max_records}
         paused = consumer.paused()
         to_pause = [tp for tp in complete if over and tp not in paused]
         to_resume = [tp for tp in paused if relaxed or tp not in complete]
@@ -239,8 +245,10 @@ class KafkaBatchReader:
         if not part.messages:
             part.first_arrival = now
         part.markers += sum(1 for m in fresh if not m.value and kafka_codec.is_marker(m.value, m.headers))
+        records = sum(kafka_codec.record_count(m.headers) for m in fresh if m.value)
+        part.records += records
         part.messages.extend(fresh)
-        self._buffered += len(fresh)
+        self._buffered += records
 
     def _update_lag(self) -> None:
         consumer = self._consumer
@@ -274,7 +282,7 @@ class KafkaBatchReader:
             for tp in revoked:
                 part = self._parts.pop(tp, None)
                 if part is not None:
-                    self._buffered -= len(part.messages)
+                    self._buffered -= part.records
                     try:
                         self._metrics.lag.remove(tp.topic, str(tp.partition))
                     except KeyError:
@@ -333,7 +341,9 @@ class KafkaBatchReader:
                     _, part, n = min(ready, key=lambda r: r[0])
                     messages = [part.messages.popleft() for _ in range(n)]
                     part.markers -= sum(1 for m in messages if kafka_codec.is_marker(m.value, m.headers))
-                    self._buffered -= n
+                    records = sum(kafka_codec.record_count(m.headers) for m in messages if m.value)
+                    part.records -= records
+                    self._buffered -= records
                     part.in_flight = True
                     part.first_arrival = now
                     return part, messages
@@ -350,7 +360,7 @@ class KafkaBatchReader:
             if kafka_codec.is_marker(m.value, m.headers):
                 continue
             try:
-                records.append(kafka_codec.decode(m.value))
+                records.extend(kafka_codec.decode_message(m.value, m.headers))
             except kafka_codec.RecordDecodeError as exc:
                 dead.append((m.key, m.value, [*m.headers, (kafka_codec.ERROR_HEADER, str(exc).encode()),
                                                (kafka_codec.SOURCE_HEADER, f"{m.topic}/{m.partition}/{m.offset}".encode())]))

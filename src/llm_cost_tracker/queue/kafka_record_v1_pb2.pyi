@@ -2,8 +2,8 @@
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
-from typing import ClassVar as _ClassVar, Optional as _Optional
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -78,3 +78,9 @@ class SpanRecordV1(_message.Message):
     reported_cost_pusd: int
     cache_savings_pusd: int
     def __init__(self, trace_id: _Optional[str] = ..., span_id: _Optional[str] = ..., parent_span_id: _Optional[str] = ..., start_time_ns: _Optional[int] = ..., duration_ns: _Optional[int] = ..., service_name: _Optional[str] = ..., span_name: _Optional[str] = ..., status_code: _Optional[int] = ..., resource_attributes: _Optional[_Mapping[str, str]] = ..., attributes: _Optional[_Mapping[str, str]] = ..., tenant: _Optional[str] = ..., dialect: _Optional[str] = ..., operation: _Optional[str] = ..., provider: _Optional[str] = ..., request_model: _Optional[str] = ..., response_model: _Optional[str] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cache_read_tokens: _Optional[int] = ..., cache_write_tokens: _Optional[int] = ..., reasoning_tokens: _Optional[int] = ..., pricing_model: _Optional[str] = ..., price_version: _Optional[str] = ..., cost_pusd: _Optional[int] = ..., pricing_status: _Optional[str] = ..., reported_cost_pusd: _Optional[int] = ..., cache_savings_pusd: _Optional[int] = ...) -> None: ...
+
+class SpanRecordBatchV1(_message.Message):
+    __slots__ = ("records",)
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    records: _containers.RepeatedCompositeFieldContainer[SpanRecordV1]
+    def __init__(self, records: _Optional[_Iterable[_Union[SpanRecordV1, _Mapping]]] = ...) -> None: ...
