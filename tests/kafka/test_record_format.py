@@ -112,6 +112,29 @@ def test_garbage_batch_is_a_decode_error(value: bytes, count: int) -> None:
         kafka_codec.decode_message(one, kafka_codec.batch_headers(2))
 
 
+def test_column_decoder_matches_record_decoding() -> None:
+    """ColumnDecoder (the consumer's path) gives the same records and the same Arrow table as decode, and a bad
+    message adds nothing (all or none of its records)."""
+    from llm_cost_tracker.storage.rows import records_to_arrow
+
+    records = [full_record(), full_record(span_id="b" * 16, cost_pusd=None, pricing_status="unpriced",
+                                          pricing_model="", reported_cost_pusd=None, attributes={})]
+    values = [kafka_codec.encode(r) for r in records]
+    decoder = kafka_codec.ColumnDecoder()
+    decoder.add(kafka_codec.encode_batch(values), kafka_codec.batch_headers(2))
+    bad = kafka_codec.encode_batch([values[0], SpanRecordV1(trace_id="t").SerializeToString()])
+    with pytest.raises(kafka_codec.RecordDecodeError):
+        decoder.add(bad, kafka_codec.batch_headers(2))
+    decoder.add(values[0], [])  # a v1.0 single-record message
+    columns = decoder.columns()
+    assert len(columns) == 3
+    assert columns.to_records() == [*records, records[0]]
+    decoded = [*kafka_codec.decode_message(kafka_codec.encode_batch(values), kafka_codec.batch_headers(2)),
+               kafka_codec.decode(values[0])]  # what the consumer inserted before (map order as protobuf gives it)
+    assert columns.to_arrow().equals(records_to_arrow(decoded))
+    assert len(kafka_codec.ColumnDecoder().columns()) == 0
+
+
 def test_markers_are_recognised_only_with_the_header() -> None:
     """A flush marker is an empty value with the lct-marker header; an empty value alone is not one."""
     assert kafka_codec.is_marker(b"", kafka_codec.MARKER_HEADERS)

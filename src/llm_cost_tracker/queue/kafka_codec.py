@@ -11,10 +11,12 @@ partition to close a batch at a durable, replayable offset (docs/kafka.md).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import attrgetter
 
 from google.protobuf.message import DecodeError
 
 from llm_cost_tracker.queue.kafka_record_v1_pb2 import SpanRecordBatchV1, SpanRecordV1
+from llm_cost_tracker.storage.rows import SPAN_COLUMNS, SpanColumns
 from llm_cost_tracker.types import SpanRecord, TokenUsage
 
 # SpanRecord.cache_savings_pusd is being added by the storage work (issue 5); carry it once it exists.
@@ -30,7 +32,7 @@ SOURCE_HEADER = "lct-source"
 """DLQ messages name where they came from: ``topic/partition/offset``."""
 
 __all__ = ["BATCH_HEADER", "ERROR_HEADER", "MARKER_HEADER", "MARKER_HEADERS", "SOURCE_HEADER", "RecordDecodeError",
-           "batch_headers", "decode", "decode_message", "encode", "encode_batch", "is_marker",
+           "ColumnDecoder", "batch_headers", "decode", "decode_message", "encode", "encode_batch", "is_marker",
            "record_count"]
 
 
@@ -182,3 +184,61 @@ def is_marker(value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> bool
     if value:
         return False
     return any(key == MARKER_HEADER for key, _ in headers)
+
+
+_OPTIONAL = ("cost_pusd", "reported_cost_pusd", "cache_savings_pusd")
+_MAPS = ("resource_attributes", "attributes")
+_PLAIN = tuple(n for n in SPAN_COLUMNS if n not in _OPTIONAL and n not in _MAPS)
+_get_plain = attrgetter(*_PLAIN)
+_TRACE, _SPAN = _PLAIN.index("trace_id"), _PLAIN.index("span_id")
+_START, _DURATION = _PLAIN.index("start_time_ns"), _PLAIN.index("duration_ns")
+
+
+class ColumnDecoder:
+    """Decodes span messages straight into columns (no SpanRecord per span) for the consumer.
+
+    ``add`` takes one message and either appends all its records or raises RecordDecodeError and
+    appends none (the message goes to the DLQ as a whole), with the same checks as :func:`decode`.
+    ``columns()`` returns what was added as :class:`SpanColumns`.
+    """
+
+    def __init__(self) -> None:
+        self._rows: list[tuple[object, ...]] = []
+        self._maps: dict[str, list[dict[str, str]]] = {name: [] for name in _MAPS}
+        self._optional: dict[str, list[int | None]] = {name: [] for name in _OPTIONAL}
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def add(self, value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> None:
+        if _is_batch(headers):
+            messages = _parse_batch(value, headers).records
+        else:
+            if not value:
+                raise RecordDecodeError("empty message value (and not a flush marker)")
+            single = SpanRecordV1()
+            try:
+                single.ParseFromString(value)
+            except DecodeError as exc:
+                raise RecordDecodeError(f"not a SpanRecordV1 ({len(value)} bytes): {exc}") from exc
+            messages = [single]
+        rows = [_get_plain(m) for m in messages]
+        for row in rows:
+            if not row[_TRACE] or not row[_SPAN]:
+                raise RecordDecodeError(f"SpanRecordV1 without trace_id/span_id (message of {len(value or b'')} "
+                                        "bytes)")
+            if row[_START] < 0 or row[_DURATION] < 0:  # type: ignore[operator]
+                raise RecordDecodeError("SpanRecordV1 with a negative start time or duration")
+        self._rows.extend(rows)
+        for name in _MAPS:
+            self._maps[name].extend(dict(getattr(m, name)) for m in messages)
+        for name in _OPTIONAL:
+            self._optional[name].extend(getattr(m, name) if m.HasField(name) else None for m in messages)
+
+    def columns(self) -> SpanColumns:
+        columns: dict[str, list[object]] = {name: list(col) for name, col in
+                                            zip(_PLAIN, zip(*self._rows, strict=True) if self._rows
+                                                else [()] * len(_PLAIN), strict=True)}
+        columns.update(self._maps)  # type: ignore[arg-type]
+        columns.update(self._optional)  # type: ignore[arg-type]
+        return SpanColumns(columns)

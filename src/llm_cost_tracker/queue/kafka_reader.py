@@ -34,6 +34,7 @@ from llm_cost_tracker.queue import kafka_codec
 from llm_cost_tracker.queue.kafka_client import LoopThread, client_options, compression_type
 from llm_cost_tracker.queue.kafka_metrics import KafkaMetrics
 from llm_cost_tracker.sinks.parking import ParkingLot
+from llm_cost_tracker.storage.rows import SpanColumns
 from llm_cost_tracker.types import Batch, SpanRecord
 
 log = get_logger("kafka_consumer")
@@ -354,23 +355,23 @@ class KafkaBatchReader:
 
     def _build(self, part: _Partition, messages: list[Any]) -> Batch | None:
         """Decode a cut range; dead-letter what does not decode; None if nothing is left to store."""
-        records: list[SpanRecord] = []
+        decoder = kafka_codec.ColumnDecoder()  # straight into columns: no SpanRecord per span
         dead: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]] = []
         for m in messages:
             if kafka_codec.is_marker(m.value, m.headers):
                 continue
             try:
-                records.extend(kafka_codec.decode_message(m.value, m.headers))
+                decoder.add(m.value, m.headers)
             except kafka_codec.RecordDecodeError as exc:
                 dead.append((m.key, m.value, [*m.headers, (kafka_codec.ERROR_HEADER, str(exc).encode()),
                                                (kafka_codec.SOURCE_HEADER, f"{m.topic}/{m.partition}/{m.offset}".encode())]))
         handle = _Handle(part.tp, part.generation, messages[-1].offset + 1, len(messages))
         if dead and not self._send_dead_letters(dead, "undecodable"):
             return None  # closing: the range stays uncommitted
-        if not records:
+        if not len(decoder):
             self.commit(Batch(records=[], handle=handle))
             return None
-        return Batch(records=records, dedup_token=dedup_token(part.tp.topic, part.tp.partition, messages),
+        return Batch(records=decoder.columns(), dedup_token=dedup_token(part.tp.topic, part.tp.partition, messages),  # type: ignore[arg-type]
                      handle=handle)
 
     def _send_dead_letters(self, dead: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]],
@@ -423,7 +424,9 @@ class _DeadLetterParking(ParkingLot):
         super().__init__(fallback)
         self._reader = reader
 
-    def park(self, records: list[SpanRecord], error: str) -> Path:
+    def park(self, records: list[SpanRecord] | SpanColumns, error: str) -> Path:
+        if isinstance(records, SpanColumns):
+            records = records.to_records()
         items = [(r.trace_id.encode(), kafka_codec.encode(r), [(kafka_codec.ERROR_HEADER, error.encode()[:4096])])
                  for r in records]
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from llm_cost_tracker.storage.rows import records_to_arrow
+from llm_cost_tracker.storage.rows import SpanColumns, records_to_arrow
 from llm_cost_tracker.types import SpanRecord
 
 # ClickHouse error codes that retrying cannot fix: the batch itself is wrong for the table.
@@ -56,15 +56,16 @@ class ClickHouseSink:
         self._client = client
         self.table = table
 
-    def write(self, records: list[SpanRecord], dedup_token: str = "") -> None:
-        """Insert ``records`` in one statement; a non-empty ``dedup_token`` makes a repeat a no-op.
+    def write(self, records: list[SpanRecord] | SpanColumns, dedup_token: str = "") -> None:
+        """Insert ``records`` (SpanRecords, or SpanColumns from the Kafka consumer) in one statement; a non-empty ``dedup_token`` makes a repeat a no-op.
 
         The repeat is a no-op in the rollups too: their materialized views deduplicate their own blocks
         (``deduplicate_blocks_in_dependent_materialized_views``), also when the first attempt stored the
         raw rows and then failed in a view.
         """
         settings = INSERT_SETTINGS | (DEDUP_SETTINGS | {"insert_deduplication_token": dedup_token} if dedup_token else {})
-        self._client.insert_arrow(self.table, records_to_arrow(records), settings=settings)
+        table = records.to_arrow() if isinstance(records, SpanColumns) else records_to_arrow(records)
+        self._client.insert_arrow(self.table, table, settings=settings)
 
     def healthcheck(self) -> bool:
         """True when the store answers a trivial query."""

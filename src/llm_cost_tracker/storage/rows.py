@@ -6,6 +6,7 @@ or Decimal object per row) and fast on both chDB and a ClickHouse server.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from itertools import accumulate, chain
 
 import numpy as np
@@ -58,4 +59,74 @@ def records_to_arrow(records: list[SpanRecord]) -> pa.Table:
     columns["status_code"] = pa.array([r.status_code for r in records], type=pa.uint8())
     columns["resource_attributes"] = _map_array([r.resource_attributes for r in records])
     columns["attributes"] = _map_array([r.attributes for r in records])
+    return pa.table(columns)
+
+
+SPAN_COLUMNS = ("trace_id", "span_id", "parent_span_id", "start_time_ns", "duration_ns", "service_name", "span_name",
+                "status_code", "resource_attributes", "attributes", "tenant", "dialect", "operation", "provider",
+                "request_model", "response_model", "input_tokens", "output_tokens", "cache_read_tokens",
+                "cache_write_tokens", "reasoning_tokens", "pricing_model", "price_version", "cost_pusd",
+                "pricing_status", "reported_cost_pusd", "cache_savings_pusd")
+"""SpanRecord's fields with ``usage`` flattened into its token counts: the columns of :class:`SpanColumns`."""
+
+
+class SpanColumns:
+    """Span records held column-wise (one list per :data:`SPAN_COLUMNS` name), for queues that decode
+    straight into columns (the Kafka consumer) instead of building a SpanRecord per span.
+
+    Sinks that know it (``ClickHouseSink``) build the Arrow table from the columns; ``len()`` is the
+    record count and :meth:`to_records` gives SpanRecords where a list of them is needed (parking).
+    """
+
+    __slots__ = ("columns",)
+
+    def __init__(self, columns: dict[str, list[object]]) -> None:
+        self.columns = columns
+
+    def __len__(self) -> int:
+        return len(self.columns["trace_id"])
+
+    def __iter__(self) -> Iterator[SpanRecord]:
+        return iter(self.to_records())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, SpanColumns):
+            return self.columns == other.columns
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def to_arrow(self) -> pa.Table:
+        """The ``llm_spans`` table, equal to ``records_to_arrow(self.to_records())``."""
+        return columns_to_arrow(self.columns)
+
+    def to_records(self) -> list[SpanRecord]:
+        from llm_cost_tracker.types import TokenUsage
+
+        c = self.columns
+        usage = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
+        plain = [name for name in SPAN_COLUMNS if name not in usage]
+        out = []
+        for i in range(len(self)):
+            out.append(SpanRecord(**{name: c[name][i] for name in plain},  # type: ignore[arg-type]
+                                  usage=TokenUsage(*(c[name][i] for name in usage))))  # type: ignore[arg-type]
+        return out
+
+
+def columns_to_arrow(c: dict[str, list[object]]) -> pa.Table:
+    """The ``llm_spans`` columns from lists per :data:`SPAN_COLUMNS` name (same table as records_to_arrow)."""
+    columns: dict[str, pa.Array] = {
+        "timestamp": pa.array(c["start_time_ns"], type=pa.int64()).cast(pa.timestamp("ns", "UTC")),
+    }
+    for name in STRING_COLUMNS:
+        columns[name] = pa.array(c[name], type=pa.string())
+    for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens"):
+        columns[name] = pa.array(c[name], type=pa.uint64())
+    columns["cost_usd"] = pico_to_decimal_array(c["cost_pusd"])  # type: ignore[arg-type]
+    columns["reported_cost_usd"] = pico_to_decimal_array(c["reported_cost_pusd"])  # type: ignore[arg-type]
+    columns["cache_savings_usd"] = pico_to_decimal_array(c["cache_savings_pusd"])  # type: ignore[arg-type]
+    columns["duration_ns"] = pa.array(c["duration_ns"], type=pa.uint64())
+    columns["status_code"] = pa.array(c["status_code"], type=pa.uint8())
+    columns["resource_attributes"] = _map_array(c["resource_attributes"])  # type: ignore[arg-type]
+    columns["attributes"] = _map_array(c["attributes"])  # type: ignore[arg-type]
     return pa.table(columns)
