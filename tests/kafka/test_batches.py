@@ -14,6 +14,7 @@ from llm_cost_tracker.metrics import Metrics
 from llm_cost_tracker.queue import kafka_codec
 from llm_cost_tracker.queue.kafka_metrics import KafkaMetrics
 from llm_cost_tracker.queue.kafka_reader import KafkaBatchReader, cut_index, dedup_token
+from llm_cost_tracker.queue.kafka_record_v1_pb2 import SpanRecordV1
 from llm_cost_tracker.sinks.clickhouse import ClickHouseSink
 from llm_cost_tracker.types import SpanRecord, TokenUsage
 
@@ -60,13 +61,14 @@ def test_token_depends_on_range_and_content() -> None:
     assert dedup_token("t", 0, a) != dedup_token("t", 0, [Msg(5, b"x")])
 
 
-def _produce(settings: Settings, values: list[bytes]) -> None:
+def _produce(settings: Settings, values: list[bytes], headers: list[list[tuple[str, bytes]]] | None = None) -> None:
     async def go() -> None:
         producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
         await producer.start()
         try:
-            for v in values:
-                await producer.send_and_wait(settings.kafka_topic, v, key=b"k", partition=0)
+            for i, v in enumerate(values):
+                await producer.send_and_wait(settings.kafka_topic, v, key=b"k", partition=0,
+                                             headers=headers[i] if headers else None)
         finally:
             await producer.stop()
 
@@ -111,6 +113,51 @@ def test_redelivered_range_is_deduplicated(kafka_settings: Settings, store: Any)
     count, cost = store.query("SELECT count(), sum(cost_usd) FROM llm_spans").result_rows[0]
     assert count == 10
     assert cost * 10**12 == sum(1_000_000 + i for i in range(10))
+
+
+def _encoded_batch(records: list[SpanRecord]) -> bytes:
+    return kafka_codec.encode_batch([kafka_codec.encode(r) for r in records])
+
+
+def test_bad_batch_message_goes_to_dlq_whole(kafka_settings: Settings) -> None:
+    """A SpanRecordBatchV1 with one unusable record is dead-lettered as a whole (value and lct-batch header kept);
+    the batch boundary counts records, and the other messages' records are returned in order."""
+    settings = kafka_settings.replace(kafka_partitions=1)
+    bad = kafka_codec.encode_batch([kafka_codec.encode(record(3)), SpanRecordV1(trace_id="t").SerializeToString()])
+    _produce(settings, [_encoded_batch([record(i) for i in range(3)]), bad, _encoded_batch([record(4), record(5)]),
+                        _encoded_batch([record(6)])],
+             [kafka_codec.batch_headers(n) for n in (3, 2, 2, 1)])
+    reader = _reader(settings)
+    try:
+        batch = reader.take(max_records=7, max_age_seconds=5)  # 3 + 2 + 2 records: cut after the third message
+        assert batch is not None
+        assert [r.span_id for r in batch.records] == [record(i).span_id for i in (0, 1, 2, 4, 5)]
+        assert batch.dedup_token.startswith(f"{settings.kafka_topic}/0/0-2/")
+        reader.commit(batch)
+    finally:
+        reader.stop()
+    dead = asyncio.run(_read_dlq(settings))
+    assert len(dead) == 1 and dead[0].value == bad
+    headers = dict(dead[0].headers)
+    assert headers[kafka_codec.BATCH_HEADER] == b"2"
+    assert headers[kafka_codec.SOURCE_HEADER] == f"{settings.kafka_topic}/0/1".encode()
+
+
+async def _read_dlq(settings: Settings) -> list[Any]:
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(settings.kafka_dlq_topic, bootstrap_servers=settings.kafka_bootstrap,
+                                auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            data = await consumer.getmany(timeout_ms=500)
+            if data:
+                return [m for msgs in data.values() for m in msgs]
+        return []
+    finally:
+        await consumer.stop()
 
 
 def test_undecodable_message_goes_to_dlq_and_the_batch_goes_on(kafka_settings: Settings) -> None:
