@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 
 _log = structlog.get_logger("llm_cost_tracker.pricing")
 _CACHE_LIMIT = 65_536
+MAX_NAME_CHARS = 512
+"""Longer provider, model or tenant names are never resolved, cached or remembered as unresolved."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +199,8 @@ class PriceCatalog:
             return self._cache[key]
         except KeyError:
             pass
+        if len(model) > MAX_NAME_CHARS or len(provider) > MAX_NAME_CHARS or len(tenant) > MAX_NAME_CHARS:
+            return None  # no real name is this long; caching it would let a client fill memory with 64 KiB keys
         resolution = self._resolve(provider, model, tenant)
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()

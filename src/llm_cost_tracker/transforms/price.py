@@ -60,7 +60,7 @@ class Price:
             record.cost_pusd = None
             record.cache_savings_pusd = None
             record.pricing_status = UNPRICED
-            key = (record.provider, model)
+            key = (record.provider[:512], model[:512])  # names are client input: bound what is remembered
             if key not in self._seen_unpriced and len(self._seen_unpriced) < SEEN_UNPRICED_LIMIT:
                 self._seen_unpriced.add(key)
                 if self._on_unpriced is not None:
