@@ -168,19 +168,48 @@ def check_request(request: ExportTraceServiceRequest, limits: DecodeLimits) -> N
             f"request (--max-attributes-per-request); send smaller batches")
 
 
+_SMALL_VALUE_BYTES = 256
+_RENDERED: dict[tuple[bytes, int, int], str] = {}
+_RENDERED_LIMIT = 4096
+
+
+def _render_cached(value: AnyValue, max_depth: int, max_items: int, batch: DecodedBatch) -> str:
+    """``_render`` for arrays, kvlists and bytes, remembering small values (``finish_reasons: ["stop"]``
+    arrives on nearly every span, and JSON rendering costs more than the rest of the attribute)."""
+    wire = value.SerializeToString()
+    small = len(wire) <= _SMALL_VALUE_BYTES
+    if small:
+        text = _RENDERED.get((wire, max_depth, max_items))
+        if text is not None:
+            return text
+    text, cut = _render(value, max_depth, max_items)
+    if cut:
+        batch.truncated_attributes += 1
+    elif small:
+        if len(_RENDERED) >= _RENDERED_LIMIT:
+            _RENDERED.clear()
+        _RENDERED[(wire, max_depth, max_items)] = text
+    return text
+
+
 def _attributes(kvs: object, limits: DecodeLimits, batch: DecodedBatch) -> dict[str, str]:
     out: dict[str, str] = {}
     # Enough elements to fill max_value_bytes (each takes >= 1 byte), so the stored prefix is unchanged.
     max_depth, max_items = limits.max_depth, limits.max_value_bytes
     for kv in kvs:  # type: ignore[attr-defined]
         value = kv.value
-        if value.WhichOneof("value") == "string_value":
+        kind = value.WhichOneof("value")
+        # the scalar kinds inline: this loop runs for every attribute of every span
+        if kind == "string_value":
             out[kv.key] = value.string_value
-            continue
-        text, cut = _render(value, max_depth, max_items)
-        if cut:
-            batch.truncated_attributes += 1
-        out[kv.key] = text
+        elif kind == "int_value":
+            out[kv.key] = str(value.int_value)
+        elif kind == "double_value":
+            out[kv.key] = repr(value.double_value)
+        elif kind == "bool_value":
+            out[kv.key] = "true" if value.bool_value else "false"
+        else:
+            out[kv.key] = _render_cached(value, max_depth, max_items, batch)
     if len(out) > limits.max_attributes:
         keep = [k for k in out if k.startswith(_PRIORITY_PREFIXES)][: limits.max_attributes]
         room = limits.max_attributes - len(keep)

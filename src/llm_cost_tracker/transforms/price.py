@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Protocol
 
@@ -78,7 +77,8 @@ class Price:
         """What the span would have cost with its cache reads billed at the input rate, minus its cost."""
         if not record.usage.cache_read_tokens:
             return 0
-        uncached = dataclasses.replace(record.usage, cache_read_tokens=0)
+        u = record.usage
+        uncached = TokenUsage(u.input_tokens, u.output_tokens, 0, u.cache_write_tokens, u.reasoning_tokens)
         quote = catalog.quote(provider=record.provider, model=model, at_ns=record.start_time_ns, usage=uncached,
                               attributes=record.attributes, tenant=record.tenant)
         return 0 if quote is None else quote.cost_pusd - cost_pusd

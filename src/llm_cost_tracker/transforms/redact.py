@@ -197,7 +197,7 @@ class Redact:
     """
 
     __slots__ = ("config", "_rules", "_allow", "_content", "_prefixes", "_mode", "_scanner", "_scan_scanner",
-                 "_hmac", "_cache", "_counter", "_children")
+                 "_hmac", "_cache", "_counter", "_children", "_last_resource")
 
     def __init__(self, config: RedactionConfig | None = None, metrics: Any = None) -> None:
         self.config = config = (config or RedactionConfig()).validate()
@@ -218,6 +218,7 @@ class Redact:
         self._cache: dict[str, tuple[int, str]] = {}
         self._counter = getattr(metrics, "redactions", None)
         self._children: dict[tuple[str, str], Any] = {}
+        self._last_resource: tuple[dict[str, str], dict[str, str]] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, metrics: Any = None) -> Redact:
@@ -283,7 +284,14 @@ class Redact:
     def __call__(self, record: SpanRecord) -> SpanRecord:
         counts: dict[tuple[str, str], int] = {}
         record.attributes = self.redact_attributes(record.attributes, counts)
-        record.resource_attributes = self.redact_attributes(record.resource_attributes, counts)
+        # The spans of one resource share its attribute dict: redact it once, not once per span.
+        resource = record.resource_attributes
+        last = self._last_resource  # one tuple read: atomic across the handler threads
+        if last is not None and last[0] is resource:
+            record.resource_attributes = last[1]
+        else:
+            record.resource_attributes = self.redact_attributes(resource, counts)
+            self._last_resource = (resource, record.resource_attributes)
         if counts and self._counter is not None:
             for labels, n in counts.items():
                 child = self._children.get(labels)
