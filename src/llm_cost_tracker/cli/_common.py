@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
+from types import FrameType
 from typing import Any
 
 from llm_cost_tracker import config
@@ -75,3 +78,38 @@ def settings_from(args: argparse.Namespace) -> Settings:
     except ConfigError as exc:
         print(f"llm-cost-tracker: {exc}", file=sys.stderr)
         raise SystemExit(2) from exc
+
+
+def serve(service: Any, logger: Any) -> int:
+    """Start ``service``, run until SIGTERM/SIGINT (SIGHUP calls its ``reload``), then stop it.
+
+    Exit codes: 0 after a clean stop, 2 when the configuration or the store lock refuses start-up,
+    1 for anything else that prevents starting (a port in use, brokers refusing the client, ...).
+    """
+    from llm_cost_tracker.storage.client import StoreLocked
+
+    stop = threading.Event()
+
+    def on_stop(signum: int, _frame: FrameType | None) -> None:
+        logger.info("signal received", signal=signal.Signals(signum).name)
+        stop.set()
+
+    def on_hup(_signum: int, _frame: FrameType | None) -> None:
+        if hasattr(service, "reload"):
+            threading.Thread(target=service.reload, name="reload", daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGHUP, on_hup)
+    try:
+        service.start()
+    except (StoreLocked, ConfigError) as exc:
+        logger.error(str(exc))
+        return 2
+    except Exception as exc:
+        logger.error("cannot start", error=f"{type(exc).__name__}: {exc}")
+        return 1
+    while not stop.wait(1.0):
+        pass
+    service.stop()
+    return 0

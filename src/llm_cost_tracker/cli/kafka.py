@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import signal
-import threading
-from types import FrameType
-from typing import Any
 
 from llm_cost_tracker import config, log
-from llm_cost_tracker.cli._common import add_service_flags, settings_from
+from llm_cost_tracker.cli._common import add_service_flags, serve, settings_from
 
 
 def add_kafka_flags(parser: argparse.ArgumentParser, consumer: bool = False) -> None:
@@ -57,40 +53,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_service_flags(p)
     add_kafka_flags(p, consumer=True)
     p.set_defaults(func=_consumer)
-
-
-def serve(service: Any, logger: Any) -> int:
-    """Start ``service``, run until SIGTERM/SIGINT (SIGHUP reloads), then stop it."""
-    from llm_cost_tracker.storage.client import StoreLocked
-
-    stop = threading.Event()
-
-    def on_stop(signum: int, _frame: FrameType | None) -> None:
-        logger.info("signal received", signal=signal.Signals(signum).name)
-        stop.set()
-
-    def on_hup(_signum: int, _frame: FrameType | None) -> None:
-        if hasattr(service, "reload"):
-            threading.Thread(target=service.reload, name="reload", daemon=True).start()
-
-    signal.signal(signal.SIGTERM, on_stop)
-    signal.signal(signal.SIGINT, on_stop)
-    signal.signal(signal.SIGHUP, on_hup)
-    try:
-        service.start()
-    except StoreLocked as exc:
-        logger.error(str(exc))
-        return 2
-    except (OSError, RuntimeError) as exc:
-        logger.error("cannot start", error=f"{type(exc).__name__}: {exc}")
-        return 1
-    except Exception as exc:  # e.g. the brokers refused the consumer at start-up
-        logger.error("cannot start", error=f"{type(exc).__name__}: {exc}")
-        return 1
-    while not stop.wait(1.0):
-        pass
-    service.stop()
-    return 0
 
 
 def _start(args: argparse.Namespace, kind: str) -> int:

@@ -182,19 +182,7 @@ def _dimension_fallback(dim: str, provider: str, model: str, card: dict[str, int
     return 0, ""  # per_request: no fee
 
 
-_FALLBACK_ORDER = (
-    "input",
-    "output",
-    "cache_read",
-    "cache_write",
-    "cache_write_1h",
-    "reasoning",
-    "input_audio",
-    "output_audio",
-    "input_image",
-    "output_image",
-    "per_request",
-)
+_FALLBACK_ORDER = (*TOKEN_DIMENSIONS, "per_request")
 
 
 def _parse_card(raw: Mapping[str, Any], where: str, errors: list[str]) -> tuple[str, int, dict[str, int]]:
