@@ -21,6 +21,7 @@ _COMMAND_MODULES = (
     "llm_cost_tracker.cli.pricing",
     "llm_cost_tracker.cli.schedule",
     "llm_cost_tracker.cli.scheduler_worker",
+    "llm_cost_tracker.cli.demo",
 )
 
 
