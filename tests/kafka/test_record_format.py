@@ -151,3 +151,33 @@ def test_partitioner_matches_kafkas_default() -> None:
     keys = [os.urandom(16).hex().encode() for _ in range(2000)] + [b"", b"abc", os.urandom(40)]
     expected = [DefaultPartitioner()(k, list(range(7)), list(range(7))) for k in keys]
     assert partitions_for_keys(keys, 7).tolist() == expected
+
+
+def test_publisher_messages_keep_traces_on_kafkas_partition_and_split_large_groups() -> None:
+    """One message per (request, partition): every record sits on the partition Kafka's default partitioner
+    gives its trace id, request order is kept per partition, and a big group is split under the size limit."""
+    import os
+
+    from aiokafka.partitioner import DefaultPartitioner
+
+    from llm_cost_tracker.queue import kafka as kafka_queue
+
+    traces = [os.urandom(16).hex() for _ in range(40)]
+    records = [full_record(trace_id=traces[i % 40], span_id=f"{i:016x}", attributes={"big": "x" * 2000})
+               for i in range(600)]
+    messages = kafka_queue.KafkaPublisher._messages(records, 5)
+    seen: list[SpanRecord] = []
+    for partition, count, value in messages:
+        decoded = kafka_codec.decode_message(value, kafka_codec.batch_headers(count))
+        assert len(decoded) == count and len(value) <= kafka_queue._MAX_MESSAGE_BYTES + 8
+        for r in decoded:
+            assert DefaultPartitioner()(r.trace_id.encode(), list(range(5)), list(range(5))) == partition
+        seen.extend(decoded)
+    assert sorted(r.span_id for r in seen) == sorted(r.span_id for r in records)
+    assert len(messages) > 5  # 600 x ~2 KB over 5 partitions needs splitting at 256 KiB
+    by_partition: dict[int, list[str]] = {}
+    for partition, count, value in messages:
+        by_partition.setdefault(partition, []).extend(
+            r.span_id for r in kafka_codec.decode_message(value, kafka_codec.batch_headers(count)))
+    for ids in by_partition.values():
+        assert ids == sorted(ids)  # span ids were issued in request order
