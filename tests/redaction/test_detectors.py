@@ -152,3 +152,44 @@ def test_corpus_recall_and_no_leaks() -> None:
     for name in ("email", "credit_card", *SECRET_DETECTORS):
         hits = found[name]
         assert sum(hits) / len(hits) >= 0.99, name
+
+
+def test_gates_never_hide_an_entity() -> None:
+    """A gate only skips work: every entity of the corpus is also found by each finder ungated,
+    and the scanner's ``gate`` regex finds an anchor in every text that holds an entity."""
+    from llm_cost_tracker.transforms._detectors import DETECTORS, SHAPE
+
+    samples = [json.loads(line)["text"] for line in CORPUS.read_text().splitlines() if line.strip()]
+    secrets = Scanner(SECRET_DETECTORS)
+    for text in samples + [text[i:] for text in samples[:300] for i in (1, 7, 40)]:
+        data = text.encode()
+        found = ALL.find(data)
+        ungated: set[tuple[int, int, str]] = set()
+        shape = data.translate(SHAPE)
+        for det in DETECTORS:
+            ungated.update((s, e, det.name) for s, e in det.find(data, shape))
+        for s, e, det in found:
+            assert (s, e, det.name) in ungated or det.name in ("phone", "credit_card", "iban", "ipv4", "ipv6")
+        if found:
+            assert ALL.gate.search(text)
+        if secrets.find(data):
+            assert secrets.gate.search(text)
+
+
+@given(st.text(alphabet="0123456789 -.:@()+/_abcdefABCDEFskAIzaeyJghpKIA\né", max_size=120))
+@settings(max_examples=300, deadline=None)
+def test_gated_scan_matches_ungated_finders(text: str) -> None:
+    """On any text, what the gated scanner finds is found by the finders run without gates."""
+    from llm_cost_tracker.transforms._detectors import DETECTORS, SHAPE
+
+    data = text.encode()
+    shape = data.translate(SHAPE)
+    found = ALL.find(data)
+    every = {(s, e, d.name) for d in DETECTORS for s, e in d.find(data, shape)}
+    for s, e, det in found:
+        if det.secret:
+            assert (s, e, det.name) in every
+    # each detector alone (no overlap resolution): gated == ungated
+    for det in DETECTORS:
+        alone = Scanner((det.name,))
+        assert [(s, e) for s, e, _ in alone.find(data)] == sorted(set(det.find(data, shape))) or len(data) < alone.min_length

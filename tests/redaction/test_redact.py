@@ -174,3 +174,23 @@ def test_hmac_key_is_not_in_repr() -> None:
     """The HMAC key does not show up when settings or the policy are printed."""
     assert KEY not in repr(Settings(redaction_hmac_key=KEY))
     assert KEY not in repr(RedactionConfig(hmac_key=KEY))
+
+
+def test_plan_fast_path_matches_full_path() -> None:
+    """Spans whose keys are all kept or scanned take the planned path; it stores what the general
+    path stores, returns the input itself when nothing changes, and still masks secrets anywhere."""
+    redact = Redact()
+    clean = {"gen_ai.request.model": "claude-sonnet-4-5-20250929", "gen_ai.response.id": "chatcmpl-9531985d5d9dc9f8",
+             "server.address": "api.example.com", "user.id": "user-1"}
+    counts: dict[tuple[str, str], int] = {}
+    assert redact.redact_attributes(clean, counts) is clean and not counts
+    dirty = {**clean, "http.url": "https://x.test/?key=AKIAIOSFODNN7EXAMPLE", "note": "sk-proj-" + "Ab3" * 10}
+    out = redact.redact_attributes(dirty, counts)
+    assert out["http.url"] == "https://x.test/?key=<AWS_ACCESS_KEY>" and out["note"] == "<OPENAI_KEY>"
+    assert out["gen_ai.request.model"] == clean["gen_ai.request.model"]
+    assert counts == {("aws_access_key", "mask"): 1, ("openai_key", "mask"): 1}
+    assert dirty["note"].startswith("sk-proj-")  # the input is not changed
+    # the same keys again (cached plan), and a key set with content (general path)
+    assert redact.redact_attributes(dirty, {}) == out
+    mixed = {**dirty, "gen_ai.input.messages": PROMPT}
+    assert redact.redact_attributes(mixed, {}) == out

@@ -61,6 +61,7 @@ MIN_KEY_LENGTH = 16
 _KEEP, _DROP, _MASK, _HASH, _SCAN, _UNKNOWN = range(6)
 _MODE_ACTION = {"keep": _KEEP, "drop": _DROP, "mask": _MASK, "hash": _HASH}
 _CACHE_LIMIT = 8192
+_PLAN_LIMIT = 1024
 
 
 class RedactionConfigError(ConfigError):
@@ -197,7 +198,7 @@ class Redact:
     """
 
     __slots__ = ("config", "_rules", "_allow", "_content", "_prefixes", "_mode", "_scanner", "_scan_scanner",
-                 "_hmac", "_cache", "_counter", "_children", "_last_resource")
+                 "_hmac", "_cache", "_plans", "_counter", "_children", "_last_resource")
 
     def __init__(self, config: RedactionConfig | None = None, metrics: Any = None) -> None:
         self.config = config = (config or RedactionConfig()).validate()
@@ -216,6 +217,8 @@ class Redact:
         self._scan_scanner = Scanner(tuple(scan)) if scan else None
         self._hmac = hmac.new(config.hmac_key.encode(), digestmod=hashlib.sha256) if config.hmac_key else None
         self._cache: dict[str, tuple[int, str]] = {}
+        self._plans: dict[tuple[str, ...], tuple[str, ...] | bool] = {}
+        """Key tuple -> its plan (:meth:`_plan`); spans of one instrumentation repeat their keys."""
         self._counter = getattr(metrics, "redactions", None)
         self._children: dict[tuple[str, str], Any] = {}
         self._last_resource: tuple[dict[str, str], dict[str, str]] | None = None
@@ -253,6 +256,17 @@ class Redact:
         self._cache[key] = decision = (action, label)
         return decision
 
+    def _plan(self, keys: tuple[str, ...]) -> tuple[str, ...] | bool:
+        """For a tuple of keys: the keys to scan when every other key is kept, else False (cached)."""
+        actions = [self.decide(k)[0] for k in keys]
+        plan: tuple[str, ...] | bool = False
+        if all(a == _KEEP or a == _SCAN for a in actions):
+            plan = tuple(k for k, a in zip(keys, actions, strict=True) if a == _SCAN)
+        if len(self._plans) >= _PLAN_LIMIT:
+            self._plans.clear()
+        self._plans[keys] = plan
+        return plan
+
     def hash_value(self, value: str) -> str:
         """The keyed hash stored in place of ``value`` in mode ``hash``."""
         assert self._hmac is not None
@@ -261,22 +275,67 @@ class Redact:
         return HASH_PREFIX + h.hexdigest()
 
     def redact_attributes(self, attrs: dict[str, str], counts: dict[tuple[str, str], int]) -> dict[str, str]:
-        """The attributes to store; adds removals to ``counts`` keyed by (detector, mode)."""
-        out: dict[str, str] = {}
-        entities: dict[str, int] = {}
+        """The attributes to store; adds removals to ``counts`` keyed by (detector, mode).
+
+        Values to scan are first looked at together: one search of the scanner's gate over them
+        joined, and only when it finds an anchor is each of them scanned. When every key is kept or
+        scanned (the plan of the key tuple says so) and the gate finds nothing, ``attrs`` itself is
+        returned: nothing in it changes.
+        """
+        keys = tuple(attrs)
+        plan = self._plans.get(keys)
+        if plan is None:
+            plan = self._plan(keys)
+        if plan is not False:
+            scanner = self._scan_scanner
+            if not plan or scanner is None:
+                return attrs
+            min_length = scanner.min_length
+            values = [v for k in plan if len(v := attrs[k]) >= min_length]
+            if not values or scanner.gate.search(values[0] if len(values) == 1 else "\n".join(values)) is None:
+                return attrs
+            out = dict(attrs)
+            entities: dict[str, int] = {}
+            for key in plan:
+                out[key] = scanner.mask(out[key], entities)
+            for name, n in entities.items():
+                counts[(name, "mask")] = counts.get((name, "mask"), 0) + n
+            return out
+        out = {}
+        entities = {}
+        cache = self._cache
+        scanner = self._scan_scanner
+        min_length = scanner.min_length if scanner is not None else 0
+        to_scan: list[str] | None = None
         for key, value in attrs.items():
-            action, label = self.decide(key)
-            if action == _KEEP:
+            decision = cache.get(key)
+            if decision is None:
+                decision = self.decide(key)
+            action = decision[0]
+            if action == _SCAN:
                 out[key] = value
-            elif action == _SCAN:
-                out[key] = self._scan_scanner.mask(value, entities)  # type: ignore[union-attr]
+                if len(value) >= min_length:
+                    if to_scan is None:
+                        to_scan = [key]
+                    else:
+                        to_scan.append(key)
+            elif action == _KEEP:
+                out[key] = value
             elif action == _MASK:
                 out[key] = self._scanner.mask(value, entities)
             elif action == _HASH:
                 out[key] = self.hash_value(value)
-                counts[(label, "hash")] = counts.get((label, "hash"), 0) + 1
+                label = (decision[1], "hash")
+                counts[label] = counts.get(label, 0) + 1
             else:  # _DROP, _UNKNOWN
-                counts[(label, "drop")] = counts.get((label, "drop"), 0) + 1
+                label = (decision[1], "drop")
+                counts[label] = counts.get(label, 0) + 1
+        if to_scan is not None:
+            assert scanner is not None
+            joined = out[to_scan[0]] if len(to_scan) == 1 else "\n".join([out[k] for k in to_scan])
+            if scanner.gate.search(joined) is not None:
+                for key in to_scan:
+                    out[key] = scanner.mask(out[key], entities)
         for name, n in entities.items():
             counts[(name, "mask")] = counts.get((name, "mask"), 0) + n
         return out
