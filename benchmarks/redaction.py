@@ -5,7 +5,10 @@ entity labelled. A planted entity is *found* when a detection of its type covers
 *correct* when it covers a planted entity of its type. ``leaked`` counts planted values still present
 in the masked text (whatever detector removed them). Throughput is MB of UTF-8 text per second
 through ``Scanner.mask`` (every detector, mask mode) and through the default ``Redact`` stage,
-measured in this process on one core. Figures only: nothing here asserts a time.
+measured in this process on one core. The last figure is the cost per span of the default
+``Redact`` stage on the ingest workload (``benchmarks/_workload.py``: realistic GenAI spans of about
+15 attributes, decoded by ``otlp_decode`` and run through the earlier ``default_transforms``).
+Figures only: nothing here asserts a time.
 
     python benchmarks/redaction.py [--seconds 3]
 """
@@ -95,6 +98,37 @@ def records_throughput(texts: list[str], redact: Redact, seconds: float) -> floa
     return throughput(texts, one, seconds) * 2  # two content attributes per record
 
 
+def span_cost(spans: int = 4096, repeats: int = 7) -> tuple[float, float]:
+    """CPU µs per span of the default ``Redact`` stage on the ingest workload (best of ``repeats``)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _workload import make_payloads
+
+    from llm_cost_tracker.frontend import default_transforms
+    from llm_cost_tracker.metrics import Metrics
+    from llm_cost_tracker.pricing import PriceCatalog
+    from llm_cost_tracker.sources.otlp_decode import DecodeLimits, decode_spans, parse_request
+
+    catalog = PriceCatalog.load()
+    *before, redact = default_transforms(lambda: catalog, Metrics())
+    payloads = make_payloads(max(1, spans // 512), 512)
+    best = float("inf")
+    for _ in range(repeats):
+        records = []
+        for payload in payloads:
+            for record in decode_spans(parse_request(payload), DecodeLimits()).records:
+                for stage in before:
+                    record = stage(record)
+                records.append(record)
+        attrs = sum(len(r.attributes) for r in records) / len(records)
+        started = time.process_time()
+        for record in records:
+            redact(record)
+        best = min(best, (time.process_time() - started) / len(records))
+    return best * 1e6, attrs
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=3.0, help="time per throughput figure")
@@ -132,6 +166,8 @@ def main() -> None:
         print(f"  {'Redact stage, default policy (drop content)':<44}"
               f"{records_throughput(values, Redact(), args.seconds):>8.1f}")
         print(f"  {'Redact stage, content_mode = mask':<44}{records_throughput(values, masking, args.seconds):>8.1f}")
+    us, attrs = span_cost()
+    print(f"\ndefault Redact stage on the ingest workload ({attrs:.1f} attributes per span): {us:.2f} µs per span")
 
 
 if __name__ == "__main__":

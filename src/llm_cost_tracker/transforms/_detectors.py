@@ -124,9 +124,19 @@ _AWS = _text_finder(rb"A(?:KIA|SIA|BIA|CCA|GPA|IDA|ROA|IPA|NPA|NVA|PKA)[A-Z0-9]{
 _GITHUB = _text_finder(rb"g(?:h[pousr]_[A-Za-z0-9]{36,255}|ithub_pat_[A-Za-z0-9_]{22,255})")
 _GOOGLE = _text_finder(rb"AIza[0-9A-Za-z_\-]{35}")
 _JWT = _text_finder(rb"eyJ[A-Za-z0-9_\-]{4,}\.eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*", bounded=False)
-# A private key block up to its END line, or to the end of the text when it was cut short.
-_PEM = _text_finder(rb"-----BEGIN[A-Z0-9 ]{0,40} PRIVATE KEY(?: BLOCK)?-----"
-                    rb"(?:[\s\S]*?-----END[A-Z0-9 ]{0,40} PRIVATE KEY(?: BLOCK)?-----|[\s\S]*\Z)", bounded=False)
+# A private key block up to its END line, or to the end of the text when it was cut short. The END
+# line is found with a second literal-led search: a lazy ``[\s\S]*?`` costs a step per byte of key.
+_PEM_BEGIN = re.compile(rb"-----BEGIN[A-Z0-9 ]{0,40} PRIVATE KEY(?: BLOCK)?-----")
+_PEM_END = re.compile(rb"-----END[A-Z0-9 ]{0,40} PRIVATE KEY(?: BLOCK)?-----")
+
+
+def _find_pem(text: bytes, shape: bytes) -> Iterator[Span]:
+    pos = 0
+    while (m := _PEM_BEGIN.search(text, pos)) is not None:
+        end_line = _PEM_END.search(text, m.end())
+        pos = end_line.end() if end_line is not None else len(text)
+        yield m.start(), pos
+
 
 # --- e-mail: anchored on the '@', local part found backwards --------------------------------------
 
@@ -317,7 +327,7 @@ def _find_phone(text: bytes, shape: bytes) -> Iterator[Span]:
 
 
 DETECTORS: tuple[Detector, ...] = (
-    Detector("private_key", "<PRIVATE_KEY>", True, _PEM, "-----", 0, ("-----BEGIN",), "-----BEGIN"),
+    Detector("private_key", "<PRIVATE_KEY>", True, _find_pem, "-----", 0, ("-----BEGIN",), "-----BEGIN"),
     Detector("jwt", "<JWT>", True, _JWT, ".", 0, ("eyJ",), "eyJ"),
     Detector("anthropic_key", "<ANTHROPIC_KEY>", True, _ANTHROPIC, "-", 1, ("sk-ant-",), "sk-"),
     Detector("openai_key", "<OPENAI_KEY>", True, _OPENAI, "-", 1, ("sk-",), "sk-"),
@@ -332,6 +342,9 @@ DETECTORS: tuple[Detector, ...] = (
     Detector("phone", "<PHONE>", False, _find_phone, "00", 7, anchor="[0-9]"),
 )
 """Every detector, in priority order (an earlier one wins overlapping text)."""
+
+MARKS_MAX = 1024
+"""Longest text (bytes) whose marks are computed; longer texts run every finder whose triggers occur."""
 
 DETECTOR_NAMES = tuple(d.name for d in DETECTORS)
 SECRET_DETECTORS = tuple(d.name for d in DETECTORS if d.secret)
@@ -369,14 +382,15 @@ class Scanner:
         """
         if len(data) < self.min_length:
             return []
-        marks = data.translate(MARKS, MARKS_DELETE).decode("ascii")
-        digits = marks.count("0")
+        # Marks pay off on short texts; on long ones a finder's own literal-led search is as cheap.
+        marks = data.translate(MARKS, MARKS_DELETE).decode("ascii") if len(data) <= MARKS_MAX else None
+        digits = marks.count("0") if marks is not None else len(data)
         found: list[tuple[int, int, Detector]] = []  # sorted by start, non-overlapping
         starts: list[int] = []
         shape = b""
         blanked = False
         for det in self._detectors:
-            if det.mark not in marks or det.min_digits > digits:
+            if marks is not None and (det.mark not in marks or det.min_digits > digits):
                 continue
             if det.triggers:
                 if text is None:
