@@ -180,12 +180,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-cpsat", action="store_true")
     ap.add_argument("--cpsat-workers", type=int, default=2)
     ap.add_argument("--no-compare", action="store_true", help="skip coupled vs uncoupled")
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="override an AnnealingSettings field (repeatable), e.g. --set t_start=0.01")
     args = ap.parse_args(argv)
     if not (DATA / "psplib").is_dir():
         print(f"instances not found at {DATA}; set LCT_SCHEDULING_DATA", file=sys.stderr)
         return 2
     budgets = [int(b) for b in args.budgets.split(",")]
     coupled = replace(AnnealingSettings(), replicas=args.replicas)
+    for item in args.set:
+        key, _, value = item.partition("=")
+        current = getattr(coupled, key)
+        coupled = replace(coupled, **{key: type(current)(value) if not isinstance(current, bool)
+                                      else value.lower() in ("1", "true", "yes")})
     variants = {"default": coupled}
     if not args.no_compare:
         variants["uncoupled chains"] = replace(coupled, coupling=0.0, exchange=0.0)
