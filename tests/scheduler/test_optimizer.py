@@ -134,3 +134,33 @@ def test_public_j30_instances_reach_optimum(bench_data: Path) -> None:
         assert check_schedule(p, s.starts, s.modes) == []
         assert s.makespan == rows[name]
         assert np.isfinite(r.hypervolume)  # type: ignore[attr-defined]
+
+
+def test_tournament_partner_is_another_slice_and_the_better_of_two() -> None:
+    """A crossover partner is never the slice itself, and it wins its tournament."""
+    algo = QuantumAnnealing(AnnealingSettings(replicas=8, partner="tournament"))
+    algo.setup(read_psplib(TESTDATA / "small.sm"), MaxSchedules(200), seed=5)
+    algo.objs = np.zeros((8, 3))
+    algo.objs[:, 0] = np.arange(8)[::-1]  # slice 7 is the best, slice 0 the worst
+    algo.exc = np.zeros(8, np.int64)
+    partners = np.stack([algo._partners() for _ in range(200)])
+    assert (partners != np.arange(8)[None, :]).all()
+    assert (partners == 7).mean() > 0.2  # the best slice wins every tournament it enters
+    assert (partners[:, 7] != 7).all()
+
+
+@pytest.mark.parametrize("budget", [31, 100, 997])
+def test_initial_pool_is_counted_and_budget_exact(budget: int) -> None:
+    """Every forward decode of the initial pool counts, and the total still stops at the budget."""
+    p = read_psplib(TESTDATA / "small.sm")
+    r = _solve(p, budget=budget, seed=2, init_pool=4)
+    assert r.schedules_evaluated == budget  # type: ignore[attr-defined]
+    s = r.schedule  # type: ignore[attr-defined]
+    assert check_schedule(p, s.starts, s.modes) == []
+
+
+def test_ring_partner_still_available() -> None:
+    """The earlier neighbour-only exchange remains an option and still solves the tiny instance."""
+    p = read_psplib(TESTDATA / "tiny.sm")
+    r = _solve(p, partner="ring", exchange=0.5)
+    assert r.schedule.makespan == 9  # type: ignore[attr-defined]
