@@ -1,7 +1,7 @@
 """Simulated quantum annealing over a population of schedule replicas.
 
 Replicas are Trotter slices on a ring. Each generation every slice proposes a move (shift one
-activity, change one mode, or copy a segment from a neighbouring slice), all proposals are decoded
+activity, change one mode, or copy a segment from a tournament-chosen slice), all proposals are decoded
 at once by the vectorized serial SGS and justified, and each slice accepts by Metropolis on its own
 objective plus a coupling term that rewards agreeing with its neighbours. The coupling follows the
 path-integral schedule J = -T/2 ln tanh(Gamma) with Gamma falling to ~0, so slices explore
