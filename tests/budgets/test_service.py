@@ -133,7 +133,9 @@ def test_flushes_during_reads_never_count_twice(store, store_settings, tmp_path:
     reads.append((st.spent_pusd, st.exact))
     assert set(reads) == {(total, True)}, f"{len(reads)} reads, distinct values {sorted(set(reads))[:5]}"
     assert svc.ledger.snapshot() == {} and svc.ledger.writes >= 10
-    assert len(reads) > 5
+    # At least one read ran while batches were still queued (the loop only reads then). How many fit
+    # between flushes depends on the machine: the writer and the reads share one lock, unfairly.
+    assert len(reads) >= 2
 
 
 class BrokenClient:
