@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from llm_cost_tracker.transforms._detectors import (
     SECRET_DETECTORS,
     Scanner,
     iban_valid,
+    ipv6_valid,
     luhn_valid,
 )
 
@@ -110,6 +112,38 @@ def test_checksums() -> None:
     assert luhn_valid(b"4111111111111111") and not luhn_valid(b"4111111111111112")
     assert iban_valid("DE89370400440532013000") and not iban_valid("DE89370400440532013001")
     assert not iban_valid("DE8937040044053201300")  # wrong length
+
+
+def _luhn_reference(digits: bytes) -> bool:
+    total = 0
+    for i, d in enumerate(reversed(digits)):
+        d -= 48
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+@given(st.text(alphabet="0123456789", min_size=1, max_size=25))
+@settings(max_examples=500, deadline=None)
+def test_luhn_matches_the_digit_loop(digits: str) -> None:
+    """The table-driven Luhn check agrees with the textbook loop."""
+    assert luhn_valid(digits.encode()) == _luhn_reference(digits.encode())
+
+
+@given(st.one_of(st.text(alphabet="0123456789abcdefABCDEF:", max_size=45),
+                 st.text(alphabet="0af:", max_size=45),
+                 st.text(alphabet="0a:.1", max_size=45),
+                 st.integers(0, 2**128 - 1).map(lambda n: str(ipaddress.IPv6Address(n)))))
+@settings(max_examples=1000, deadline=None)
+def test_ipv6_check_agrees_with_ipaddress(token: str) -> None:
+    """The hand-written IPv6 check accepts exactly what ``ipaddress`` accepts (on hex, ':' and '.')."""
+    try:
+        ipaddress.IPv6Address(token)
+        expected = True
+    except ValueError:
+        expected = False
+    assert ipv6_valid(token.encode()) == expected
 
 
 def test_unknown_detector_is_refused() -> None:

@@ -6,8 +6,8 @@ each regex starts with a literal that the regex engine finds with a plain C loop
 a character class at every position. Secrets are anchored on their literal prefixes (``sk-``,
 ``AKIA``...) and e-mail addresses on the ``@``, each run only when a substring check finds the
 literal. Candidates are then validated in Python (Luhn and issuer prefix for cards, country length
-and mod-97 for IBANs, octet ranges for IPv4, :mod:`ipaddress` for IPv6, digit counts and shapes for
-phone numbers), so a Luhn-invalid card number or a non-IBAN is left as it is.
+and mod-97 for IBANs, octet ranges for IPv4, group counts for IPv6 (:mod:`ipaddress` only for an embedded
+IPv4 part), digit counts and shapes for phone numbers), so a Luhn-invalid card number or a non-IBAN is left as it is.
 
 Where two detectors claim overlapping text, the one earlier in :data:`DETECTORS` wins (secrets
 first, phone numbers last). Offsets are byte offsets in the UTF-8 text.
@@ -39,7 +39,7 @@ def _shape_table() -> bytes:
 
 
 SHAPE = _shape_table()
-_MARK_BYTES = b"@_:-.z"
+_MARK_BYTES = b"@_:-.zykgh"
 
 
 def _marks_tables() -> tuple[bytes, bytes]:
@@ -55,7 +55,8 @@ def _marks_tables() -> tuple[bytes, bytes]:
 
 MARKS, MARKS_DELETE = _marks_tables()
 """``text.translate(MARKS, MARKS_DELETE)``: the *marks* of a text, only its digits (as ``0``), upper-case
-letters (as ``A``) and the bytes ``@_:-.z``, in order. One C pass over the text; the gates of
+letters (as ``A``) and the bytes ``@_:-.zykgh``, in order (``eyJ`` leaves ``yA``, ``sk-`` ``k-``, ``ghp_``
+and ``github_pat_`` ``gh_``). One C pass over the text; the gates of
 :meth:`Scanner.find` are then searches in this short string (as ``str``: much cheaper than ``bytes``)."""
 _WORD = frozenset(b"0Aa_-")
 
@@ -78,6 +79,11 @@ class Detector:
         triggers: ASCII substrings of the text one of which every entity holds.
         anchor: regex (``str``) that matches somewhere in every entity: the detectors' anchors, joined,
             make :attr:`Scanner.gate`.
+        marks_re: a regex that finds something in the marks of every text holding an entity (a
+            stricter gate than ``mark``).
+        cluster: every entity lies in a match of :data:`CLUSTER` in the shape (7 or more bytes of
+            digits and ``' ().-/'``, from a digit to a digit). The number finders that share this
+            gate (cards, IPv4, phone numbers) are skipped together when the shape has no cluster.
     """
 
     name: str
@@ -88,6 +94,8 @@ class Detector:
     min_digits: int = 0
     triggers: tuple[str, ...] = ()
     anchor: str = ""
+    marks_re: re.Pattern[str] | None = None
+    cluster: bool = False
 
 
 def _bounded(shape: bytes, start: int, end: int) -> bool:
@@ -141,19 +149,20 @@ def _find_pem(text: bytes, shape: bytes) -> Iterator[Span]:
 # --- e-mail: anchored on the '@', local part found backwards --------------------------------------
 
 _AT_DOMAIN = re.compile(rb"@((?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63})(?![A-Za-z0-9\-])")
-_LOCAL = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.!#$%&*+/=?^_`{|}~-"
-                   + bytes(range(128, 256)))  # internationalised local parts (RFC 6531)
-_LOCAL_LEAD_JUNK = frozenset(b".`{|}")
+_LOCAL = (b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.!#$%&*+/=?^_`{|}~-"
+          + bytes(range(128, 256)))  # internationalised local parts (RFC 6531); up to 64 of them
+_LOCAL_LEAD_JUNK = b".`{|}"
 
 
 def _find_email(text: bytes, shape: bytes) -> Iterator[Span]:
     for m in _AT_DOMAIN.finditer(text):
-        at = start = m.start()
-        while start > 0 and at - start < 64 and text[start - 1] in _LOCAL:
-            start -= 1
-        while start < at and text[start] in _LOCAL_LEAD_JUNK:
-            start += 1
-        if start < at:
+        at = m.start()
+        # the local part: up to 64 bytes of _LOCAL before the '@' (strips in C, not a loop per byte)
+        window = max(0, at - 64)
+        before = text[window:at].rstrip(_LOCAL)
+        local = text[window + len(before):at].lstrip(_LOCAL_LEAD_JUNK)
+        start = at - len(local)
+        if local:
             yield start, m.end()
 
 
@@ -167,17 +176,17 @@ _BRANDS = ((re.compile(rb"4"), (13, 16, 19)), (re.compile(rb"5[1-5]|2[2-7]"), (1
 _GROUPINGS = frozenset({(4, 4, 4, 4), (4, 6, 5), (4, 6, 4), (4, 4, 4, 4, 3), (4, 4, 4, 3), (4, 4, 5), (4, 4, 4, 1)})
 
 
+# every two-digit prefix -> the card lengths its issuers allow (from _BRANDS: one dict look-up per candidate)
+_BRAND_LENGTHS = {f"{i:02d}".encode(): frozenset(n for p, lengths in _BRANDS if p.match(f"{i:02d}".encode()) for n in lengths)
+                  for i in range(100)}
+# Luhn: the digits in odd places from the right count as they are, the others doubled (less 9 past 9)
+_LUHN_DOUBLE = bytes(range(256)).translate(bytes(((c - 48) * 2 - 9 * (c >= 53)) if 48 <= c <= 57 else 0 for c in range(256)))
+
+
 def luhn_valid(digits: bytes) -> bool:
     """The Luhn checksum of a string of ASCII digits is valid."""
-    total = 0
-    for i, d in enumerate(reversed(digits)):
-        d -= 48
-        if i % 2:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
+    plain = digits[-1::-2]
+    return (sum(plain) - 48 * len(plain) + sum(digits[-2::-2].translate(_LUHN_DOUBLE))) % 10 == 0
 
 
 def _find_card(text: bytes, shape: bytes) -> Iterator[Span]:
@@ -190,7 +199,7 @@ def _find_card(text: bytes, shape: bytes) -> Iterator[Span]:
         if len(groups) > 1 and (b" " in token and b"-" in token or tuple(map(len, groups)) not in _GROUPINGS):
             continue
         digits = b"".join(groups)
-        if any(p.match(digits) and len(digits) in lengths for p, lengths in _BRANDS) and luhn_valid(digits):
+        if len(digits) in _BRAND_LENGTHS[digits[:2]] and luhn_valid(digits):
             yield start, end
 
 
@@ -226,15 +235,12 @@ def _find_iban(text: bytes, shape: bytes) -> Iterator[Span]:
         want = _IBAN_LENGTHS.get(text[start:start + 2])
         if want is None:
             continue
-        # exactly `want` IBAN characters: the greedy match may run on into a following word
-        n, end = 0, start
-        for i in range(start, m.end()):
-            if text[i] != 32:
-                n += 1
-                if n == want:
-                    end = i + 1
-                    break
-        if n != want or (end < len(shape) and shape[end] in _WORD):
+        # exactly `want` IBAN characters: the greedy match may run on into a following word. The
+        # end is the least `want + spaces before it`, found by counting spaces (C) a few times over.
+        limit, end = m.end(), start + want
+        while end <= limit and (spaces := text.count(b" ", start, end)) != end - start - want:
+            end = start + want + spaces
+        if end > limit or (end < len(shape) and shape[end] in _WORD):
             continue
         if iban_valid(text[start:end].replace(b" ", b"")):
             yield start, end
@@ -258,7 +264,7 @@ def _find_ipv4(text: bytes, shape: bytes) -> Iterator[Span]:
 # Two colons close together are the cheap way into an IPv6 address; the token is then grown both
 # ways over hex digits, colons and dots and checked with ipaddress.
 _IPV6_SEED = re.compile(rb":[0-9A-Fa-f]{0,4}:")
-_IPV6_CHARS = frozenset(b"0123456789abcdefABCDEF:.")
+_IPV6_CHARS = b"0123456789abcdefABCDEF:."
 
 
 def _find_ipv6(text: bytes, shape: bytes) -> Iterator[Span]:
@@ -267,10 +273,18 @@ def _find_ipv6(text: bytes, shape: bytes) -> Iterator[Span]:
         if m.start() < pos:
             continue
         start, end = m.start(), m.end()
-        while start > 0 and text[start - 1] in _IPV6_CHARS:
-            start -= 1
-        while end < len(text) and text[end] in _IPV6_CHARS:
-            end += 1
+        # grown with bytes.rstrip/lstrip (C) over a window rather than a Python loop per byte; a
+        # window of nothing but address characters is grown on by the loop
+        head = text[max(0, start - 64):start]
+        start -= len(head) - len(head.rstrip(_IPV6_CHARS))
+        if start and head and not head.rstrip(_IPV6_CHARS):
+            while start > 0 and text[start - 1] in _IPV6_CHARS:
+                start -= 1
+        tail = text[end:end + 64]
+        end += len(tail) - len(tail.lstrip(_IPV6_CHARS))
+        if end < len(text) and tail and not tail.lstrip(_IPV6_CHARS):
+            while end < len(text) and text[end] in _IPV6_CHARS:
+                end += 1
         pos = end
         token = text[start:end].rstrip(b".")
         if token.endswith(b":") and not token.endswith(b"::"):
@@ -281,21 +295,56 @@ def _find_ipv6(text: bytes, shape: bytes) -> Iterator[Span]:
         groups = [g for g in token.replace(b"::", b":").split(b":") if g]
         if len(groups) < 2 or b"0" not in shape[start:end]:
             continue
+        if ipv6_valid(token):
+            yield start, end
+
+
+def ipv6_valid(token: bytes) -> bool:
+    """``token`` (hex digits, colons and dots only) is an IPv6 address, as :mod:`ipaddress` reads it.
+
+    The common forms (eight groups, or fewer around one ``::``) are checked here; only a token with an
+    embedded IPv4 part (a dot) goes to :class:`ipaddress.IPv6Address`, which costs several µs.
+    """
+    if b"." in token:
         try:
             ipaddress.IPv6Address(token.decode())
         except ValueError:
-            continue
-        yield start, end
+            return False
+        return True
+    halves = token.split(b"::")
+    if len(halves) == 1:
+        groups = token.split(b":")
+        if len(groups) != 8:
+            return False
+    elif len(halves) == 2:
+        head, tail = halves
+        groups = (head.split(b":") if head else []) + (tail.split(b":") if tail else [])
+        if len(groups) > 7:
+            return False
+    else:
+        return False
+    for g in groups:
+        if not 1 <= len(g) <= 4:
+            return False
+    return True
 
 
 _PHONE_RE = re.compile(rb"0[0 ().\-/]{5,22}0")
+CLUSTER = re.compile(rb"0[0 ().\-/]{5,}0")
+"""In the shape: holds every match of the card, IPv4 and phone regexes (each is 7 bytes or more of these
+characters, from a digit to a digit)."""
 _DATE_LIKE = re.compile(rb"0000[-/.]00?[-/.]00?|00?[-/.]00?[-/.]00(?:00)?")
 _DIGITS = re.compile(rb"0+")
 
 
 def _find_phone(text: bytes, shape: bytes) -> Iterator[Span]:
+    size = len(shape)
     for m in _PHONE_RE.finditer(shape):
         start, end = m.span()
+        # the cheapest rejections first: most candidates are bare digit runs, dates or versions
+        after = shape[end] if end < size else 0
+        if after in _WORD or (after in _PHONE_AFTER and shape[end + 1:end + 2] == b"0"):
+            continue
         # take in a leading '(' / '+' / '(+'
         if start and shape[start - 1] == 40:
             start -= 1
@@ -303,21 +352,19 @@ def _find_phone(text: bytes, shape: bytes) -> Iterator[Span]:
             start -= 1
         if start and shape[start - 1] == 40:
             start -= 1
-        if start and (shape[start - 1] in _WORD or shape[start - 1] in b"+./"):
-            continue
-        if end < len(shape) and (shape[end] in _WORD or (shape[end] in b".-/" and shape[end + 1:end + 2] == b"0")):
+        if start and shape[start - 1] in _PHONE_BEFORE:
             continue
         token = shape[start:end]
-        if token.count(b"(") != token.count(b")") or b"/" in token:
-            continue
-        groups = _DIGITS.findall(token)
-        digits = sum(len(g) for g in groups)
-        international = token.startswith((b"+", b"(+"))
+        digits = token.count(b"0")
+        international = token[0] == 43 or token.startswith(b"(+")
         if not 7 <= digits <= 15 or (digits >= 13 and not international):
             continue
-        longest = max(len(g) for g in groups)
+        if b"/" in token or token.count(b"(") != token.count(b")"):
+            continue
+        groups = _DIGITS.findall(token)
+        longest = len(max(groups))
         if not international:
-            if len(groups) < 2 or _DATE_LIKE.fullmatch(token) or all(len(g) == 4 for g in groups):
+            if len(groups) < 2 or len(groups) * 4 == digits == longest * len(groups) or _DATE_LIKE.fullmatch(token):
                 continue
             if b"." in token and len(groups) != 3:
                 continue  # 1.2.3.4.5: version-ish
@@ -326,20 +373,28 @@ def _find_phone(text: bytes, shape: bytes) -> Iterator[Span]:
         yield start, end
 
 
+_PHONE_BEFORE = frozenset(_WORD | set(b"+./"))
+_PHONE_AFTER = frozenset(b".-/")
+
+
 DETECTORS: tuple[Detector, ...] = (
     Detector("private_key", "<PRIVATE_KEY>", True, _find_pem, "-----", 0, ("-----BEGIN",), "-----BEGIN"),
-    Detector("jwt", "<JWT>", True, _JWT, ".", 0, ("eyJ",), "eyJ"),
-    Detector("anthropic_key", "<ANTHROPIC_KEY>", True, _ANTHROPIC, "-", 1, ("sk-ant-",), "sk-"),
-    Detector("openai_key", "<OPENAI_KEY>", True, _OPENAI, "-", 1, ("sk-",), "sk-"),
+    # marks of the prefixes: eyJ -> yA, sk-ant- -> k--, sk- -> k-, ghp_ and github_pat_ -> gh_
+    Detector("jwt", "<JWT>", True, _JWT, "yA", 0, ("eyJ",), "eyJ"),
+    Detector("anthropic_key", "<ANTHROPIC_KEY>", True, _ANTHROPIC, "k--", 1, ("sk-ant-",), "sk-"),
+    Detector("openai_key", "<OPENAI_KEY>", True, _OPENAI, "k-", 1, ("sk-",), "sk-"),
     Detector("aws_access_key", "<AWS_ACCESS_KEY>", True, _AWS, "AAAA", anchor="A(?:KIA|SIA|BIA|CCA|GPA|IDA|ROA|IPA|NPA|NVA|PKA)"),
-    Detector("github_token", "<GITHUB_TOKEN>", True, _GITHUB, "_", anchor="gh[pousr]_|github_pat_"),
+    Detector("github_token", "<GITHUB_TOKEN>", True, _GITHUB, "gh_", anchor="gh[pousr]_|github_pat_"),
     Detector("google_api_key", "<GOOGLE_API_KEY>", True, _GOOGLE, "Az", 0, ("AIza",), "AIza"),
     Detector("email", "<EMAIL>", False, _find_email, "@", anchor="@"),
-    Detector("credit_card", "<CREDIT_CARD>", False, _find_card, "0000", 13, anchor="[0-9]"),
-    Detector("iban", "<IBAN>", False, _find_iban, "AA00", 2, anchor="[A-Z][A-Z][0-9]"),
-    Detector("ipv4", "<IPV4>", False, _find_ipv4, "0.0", 4, anchor="[0-9]"),
-    Detector("ipv6", "<IPV6>", False, _find_ipv6, ":", 1, anchor=":"),
-    Detector("phone", "<PHONE>", False, _find_phone, "00", 7, anchor="[0-9]"),
+    # in the marks (spaces and lower-case letters left out) a card is 0000(-?0){9,15}, an IBAN AA00[A0]{11,30}
+    Detector("credit_card", "<CREDIT_CARD>", False, _find_card, "0000", 13, anchor="[0-9]",
+             marks_re=re.compile("0000(?:-?0){9}"), cluster=True),
+    Detector("iban", "<IBAN>", False, _find_iban, "AA00", 2, anchor="[A-Z][A-Z][0-9]", marks_re=re.compile("AA00[A0]{11}")),
+    Detector("ipv4", "<IPV4>", False, _find_ipv4, "0.0", 4, anchor="[0-9]", cluster=True),
+    # the seed ':' + up to 4 hex digits + ':' leaves ':' [0A]{0,4} ':' in the marks (a-f are not kept)
+    Detector("ipv6", "<IPV6>", False, _find_ipv6, ":", 1, anchor=":", marks_re=re.compile(":[0A]{0,4}:")),
+    Detector("phone", "<PHONE>", False, _find_phone, "00", 7, anchor="[0-9]", cluster=True),
 )
 """Every detector, in priority order (an earlier one wins overlapping text)."""
 
@@ -357,7 +412,7 @@ class Scanner:
         names: detector names to run, in any order (priority stays that of :data:`DETECTORS`).
     """
 
-    __slots__ = ("_detectors", "min_length", "gate")
+    __slots__ = ("_detectors", "_plan", "min_length", "gate")
 
     def __init__(self, names: tuple[str, ...] | frozenset[str]) -> None:
         wanted = set(names)
@@ -365,6 +420,8 @@ class Scanner:
         if unknown:
             raise ValueError(f"unknown detectors: {', '.join(sorted(unknown))}")
         self._detectors = tuple(d for d in DETECTORS if d.name in wanted)
+        self._plan = tuple((d, d.mark, d.min_digits, d.triggers, d.find, d.secret, d.marks_re, d.cluster)
+                           for d in self._detectors)
         self.min_length = 6 if any(not d.secret for d in self._detectors) else 20
         """Shorter texts cannot hold an entity of these detectors and are not scanned."""
         anchors = sorted({d.anchor for d in self._detectors})
@@ -383,41 +440,49 @@ class Scanner:
         if len(data) < self.min_length:
             return []
         # Marks pay off on short texts; on long ones a finder's own literal-led search is as cheap.
-        marks = data.translate(MARKS, MARKS_DELETE).decode("ascii") if len(data) <= MARKS_MAX else None
-        digits = marks.count("0") if marks is not None else len(data)
+        if len(data) <= MARKS_MAX:
+            marks = data.translate(MARKS, MARKS_DELETE).decode("ascii")
+            digits = marks.count("0")
+        else:
+            marks, digits = None, len(data)
         found: list[tuple[int, int, Detector]] = []  # sorted by start, non-overlapping
         starts: list[int] = []
         shape = b""
         blanked = False
-        for det in self._detectors:
-            if marks is not None and (det.mark not in marks or det.min_digits > digits):
+        clustered = None  # whether the shape has a CLUSTER: looked up once, by the first finder that needs it
+        for det, mark, min_digits, triggers, finder, secret, marks_re, cluster in self._plan:
+            if min_digits > digits or (marks is not None and (
+                    mark not in marks or (marks_re is not None and marks_re.search(marks) is None))):
                 continue
-            if det.triggers:
+            if triggers:
                 if text is None:
                     text = data.decode("latin-1")  # same ASCII substrings, whatever the encoding
-                for trigger in det.triggers:
+                for trigger in triggers:
                     if trigger in text:
                         break
                 else:
                     continue
             if not shape:
                 shape = data.translate(SHAPE)
-            if found and not blanked and not det.secret:
-                # numbers inside a key or token already found are not looked at again
-                hidden = bytearray(shape)
-                for s, e, _ in found:
-                    hidden[s:e] = bytes(e - s)
-                shape, blanked = bytes(hidden), True
-            for start, end in det.find(data, shape):
-                if found:
-                    i = bisect_right(starts, start)
-                    if (i and found[i - 1][1] > start) or (i < len(starts) and starts[i] < end):
-                        continue  # overlaps an entity of a detector that comes first
-                    starts.insert(i, start)
-                    found.insert(i, (start, end, det))
-                else:
-                    starts.append(start)
-                    found.append((start, end, det))
+            if found:
+                if not blanked and not secret:
+                    # numbers inside a key or token already found are not looked at again
+                    hidden = bytearray(shape)
+                    for s, e, _ in found:
+                        hidden[s:e] = bytes(e - s)
+                    shape, blanked = bytes(hidden), True
+            if cluster:
+                if clustered is None:
+                    # blanking the shape later only removes clusters, so a False stays right
+                    clustered = CLUSTER.search(shape) is not None
+                if not clustered:
+                    continue
+            for start, end in finder(data, shape):
+                i = bisect_right(starts, start)
+                if (i and found[i - 1][1] > start) or (i < len(starts) and starts[i] < end):
+                    continue  # overlaps an entity of a detector that comes first
+                starts.insert(i, start)
+                found.insert(i, (start, end, det))
         return found
 
     def mask(self, text: str, counts: dict[str, int] | None = None) -> str:
