@@ -16,12 +16,22 @@ A failure is any exception other than the allowed ones (DecodeError, LimitExceed
 broken property; a hang is an input over ``--time-limit`` seconds (SIGALRM). Prints progress with
 peak RSS every ``--report-every`` seconds and a summary at the end; failing inputs are saved.
 
+Memory: each progress line also gives the number of entries in every cache keyed by client input
+(the catalog's resolution cache, family memo, unresolved set and fallback memo, the ``Price``
+transform's unpriced set, the decoder's rendered-value cache), the bytes glibc malloc holds in use
+and the bytes Arrow's pool holds, so RSS growth can be checked against the caches filling.
+``--small-caches`` lowers every cache's cap (to 1/64, at least 64) so they all fill within the
+first few thousand inputs and the plateau shows in a short run.
+
     python benchmarks/fuzz.py --inputs 1000000 --out /tmp/fuzz
+    python benchmarks/fuzz.py --inputs 300000 --small-caches --report-every 10
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import ctypes.util
 import dataclasses
 import json
 import os
@@ -40,6 +50,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue  # noqa: E402
 
 from llm_cost_tracker.pricing import PriceCatalog  # noqa: E402
+from llm_cost_tracker.pricing import _catalog as catalog_module  # noqa: E402
+from llm_cost_tracker.sources import otlp_decode  # noqa: E402
 from llm_cost_tracker.sources.otlp_decode import (  # noqa: E402
     DecodeError,
     DecodeLimits,
@@ -48,6 +60,7 @@ from llm_cost_tracker.sources.otlp_decode import (  # noqa: E402
     parse_request,  # noqa: E402
 )
 from llm_cost_tracker.storage.rows import records_to_arrow  # noqa: E402
+from llm_cost_tracker.transforms import price as price_module  # noqa: E402
 from llm_cost_tracker.transforms.detect import Detect  # noqa: E402
 from llm_cost_tracker.transforms.price import Price  # noqa: E402
 from llm_cost_tracker.transforms.usage import MAX_TOKENS, ExtractUsage  # noqa: E402
@@ -65,6 +78,37 @@ MODELS = ["gpt-4o-mini", "gpt-4o", "claude-sonnet-4-5-20250929", "gemini-2.5-pro
 PROVIDERS = ["openai", "anthropic", "gcp.gemini", "aws.bedrock", "azure.ai.openai", "OpenAI", "vertex_ai", "groq", ""]
 ODD = ["", "\x00", "\u202e", "𝕏" * 50, "١٢٣", "9" * 5000, "-0", "NaN", "1e400", "1E+999999999", "inf", "1e30",
        " 12 ", "0x10", "1_000", "-5", "2.5", "99999999999999999999", "[1]", "é" * 3000, "true"]
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                 "keepcost")]
+
+
+def _mallinfo() -> tuple[float, float] | None:
+    """(MiB in use, MiB free but kept) of glibc malloc's heap (mmapped blocks counted as in use), if glibc."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallinfo2.restype = _MallInfo2
+        info = libc.mallinfo2()
+    except (OSError, AttributeError):
+        return None
+    return round((info.uordblks + info.hblkhd) / 2**20, 1), round(info.fordblks / 2**20, 1)
+
+
+def shrink_caches(factor: int = 64) -> dict[str, int]:
+    """Lower the caps of the caches keyed by client input (for a short run that shows them full)."""
+    catalog_module._CACHE_LIMIT = max(64, catalog_module._CACHE_LIMIT // factor)
+    price_module.SEEN_UNPRICED_LIMIT = max(64, price_module.SEEN_UNPRICED_LIMIT // factor)
+    otlp_decode._RENDERED_LIMIT = max(64, otlp_decode._RENDERED_LIMIT // factor)
+    return cache_caps()
+
+
+def cache_caps() -> dict[str, int]:
+    limit = catalog_module._CACHE_LIMIT
+    return {"resolve": limit, "uniform": limit, "unresolved": limit, "fallbacks": limit,
+            "seen_unpriced": price_module.SEEN_UNPRICED_LIMIT, "rendered": otlp_decode._RENDERED_LIMIT}
 
 
 class Hang(Exception):
@@ -181,6 +225,38 @@ class Targets:
         self.chain = [Detect(), ExtractUsage(), Price(lambda: self.catalog)]
         self.limits = DecodeLimits()
 
+    def cache_sizes(self) -> dict[str, int]:
+        """Entries in each cache keyed by client input (caps: ``cache_caps()``)."""
+        c = self.catalog
+        return {"resolve": len(c._cache), "uniform": len(c._uniform), "unresolved": len(c._unresolved),
+                "fallbacks": len(c._fallbacks), "seen_unpriced": len(self.chain[2]._seen_unpriced),
+                "rendered": len(otlp_decode._RENDERED)}
+
+    def cache_mib(self) -> float:
+        """Bytes the caches above hold (containers, key tuples, strings, values; each object once), MiB."""
+        c = self.catalog
+        seen: set[int] = set()
+        total = 0
+
+        def add(obj: object) -> None:
+            nonlocal total
+            if id(obj) in seen:
+                return
+            seen.add(id(obj))
+            total += sys.getsizeof(obj)
+            if isinstance(obj, tuple):
+                for item in obj:
+                    add(item)
+
+        for container in (c._cache, c._uniform, c._unresolved, c._fallbacks, self.chain[2]._seen_unpriced,
+                          otlp_decode._RENDERED):
+            add(container)
+            for key in container:
+                add(key)
+                if isinstance(container, dict) and not isinstance(container[key], (bool, type(None))):
+                    add(container[key])
+        return round(total / 2**20, 1)
+
     def run_chain(self, records: list[SpanRecord]) -> None:
         kept = []
         for record in records:
@@ -239,6 +315,17 @@ class Targets:
             raise AssertionError(f"not monotone: {quote.cost_pusd} -> {again}")
 
 
+def _checkpoint(n: int, elapsed: float, rss: int, targets: Targets) -> dict[str, object]:
+    """RSS next to what could account for it: cache entries, glibc heap (in use, free), Python objects
+    (pymalloc blocks in use), Arrow's pool."""
+    import pyarrow as pa
+
+    return {"inputs": n, "s": round(elapsed), "rss_mib": round(rss / 2**20, 1), "malloc_mib": _mallinfo(),
+            "py_blocks": sys.getallocatedblocks(),
+            "arrow_mib": round(pa.total_allocated_bytes() / 2**20, 1), "caches": targets.cache_sizes(),
+            "caches_mib": targets.cache_mib()}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--inputs", type=int, default=1_000_000)
@@ -247,7 +334,11 @@ def main() -> int:
     parser.add_argument("--time-limit", type=float, default=2.0, help="seconds one input may take (else: a hang)")
     parser.add_argument("--report-every", type=float, default=30.0)
     parser.add_argument("--out", default="fuzz-out", help="directory for failing inputs and the summary")
+    parser.add_argument("--small-caches", action="store_true",
+                        help="cap every cache keyed by client input at 1/64 of its size, so a short run shows "
+                             "memory with all of them full")
     args = parser.parse_args()
+    caps = shrink_caches() if args.small_caches else cache_caps()
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -266,6 +357,7 @@ def main() -> int:
     hangs = 0
     slowest = 0.0
     rss_series: list[tuple[float, float]] = []
+    checkpoints: list[dict[str, object]] = []
     started = last = time.monotonic()
     peak = proc.memory_info().rss
     n = 0
@@ -310,18 +402,22 @@ def main() -> int:
             rss = proc.memory_info().rss
             peak = max(peak, rss)
             rss_series.append((round(now - started), round(rss / 2**20, 1)))
+            point = _checkpoint(n, now - started, rss, targets)
+            checkpoints.append(point)
             print(f"[{now - started:7.0f}s] inputs {n:,} ({n / (now - started):,.0f}/s) failures {len(failures)} "
-                  f"hangs {hangs} rss {rss / 2**20:.0f} MiB (peak {peak / 2**20:.0f}) slowest {slowest:.3f}s",
-                  flush=True)
+                  f"hangs {hangs} rss {rss / 2**20:.0f} MiB (peak {peak / 2**20:.0f}) slowest {slowest:.3f}s "
+                  f"malloc {point['malloc_mib']} py blocks {point['py_blocks']:,} arrow {point['arrow_mib']} "
+                  f"caches {point['caches_mib']} MiB {point['caches']}", flush=True)
     elapsed = time.monotonic() - started
     rss = proc.memory_info().rss
     rss_series.append((round(elapsed), round(rss / 2**20, 1)))
+    checkpoints.append(_checkpoint(n, elapsed, rss, targets))
     summary = {"inputs": n, "by_target": counts, "seconds": round(elapsed, 1), "failures": len(failures),
                "hangs": hangs, "time_limit_s": args.time_limit, "slowest_input_s": round(slowest, 3),
                "peak_rss_mib": round(max(peak, rss) / 2**20, 1), "rss_mib_over_time": rss_series,
-               "first_failures": failures[:10], "seed": args.seed}
+               "cache_caps": caps, "checkpoints": checkpoints, "first_failures": failures[:10], "seed": args.seed}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(json.dumps({k: v for k, v in summary.items() if k not in ("rss_mib_over_time",)}, indent=2))
+    print(json.dumps({k: v for k, v in summary.items() if k not in ("rss_mib_over_time", "checkpoints")}, indent=2))
     print(f"rss MiB over time (s, MiB): {rss_series}")
     return 1 if failures or hangs else 0
 

@@ -47,6 +47,10 @@ if TYPE_CHECKING:
 
 _log = structlog.get_logger("llm_cost_tracker.pricing")
 _CACHE_LIMIT = 65_536
+_CACHE_CHARS = 1 << 22
+"""Characters of client-sent names each name-keyed cache may hold, besides its entry limit: 65,536 keys of
+512-character names (4 bytes a character when astral) would otherwise be about 270-400 MiB per cache, over
+1 GiB for the three. Real names (tens of characters) reach the entry limit first."""
 MAX_NAME_CHARS = 512
 """Longer provider, model or tenant names are never resolved, cached or remembered as unresolved."""
 
@@ -101,7 +105,8 @@ class PriceCatalog:
     """Every known price, indexed by provider and model name. Build with :meth:`load`."""
 
     __slots__ = ("entries", "overrides", "_index", "_tenant_index", "_aliases", "_cache", "_uniform",
-                 "_unresolved", "_batch", "_lock", "_fallbacks")
+                 "_unresolved", "_batch", "_lock", "_fallbacks", "_cache_chars", "_uniform_chars",
+                 "_unresolved_chars")
 
     def __init__(self, entries: Iterable[Entry], overrides: Overrides | None = None) -> None:
         """Index ``entries`` (user entries in ``overrides`` replace bundled ones with the same key)."""
@@ -123,6 +128,7 @@ class PriceCatalog:
         self._cache: dict[tuple[str, str, str], Resolution | None] = {}
         self._uniform: dict[tuple[str, str], bool] = {}
         self._unresolved: set[tuple[str, str]] = set()
+        self._cache_chars = self._uniform_chars = self._unresolved_chars = 0  # characters of the keys above
         self._batch: BatchTable | None = None
         self._fallbacks: dict[tuple[int, tuple[str, ...]], tuple[str, ...]] = {}
         self._lock = threading.Lock()
@@ -163,9 +169,12 @@ class PriceCatalog:
                 for (p, name), e in self._index.items()
                 if p == provider and _names.family_of(name) == family
             )
-            if len(self._uniform) >= _CACHE_LIMIT:  # keyed by client-sent names: bounded like the resolve cache
-                self._uniform.clear()
+            chars = len(provider) + len(family)
+            if len(self._uniform) >= _CACHE_LIMIT or self._uniform_chars + chars > _CACHE_CHARS:
+                self._uniform.clear()  # keyed by client-sent names: bounded like the resolve cache
+                self._uniform_chars = 0
             self._uniform[key] = same
+            self._uniform_chars += chars
         return self._uniform[key]
 
     def _find(self, provider: str, model: str, tenant: str) -> tuple[Entry, str] | None:
@@ -202,9 +211,12 @@ class PriceCatalog:
         if len(model) > MAX_NAME_CHARS or len(provider) > MAX_NAME_CHARS or len(tenant) > MAX_NAME_CHARS:
             return None  # no real name is this long; caching it would let a client fill memory with 64 KiB keys
         resolution = self._resolve(provider, model, tenant)
-        if len(self._cache) >= _CACHE_LIMIT:
+        chars = len(provider) + len(model) + len(tenant)
+        if len(self._cache) >= _CACHE_LIMIT or self._cache_chars + chars > _CACHE_CHARS:
             self._cache.clear()
+            self._cache_chars = 0
         self._cache[key] = resolution
+        self._cache_chars += chars
         return resolution
 
     def _resolve(self, provider: str, model: str, tenant: str) -> Resolution | None:
@@ -219,8 +231,11 @@ class PriceCatalog:
         if found is None:
             with self._lock:
                 # bounded: every distinct junk model name a client sends must not cost memory (and a log line) forever
-                if (provider, model) not in self._unresolved and len(self._unresolved) < _CACHE_LIMIT:
+                chars = len(provider) + len(model)
+                if ((provider, model) not in self._unresolved and len(self._unresolved) < _CACHE_LIMIT
+                        and self._unresolved_chars + chars <= _CACHE_CHARS):
                     self._unresolved.add((provider, model))
+                    self._unresolved_chars += chars
                     _log.warning("pricing.unresolved_model", provider=provider, model=model)
             return None
         entry, how = found
