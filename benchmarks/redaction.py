@@ -10,13 +10,21 @@ measured in this process on one core. The last figure is the cost per span of th
 15 attributes, decoded by ``otlp_decode`` and run through the earlier ``default_transforms``).
 Figures only: nothing here asserts a time.
 
-    python benchmarks/redaction.py [--seconds 3]
+``--baseline FILE`` also times another scanner module, interleaved with the current one in this
+process (the fairest comparison on a shared machine), and counts the values the two mask
+differently. The module must be self-contained, such as the scanner of commit 6887026:
+``git show 6887026:src/llm_cost_tracker/transforms/_detectors.py > /tmp/old_detectors.py``.
+
+    python benchmarks/redaction.py [--seconds 3] [--baseline /tmp/old_detectors.py]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import os
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -85,6 +93,33 @@ def throughput(texts: list[str], fn: Any, seconds: float) -> float:
     return best
 
 
+def compare(path: str, sets: list[tuple[str, list[str]]], seconds: float) -> None:
+    """Best-of times of the scanner in ``path`` and the current one, taking turns, and how many values
+    they mask differently (0 unless a change was meant)."""
+    spec = importlib.util.spec_from_file_location("baseline_detectors", path)
+    assert spec is not None and spec.loader is not None
+    base = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = base  # (dataclasses look their module up)
+    spec.loader.exec_module(base)
+    print(f"baseline {path} (B) against the current scanner (C), interleaved, best of the turns:")
+    for label, values in sets:
+        size = sum(len(t.encode()) for t in values)
+        for kind, names in (("mask, every detector", DETECTOR_NAMES), ("secret scan only", SECRET_DETECTORS)):
+            old, new = base.Scanner(names).mask, Scanner(names).mask
+            differ = sum(old(t) != new(t) for t in values)
+            best = {"B": float("inf"), "C": float("inf")}
+            turns = max(2, int(seconds / 0.25))
+            for turn in range(turns):
+                for name, fn in (("B", old), ("C", new)) if turn % 2 == 0 else (("C", new), ("B", old)):
+                    started = time.process_time()
+                    for t in values:
+                        fn(t)
+                    best[name] = min(best[name], time.process_time() - started)
+            figures = [f"{name} {best[name] / len(values) * 1e6:8.2f} µs {size / best[name] / 1e6:6.1f} MB/s"
+                       for name in "BC"]
+            print(f"  {label:<28}{kind:<22}" + "  ".join(figures) + f"  ({differ} values masked differently)")
+
+
 def records_throughput(texts: list[str], redact: Redact, seconds: float) -> float:
     """MB/s of content through ``redact`` as span records (content in gen_ai.input.messages)."""
     base = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o",
@@ -132,7 +167,9 @@ def span_cost(spans: int = 4096, repeats: int = 7) -> tuple[float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=3.0, help="time per throughput figure")
+    ap.add_argument("--baseline", help="another scanner module to time against the current one")
     args = ap.parse_args()
+    print(f"load average {os.getloadavg()[0]:.2f} (1 min)")
     corpus = load_corpus()
     texts = [s["text"] for s in corpus]
     mb = sum(len(t.encode()) for t in texts) / 1e6
@@ -162,10 +199,15 @@ def main() -> None:
         figures = [("mask, every detector", values, everything.mask),
                    ("secret scan only", values, secrets.mask)]
         for name, vals, fn in figures:
-            print(f"  {name:<44}{throughput(vals, fn, args.seconds):>8.1f}")
+            rate = throughput(vals, fn, args.seconds)
+            print(f"  {name:<44}{rate:>8.1f}   ({avg / rate:.2f} µs per value)")
         print(f"  {'Redact stage, default policy (drop content)':<44}"
               f"{records_throughput(values, Redact(), args.seconds):>8.1f}")
         print(f"  {'Redact stage, content_mode = mask':<44}{records_throughput(values, masking, args.seconds):>8.1f}")
+    if args.baseline:
+        print()
+        compare(args.baseline, [("corpus samples (279 B)", texts), ("16-turn histories", conversations(texts, 16)),
+                                ("64-turn histories", conversations(texts, 64))], args.seconds)
     us, attrs = span_cost()
     print(f"\ndefault Redact stage on the ingest workload ({attrs:.1f} attributes per span): {us:.2f} µs per span")
 

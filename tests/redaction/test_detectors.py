@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 
 from llm_cost_tracker.transforms._detectors import (
     DETECTOR_NAMES,
+    IBAN_LENGTHS,
     SECRET_DETECTORS,
+    SHAPE,
     Scanner,
     iban_valid,
     ipv6_valid,
@@ -227,3 +229,86 @@ def test_gated_scan_matches_ungated_finders(text: str) -> None:
     for det in DETECTORS:
         alone = Scanner((det.name,))
         assert [(s, e) for s, e, _ in alone.find(data)] == sorted(set(det.find(data, shape))) or len(data) < alone.min_length
+
+
+def _corpus_texts() -> list[str]:
+    return [json.loads(line)["text"] for line in CORPUS.read_text().splitlines() if line.strip()]
+
+
+@given(st.text(alphabet="0123456789 -.()/+:_aAé", max_size=80))
+@settings(max_examples=500, deadline=None)
+def test_cluster_plan_reads_only_its_context(text: str) -> None:
+    """A cluster's plan, worked out from its context alone (what is kept per context), is the one
+    worked out from the whole shape: the checks read nothing further away."""
+    from llm_cost_tracker.transforms import _numbers
+
+    shape = text.encode().translate(SHAPE)
+    for m in _numbers.CLUSTER.finditer(shape):
+        cs, ce = m.span()
+        lo = max(0, cs - _numbers._BEFORE)
+        local = _numbers._plan(shape[lo:ce + _numbers._AFTER], cs - lo, ce - lo)
+        whole = _numbers._plan(shape, cs, ce)
+        assert [[(s + lo, e + lo) for s, e in kind] for kind in local] == [list(kind) for kind in whole]
+
+
+@given(st.text(alphabet="0123456789 AZaz-_.", max_size=90), st.integers(0, 40))
+@settings(max_examples=500, deadline=None)
+def test_iban_plan_reads_only_its_context(text: str, want: int) -> None:
+    """The same for the shape checks of an IBAN candidate: their outcome depends only on the bytes kept
+    as its key (the byte before ``AA00`` to the first byte after the run of ``A``, ``0`` and spaces)."""
+    from llm_cost_tracker.transforms import _finders
+
+    shape = text.encode().translate(SHAPE)
+    start = shape.find(b"AA00")
+    while start >= 0:
+        lo = start - 1 if start else 0
+        key = shape[lo:_finders._IBAN_RUN.match(shape, start + 4, start + 66).end() + 1]
+        local = _finders._iban_plan(key, start - lo, want)
+        whole = _finders._iban_plan(shape, start, want)
+        shifted = None if local is None else (local[0] + lo, local[1] + lo if local[1] >= 0 else -1)
+        assert shifted == whole
+        start = shape.find(b"AA00", start + 1)
+
+
+def test_findings_do_not_depend_on_the_plan_caches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cold caches, warm caches and caches cleared at every entry give the same findings."""
+    from llm_cost_tracker.transforms import _finders, _numbers
+
+    texts = _corpus_texts()
+    texts += [t[::-1] for t in texts[:200]] + [t.upper() for t in texts[:200]]
+
+    def scan() -> list[list[tuple[int, int, str]]]:
+        return [[(s, e, d.name) for s, e, d in ALL.find(t.encode())] for t in texts]
+
+    _numbers._PLANS.clear()
+    _finders._IBAN_PLANS.clear()
+    cold, warm = scan(), scan()
+    assert cold == warm
+    monkeypatch.setattr(_numbers, "_PLANS_MAX", 1)
+    monkeypatch.setattr(_finders, "_IBAN_PLANS_MAX", 1)
+    _numbers._PLANS.clear()
+    _finders._IBAN_PLANS.clear()
+    assert scan() == cold
+    assert len(_numbers._PLANS) <= 1 and len(_finders._IBAN_PLANS) <= 1
+
+
+@given(st.lists(st.text(alphabet="0123456789", min_size=1, max_size=3), min_size=4, max_size=4))
+@settings(max_examples=500, deadline=None)
+def test_ipv4_octets_regex_matches_the_int_check(octets: list[str]) -> None:
+    """The octet regex accepts exactly 0-255 without leading zeros, as ``int`` and ``startswith`` do."""
+    from llm_cost_tracker.transforms._numbers import _IPV4_VALUE
+
+    token = ".".join(octets).encode()
+    expected = all(int(p) <= 255 and (p == "0" or not p.startswith("0")) for p in octets)
+    assert (_IPV4_VALUE.fullmatch(token) is not None) == expected
+
+
+@given(st.sampled_from(sorted(IBAN_LENGTHS)), st.data())
+@settings(max_examples=500, deadline=None)
+def test_iban_check_matches_the_textbook_formula(country: str, data: st.DataObject) -> None:
+    """The mod-97 check (digits-only fast path or letters) agrees with letters-to-numbers then int % 97."""
+    body = data.draw(st.text(alphabet="0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+                             min_size=IBAN_LENGTHS[country] - 2, max_size=IBAN_LENGTHS[country] - 2))
+    compact = country + body
+    expected = int("".join(str(int(c, 36)) for c in compact[4:] + compact[:4])) % 97 == 1
+    assert iban_valid(compact) == expected
