@@ -312,3 +312,22 @@ def test_iban_check_matches_the_textbook_formula(country: str, data: st.DataObje
     compact = country + body
     expected = int("".join(str(int(c, 36)) for c in compact[4:] + compact[:4])) % 97 == 1
     assert iban_valid(compact) == expected
+
+
+def test_email_with_a_long_non_ascii_local_part_masks_whole_characters() -> None:
+    # the 64-byte look-back used to start inside a 2-byte character, and mask() raised UnicodeDecodeError
+    scanner = Scanner(DETECTOR_NAMES)
+    for filler in ("é" * 40, "x" + "é" * 40, "日本語" * 30, "a😀" * 20):
+        text = f"write to {filler}@example.com please"
+        masked = scanner.mask(text)
+        assert masked.endswith("<EMAIL> please"), masked
+        assert "@" not in masked and masked.startswith("write to ")
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("aé日😀.-_ @0123456789+()ABkseyJ:")), max_size=200))
+def test_mask_never_fails_and_keeps_text_without_entities(text: str) -> None:
+    scanner = Scanner(DETECTOR_NAMES)
+    masked = scanner.mask(text)  # must not raise, whatever the characters around a match
+    if not scanner.find(text.encode("utf-8", "surrogatepass")):
+        assert masked == text

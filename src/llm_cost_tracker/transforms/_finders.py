@@ -111,7 +111,12 @@ def find_email(text: bytes, shape: bytes) -> list[Span]:
         # the local part: up to 64 bytes of _LOCAL before the '@' (strips in C, not a loop per byte)
         window = at - 64 if at > 64 else 0
         before = text[window:at].rstrip(_LOCAL)
-        local = text[window + len(before):at].lstrip(_LOCAL_LEAD_JUNK)
+        start = window + len(before)
+        # a window cut inside a multi-byte character: start at the next whole character, or the
+        # masked text would not decode
+        while start < at and 0x80 <= text[start] < 0xC0:
+            start += 1
+        local = text[start:at].lstrip(_LOCAL_LEAD_JUNK)
         if local:
             out.append((at - len(local), end))
         m = _AT_DOMAIN.search(text, end)
