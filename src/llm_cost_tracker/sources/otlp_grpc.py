@@ -46,6 +46,8 @@ from llm_cost_tracker.types import (
 _NO_TOKENS = TokenTable()
 SERVICE_NAME = "opentelemetry.proto.collector.trace.v1.TraceService"
 log = get_logger("otlp_grpc")
+TRANSFORM_ERROR = "transform_error"
+"""Rejection reason of a span a transform failed on (a bug, logged; the other spans go on)."""
 
 
 class TraceExportHandler:
@@ -125,6 +127,13 @@ class TraceExportHandler:
                     other += 1
                 else:
                     decoded.reject(drop.reason, f"span {record.span_id} ({record.span_name!r}): {drop.reason}")
+                continue
+            except Exception as exc:  # a bug on one span's input: reject that span, keep the rest of the request
+                # fail closed (the span is not stored half-redacted); the log names the error, never values
+                log.error("transform failed; span rejected", transform=type(transform).__name__,
+                          error=type(exc).__name__, span_id=record.span_id)
+                decoded.reject(TRANSFORM_ERROR, f"span {record.span_id}: internal error in "
+                               f"{type(transform).__name__} ({type(exc).__name__}); reported to the operator")
                 continue
             records.append(record)
         try:

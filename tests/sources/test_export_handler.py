@@ -1,0 +1,59 @@
+"""The Export handler keeps a request's other spans when a transform fails on one of them."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+
+import grpc
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+from llm_cost_tracker.metrics import Metrics
+from llm_cost_tracker.sources.otlp_decode import DecodeLimits
+from llm_cost_tracker.sources.otlp_grpc import TRANSFORM_ERROR, OtlpGrpcServer, TraceExportHandler
+from llm_cost_tracker.testing import genai_attributes, make_request, make_span
+from llm_cost_tracker.types import SpanRecord
+
+METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+
+
+class _Recording:
+    def __init__(self) -> None:
+        self.records: list[SpanRecord] = []
+
+    def publish(self, records: list[SpanRecord]) -> Future[None]:
+        self.records.extend(records)
+        done: Future[None] = Future()
+        done.set_result(None)
+        return done
+
+    def close(self) -> None:
+        pass
+
+
+def _fails_on_claude(record: SpanRecord) -> SpanRecord:
+    if "claude" in record.attributes.get("gen_ai.request.model", ""):
+        raise UnicodeDecodeError("utf-8", b"\xa9", 0, 1, "invalid start byte")
+    return record
+
+
+def test_a_transform_bug_rejects_only_its_span() -> None:
+    publisher, metrics = _Recording(), Metrics()
+    handler = TraceExportHandler([_fails_on_claude], publisher, DecodeLimits(64, 4096, "tenant.id"), metrics)
+    server = OtlpGrpcServer("127.0.0.1:0", handler, 1 << 20, 2)
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            export = channel.unary_unary(METHOD, request_serializer=ExportTraceServiceRequest.SerializeToString,
+                                         response_deserializer=ExportTraceServiceResponse.FromString)
+            spans = [make_span(genai_attributes(model=m)) for m in ("gpt-4o", "claude-3-haiku", "gpt-4o-mini")]
+            response = export(make_request(spans), timeout=10)
+    finally:
+        server.stop(0)
+    assert response.partial_success.rejected_spans == 1
+    assert "internal error in function (UnicodeDecodeError)" in response.partial_success.error_message
+    assert [r.attributes["gen_ai.request.model"] for r in publisher.records] == ["gpt-4o", "gpt-4o-mini"]
+    rejected = metrics.spans_rejected.labels(reason=TRANSFORM_ERROR)._value.get()
+    assert rejected == 1
