@@ -56,3 +56,16 @@ def test_malformed_payload_raises_decode_error() -> None:
     """Bytes that are not an ExportTraceServiceRequest raise DecodeError."""
     with pytest.raises(DecodeError):
         parse_request(b"\xff\xff\xff\xff garbage")
+
+
+def test_zero_and_empty_values_keep_their_kind() -> None:
+    """Values whose string field is empty (empty strings, zeros, false, empty arrays, no value at all) are
+    rendered by their kind, as before non-empty strings took the shortcut."""
+    from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+
+    span = make_span({"empty": "", "zero": 0, "no": False, "nought": 0.0, "none": [], "text": "x"})
+    span.attributes.append(KeyValue(key="unset"))
+    batch = decode_spans(parse_request(make_request([span]).SerializeToString()), DecodeLimits())
+    (r,) = batch.records
+    assert {k: r.attributes[k] for k in ("empty", "zero", "no", "nought", "none", "text", "unset")} == {
+        "empty": "", "zero": "0", "no": "false", "nought": "0.0", "none": "[]", "text": "x", "unset": ""}

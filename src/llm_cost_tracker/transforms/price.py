@@ -5,10 +5,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+from llm_cost_tracker.pricing._quote import (
+    CACHE_WRITE_1H_ATTRIBUTES,
+    INPUT_AUDIO_ATTRIBUTES,
+    INPUT_IMAGE_ATTRIBUTES,
+    OUTPUT_AUDIO_ATTRIBUTES,
+    TIER_ATTRIBUTES,
+)
 from llm_cost_tracker.types import SpanRecord, TokenUsage
 
 PRICED = "priced"
 UNPRICED = "unpriced"
+PRICING_ATTRIBUTES = frozenset(TIER_ATTRIBUTES + CACHE_WRITE_1H_ATTRIBUTES + INPUT_AUDIO_ATTRIBUTES
+                               + OUTPUT_AUDIO_ATTRIBUTES + INPUT_IMAGE_ATTRIBUTES)
+"""Every span attribute ``PriceCatalog.quote`` reads (service tier, 1-hour cache writes, audio and image
+tokens). A span with none of them is quoted without its attributes: the same cost, without ~2 us of
+lookups per quote (tests/transforms/test_price.py checks that quote reads no other key)."""
 SEEN_UNPRICED_LIMIT = 10_000
 """Distinct unresolved (provider, model) pairs remembered; past it new ones are not reported (bounded memory)."""
 
@@ -23,7 +35,7 @@ class Catalog(Protocol):
     """What pricing needs of ``llm_cost_tracker.pricing.PriceCatalog``."""
 
     def quote(self, *, provider: str, model: str, at_ns: int, usage: TokenUsage,
-              attributes: dict[str, str], tenant: str = "") -> Quote | None: ...
+              attributes: dict[str, str] | None, tenant: str = "") -> Quote | None: ...
 
 
 class Price:
@@ -49,10 +61,11 @@ class Price:
         model = record.response_model or record.request_model
         quote = None
         catalog = self._catalog()
+        attributes = None if PRICING_ATTRIBUTES.isdisjoint(record.attributes) else record.attributes
         for name in (record.response_model, record.request_model):
             if name:
                 quote = catalog.quote(provider=record.provider, model=name, at_ns=record.start_time_ns,
-                                      usage=record.usage, attributes=record.attributes, tenant=record.tenant)
+                                      usage=record.usage, attributes=attributes, tenant=record.tenant)
                 if quote is not None:
                     break
         if quote is None:
@@ -66,19 +79,20 @@ class Price:
                     self._on_unpriced(*key)
             return record
         record.cost_pusd = quote.cost_pusd
-        record.cache_savings_pusd = self._cache_savings(catalog, record, name, quote.cost_pusd)
+        record.cache_savings_pusd = self._cache_savings(catalog, record, name, quote.cost_pusd, attributes)
         record.pricing_model = quote.pricing_model
         record.price_version = quote.price_version
         record.pricing_status = PRICED
         return record
 
     @staticmethod
-    def _cache_savings(catalog: Catalog, record: SpanRecord, model: str, cost_pusd: int) -> int:
+    def _cache_savings(catalog: Catalog, record: SpanRecord, model: str, cost_pusd: int,
+                       attributes: dict[str, str] | None) -> int:
         """What the span would have cost with its cache reads billed at the input rate, minus its cost."""
         if not record.usage.cache_read_tokens:
             return 0
         u = record.usage
         uncached = TokenUsage(u.input_tokens, u.output_tokens, 0, u.cache_write_tokens, u.reasoning_tokens)
         quote = catalog.quote(provider=record.provider, model=model, at_ns=record.start_time_ns, usage=uncached,
-                              attributes=record.attributes, tenant=record.tenant)
+                              attributes=attributes, tenant=record.tenant)
         return 0 if quote is None else quote.cost_pusd - cost_pusd

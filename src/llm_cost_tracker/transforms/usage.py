@@ -93,43 +93,79 @@ def parse_reported_cost(text: str) -> int | None:
         return None
 
 
-class ExtractUsage:
-    """Transform: fills provider, model, operation, dialect and :class:`TokenUsage`."""
+_PLAN_LIMIT = 1024
 
-    __slots__ = ()
+
+class _Plan:
+    """For one tuple of attribute keys: the keys of each field that are present, in priority order."""
+
+    __slots__ = ("input", "output", "cache_read", "cache_write", "reasoning", "provider", "operation",
+                 "request_model", "response_model", "reported_cost", "openinference")
+
+    def __init__(self, keys: tuple[str, ...]) -> None:
+        present = set(keys)
+        self.input = tuple(p for p in _INPUT if p[1] in present)
+        self.output = tuple(p for p in _OUTPUT if p[1] in present)
+        self.cache_read, self.cache_write, self.reasoning, self.provider, self.operation, self.request_model, \
+            self.response_model, self.reported_cost = (
+                tuple(k for k in group if k in present)
+                for group in (_CACHE_READ, _CACHE_WRITE, _REASONING, _PROVIDER, _OPERATION, _REQUEST_MODEL,
+                              _RESPONSE_MODEL, _REPORTED_COST))
+        self.openinference = "llm.model_name" in present
+
+
+class ExtractUsage:
+    """Transform: fills provider, model, operation, dialect and :class:`TokenUsage`.
+
+    Which of the many dialect keys a span has is decided once per tuple of attribute keys (instrumentations
+    send the same keys span after span), so a span costs lookups of the keys it has, not of every key tried.
+    """
+
+    __slots__ = ("_plans",)
+
+    def __init__(self) -> None:
+        self._plans: dict[tuple[str, ...], _Plan] = {}
+
+    def _plan(self, keys: tuple[str, ...]) -> _Plan:
+        plan = _Plan(keys)
+        if len(self._plans) >= _PLAN_LIMIT:
+            self._plans.clear()
+        self._plans[keys] = plan
+        return plan
 
     def __call__(self, record: SpanRecord) -> SpanRecord:
         attrs = record.attributes
+        keys = tuple(attrs)
+        plan = self._plans.get(keys) or self._plan(keys)
         dialect = ""
-        input_tokens = output_tokens = 0
-        for name, key in _INPUT:
-            text = attrs.get(key)
-            if text is not None:
-                input_tokens = parse_token_count(key, text)
-                dialect = name
-                break
-        for name, key in _OUTPUT:
-            text = attrs.get(key)
-            if text is not None:
-                output_tokens = parse_token_count(key, text)
-                dialect = dialect or name
-                break
-        cache_read = _count(attrs, _CACHE_READ)
-        cache_write = _count(attrs, _CACHE_WRITE)
-        reasoning = _count(attrs, _REASONING)
+        input_tokens = output_tokens = cache_read = cache_write = reasoning = 0
+        if plan.input:
+            dialect, key = plan.input[0]
+            input_tokens = parse_token_count(key, attrs[key])
+        if plan.output:
+            name, key = plan.output[0]
+            output_tokens = parse_token_count(key, attrs[key])
+            dialect = dialect or name
+        if plan.cache_read:
+            cache_read = parse_token_count(plan.cache_read[0], attrs[plan.cache_read[0]])
+        if plan.cache_write:
+            cache_write = parse_token_count(plan.cache_write[0], attrs[plan.cache_write[0]])
+        if plan.reasoning:
+            reasoning = parse_token_count(plan.reasoning[0], attrs[plan.reasoning[0]])
         if cache_read + cache_write > input_tokens:
             input_tokens += cache_read + cache_write
         if reasoning > output_tokens:
             output_tokens += reasoning
         if not dialect:
-            dialect = "openinference" if "llm.model_name" in attrs else "genai"
+            dialect = "openinference" if plan.openinference else "genai"
         record.dialect = dialect
-        record.provider = _first(attrs, _PROVIDER).lower()
-        record.operation = _first(attrs, _OPERATION).lower()
-        record.request_model = _first(attrs, _REQUEST_MODEL)
-        record.response_model = _first(attrs, _RESPONSE_MODEL)
+        record.provider = _first(attrs, plan.provider).lower()
+        record.operation = _first(attrs, plan.operation).lower()
+        record.request_model = _first(attrs, plan.request_model)
+        record.response_model = _first(attrs, plan.response_model)
         record.usage = TokenUsage(input_tokens, output_tokens, cache_read, cache_write, reasoning)
-        reported = _first(attrs, _REPORTED_COST)
-        if reported:
-            record.reported_cost_pusd = parse_reported_cost(reported)
+        if plan.reported_cost:
+            reported = _first(attrs, plan.reported_cost)
+            if reported:
+                record.reported_cost_pusd = parse_reported_cost(reported)
         return record
