@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import tempfile
 import threading
@@ -118,6 +119,7 @@ def main() -> int:
                         help="skip the second floor (the same records as one message per span, as v1.0 wrote)")
     args = parser.parse_args()
 
+    load_before = os.getloadavg()
     payloads = make_payloads(args.distinct_payloads, args.spans_per_request)
     requests = args.spans // args.spans_per_request
     total = requests * args.spans_per_request
@@ -184,6 +186,8 @@ def main() -> int:
         broker.stop()
 
     rate = total / elapsed
+    print(f"load average                 {load_before[0]:.2f} before, {os.getloadavg()[0]:.2f} after (1 min; "
+          f"{psutil.cpu_count()} cores)")
     print(f"spans sent                   {total:,} ({requests} requests of {args.spans_per_request}, "
           f"{args.streams} streams, {args.partitions} partitions, {args.compression})")
     print(f"rows in table after stop     {stored:,}  ({'OK' if stored == total else 'MISMATCH'})")

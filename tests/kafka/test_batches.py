@@ -206,3 +206,28 @@ def test_full_buffer_still_lets_the_flush_marker_in(kafka_settings: Settings) ->
         reader.commit(batch)
     finally:
         reader.stop()
+
+
+def test_each_partial_batch_gets_its_marker_at_its_age_limit(kafka_settings: Settings,
+                                                             monkeypatch: Any) -> None:
+    """A partial batch closed by a flush marker does not hold back the marker of the next one: with the marker
+    retry interval made an hour, three age-limited batches in a row are each closed by their own marker."""
+    import threading
+
+    from llm_cost_tracker.queue import kafka_reader
+
+    monkeypatch.setattr(kafka_reader, "_MARKER_RETRY_SECONDS", 3600.0)
+    settings = kafka_settings.replace(kafka_partitions=1)
+    reader = _reader(settings)
+    give_up = threading.Timer(60, reader.close)  # a marker held back for the hour: take() returns None
+    give_up.start()
+    try:
+        for round_ in range(3):
+            _produce(settings, [kafka_codec.encode(record(10 * round_ + i)) for i in range(3)])
+            batch = reader.take(max_records=100, max_age_seconds=0.3)
+            assert batch is not None, f"no marker for batch {round_}"
+            assert len(batch.records) == 3
+            reader.commit(batch)
+    finally:
+        give_up.cancel()
+        reader.stop()

@@ -181,3 +181,93 @@ def test_publisher_messages_keep_traces_on_kafkas_partition_and_split_large_grou
             r.span_id for r in kafka_codec.decode_message(value, kafka_codec.batch_headers(count)))
     for ids in by_partition.values():
         assert ids == sorted(ids)  # span ids were issued in request order
+
+
+def test_encode_many_is_encode_with_the_resource_fields_once() -> None:
+    """encode_many gives the same SpanRecordV1 as encode for each record, for records sharing a resource dict
+    (encoded once) and for records whose tenant or service differs within one resource."""
+    shared = {"service.name": "svc", "tenant.id": "acme"}
+    records = [full_record(span_id=f"{i:016x}", resource_attributes=shared) for i in range(3)]
+    records.append(full_record(span_id="c" * 16, resource_attributes=shared, tenant="other"))
+    records.append(full_record(span_id="d" * 16, resource_attributes={}, service_name="", tenant="", cost_pusd=None,
+                               reported_cost_pusd=None, pricing_status="unpriced", cache_savings_pusd=None))
+    records.append(full_record(span_id="e" * 16, cost_pusd=0, cache_savings_pusd=-7, attributes={}))
+    values = kafka_codec.encode_many(records)
+    assert [SpanRecordV1.FromString(v) for v in values] == [SpanRecordV1.FromString(kafka_codec.encode(r))
+                                                            for r in records]
+    assert [kafka_codec.decode(v) for v in values] == records
+
+
+def test_validated_records_accepts_what_decode_message_accepts() -> None:
+    """The consumer's check (no SpanRecord built) agrees with decode_message: a batch as it is, a v1.0 single
+    record framed as a one-record batch, and the same garbage refused; a status code over 255 is refused too."""
+    records = [full_record(), full_record(span_id="b" * 16, cost_pusd=None, pricing_status="unpriced")]
+    batch = kafka_codec.encode_batch([kafka_codec.encode(r) for r in records])
+    assert kafka_codec.validated_records(batch, kafka_codec.batch_headers(2)) == (batch, 2)
+    single = kafka_codec.encode(records[0])
+    wire, count = kafka_codec.validated_records(single, [])
+    assert count == 1 and kafka_codec.decode_message(wire, kafka_codec.batch_headers(1)) == records[:1]
+    bad_batches = [(b"", 1), (b"\xff\xff\xff", 1), (b"plain garbage \x00", 3), (batch, 3),
+                   (SpanRecordBatchV1(records=[SpanRecordV1(trace_id="t", span_id="")]).SerializeToString(), 1),
+                   (kafka_codec.encode_batch([kafka_codec.encode(full_record(duration_ns=-1))]), 1)]
+    for value, n in bad_batches:
+        with pytest.raises(kafka_codec.RecordDecodeError):
+            kafka_codec.decode_message(value, kafka_codec.batch_headers(n))
+        with pytest.raises(kafka_codec.RecordDecodeError):
+            kafka_codec.validated_records(value, kafka_codec.batch_headers(n))
+    for value in (b"", b"\xff\xff\xff", SpanRecordV1(trace_id="", span_id="x").SerializeToString()):
+        with pytest.raises(kafka_codec.RecordDecodeError):
+            kafka_codec.validated_records(value, [])
+    with pytest.raises(kafka_codec.RecordDecodeError, match="status_code"):
+        kafka_codec.validated_records(kafka_codec.encode(full_record(status_code=256)), [])
+
+
+def test_wire_batch_holds_messages_whole_and_decodes_like_the_records() -> None:
+    """WireBatch adds a message whole or not at all; its records, columns and Arrow table are those of the
+    messages, and its ProtobufList input is one length-delimited SpanRecordBatchV1."""
+    from llm_cost_tracker.storage.rows import records_to_arrow
+
+    records = [full_record(), full_record(span_id="b" * 16, cost_pusd=None, pricing_status="unpriced",
+                                          pricing_model="", reported_cost_pusd=None, attributes={})]
+    values = kafka_codec.encode_many(records)
+    batch = kafka_codec.WireBatch()
+    batch.add(kafka_codec.encode_batch(values), kafka_codec.batch_headers(2))
+    with pytest.raises(kafka_codec.RecordDecodeError):
+        batch.add(kafka_codec.encode_batch([values[0], SpanRecordV1(trace_id="t").SerializeToString()]),
+                  kafka_codec.batch_headers(2))
+    batch.add(kafka_codec.encode(records[0]), [])  # a v1.0 single-record message
+    assert len(batch) == 3 and len(batch.chunks) == 2
+    assert batch.to_records() == list(batch) == [*records, records[0]]
+    assert batch.columns().to_records() == batch.to_records()
+    assert batch.to_arrow().equals(records_to_arrow(batch.to_records()))
+    envelope = batch.protobuf_list()
+    length, offset = 0, 0
+    for shift in range(0, 64, 7):  # the varint length prefix
+        byte = envelope[offset]
+        length |= (byte & 0x7F) << shift
+        offset += 1
+        if byte < 0x80:
+            break
+    assert length == len(envelope) - offset
+    assert len(SpanRecordBatchV1.FromString(envelope[offset:]).records) == 3
+    assert batch == kafka_codec.WireBatch(list(batch.chunks), 3) and batch != kafka_codec.WireBatch()
+    assert len(kafka_codec.WireBatch()) == 0 and kafka_codec.WireBatch().to_records() == []
+
+
+def test_protobuf_schema_describes_span_record_v1() -> None:
+    """The schema text handed to ClickHouse compiles to the same message as the generated code (fields, numbers,
+    types, presence), so ClickHouse reads every field the way protobuf does."""
+    grpc_tools = pytest.importorskip("grpc_tools.protoc")
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp, "schema.proto").write_text(kafka_codec.PROTOBUF_SCHEMA)
+        assert grpc_tools.main(["protoc", f"-I{tmp}", f"--descriptor_set_out={tmp}/out.pb", "schema.proto"]) == 0
+        from google.protobuf import descriptor_pb2
+
+        compiled = descriptor_pb2.FileDescriptorSet.FromString(Path(tmp, "out.pb").read_bytes()).file[0].message_type[0]
+    original = descriptor_pb2.DescriptorProto()
+    SpanRecordV1.DESCRIPTOR.CopyToProto(original)
+    def shape(m: descriptor_pb2.DescriptorProto) -> list[tuple[object, ...]]:
+        return sorted((f.name, f.number, f.type, f.label, f.proto3_optional) for f in m.field)
+    assert compiled.name == original.name and shape(compiled) == shape(original)

@@ -202,13 +202,11 @@ class KafkaPublisher:
                 groups[partition] = [record]
             else:
                 group.append(record)
-        encode = kafka_codec.encode
         out: list[tuple[int, int, bytes]] = []
         for partition, group in groups.items():
             values: list[bytes] = []
             size = 0
-            for record in group:
-                value = encode(record)
+            for value in kafka_codec.encode_many(group):
                 if values and size + len(value) > _MAX_MESSAGE_BYTES:
                     out.append((partition, len(values), kafka_codec.encode_batch(values)))
                     values, size = [], 0

@@ -10,8 +10,9 @@ partition to close a batch at a durable, replayable offset (docs/kafka.md).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from operator import attrgetter
+from typing import Any
 
 from google.protobuf.message import DecodeError
 
@@ -31,9 +32,9 @@ ERROR_HEADER = "lct-error"
 SOURCE_HEADER = "lct-source"
 """DLQ messages name where they came from: ``topic/partition/offset``."""
 
-__all__ = ["BATCH_HEADER", "ERROR_HEADER", "MARKER_HEADER", "MARKER_HEADERS", "SOURCE_HEADER", "RecordDecodeError",
-           "ColumnDecoder", "batch_headers", "decode", "decode_message", "encode", "encode_batch", "is_marker",
-           "record_count"]
+__all__ = ["BATCH_HEADER", "ERROR_HEADER", "MARKER_HEADER", "MARKER_HEADERS", "PROTOBUF_SCHEMA", "SOURCE_HEADER",
+           "ColumnDecoder", "RecordDecodeError", "WireBatch", "batch_headers", "decode", "decode_message", "encode",
+           "encode_batch", "is_marker", "record_count", "validated_records"]
 
 
 class RecordDecodeError(ValueError):
@@ -63,6 +64,37 @@ def encode(record: SpanRecord) -> bytes:
     if savings is not None:
         msg.cache_savings_pusd = savings
     return msg.SerializeToString()
+
+
+def encode_many(records: list[SpanRecord]) -> list[bytes]:
+    """The SpanRecordV1 encoding of each record, as :func:`encode` (the same message once parsed).
+
+    The fields a record shares with the rest of its resource (``service_name``, ``resource_attributes``,
+    ``tenant``) are encoded once per resource and request and put in front of the span's own fields:
+    protobuf reads fields in any order, and ClickHouse's ProtobufList reader too.
+    """
+    prefixes: dict[tuple[int, str, str], bytes] = {}
+    out = []
+    for record in records:
+        key = (id(record.resource_attributes), record.service_name, record.tenant)  # all alive: ids are unique
+        prefix = prefixes.get(key)
+        if prefix is None:
+            prefix = prefixes[key] = SpanRecordV1(service_name=record.service_name, tenant=record.tenant,
+                                                  resource_attributes=record.resource_attributes).SerializeToString()
+        u = record.usage
+        msg = SpanRecordV1(
+            trace_id=record.trace_id, span_id=record.span_id, parent_span_id=record.parent_span_id,
+            start_time_ns=record.start_time_ns, duration_ns=record.duration_ns, span_name=record.span_name,
+            status_code=record.status_code, attributes=record.attributes, dialect=record.dialect,
+            operation=record.operation, provider=record.provider, request_model=record.request_model,
+            response_model=record.response_model, input_tokens=u.input_tokens, output_tokens=u.output_tokens,
+            cache_read_tokens=u.cache_read_tokens, cache_write_tokens=u.cache_write_tokens,
+            reasoning_tokens=u.reasoning_tokens, pricing_model=record.pricing_model,
+            price_version=record.price_version, pricing_status=record.pricing_status, cost_pusd=record.cost_pusd,
+            reported_cost_pusd=record.reported_cost_pusd, cache_savings_pusd=record.cache_savings_pusd,
+        )
+        out.append(prefix + msg.SerializeToString())
+    return out
 
 
 def _varint(n: int) -> bytes:
@@ -242,3 +274,119 @@ class ColumnDecoder:
         columns.update(self._maps)  # type: ignore[arg-type]
         columns.update(self._optional)  # type: ignore[arg-type]
         return SpanColumns(columns)
+
+
+def _schema_text() -> str:
+    """SpanRecordV1 as .proto text, from the generated descriptor (no comments): the schema ClickHouse parses
+    consumer batches with (``format_schema_source = 'string'``), so it cannot drift from the generated code."""
+    from google.protobuf.descriptor import FieldDescriptor as F
+
+    names = {F.TYPE_STRING: "string", F.TYPE_INT64: "int64", F.TYPE_UINT64: "uint64", F.TYPE_UINT32: "uint32"}
+    lines = ['syntax = "proto3";', f"message {SpanRecordV1.DESCRIPTOR.name} {{"]
+    for f in SpanRecordV1.DESCRIPTOR.fields:
+        if f.message_type is not None and f.message_type.GetOptions().map_entry:
+            key, value = (names[x.type] for x in f.message_type.fields)
+            kind = f"map<{key}, {value}>"
+        else:
+            kind = ("optional " if f.has_presence else "") + names[f.type]
+        lines.append(f"  {kind} {f.name} = {f.number};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+PROTOBUF_SCHEMA = _schema_text()
+"""SpanRecordV1 as .proto text (what ClickHouse needs to parse the records itself)."""
+_check = attrgetter("trace_id", "span_id", "start_time_ns", "duration_ns", "status_code")
+
+
+def validated_records(value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> tuple[bytes, int]:
+    """One span message as ``SpanRecordBatchV1`` wire bytes and its record count, after the checks of
+    :func:`decode_message` (it parses, its count matches its header, every record has an identity, no
+    negative time, a status code that fits the column).
+
+    A batch message is returned as it is; a single ``SpanRecordV1`` (v1.0) is framed as a one-record batch.
+
+    Raises:
+        RecordDecodeError: the message (as a whole) is not usable.
+    """
+    if _is_batch(headers):
+        records = _parse_batch(value, headers).records
+        wire = value or b""
+    else:
+        if not value:
+            raise RecordDecodeError("empty message value (and not a flush marker)")
+        single = SpanRecordV1()
+        try:
+            single.ParseFromString(value)
+        except DecodeError as exc:
+            raise RecordDecodeError(f"not a SpanRecordV1 ({len(value)} bytes): {exc}") from exc
+        records = [single]  # type: ignore[assignment]
+        wire = b"\x0a" + _varint(len(value)) + value
+    for trace_id, span_id, start, duration, status in map(_check, records):
+        if not trace_id or not span_id:
+            raise RecordDecodeError(f"SpanRecordV1 without trace_id/span_id (message of {len(wire)} bytes)")
+        if start < 0 or duration < 0:
+            raise RecordDecodeError("SpanRecordV1 with a negative start time or duration")
+        if status > 255:
+            raise RecordDecodeError(f"SpanRecordV1 with status_code {status} (0-2 expected)")
+    return wire, len(records)
+
+
+class WireBatch:
+    """Validated span records still in their wire form: the consumer's batch, without a Python object per span.
+
+    ``chunks`` are ``SpanRecordBatchV1`` encodings (from :func:`validated_records`), so their concatenation is
+    one ``SpanRecordBatchV1``, whose wire format is also that of ClickHouse's ``ProtobufList`` envelope
+    (``repeated SpanRecordV1 = 1``): :meth:`protobuf_list` is what the ClickHouse sink inserts, and ClickHouse
+    parses it with :data:`PROTOBUF_SCHEMA`. :meth:`columns`, :meth:`to_arrow` and :meth:`to_records` decode in
+    Python where that route is not available (the Arrow insert) or SpanRecords are needed (parking).
+    """
+
+    __slots__ = ("chunks", "count")
+    protobuf_schema = PROTOBUF_SCHEMA
+    protobuf_message = SpanRecordV1.DESCRIPTOR.name
+
+    def __init__(self, chunks: list[bytes] | None = None, count: int = 0) -> None:
+        self.chunks: list[bytes] = chunks if chunks is not None else []
+        self.count = count
+
+    def add(self, value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> None:
+        """Append one span message (all its records) or raise RecordDecodeError and append nothing."""
+        wire, count = validated_records(value, headers)
+        self.chunks.append(wire)
+        self.count += count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def wire(self) -> bytes:
+        """All records as one SpanRecordBatchV1."""
+        return b"".join(self.chunks)
+
+    def protobuf_list(self) -> bytes:
+        """The records as ClickHouse's ``ProtobufList`` input: one length-delimited envelope."""
+        body = self.wire()
+        return _varint(len(body)) + body
+
+    def columns(self) -> SpanColumns:
+        decoder = ColumnDecoder()
+        if self.count:
+            decoder.add(self.wire(), batch_headers(self.count))
+        return decoder.columns()
+
+    def to_arrow(self) -> Any:
+        """The ``llm_spans`` Arrow table (what the sink inserts where ClickHouse cannot parse the protobuf)."""
+        return self.columns().to_arrow()
+
+    def to_records(self) -> list[SpanRecord]:
+        return decode_message(self.wire(), batch_headers(self.count)) if self.count else []
+
+    def __iter__(self) -> Iterator[SpanRecord]:
+        return iter(self.to_records())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, WireBatch):
+            return self.count == other.count and self.wire() == other.wire()
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]

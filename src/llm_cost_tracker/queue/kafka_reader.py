@@ -38,7 +38,11 @@ from llm_cost_tracker.storage.rows import SpanColumns
 from llm_cost_tracker.types import Batch, SpanRecord
 
 log = get_logger("kafka_consumer")
-_MARKER_RETRY_SECONDS = 5.0
+_MARKER_RETRY_SECONDS = 1.0
+"""A partial batch's marker is written again when it has not arrived this long after the last one: a marker
+normally arrives within ~0.1 s, but against tansu one write in a few hundred never completes (aiokafka's
+send_and_wait does not return), and at 5 s that held the last batch of a run back ~4 s. A late marker that
+does land only closes a batch early (boundaries are still read from the log)."""
 _LAG_SECONDS = 1.0
 
 
@@ -341,7 +345,12 @@ class KafkaBatchReader:
                 if ready:
                     _, part, n = min(ready, key=lambda r: r[0])
                     messages = [part.messages.popleft() for _ in range(n)]
-                    part.markers -= sum(1 for m in messages if kafka_codec.is_marker(m.value, m.headers))
+                    cut_markers = sum(1 for m in messages if kafka_codec.is_marker(m.value, m.headers))
+                    part.markers -= cut_markers
+                    if cut_markers:
+                        # the marker asked for has arrived: the next partial batch may ask for its own once it
+                        # is old enough, without waiting out the retry interval of this one
+                        part.marker_sent_at = 0.0
                     records = sum(kafka_codec.record_count(m.headers) for m in messages if m.value)
                     part.records -= records
                     self._buffered -= records
@@ -355,7 +364,7 @@ class KafkaBatchReader:
 
     def _build(self, part: _Partition, messages: list[Any]) -> Batch | None:
         """Decode a cut range; dead-letter what does not decode; None if nothing is left to store."""
-        decoder = kafka_codec.ColumnDecoder()  # straight into columns: no SpanRecord per span
+        decoder = kafka_codec.WireBatch()  # validated, kept as protobuf: ClickHouse parses it, no Python object per span
         dead: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]] = []
         for m in messages:
             if kafka_codec.is_marker(m.value, m.headers):
@@ -371,7 +380,7 @@ class KafkaBatchReader:
         if not len(decoder):
             self.commit(Batch(records=[], handle=handle))
             return None
-        return Batch(records=decoder.columns(), dedup_token=dedup_token(part.tp.topic, part.tp.partition, messages),  # type: ignore[arg-type]
+        return Batch(records=decoder, dedup_token=dedup_token(part.tp.topic, part.tp.partition, messages),  # type: ignore[arg-type]
                      handle=handle)
 
     def _send_dead_letters(self, dead: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]],
@@ -424,8 +433,8 @@ class _DeadLetterParking(ParkingLot):
         super().__init__(fallback)
         self._reader = reader
 
-    def park(self, records: list[SpanRecord] | SpanColumns, error: str) -> Path:
-        if isinstance(records, SpanColumns):
+    def park(self, records: list[SpanRecord] | SpanColumns | kafka_codec.WireBatch, error: str) -> Path:
+        if not isinstance(records, list):
             records = records.to_records()
         items = [(r.trace_id.encode(), kafka_codec.encode(r), [(kafka_codec.ERROR_HEADER, error.encode()[:4096])])
                  for r in records]

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
-from typing import Any
+import tempfile
+from typing import Any, Protocol
 
+from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.storage.rows import SpanColumns, records_to_arrow
 from llm_cost_tracker.types import SpanRecord
+
+log = get_logger("sink")
 
 # ClickHouse error codes that retrying cannot fix: the batch itself is wrong for the table.
 _PERMANENT_CODES = frozenset({
@@ -44,6 +50,95 @@ def is_retriable(exc: BaseException) -> bool:
     return code not in _PERMANENT_CODES
 
 
+class ProtobufRecords(Protocol):
+    """Span records in protobuf wire form that ClickHouse can parse itself (``kafka_codec.WireBatch``)."""
+
+    protobuf_schema: str
+    protobuf_message: str
+
+    def __len__(self) -> int: ...
+
+    def protobuf_list(self) -> bytes: ...
+
+    def to_arrow(self) -> Any: ...
+
+
+# ProtobufList input -> llm_spans: the SpanRecordV1 fields read (names as in storage.rows.SPAN_COLUMNS) and the
+# column each one fills. Money stays exact: an Int64 of pico-USD becomes Decimal(38, 12) by exact decimal division.
+_PICO = "toDecimal128({0}, 12) / toDecimal128(1000000000000, 0)"
+_PROTOBUF_INPUT = (
+    ("trace_id", "String", "trace_id"), ("span_id", "String", "span_id"), ("parent_span_id", "String", "parent_span_id"),
+    ("start_time_ns", "Int64", "timestamp"), ("duration_ns", "UInt64", "duration_ns"),
+    ("service_name", "String", "service_name"), ("span_name", "String", "span_name"), ("status_code", "UInt8", "status_code"),
+    ("resource_attributes", "Map(String, String)", "resource_attributes"),
+    ("attributes", "Map(String, String)", "attributes"), ("tenant", "String", "tenant"), ("dialect", "String", "dialect"),
+    ("operation", "String", "operation"), ("provider", "String", "provider"),
+    ("request_model", "String", "request_model"), ("response_model", "String", "response_model"),
+    ("input_tokens", "UInt64", "input_tokens"), ("output_tokens", "UInt64", "output_tokens"),
+    ("cache_read_tokens", "UInt64", "cache_read_tokens"), ("cache_write_tokens", "UInt64", "cache_write_tokens"),
+    ("reasoning_tokens", "UInt64", "reasoning_tokens"), ("pricing_model", "String", "pricing_model"),
+    ("price_version", "String", "price_version"), ("cost_pusd", "Nullable(Int64)", "cost_usd"),
+    ("pricing_status", "String", "pricing_status"), ("reported_cost_pusd", "Nullable(Int64)", "reported_cost_usd"),
+    ("cache_savings_pusd", "Nullable(Int64)", "cache_savings_usd"),
+)
+_PROTOBUF_STRUCTURE = ", ".join(f"{name} {kind}" for name, kind, _ in _PROTOBUF_INPUT)
+_PROTOBUF_COLUMNS = ", ".join(column for _, _, column in _PROTOBUF_INPUT)
+_PROTOBUF_SELECT = ", ".join(
+    "fromUnixTimestamp64Nano(start_time_ns, 'UTC')" if column == "timestamp" else
+    _PICO.format(name) if column.endswith("_usd") else name for name, _, column in _PROTOBUF_INPUT)
+
+
+# Errors meaning the store cannot run the protobuf insert at all (an older server without format_schema_source,
+# a profile that forbids the settings or the input()/file() functions...), as opposed to this batch failing.
+_UNSUPPORTED_CODES = frozenset({
+    36,   # BAD_ARGUMENTS
+    46,   # UNKNOWN_FUNCTION
+    48,   # NOT_IMPLEMENTED
+    62,   # SYNTAX_ERROR
+    73,   # UNKNOWN_FORMAT
+    107,  # FILE_DOESNT_EXIST
+    115,  # UNKNOWN_SETTING
+    164,  # READONLY
+    291,  # DATABASE_ACCESS_DENIED
+    436, 443, 444,  # PROTOBUF_BAD_CAST, NO_COLUMNS_SERIALIZED_TO_PROTOBUF_FIELDS, UNKNOWN_PROTOBUF_FORMAT
+    452,  # SETTING_CONSTRAINT_VIOLATION
+    497,  # ACCESS_DENIED
+})
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _schema_file(schema: str) -> str:
+    """An absolute path holding ``schema``, named by its content (written once; same path for the same schema,
+    so ClickHouse's cache of parsed schemas holds one entry)."""
+    name = f"lct-schema-{hashlib.sha256(schema.encode()).hexdigest()[:16]}.proto"
+    path = os.path.join(tempfile.gettempdir(), name)
+    try:
+        with open(path, encoding="utf-8") as existing:
+            if existing.read() == schema:
+                return path
+    except OSError:
+        pass
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=os.path.dirname(path), prefix=name, delete=False) as out:
+        out.write(schema)
+    os.replace(out.name, path)  # atomic: a concurrent reader sees the old complete file or this one
+    return path
+
+
+def protobuf_route(client: Any) -> str:
+    """How ``client`` can be handed protobuf for ClickHouse to parse: ``"file"`` (embedded chDB: a temporary
+    file read with ``file()``), ``"input"`` (a server over HTTP: the request body read with ``input()``) or
+    ``""`` (unknown client: Arrow only)."""
+    name = type(client).__name__
+    if name == "ChdbClient":
+        return "file"
+    if name == "HttpClient":
+        return "input"
+    return ""
+
+
 class ClickHouseSink:
     """Writes batches of records to ``llm_spans`` through a clickhouse-connect client.
 
@@ -55,17 +150,67 @@ class ClickHouseSink:
     def __init__(self, client: Any, table: str = "llm_spans") -> None:
         self._client = client
         self.table = table
+        self.protobuf_route = protobuf_route(client)
+        """How protobuf records reach ClickHouse (see :func:`protobuf_route`); ``""`` once the store refused it."""
 
-    def write(self, records: list[SpanRecord] | SpanColumns, dedup_token: str = "") -> None:
-        """Insert ``records`` (SpanRecords, or SpanColumns from the Kafka consumer) in one statement; a non-empty ``dedup_token`` makes a repeat a no-op.
+    def write(self, records: list[SpanRecord] | SpanColumns | ProtobufRecords, dedup_token: str = "") -> None:
+        """Insert ``records`` in one statement; a non-empty ``dedup_token`` makes a repeat a no-op.
+
+        ``records`` are SpanRecords, SpanColumns, or protobuf records from the Kafka consumer, which ClickHouse
+        parses itself (``FORMAT ProtobufList``) where it can; a store that refuses that statement (a server
+        without ``format_schema_source``, say) gets the same rows as Arrow, with the same token, from then on.
 
         The repeat is a no-op in the rollups too: their materialized views deduplicate their own blocks
         (``deduplicate_blocks_in_dependent_materialized_views``), also when the first attempt stored the
         raw rows and then failed in a view.
         """
         settings = INSERT_SETTINGS | (DEDUP_SETTINGS | {"insert_deduplication_token": dedup_token} if dedup_token else {})
-        table = records.to_arrow() if isinstance(records, SpanColumns) else records_to_arrow(records)
+        if hasattr(records, "protobuf_list"):
+            if self.protobuf_route:
+                self._write_protobuf(records, settings)  # type: ignore[arg-type]
+                return
+            table = records.to_arrow()  # type: ignore[union-attr]
+        else:
+            table = records.to_arrow() if isinstance(records, SpanColumns) else records_to_arrow(records)  # type: ignore[arg-type]
         self._client.insert_arrow(self.table, table, settings=settings)
+
+    def _write_protobuf(self, records: ProtobufRecords, settings: dict[str, Any]) -> None:
+        try:
+            self._insert_protobuf(records, settings)
+        except Exception as exc:
+            # Whatever the reason, the same rows as Arrow, with the same dedup token (an insert that did land is
+            # then a no-op); if that fails too, its error decides (retry or park) as for any batch.
+            self._client.insert_arrow(self.table, records.to_arrow(), settings=settings)
+            error = f"{type(exc).__name__}: {exc}"[:500]
+            if error_code(exc) in _UNSUPPORTED_CODES or type(exc).__name__ in ("ProgrammingError", "NotSupportedError"):
+                # this store does not take the statement (and took the same rows as Arrow): stop trying it
+                log.warning("the store refused the protobuf insert; inserting Arrow from now on",
+                            route=self.protobuf_route, error=error)
+                self.protobuf_route = ""
+            else:
+                log.warning("protobuf insert failed; the batch went as Arrow", error=error)
+
+    def _insert_protobuf(self, records: ProtobufRecords, settings: dict[str, Any]) -> None:
+        into = f"INSERT INTO {self.table} ({_PROTOBUF_COLUMNS})"
+        if self.protobuf_route == "input":  # a server over HTTP: the body is the data, settings are URL parameters
+            settings = settings | {"format_schema_source": "string", "format_schema": records.protobuf_schema,
+                                   "format_schema_message_name": records.protobuf_message}
+            self._client.command(f"{into} SELECT {_PROTOBUF_SELECT} FROM input({_sql_string(_PROTOBUF_STRUCTURE)}) "
+                                 "FORMAT ProtobufList", data=records.protobuf_list(), settings=settings)
+            return
+        # chDB: the batch in a temporary file read with file(), the schema from a file too (a schema given as a
+        # string is cached by chDB in ./__cache__ of the process), and the settings in the statement (chDB would
+        # otherwise SET and restore each one around the call)
+        settings = settings | {"format_schema": _schema_file(records.protobuf_schema),
+                               "format_schema_message_name": records.protobuf_message}
+        clause = ", ".join(f"{k} = {_sql_string(v) if isinstance(v, str) else int(v)}" for k, v in settings.items())
+        with tempfile.NamedTemporaryFile(prefix="lct-batch-", suffix=".pb", delete=False) as out:
+            out.write(records.protobuf_list())
+        try:
+            self._client.command(f"{into} SETTINGS {clause} SELECT {_PROTOBUF_SELECT} FROM file({_sql_string(out.name)}, "
+                                 f"'ProtobufList', {_sql_string(_PROTOBUF_STRUCTURE)})")
+        finally:
+            os.unlink(out.name)
 
     def healthcheck(self) -> bool:
         """True when the store answers a trivial query."""
