@@ -171,12 +171,7 @@ def _parse_batch(value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> S
     return msg
 
 
-def decode(value: bytes | None) -> SpanRecord:
-    """The record encoded in ``value``.
-
-    Raises:
-        RecordDecodeError: not a SpanRecordV1, or one without the fields every row needs.
-    """
+def _parse_single(value: bytes | None) -> SpanRecordV1:
     if not value:
         raise RecordDecodeError("empty message value (and not a flush marker)")
     msg = SpanRecordV1()
@@ -184,7 +179,23 @@ def decode(value: bytes | None) -> SpanRecord:
         msg.ParseFromString(value)
     except DecodeError as exc:
         raise RecordDecodeError(f"not a SpanRecordV1 ({len(value)} bytes): {exc}") from exc
-    return _record(msg, len(value))
+    return msg
+
+
+def _message_records(value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> Sequence[SpanRecordV1]:
+    """The parsed records of one span message (a SpanRecordBatchV1 or a single SpanRecordV1)."""
+    if _is_batch(headers):
+        return _parse_batch(value, headers).records  # type: ignore[no-any-return]
+    return [_parse_single(value)]
+
+
+def decode(value: bytes | None) -> SpanRecord:
+    """The record encoded in ``value``.
+
+    Raises:
+        RecordDecodeError: not a SpanRecordV1, or one without the fields every row needs.
+    """
+    return _record(_parse_single(value), len(value or b""))
 
 
 def _record(msg: SpanRecordV1, size: int) -> SpanRecord:
@@ -243,17 +254,7 @@ class ColumnDecoder:
         return len(self._rows)
 
     def add(self, value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> None:
-        if _is_batch(headers):
-            messages = _parse_batch(value, headers).records
-        else:
-            if not value:
-                raise RecordDecodeError("empty message value (and not a flush marker)")
-            single = SpanRecordV1()
-            try:
-                single.ParseFromString(value)
-            except DecodeError as exc:
-                raise RecordDecodeError(f"not a SpanRecordV1 ({len(value)} bytes): {exc}") from exc
-            messages = [single]
+        messages = _message_records(value, headers)
         rows = [_get_plain(m) for m in messages]
         for row in rows:
             if not row[_TRACE] or not row[_SPAN]:
@@ -309,19 +310,8 @@ def validated_records(value: bytes | None, headers: Sequence[tuple[str, bytes]])
     Raises:
         RecordDecodeError: the message (as a whole) is not usable.
     """
-    if _is_batch(headers):
-        records = _parse_batch(value, headers).records
-        wire = value or b""
-    else:
-        if not value:
-            raise RecordDecodeError("empty message value (and not a flush marker)")
-        single = SpanRecordV1()
-        try:
-            single.ParseFromString(value)
-        except DecodeError as exc:
-            raise RecordDecodeError(f"not a SpanRecordV1 ({len(value)} bytes): {exc}") from exc
-        records = [single]  # type: ignore[assignment]
-        wire = b"\x0a" + _varint(len(value)) + value
+    records = _message_records(value, headers)
+    wire = (value or b"") if _is_batch(headers) else b"\x0a" + _varint(len(value or b"")) + (value or b"")
     for trace_id, span_id, start, duration, status in map(_check, records):
         if not trace_id or not span_id:
             raise RecordDecodeError(f"SpanRecordV1 without trace_id/span_id (message of {len(wire)} bytes)")
