@@ -115,6 +115,8 @@ def main() -> int:
     parser.add_argument("--compression", default="zstd")
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--linger-ms", type=int, default=5)
+    parser.add_argument("--batch-age-seconds", type=float, default=None,
+                        help="the consumer's batch age limit (default: the service's, 1 s)")
     parser.add_argument("--no-per-span-floor", action="store_true",
                         help="skip the second floor (the same records as one message per span, as v1.0 wrote)")
     args = parser.parse_args()
@@ -130,8 +132,9 @@ def main() -> int:
         common = ["--kafka-bootstrap", broker.bootstrap, "--no-kafka-idempotence", "--kafka-compression",
                   args.compression, "--kafka-partitions", str(args.partitions), "--kafka-linger-ms",
                   str(args.linger_ms), "--log-level", "warning"]
+        age = ["--batch-age-seconds", str(args.batch_age_seconds)] if args.batch_age_seconds else []
         consumer = KafkaProcess("consumer", Path(tmp) / "consumer", *common, "--kafka-session-timeout-ms", "3000",
-                                "--kafka-heartbeat-interval-ms", "500").start()
+                                "--kafka-heartbeat-interval-ms", "500", *age).start()
         receiver = KafkaProcess("receiver", Path(tmp) / "receiver", *common).start()
         procs = {"receiver": psutil.Process(receiver.proc.pid), "consumer": psutil.Process(consumer.proc.pid),
                  "tansu": psutil.Process(broker.proc.pid),  # type: ignore[union-attr]
