@@ -34,7 +34,7 @@ SOURCE_HEADER = "lct-source"
 
 __all__ = ["BATCH_HEADER", "ERROR_HEADER", "MARKER_HEADER", "MARKER_HEADERS", "PROTOBUF_SCHEMA", "SOURCE_HEADER",
            "ColumnDecoder", "RecordDecodeError", "WireBatch", "batch_headers", "decode", "decode_message", "encode",
-           "encode_batch", "is_marker", "record_count", "validated_records"]
+           "encode_batch", "encode_many", "is_marker", "record_count", "validated_records"]
 
 
 class RecordDecodeError(ValueError):
@@ -279,7 +279,8 @@ class ColumnDecoder:
 
 def _schema_text() -> str:
     """SpanRecordV1 as .proto text, from the generated descriptor (no comments): the schema ClickHouse parses
-    consumer batches with (``format_schema_source = 'string'``), so it cannot drift from the generated code."""
+    consumer batches with (a file for chDB, ``format_schema_source = 'string'`` over HTTP), so it cannot drift
+    from the generated code."""
     from google.protobuf.descriptor import FieldDescriptor as F
 
     names = {F.TYPE_STRING: "string", F.TYPE_INT64: "int64", F.TYPE_UINT64: "uint64", F.TYPE_UINT32: "uint32"}
