@@ -6,7 +6,8 @@ them in its embedded chDB. Reports spans/s from the first Export until the consu
 every span (checked against the table after shutdown), each process's CPU, and, measured in the
 same run as the floor, the rate at which plain aiokafka ``send()`` (acks=all, same compression and
 linger) pushes *the same messages* (read back from the topic: same keys, same bytes) into the same
-broker. Figures only: nothing here asserts a time.
+broker; and the *store floor*: chDB alone inserting the same records through the consumer's sink, which
+bounds what any receiver and consumer could reach on this machine. Figures only: nothing here asserts a time.
 
     python benchmarks/kafka_pipeline.py --spans 200000 --streams 4
 """
@@ -87,6 +88,34 @@ async def raw_produce_rate(bootstrap: str, messages: list[Message], compression:
         await producer.stop()
 
 
+def store_rate(messages: list[Message], batch_size: int) -> tuple[float, float]:
+    """Spans/s (wall) and CPU µs per span of chDB alone storing the same records: the consumer's sink, batches
+    of ``batch_size``, dedup tokens, ``llm_spans`` and its rollups, in a fresh store in this process."""
+    from llm_cost_tracker.config import Settings
+    from llm_cost_tracker.queue.kafka_codec import WireBatch
+    from llm_cost_tracker.sinks.clickhouse import ClickHouseSink
+    from llm_cost_tracker.storage.client import connect
+    from llm_cost_tracker.storage.migrate import migrate
+
+    batches = [WireBatch()]
+    for _, value, headers in messages:
+        if len(batches[-1]) >= batch_size:
+            batches.append(WireBatch())
+        batches[-1].add(value, headers)
+    spans = sum(len(b) for b in batches)
+    with tempfile.TemporaryDirectory(prefix="lct-store-floor-") as tmp:
+        client = connect(Settings(data_dir=tmp))
+        migrate(client)
+        sink = ClickHouseSink(client)
+        me = psutil.Process()
+        cpu_before, started = cpu_seconds(me), time.perf_counter()
+        for i, batch in enumerate(batches):
+            sink.write(batch, dedup_token=f"store-floor-{i}")
+        wall, cpu = time.perf_counter() - started, cpu_seconds(me) - cpu_before
+        client.close()
+    return spans / wall, cpu / max(spans, 1) * 1e6
+
+
 def one_per_span(messages: list[Message]) -> list[Message]:
     """The same span records as one SpanRecordV1 message each, keyed by trace id (the v1.0 layout)."""
     from llm_cost_tracker.queue.kafka_record_v1_pb2 import SpanRecordBatchV1
@@ -117,6 +146,8 @@ def main() -> int:
     parser.add_argument("--linger-ms", type=int, default=5)
     parser.add_argument("--batch-age-seconds", type=float, default=None,
                         help="the consumer's batch age limit (default: the service's, 1 s)")
+    parser.add_argument("--store-batch", type=int, default=10_000,
+                        help="batch size of the store floor (chDB alone inserting the same records; 0 skips it)")
     parser.add_argument("--no-per-span-floor", action="store_true",
                         help="skip the second floor (the same records as one message per span, as v1.0 wrote)")
     args = parser.parse_args()
@@ -187,6 +218,7 @@ def main() -> int:
             per_span = asyncio.run(raw_produce_rate(broker.bootstrap, one_per_span(messages), compression,
                                                     args.linger_ms, args.partitions, topic="raw-floor-per-span"))
         broker.stop()
+    store, store_cpu = store_rate(messages, args.store_batch) if args.store_batch else (0.0, 0.0)
 
     rate = total / elapsed
     print(f"load average                 {load_before[0]:.2f} before, {os.getloadavg()[0]:.2f} after (1 min; "
@@ -210,6 +242,12 @@ def main() -> int:
     if per_span:
         print(f"per-span floor (v1.0 layout) {per_span:,.0f} spans/s (same records, one message each, keyed by "
               f"trace id); ratio {rate / per_span:.3f}")
+    if store:
+        cores = psutil.cpu_count() or 1
+        print(f"store floor (chDB alone)     {store:,.0f} spans/s, {store_cpu:.1f} us CPU per span (same records, the "
+              f"consumer's sink, batches of {args.store_batch:,}); {cores} cores at that CPU cost store at most "
+              f"{cores / store_cpu * 1e6:,.0f} spans/s with nothing else running, against half the raw floor "
+              f"{floor / 2:,.0f}")
     return 0 if stored == total else 1
 
 
