@@ -172,23 +172,7 @@ def test_undecodable_message_goes_to_dlq_and_the_batch_goes_on(kafka_settings: S
     finally:
         reader.stop()
 
-    async def read_dlq() -> list[Any]:
-        from aiokafka import AIOKafkaConsumer
-
-        consumer = AIOKafkaConsumer(settings.kafka_dlq_topic, bootstrap_servers=settings.kafka_bootstrap,
-                                    auto_offset_reset="earliest")
-        await consumer.start()
-        try:
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                data = await consumer.getmany(timeout_ms=500)
-                if data:
-                    return [m for msgs in data.values() for m in msgs]
-            return []
-        finally:
-            await consumer.stop()
-
-    dead = asyncio.run(read_dlq())
+    dead = asyncio.run(_read_dlq(settings))
     assert len(dead) == 1 and dead[0].value == b"\x08\x96\x01garbage\xff"
     headers = dict(dead[0].headers)
     assert b"SpanRecordV1" in headers[kafka_codec.ERROR_HEADER]
