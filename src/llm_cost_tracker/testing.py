@@ -6,8 +6,11 @@ inputs, they fake nothing.
 
 from __future__ import annotations
 
+import json
 import os
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -242,3 +245,15 @@ def rotel_command(target: str, grpc_port: int, http_port: int, workdir: str, *ex
             "--otlp-exporter-endpoint", f"http://{target}", "--otlp-exporter-protocol", "grpc",
             "--pid-file", os.path.join(workdir, "rotel.pid"), "--log-file", os.path.join(workdir, "rotel.log"),
             *extra]
+
+
+def http_json(url: str, body: bytes | None = None, method: str = "GET", token: str | None = None) -> tuple[int, Any]:
+    """``(status, decoded JSON body)`` of one HTTP request, error statuses included (for the JSON APIs' tests)."""
+    request = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": "application/json"})
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())

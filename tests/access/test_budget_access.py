@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 
 import pytest
 
-from llm_cost_tracker.testing import ServiceProcess
+from llm_cost_tracker.testing import ServiceProcess, http_json
 
 CONFIG = """
 [auth]
@@ -36,15 +34,8 @@ period = "month"
 
 
 def call(svc: ServiceProcess, path: str, token: str | None, body: dict | None = None) -> tuple[int, dict]:
-    request = urllib.request.Request(svc.http_url + path, data=json.dumps(body).encode() if body else None,
-                                     method="POST" if body else "GET")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+    return http_json(svc.http_url + path, json.dumps(body).encode() if body else None,
+                     "POST" if body else "GET", token)
 
 
 @pytest.fixture

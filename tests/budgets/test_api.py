@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import urllib.error
-import urllib.request
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
@@ -15,6 +13,7 @@ from llm_cost_tracker.budgets import BudgetHook, BudgetService, parse_budgets
 from llm_cost_tracker.httpserver import HttpServer
 from llm_cost_tracker.sinks.clickhouse import ClickHouseSink
 from llm_cost_tracker.storage.client import connect
+from llm_cost_tracker.testing import http_json
 
 from .conftest import USD, rec
 from .test_service import NOW, BrokenClient, H
@@ -39,12 +38,7 @@ def served(store, store_settings):
 
 
 def call(url: str, body: bytes | None = None, method: str = "GET") -> tuple[int, dict]:
-    request = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+    return http_json(url, body, method)
 
 
 def test_list_and_get_budgets(served) -> None:

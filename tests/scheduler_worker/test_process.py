@@ -17,7 +17,7 @@ import pytest
 
 from llm_cost_tracker.config import Settings
 from llm_cost_tracker.queue.kafka_testing import TansuBroker
-from llm_cost_tracker.testing import ServiceProcess, free_port
+from llm_cost_tracker.testing import ServiceProcess, free_port, http_json
 
 from .conftest import batch_text, produce, read_all
 
@@ -92,14 +92,7 @@ def test_sigterm_while_solving_cancels_or_finishes_within_the_shutdown_time(
 
 
 def call(url: str, method: str = "GET", body: bytes | None = None, token: str | None = None) -> tuple[int, Any]:
-    request = urllib.request.Request(url, data=body, method=method)
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+    return http_json(url, body, method, token)
 
 
 def test_embedded_schedules_api(tmp_path: Path) -> None:
