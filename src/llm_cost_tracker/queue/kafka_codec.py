@@ -156,30 +156,29 @@ def decode_message(value: bytes | None, headers: Sequence[tuple[str, bytes]]) ->
     return [_record(r, len(value or b"")) for r in msg.records]
 
 
-def _parse_batch(value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> SpanRecordBatchV1:
+def _parse(kind: type[Any], value: bytes | None, empty: str) -> Any:
+    """``value`` parsed as a ``kind`` message, or RecordDecodeError (``empty`` when there is nothing)."""
     if not value:
-        raise RecordDecodeError("empty SpanRecordBatchV1 message")
-    msg = SpanRecordBatchV1()
+        raise RecordDecodeError(empty)
+    msg = kind()
     try:
         msg.ParseFromString(value)
     except DecodeError as exc:
-        raise RecordDecodeError(f"not a SpanRecordBatchV1 ({len(value)} bytes): {exc}") from exc
+        raise RecordDecodeError(f"not a {kind.__name__} ({len(value)} bytes): {exc}") from exc
+    return msg
+
+
+def _parse_batch(value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> SpanRecordBatchV1:
+    msg = _parse(SpanRecordBatchV1, value, "empty SpanRecordBatchV1 message")
     expected = next((v for k, v in headers if k == BATCH_HEADER), b"")
     if str(len(msg.records)).encode() != expected:
         raise RecordDecodeError(f"SpanRecordBatchV1 holds {len(msg.records)} records, header {BATCH_HEADER} "
                                 f"says {expected[:20]!r}")
-    return msg
+    return msg  # type: ignore[no-any-return]
 
 
 def _parse_single(value: bytes | None) -> SpanRecordV1:
-    if not value:
-        raise RecordDecodeError("empty message value (and not a flush marker)")
-    msg = SpanRecordV1()
-    try:
-        msg.ParseFromString(value)
-    except DecodeError as exc:
-        raise RecordDecodeError(f"not a SpanRecordV1 ({len(value)} bytes): {exc}") from exc
-    return msg
+    return _parse(SpanRecordV1, value, "empty message value (and not a flush marker)")  # type: ignore[no-any-return]
 
 
 def _message_records(value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> Sequence[SpanRecordV1]:
