@@ -195,12 +195,18 @@ def test_full_buffer_still_lets_the_flush_marker_in(kafka_settings: Settings) ->
 def test_each_partial_batch_gets_its_marker_at_its_age_limit(kafka_settings: Settings,
                                                              monkeypatch: Any) -> None:
     """A partial batch closed by a flush marker does not hold back the marker of the next one: with the marker
-    retry interval made an hour, three age-limited batches in a row are each closed by their own marker."""
+    retry interval made an hour, three age-limited batches in a row are each closed by their own marker, also
+    on a machine booted a moment ago (the reader's monotonic clock starts near 0)."""
     import threading
+    import types
 
     from llm_cost_tracker.queue import kafka_reader
 
     monkeypatch.setattr(kafka_reader, "_MARKER_RETRY_SECONDS", 3600.0)
+    booted = time.monotonic() - 0.5  # as if the machine had been up half a second
+    just_booted = types.SimpleNamespace(**{name: getattr(time, name) for name in dir(time) if not name.startswith("_")})
+    just_booted.monotonic = lambda: time.monotonic() - booted
+    monkeypatch.setattr(kafka_reader, "time", just_booted)
     settings = kafka_settings.replace(kafka_partitions=1)
     reader = _reader(settings)
     give_up = threading.Timer(60, reader.close)  # a marker held back for the hour: take() returns None

@@ -39,10 +39,9 @@ from llm_cost_tracker.types import Batch, SpanRecord
 
 log = get_logger("kafka_consumer")
 _MARKER_RETRY_SECONDS = 1.0
-"""A partial batch's marker is written again when it has not arrived this long after the last one: a marker
-normally arrives within ~0.1 s, but against tansu one write in a few hundred never completes (aiokafka's
-send_and_wait does not return), and at 5 s that held the last batch of a run back ~4 s. A late marker that
-does land only closes a batch early (boundaries are still read from the log)."""
+"""A partial batch's marker is written again when it has not arrived this long after the last one (a write
+that failed or was lost with a broker). A late marker that does land only closes a batch early (boundaries
+are still read from the log)."""
 _LAG_SECONDS = 1.0
 
 
@@ -80,7 +79,10 @@ class _Partition:
     next_offset: int = -1
     """Offset the next batch starts at (-1: whatever the consumer fetches first)."""
     in_flight: bool = False
-    marker_sent_at: float = 0.0
+    marker_sent_at: float | None = None
+    """When the current partial batch's flush marker was last written (None: not asked for yet). Not a 0.0
+    sentinel: ``time.monotonic()`` counts from boot, so on a machine up for less than the retry interval a
+    0.0 "last sent" looked recent and the first marker was never written."""
     markers: int = 0
     """Flush markers among ``messages`` (a batch is complete once there is one, or enough records)."""
     records: int = 0
@@ -338,7 +340,8 @@ class KafkaBatchReader:
                         ready.append((part.first_arrival, part, n))
                         continue
                     age = now - part.first_arrival
-                    if age >= max_age and now - part.marker_sent_at >= _MARKER_RETRY_SECONDS:
+                    sent = part.marker_sent_at
+                    if age >= max_age and (sent is None or now - sent >= _MARKER_RETRY_SECONDS):
                         part.marker_sent_at = now
                         markers.append(part.tp)
                     wait = min(wait, max(max_age - age, 0.05))
@@ -350,7 +353,7 @@ class KafkaBatchReader:
                     if cut_markers:
                         # the marker asked for has arrived: the next partial batch may ask for its own once it
                         # is old enough, without waiting out the retry interval of this one
-                        part.marker_sent_at = 0.0
+                        part.marker_sent_at = None
                     records = sum(kafka_codec.record_count(m.headers) for m in messages if m.value)
                     part.records -= records
                     self._buffered -= records
