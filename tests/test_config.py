@@ -2,7 +2,7 @@
 
 import pytest
 
-from llm_cost_tracker.config import ConfigError, Settings, load
+from llm_cost_tracker.config import ConfigError, Settings, load, unknown_environment
 
 
 def test_empty_sources_equal_defaults() -> None:
@@ -20,12 +20,21 @@ def test_precedence_file_env_flags(tmp_path) -> None:
 
 
 def test_all_problems_reported_together() -> None:
-    """Every invalid setting is listed in one error, including unknown names."""
+    """Every invalid setting is listed in one error, including unknown flag names."""
     with pytest.raises(ConfigError) as info:
-        load({"batch_size": 0, "otlp_grpc": "nohost"}, None, {"LCT_NOPE": "1", "LCT_ACK": "later"})
+        load({"batch_size": 0, "otlp_grpc": "nohost", "nope": 1}, None, {"LCT_ACK": "later"})
     text = str(info.value)
-    for needle in ("batch_size", "otlp_grpc", "LCT_NOPE", "ack"):
+    for needle in ("batch_size", "otlp_grpc", "nope", "ack"):
         assert needle in text
+
+
+def test_unknown_environment_variables_never_stop_a_start() -> None:
+    """LCT_ variables that are not settings (ours for the benchmarks, a typo, Kubernetes') are ignored, and
+    named with a hint, without their values, for a warning."""
+    env = {"LCT_SCHEDULING_DATA": "/data", "LCT_BATCH_SIZ": "5", "LCT_PORT": "tcp://10.0.0.1:80",
+           "LCT_BATCH_SIZE": "7"}
+    assert load({}, None, env).batch_size == 7
+    assert unknown_environment(env) == ["LCT_BATCH_SIZ (did you mean LCT_BATCH_SIZE?)", "LCT_PORT"]
 
 
 def test_bad_types_are_reported() -> None:

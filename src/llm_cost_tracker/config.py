@@ -8,6 +8,7 @@ problem at once so a bad deployment fails at start-up with the whole list.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import re
 import tomllib
@@ -17,6 +18,9 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 ENV_PREFIX = "LCT_"
+AUXILIARY_ENV = frozenset({"LCT_CONFIG", "LCT_SCHEDULING_DATA"})
+"""``LCT_*`` variables that are not settings but are read elsewhere (the config file's path; the benchmark
+instances of ``benchmarks/scheduling.py``): never reported as unknown."""
 COMPRESSIONS = ("zstd", "lz4", "gzip", "snappy", "none")
 ACK_MODES = ("queued", "stored")
 _CLUSTER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-.]*$")
@@ -311,7 +315,9 @@ def load(
                 continue  # tables and arrays of tables (budgets, pricing, ...) belong to their own modules
             take(f"config file {config_file}", key, raw)
     for key, raw in environ.items():
-        if key.startswith(ENV_PREFIX) and key != ENV_PREFIX + "CONFIG":
+        # an LCT_* variable that is not a setting is ignored here (unknown_environment() names it for a
+        # warning): the environment is shared with other tools and Kubernetes, and must never stop a start
+        if key.startswith(ENV_PREFIX) and key[len(ENV_PREFIX):].lower() in names:
             take(f"environment {key}", key[len(ENV_PREFIX):], raw)
     for key, raw in (overrides or {}).items():
         if raw is not None:
@@ -323,6 +329,23 @@ def load(
     if problems:
         raise ConfigError(problems)
     return settings
+
+
+def unknown_environment(environ: Mapping[str, str] | None = None) -> list[str]:
+    """``LCT_*`` variables that :func:`load` ignored, each with a hint: "LCT_X (did you mean LCT_Y?)".
+
+    Only names are returned, never values (a value may be a secret).
+    """
+    environ = os.environ if environ is None else environ
+    names = {f.name for f in fields(Settings)}
+    known = {ENV_PREFIX + n.upper() for n in names}
+    out = []
+    for key in sorted(environ):
+        if not key.startswith(ENV_PREFIX) or key in AUXILIARY_ENV or key[len(ENV_PREFIX):].lower() in names:
+            continue
+        close = difflib.get_close_matches(key.upper(), known, n=1, cutoff=0.8)
+        out.append(f"{key} (did you mean {close[0]}?)" if close else key)
+    return out
 
 
 def config_sections(config_file: str | Path | None) -> dict[str, Any]:

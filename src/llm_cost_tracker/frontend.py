@@ -15,6 +15,7 @@ from llm_cost_tracker.config import Settings
 from llm_cost_tracker.httpserver import HttpServer
 from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.metrics import Metrics
+from llm_cost_tracker.ports import ensure_free
 from llm_cost_tracker.sources.otlp_decode import DecodeLimits
 from llm_cost_tracker.sources.otlp_grpc import OtlpGrpcServer, TraceExportHandler
 from llm_cost_tracker.transforms.detect import Detect
@@ -84,6 +85,9 @@ class FrontEnd:
              serve_http: bool = True) -> None:
         """Build the Export handler in front of ``publisher`` and bind the listeners (not serving yet)."""
         s = self.settings
+        ensure_free("otlp_grpc", s.otlp_grpc)
+        if serve_http:
+            ensure_free("http", s.http)
         self.handler = TraceExportHandler(
             default_transforms(lambda: self.catalog.current, self.metrics, self.redact), publisher,
             decode_limits(s), self.metrics, guard=self.guard, ack_timeout=ack_timeout)

@@ -71,8 +71,8 @@ class AllInOne:
         self.front.bind(self.queue, ack_timeout=max(5.0, 3 * s.batch_age_seconds), ready=self.ready)
         http = self.front.http
         assert http is not None
-        if self.budgets is not None:
-            self.budgets.serve(http, self.metrics.registry, guard=self.front.guard, lang=s.lang)
+        (self.budgets or BudgetHook.none_configured()).serve(http, self.metrics.registry, guard=self.front.guard,
+                                                             lang=s.lang)
         self.schedules = SchedulesApi.serve(s, http, self.front.guard, self.metrics.registry)  # /v1/schedules
         self.front.start()
         self.grpc_port, self.http_port = self.front.grpc_port, self.front.http_port

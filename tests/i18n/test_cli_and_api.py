@@ -26,7 +26,7 @@ def fake_store(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
         def close(self) -> None:
             pass
 
-    monkeypatch.setattr(client, "connect", lambda settings: Client())
+    monkeypatch.setattr(client, "connect", lambda settings, **_options: Client())
     for name in ("LCT_LANG", "LC_ALL", "LC_MESSAGES", "LANG", "LCT_CONFIG"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)

@@ -47,6 +47,11 @@ class BudgetHook:
 
         return cls(BudgetService(budgets, connect(settings), options=options))
 
+    @classmethod
+    def none_configured(cls) -> BudgetHook:
+        """A hook with no budgets, so ``GET /v1/budgets`` answers an empty list rather than "no route"."""
+        return cls(BudgetService([], client=None))
+
     def track(self, queue: Any) -> TrackingQueue:
         """``queue`` wrapped so that accepted and stored spend reach the ledger."""
         return TrackingQueue(queue, self.service.ledger)

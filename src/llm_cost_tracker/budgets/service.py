@@ -186,6 +186,8 @@ class BudgetService:
 
     def refresh(self) -> dict[str, BudgetStatus]:
         """Read every budget's spend now (store + ledger, each span once); raises StoreUnavailable."""
+        if not self.budgets:
+            return {}  # nothing configured: the API answers an empty list without asking the store
         now_ns = self._clock()
         now = datetime.fromtimestamp(now_ns / 1e9, UTC)
         bounds: dict[str, tuple[int, int, int]] = {}

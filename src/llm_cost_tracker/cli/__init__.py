@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 
 # Modules that add subcommands, imported lazily so one group's heavy imports do not slow the rest.
 _COMMAND_MODULES = (
@@ -25,12 +26,28 @@ _COMMAND_MODULES = (
 )
 
 
+_GLOBAL_STORE_FLAGS = (("--data-dir", "data_dir", "DIR"), ("--clickhouse-url", "clickhouse_url", "URL"),
+                       ("--config", "config", "FILE"))
+"""Store flags also accepted before the command (``llm-cost-tracker --data-dir X report``); the command's
+own flag wins when both are given."""
+
+
+def _version() -> str:
+    try:
+        return metadata.version("llm-cost-tracker")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full parser, with every subcommand group that is installed."""
     parser = argparse.ArgumentParser(
         prog="llm-cost-tracker",
         description="Price LLM spans from the OpenTelemetry Collector and store their cost.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    for flag, dest, metavar in _GLOBAL_STORE_FLAGS:
+        parser.add_argument(flag, dest=f"global_{dest}", metavar=metavar, help=f"same as the command's {flag}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in _COMMAND_MODULES:
@@ -44,9 +61,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _innermost(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The (sub)command parser that was chosen, so its own usage is shown for its own mistakes."""
+    while True:
+        actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        chosen = getattr(args, actions[0].dest, None) if actions and actions[0].dest else None
+        if chosen is None or chosen not in actions[0].choices:
+            return parser
+        parser = actions[0].choices[chosen]
+
+
+def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse ``argv``; an unknown flag is reported with the usage of the command it was given to."""
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        _innermost(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
+    for _flag, dest, _metavar in _GLOBAL_STORE_FLAGS:
+        given = getattr(args, f"global_{dest}")
+        delattr(args, f"global_{dest}")
+        if given is None:
+            continue
+        if not hasattr(args, dest):
+            _innermost(parser, args).error(f"{_flag} does not apply to this command")
+        if getattr(args, dest) is None:
+            setattr(args, dest, given)
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
-    args = build_parser().parse_args(argv)
+    args = parse(argv)
     return int(args.func(args) or 0)
 
 

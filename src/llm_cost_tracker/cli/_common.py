@@ -74,18 +74,24 @@ def settings_from(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {k: v for k, v in vars(args).items() if k not in _NOT_SETTINGS
                                  and k in Settings.__dataclass_fields__}
     try:
-        return config.load(overrides, getattr(args, "config", None))
+        settings = config.load(overrides, getattr(args, "config", None))
     except ConfigError as exc:
         print(f"llm-cost-tracker: {exc}", file=sys.stderr)
         raise SystemExit(2) from exc
+    for name in config.unknown_environment():
+        print(f"llm-cost-tracker: warning: ignoring environment variable {name}: not a setting", file=sys.stderr)
+    return settings
 
 
 def serve(service: Any, logger: Any) -> int:
     """Start ``service``, run until SIGTERM/SIGINT (SIGHUP calls its ``reload``), then stop it.
 
-    Exit codes: 0 after a clean stop, 2 when the configuration or the store lock refuses start-up,
-    1 for anything else that prevents starting (a port in use, brokers refusing the client, ...).
+    Exit codes: 0 after a clean stop, 2 when the configuration, the store lock or a listen address in use
+    refuses start-up (one line saying which setting to change), 1 for anything else that prevents starting
+    (brokers refusing the client, ...).
     """
+    from llm_cost_tracker.ports import PortUnavailable
+    from llm_cost_tracker.queue.kafka_client import IdempotenceRefused
     from llm_cost_tracker.storage.client import StoreLocked
 
     stop = threading.Event()
@@ -103,7 +109,7 @@ def serve(service: Any, logger: Any) -> int:
     signal.signal(signal.SIGHUP, on_hup)
     try:
         service.start()
-    except (StoreLocked, ConfigError) as exc:
+    except (StoreLocked, ConfigError, PortUnavailable, IdempotenceRefused) as exc:
         logger.error(str(exc))
         return 2
     except Exception as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import re
 import sys
 from typing import Any
 
@@ -45,23 +46,49 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _query(args: argparse.Namespace, sql: str, parameters: dict[str, Any] | None = None, render: Any = render) -> int:
-    from llm_cost_tracker.storage.client import StoreLocked, connect
+    from llm_cost_tracker.storage.client import StoreLocked, StoreMissing, connect
 
     settings = settings_from(args)
     try:
-        client = connect(settings)
-    except StoreLocked as exc:
+        client = connect(settings, create=False)
+    except (StoreLocked, StoreMissing) as exc:
         print(f"llm-cost-tracker: {exc}", file=sys.stderr)
         return 2
     try:
         result = client.query(sql, parameters=parameters or None)
     except Exception as exc:
-        print(f"llm-cost-tracker: query failed: {exc}", file=sys.stderr)
+        print(f"llm-cost-tracker: query failed: {_engine_error(client, sql, parameters, exc)}", file=sys.stderr)
         return 1
     finally:
         client.close()
     print(render(result.column_names, result.result_rows, args.format))
     return 0
+
+
+_ENGINE_PREFIX = re.compile(r"^Code: (\d+)\. DB::Exception: ")
+
+
+def _engine_error(client: Any, sql: str, parameters: dict[str, Any] | None, exc: Exception) -> str:
+    """The engine's complaint about the user's own text.
+
+    The client appends ``FORMAT Native`` to a query, and a broken query often fails *there* ("failed at
+    position 25 (FORMAT)", or an unknown identifier FORMAT): text the user never typed. A query that
+    failed before running is asked again as written (a raw query appends nothing), so the position and
+    the message point at what the user wrote. Nothing runs twice: only a failed query is re-asked.
+    """
+    text = str(exc)
+    if "FORMAT" in text and "FORMAT" not in sql.upper():
+        try:
+            client.raw_query(sql, parameters=parameters or None)
+        except Exception as again:
+            text = str(again)
+    text = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    code = _ENGINE_PREFIX.match(text)
+    if code:
+        text = text[code.end():]
+        if code.group(1) == "60" and "'llm_" in text:  # one of our tables is missing: the wrong store?
+            text += " (has the service stored anything in this store? see --data-dir)"
+    return text
 
 
 def _sql(args: argparse.Namespace) -> int:

@@ -46,12 +46,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _connect(args: argparse.Namespace) -> tuple[Any, Any] | int:
-    from llm_cost_tracker.storage.client import StoreLocked, connect
+    from llm_cost_tracker.storage.client import StoreLocked, StoreMissing, connect
 
     settings = settings_from(args)
-    try:
-        return settings, connect(settings)
-    except StoreLocked as exc:
+    try:  # migrate creates the store; reprice and forget need one that exists
+        return settings, connect(settings, create=args.func is _migrate)
+    except (StoreLocked, StoreMissing) as exc:
         print(f"llm-cost-tracker: {exc}", file=sys.stderr)
         return 2
 

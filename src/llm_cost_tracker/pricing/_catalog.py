@@ -16,8 +16,6 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
 from llm_cost_tracker.pricing import _names
 from llm_cost_tracker.pricing._model import (
     CatalogError,
@@ -45,7 +43,6 @@ if TYPE_CHECKING:
 
     from llm_cost_tracker.pricing._batch import BatchTable
 
-_log = structlog.get_logger("llm_cost_tracker.pricing")
 _CACHE_LIMIT = 65_536
 _CACHE_CHARS = 1 << 22
 """Characters of client-sent names each name-keyed cache may hold, besides its entry limit: 65,536 keys of
@@ -230,13 +227,13 @@ class PriceCatalog:
                     break
         if found is None:
             with self._lock:
-                # bounded: every distinct junk model name a client sends must not cost memory (and a log line) forever
+                # bounded: every distinct junk model name a client sends must not cost memory forever. No log line
+                # here: the service's Price stage says it once per model (a second warning said the same thing)
                 chars = len(provider) + len(model)
                 if ((provider, model) not in self._unresolved and len(self._unresolved) < _CACHE_LIMIT
                         and self._unresolved_chars + chars <= _CACHE_CHARS):
                     self._unresolved.add((provider, model))
                     self._unresolved_chars += chars
-                    _log.warning("pricing.unresolved_model", provider=provider, model=model)
             return None
         entry, how = found
         return Resolution(entry, how, self.overrides.discount_for(entry, tenant))

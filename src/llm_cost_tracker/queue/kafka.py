@@ -33,11 +33,13 @@ from llm_cost_tracker.config import Settings
 from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.queue import kafka_codec
 from llm_cost_tracker.queue.kafka_client import (
+    IdempotenceRefused,
     LoopThread,
     client_options,
     compression_type,
     ensure_topics,
     partitions_for_keys,
+    start_producer,
 )
 from llm_cost_tracker.queue.kafka_metrics import KafkaMetrics
 from llm_cost_tracker.types import QueueBusy, QueueUnavailable, SpanRecord
@@ -83,6 +85,8 @@ class KafkaPublisher:
         self._closed = False
         self.healthy = False
         self.down_reason = "not connected to Kafka yet"
+        self.refusal: IdempotenceRefused | None = None
+        """Set when the brokers refused the idempotent producer: a setting to change, not an outage."""
         self._loop = LoopThread("kafka-producer")
         self._producer: Any = None
         self._partitions = 0
@@ -104,7 +108,7 @@ class KafkaPublisher:
         """
         self._loop.call(self._start())
         deadline = time.monotonic() + wait_seconds
-        while not self.healthy and time.monotonic() < deadline:
+        while not self.healthy and self.refusal is None and time.monotonic() < deadline:
             time.sleep(0.05)
         return self.healthy
 
@@ -136,11 +140,7 @@ class KafkaPublisher:
             try:
                 if self._producer is None:
                     producer = self._new_producer()
-                    try:
-                        await producer.start()
-                    except BaseException:
-                        await producer.stop()
-                        raise
+                    await start_producer(producer, self._s)
                     self._producer = producer
                 created = await ensure_topics(self._s, [self.topic])
                 if created:
@@ -154,8 +154,16 @@ class KafkaPublisher:
                     log.info("Kafka reachable", topic=self.topic, partitions=self._partitions)
                 self.healthy = True
                 self.down_reason = ""
+                self.refusal = None
                 self._metrics.broker_up.set(1)
                 return
+            except IdempotenceRefused as exc:  # a setting to change: say so (once) in the words of the fix
+                if self.refusal is None:
+                    log.error(str(exc))
+                self.refusal = exc
+                self.down_reason = str(exc)
+                self.healthy = False
+                self._metrics.broker_up.set(0)
             except Exception as exc:  # connection refused, timeouts, auth: all mean "not now"
                 self.down_reason = f"{type(exc).__name__}: {exc}"
                 self.healthy = False

@@ -16,7 +16,12 @@ from typing import Any, TypeVar
 
 import numpy as np
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import (
+    ClusterAuthorizationFailedError,
+    TopicAlreadyExistsError,
+    UnknownError,
+    UnsupportedVersionError,
+)
 from aiokafka.partitioner import murmur2
 
 from llm_cost_tracker.config import Settings
@@ -45,6 +50,32 @@ def client_options(settings: Settings) -> dict[str, Any]:
         options["sasl_plain_username"] = s.kafka_sasl_username
         options["sasl_plain_password"] = s.kafka_sasl_password
     return options
+
+
+class IdempotenceRefused(RuntimeError):
+    """The brokers answered but refused the idempotent producer: a setting to change, not an outage."""
+
+
+async def start_producer(producer: Any, settings: Settings) -> None:
+    """Start an aiokafka producer; a broker that refuses idempotence is one clear error naming the flag.
+
+    aiokafka reports a broker without the idempotent producer (no InitProducerId, e.g. tansu) as
+    ``UnknownError: [Error -1]`` and a missing IdempotentWrite permission as a cluster authorization
+    error: neither says what to do. A failed start closes the producer.
+    """
+    try:
+        await producer.start()
+    except BaseException as exc:
+        await producer.stop()
+        if settings.kafka_idempotence and isinstance(exc, UnknownError | UnsupportedVersionError):
+            raise IdempotenceRefused(
+                f"the Kafka brokers at {settings.kafka_bootstrap} do not support the idempotent producer (they refused "
+                "InitProducerId); pass --no-kafka-idempotence or set LCT_KAFKA_IDEMPOTENCE=false") from exc
+        if settings.kafka_idempotence and isinstance(exc, ClusterAuthorizationFailedError):
+            raise IdempotenceRefused(
+                "the Kafka principal may not use the idempotent producer (grant it IdempotentWrite on the cluster), "
+                "or pass --no-kafka-idempotence / set LCT_KAFKA_IDEMPOTENCE=false") from exc
+        raise
 
 
 def compression_type(settings: Settings) -> str | None:

@@ -31,7 +31,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from llm_cost_tracker.config import Settings
 from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.queue import kafka_codec
-from llm_cost_tracker.queue.kafka_client import LoopThread, client_options, compression_type
+from llm_cost_tracker.queue.kafka_client import LoopThread, client_options, compression_type, start_producer
 from llm_cost_tracker.queue.kafka_metrics import KafkaMetrics
 from llm_cost_tracker.sinks.parking import ParkingLot
 from llm_cost_tracker.storage.rows import SpanColumns
@@ -145,6 +145,7 @@ class KafkaBatchReader:
         options = client_options(s)
         self._producer = AIOKafkaProducer(**options, acks="all", enable_idempotence=s.kafka_idempotence,
                                           compression_type=compression_type(s), linger_ms=0)
+        await start_producer(self._producer, s)
         self._consumer = AIOKafkaConsumer(
             **options, group_id=s.kafka_group_id, enable_auto_commit=False, auto_offset_reset="earliest",
             session_timeout_ms=s.kafka_session_timeout_ms, heartbeat_interval_ms=s.kafka_heartbeat_interval_ms,
@@ -152,7 +153,6 @@ class KafkaBatchReader:
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )
         try:
-            await self._producer.start()
             await self._consumer.start()
         except BaseException:
             await self._consumer.stop()

@@ -68,6 +68,9 @@ class Receiver:
         self.kafka_metrics = self.kafka_metrics or KafkaMetrics(self.metrics)
         self.publisher = KafkaPublisher(s, self.kafka_metrics)
         if not self.publisher.start(wait_seconds=min(10.0, s.kafka_request_timeout_ms / 1000)):
+            if self.publisher.refusal is not None:
+                self.publisher.close(timeout=1.0)
+                raise self.publisher.refusal
             log.warning("Kafka not reachable yet; answering UNAVAILABLE until it is",
                         reason=self.publisher.down_reason[:300])
         self.front.bind(self.publisher, ack_timeout=s.kafka_request_timeout_ms / 1000 + 5, ready=self.ready,

@@ -311,7 +311,12 @@ class SchedulerWorker:
     async def _start_kafka(self) -> None:
         from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-        from llm_cost_tracker.queue.kafka_client import client_options, compression_type, ensure_topics
+        from llm_cost_tracker.queue.kafka_client import (
+            client_options,
+            compression_type,
+            ensure_topics,
+            start_producer,
+        )
 
         s = self.settings
         created = await ensure_topics(s, [s.scheduler_tasks_topic, s.scheduler_results_topic])
@@ -320,6 +325,7 @@ class SchedulerWorker:
         options = client_options(s)
         self._producer = AIOKafkaProducer(**options, acks="all", enable_idempotence=s.kafka_idempotence,
                                           compression_type=compression_type(s), linger_ms=0)
+        await start_producer(self._producer, s)
         solve_ms = int((s.scheduler_time_limit_seconds + 5) * 1000)
         self._consumer = AIOKafkaConsumer(
             s.scheduler_tasks_topic, **options, group_id=s.scheduler_group_id, enable_auto_commit=False,
@@ -327,7 +333,6 @@ class SchedulerWorker:
             heartbeat_interval_ms=s.kafka_heartbeat_interval_ms, fetch_max_wait_ms=200,
             max_poll_interval_ms=max(300_000, 2 * solve_ms + 60_000),
         )
-        await self._producer.start()
         try:
             await self._consumer.start()
         except BaseException:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import fcntl
 from pathlib import Path
 from typing import Any
 
@@ -9,16 +11,53 @@ import clickhouse_connect
 
 from llm_cost_tracker.config import Settings
 
+__all__ = ["StoreLocked", "StoreMissing", "connect", "describe"]
+
+_OPENED: set[Path] = set()
+"""Embedded stores this process has opened (chDB keeps one engine per process; reopening is fine)."""
+
 
 class StoreLocked(RuntimeError):
     """The embedded store is open in another process (chDB allows one process per data directory)."""
 
 
-def connect(settings: Settings) -> Any:
+class StoreMissing(RuntimeError):
+    """A reader asked for an embedded store that does not exist (it would otherwise open an empty one)."""
+
+
+def _held_elsewhere(path: Path) -> bool:
+    """Whether another process holds the engine's lock on ``path/status`` (the lock ClickHouse takes).
+
+    Probed before chDB opens the directory: chDB would print its own "Cannot lock file" line and raise
+    an error that does not say why. Only for directories this process has not opened itself, since an
+    flock taken through a second descriptor conflicts with our own engine too.
+    """
+    status = path / "status"
+    if path in _OPENED or not status.exists():
+        return False
+    try:
+        with open(status, "rb") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                return exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    except OSError:
+        return False
+    return False
+
+
+def connect(settings: Settings, *, create: bool = True) -> Any:
     """A clickhouse-connect client for the configured store.
+
+    Args:
+        settings: where the store is.
+        create: create an embedded store that does not exist yet (the service does; readers such as
+            ``report`` and ``sql`` pass False, so a wrong directory is an error, not an empty store).
 
     Raises:
         StoreLocked: the embedded data directory is in use by another process.
+        StoreMissing: ``create`` is False and there is no embedded store at ``data_dir``.
     """
     if settings.clickhouse_url:
         tls: dict[str, Any] = {}
@@ -32,6 +71,12 @@ def connect(settings: Settings) -> Any:
         return clickhouse_connect.get_client(dsn=settings.clickhouse_url, database=settings.clickhouse_database,
                                              **tls)
     path = Path(settings.data_dir).resolve()
+    if not create and not (path / "metadata").is_dir():
+        raise StoreMissing(
+            f"no store at {path}: nothing has been stored there. Run this from the directory the service runs "
+            "in, or pass --data-dir DIR (env: LCT_DATA_DIR)")
+    if _held_elsewhere(path):
+        raise StoreLocked(_locked_message(path))
     path.mkdir(parents=True, exist_ok=True)
     try:
         client = clickhouse_connect.get_client(interface="chdb", path=str(path))
@@ -40,14 +85,18 @@ def connect(settings: Settings) -> Any:
             client.close()
             client = clickhouse_connect.get_client(interface="chdb", path=str(path),
                                                    database=settings.clickhouse_database)
+        _OPENED.add(path)
         return client
     except Exception as exc:
-        if "lock" in str(exc).lower():
-            raise StoreLocked(
-                f"the embedded store {path} is open in another process (is the service running?); "
-                "stop it, or query it through a ClickHouse server"
-            ) from exc
+        if "lock" in str(exc).lower() or _held_elsewhere(path):
+            raise StoreLocked(_locked_message(path)) from exc
         raise
+
+
+def _locked_message(path: Path) -> str:
+    return (f"the embedded store {path} is in use by another process, most likely the running service; stop it "
+            "(Ctrl-C flushes every accepted span) and run this again, or store in a ClickHouse server "
+            "(--clickhouse-url) to query while it runs")
 
 
 def describe(settings: Settings) -> str:
