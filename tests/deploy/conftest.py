@@ -1,8 +1,7 @@
 """Shared helpers for the deploy tests: paths, the chart, and checks against the real CLI parser.
 
-Commands rendered by the chart and the compose file are checked with ``build_parser()`` itself, so
-a flag that drifts from the CLI fails here. Subcommands other engineers have not landed yet are
-skipped with a reason, and the checks get stricter on their own as they land.
+Commands rendered by the chart and the compose file are checked with the CLI's own parser, so a
+command or flag that drifts from the CLI fails here.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from llm_cost_tracker.cli import build_parser
+from llm_cost_tracker.cli import build_parser, parse
 from llm_cost_tracker.config import ENV_PREFIX, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,37 +39,23 @@ def subparsers() -> dict[str, argparse.ArgumentParser]:
     raise AssertionError("llm-cost-tracker has no subcommands")
 
 
-@dataclasses.dataclass(frozen=True)
-class Checked:
-    """The outcome of checking one command line: parsed args, or why it could not be checked yet."""
-
-    namespace: argparse.Namespace | None
-    skipped: str = ""
-
-
-def check_command(argv: list[str], where: str) -> Checked:
-    """Parse ``argv`` (subcommand first) with the real parser; fail on an unknown flag or bad value.
-
-    A subcommand that is not in ``build_parser()`` yet is reported as skipped, not failed.
-    """
+def check_command(argv: list[str], where: str) -> argparse.Namespace:
+    """Parse ``argv`` (subcommand first) with the real CLI parser; fail on an unknown command, flag or value."""
     assert argv, f"{where}: empty command"
-    command = argv[0]
     parsers = subparsers()
-    if command not in parsers:
-        return Checked(None, f"{where}: subcommand {command!r} is not in build_parser() yet "
-                             f"(have: {', '.join(sorted(parsers))})")
+    assert argv[0] in parsers, f"{where}: subcommand {argv[0]!r} is not a command (have: {', '.join(sorted(parsers))})"
     err = io.StringIO()
     try:
         with contextlib.redirect_stderr(err):
-            namespace = build_parser().parse_args(argv)
+            namespace = parse(argv)
     except SystemExit as exc:
         pytest.fail(f"{where}: `llm-cost-tracker {' '.join(argv)}` is rejected by the CLI: "
                     f"{err.getvalue().strip()} (exit {exc.code})")
-    return Checked(namespace)
+    return namespace
 
 
 def check_env_names(names: list[str], where: str) -> None:
-    """Every ``LCT_*`` variable must name a Settings field (or LCT_CONFIG), else the service refuses to start."""
+    """Every ``LCT_*`` variable must name a Settings field (or LCT_CONFIG), else the service would ignore it."""
     fields = {f.name for f in dataclasses.fields(Settings)}
     for name in names:
         if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":

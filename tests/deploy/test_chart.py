@@ -28,21 +28,22 @@ kubernetes_validate = pytest.importorskip("kubernetes_validate")
 
 EXAMPLES = sorted((CHART / "examples").glob("*.yaml"))
 CASES = {"default": None, **{p.stem: p for p in EXAMPLES}}
-COMPONENTS = ("all-in-one", "receiver", "consumer", "scheduler", "migrate")
+WORKLOADS = {  # the workloads each values case renders (a missing or an extra one is a chart bug)
+    "default": {"all-in-one"},
+    "all-in-one": {"all-in-one"},
+    "distributed": {"receiver", "consumer", "scheduler", "migrate"},
+    "locked-down": {"receiver", "consumer", "scheduler", "migrate"},
+    "observability": {"all-in-one"},
+}
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "Job")
 # Custom resources of the Prometheus Operator: no built-in Kubernetes schema; checked by shape below.
 CRD_GROUPS = ("monitoring.coreos.com/",)
-# Values that need other engineers' files (deploy/prometheus, deploy/grafana) to render.
-NEEDS = {"observability": (ALERTS, DASHBOARDS)}
 
 
 def case_values(case: str) -> dict[str, Any]:
     path = CASES[case]
     if path is None:
         return {}
-    for needed in NEEDS.get(case, ()):
-        if not (needed.exists() and (needed.is_file() or any(needed.glob("*.json")))):
-            pytest.skip(f"{case}: {needed.relative_to(CHART.parents[1])} does not exist yet (another engineer's path)")
     return dict(helm_python.values_from_yaml(path.read_text()))
 
 
@@ -58,11 +59,10 @@ def rendered(render: Any) -> Any:
     return get
 
 
-def workload(objects: list[dict[str, Any]], component: str) -> dict[str, Any] | None:
-    for obj in objects:
-        if obj["kind"] in WORKLOAD_KINDS and obj["metadata"]["labels"].get("app.kubernetes.io/component") == component:
-            return obj
-    return None
+def workloads(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The rendered workloads by component label."""
+    return {obj["metadata"]["labels"]["app.kubernetes.io/component"]: obj
+            for obj in objects if obj["kind"] in WORKLOAD_KINDS}
 
 
 def pod_spec(obj: dict[str, Any]) -> dict[str, Any]:
@@ -118,21 +118,26 @@ def test_manifests_validate_strict(case: str, version: str, rendered: Any) -> No
             pytest.fail(f"{where} is invalid for Kubernetes {version}: {exc.message} at {list(exc.path)}")
 
 
-@pytest.mark.parametrize("component", COMPONENTS)
+def test_every_values_case_has_its_expected_workloads() -> None:
+    """Each values example is in the table of workloads it should render, and nothing else is."""
+    assert set(WORKLOADS) == set(CASES)
+
+
 @pytest.mark.parametrize("case", CASES)
+def test_renders_the_expected_workloads(case: str, rendered: Any) -> None:
+    """A values case renders exactly the workloads it is meant to (all-in-one, or the distributed set)."""
+    assert set(workloads(rendered(case))) == WORKLOADS[case]
+
+
+@pytest.mark.parametrize(("case", "component"), [(c, w) for c in CASES for w in sorted(WORKLOADS.get(c, ()))])
 def test_commands_match_cli(case: str, component: str, rendered: Any) -> None:
     """Each workload's arguments parse with build_parser(), its LCT_* variables are settings, and its ports match its flags."""
-    obj = workload(rendered(case), component)
-    if obj is None:
-        pytest.skip(f"{case}: no {component} workload in this configuration")
+    obj = workloads(rendered(case))[component]
     spec = pod_spec(obj)
     (container,) = spec["containers"]
     where = f"{case}: {obj['kind']}/{obj['metadata']['name']}"
     check_env_names(env_names(container), where)
-    checked = check_command(list(container["args"]), where)
-    if checked.skipped:
-        pytest.skip(checked.skipped)
-    ns = checked.namespace
+    ns = check_command(list(container["args"]), where)
     ports = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
     env = {e["name"]: e.get("value", "") for e in container.get("env", [])}
     if "grpc" in ports:
@@ -303,8 +308,7 @@ def test_inconsistent_values_fail_with_a_message(chart: Any, values: dict[str, A
 def test_config_change_rolls_the_pods(render: Any) -> None:
     """The pod template carries a checksum of the ConfigMap, so a pricing change restarts the pods."""
     def checksum(values: dict[str, Any]) -> str:
-        sts = workload(docs(render(values)), "all-in-one")
-        assert sts is not None
+        sts = workloads(docs(render(values)))["all-in-one"]
         return str(sts["spec"]["template"]["metadata"]["annotations"]["checksum/config"])
 
     base = checksum({})
@@ -317,8 +321,7 @@ def test_secrets_come_from_existing_secrets(rendered: Any) -> None:
     """Credentials are secretKeyRefs to the user's Secrets, never values in the manifests."""
     objects = rendered("distributed")
     assert not [o for o in objects if o["kind"] == "Secret"]
-    receiver = workload(objects, "receiver")
-    assert receiver is not None
+    receiver = workloads(objects)["receiver"]
     env = {e["name"]: e for e in pod_spec(receiver)["containers"][0]["env"]}
     for name in ("LCT_AUTH_TOKEN", "LCT_CLICKHOUSE_URL", "LCT_KAFKA_SASL_USERNAME", "LCT_KAFKA_SASL_PASSWORD"):
         assert "secretKeyRef" in env[name]["valueFrom"], name
@@ -339,19 +342,20 @@ def test_notes_name_the_collector_endpoint(render: Any) -> None:
 
 def test_prometheus_rule_is_deploy_prometheus_alerts(render: Any) -> None:
     """The PrometheusRule's groups are deploy/prometheus/alerts.yaml, read through the chart's link to deploy/."""
-    if not ALERTS.exists():
-        pytest.skip("deploy/prometheus/alerts.yaml does not exist yet (another engineer is writing it)")
     objects = docs(render({"metrics": {"prometheusRule": {"enabled": True}}}))
     (rule,) = [o for o in objects if o["kind"] == "PrometheusRule"]
     assert rule["spec"] == yaml.safe_load(ALERTS.read_text())
 
 
-def test_prometheus_rule_fails_clearly_without_the_rules(chart: Any) -> None:
-    """Enabling the PrometheusRule before the rules exist fails with a message, not an empty rule."""
-    if ALERTS.exists():
-        pytest.skip("deploy/prometheus/alerts.yaml exists")
+def test_prometheus_rule_fails_clearly_without_the_rules(tmp_path: Path) -> None:
+    """A chart copied without the rules file fails to render the PrometheusRule with a message, not an empty rule."""
+    import shutil
+
+    copy = tmp_path / "chart"
+    shutil.copytree(CHART, copy, symlinks=False, ignore=shutil.ignore_patterns("alerts.yaml"))
+    assert not (copy / "files" / "deploy" / "prometheus" / "alerts.yaml").exists()
     with pytest.raises(helm_python.HelmRenderError, match="alerts.yaml"):
-        chart.render({"metrics": {"prometheusRule": {"enabled": True}}}, name="lct")
+        helm_python.Chart.load(str(copy)).render({"metrics": {"prometheusRule": {"enabled": True}}}, name="lct")
 
 
 def test_scraped_job_is_the_one_the_alerts_select(render: Any) -> None:
@@ -364,16 +368,16 @@ def test_scraped_job_is_the_one_the_alerts_select(render: Any) -> None:
     selected = [o for o in objects if o["kind"] == "Service"
                 and monitor["spec"]["selector"]["matchLabels"].items() <= o["metadata"]["labels"].items()]
     assert selected and {o["metadata"]["labels"][label] for o in selected} == {"llm-cost-tracker"}
-    if ALERTS.exists():
-        for pattern in re.findall(r'job=~?"([^"]+)"', ALERTS.read_text()):
-            assert re.fullmatch(pattern, "llm-cost-tracker"), pattern
+    patterns = re.findall(r'job=~?"([^"]+)"', ALERTS.read_text())
+    assert patterns
+    for pattern in patterns:
+        assert re.fullmatch(pattern, "llm-cost-tracker"), pattern
 
 
 def test_dashboards_are_deploy_grafana(render: Any) -> None:
     """One sidecar-labelled ConfigMap per deploy/grafana/*.json, with the file's exact text."""
-    files = sorted(DASHBOARDS.glob("*.json")) if DASHBOARDS.exists() else []
-    if not files:
-        pytest.skip("deploy/grafana/*.json do not exist yet (another engineer is writing them)")
+    files = sorted(DASHBOARDS.glob("*.json"))
+    assert files
     objects = docs(render({"metrics": {"dashboards": {"enabled": True}}}))
     maps = {k: v for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["labels"].get("grafana_dashboard") == "1"
             for k, v in o["data"].items()}

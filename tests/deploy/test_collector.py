@@ -162,12 +162,14 @@ def test_rotel_in_front_of_the_service(tmp_path: Path) -> None:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    from llm_cost_tracker.testing import ServiceProcess, free_port, genai_attributes, openinference_attributes
+    from llm_cost_tracker.testing import (
+        ServiceProcess,
+        free_port,
+        genai_attributes,
+        openinference_attributes,
+        rotel_agent_path,
+    )
 
-    try:
-        from llm_cost_tracker.testing import rotel_agent_path
-    except ImportError:
-        pytest.skip("llm_cost_tracker.testing.rotel_agent_path is not available")
     token = "t0ken-for-the-rotel-test"
     svc = ServiceProcess(tmp_path / "store", "--auth-token", token).start()
     grpc_port, http_port = free_port(), free_port()

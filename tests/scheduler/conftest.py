@@ -1,9 +1,8 @@
-"""Shared fixtures: shipped tiny instances, the optional public benchmark data, a reference SGS."""
+"""Shared fixtures: shipped tiny and public instances, a reference SGS."""
 
 from __future__ import annotations
 
 import itertools
-import os
 from pathlib import Path
 
 import pytest
@@ -14,17 +13,10 @@ TESTDATA = Path(__file__).with_name("testdata")
 REPO = Path(__file__).resolve().parents[2]
 
 
-def benchmark_dir() -> Path:
-    """Where the public instances live (``LCT_SCHEDULING_DATA``, default ``<repo>/../shared/...``)."""
-    return Path(os.environ.get("LCT_SCHEDULING_DATA", REPO.parent / "shared" / "benchmarks" / "scheduling"))
-
-
 @pytest.fixture
 def bench_data() -> Path:
-    d = benchmark_dir()
-    if not (d / "psplib" / "j30").is_dir():
-        pytest.skip(f"public scheduling instances not found at {d} (set LCT_SCHEDULING_DATA)")
-    return d
+    """Three public PSPLIB j30 instances and their optima, shipped in testdata/psplib (source in its README)."""
+    return TESTDATA
 
 
 def reference_sgs(problem: Problem, order: list[int], modes: list[int]) -> list[int]:
