@@ -86,6 +86,10 @@ class Settings:
     max_attribute_depth: int = 16
     """Nesting of arrays/kvlists in one attribute value; deeper parts are stored as a marker."""
     tenant_attribute: str = "tenant.id"
+    call_window_entries: int = 100_000
+    """Call identity (docs/dialects.md): LLM spans remembered to recognise a later span of the same call."""
+    call_window_seconds: float = 300.0
+    """Call identity: how long a span is remembered (spans of one call arrive within the exporters' delays)."""
     # Pricing
     pricing_file: str = ""
     # Kafka (receiver -> topic -> consumer); empty bootstrap = in-process queue
@@ -150,7 +154,8 @@ class Settings:
                 problems.append(f"{name}: {exc}")
         positive = ("max_message_bytes", "grpc_workers", "queue_capacity", "batch_size",
                     "max_attributes_per_span", "max_attribute_value_bytes", "max_spans_per_request",
-                    "max_attributes_per_request", "max_attribute_depth")
+                    "max_attributes_per_request", "max_attribute_depth", "call_window_entries",
+                    "call_window_seconds")
         for name in positive:
             if getattr(self, name) <= 0:
                 problems.append(f"{name}: must be > 0, got {getattr(self, name)}")

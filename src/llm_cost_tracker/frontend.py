@@ -18,8 +18,10 @@ from llm_cost_tracker.metrics import Metrics
 from llm_cost_tracker.ports import ensure_free
 from llm_cost_tracker.sources.otlp_decode import DecodeLimits
 from llm_cost_tracker.sources.otlp_grpc import OtlpGrpcServer, TraceExportHandler
+from llm_cost_tracker.transforms.calls import CallIdentity, CallWindow
 from llm_cost_tracker.transforms.detect import Detect
 from llm_cost_tracker.transforms.price import Catalog, Price
+from llm_cost_tracker.transforms.quirks import Quirks
 from llm_cost_tracker.transforms.redact import Redact
 from llm_cost_tracker.transforms.usage import ExtractUsage
 from llm_cost_tracker.types import Publisher, Transform
@@ -36,7 +38,7 @@ def load_catalog(settings: Settings) -> Any:
 
 def default_transforms(catalog: Callable[[], Catalog], metrics: Metrics,
                        redact: Transform | None = None) -> list[Transform]:
-    """detect -> usage -> price -> redact: the per-record stages every receiver runs.
+    """detect -> usage -> producer quirks -> price -> redact: the per-record stages every receiver runs.
 
     Redaction is last: the earlier stages read what they need, and nothing is published unredacted.
     Without ``redact`` the default policy applies (content dropped, secrets masked; docs/redaction.md).
@@ -45,7 +47,16 @@ def default_transforms(catalog: Callable[[], Catalog], metrics: Metrics,
     def on_unpriced(provider: str, model: str) -> None:
         log.warning("model has no price; spans are stored unpriced", provider=provider, model=model)
 
-    return [Detect(), ExtractUsage(), Price(catalog, on_unpriced), redact or Redact(metrics=metrics)]
+    return [Detect(), ExtractUsage(), Quirks(), Price(catalog, on_unpriced), redact or Redact(metrics=metrics)]
+
+
+def call_identity(s: Settings, metrics: Metrics) -> CallIdentity:
+    """The call identity stage of a receiver, its window bounds from settings, counted in ``metrics``."""
+    calls = CallIdentity(CallWindow(s.call_window_entries, s.call_window_seconds),
+                         on_duplicate=lambda rule: metrics.duplicate_spans.labels(rule=rule).inc(),
+                         on_evict=lambda reason, n: metrics.call_window_evictions.labels(reason=reason).inc(n))
+    metrics.call_window_entries.set_function(lambda: calls.size)
+    return calls
 
 
 def decode_limits(s: Settings) -> DecodeLimits:
@@ -90,7 +101,8 @@ class FrontEnd:
             ensure_free("http", s.http)
         self.handler = TraceExportHandler(
             default_transforms(lambda: self.catalog.current, self.metrics, self.redact), publisher,
-            decode_limits(s), self.metrics, guard=self.guard, ack_timeout=ack_timeout)
+            decode_limits(s), self.metrics, guard=self.guard, ack_timeout=ack_timeout,
+            calls=call_identity(s, self.metrics))
         if serve_http:
             self.http = HttpServer(s.http, self.metrics.registry, ready, tls=tls_files(s))
         self.grpc = OtlpGrpcServer(s.otlp_grpc, self.handler, s.max_message_bytes, s.grpc_workers,

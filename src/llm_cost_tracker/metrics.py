@@ -15,15 +15,21 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from llm_cost_tracker.access.cardinality import LabelFolder
-from llm_cost_tracker.types import PICO_PER_USD, SpanRecord
+from llm_cost_tracker.types import DUPLICATE, NO_USAGE, PICO_PER_USD, SpanRecord
 
 disable_created_metrics()  # *_created series double the exposition and no dashboard of ours reads them
 
 TOKEN_TYPES = ("input", "output", "cache_read", "cache_write", "reasoning")
+UNPRICED_REASONS = {NO_USAGE: "no_usage"}
+"""``pricing_status`` -> ``reason`` label of ``llm_unpriced_spans_total``; any other unpriced span is
+``unknown_model`` (the catalog has no price for its model, or it names none)."""
 
 
 class SpendCollector(Collector):
-    """Exact per-(service, provider, model) spend, token and unpriced counters."""
+    """Exact per-(service, provider, model) spend, token and unpriced counters.
+
+    A ``duplicate`` span (another span of the same provider call carries its cost) adds to none of them.
+    """
 
     def __init__(self, folder: LabelFolder | None = None) -> None:
         self.folder = folder or LabelFolder()
@@ -31,14 +37,16 @@ class SpendCollector(Collector):
         self._lock = threading.Lock()
         self._cost: dict[tuple[str, str, str], int] = {}
         self._tokens: dict[tuple[str, str, str], list[int]] = {}
-        self._unpriced: dict[tuple[str, str], int] = {}
+        self._unpriced: dict[tuple[str, str, str], int] = {}
 
     def observe(self, records: Iterable[SpanRecord]) -> None:
         """Add a request's priced records (call once per request, not per span)."""
         cost: dict[tuple[str, str, str, str], int] = {}
         tokens: dict[tuple[str, str, str, str], list[int]] = {}
-        unpriced: dict[tuple[str, str, str], int] = {}
+        unpriced: dict[tuple[str, str, str, str], int] = {}
         for r in records:
+            if r.pricing_status == DUPLICATE:
+                continue
             model = r.response_model or r.request_model
             key = (r.tenant, r.service_name, r.provider, model)
             u = r.usage
@@ -51,7 +59,7 @@ class SpendCollector(Collector):
             t[3] += u.cache_write_tokens
             t[4] += u.reasoning_tokens
             if r.cost_pusd is None:
-                ukey = (r.tenant, r.provider, model)
+                ukey = (r.tenant, r.provider, model, UNPRICED_REASONS.get(r.pricing_status, "unknown_model"))
                 unpriced[ukey] = unpriced.get(ukey, 0) + 1
             else:
                 cost[key] = cost.get(key, 0) + r.cost_pusd
@@ -65,8 +73,8 @@ class SpendCollector(Collector):
                 total = self._tokens.setdefault(label, [0, 0, 0, 0, 0])
                 for i, n in enumerate(counts):
                     total[i] += n
-            for (tenant, provider, model), n in unpriced.items():
-                ulabel = (provider, fold(tenant, "model", model))
+            for (tenant, provider, model, reason), n in unpriced.items():
+                ulabel = (provider, fold(tenant, "model", model), reason)
                 self._unpriced[ulabel] = self._unpriced.get(ulabel, 0) + n
 
     def collect(self) -> Iterator[CounterMetricFamily]:
@@ -87,8 +95,9 @@ class SpendCollector(Collector):
         yield fam
         yield CounterMetricFamily("llm_metric_labels_folded", "Label values folded into 'other' by per-tenant "
                                   "cardinality limits.", value=self.folder.folded)
-        fam = CounterMetricFamily("llm_unpriced_spans", "LLM spans whose model has no price in the catalog.",
-                                  labels=("provider", "model"))
+        fam = CounterMetricFamily("llm_unpriced_spans", "LLM spans stored without a cost, by reason: unknown_model "
+                                  "(no price in the catalog) or no_usage (the span reports no token usage).",
+                                  labels=("provider", "model", "reason"))
         for ukey, n in unpriced.items():
             fam.add_metric(ukey, n)
         yield fam
@@ -120,6 +129,13 @@ class Metrics:
         self.attributes_truncated = Counter("llm_pipeline_attributes_truncated",
                                             "Span attributes not stored because a span exceeded the limits.",
                                             registry=r)
+        self.duplicate_spans = Counter("llm_duplicate_spans", "LLM spans of a provider call another span already "
+                                       "carries the cost of (stored as duplicate, cost NULL), by matching rule.",
+                                       ("rule",), registry=r)
+        self.call_window_evictions = Counter("llm_call_window_evictions", "Spans forgotten by call identity before "
+                                             "their age limit (capacity) or at it (age).", ("reason",), registry=r)
+        self.call_window_entries = Gauge("llm_call_window_entries", "Spans call identity remembers now.",
+                                         registry=r)
         self.redactions = Counter("llm_redactions", "Attributes dropped or hashed, and entities masked, by the "
                                   "redaction stage, by detector and mode (never the values).",
                                   ("detector", "mode"), registry=r)

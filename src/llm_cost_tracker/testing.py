@@ -121,6 +121,30 @@ def openinference_attributes(model: str = "gpt-4o-mini", provider: str = "openai
     return attrs
 
 
+def recorded_request(path: str | os.PathLike[str]) -> ExportTraceServiceRequest:
+    """The Export request a recording of real spans (tests/matrix/testdata, written by tests/matrix/drive.py)
+    makes: spans grouped by resource and instrumentation scope, ids, times and attributes as recorded."""
+    with open(path, encoding="utf-8") as f:
+        spans = json.load(f)["spans"]
+    request = ExportTraceServiceRequest()
+    groups: dict[tuple[str, str, str], Any] = {}
+    for s in spans:
+        resource_key = json.dumps(s["resource"], sort_keys=True)
+        key = (resource_key, s["scope"]["name"], s["scope"]["version"])
+        if key not in groups:
+            rs = request.resource_spans.add()
+            rs.resource.attributes.extend(key_values(s["resource"]))
+            ss = rs.scope_spans.add()
+            ss.scope.name, ss.scope.version = s["scope"]["name"], s["scope"]["version"]
+            groups[key] = ss
+        span = groups[key].spans.add(trace_id=bytes.fromhex(s["trace_id"]), span_id=bytes.fromhex(s["span_id"]),
+                                     parent_span_id=bytes.fromhex(s["parent_span_id"]), name=s["name"],
+                                     kind=Span.SPAN_KIND_CLIENT, start_time_unix_nano=s["start_time_unix_nano"],
+                                     end_time_unix_nano=s["end_time_unix_nano"])
+        span.attributes.extend(key_values(s["attributes"]))
+    return request
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free right now."""
     import socket

@@ -14,6 +14,17 @@ from typing import Any, Protocol
 PICO_PER_USD = 10**12
 """Costs are integers in pico-US-dollars (1e-12 USD): exact, and int64 holds 9.2 million USD."""
 
+PRICED = "priced"
+"""``pricing_status`` of a span priced from its usage: ``cost_pusd`` is its cost."""
+UNPRICED = "unpriced"
+"""The catalog has no price for the span's model (or the span names none): ``cost_pusd`` is None."""
+NO_USAGE = "no_usage"
+"""The span names a model but reports no token usage (e.g. a stream without ``include_usage``): ``cost_pusd``
+is None, never a silent $0."""
+DUPLICATE = "duplicate"
+"""Another span of the same provider call carries the cost (attribute ``llm_cost_tracker.duplicate_of``
+names it): ``cost_pusd`` is None and totals, metrics and budgets leave the span out."""
+
 
 @dataclass(frozen=True, slots=True)
 class TokenUsage:
@@ -76,6 +87,9 @@ class SpanRecord:
     cache_savings_pusd: int | None = None
     """What the cache-read tokens would have cost at the input rate minus what they cost, in pico-USD
     (0 without cache reads; None when the span could not be priced)."""
+    scope_name: str = ""
+    """The instrumentation scope that emitted the span (not stored: producer quirks and call identity
+    read it in the receiver)."""
 
 
 class Drop(Exception):

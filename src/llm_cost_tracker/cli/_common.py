@@ -52,6 +52,10 @@ def add_service_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--max-attribute-depth", type=int, metavar="N",
                    help="array/kvlist nesting kept in a value; deeper is marked (default 16)")
     g.add_argument("--tenant-attribute", metavar="KEY", help="resource attribute naming the tenant (default tenant.id)")
+    g.add_argument("--call-window-entries", type=int, metavar="N",
+                   help="LLM spans remembered to price each provider call once (default 100000)")
+    g.add_argument("--call-window-seconds", type=float, metavar="S",
+                   help="how long they are remembered (default 300)")
     g.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
     g.add_argument("--log-format", choices=("auto", "json", "console"))
 

@@ -256,6 +256,7 @@ def decode_spans(request: ExportTraceServiceRequest, limits: DecodeLimits) -> De
         service = resource.get("service.name", "unknown_service")
         tenant = resource.get(tenant_key, "")
         for scope_spans in resource_spans.scope_spans:
+            scope_name = scope_spans.scope.name[:256]  # client input: bounded like other names
             for span in scope_spans.spans:
                 trace_id = span.trace_id
                 span_id = span.span_id
@@ -282,6 +283,8 @@ def decode_spans(request: ExportTraceServiceRequest, limits: DecodeLimits) -> De
                     attributes,  # attributes
                     tenant or attributes.get(tenant_key, ""),  # tenant
                 ))
+                if scope_name:
+                    records[-1].scope_name = scope_name
     if batch.truncated_attributes:
         batch.messages.append(
             f"{batch.truncated_attributes} attribute(s) over the limits ({limits.max_attributes} per span, "

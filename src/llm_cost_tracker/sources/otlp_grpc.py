@@ -32,6 +32,7 @@ from llm_cost_tracker.sources.otlp_decode import (
     decode_spans,
     parse_request,
 )
+from llm_cost_tracker.transforms.calls import CallIdentity
 from llm_cost_tracker.transforms.detect import NOT_LLM
 from llm_cost_tracker.types import (
     Drop,
@@ -60,17 +61,25 @@ class TraceExportHandler:
         metrics: counters to update.
         guard: authenticates callers and applies tenant rate limits (everyone is admitted without one).
         ack_timeout: seconds to wait for the publisher's durability promise.
+        calls: call identity, run on the request's records after the transforms (marks the later spans
+            of a provider call as duplicates; told to forget the request's spans when it is not accepted).
     """
 
     def __init__(self, transforms: list[Transform], publisher: Publisher, limits: DecodeLimits,
-                 metrics: Metrics, guard: AccessGuard | None = None, ack_timeout: float = 10.0) -> None:
+                 metrics: Metrics, guard: AccessGuard | None = None, ack_timeout: float = 10.0,
+                 calls: CallIdentity | None = None) -> None:
         self._transforms = transforms
+        self._calls = calls
         self._publisher = publisher
         self._limits = limits
         self._metrics = metrics
         self._guard = guard or AccessGuard(lambda: _NO_TOKENS)
         self._ack_timeout = ack_timeout
         self.accepting = True
+
+    def _forget(self, records: list[SpanRecord]) -> None:
+        if self._calls is not None:
+            self._calls.forget(records)
 
     def _abort(self, context: grpc.ServicerContext, code: grpc.StatusCode, message: str) -> None:
         self._metrics.exports.labels(code=code.name).inc()
@@ -136,13 +145,18 @@ class TraceExportHandler:
                                f"{type(transform).__name__} ({type(exc).__name__}); reported to the operator")
                 continue
             records.append(record)
+        if self._calls is not None:
+            records = self._calls(records)
         try:
             self._publisher.publish(records).result(timeout=self._ack_timeout)  # raises a failed ack's error
         except QueueBusy as exc:
+            self._forget(records)
             self._abort_busy(context, exc)
         except (QueueFull, QueueUnavailable) as exc:
+            self._forget(records)
             self._abort(context, grpc.StatusCode.UNAVAILABLE, f"cannot accept spans now, retry later: {exc}")
         except futures.TimeoutError:
+            self._forget(records)
             self._abort(context, grpc.StatusCode.UNAVAILABLE,
                         f"spans not confirmed stored within {self._ack_timeout}s, retry later")
         m = self._metrics

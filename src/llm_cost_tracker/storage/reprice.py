@@ -2,7 +2,8 @@
 
 One run (``reprice(client, catalog, since, model)``):
 
-1. reads the spans since ``since`` (optionally one model) grouped by ``(trace_id, span_id)`` and prices
+1. reads the spans since ``since`` (optionally one model; never a ``duplicate`` span, whose cost another
+   span of the same call carries) grouped by ``(trace_id, span_id)`` and prices
    each with the current catalog through the pipeline's own :class:`~llm_cost_tracker.transforms.price.Price`;
 2. writes one ``reprice_audit`` row per span whose cost, cache savings, pricing model or price
    version changed (old and new values) - status ``audited``;
@@ -40,7 +41,7 @@ SELECT trace_id, span_id, toUnixTimestamp64Nano(any(timestamp)) AS ns, any(tenan
        any(cache_savings_usd), any(pricing_model), any(price_version), any(attributes), count() AS copies
 FROM llm_spans
 WHERE timestamp >= {since:DateTime64(9, 'UTC')} AND ({model:String} = '' OR model = {model:String}
-      OR pricing_model = {model:String})
+      OR pricing_model = {model:String}) AND pricing_status != 'duplicate'
 GROUP BY trace_id, span_id
 """
 _DELTA = """

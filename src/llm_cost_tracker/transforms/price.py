@@ -12,10 +12,9 @@ from llm_cost_tracker.pricing._quote import (
     OUTPUT_AUDIO_ATTRIBUTES,
     TIER_ATTRIBUTES,
 )
-from llm_cost_tracker.types import SpanRecord, TokenUsage
+from llm_cost_tracker.types import NO_USAGE, PRICED, UNPRICED, SpanRecord, TokenUsage
 
-PRICED = "priced"
-UNPRICED = "unpriced"
+__all__ = ["NO_USAGE", "PRICED", "PRICING_ATTRIBUTES", "UNPRICED", "Catalog", "Price", "Quote"]
 PRICING_ATTRIBUTES = frozenset(TIER_ATTRIBUTES + CACHE_WRITE_1H_ATTRIBUTES + INPUT_AUDIO_ATTRIBUTES
                                + OUTPUT_AUDIO_ATTRIBUTES + INPUT_IMAGE_ATTRIBUTES)
 """Every span attribute ``PriceCatalog.quote`` reads (service tier, 1-hour cache writes, audio and image
@@ -41,8 +40,10 @@ class Catalog(Protocol):
 class Price:
     """Transform: sets ``cost_pusd``, ``pricing_model``, ``price_version`` and ``pricing_status``.
 
-    A model the catalog cannot resolve leaves ``cost_pusd`` None and ``pricing_status`` 'unpriced':
-    never a silent zero. ``on_unpriced`` is told each distinct unresolved (provider, model) once.
+    A model the catalog cannot resolve leaves ``cost_pusd`` None and ``pricing_status`` 'unpriced', and a
+    span that reports no token usage at all (a stream without ``include_usage``) is 'no_usage' with
+    ``cost_pusd`` None: never a silent zero. ``on_unpriced`` is told each distinct unresolved (provider,
+    model) once.
 
     Args:
         catalog: returns the catalog currently in force (so a reload swaps it atomically).
@@ -77,6 +78,14 @@ class Price:
                 self._seen_unpriced.add(key)
                 if self._on_unpriced is not None:
                     self._on_unpriced(*key)
+            return record
+        if not quote.cost_pusd and not (record.usage.input_tokens or record.usage.output_tokens):
+            # a known model and no usage (a per-request fee alone would have cost something): not $0
+            record.cost_pusd = None
+            record.cache_savings_pusd = None
+            record.pricing_model = quote.pricing_model
+            record.price_version = quote.price_version
+            record.pricing_status = NO_USAGE
             return record
         record.cost_pusd = quote.cost_pusd
         record.cache_savings_pusd = self._cache_savings(catalog, record, name, quote.cost_pusd, attributes)

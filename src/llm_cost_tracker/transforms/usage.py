@@ -31,13 +31,14 @@ _OUTPUT = (("genai", "gen_ai.usage.output_tokens"), ("genai_legacy", "gen_ai.usa
            ("genai_legacy", "llm.usage.completion_tokens"), ("openinference", "llm.token_count.completion"))
 _CACHE_READ = ("gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.cache_read_input_tokens",
                "llm.usage.cache_read_input_tokens", "llm.token_count.prompt_details.cache_read")
-_CACHE_WRITE = ("gen_ai.usage.cache_creation.input_tokens", "gen_ai.usage.cache_creation_input_tokens",
+_CACHE_WRITE = ("gen_ai.usage.cache_creation.input_tokens", "gen_ai.usage.cache_write.input_tokens",
+                "gen_ai.usage.cache_creation_input_tokens",
                 "llm.usage.cache_creation_input_tokens", "llm.token_count.prompt_details.cache_write")
 _REASONING = ("gen_ai.usage.reasoning.output_tokens", "gen_ai.usage.reasoning_tokens",
               "llm.usage.reasoning_tokens", "llm.token_count.completion_details.reasoning")
 _PROVIDER = ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system")
 _OPERATION = ("gen_ai.operation.name", "llm.request.type", "openinference.span.kind")
-_REQUEST_MODEL = ("gen_ai.request.model", "llm.request.model", "llm.model_name")
+_REQUEST_MODEL = ("gen_ai.request.model", "llm.request.model", "llm.model_name", "embedding.model_name")
 _RESPONSE_MODEL = ("gen_ai.response.model", "llm.response.model")
 _REPORTED_COST = ("gen_ai.usage.cost", "llm.cost.total", "llm.usage.cost", "gen_ai.usage.cost_usd")
 
@@ -111,7 +112,7 @@ class _Plan:
                 tuple(k for k in group if k in present)
                 for group in (_CACHE_READ, _CACHE_WRITE, _REASONING, _PROVIDER, _OPERATION, _REQUEST_MODEL,
                               _RESPONSE_MODEL, _REPORTED_COST))
-        self.openinference = "llm.model_name" in present
+        self.openinference = "llm.model_name" in present or "embedding.model_name" in present
 
 
 class ExtractUsage:

@@ -1,0 +1,233 @@
+"""Call identity: one provider call seen by several instrumentations is priced once.
+
+Two instrumentations on one call (the anthropic SDK's own span beside OpenLLMetry's or inside
+OpenInference's; LangChain's LLM span beside the OpenAI instrumentation's) each send a span with the
+call's usage. The first span of a call to arrive carries the cost; every later one is kept as a row
+with ``pricing_status = 'duplicate'``, ``cost_pusd`` None and ``llm_cost_tracker.duplicate_of`` naming
+the carrier's span id, so nothing disappears and every total counts the call once.
+
+Two spans are the same call when (rules, tried in this order):
+
+- ``response_id``: they name the same provider response (tenant, provider, ``gen_ai.response.id``);
+- ``nested``: one is the other's parent or child, from another instrumentation scope, with the same
+  input and output token counts;
+- ``overlap``: from another instrumentation scope of the same service instance, with the same
+  provider and token counts, their time intervals overlap, and the carrier has not yet absorbed a span
+  of that scope (one to one, so two identical concurrent calls are still counted twice).
+
+Which span carries the cost: within one Export the span that ended first (then the smaller span id);
+across Exports the one that arrived first, which is the same span for a producer with one span
+processor (spans are exported in the order they end). The spans of one call may arrive in separate
+Exports, so carriers are remembered in a window bounded in entries and age; what falls out of it is
+counted (``llm_call_window_evictions_total``), and a span arriving after its carrier left is priced.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from llm_cost_tracker.types import DUPLICATE, SpanRecord
+
+__all__ = ["DUPLICATE_OF", "DUPLICATE_OF_TRACE", "DUPLICATE_RULE", "CallIdentity", "CallWindow"]
+
+DUPLICATE_OF = "llm_cost_tracker.duplicate_of"
+"""Attribute of a duplicate span: the span id of the span that carries the call's cost."""
+DUPLICATE_OF_TRACE = "llm_cost_tracker.duplicate_of_trace"
+"""Attribute of a duplicate span: the trace id of that span (it may be in another trace)."""
+DUPLICATE_RULE = "llm_cost_tracker.duplicate_rule"
+"""Attribute of a duplicate span: the rule that matched (response_id, nested, overlap)."""
+RESPONSE_ID = "gen_ai.response.id"
+_MAX_KEY = 512  # response ids are client input: bound what is remembered
+SCAN = 64
+"""Carriers with the same usage looked at for one span, newest first (keeps a span's cost bounded when
+many calls of one service have the same token counts; past it a span is priced, never lost)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallWindow:
+    """Bounds of the memory of carriers.
+
+    Args:
+        max_entries: carriers remembered; the oldest is forgotten past it.
+        max_age_seconds: a carrier is forgotten this long after it arrived.
+    """
+
+    max_entries: int = 100_000
+    max_age_seconds: float = 300.0
+
+
+class _Entry:
+    __slots__ = ("trace_id", "span_id", "parent_span_id", "start", "end", "scope", "arrived", "response_key",
+                 "usage_key", "absorbed")
+
+    def __init__(self, r: SpanRecord, arrived: float, response_key: tuple[str, ...] | None,
+                 usage_key: tuple[object, ...] | None) -> None:
+        self.trace_id = r.trace_id
+        self.span_id = r.span_id
+        self.parent_span_id = r.parent_span_id
+        self.start = r.start_time_ns
+        self.end = r.start_time_ns + r.duration_ns
+        self.scope = r.scope_name
+        self.arrived = arrived
+        self.response_key = response_key
+        self.usage_key = usage_key
+        self.absorbed: dict[str, str] = {}
+        """Scope -> the span of that scope matched to this call by ``overlap``/``nested`` (one per scope)."""
+
+
+def _end(r: SpanRecord) -> tuple[int, str]:
+    return r.start_time_ns + r.duration_ns, r.span_id
+
+
+class CallIdentity:
+    """Batch stage (after the per-record transforms): marks the later spans of a call as duplicates.
+
+    Thread-safe: Export handlers of several gRPC threads share one window.
+
+    Args:
+        window: memory bounds.
+        on_duplicate: told the rule of each duplicate found (a metric).
+        on_evict: told why each carrier was forgotten: ``capacity`` or ``age`` (a metric).
+        clock: seconds, monotonic (tests pass their own).
+    """
+
+    def __init__(self, window: CallWindow = CallWindow(), on_duplicate: Callable[[str], None] | None = None,
+                 on_evict: Callable[[str, int], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.window = window
+        self._on_duplicate = on_duplicate
+        self._on_evict = on_evict
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
+        self._by_response: dict[tuple[str, ...], _Entry] = {}
+        self._by_usage: dict[tuple[object, ...], deque[_Entry]] = {}
+
+    @property
+    def size(self) -> int:
+        """Carriers remembered now."""
+        return len(self._entries)
+
+    def __call__(self, records: list[SpanRecord]) -> list[SpanRecord]:
+        if not records:
+            return records
+        ordered = sorted(records, key=_end) if len(records) > 1 else records
+        with self._lock:
+            now = self._clock()
+            self._expire(now)
+            for r in ordered:
+                self._one(r, now)
+            self._trim()
+        return records
+
+    def forget(self, records: list[SpanRecord]) -> None:
+        """The Export of ``records`` was not accepted: forget the carriers among them (the client retries
+        them, or never sends them again: then a later span of their calls must carry the cost)."""
+        with self._lock:
+            for r in records:
+                e = self._entries.pop((r.trace_id, r.span_id), None)
+                if e is not None:
+                    self._forget(e)
+
+    @staticmethod
+    def _keys(r: SpanRecord) -> tuple[tuple[str, ...] | None, tuple[object, ...] | None]:
+        rid = r.attributes.get(RESPONSE_ID)
+        response_key = (r.tenant, r.provider, rid[:_MAX_KEY]) if rid else None
+        u = r.usage
+        usage_key: tuple[object, ...] | None = None
+        if u.input_tokens or u.output_tokens:
+            instance = r.resource_attributes.get("service.instance.id", "")
+            usage_key = (r.tenant, r.service_name, instance[:_MAX_KEY], r.provider, u.input_tokens, u.output_tokens)
+        return response_key, usage_key
+
+    def _one(self, r: SpanRecord, now: float) -> None:
+        response_key, usage_key = self._keys(r)
+        if response_key is None and usage_key is None:
+            return
+        if (r.trace_id, r.span_id) in self._entries:
+            return  # the same span again (a retried Export): span identity, not a second instrumentation
+        carrier, rule = None, ""
+        if response_key is not None:
+            carrier = self._by_response.get(response_key)
+            rule = "response_id"
+        if carrier is None and usage_key is not None and r.scope_name:
+            carrier, rule = self._by_usage_match(r, usage_key)
+        if carrier is not None:
+            self._mark(r, carrier, rule)
+            return
+        entry = _Entry(r, now, response_key, usage_key)
+        self._entries[(r.trace_id, r.span_id)] = entry
+        if response_key is not None:
+            self._by_response.setdefault(response_key, entry)
+        if usage_key is not None:
+            self._by_usage.setdefault(usage_key, deque()).append(entry)
+
+    def _by_usage_match(self, r: SpanRecord, usage_key: tuple[object, ...]) -> tuple[_Entry | None, str]:
+        start, end = r.start_time_ns, r.start_time_ns + r.duration_ns
+        overlapping = None
+        bucket = self._by_usage.get(usage_key)
+        if not bucket:
+            return None, ""
+        for i in range(len(bucket) - 1, max(len(bucket) - 1 - SCAN, -1), -1):
+            e = bucket[i]
+            if e.scope == r.scope_name or e.absorbed.get(r.scope_name, r.span_id) != r.span_id:
+                continue  # same instrumentation, or its span of this call is known (a retry of it matches)
+            if e.trace_id == r.trace_id and (e.span_id == r.parent_span_id or e.parent_span_id == r.span_id):
+                e.absorbed[r.scope_name] = r.span_id
+                return e, "nested"
+            if overlapping is None and e.start <= end and start <= e.end:
+                overlapping = e
+        if overlapping is not None:
+            overlapping.absorbed[r.scope_name] = r.span_id
+            return overlapping, "overlap"
+        return None, ""
+
+    def _mark(self, r: SpanRecord, carrier: _Entry, rule: str) -> None:
+        r.pricing_status = DUPLICATE
+        r.cost_pusd = None
+        r.cache_savings_pusd = None
+        r.reported_cost_pusd = None
+        r.attributes[DUPLICATE_OF] = carrier.span_id
+        r.attributes[DUPLICATE_OF_TRACE] = carrier.trace_id
+        r.attributes[DUPLICATE_RULE] = rule
+        if self._on_duplicate is not None:
+            self._on_duplicate(rule)
+
+    def _forget(self, e: _Entry) -> None:
+        if e.response_key is not None and self._by_response.get(e.response_key) is e:
+            del self._by_response[e.response_key]
+        if e.usage_key is not None:
+            # entries leave in arrival order (age and capacity alike), so e is its bucket's oldest
+            bucket = self._by_usage.get(e.usage_key)
+            if bucket and bucket[0] is e:
+                bucket.popleft()
+            elif bucket:
+                bucket.remove(e)
+            if not bucket:
+                self._by_usage.pop(e.usage_key, None)
+
+    def _expire(self, now: float) -> None:
+        limit = now - self.window.max_age_seconds
+        n = 0
+        while self._entries:
+            key, e = next(iter(self._entries.items()))
+            if e.arrived > limit:
+                break
+            del self._entries[key]
+            self._forget(e)
+            n += 1
+        if n and self._on_evict is not None:
+            self._on_evict("age", n)
+
+    def _trim(self) -> None:
+        n = 0
+        while len(self._entries) > self.window.max_entries:
+            _, e = self._entries.popitem(last=False)
+            self._forget(e)
+            n += 1
+        if n and self._on_evict is not None:
+            self._on_evict("capacity", n)
