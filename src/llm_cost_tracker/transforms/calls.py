@@ -10,7 +10,7 @@ Two spans are the same call when (rules, tried in this order):
 
 - ``response_id``: they name the same provider response (tenant, provider, ``gen_ai.response.id``);
 - ``nested``: one is the other's parent or child, from another instrumentation scope, with the same
-  input and output token counts;
+  input and output token counts (and not both naming a response: those are told apart by it);
 - ``overlap``: from another instrumentation scope of the same service instance, with the same
   provider and token counts, their time intervals overlap, and the carrier has not yet absorbed a span
   of that scope (one to one, so two identical concurrent calls are still counted twice).
@@ -155,7 +155,7 @@ class CallIdentity:
             carrier = self._by_response.get(response_key)
             rule = "response_id"
         if carrier is None and usage_key is not None and r.scope_name:
-            carrier, rule = self._by_usage_match(r, usage_key)
+            carrier, rule = self._by_usage_match(r, usage_key, response_key)
         if carrier is not None:
             self._mark(r, carrier, rule)
             return
@@ -166,7 +166,8 @@ class CallIdentity:
         if usage_key is not None:
             self._by_usage.setdefault(usage_key, deque()).append(entry)
 
-    def _by_usage_match(self, r: SpanRecord, usage_key: tuple[object, ...]) -> tuple[_Entry | None, str]:
+    def _by_usage_match(self, r: SpanRecord, usage_key: tuple[object, ...],
+                        response_key: tuple[str, ...] | None) -> tuple[_Entry | None, str]:
         start, end = r.start_time_ns, r.start_time_ns + r.duration_ns
         overlapping = None
         bucket = self._by_usage.get(usage_key)
@@ -176,6 +177,8 @@ class CallIdentity:
             e = bucket[i]
             if e.scope == r.scope_name or e.absorbed.get(r.scope_name, r.span_id) != r.span_id:
                 continue  # same instrumentation, or its span of this call is known (a retry of it matches)
+            if response_key is not None and e.response_key is not None:
+                continue  # both name their response, and not the same one: two calls
             if e.trace_id == r.trace_id and (e.span_id == r.parent_span_id or e.parent_span_id == r.span_id):
                 e.absorbed[r.scope_name] = r.span_id
                 return e, "nested"
