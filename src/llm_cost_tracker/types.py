@@ -92,6 +92,10 @@ class SpanRecord:
     read it in the receiver)."""
 
 
+RECEIVER_ONLY_FIELDS = frozenset({"scope_name"})
+"""SpanRecord fields read by the receiver's stages only: not stored, not carried by a queue."""
+
+
 class Drop(Exception):
     """Raised by a transform to drop the record it was given (counted, never silent)."""
 

@@ -133,8 +133,8 @@ class CallIdentity:
                 if e is not None:
                     self._forget(e)
 
-    @staticmethod
-    def _keys(r: SpanRecord) -> tuple[tuple[str, ...] | None, tuple[object, ...] | None]:
+    def _one(self, r: SpanRecord, now: float) -> None:
+        """One span, under the lock. The hot path: every LLM span passes here once (keys built inline)."""
         rid = r.attributes.get(RESPONSE_ID)
         response_key = (r.tenant, r.provider, rid[:_MAX_KEY]) if rid else None
         u = r.usage
@@ -142,37 +142,39 @@ class CallIdentity:
         if u.input_tokens or u.output_tokens:
             instance = r.resource_attributes.get("service.instance.id", "")
             usage_key = (r.tenant, r.service_name, instance[:_MAX_KEY], r.provider, u.input_tokens, u.output_tokens)
-        return response_key, usage_key
-
-    def _one(self, r: SpanRecord, now: float) -> None:
-        response_key, usage_key = self._keys(r)
-        if response_key is None and usage_key is None:
+        elif response_key is None:
             return
-        if (r.trace_id, r.span_id) in self._entries:
+        key = (r.trace_id, r.span_id)
+        entries = self._entries
+        if key in entries:
             return  # the same span again (a retried Export): span identity, not a second instrumentation
         carrier, rule = None, ""
         if response_key is not None:
             carrier = self._by_response.get(response_key)
             rule = "response_id"
         if carrier is None and usage_key is not None and r.scope_name:
-            carrier, rule = self._by_usage_match(r, usage_key, response_key)
+            bucket = self._by_usage.get(usage_key)
+            if bucket:
+                carrier, rule = self._by_usage_match(r, bucket, response_key)
         if carrier is not None:
             self._mark(r, carrier, rule)
             return
         entry = _Entry(r, now, response_key, usage_key)
-        self._entries[(r.trace_id, r.span_id)] = entry
+        entries[key] = entry
         if response_key is not None:
-            self._by_response.setdefault(response_key, entry)
+            self._by_response[response_key] = entry
         if usage_key is not None:
-            self._by_usage.setdefault(usage_key, deque()).append(entry)
+            bucket = self._by_usage.get(usage_key)
+            if bucket is None:
+                self._by_usage[usage_key] = deque((entry,))
+            else:
+                bucket.append(entry)
 
-    def _by_usage_match(self, r: SpanRecord, usage_key: tuple[object, ...],
+    @staticmethod
+    def _by_usage_match(r: SpanRecord, bucket: deque[_Entry],
                         response_key: tuple[str, ...] | None) -> tuple[_Entry | None, str]:
         start, end = r.start_time_ns, r.start_time_ns + r.duration_ns
         overlapping = None
-        bucket = self._by_usage.get(usage_key)
-        if not bucket:
-            return None, ""
         for i in range(len(bucket) - 1, max(len(bucket) - 1 - SCAN, -1), -1):
             e = bucket[i]
             if e.scope == r.scope_name or e.absorbed.get(r.scope_name, r.span_id) != r.span_id:
