@@ -26,8 +26,9 @@ EMBEDDING_USAGE = {"prompt_tokens": 8, "total_tokens": 8}
 ANTHROPIC_CACHE_WRITE = {"input_tokens": 50, "cache_creation_input_tokens": 2000, "cache_read_input_tokens": 0,
                          "output_tokens": 120}
 """Anthropic's usage counts the cache apart: 50 + 2000 prompt tokens, 2000 of them written to the cache."""
-ANTHROPIC_CACHE_READ = {"input_tokens": 40, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 2000,
+ANTHROPIC_CACHE_READ = {"input_tokens": 3000, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 2000,
                         "output_tokens": 80}
+"""3000 + 2000 prompt tokens, 2000 read from the cache: the uncached part is the larger, as in a long chat."""
 
 
 def _sse(events: list[tuple[str | None, dict[str, Any] | str]]) -> bytes:
