@@ -22,12 +22,14 @@ from llm_cost_tracker.queue.memory import MemoryQueue
 from llm_cost_tracker.services.schedules_api import SchedulesApi
 from llm_cost_tracker.sinks.batcher import BatchPolicy, BatchWriter
 from llm_cost_tracker.sinks.clickhouse import ClickHouseSink, is_retriable
-from llm_cost_tracker.sinks.parking import ParkingLot
+from llm_cost_tracker.sinks.parking import ParkingLot, default_fallbacks
 from llm_cost_tracker.storage import client as store
 from llm_cost_tracker.storage.migrate import migrate
 
-__all__ = ["AllInOne", "default_transforms", "load_catalog"]
+__all__ = ["EXIT_SPANS_LOST", "AllInOne", "default_transforms", "load_catalog"]
 log = get_logger("pipeline")
+EXIT_SPANS_LOST = 3
+"""Exit code of a stop that could not keep every accepted span (the log has the count)."""
 
 
 @dataclass
@@ -62,8 +64,9 @@ class AllInOne:
             self.queue = self.budgets.track(self.queue)  # accepted-but-unstored spend for budgets
         self.metrics.queue_capacity.set(s.queue_capacity)
         self.metrics.queue_depth.set_function(lambda: self.queue.depth)
+        self.writer_parking = ParkingLot(Path(s.data_dir) / "parked", default_fallbacks())
         self.writer = BatchWriter(
-            self.queue, ClickHouseSink(self._client), ParkingLot(Path(s.data_dir) / "parked"), is_retriable,
+            self.queue, ClickHouseSink(self._client), self.writer_parking, is_retriable,
             BatchPolicy(s.batch_size, s.batch_age_seconds, retry_max_seconds=s.sink_retry_max_seconds),
             self.metrics,
         )
@@ -93,10 +96,14 @@ class AllInOne:
         """SIGHUP: reload the price catalog and the token table; on error keep what is in force."""
         self.front.reload()
 
-    def stop(self) -> None:
-        """Stop accepting, drain and flush every accepted span, close the store."""
+    def stop(self) -> int:
+        """Stop accepting, drain and flush every accepted span, close the store.
+
+        Returns the process exit code: 0 when every accepted span was written or parked, 3 when some
+        could be neither (the log names the exact count).
+        """
         if self._stopped.is_set():
-            return
+            return 0
         self._stopped.set()
         timeout = self.settings.shutdown_timeout_seconds
         log.info("shutting down", queued=self.queue.depth)
@@ -105,7 +112,17 @@ class AllInOne:
         self.writer.give_up_after(timeout)
         if not self.writer.join(timeout + 5):
             log.error("writer did not finish draining in time", queued=self.queue.depth)
+        lost = self.queue.depth  # accepted and neither written nor parked (lost batches are not committed)
         self.schedules.stop()
         self.front.stop_http()
-        self._client.close()
+        try:
+            self._client.close()
+        except Exception as exc:
+            log.error("closing the store failed", error=f"{type(exc).__name__}: {str(exc)[:300]}")
+        if lost:
+            log.error("stopped; ACCEPTED SPANS LOST: they could be neither written nor parked",
+                      spans_lost=lost, rows_written=self.metrics.rows_written._value.get(),
+                      parked_in=[str(d) for d in (self.writer_parking.directory, *self.writer_parking.fallbacks)])
+            return EXIT_SPANS_LOST
         log.info("stopped", rows_written=self.metrics.rows_written._value.get())
+        return 0

@@ -92,7 +92,8 @@ def serve(service: Any, logger: Any) -> int:
 
     Exit codes: 0 after a clean stop, 2 when the configuration, the store lock or a listen address in use
     refuses start-up (one line saying which setting to change), 1 for anything else that prevents starting
-    (brokers refusing the client, ...).
+    (brokers refusing the client, ...), and what ``stop()`` returns when it is an int (3: accepted spans
+    could be neither stored nor parked).
     """
     from llm_cost_tracker.ports import PortUnavailable
     from llm_cost_tracker.queue.kafka_client import IdempotenceRefused
@@ -121,5 +122,5 @@ def serve(service: Any, logger: Any) -> int:
         return 1
     while not stop.wait(1.0):
         pass
-    service.stop()
-    return 0
+    code = service.stop()
+    return code if isinstance(code, int) else 0

@@ -33,7 +33,7 @@ from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.queue import kafka_codec
 from llm_cost_tracker.queue.kafka_client import LoopThread, client_options, compression_type, start_producer
 from llm_cost_tracker.queue.kafka_metrics import KafkaMetrics
-from llm_cost_tracker.sinks.parking import ParkingLot
+from llm_cost_tracker.sinks.parking import ParkingLot, default_fallbacks
 from llm_cost_tracker.storage.rows import SpanColumns
 from llm_cost_tracker.types import Batch, SpanRecord
 
@@ -433,7 +433,7 @@ class _DeadLetterParking(ParkingLot):
     """Batches the store refuses for good go to the dead-letter topic, with the error in a header."""
 
     def __init__(self, reader: KafkaBatchReader, fallback: str | Path) -> None:
-        super().__init__(fallback)
+        super().__init__(fallback, default_fallbacks())
         self._reader = reader
 
     def park(self, records: list[SpanRecord] | SpanColumns | kafka_codec.WireBatch, error: str) -> Path:

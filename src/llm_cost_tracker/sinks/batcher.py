@@ -4,6 +4,11 @@ A retriable failure is retried with capped exponential backoff for as long as th
 (the queue fills meanwhile and the receiver answers UNAVAILABLE, so collectors hold the data). A
 permanent failure, or a retriable one still failing when shutdown's deadline passes, parks the
 batch on disk. Either way the batch is accounted for: written, or parked, never dropped.
+
+When parking fails too (the data disk is read-only or full, and so is every fallback directory),
+the writer keeps trying, write then park, until shutdown's deadline; past it the batch is counted
+in :attr:`BatchWriter.lost` (and not committed), so the service can exit non-zero with the exact
+count instead of reporting a clean stop.
 """
 
 from __future__ import annotations
@@ -58,6 +63,8 @@ class BatchWriter:
         self._thread = threading.Thread(target=self._run, name="batch-writer", daemon=True)
         self.healthy = True
         """False while the last write attempt failed (drives /readyz)."""
+        self.lost = 0
+        """Records that could be neither written nor parked before the shutdown deadline."""
 
     def start(self) -> None:
         self._thread.start()
@@ -76,10 +83,20 @@ class BatchWriter:
             batch = self._reader.take(policy.max_records, policy.max_age_seconds)
             if batch is None:
                 return
-            self._write(batch)
-            self._reader.commit(batch)
+            try:
+                kept = self._write(batch)
+            except Exception as exc:  # a bug: count the batch, never die with its records unaccounted
+                log.exception("batch writer failed", rows=len(batch.records), error=type(exc).__name__)
+                kept = False
+                self.lost += len(batch.records)
+            if kept:
+                self._reader.commit(batch)
 
-    def _write(self, batch: Batch) -> None:
+    def _giving_up(self) -> bool:
+        return self._give_up_at is not None and time.monotonic() >= self._give_up_at
+
+    def _write(self, batch: Batch) -> bool:
+        """Write or park ``batch``; False when neither worked by the shutdown deadline (counted as lost)."""
         delay = self._policy.retry_initial_seconds
         while True:
             started = time.perf_counter()
@@ -89,12 +106,23 @@ class BatchWriter:
                 retriable = self._is_retriable(exc)
                 self.healthy = False
                 self._metrics.sink_errors.labels(retriable=str(retriable).lower()).inc()
-                giving_up = self._give_up_at is not None and time.monotonic() >= self._give_up_at
+                giving_up = self._giving_up()
                 if not retriable or giving_up:
-                    path = self._parking.park(batch.records, f"{type(exc).__name__}: {exc}")
-                    log.error("batch parked", rows=len(batch.records), path=str(path), error=str(exc)[:500],
-                              retriable=retriable)
-                    return
+                    try:
+                        path = self._parking.park(batch.records, f"{type(exc).__name__}: {exc}")
+                    except Exception as park_exc:
+                        if self._giving_up():
+                            self.lost += len(batch.records)
+                            log.error("batch LOST: neither written nor parked before the shutdown deadline",
+                                      rows=len(batch.records), lost_total=self.lost, error=str(exc)[:300],
+                                      parking_error=str(park_exc)[:500])
+                            return False
+                        log.error("batch could not be parked; retrying until it is written or parked",
+                                  rows=len(batch.records), error=str(park_exc)[:500], retry_in=round(delay, 3))
+                    else:
+                        log.error("batch parked", rows=len(batch.records), path=str(path), error=str(exc)[:500],
+                                  retriable=retriable)
+                        return True
                 log.warning("batch write failed, retrying", rows=len(batch.records), error=str(exc)[:300],
                             retry_in=round(delay, 3))
                 if self._give_up_at is not None:
@@ -106,4 +134,4 @@ class BatchWriter:
             self._metrics.batch_seconds.observe(time.perf_counter() - started)
             self._metrics.rows_written.inc(len(batch.records))
             self._metrics.batches_written.inc()
-            return
+            return True
