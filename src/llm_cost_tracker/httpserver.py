@@ -1,22 +1,45 @@
 """The service's HTTP port: ``/metrics``, ``/healthz``, ``/readyz``, and routes other modules add.
 
-A small threaded stdlib server: the endpoints are few and cheap, and it keeps the dependency list
-short. JSON APIs (budgets, schedules) register handlers with :meth:`HttpServer.route`.
+Served by aiohttp's low-level server on its own asyncio loop in one thread: HTTP/1.1 keep-alive,
+chunked bodies and the protocol's corner cases are the library's, and a slow or idle client costs a
+socket and a coroutine, never a thread. JSON APIs (budgets, schedules) register plain synchronous
+handlers with :meth:`HttpServer.route`; they run in a small bounded thread pool (they may query the
+store), so the number of threads is fixed whatever the clients do.
+
+What aiohttp does not bound, this module does (:class:`HttpLimits`, docs/hardening.md):
+
+- the request head must arrive within ``head_seconds`` of connecting (or of the previous answer on
+  a kept-alive connection): aiohttp's keep-alive timer, which also runs before the first request;
+- the body must arrive within ``body_seconds`` of the head, however it trickles in (one byte every
+  few seconds included), and is at most ``max_body_bytes`` whether sized or chunked;
+- at most ``max_connections`` connections are open; one more is answered 503 and closed;
+- a TLS handshake must finish within ``head_seconds``.
+
+Every answer, protocol errors included, is JSON ``{"error": ...}``; a handler's exception is
+answered 500 without its text (it may hold internal details) and logged by type.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import ssl
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from llm_cost_tracker.access.tls import ReloadingSslContext, TlsFiles
 from llm_cost_tracker.config import split_host_port
+from llm_cost_tracker.log import get_logger
+
+__all__ = ["MAX_BODY_BYTES", "Handler", "HttpLimits", "HttpServer", "Request", "Response", "loads_json"]
+log = get_logger("http")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,43 +70,127 @@ SECURITY_HEADERS = (
     ("Referrer-Policy", "no-referrer"),
     ("Cache-Control", "no-store"),
 )
-
-
-class _Server(ThreadingHTTPServer):
-    """ThreadingHTTPServer that wraps each accepted socket in the TLS context in force, if any."""
-
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
-                 tls: ReloadingSslContext | None) -> None:
-        self._tls = tls
-        super().__init__(address, handler)
-
-    def get_request(self) -> tuple[Any, Any]:
-        sock, addr = super().get_request()
-        if self._tls is not None:
-            sock.settimeout(10)
-            # the handshake happens in the request thread on first read, so a slow client blocks no one
-            sock = self._tls.current().wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        return sock, addr
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # failed handshakes and resets are the client's problem, not a traceback in our log
 MAX_BODY_BYTES = 1024 * 1024
 
 
+class JsonTooDeep(ValueError):
+    """A JSON document nested deeper than the parser can follow."""
+
+
+def loads_json(data: bytes | str) -> Any:
+    """``json.loads`` whose only failure is ValueError: nesting too deep for the parser says so plainly.
+
+    Python's parser raises RecursionError past ~1,000 levels; a handler that let it escape answered
+    500 with the interpreter's message.
+    """
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise JsonTooDeep("JSON nested too deep (over ~900 levels of arrays/objects)") from None
+
+
+@dataclass(frozen=True, slots=True)
+class HttpLimits:
+    """Bounds of the HTTP port (docs/hardening.md, "HTTP port")."""
+
+    max_body_bytes: int = MAX_BODY_BYTES
+    head_seconds: float = 15.0
+    """Time to send a request head, from connecting or from the previous answer (also the keep-alive idle time)."""
+    body_seconds: float = 30.0
+    """Time to send the body once the head is in."""
+    max_connections: int = 256
+    workers: int = 8
+    """Threads running route handlers (store queries, metrics rendering)."""
+
+
+def _error_bytes(status: int, message: str) -> bytes:
+    return json.dumps({"error": message}).encode() + b"\n"
+
+
+def _web_response(status: int, body: bytes, content_type: str = "application/json", close: bool = False,
+                  tls: bool = False) -> web.Response:
+    headers = {"Content-Type": content_type, **dict(SECURITY_HEADERS)}
+    if tls:
+        headers["Strict-Transport-Security"] = "max-age=31536000"
+    response = web.Response(status=status, body=body, headers=headers)
+    if close:
+        response.force_close()
+    return response
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _Connection(RequestHandler):
+    """aiohttp's per-connection protocol, plus the connection cap, JSON protocol errors and half-close."""
+
+    _manager: Any
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        server = self._manager
+        if server is not None and len(server.connections) >= server.max_connections:
+            server.refused += 1
+            body = _error_bytes(503, "too many connections; retry shortly")
+            head = (f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(body)}\r\nConnection: close\r\nRetry-After: 1\r\n\r\n").encode()
+            transport.write(head + body)  # type: ignore[attr-defined]
+            transport.write_eof()  # type: ignore[attr-defined]
+            # close a moment later: closing with the client's request unread would reset the answer away
+            self._loop.call_later(1.0, transport.close)
+            self._manager = None  # connection_lost has nothing to undo
+            self._force_close = True  # data_received ignores whatever the client sends meanwhile
+            return
+        super().connection_made(transport)
+
+    def eof_received(self) -> bool:  # type: ignore[override]
+        return True  # a client that half-closes after its request still gets the answer
+
+    def handle_error(self, request: Any, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        """Bad request lines, headers or Content-Length, and oversized fields: JSON, connection closed."""
+        if request.writer.output_size > 0:
+            raise ConnectionError("answer already started")
+        if status >= 500:
+            log.error("http request failed", error=type(exc).__name__ if exc else "")
+            text = "internal error; reported to the operator"
+        else:
+            # the parser's words, without the bytes it quotes (a header line may hold a token)
+            reason = str(getattr(exc, "message", "") or message or "").split(":")[0].split("\n")[0].strip()
+            text = f"malformed HTTP request: {reason[:120]}" if reason else "malformed HTTP request"
+        return _web_response(status, _error_bytes(status, text), close=True)
+
+
+class _Server(web.Server):
+    """aiohttp's low-level server making :class:`_Connection` protocols and counting what it refused."""
+
+    def __init__(self, handler: Any, max_connections: int, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self.max_connections = max_connections
+        self.refused = 0
+
+    def __call__(self) -> RequestHandler:
+        return _Connection(self, loop=self._loop, **self._kwargs)
+
+
 class HttpServer:
-    """Serves the registered routes on ``address`` from a daemon thread.
+    """Serves the registered routes on ``address`` from its own thread.
 
     Args:
         address: HOST:PORT (port 0 picks a free one; see ``port``).
         registry: the Prometheus registry served on ``/metrics``.
         ready: returns (ready, reason) for ``/readyz``.
         tls: serve HTTPS (mutual TLS when it names a client CA), certificates reloaded on change.
+        limits: time, size and connection bounds.
     """
 
     def __init__(self, address: str, registry: CollectorRegistry,
-                 ready: Callable[[], tuple[bool, str]], tls: TlsFiles | None = None) -> None:
+                 ready: Callable[[], tuple[bool, str]], tls: TlsFiles | None = None,
+                 limits: HttpLimits = HttpLimits()) -> None:
+        self.limits = limits
         self._routes: dict[tuple[str, str], Handler] = {}
         self._prefix_routes: list[tuple[str, str, Handler]] = []
+        self._inline: set[str] = set()
         self.route("GET", "/metrics", lambda _r: Response(200, generate_latest(registry), CONTENT_TYPE_LATEST))
         self.route("GET", "/healthz", lambda _r: Response.json(200, {"status": "ok"}))
 
@@ -92,12 +199,29 @@ class HttpServer:
             return Response.json(200 if ok else 503, {"status": "ready" if ok else "not ready", "reason": reason})
 
         self.route("GET", "/readyz", readyz)
-        host, port = split_host_port(address)
+        self._inline = {"/healthz", "/readyz"}  # cheap: answered on the loop, even when the pool is busy
         self._tls = ReloadingSslContext(tls) if tls else None
-        self._httpd = _Server((host, port), self._handler_class(), self._tls)
-        self._httpd.daemon_threads = True
-        self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="http", daemon=True)
+        self._pool = ThreadPoolExecutor(max_workers=limits.workers, thread_name_prefix="http")
+        self._loop = asyncio.new_event_loop()
+        self._loop.set_exception_handler(_quiet_exceptions)
+        self._thread = threading.Thread(target=self._loop.run_forever, name="http", daemon=True)
+        self._thread.start()
+        host, port = split_host_port(address)
+        try:
+            self._listener, self.port = asyncio.run_coroutine_threadsafe(self._bind(host, port), self._loop).result()
+        except BaseException:
+            self._close_loop()
+            raise
+
+    async def _bind(self, host: str, port: int) -> tuple[asyncio.AbstractServer, int]:
+        self._server = _Server(self._handle, self.limits.max_connections, access_log=None,
+                               keepalive_timeout=self.limits.head_seconds, lingering_time=0.0,
+                               max_line_size=65536, max_field_size=16384)
+        context: ssl.SSLContext | None = self._tls.server_context() if self._tls is not None else None
+        listener = await self._loop.create_server(
+            self._server, host, port, ssl=context, backlog=1024, reuse_address=True, start_serving=False,
+            ssl_handshake_timeout=self.limits.head_seconds if context is not None else None)
+        return listener, int(listener.sockets[0].getsockname()[1])
 
     def route(self, method: str, path: str, handler: Handler, prefix: bool = False) -> None:
         """Serve ``handler`` for ``method`` on ``path`` (or every path under it, with ``prefix``)."""
@@ -106,76 +230,99 @@ class HttpServer:
         else:
             self._routes[(method, path)] = handler
 
-    def _dispatch(self, request: Request) -> Response:
-        handler = self._routes.get((request.method, request.path))
+    @property
+    def connections(self) -> int:
+        """Connections open now."""
+        return len(self._server.connections)
+
+    @property
+    def refused_connections(self) -> int:
+        """Connections answered 503 because ``max_connections`` were open."""
+        return self._server.refused
+
+    def _find(self, method: str, path: str) -> Handler | None:
+        if method == "HEAD":
+            method = "GET"  # the same answer without its body (aiohttp sends no body to HEAD)
+        handler = self._routes.get((method, path))
         if handler is None:
-            for method, prefix, candidate in self._prefix_routes:
-                if method == request.method and request.path.startswith(prefix):
-                    handler = candidate
-                    break
+            for route_method, prefix, candidate in self._prefix_routes:
+                if route_method == method and path.startswith(prefix):
+                    return candidate
+        return handler
+
+    def _dispatch(self, request: Request) -> Response:
+        handler = self._find(request.method, request.path)
         if handler is None:
             known = {p for _, p in self._routes} | {p for _, p, _ in self._prefix_routes}
             status = 405 if request.path in known else 404
-            return Response.json(status, {"error": f"no route for {request.method} {request.path}"})
+            return Response.json(status, {"error": f"no route for {request.method} {request.path[:200]}"})
         try:
             return handler(request)
-        except Exception as exc:  # a handler bug must not take the port down
-            return Response.json(500, {"error": f"internal error: {type(exc).__name__}: {exc}"})
+        except Exception as exc:  # a handler bug must not take the port down, nor show its internals
+            log.error("http handler failed", path=request.path[:200], error=type(exc).__name__)
+            return Response.json(500, {"error": "internal error; reported to the operator"})
 
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        server = self
+    async def _read_body(self, request: web.BaseRequest) -> bytes:
+        limit = self.limits.max_body_bytes
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := await request.content.read(65536):
+            size += len(chunk)
+            if size > limit:
+                raise _TooLarge
+            chunks.append(chunk)
+        return b"".join(chunks)
 
-        class _Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            timeout = 30  # a client that stalls mid-request (or sends less than its Content-Length) frees the thread
-
-            def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-                """Protocol errors (bad request line, unsupported method, URI too long) answered in JSON too."""
-                short = self.responses.get(code, ("error", ""))[0]
-                body = json.dumps({"error": message or short}).encode() + b"\n"
-                self.send_response(code, short)
-                self.send_header("Connection", "close")
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.close_connection = True
-                if self.command != "HEAD" and code >= 200 and code not in (204, 304):
-                    self.wfile.write(body)
-
-            def _serve(self) -> None:
-                raw_length = self.headers.get("Content-Length") or "0"
-                length = int(raw_length) if raw_length.strip().isdigit() else -1
-                if length < 0:
-                    self.close_connection = True  # the body's end is unknown, so the connection cannot be reused
-                    response = Response.json(400, {"error": f"Content-Length must be a byte count, got {raw_length!r}"})
-                elif length > MAX_BODY_BYTES:
-                    self.close_connection = True  # the unread body must not be parsed as the next request
-                    response = Response.json(413, {"error": f"body over {MAX_BODY_BYTES} bytes"})
-                else:
-                    path, _, query = self.path.partition("?")
-                    request = Request(self.command, path, query, {k.lower(): v for k, v in self.headers.items()},
-                                      self.rfile.read(length) if length else b"")
-                    response = server._dispatch(request)
-                self.send_response(response.status)
-                self.send_header("Content-Type", response.content_type)
-                self.send_header("Content-Length", str(len(response.body)))
-                for name, value in SECURITY_HEADERS:
-                    self.send_header(name, value)
-                if server._tls is not None:
-                    self.send_header("Strict-Transport-Security", "max-age=31536000")
-                self.end_headers()
-                self.wfile.write(response.body)
-
-            do_GET = do_POST = do_PUT = do_DELETE = _serve
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass  # access logs would drown the service log; metrics count requests instead
-
-        return _Handler
+    async def _handle(self, raw: web.BaseRequest) -> web.StreamResponse:
+        tls = self._tls is not None
+        if raw.content_length is not None and raw.content_length > self.limits.max_body_bytes:
+            # the unread body must not be parsed as the next request: answer and close
+            return _web_response(413, _error_bytes(413, f"body over {self.limits.max_body_bytes} bytes"),
+                                 close=True, tls=tls)
+        try:
+            async with asyncio.timeout(self.limits.body_seconds):
+                body = await self._read_body(raw)
+        except TimeoutError:
+            return _web_response(408, _error_bytes(408, f"body not received within {self.limits.body_seconds:g}s"),
+                                 close=True, tls=tls)
+        except _TooLarge:
+            return _web_response(413, _error_bytes(413, f"body over {self.limits.max_body_bytes} bytes"),
+                                 close=True, tls=tls)
+        path, _, query = raw.raw_path.partition("?")
+        request = Request(raw.method, path, query, {k.lower(): v for k, v in raw.headers.items()}, body)
+        if request.method in ("GET", "HEAD") and request.path in self._inline:
+            response = self._dispatch(request)
+        else:
+            response = await self._loop.run_in_executor(self._pool, self._dispatch, request)
+        return _web_response(response.status, response.body, response.content_type, tls=tls)
 
     def start(self) -> None:
-        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._listener.start_serving(), self._loop).result(timeout=10)
 
     def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        async def close() -> None:
+            self._listener.close()
+            await self._server.shutdown(1.0)
+
+        if self._loop.is_running():
+            try:
+                asyncio.run_coroutine_threadsafe(close(), self._loop).result(timeout=5)
+            except Exception as exc:
+                log.warning("http listener did not close cleanly", error=type(exc).__name__)
+        self._close_loop()
+
+    def _close_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        if not self._thread.is_alive():
+            self._loop.close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _quiet_exceptions(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """Resets and failed handshakes are the client's problem, not a traceback in the service log."""
+    exc = context.get("exception")
+    if isinstance(exc, (ConnectionError, ssl.SSLError, TimeoutError, asyncio.CancelledError)):
+        return
+    log.warning("http loop error", message=str(context.get("message", ""))[:200],
+                error=type(exc).__name__ if exc else "")

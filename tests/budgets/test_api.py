@@ -76,11 +76,14 @@ def test_advice(served) -> None:
     (b"{}", "'model' is required"),
     (b'{"model": "m", "tenant": 3, "colour": "red"}', "unknown field 'colour'"),
     (b'{"model": "m", "attributes": {"a": 1}}', "'attributes'"),
+    (b"[" * 100_000 + b"]" * 100_000, "nested too deep"),
+    (b'{"a":' * 100_000 + b"1" + b"}" * 100_000, "nested too deep"),
 ])
 def test_advice_errors_are_json_400(served, payload, needle) -> None:
     """A malformed advice request answers 400 with a JSON message naming the problem."""
     status, body = call(served[0] + "/v1/advice", payload, "POST")
     assert status == 400 and needle in body["error"]
+    assert "Recursion" not in body["error"] and "internal" not in body["error"]
 
 
 def test_wrong_method_and_store_down() -> None:

@@ -113,6 +113,8 @@ def test_embedded_schedules_api(tmp_path: Path) -> None:
         assert doc["error"] == f"not a valid task batch: body:{line}: job grade: output_tokens must be a non-negative integer"
         status, doc = call(base, "POST", b"{not json", token="s3cret")
         assert status == 400 and "body:1: invalid JSON" in doc["error"]
+        status, doc = call(base, "POST", b"[" * 100_000 + b"]" * 100_000, token="s3cret")
+        assert status == 400 and "nested too deep" in doc["error"] and "Recursion" not in doc["error"], doc
 
         status, doc = call(base, "POST", batch_text("api-batch").encode(), token="s3cret")
         assert status == 202 and doc["status"] == "queued", doc

@@ -83,6 +83,19 @@ class ReloadingSslContext:
             context.verify_mode = ssl.CERT_REQUIRED
         return context
 
+    def server_context(self) -> ssl.SSLContext:
+        """A context for a listener that takes one context for good (asyncio): each handshake switches
+        to :meth:`current` from the ClientHello callback, so rotated files apply to new connections."""
+        listener = self._build()
+
+        def switch(connection: ssl.SSLObject | ssl.SSLSocket, _name: str | None, _ctx: ssl.SSLContext) -> None:
+            context = self.current()
+            if connection.context is not context:
+                connection.context = context
+
+        listener.sni_callback = switch
+        return listener
+
     def current(self) -> ssl.SSLContext:
         """The context to use for the next connection."""
         try:

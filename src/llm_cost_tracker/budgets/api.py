@@ -15,7 +15,6 @@ locale); every key and enum value stays English (docs/localization.md).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -23,7 +22,7 @@ from llm_cost_tracker.access.guard import AccessGuard, http_principal
 from llm_cost_tracker.access.tokens import Principal
 from llm_cost_tracker.budgets._config import Budget
 from llm_cost_tracker.budgets.service import BudgetService, StoreUnavailable
-from llm_cost_tracker.httpserver import HttpServer, Request, Response
+from llm_cost_tracker.httpserver import HttpServer, Request, Response, loads_json
 from llm_cost_tracker.i18n import N_, Translator, negotiate, translator
 
 ADVICE_FIELDS = {"model": N_("a model name"), "tenant": N_("a tenant"), "service": N_("a service name"),
@@ -100,7 +99,7 @@ class BudgetsApi:
     def advice(self, request: Request, principal: Principal) -> Response:
         t = self._translator(request)
         try:
-            body: Any = json.loads(request.body or b"")
+            body: Any = loads_json(request.body or b"")
         except (ValueError, UnicodeDecodeError) as exc:
             return _error(400, t._("body must be a JSON object like {example}: {error}").format(
                 example='{"model": "gpt-4o", "tenant": "acme"}', error=exc))

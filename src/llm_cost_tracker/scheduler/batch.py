@@ -65,6 +65,8 @@ def parse_batch(text: str, source: str = "<batch>", cost_of: CostFn | None = Non
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ParseError(source, exc.lineno, f"invalid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise ParseError(source, 1, "invalid JSON: nested too deep (over ~900 levels of arrays/objects)") from None
     b = _Builder(text, source)
     return b.build(doc, cost_of)
 
