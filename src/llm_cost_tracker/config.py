@@ -52,6 +52,15 @@ class Settings:
     """The TOML file the settings came from; its tables ([auth], [[budgets]], ...) belong to their modules."""
     max_message_bytes: int = 16 * 1024 * 1024
     grpc_workers: int = 8
+    """Export requests decoded at once."""
+    grpc_max_streams: int = 64
+    """Export calls in progress at once (receiving, waiting or decoding); more get RESOURCE_EXHAUSTED."""
+    grpc_receive_timeout_seconds: float = 10.0
+    """Time an admitted Export call has to send its message; past it the call is cancelled."""
+    max_decode_bytes: int = 512 * 1024 * 1024
+    """Memory budget of requests being decoded (16 bytes per message byte, docs/hardening.md)."""
+    http_max_connections: int = 256
+    """Open connections on the HTTP port; one more is answered 503 and closed."""
     # Storage
     data_dir: str = "./.llm-cost-tracker"
     clickhouse_url: str = ""
@@ -72,6 +81,8 @@ class Settings:
     """Days daily rollups are kept (0 = forever)."""
     # Pipeline
     queue_capacity: int = 200_000
+    queue_max_bytes: int = 256 * 1024 * 1024
+    """In-process queue bound in estimated bytes of records (docs/hardening.md); reached first by big spans."""
     batch_size: int = 10_000
     batch_age_seconds: float = 1.0
     ack: str = "queued"
@@ -152,7 +163,8 @@ class Settings:
                 split_host_port(value)
             except ValueError as exc:
                 problems.append(f"{name}: {exc}")
-        positive = ("max_message_bytes", "grpc_workers", "queue_capacity", "batch_size",
+        positive = ("max_message_bytes", "grpc_workers", "grpc_max_streams", "grpc_receive_timeout_seconds",
+                    "max_decode_bytes", "http_max_connections", "queue_max_bytes", "queue_capacity", "batch_size",
                     "max_attributes_per_span", "max_attribute_value_bytes", "max_spans_per_request",
                     "max_attributes_per_request", "max_attribute_depth", "call_window_entries",
                     "call_window_seconds")

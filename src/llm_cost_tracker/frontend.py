@@ -12,10 +12,11 @@ from typing import Any
 
 from llm_cost_tracker.access.setup import apply_label_limits, build_guard, load_tokens, tls_files
 from llm_cost_tracker.config import Settings
-from llm_cost_tracker.httpserver import HttpServer
+from llm_cost_tracker.httpserver import HttpLimits, HttpServer
 from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.metrics import Metrics
 from llm_cost_tracker.ports import ensure_free
+from llm_cost_tracker.sources.admission import MemoryBudget
 from llm_cost_tracker.sources.otlp_decode import DecodeLimits
 from llm_cost_tracker.sources.otlp_grpc import OtlpGrpcServer, TraceExportHandler
 from llm_cost_tracker.transforms.calls import CallIdentity, CallWindow
@@ -57,6 +58,10 @@ def call_identity(s: Settings, metrics: Metrics) -> CallIdentity:
                          on_evict=lambda reason, n: metrics.call_window_evictions.labels(reason=reason).inc(n))
     metrics.call_window_entries.set_function(lambda: calls.size)
     return calls
+
+
+def http_limits(s: Settings) -> HttpLimits:
+    return HttpLimits(max_connections=s.http_max_connections)
 
 
 def decode_limits(s: Settings) -> DecodeLimits:
@@ -102,11 +107,12 @@ class FrontEnd:
         self.handler = TraceExportHandler(
             default_transforms(lambda: self.catalog.current, self.metrics, self.redact), publisher,
             decode_limits(s), self.metrics, guard=self.guard, ack_timeout=ack_timeout,
-            calls=call_identity(s, self.metrics))
+            calls=call_identity(s, self.metrics), memory=MemoryBudget(s.max_decode_bytes))
         if serve_http:
-            self.http = HttpServer(s.http, self.metrics.registry, ready, tls=tls_files(s))
+            self.http = HttpServer(s.http, self.metrics.registry, ready, tls=tls_files(s), limits=http_limits(s))
         self.grpc = OtlpGrpcServer(s.otlp_grpc, self.handler, s.max_message_bytes, s.grpc_workers,
-                                   tls=tls_files(s))
+                                   tls=tls_files(s), max_streams=s.grpc_max_streams,
+                                   receive_timeout=s.grpc_receive_timeout_seconds)
 
     @property
     def grpc_port(self) -> int:
@@ -119,6 +125,10 @@ class FrontEnd:
     @property
     def accepting(self) -> bool:
         return self.handler.accepting
+
+    def saturation(self) -> str:
+        """Why the receiver cannot take another Export now ("" when it can), for /readyz."""
+        return self.grpc.saturation()
 
     def start(self) -> None:
         self.grpc.start()

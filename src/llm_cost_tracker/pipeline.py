@@ -58,7 +58,7 @@ class AllInOne:
         applied = migrate(self._client, settings=s)
         if applied:
             log.info("schema migrated", versions=[m.version for m in applied])
-        self.queue = MemoryQueue(s.queue_capacity, ack_when_stored=s.ack == "stored")
+        self.queue = MemoryQueue(s.queue_capacity, ack_when_stored=s.ack == "stored", max_bytes=s.queue_max_bytes)
         self.budgets = BudgetHook.from_settings(s)  # None unless the config file has [[budgets]]
         if self.budgets is not None:
             self.queue = self.budgets.track(self.queue)  # accepted-but-unstored spend for budgets
@@ -88,8 +88,11 @@ class AllInOne:
             return False, "shutting down"
         if not self.writer.healthy:
             return False, "writes to the store are failing"
-        if self.queue.depth >= 0.9 * self.queue.capacity:
+        if self.queue.depth >= 0.9 * self.queue.capacity or self.queue.bytes >= 0.9 * self.queue.max_bytes:
             return False, "queue nearly full"
+        saturated = self.front.saturation()
+        if saturated:
+            return False, saturated
         return True, "ok"
 
     def reload(self) -> None:

@@ -70,3 +70,29 @@ def test_close_wakes_a_waiting_taker() -> None:
     q.close()
     t.join(2)
     assert result == [None]
+
+
+def big(n: int, value_bytes: int) -> list[SpanRecord]:
+    return [SpanRecord("t", str(i), "", 0, 0, "s", "n", 0, {}, {"gen_ai.prompt": "x" * value_bytes}) for i in range(n)]
+
+
+def test_queue_is_bounded_in_bytes_as_well_as_records() -> None:
+    """Large spans fill the byte bound long before the record capacity; committing frees the bytes again."""
+    q = MemoryQueue(capacity=1_000_000, max_bytes=10 * 1024 * 1024)
+    q.publish(big(100, 60_000))  # ~6 MB
+    with pytest.raises(QueueFull, match="MiB"):
+        q.publish(big(100, 60_000))
+    assert q.depth == 100
+    batch = q.take(1000, 0.0)
+    assert batch is not None
+    q.commit(batch)
+    assert q.bytes == 0
+    q.publish(big(100, 60_000))
+
+
+def test_one_chunk_over_the_byte_bound_is_taken_when_the_queue_is_empty() -> None:
+    """A single request bigger than the byte bound is not refused forever (the request limits decide what is too big)."""
+    q = MemoryQueue(capacity=1_000, max_bytes=1024)
+    q.publish(big(2, 10_000))
+    with pytest.raises(QueueFull):
+        q.publish(big(1, 10))

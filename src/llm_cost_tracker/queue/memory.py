@@ -1,4 +1,4 @@
-"""The in-process queue of the all-in-one service: bounded, with size/age batching on take."""
+"""The in-process queue of the all-in-one service: bounded in records and in bytes, with size/age batching on take."""
 
 from __future__ import annotations
 
@@ -9,9 +9,25 @@ from concurrent.futures import Future
 
 from llm_cost_tracker.types import Batch, QueueFull, SpanRecord
 
+__all__ = ["RECORD_BYTES", "STRING_BYTES", "MemoryQueue", "record_bytes"]
+RECORD_BYTES = 1200
+"""Python memory of a SpanRecord without its attributes (slots, ids, names, usage), rounded up."""
+STRING_BYTES = 200
+"""Per attribute: two str objects and a dict slot, on top of the characters."""
+
+
+def record_bytes(records: list[SpanRecord]) -> int:
+    """Estimated memory the records hold (4.6 KB estimated vs 4.2 KB measured per span of 15 tiny attributes)."""
+    total = 0
+    for r in records:
+        total += RECORD_BYTES + len(r.span_name) + len(r.service_name)
+        for attrs in (r.attributes, r.resource_attributes):
+            total += STRING_BYTES * len(attrs) + sum(map(len, attrs)) + sum(map(len, attrs.values()))
+    return total
+
 
 class MemoryQueue:
-    """A bounded queue of per-request chunks, counted in records.
+    """A bounded queue of per-request chunks, counted in records and in estimated bytes.
 
     ``publish`` never blocks: when the queue is full it raises :class:`QueueFull` (the receiver
     answers UNAVAILABLE, and the collector's retry holds the data). With ``ack_when_stored`` the
@@ -20,12 +36,17 @@ class MemoryQueue:
     Args:
         capacity: maximum records held (accepted and not yet committed).
         ack_when_stored: complete publish futures at commit instead of at enqueue.
+        max_bytes: maximum estimated bytes held (:func:`record_bytes`); one chunk is always let in
+            when the queue is empty.
     """
 
-    def __init__(self, capacity: int, ack_when_stored: bool = False) -> None:
+    def __init__(self, capacity: int, ack_when_stored: bool = False, max_bytes: int = 1 << 62) -> None:
         self.capacity = capacity
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        """Estimated bytes of the records accepted and not yet committed."""
         self._ack_when_stored = ack_when_stored
-        self._chunks: deque[tuple[float, list[SpanRecord], Future[None]]] = deque()
+        self._chunks: deque[tuple[float, list[SpanRecord], Future[None], int]] = deque()
         self._queued = 0
         self._in_flight = 0
         self._closed = False
@@ -41,13 +62,17 @@ class MemoryQueue:
         if not records:
             future.set_result(None)
             return future
+        size = record_bytes(records)
         with self._cond:
             if self._closed:
                 raise QueueFull("queue is closed (shutting down)")
             if self._queued + self._in_flight + len(records) > self.capacity:
                 raise QueueFull(f"queue full ({self.depth} of {self.capacity} records)")
-            self._chunks.append((time.monotonic(), records, future))
+            if self.bytes and self.bytes + size > self.max_bytes:
+                raise QueueFull(f"queue full ({self.bytes >> 20} of {self.max_bytes >> 20} MiB)")
+            self._chunks.append((time.monotonic(), records, future, size))
             self._queued += len(records)
+            self.bytes += size
             self._cond.notify()
         if not self._ack_when_stored:
             future.set_result(None)
@@ -73,17 +98,21 @@ class MemoryQueue:
                     self._cond.wait()
             records: list[SpanRecord] = []
             futures: list[Future[None]] = []
+            size = 0
             while self._chunks and (not records or len(records) + len(self._chunks[0][1]) <= max_records):
-                _, chunk, future = self._chunks.popleft()
+                _, chunk, future, chunk_size = self._chunks.popleft()
                 records.extend(chunk)
                 futures.append(future)
+                size += chunk_size
             self._queued -= len(records)
             self._in_flight += len(records)
-        return Batch(records=records, handle=futures)
+        return Batch(records=records, handle=(futures, size))
 
     def commit(self, batch: Batch) -> None:
+        futures, size = batch.handle
         with self._cond:
             self._in_flight -= len(batch.records)
-        for future in batch.handle:
+            self.bytes -= size
+        for future in futures:
             if not future.done():
                 future.set_result(None)

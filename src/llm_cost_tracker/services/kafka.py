@@ -88,6 +88,9 @@ class Receiver:
             return False, f"Kafka unavailable: {self.publisher.down_reason}"
         if self.publisher.in_flight >= 0.9 * self.settings.kafka_max_in_flight_records:
             return False, "too many records in flight to Kafka"
+        saturated = self.front.saturation()
+        if saturated:
+            return False, saturated
         return True, "ok"
 
     def reload(self) -> None:

@@ -7,12 +7,21 @@ ExportTraceServiceRequest (not retried), RESOURCE_EXHAUSTED for a message over t
 shutting down (retried with backoff), RESOURCE_EXHAUSTED with a RetryInfo when too much is in flight
 to the queue's backend (retried after the given delay), and ``partial_success`` for individual spans
 that could not be used. A request over the per-request span or attribute limits gets INVALID_ARGUMENT.
+
+Hostile clients (docs/hardening.md): the bearer token is checked from the call's metadata by a
+server interceptor, before any message is read, and a refused call ends at once without waiting
+for its message; an admitted call must send its message within ``receive_timeout`` seconds or it is
+cancelled; decoding takes a share of a memory budget sized from the message (RESOURCE_EXHAUSTED
+with a retry delay when the budget stays full); and :meth:`OtlpGrpcServer.saturation` tells
+``/readyz`` when every stream slot is taken.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from concurrent import futures
+from typing import Any
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
@@ -22,9 +31,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from llm_cost_tracker.access.guard import AccessGuard
 from llm_cost_tracker.access.tls import TlsFiles, grpc_credentials
-from llm_cost_tracker.access.tokens import TokenTable
+from llm_cost_tracker.access.tokens import Principal, TokenTable
 from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.metrics import Metrics
+from llm_cost_tracker.sources.admission import MemoryBudget, ReceiveWatchdog, decode_cost
 from llm_cost_tracker.sources.otlp_decode import (
     DecodeError,
     DecodeLimits,
@@ -63,11 +73,14 @@ class TraceExportHandler:
         ack_timeout: seconds to wait for the publisher's durability promise.
         calls: call identity, run on the request's records after the transforms (marks the later spans
             of a provider call as duplicates; told to forget the request's spans when it is not accepted).
+        memory: the decode memory budget (unbounded without one).
+        memory_wait: seconds a request may wait for its share of ``memory``.
     """
 
     def __init__(self, transforms: list[Transform], publisher: Publisher, limits: DecodeLimits,
                  metrics: Metrics, guard: AccessGuard | None = None, ack_timeout: float = 10.0,
-                 calls: CallIdentity | None = None) -> None:
+                 calls: CallIdentity | None = None, memory: MemoryBudget | None = None,
+                 memory_wait: float = 5.0) -> None:
         self._transforms = transforms
         self._calls = calls
         self._publisher = publisher
@@ -75,11 +88,23 @@ class TraceExportHandler:
         self._metrics = metrics
         self._guard = guard or AccessGuard(lambda: _NO_TOKENS)
         self._ack_timeout = ack_timeout
+        self.memory = memory
+        self._memory_wait = memory_wait
         self.accepting = True
 
     def _forget(self, records: list[SpanRecord]) -> None:
         if self._calls is not None:
             self._calls.forget(records)
+
+    def gate(self, metadata: Sequence[tuple[str, str | bytes]]) -> tuple[grpc.StatusCode, str] | None:
+        """The refusal of a call from its metadata alone (wrong token, shutting down), or None to admit it."""
+        if self._guard.authenticate(metadata) is None:
+            self._metrics.exports.labels(code=grpc.StatusCode.UNAUTHENTICATED.name).inc()
+            return grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token"
+        if not self.accepting:
+            self._metrics.exports.labels(code=grpc.StatusCode.UNAVAILABLE.name).inc()
+            return grpc.StatusCode.UNAVAILABLE, "shutting down; retry against another replica"
+        return None
 
     def _abort(self, context: grpc.ServicerContext, code: grpc.StatusCode, message: str) -> None:
         self._metrics.exports.labels(code=code.name).inc()
@@ -109,6 +134,20 @@ class TraceExportHandler:
             self._abort(context, grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
         if not self.accepting:
             self._abort(context, grpc.StatusCode.UNAVAILABLE, "shutting down; retry against another replica")
+        assert principal is not None
+        if self.memory is None:
+            return self._export(payload, principal, context)
+        cost = decode_cost(len(payload))
+        if not self.memory.acquire(cost, self._memory_wait):
+            self._abort_busy(context, QueueBusy(
+                f"{self.memory.in_use >> 20} MiB of requests are being decoded (budget "
+                f"{self.memory.capacity >> 20} MiB)", retry_after_seconds=1.0), reason="receiver memory busy")
+        try:
+            return self._export(payload, principal, context)
+        finally:
+            self.memory.release(cost)
+
+    def _export(self, payload: bytes, principal: Principal, context: grpc.ServicerContext) -> bytes:
         try:
             request = parse_request(payload)
         except DecodeError as exc:
@@ -180,24 +219,43 @@ class TraceExportHandler:
 class OtlpGrpcServer:
     """A grpcio server with the TraceService and the standard health service.
 
+    Export is served as a stream-unary method so the server decides how long to wait for the one
+    message: a call that sends headers and no message is cancelled after ``receive_timeout``. Calls
+    the handler's ``gate`` refuses (from metadata, in an interceptor) end without reading anything.
+    Threads: ``max_streams`` (they mostly wait for messages); decoding is bounded by the handler's
+    memory budget, and ``workers`` of them may decode at once.
+
     Args:
         address: HOST:PORT to listen on (port 0 picks a free one; see ``port``).
-        handler: the Export handler.
+        handler: the Export handler (its ``gate`` method, if any, screens calls by metadata).
         max_message_bytes: larger requests get RESOURCE_EXHAUSTED.
-        workers: handler threads.
+        workers: requests decoded at once.
         tls: serve TLS (mutual when it names a client CA) instead of plaintext.
+        max_streams: concurrent calls; more get RESOURCE_EXHAUSTED from grpc (default ``workers * 8``).
+        receive_timeout: seconds an admitted call has to send its message.
     """
 
     def __init__(self, address: str, handler: Callable[[bytes, grpc.ServicerContext], bytes],
-                 max_message_bytes: int, workers: int, tls: TlsFiles | None = None) -> None:
+                 max_message_bytes: int, workers: int, tls: TlsFiles | None = None,
+                 max_streams: int = 0, receive_timeout: float = 10.0) -> None:
+        self.max_streams = max_streams or workers * 8
+        self._handler = handler
+        self._receive_timeout = receive_timeout
+        self._decoding = threading.BoundedSemaphore(workers)
+        self._watchdog = ReceiveWatchdog()
+        self._lock = threading.Lock()
+        self.active = 0
+        """Export calls in progress (receiving, waiting or decoding)."""
+        gate = getattr(handler, "gate", None)
         self._server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="otlp"),
+            futures.ThreadPoolExecutor(max_workers=self.max_streams + 4, thread_name_prefix="otlp"),
+            interceptors=[_Gate(gate)] if gate is not None else [],
             options=[("grpc.max_receive_message_length", max_message_bytes),
                      ("grpc.max_send_message_length", 4 * 1024 * 1024),
                      ("grpc.so_reuseport", 0)],
-            maximum_concurrent_rpcs=workers * 8,
+            maximum_concurrent_rpcs=self.max_streams,
         )
-        method = grpc.unary_unary_rpc_method_handler(handler)  # raw bytes in and out
+        method = grpc.stream_unary_rpc_method_handler(self._export)  # raw bytes in and out
         self._server.add_generic_rpc_handlers(
             (grpc.method_handlers_generic_handler(SERVICE_NAME, {"Export": method}),))
         self.health = health.HealthServicer()
@@ -209,6 +267,38 @@ class OtlpGrpcServer:
         if self.port == 0:
             raise OSError(f"cannot listen on {address}")
 
+    @property
+    def stalled_cancelled(self) -> int:
+        """Calls cancelled because their message did not arrive within ``receive_timeout``."""
+        return self._watchdog.fired
+
+    def saturation(self) -> str:
+        """Why the server cannot take another call now ("" when it can): drives /readyz."""
+        if self.active >= self.max_streams:
+            return f"gRPC at its stream limit ({self.active} of {self.max_streams} calls in progress)"
+        return ""
+
+    def _export(self, requests: Iterator[bytes], context: grpc.ServicerContext) -> bytes | None:
+        with self._lock:
+            self.active += 1
+        try:
+            token = self._watchdog.arm(self._receive_timeout, context.cancel)
+            try:
+                payload = next(requests, None)
+            except grpc.RpcError:
+                return None  # cancelled (stalled past receive_timeout, or by the client)
+            finally:
+                self._watchdog.disarm(token)
+            if payload is None:
+                if context.is_active():
+                    context.abort(grpc.StatusCode.INVALID_ARGUMENT, "Export needs one ExportTraceServiceRequest")
+                return None
+            with self._decoding:
+                return self._handler(payload, context)
+        finally:
+            with self._lock:
+                self.active -= 1
+
     def start(self) -> None:
         self._server.start()
         for name in ("", SERVICE_NAME):
@@ -218,3 +308,27 @@ class OtlpGrpcServer:
         """Report NOT_SERVING, refuse new calls and wait up to ``grace`` seconds for calls in flight."""
         self.health.enter_graceful_shutdown()
         self._server.stop(grace).wait()
+
+
+_EXPORT_METHOD = f"/{SERVICE_NAME}/Export"
+
+
+class _Gate(grpc.ServerInterceptor):  # type: ignore[misc]
+    """Screens Export calls by metadata before a thread waits for their message."""
+
+    def __init__(self, gate: Callable[[Sequence[tuple[str, str | bytes]]], tuple[grpc.StatusCode, str] | None]):
+        self._gate = gate
+
+    def intercept_service(self, continuation: Callable[[Any], Any], details: Any) -> Any:
+        if details.method != _EXPORT_METHOD:
+            return continuation(details)
+        refusal = self._gate(details.invocation_metadata or ())
+        if refusal is None:
+            return continuation(details)
+        code, message = refusal
+
+        def refuse(_requests: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
+            context.abort(code, message)  # never reads the message
+            raise AssertionError("unreachable")
+
+        return grpc.stream_unary_rpc_method_handler(refuse)
