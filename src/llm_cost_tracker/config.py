@@ -57,7 +57,7 @@ class Settings:
     """Export calls in progress at once (receiving, waiting or decoding); more get RESOURCE_EXHAUSTED."""
     grpc_receive_timeout_seconds: float = 10.0
     """Time an admitted Export call has to send its message; past it the call is cancelled."""
-    max_decode_bytes: int = 512 * 1024 * 1024
+    max_decode_bytes: int = 384 * 1024 * 1024
     """Memory budget of requests being decoded (16 bytes per message byte, docs/hardening.md)."""
     http_max_connections: int = 256
     """Open connections on the HTTP port; one more is answered 503 and closed."""

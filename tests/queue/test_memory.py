@@ -96,3 +96,18 @@ def test_one_chunk_over_the_byte_bound_is_taken_when_the_queue_is_empty() -> Non
     q.publish(big(2, 10_000))
     with pytest.raises(QueueFull):
         q.publish(big(1, 10))
+
+
+def test_a_request_bigger_than_a_batch_is_written_in_parts_and_acknowledged_after_the_last() -> None:
+    """A 25-record chunk with batches of 10 comes out as 10, 10, 5; its ack completes only at the last commit."""
+    q = MemoryQueue(capacity=100, ack_when_stored=True)
+    ack = q.publish(recs(25))
+    sizes = []
+    for _ in range(3):
+        batch = q.take(10, 0.0)
+        assert batch is not None
+        sizes.append(len(batch.records))
+        assert not ack.done()
+        q.commit(batch)
+    assert sizes == [10, 10, 5]
+    assert ack.done() and q.depth == 0 and q.bytes == 0

@@ -26,6 +26,21 @@ def record_bytes(records: list[SpanRecord]) -> int:
     return total
 
 
+class _Ack:
+    """A request's acknowledgement, completed when every part of its chunk is committed."""
+
+    __slots__ = ("future", "parts")
+
+    def __init__(self, future: Future[None]) -> None:
+        self.future = future
+        self.parts = 1
+
+    def part_committed(self) -> bool:
+        """True when that was the last part (the caller completes the future, outside its lock)."""
+        self.parts -= 1
+        return self.parts == 0
+
+
 class MemoryQueue:
     """A bounded queue of per-request chunks, counted in records and in estimated bytes.
 
@@ -46,7 +61,7 @@ class MemoryQueue:
         self.bytes = 0
         """Estimated bytes of the records accepted and not yet committed."""
         self._ack_when_stored = ack_when_stored
-        self._chunks: deque[tuple[float, list[SpanRecord], Future[None], int]] = deque()
+        self._chunks: deque[tuple[float, list[SpanRecord], _Ack, int]] = deque()
         self._queued = 0
         self._in_flight = 0
         self._closed = False
@@ -70,7 +85,7 @@ class MemoryQueue:
                 raise QueueFull(f"queue full ({self.depth} of {self.capacity} records)")
             if self.bytes and self.bytes + size > self.max_bytes:
                 raise QueueFull(f"queue full ({self.bytes >> 20} of {self.max_bytes >> 20} MiB)")
-            self._chunks.append((time.monotonic(), records, future, size))
+            self._chunks.append((time.monotonic(), records, _Ack(future), size))
             self._queued += len(records)
             self.bytes += size
             self._cond.notify()
@@ -97,22 +112,34 @@ class MemoryQueue:
                 else:
                     self._cond.wait()
             records: list[SpanRecord] = []
-            futures: list[Future[None]] = []
+            acks: list[_Ack] = []
             size = 0
-            while self._chunks and (not records or len(records) + len(self._chunks[0][1]) <= max_records):
-                _, chunk, future, chunk_size = self._chunks.popleft()
+            while self._chunks and len(records) < max_records:
+                born, chunk, ack, chunk_size = self._chunks.popleft()
+                room = max_records - len(records)
+                if len(chunk) > room:
+                    if records:  # whole chunks only, unless a chunk alone is bigger than a batch
+                        self._chunks.appendleft((born, chunk, ack, chunk_size))
+                        break
+                    # one request bigger than a batch is written in batch-sized parts, so the writer's
+                    # memory follows batch_size, not the largest request; it is acknowledged after the last
+                    part_size = chunk_size * room // len(chunk)
+                    self._chunks.appendleft((born, chunk[room:], ack, chunk_size - part_size))
+                    ack.parts += 1
+                    chunk, chunk_size = chunk[:room], part_size
                 records.extend(chunk)
-                futures.append(future)
+                acks.append(ack)
                 size += chunk_size
             self._queued -= len(records)
             self._in_flight += len(records)
-        return Batch(records=records, handle=(futures, size))
+        return Batch(records=records, handle=(acks, size))
 
     def commit(self, batch: Batch) -> None:
-        futures, size = batch.handle
+        acks, size = batch.handle
         with self._cond:
             self._in_flight -= len(batch.records)
             self.bytes -= size
-        for future in futures:
+            done = [ack.future for ack in acks if ack.part_committed()]
+        for future in done:
             if not future.done():
                 future.set_result(None)
