@@ -60,10 +60,6 @@ def call_identity(s: Settings, metrics: Metrics) -> CallIdentity:
     return calls
 
 
-def http_limits(s: Settings) -> HttpLimits:
-    return HttpLimits(max_connections=s.http_max_connections)
-
-
 def decode_limits(s: Settings) -> DecodeLimits:
     return DecodeLimits(s.max_attributes_per_span, s.max_attribute_value_bytes, s.tenant_attribute,
                         s.max_spans_per_request, s.max_attributes_per_request, s.max_attribute_depth)
@@ -109,7 +105,8 @@ class FrontEnd:
             decode_limits(s), self.metrics, guard=self.guard, ack_timeout=ack_timeout,
             calls=call_identity(s, self.metrics), memory=MemoryBudget(s.max_decode_bytes))
         if serve_http:
-            self.http = HttpServer(s.http, self.metrics.registry, ready, tls=tls_files(s), limits=http_limits(s))
+            self.http = HttpServer(s.http, self.metrics.registry, ready, tls=tls_files(s),
+                                   limits=HttpLimits.from_settings(s))
         self.grpc = OtlpGrpcServer(s.otlp_grpc, self.handler, s.max_message_bytes, s.grpc_workers,
                                    tls=tls_files(s), max_streams=s.grpc_max_streams,
                                    receive_timeout=s.grpc_receive_timeout_seconds)

@@ -18,7 +18,7 @@ from typing import Any
 from llm_cost_tracker.access.setup import tls_files
 from llm_cost_tracker.config import Settings
 from llm_cost_tracker.frontend import FrontEnd
-from llm_cost_tracker.httpserver import HttpServer
+from llm_cost_tracker.httpserver import HttpLimits, HttpServer
 from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.metrics import Metrics
 from llm_cost_tracker.queue.kafka import KafkaPublisher
@@ -148,7 +148,8 @@ class Consumer:
         )
         self.writer.start()
         if self.serve_http:
-            self.http = HttpServer(s.http, self.metrics.registry, self.ready, tls=tls_files(s))
+            self.http = HttpServer(s.http, self.metrics.registry, self.ready, tls=tls_files(s),
+                                   limits=HttpLimits.from_settings(s))
             self.http_port = self.http.port
             self.http.start()
         log.info("consumer started", topic=s.kafka_topic, group=s.kafka_group_id, store=store.describe(s))
@@ -195,7 +196,8 @@ class KafkaAllInOne:
         self.receiver = Receiver(self.settings, self.metrics, kafka_metrics, self.catalog, serve_http=False)
         self.receiver.start()
         self.grpc_port = self.receiver.grpc_port
-        self.http = HttpServer(self.settings.http, self.metrics.registry, self.ready, tls=tls_files(self.settings))
+        self.http = HttpServer(self.settings.http, self.metrics.registry, self.ready, tls=tls_files(self.settings),
+                               limits=HttpLimits.from_settings(self.settings))
         self.http_port = self.http.port
         self.http.start()
 
