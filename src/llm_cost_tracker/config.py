@@ -61,6 +61,17 @@ class Settings:
     """Memory budget of requests being decoded (16 bytes per message byte, docs/hardening.md)."""
     http_max_connections: int = 256
     """Open connections on the HTTP port; one more is answered 503 and closed."""
+    # SQL endpoint over the embedded store (docs/sql-endpoint.md)
+    sql_http: str = "127.0.0.1:8123"
+    """ClickHouse HTTP interface, read-only, over the embedded store while the service runs ('off': none)."""
+    sql_max_execution_seconds: float = 30.0
+    sql_max_result_rows: int = 1_000_000
+    sql_max_result_bytes: int = 256 * 1024 * 1024
+    sql_max_memory_bytes: int = 1024 * 1024 * 1024
+    sql_max_concurrent: int = 2
+    """Queries run at once; more wait for a slot (up to the execution limit), then get code 202."""
+    sql_max_threads: int = 1
+    """Engine threads per query: bounds the cores queries take from ingest."""
     # Storage
     data_dir: str = "./.llm-cost-tracker"
     clickhouse_url: str = ""
@@ -186,6 +197,9 @@ class Settings:
             problems.append(f"clickhouse_cluster: not a cluster name: {self.clickhouse_cluster!r}")
         problems.extend(_kafka_problems(self))
         problems.extend(_scheduler_problems(self))
+        from llm_cost_tracker.sql_http._config import problems as sql_problems
+
+        problems.extend(sql_problems(self))
         from llm_cost_tracker.access.tls import TlsFiles
 
         for name in ("clickhouse_ca_file", "clickhouse_client_cert_file", "clickhouse_client_key_file"):

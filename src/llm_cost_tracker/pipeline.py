@@ -20,9 +20,11 @@ from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.metrics import Metrics
 from llm_cost_tracker.queue.memory import MemoryQueue
 from llm_cost_tracker.services.schedules_api import SchedulesApi
+from llm_cost_tracker.services.spend_api import SpendApi
 from llm_cost_tracker.sinks.batcher import BatchPolicy, BatchWriter
 from llm_cost_tracker.sinks.clickhouse import ClickHouseSink, is_retriable
 from llm_cost_tracker.sinks.parking import ParkingLot, default_fallbacks
+from llm_cost_tracker.sql_http.service import SqlEndpoint
 from llm_cost_tracker.storage import client as store
 from llm_cost_tracker.storage.migrate import migrate
 
@@ -47,6 +49,7 @@ class AllInOne:
     catalog: Any = None
     grpc_port: int = 0
     http_port: int = 0
+    sql_port: int = 0
     _stopped: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> None:
@@ -54,6 +57,7 @@ class AllInOne:
         self.front = FrontEnd(s, self.metrics, self.catalog)
         self.front.prepare()
         self.catalog = self.front.catalog
+        self.sql = SqlEndpoint.open(s, self.front.tokens)  # checks its port before the store is opened
         self._client = store.connect(s)
         applied = migrate(self._client, settings=s)
         if applied:
@@ -77,6 +81,10 @@ class AllInOne:
         (self.budgets or BudgetHook.none_configured()).serve(http, self.metrics.registry, guard=self.front.guard,
                                                              lang=s.lang)
         self.schedules = SchedulesApi.serve(s, http, self.front.guard, self.metrics.registry)  # /v1/schedules
+        SpendApi(self.sql.engine if self.sql else None, self._client, self.front.guard).register(http)  # /v1/spend
+        if self.sql is not None:
+            self.sql.start()  # read-only ClickHouse HTTP interface over the embedded store
+            self.sql_port = self.sql.port
         self.front.start()
         self.grpc_port, self.http_port = self.front.grpc_port, self.front.http_port
         log.info("service started", otlp_grpc=f"{s.otlp_grpc.rpartition(':')[0]}:{self.grpc_port}",
@@ -117,6 +125,8 @@ class AllInOne:
             log.error("writer did not finish draining in time", queued=self.queue.depth)
         lost = self.queue.depth  # accepted and neither written nor parked (lost batches are not committed)
         self.schedules.stop()
+        if self.sql is not None:
+            self.sql.stop()
         self.front.stop_http()
         try:
             self._client.close()

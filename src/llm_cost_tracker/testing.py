@@ -167,6 +167,7 @@ class ServiceProcess:
         self.data_dir = str(data_dir)
         self.grpc_port = free_port()
         self.http_port = free_port()
+        self.sql_port = free_port()
         self.args = list(args)
         self.env = {**os.environ, **(env or {})}
         self.env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
@@ -182,12 +183,18 @@ class ServiceProcess:
     def http_url(self) -> str:
         return f"{self.scheme}://127.0.0.1:{self.http_port}"
 
+    @property
+    def sql_url(self) -> str:
+        """The SQL endpoint (ClickHouse HTTP interface) of the embedded store."""
+        return f"{self.scheme}://127.0.0.1:{self.sql_port}"
+
     def command(self) -> list[str]:
         import sys
 
+        sql = [] if "--sql-http" in self.args else ["--sql-http", f"127.0.0.1:{self.sql_port}"]
         return [sys.executable, "-m", "llm_cost_tracker.cli", "run", "--otlp-grpc", self.endpoint,
                 "--http", f"127.0.0.1:{self.http_port}", "--data-dir", self.data_dir, "--log-format", "json",
-                *self.args]
+                *sql, *self.args]
 
     def start(self, timeout: float = 60.0) -> ServiceProcess:
         import subprocess
