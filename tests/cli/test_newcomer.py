@@ -56,12 +56,23 @@ def test_report_where_no_store_is_says_so_and_creates_nothing(tmp_path: Path) ->
     assert not (tmp_path / ".llm-cost-tracker").exists()
 
 
-def test_report_while_the_service_runs_is_one_line(service: ServiceProcess) -> None:
-    """`report` on the store a running service holds is one line saying what to do, exit 2, no traceback."""
-    out = cli("report", "--data-dir", service.data_dir)
+def test_report_while_the_service_runs_goes_through_its_sql_endpoint(service: ServiceProcess) -> None:
+    """`report` on the store a running service holds answers through the service's SQL endpoint."""
+    out = cli("report", "--data-dir", service.data_dir, "--format", "json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == []
+
+
+def test_report_while_a_service_without_sql_endpoint_runs_is_one_line(tmp_path: Path) -> None:
+    """With ``--sql-http off`` the store cannot be read while it runs: one line saying what to do, exit 2."""
+    svc = ServiceProcess(tmp_path / "store", "--sql-http", "off").start()
+    try:
+        out = cli("report", "--data-dir", svc.data_dir)
+    finally:
+        svc.stop()
     assert out.returncode == 2 and "Traceback" not in out.stderr
     lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and "in use by another process" in lines[0] and "stop it" in lines[0]
+    assert len(lines) == 1 and "in use by another process" in lines[0] and "--sql-http" in lines[0]
 
 
 def test_sql_errors_point_at_the_users_query(tmp_path: Path) -> None:

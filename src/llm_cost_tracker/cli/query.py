@@ -20,8 +20,8 @@ from llm_cost_tracker.cli._output import render
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("sql", help="run a SQL query against the store",
-                       description="Run SQL against the configured store. The embedded store can be "
-                                   "opened by one process at a time: stop the service first.")
+                       description="Run SQL against the configured store. While the service holds the embedded "
+                                   "store, the query goes through its read-only SQL endpoint (--sql-http).")
     p.add_argument("query", help="the SQL to run")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="value of a {NAME:Type} query parameter (repeatable), as in docs/queries.md")
@@ -46,11 +46,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _query(args: argparse.Namespace, sql: str, parameters: dict[str, Any] | None = None, render: Any = render) -> int:
-    from llm_cost_tracker.storage.client import StoreLocked, StoreMissing, connect
+    from llm_cost_tracker.storage.client import StoreLocked, StoreMissing, connect_reader
 
     settings = settings_from(args)
     try:
-        client = connect(settings, create=False)
+        client = connect_reader(settings)  # the store, or the running service's SQL endpoint
     except (StoreLocked, StoreMissing) as exc:
         print(f"llm-cost-tracker: {exc}", file=sys.stderr)
         return 2

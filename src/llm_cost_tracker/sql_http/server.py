@@ -137,7 +137,7 @@ class SqlHttpServer:
         self._slots = asyncio.Semaphore(self.config.max_concurrent)
 
         async def bind() -> int:
-            self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            self._runner = web.AppRunner(app, access_log=None, handle_signals=False, auto_decompress=False)
             await self._runner.setup()
             site = web.TCPSite(self._runner, self.host, self._requested_port, ssl_context=self._ssl())
             await site.start()

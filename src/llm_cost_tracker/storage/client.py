@@ -11,7 +11,7 @@ import clickhouse_connect
 
 from llm_cost_tracker.config import Settings
 
-__all__ = ["StoreLocked", "StoreMissing", "connect", "describe"]
+__all__ = ["StoreLocked", "StoreMissing", "connect", "connect_reader", "describe"]
 
 _OPENED: set[Path] = set()
 """Embedded stores this process has opened (chDB keeps one engine per process; reopening is fine)."""
@@ -91,6 +91,48 @@ def connect(settings: Settings, *, create: bool = True) -> Any:
         if "lock" in str(exc).lower() or _held_elsewhere(path):
             raise StoreLocked(_locked_message(path)) from exc
         raise
+
+
+def connect_reader(settings: Settings) -> Any:
+    """A client for readers (``report``, ``sql``): the store itself, or the running service's SQL endpoint.
+
+    The embedded store is opened by one process; while the service holds it, it serves the store
+    read-only over the ClickHouse HTTP interface and records where in the data directory
+    (:mod:`llm_cost_tracker.sql_http.discovery`). The reader then queries through that endpoint, with
+    the admin token of the same settings (``--auth-token`` or the first ``[auth] admin_tokens`` entry).
+
+    Raises:
+        StoreLocked: the store is held by a process that serves no SQL endpoint (``sql_http = off``).
+        StoreMissing: there is no embedded store at ``data_dir``.
+    """
+    try:
+        return connect(settings, create=False)
+    except StoreLocked as exc:
+        from llm_cost_tracker.sql_http.discovery import find
+
+        endpoint = find(str(Path(settings.data_dir).resolve()))
+        if endpoint is None:
+            raise StoreLocked(
+                f"{exc}; a service started with its SQL endpoint (--sql-http, on by default) is queried through "
+                "it instead") from exc
+    kwargs: dict[str, Any] = {}
+    if endpoint.secure:
+        kwargs["secure"] = True
+        kwargs["verify"] = settings.clickhouse_tls_verify
+        if settings.tls_cert_file:
+            kwargs["ca_cert"] = settings.tls_cert_file  # the service's own certificate (often self-signed)
+    return clickhouse_connect.get_client(host=endpoint.host, port=endpoint.port, username="default",
+                                         password=_admin_token(settings), database=settings.clickhouse_database,
+                                         **kwargs)
+
+
+def _admin_token(settings: Settings) -> str:
+    if settings.auth_token:
+        return settings.auth_token
+    from llm_cost_tracker.config import config_sections
+
+    tokens = config_sections(settings.config_file).get("auth", {}).get("admin_tokens", [])
+    return str(tokens[0]) if tokens else ""
 
 
 def _locked_message(path: Path) -> str:
