@@ -258,7 +258,7 @@ def test_settings_exposed_by_the_schema() -> None:
                "kafka_sasl_username", "kafka_sasl_password", "kafka_ssl_cafile", "kafka_ssl_certfile",
                "kafka_ssl_keyfile", "log_level", "log_format", "config_file", "tls_cert_file", "tls_key_file",
                "tls_client_ca_file", "clickhouse_ca_file", "clickhouse_client_cert_file",
-               "clickhouse_client_key_file", "redaction_hmac_key"}
+               "clickhouse_client_key_file", "redaction_hmac_key", "sql_http"}
     fields = {f.name for f in dataclasses.fields(Settings)}
     assert exposed <= fields, f"schema offers settings the service rejects: {sorted(exposed - fields)}"
     missing = fields - exposed - managed
@@ -399,3 +399,33 @@ def test_packaged_chart_carries_only_rules_and_dashboards(tmp_path: Path) -> Non
     assert not [n for n in names if "/examples/" in n]
     if ALERTS.exists():
         assert "llm-cost-tracker/files/deploy/prometheus/alerts.yaml" in names
+
+
+def test_all_in_one_exposes_the_sql_endpoint(render: Any) -> None:
+    """allInOne: --sql-http on ports.sql, a ClusterIP Service port, a NetworkPolicy rule and the Grafana data source."""
+    objects = docs(render({"sqlEndpoint": {"grafanaDatasource": {"enabled": True}},
+                           "networkPolicy": {"sqlFrom": [{"podSelector": {"matchLabels": {"app": "grafana"}}}]}}))
+    (sts,) = [o for o in objects if o["kind"] == "StatefulSet"]
+    (container,) = sts["spec"]["template"]["spec"]["containers"]
+    args = container["args"]
+    assert args[args.index("--sql-http") + 1] == "0.0.0.0:8123"
+    assert {"name": "sql", "containerPort": 8123, "protocol": "TCP"} in container["ports"]
+    (service,) = [o for o in objects if o["kind"] == "Service" and o["spec"].get("clusterIP") != "None"]
+    assert service["spec"]["type"] == "ClusterIP"
+    assert any(p["name"] == "sql" and p["port"] == 8123 and p["targetPort"] == "sql" for p in service["spec"]["ports"])
+    (policy,) = [o for o in objects if o["kind"] == "NetworkPolicy"]
+    (rule,) = [r for r in policy["spec"]["ingress"] if r["ports"][0]["port"] == "sql"]
+    assert rule["from"] == [{"podSelector": {"matchLabels": {"app": "grafana"}}}]
+    (datasource,) = [o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["labels"].get("grafana_datasource")]
+    source = yaml.safe_load(next(iter(datasource["data"].values())))["datasources"][0]
+    assert source["type"] == "grafana-clickhouse-datasource"
+    assert source["jsonData"]["host"].split(".")[0] == service["metadata"]["name"]
+    assert source["jsonData"]["port"] == 8123 and source["jsonData"]["secure"] is False
+    secure = docs(render({"sqlEndpoint": {"grafanaDatasource": {"enabled": True}}, "tls": {"existingSecret": "tls"}}))
+    (datasource,) = [o for o in secure if o["kind"] == "ConfigMap" and o["metadata"]["labels"].get("grafana_datasource")]
+    assert yaml.safe_load(next(iter(datasource["data"].values())))["datasources"][0]["jsonData"]["secure"] is True
+    off = docs(render({"sqlEndpoint": {"enabled": False}}))
+    (sts,) = [o for o in off if o["kind"] == "StatefulSet"]
+    args = sts["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--sql-http") + 1] == "off"
+    assert not [p for o in off if o["kind"] == "Service" for p in o["spec"]["ports"] if p["name"] == "sql"]

@@ -347,6 +347,11 @@ spec:
         - name: http
           containerPort: {{ $ctx.Values.ports.http }}
           protocol: TCP
+        {{- if .sql }}
+        - name: sql
+          containerPort: {{ $ctx.Values.ports.sql }}
+          protocol: TCP
+        {{- end }}
       env:
         {{- include "lct.env" $ctx | nindent 8 }}
         {{- if .grpc }}
