@@ -65,3 +65,43 @@ def test_mutual_tls_and_rotation(ca, tmp_path) -> None:
         if svc.proc is not None:
             assert svc.stop() == 0
     assert svc.sql("SELECT count() AS n FROM llm_spans") == [{"n": 2}]
+
+
+def test_sql_endpoint_serves_tls_with_the_other_ports(ca, tmp_path) -> None:
+    """The SQL endpoint serves the listeners' certificate (rotated live), and `sql` reads through it."""
+    import subprocess
+    import sys
+
+    import clickhouse_connect
+
+    cert, key, serial = ca.issue("server", server=True)
+    svc = ServiceProcess(tmp_path / "store", "--tls-cert-file", str(cert), "--tls-key-file", str(key),
+                         "--auth-token", "sql-admin-token")
+    context = ssl.create_default_context(cafile=str(ca.path))
+    urllib.request.install_opener(urllib.request.build_opener(urllib.request.HTTPSHandler(context=context)))
+    try:
+        svc.start()
+        client = clickhouse_connect.get_client(host="127.0.0.1", port=svc.sql_port, password="sql-admin-token",
+                                               secure=True, ca_cert=str(ca.path))
+        assert client.command("SELECT 1") == 1
+        with pytest.raises(Exception):  # noqa: B017 - plain HTTP on the TLS port is not an answer
+            clickhouse_connect.get_client(host="127.0.0.1", port=svc.sql_port, password="sql-admin-token",
+                                          connect_timeout=5, query_retries=0)
+
+        def serial_on(port: int) -> int:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+                with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                    return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True)).serial_number
+
+        assert serial_on(svc.sql_port) == serial
+        time.sleep(0.05)
+        _, _, new_serial = ca.issue("server", server=True)
+        assert serial_on(svc.sql_port) == new_serial
+        out = subprocess.run([sys.executable, "-m", "llm_cost_tracker.cli", "sql", "SELECT 41 + 1 AS n", "--format",
+                              "json", "--data-dir", svc.data_dir], capture_output=True, text=True, timeout=120,
+                             env={**svc.env, "LCT_AUTH_TOKEN": "sql-admin-token"})
+        assert out.returncode == 0 and '"n": 42' in out.stdout, out.stderr
+    finally:
+        urllib.request.install_opener(urllib.request.build_opener())
+        if svc.proc is not None:
+            assert svc.stop() == 0

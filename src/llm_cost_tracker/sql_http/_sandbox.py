@@ -45,10 +45,11 @@ FUNCTIONS_REFUSED = frozenset({"file", "catboostevaluate", "modelevaluate", "joi
 CLIENT_SETTINGS = re.compile(
     r"^(output_format_\w+|date_time_output_format|date_time_input_format|format_\w+|session_timezone|"
     r"join_use_nulls|cast_string_to_dynamic_use_inference|extremes|totals_mode|prefer_column_name_to_alias|"
-    r"use_client_time_zone|allow_experimental_\w+|enable_\w+_type|optimize_\w+|max_block_size|"
-    r"use_query_cache|input_format_\w+|result_overflow_mode|max_execution_time|max_result_rows|"
+    r"use_client_time_zone|max_block_size|input_format_\w+|result_overflow_mode|max_execution_time|max_result_rows|"
     r"max_result_bytes|timeout_overflow_mode|max_rows_to_read|max_bytes_to_read|readonly)$")
-"""Settings a client may send (applied before ``readonly``); limits only below ours, ``readonly`` only 1/2."""
+"""Settings a client may send (applied before ``readonly``); limits only below ours, ``readonly`` only 1/2.
+Not ``use_query_cache`` (a cache shared by every session), nor experimental switches (the gate checks a
+query with the engine's defaults)."""
 TRANSPORT = frozenset({"query", "database", "default_format", "user", "password", "query_id", "session_id",
                        "session_timeout", "session_check", "compress", "decompress", "enable_http_compression",
                        "http_zlib_compression_level", "send_progress_in_http_headers", "wait_end_of_query",

@@ -99,7 +99,7 @@ def connect_reader(settings: Settings) -> Any:
     The embedded store is opened by one process; while the service holds it, it serves the store
     read-only over the ClickHouse HTTP interface and records where in the data directory
     (:mod:`llm_cost_tracker.sql_http.discovery`). The reader then queries through that endpoint, with
-    the admin token of the same settings (``--auth-token`` or the first ``[auth] admin_tokens`` entry).
+    the admin token of the same settings (``LCT_AUTH_TOKEN`` or the first ``[auth] admin_tokens`` entry).
 
     Raises:
         StoreLocked: the store is held by a process that serves no SQL endpoint (``sql_http = off``).
@@ -118,9 +118,14 @@ def connect_reader(settings: Settings) -> Any:
     kwargs: dict[str, Any] = {}
     if endpoint.secure:
         kwargs["secure"] = True
-        kwargs["verify"] = settings.clickhouse_tls_verify
-        if settings.tls_cert_file:
-            kwargs["ca_cert"] = settings.tls_cert_file  # the service's own certificate (often self-signed)
+        # the endpoint is this machine's own service on loopback (its certificate rarely names 127.0.0.1):
+        # encrypted, not verified; a CA given for ClickHouse (clickhouse_ca_file) is used when set
+        kwargs["verify"] = bool(settings.clickhouse_ca_file)
+        if settings.clickhouse_ca_file:
+            kwargs["ca_cert"] = settings.clickhouse_ca_file
+        if settings.clickhouse_client_cert_file:
+            kwargs["client_cert"] = settings.clickhouse_client_cert_file
+            kwargs["client_cert_key"] = settings.clickhouse_client_key_file or None
     return clickhouse_connect.get_client(host=endpoint.host, port=endpoint.port, username="default",
                                          password=_admin_token(settings), database=settings.clickhouse_database,
                                          **kwargs)
