@@ -57,7 +57,6 @@ class AllInOne:
         self.front = FrontEnd(s, self.metrics, self.catalog)
         self.front.prepare()
         self.catalog = self.front.catalog
-        self.sql = SqlEndpoint.open(s, self.front.tokens)  # checks its port before the store is opened
         self._client = store.connect(s)
         applied = migrate(self._client, settings=s)
         if applied:
@@ -76,6 +75,7 @@ class AllInOne:
         )
         self.writer.start()
         self.front.bind(self.queue, ack_timeout=max(5.0, 3 * s.batch_age_seconds), ready=self.ready)
+        self.sql = SqlEndpoint.open(s, self.front.tokens)  # checks its port after the OTLP and HTTP ones
         http = self.front.http
         assert http is not None
         (self.budgets or BudgetHook.none_configured()).serve(http, self.metrics.registry, guard=self.front.guard,

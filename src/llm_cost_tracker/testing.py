@@ -250,7 +250,7 @@ class ServiceProcess:
             return str(response.read().decode())
 
     def sql(self, query: str) -> list[dict[str, Any]]:
-        """Run ``query`` with ``llm-cost-tracker sql --format json`` (the service must be stopped)."""
+        """Run ``query`` with ``llm-cost-tracker sql --format json`` (through the SQL endpoint while it runs)."""
         import json
         import subprocess
         import sys

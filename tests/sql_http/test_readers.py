@@ -101,3 +101,16 @@ def test_no_tokens_means_loopback_only(tmp_path: Path) -> None:
     serving = [e["sql_http"] for e in started if e["event"] == "SQL endpoint serving"]
     assert serving and serving[0].startswith("127.0.0.1:"), log  # the address actually bound
     assert discovery.find(svc.data_dir) is None  # the record goes with the service
+
+
+def test_busy_sql_port_names_the_flag(running: Running, tmp_path: Path) -> None:
+    """A second service asking for a SQL port in use exits 2 with one line naming --sql-http and LCT_SQL_HTTP."""
+    from llm_cost_tracker.testing import free_port
+
+    out = subprocess.run([sys.executable, "-m", "llm_cost_tracker.cli", "run", "--otlp-grpc", f"127.0.0.1:{free_port()}",
+                          "--http", f"127.0.0.1:{free_port()}", "--sql-http", f"127.0.0.1:{running.service.sql_port}",
+                          "--data-dir", str(tmp_path / "store"), "--log-format", "json"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, out.stderr
+    errors = [e for e in map(json.loads, out.stderr.splitlines()) if e["level"] == "error"]
+    assert len(errors) == 1 and "--sql-http" in errors[0]["event"] and "LCT_SQL_HTTP" in errors[0]["event"]
