@@ -38,6 +38,7 @@ from llm_cost_tracker.testing import ServiceProcess, free_port  # noqa: E402
 
 QUERY = ("SELECT model, count() AS calls, sum(cost_usd) AS spend, quantile(0.99)(duration_ns) AS p99, "
          "uniq(trace_id) AS traces FROM llm_spans GROUP BY model ORDER BY spend DESC")
+LIGHT = "SELECT model, sum(requests) AS calls, sum(cost_usd) AS spend FROM llm_spend_daily GROUP BY model"
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
@@ -113,8 +114,8 @@ def phase(svc: ServiceProcess, seconds: float, query_clients: int) -> tuple[floa
     return (after - before) / elapsed, answered
 
 
-def latency(store: Path, repeats: int) -> tuple[float, float, int]:
-    """Median seconds of QUERY through the endpoint and in-process, the service running in this process."""
+def latency(store: Path, repeats: int) -> tuple[dict[str, tuple[float, float]], int]:
+    """Median seconds of each query through the endpoint and in-process, the service running in this process."""
     import clickhouse_connect
 
     from llm_cost_tracker import config
@@ -129,16 +130,19 @@ def latency(store: Path, repeats: int) -> tuple[float, float, int]:
         http = clickhouse_connect.get_client(host="127.0.0.1", port=port)
         local = clickhouse_connect.get_client(interface="chdb", path=str(store))
         rows = local.command("SELECT count() FROM llm_spans")
-        timings: dict[str, list[float]] = {"http": [], "local": []}
-        for _ in range(repeats):
-            for name, client in (("http", http), ("local", local)):
-                t = time.perf_counter()
-                client.query(QUERY)
-                timings[name].append(time.perf_counter() - t)
+        medians = {}
+        for label, query in (("raw-table query", QUERY), ("rollup query", LIGHT)):
+            timings: dict[str, list[float]] = {"http": [], "local": []}
+            for _ in range(repeats):
+                for name, client in (("http", http), ("local", local)):
+                    t = time.perf_counter()
+                    client.query(query)
+                    timings[name].append(time.perf_counter() - t)
+            medians[label] = (statistics.median(timings["http"]), statistics.median(timings["local"]))
         local.close()
     finally:
         service.stop()
-    return statistics.median(timings["http"]), statistics.median(timings["local"]), int(rows)
+    return medians, int(rows)
 
 
 def main() -> int:
@@ -160,9 +164,10 @@ def main() -> int:
         alone = (alone1 + alone2) / 2
         print(f"ingest alone: {alone1:,.0f} and {alone2:,.0f} rows/s; with {args.query_clients} query clients: "
               f"{loaded:,.0f} rows/s ({queries} queries, {queries / args.seconds:.1f}/s) -> kept {loaded / alone:.0%}")
-        http, local, rows = latency(store, args.repeats)
-        print(f"query over {rows:,} spans, median of {args.repeats}: endpoint {http * 1000:.1f} ms, "
-              f"in-process chDB {local * 1000:.1f} ms (+{(http - local) * 1000:.1f} ms)")
+        medians, rows = latency(store, args.repeats)
+        for label, (http, local) in medians.items():
+            print(f"{label} over {rows:,} spans, median of {args.repeats}: endpoint {http * 1000:.1f} ms, "
+                  f"in-process chDB {local * 1000:.1f} ms (+{(http - local) * 1000:.1f} ms)")
         print(f"load after: {_load()}")
     return 0
 

@@ -70,13 +70,11 @@ class SqlEngine:
         conn = self._connect(self.path)
         try:
             conn.query(f"USE `{database.replace('`', '')}`", "TSV")
-            for name, value in {**extra, **policy.settings(self.database)}.items():
-                conn.query(f"SET {name} = {quote(value)}", "TSV")
+            settings = {**extra, **policy.settings(self.database)}
             if limits:
-                for name, value in policy.result_limits().items():
-                    if name not in extra:
-                        conn.query(f"SET {name} = {quote(value)}", "TSV")
-            conn.query("SET readonly = 1", "TSV")
+                settings.update({k: v for k, v in policy.result_limits().items() if k not in extra})
+            conn.query("SET " + ", ".join(f"{name} = {quote(value)}" for name, value in settings.items()), "TSV")
+            conn.query("SET readonly = 1", "TSV")  # last, alone: from here on nothing can be changed
         except Exception as exc:
             conn.close()
             raise from_engine(exc) from exc
