@@ -43,6 +43,12 @@ class Settings:
     http: str = "127.0.0.1:9464"
     auth_token: str = ""
     """A single admin bearer token; per-tenant tokens live in the config file's [auth] table."""
+    metrics_token: str = dataclasses.field(default="", repr=False)
+    """A bearer token that may read /metrics and nothing else (the ServiceMonitor's); admin tokens may too.
+    With tokens configured, /metrics needs one of them."""
+    admin_tenant_from_payload: bool = False
+    """Spans sent with an admin token keep their payload's tenant attribute (a trusted gateway forwarding
+    many tenants). Without it, an admin request names its tenant with the 'lct-tenant' header, or has none."""
     tls_cert_file: str = ""
     """PEM certificate for the gRPC and HTTP listeners (TLS when set; reloaded when the file changes)."""
     tls_key_file: str = ""
@@ -107,6 +113,8 @@ class Settings:
     """Span plus resource attributes in one Export request; more gets INVALID_ARGUMENT."""
     max_attribute_depth: int = 16
     """Nesting of arrays/kvlists in one attribute value; deeper parts are stored as a marker."""
+    max_attribute_key_bytes: int = 256
+    """Bytes of an attribute key; an attribute with a longer key is dropped and counted (docs/hardening.md)."""
     tenant_attribute: str = "tenant.id"
     call_window_entries: int = 100_000
     """Call identity (docs/dialects.md): LLM spans remembered to recognise a later span of the same call."""
@@ -178,7 +186,7 @@ class Settings:
                     "max_decode_bytes", "http_max_connections", "queue_max_bytes", "queue_capacity", "batch_size",
                     "max_attributes_per_span", "max_attribute_value_bytes", "max_spans_per_request",
                     "max_attributes_per_request", "max_attribute_depth", "call_window_entries",
-                    "call_window_seconds")
+                    "call_window_seconds", "max_attribute_key_bytes")
         for name in positive:
             if getattr(self, name) <= 0:
                 problems.append(f"{name}: must be > 0, got {getattr(self, name)}")

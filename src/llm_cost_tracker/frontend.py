@@ -10,7 +10,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from llm_cost_tracker.access.setup import apply_label_limits, build_guard, load_tokens, tls_files
+from llm_cost_tracker.access.setup import (
+    apply_label_limits,
+    build_guard,
+    guard_metrics,
+    load_tokens,
+    tls_files,
+)
 from llm_cost_tracker.config import Settings
 from llm_cost_tracker.httpserver import HttpLimits, HttpServer
 from llm_cost_tracker.log import get_logger
@@ -24,6 +30,7 @@ from llm_cost_tracker.transforms.detect import Detect
 from llm_cost_tracker.transforms.price import Catalog, Price
 from llm_cost_tracker.transforms.quirks import Quirks
 from llm_cost_tracker.transforms.redact import Redact
+from llm_cost_tracker.transforms.scrub import ScrubNames
 from llm_cost_tracker.transforms.usage import ExtractUsage
 from llm_cost_tracker.types import Publisher, Transform
 
@@ -39,16 +46,20 @@ def load_catalog(settings: Settings) -> Any:
 
 def default_transforms(catalog: Callable[[], Catalog], metrics: Metrics,
                        redact: Transform | None = None) -> list[Transform]:
-    """detect -> usage -> producer quirks -> price -> redact: the per-record stages every receiver runs.
+    """detect -> usage -> producer quirks -> scrub names -> price -> redact: the per-record stages every
+    receiver runs.
 
-    Redaction is last: the earlier stages read what they need, and nothing is published unredacted.
+    Names (span, service, tenant, operation, provider, models) are cleared of secrets and card numbers
+    before pricing, which logs unknown models; attribute redaction is last: the earlier stages read what
+    they need, and nothing is published unredacted.
     Without ``redact`` the default policy applies (content dropped, secrets masked; docs/redaction.md).
     """
 
     def on_unpriced(provider: str, model: str) -> None:
         log.warning("model has no price; spans are stored unpriced", provider=provider, model=model)
 
-    return [Detect(), ExtractUsage(), Quirks(), Price(catalog, on_unpriced), redact or Redact(metrics=metrics)]
+    return [Detect(), ExtractUsage(), Quirks(), ScrubNames(metrics), Price(catalog, on_unpriced),
+            redact or Redact(metrics=metrics)]
 
 
 def call_identity(s: Settings, metrics: Metrics) -> CallIdentity:
@@ -62,7 +73,8 @@ def call_identity(s: Settings, metrics: Metrics) -> CallIdentity:
 
 def decode_limits(s: Settings) -> DecodeLimits:
     return DecodeLimits(s.max_attributes_per_span, s.max_attribute_value_bytes, s.tenant_attribute,
-                        s.max_spans_per_request, s.max_attributes_per_request, s.max_attribute_depth)
+                        s.max_spans_per_request, s.max_attributes_per_request, s.max_attribute_depth,
+                        s.max_attribute_key_bytes)
 
 
 class FrontEnd:
@@ -90,7 +102,7 @@ class FrontEnd:
         if self.catalog is None:
             self.catalog = load_catalog(s)
         self.tokens = load_tokens(s)
-        self.guard = build_guard(self.tokens)
+        self.guard = build_guard(self.tokens, s)
         apply_label_limits(self.metrics.spend.folder, self.tokens.current)
 
     def bind(self, publisher: Publisher, ack_timeout: float, ready: Callable[[], tuple[bool, str]],
@@ -107,6 +119,7 @@ class FrontEnd:
         if serve_http:
             self.http = HttpServer(s.http, self.metrics.registry, ready, tls=tls_files(s),
                                    limits=HttpLimits.from_settings(s))
+            guard_metrics(self.http, self.metrics.registry, self.guard)
         self.grpc = OtlpGrpcServer(s.otlp_grpc, self.handler, s.max_message_bytes, s.grpc_workers,
                                    tls=tls_files(s), max_streams=s.grpc_max_streams,
                                    receive_timeout=s.grpc_receive_timeout_seconds)

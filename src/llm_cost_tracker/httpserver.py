@@ -25,7 +25,7 @@ import asyncio
 import json
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -63,6 +63,16 @@ class Response:
 
 
 Handler = Callable[[Request], Response]
+def _fields(items: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Header fields by lower-cased name, a repeated field's values joined with ", " (RFC 9110 5.3), so
+    that a second ``Authorization`` is seen (and refused), not silently preferred."""
+    out: dict[str, str] = {}
+    for name, value in items:
+        name = name.lower()
+        out[name] = f"{out[name]}, {value}" if name in out else value
+    return out
+
+
 SECURITY_HEADERS = (
     ("X-Content-Type-Options", "nosniff"),
     ("X-Frame-Options", "DENY"),
@@ -293,7 +303,7 @@ class HttpServer:
             return _web_response(413, _error_bytes(413, f"body over {self.limits.max_body_bytes} bytes"),
                                  close=True, tls=tls)
         path, _, query = raw.raw_path.partition("?")
-        request = Request(raw.method, path, query, {k.lower(): v for k, v in raw.headers.items()}, body)
+        request = Request(raw.method, path, query, _fields(raw.headers.items()), body)
         if request.method in ("GET", "HEAD") and request.path in self._inline:
             response = self._dispatch(request)
         else:

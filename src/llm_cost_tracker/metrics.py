@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
-from llm_cost_tracker.access.cardinality import LabelFolder
+from llm_cost_tracker.access.cardinality import OTHER, LabelFolder
 from llm_cost_tracker.types import DUPLICATE, NO_USAGE, PICO_PER_USD, SpanRecord
 
 disable_created_metrics()  # *_created series double the exposition and no dashboard of ours reads them
@@ -23,6 +24,9 @@ TOKEN_TYPES = ("input", "output", "cache_read", "cache_write", "reasoning")
 UNPRICED_REASONS = {NO_USAGE: "no_usage"}
 """``pricing_status`` -> ``reason`` label of ``llm_unpriced_spans_total``; any other unpriced span is
 ``unknown_model`` (the catalog has no price for its model, or it names none)."""
+MAX_SERIES = 20_000
+"""Label sets per spend family; past it new combinations are counted under (other, other, other)."""
+_ALL_OTHER = (OTHER, OTHER, OTHER)
 
 
 class SpendCollector(Collector):
@@ -33,7 +37,8 @@ class SpendCollector(Collector):
 
     def __init__(self, folder: LabelFolder | None = None) -> None:
         self.folder = folder or LabelFolder()
-        """Caps the model and service label values each tenant can create (the rest fold into 'other')."""
+        """Caps the service, provider and model label values each tenant can create (the rest fold into
+        'other'); the label sets of each family are capped at :data:`MAX_SERIES` too."""
         self._lock = threading.Lock()
         self._cost: dict[tuple[str, str, str], int] = {}
         self._tokens: dict[tuple[str, str, str], list[int]] = {}
@@ -64,17 +69,28 @@ class SpendCollector(Collector):
             else:
                 cost[key] = cost.get(key, 0) + r.cost_pusd
         fold = self.folder.fold
+
+        def labels(tenant: str, service: str, provider: str, model: str, family: dict[Any, Any]) -> Any:
+            label = (fold(tenant, "service", service), fold(tenant, "provider", provider), fold(tenant, "model", model))
+            if label not in family and len(family) >= MAX_SERIES:
+                self.folder.folded += 1
+                return _ALL_OTHER
+            return label
+
         with self._lock:
             for (tenant, service, provider, model), value in cost.items():
-                label = (fold(tenant, "service", service), provider, fold(tenant, "model", model))
+                label = labels(tenant, service, provider, model, self._cost)
                 self._cost[label] = self._cost.get(label, 0) + value
             for (tenant, service, provider, model), counts in tokens.items():
-                label = (fold(tenant, "service", service), provider, fold(tenant, "model", model))
+                label = labels(tenant, service, provider, model, self._tokens)
                 total = self._tokens.setdefault(label, [0, 0, 0, 0, 0])
                 for i, n in enumerate(counts):
                     total[i] += n
             for (tenant, provider, model, reason), n in unpriced.items():
-                ulabel = (provider, fold(tenant, "model", model), reason)
+                ulabel = (fold(tenant, "provider", provider), fold(tenant, "model", model), reason)
+                if ulabel not in self._unpriced and len(self._unpriced) >= MAX_SERIES:
+                    self.folder.folded += 1
+                    ulabel = (OTHER, OTHER, reason)
                 self._unpriced[ulabel] = self._unpriced.get(ulabel, 0) + n
 
     def collect(self) -> Iterator[CounterMetricFamily]:

@@ -243,10 +243,14 @@ class ServiceProcess:
         except OSError:
             return ""
 
-    def metrics(self) -> str:
+    def metrics(self, token: str | None = None) -> str:
+        """The ``/metrics`` text (``token``: an admin or metrics token, needed when tokens are configured)."""
         import urllib.request
 
-        with urllib.request.urlopen(self.http_url + "/metrics", timeout=5) as response:
+        request = urllib.request.Request(self.http_url + "/metrics")
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
+        with urllib.request.urlopen(request, timeout=5) as response:
             return str(response.read().decode())
 
     def sql(self, query: str) -> list[dict[str, Any]]:
@@ -288,3 +292,42 @@ def http_json(url: str, body: bytes | None = None, method: str = "GET", token: s
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
+
+
+SECRETS = {
+    "openai_key": "sk-proj-Zq81xVb27LmN4kT9sRw3YhU6",
+    "anthropic_key": "sk-ant-api03-Qw8rT5yU2iO9pA6sD3fG1hJ4",
+    "aws_access_key": "AKIAQ7ZXWB3RTY4UP2LM",
+    "github_token": "ghp_8sK2mN5pQ7rT1vW3xY6zA9bC4dE0fG2hJ5kL",
+    "google_api_key": "AIzaSyD4x7Qm2Kp9Lr5Tn8Wv3Yb6Zc1Fh0Gj4Hk",
+    "credit_card": "4539 1488 0343 6467",
+}
+"""One valid-looking value per detector of what must never be stored in clear (the card passes Luhn)."""
+
+
+def secret_probe_request() -> ExportTraceServiceRequest:
+    """An Export with a secret in every place a client controls: span name, service name, tenant, model,
+    provider, operation, a resource attribute key and value, a span attribute key, a card number in an
+    ordinary attribute value (plain and grouped), and a span with a bad id (rejected: its message echoes)."""
+    s = SECRETS
+    card_plain = s["credit_card"].replace(" ", "")
+    attrs: dict[str, AttributeValue] = {**genai_attributes(model=s["openai_key"],
+                                                           provider=s["google_api_key"],
+                                                           operation=s["anthropic_key"]),
+                                        f"app.{s['aws_access_key']}": "1", "payment.note": f"paid with {s['credit_card']}",
+                                        "order.card": card_plain}
+    spans = [make_span(attrs, name=f"chat {s['github_token']}")]
+    bad = make_span(genai_attributes(), name=f"chat {s['openai_key']}")
+    bad.trace_id = b"short"
+    spans.append(bad)
+    return make_request(spans, {"service.name": f"svc:{s['github_token']}", "tenant.id": s["aws_access_key"],
+                                f"deploy.{s['openai_key']}": "x", "billing.card": card_plain})
+
+
+def leaked_secrets(text: str) -> list[str]:
+    """The names of the :data:`SECRETS` found in ``text`` (case-insensitive; the card with or without spaces)."""
+    lowered = text.lower()
+    found = [name for name, value in SECRETS.items() if value.lower() in lowered]
+    if "credit_card" not in found and SECRETS["credit_card"].replace(" ", "") in text:
+        found.append("credit_card")
+    return found

@@ -2,11 +2,14 @@
 
 import pytest
 
+from llm_cost_tracker import metrics as metrics_module
 from llm_cost_tracker.access.cardinality import OTHER, LabelFolder
 from llm_cost_tracker.access.guard import ANONYMOUS, AccessGuard
-from llm_cost_tracker.access.ratelimit import RateLimiter
+from llm_cost_tracker.access.ratelimit import OverBurst, RateLimiter
 from llm_cost_tracker.access.tokens import ReloadingTokens, TenantPolicy, TokenTable, sha256_hex
 from llm_cost_tracker.config import ConfigError
+from llm_cost_tracker.metrics import SpendCollector
+from llm_cost_tracker.types import SpanRecord, TokenUsage
 
 AUTH = {
     "admin_tokens": ["root"],
@@ -68,8 +71,24 @@ def test_rate_limit_buckets() -> None:
     assert limiter.admit(policy, 100, 1000) == pytest.approx(0.5)  # 50 left, needs 100: 50 spans at 100/s
     now[0] = 0.5
     assert limiter.admit(policy, 100, 1000) == 0.0
-    assert limiter.admit(policy, 1, 30_000) > 0  # the byte bucket is the one that is short now
+    assert limiter.admit(policy, 1, 19_500) > 0  # the byte bucket is the one that is short now (19,000 left)
     assert limiter.admit(TenantPolicy("free"), 10**9, 10**12) == 0.0
+
+
+def test_a_request_over_the_burst_is_never_admitted() -> None:
+    """A 20,000-span request through a 2,000-span burst is refused for good, even with a full bucket, and
+    takes nothing; a burst's worth then passes once, and the next span waits for the refill."""
+    now = [0.0]
+    limiter = RateLimiter(clock=lambda: now[0])
+    policy = TenantPolicy("acme", spans_per_second=1000, burst_seconds=2)
+    with pytest.raises(OverBurst, match="20000 spans is over the burst of 2000 spans of tenant 'acme'"):
+        limiter.admit(policy, 20_000, 0)
+    with pytest.raises(OverBurst):
+        limiter.admit(TenantPolicy("acme", bytes_per_second=1000, burst_seconds=2), None, 2001)
+    assert limiter.admit(policy, 2000, 0) == 0.0
+    assert limiter.admit(policy, 1, 0) == pytest.approx(0.001)
+    assert limiter.admit(policy, None, 10**9) == 0.0  # no byte rate: bytes are not limited
+    assert limiter.admit(policy, 1, 0, charge=False) == pytest.approx(0.001)  # looking takes nothing either
 
 
 def test_labels_fold_past_the_limit() -> None:
@@ -80,3 +99,29 @@ def test_labels_fold_past_the_limit() -> None:
     assert [folder.fold("big", "model", m) for m in ("a", "b", "c", "d")] == ["a", "b", "c", OTHER]
     assert folder.fold("u", "model", "c") == "c"
     assert folder.folded == 2
+
+
+
+def _spend_record(tenant: str, service: str, provider: str, model: str) -> SpanRecord:
+    return SpanRecord("t", "s", "", 0, 0, service, "chat", 0, {}, {}, tenant=tenant, provider=provider,
+                      request_model=model, usage=TokenUsage(1, 1), cost_pusd=1)
+
+
+def test_every_span_label_is_folded_and_the_series_are_bounded(monkeypatch) -> None:
+    """Providers fold like models and services (2,000 providers are not 2,000 series); over every tenant a
+    label keeps at most global_limit values; values over 256 characters never become labels; past
+    MAX_SERIES label sets, new ones are counted under (other, other, other)."""
+    spend = SpendCollector(LabelFolder(default_limit=5, global_limit=8))
+    spend.observe([_spend_record("t", "svc", f"provider-{i}", "m") for i in range(2000)])
+    providers = {s.labels["provider"] for s in next(iter(spend.collect())).samples}
+    assert providers == {f"provider-{i}" for i in range(5)} | {OTHER}
+    spend.observe([_spend_record(f"tenant-{i}", "svc", "p", f"model-{i}") for i in range(20)])
+    models = {s.labels["model"] for s in next(iter(spend.collect())).samples}
+    assert len(models - {OTHER, "m"}) == 7  # 8 over every tenant, "m" included
+    folder = LabelFolder()
+    assert folder.fold("t", "model", "x" * 257) == OTHER and folder.fold("t", "model", "x" * 256) == "x" * 256
+    monkeypatch.setattr(metrics_module, "MAX_SERIES", 3)
+    spend = SpendCollector(LabelFolder())
+    spend.observe([_spend_record("t", f"svc-{i}", "p", "m") for i in range(10)])
+    services = sorted(s.labels["service"] for s in next(iter(spend.collect())).samples)
+    assert services == [OTHER, "svc-0", "svc-1", "svc-2"]

@@ -1,7 +1,9 @@
-"""The budgets API behind tenant tokens: a tenant sees only its own budgets; an admin sees all."""
+"""The budgets API and /metrics behind tenant tokens: a tenant sees only its own budgets; an admin sees all;
+/metrics (every tenant's services and budgets) needs an admin or metrics token."""
 
 from __future__ import annotations
 
+import http.client
 import json
 
 import pytest
@@ -11,6 +13,7 @@ from llm_cost_tracker.testing import ServiceProcess, http_json
 CONFIG = """
 [auth]
 admin_tokens = ["admin"]
+metrics_tokens = ["scrape"]
 [[auth.tenants]]
 name = "acme"
 tokens = ["acme-token"]
@@ -67,3 +70,44 @@ def test_advice_uses_the_tokens_tenant(service) -> None:
     assert [b["name"] for b in body["budgets"]] == ["acme-monthly"]
     status, body = call(service, "/v1/advice", "globex-token", {"model": "gpt-4o", "tenant": "acme"})
     assert status == 200 and body["budgets"] == []
+
+
+def get(svc: ServiceProcess, path: str, *authorization: str) -> tuple[int, bytes]:
+    """GET ``path`` with each of ``authorization`` as its own ``Authorization`` field (repeats allowed)."""
+    conn = http.client.HTTPConnection("127.0.0.1", svc.http_port, timeout=10)
+    conn.putrequest("GET", path)
+    for value in authorization:
+        conn.putheader("Authorization", value)
+    conn.endheaders()
+    response = conn.getresponse()
+    body = response.read()
+    conn.close()
+    return response.status, body
+
+
+def test_unknown_budget_names_only_the_callers_budgets(service) -> None:
+    """A 404 for an unknown budget lists the caller's own budget names, never another tenant's."""
+    status, body = call(service, "/v1/budgets/nope", "globex-token")
+    assert status == 404 and "acme-monthly" not in body["error"] and "company-wide" not in body["error"]
+    status, body = call(service, "/v1/budgets/nope", "acme-token")
+    assert status == 404 and "acme-monthly" in body["error"] and "company-wide" not in body["error"]
+    assert "company-wide" in call(service, "/v1/budgets/nope", "admin")[1]["error"]
+
+
+def test_metrics_need_an_admin_or_metrics_token(service) -> None:
+    """/metrics names every budget with its limit: no token and tenant tokens get 401, admin and scrape 200."""
+    assert get(service, "/metrics")[0] == 401
+    assert get(service, "/metrics", "Bearer acme-token")[0] == 401
+    for token in ("admin", "scrape"):
+        status, body = get(service, "/metrics", f"Bearer {token}")
+        assert status == 200 and b'llm_budget_limit_usd{budget="company-wide"}' in body
+    assert get(service, "/healthz")[0] == 200  # probes need no token
+    assert call(service, "/v1/budgets", "scrape")[0] == 401  # a scrape token reads metrics, nothing else
+
+
+def test_repeated_authorization_fields_are_refused(service) -> None:
+    """Two Authorization fields are refused whichever comes first: servers disagree on which one counts."""
+    for pair in (("Bearer acme-token", "Bearer admin"), ("Bearer admin", "Bearer acme-token")):
+        assert get(service, "/v1/budgets", *pair)[0] == 401
+        assert get(service, "/metrics", *pair)[0] == 401
+    assert get(service, "/v1/budgets", "Bearer admin")[0] == 200

@@ -258,7 +258,8 @@ def test_settings_exposed_by_the_schema() -> None:
                "kafka_sasl_username", "kafka_sasl_password", "kafka_ssl_cafile", "kafka_ssl_certfile",
                "kafka_ssl_keyfile", "log_level", "log_format", "config_file", "tls_cert_file", "tls_key_file",
                "tls_client_ca_file", "clickhouse_ca_file", "clickhouse_client_cert_file",
-               "clickhouse_client_key_file", "redaction_hmac_key", "sql_http"}
+               "clickhouse_client_key_file", "redaction_hmac_key", "sql_http", "metrics_token",
+               "admin_tenant_from_payload"}
     fields = {f.name for f in dataclasses.fields(Settings)}
     assert exposed <= fields, f"schema offers settings the service rejects: {sorted(exposed - fields)}"
     missing = fields - exposed - managed
@@ -372,6 +373,27 @@ def test_scraped_job_is_the_one_the_alerts_select(render: Any) -> None:
     assert patterns
     for pattern in patterns:
         assert re.fullmatch(pattern, "llm-cost-tracker"), pattern
+
+
+def test_service_monitor_sends_a_metrics_token(render: Any) -> None:
+    """With tokens, /metrics needs one: the ServiceMonitor sends the metrics token (else the admin token) from
+    the auth Secret, and the receiving pods get LCT_METRICS_TOKEN and the admin-tenant setting from values."""
+    def monitor_and_env(auth: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        objects = docs(render({"metrics": {"serviceMonitor": {"enabled": True}}, "auth": auth}))
+        (monitor,) = [o for o in objects if o["kind"] == "ServiceMonitor"]
+        env = {e["name"]: e for e in pod_spec(workloads(objects)["all-in-one"])["containers"][0]["env"]}
+        return monitor["spec"]["endpoints"][0], env
+
+    endpoint, env = monitor_and_env({})
+    assert "authorization" not in endpoint and "LCT_METRICS_TOKEN" not in env
+    endpoint, env = monitor_and_env({"existingSecret": "lct-auth"})
+    assert endpoint["authorization"] == {"type": "Bearer", "credentials": {"name": "lct-auth", "key": "token"}}
+    assert "LCT_METRICS_TOKEN" not in env and "LCT_ADMIN_TENANT_FROM_PAYLOAD" not in env
+    endpoint, env = monitor_and_env({"existingSecret": "lct-auth", "metricsTokenKey": "scrape",
+                                     "adminTenantFromPayload": True})
+    assert endpoint["authorization"]["credentials"] == {"name": "lct-auth", "key": "scrape"}
+    assert env["LCT_METRICS_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "lct-auth", "key": "scrape"}
+    assert env["LCT_ADMIN_TENANT_FROM_PAYLOAD"]["value"] == "true"
 
 
 def test_dashboards_are_deploy_grafana(render: Any) -> None:

@@ -196,7 +196,7 @@ def test_rotel_in_front_of_the_service(tmp_path: Path) -> None:
         provider.shutdown()
 
     def received(kind: str) -> float:
-        match = re.search(rf'llm_pipeline_spans_received_total{{kind="{kind}"}} ([0-9.e+]+)', svc.metrics())
+        match = re.search(rf'llm_pipeline_spans_received_total{{kind="{kind}"}} ([0-9.e+]+)', svc.metrics(token))
         return float(match.group(1)) if match else 0.0
 
     rotel = None
@@ -222,7 +222,7 @@ def test_rotel_in_front_of_the_service(tmp_path: Path) -> None:
             time.sleep(0.2)
         assert received("llm") == 350, (argv, (tmp_path / "rotel.out").read_text())
         assert received("other") == 1, "rotel forwarded non-LLM spans"
-        assert 'llm_pipeline_exports_total{code="UNAUTHENTICATED"}' not in svc.metrics()
+        assert 'llm_pipeline_exports_total{code="UNAUTHENTICATED"}' not in svc.metrics(token)
     finally:
         if rotel is not None:
             rotel.send_signal(signal.SIGTERM)

@@ -144,6 +144,10 @@ def test_prometheus_scrapes_every_process(compose: dict[str, Any]) -> None:
     mounts = services["prometheus"]["volumes"]
     assert "./prometheus/alerts.yaml:/etc/prometheus/rules/alerts.yaml:ro" in mounts
     assert config["rule_files"] == ["/etc/prometheus/rules/*.yaml"]
+    # with tokens, /metrics needs one: Prometheus sends the services' metrics token
+    receiver_env = {**docker_env(dockerfile()), **env_of(services["receiver"])}
+    for sc in config["scrape_configs"]:
+        assert sc["authorization"] == {"type": "Bearer", "credentials": receiver_env["LCT_METRICS_TOKEN"]}
 
 
 def test_grafana_loads_our_dashboards(compose: dict[str, Any]) -> None:

@@ -194,3 +194,50 @@ def test_plan_fast_path_matches_full_path() -> None:
     assert redact.redact_attributes(dirty, {}) == out
     mixed = {**dirty, "gen_ai.input.messages": PROMPT}
     assert redact.redact_attributes(mixed, {}) == out
+
+
+def test_card_numbers_are_never_kept_in_clear() -> None:
+    """A Luhn-valid card is masked in an ordinary value by default, in an allowlisted (kept) value, with
+    scan off, and in mask mode even when the configured detectors leave cards out; others stay."""
+    card, plain = "4539 1488 0343 6467", "4539148803436467"
+    attrs = {"payment.note": f"paid with {card}", "gen_ai.tool.call.id": plain, "order.id": "4539148803436468"}
+    for redact in (Redact(), Redact(RedactionConfig(scan="off")),
+                   Redact(RedactionConfig(content_mode="mask", detectors=("email",)))):
+        counts: dict[tuple[str, str], int] = {}
+        out = redact.redact_attributes(dict(attrs), counts)
+        assert out == {"payment.note": "paid with <CREDIT_CARD>", "gen_ai.tool.call.id": "<CREDIT_CARD>",
+                       "order.id": "4539148803436468"}  # (not Luhn-valid: not a card)
+        assert counts == {("credit_card", "mask"): 2}
+    record = SpanRecord("t", "s", "", 0, 0, "svc", "chat", 0, {}, {"gen_ai.input.messages": f"my card is {card}"})
+    masked = Redact(RedactionConfig(content_mode="mask", detectors=("email",)))(record)
+    assert masked.attributes == {"gen_ai.input.messages": "my card is <CREDIT_CARD>"}
+
+
+def test_a_key_holding_a_secret_drops_its_attribute() -> None:
+    """An attribute whose key holds a key or card number is dropped and counted under the detector."""
+    counts: dict[tuple[str, str], int] = {}
+    attrs = {"app.AKIAQ7ZXWB3RTY4UP2LM": "1", "card.4539148803436467": "x", "server.address": "api.example.com"}
+    assert Redact().redact_attributes(attrs, counts) == {"server.address": "api.example.com"}
+    assert counts == {("aws_access_key", "drop"): 1, ("credit_card", "drop"): 1}
+
+
+def test_scrub_names_replaces_names_that_hold_secrets() -> None:
+    """Model, provider (checked before lower-casing), operation, service and tenant holding a secret become
+    its placeholder; the span name is masked in place; ordinary names are untouched and nothing is counted."""
+    from llm_cost_tracker.transforms.scrub import ScrubNames
+    from llm_cost_tracker.transforms.usage import ExtractUsage
+
+    metrics = Metrics()
+    scrub = ScrubNames(metrics)
+    attrs = {"gen_ai.provider.name": "AKIAQ7ZXWB3RTY4UP2LM", "gen_ai.request.model": "sk-proj-Zq81xVb27LmN4kT9sRw3YhU6",
+             "gen_ai.operation.name": "chat", "gen_ai.usage.input_tokens": "10"}
+    record = ExtractUsage()(SpanRecord("t", "s", "", 0, 0, "svc 4539148803436467", "chat ghp_8sK2mN5pQ7rT1vW3xY6zA9bC4dE0fG2hJ5kL",
+                                       0, {}, attrs, tenant="acme"))
+    assert record.provider == "akiaq7zxwb3rty4up2lm"
+    scrub(record)
+    assert (record.provider, record.request_model, record.operation) == ("<aws_access_key>", "<OPENAI_KEY>", "chat")
+    assert (record.service_name, record.tenant, record.span_name) == ("<CREDIT_CARD>", "acme", "chat <GITHUB_TOKEN>")
+    text = generate_latest(metrics.registry).decode()
+    assert 'llm_redactions_total{detector="github_token",mode="mask"} 1.0' in text
+    clean = SpanRecord("t", "s", "", 0, 0, "checkout-service", "chat gpt-4o-2024-08-06", 0, {}, {})
+    assert scrub(clean) == SpanRecord("t", "s", "", 0, 0, "checkout-service", "chat gpt-4o-2024-08-06", 0, {}, {})

@@ -22,10 +22,13 @@ from llm_cost_tracker.testing import ServiceProcess, free_port, http_json
 from .conftest import batch_text, produce, read_all
 
 
-def metric(url: str, name: str) -> float:
+def metric(url: str, name: str, token: str | None = None) -> float:
     from prometheus_client.parser import text_string_to_metric_families
 
-    with urllib.request.urlopen(url + "/metrics", timeout=5) as response:
+    request = urllib.request.Request(url + "/metrics")
+    if token:  # with tokens configured, /metrics needs an admin or metrics token
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=5) as response:
         text = response.read().decode()
     return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name == name)
 
@@ -132,7 +135,7 @@ def test_embedded_schedules_api(tmp_path: Path) -> None:
         assert result["pareto_front"] and all("cost_usd" in p for p in result["pareto_front"])
         assert result["schedules_evaluated"] <= 500
         assert call(f"{base}/nope", token="s3cret")[0] == 404
-        assert metric(service.http_url, "llm_cost_scheduler_solves_total") >= 1
-        assert metric(service.http_url, "llm_cost_schedule_batches_total") == 1
+        assert metric(service.http_url, "llm_cost_scheduler_solves_total", "s3cret") >= 1
+        assert metric(service.http_url, "llm_cost_schedule_batches_total", "s3cret") == 1
     finally:
         assert service.stop() == 0, service.log()

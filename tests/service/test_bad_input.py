@@ -99,7 +99,7 @@ def test_message_over_the_limit_is_resource_exhausted(export) -> None:
 def test_service_kept_serving_and_lost_nothing(service, export) -> None:
     """After all the bad input, good spans are still accepted and every accepted span is stored."""
     assert export(good_spans(25, model="gpt-4o")).partial_success.rejected_spans == 0
-    metrics = service.metrics()
+    metrics = service.metrics(TOKEN)
     assert 'llm_pipeline_exports_total{code="UNAUTHENTICATED"} 2.0' in metrics
     assert service.stop() == 0
     rows = service.sql("SELECT span_name, request_model, count() AS n, length(any(attributes)) AS attrs "

@@ -69,3 +69,19 @@ def test_zero_and_empty_values_keep_their_kind() -> None:
     (r,) = batch.records
     assert {k: r.attributes[k] for k in ("empty", "zero", "no", "nought", "none", "text", "unset")} == {
         "empty": "", "zero": "0", "no": "false", "nought": "0.0", "none": "[]", "text": "x", "unset": ""}
+
+
+def test_attribute_keys_over_the_limit_are_dropped_and_counted() -> None:
+    """A span or resource attribute whose key is over max_key_bytes (UTF-8) is dropped, counted as truncated
+    and named in the answer's message; keys at the limit stay (later stages remember keys)."""
+    limits = DecodeLimits(max_key_bytes=64)
+    long_key, at_limit = "k" * 65, "é" * 32  # 64 bytes
+    request = make_request([make_span({**genai_attributes(), long_key: "x", at_limit: "y"})],
+                           {"r" * 4_000_000: "z"})
+    batch = decode_spans(request, limits)
+    (record,) = batch.records
+    assert long_key not in record.attributes and record.attributes[at_limit] == "y"
+    assert list(record.resource_attributes) == ["service.name"]
+    assert batch.long_keys == 2 and batch.truncated_attributes == 2
+    assert "2 of them had a key over 64 bytes" in batch.messages[-1]
+    assert DecodeLimits().max_key_bytes == 256

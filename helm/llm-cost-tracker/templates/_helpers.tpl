@@ -218,6 +218,17 @@ checksum/config: {{ include (print .Template.BasePath "/configmap.yaml") . | sha
     secretKeyRef:
       name: {{ .Values.auth.existingSecret }}
       key: {{ .Values.auth.tokenKey }}
+{{- if .Values.auth.metricsTokenKey }}
+- name: LCT_METRICS_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.auth.existingSecret }}
+      key: {{ .Values.auth.metricsTokenKey }}
+{{- end }}
+{{- if .Values.auth.adminTenantFromPayload }}
+- name: LCT_ADMIN_TENANT_FROM_PAYLOAD
+  value: "true"
+{{- end }}
 {{- end }}
 {{- end }}
 

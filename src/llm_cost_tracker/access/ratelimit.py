@@ -1,4 +1,10 @@
-"""Per-tenant token buckets for spans/s and bytes/s: over the rate, the caller is told when to retry."""
+"""Per-tenant token buckets for spans/s and bytes/s: over the rate, the caller is told when to retry.
+
+A bucket holds at most ``rate * burst_seconds``; a request is admitted only when the whole request fits
+in what the bucket holds now, and the level never goes below zero. A request bigger than the burst can
+never fit: it is refused for good (:class:`OverBurst`), not let through on credit (a 20,000-span
+request through a 2,000-span burst would be ten bursts at once).
+"""
 
 from __future__ import annotations
 
@@ -23,9 +29,12 @@ class _Bucket:
         self.updated = now
 
     def wait_for(self, amount: float) -> float:
-        """Seconds until ``amount`` would fit (a request bigger than the burst waits for a full bucket)."""
-        need = min(amount, self.capacity) - self.level
-        return max(need, 0.0) / self.rate
+        """Seconds until ``amount`` (at most the capacity) would fit."""
+        return max(amount - self.level, 0.0) / self.rate
+
+
+class OverBurst(ValueError):
+    """A request is bigger than its tenant's burst: it can never be admitted (send smaller batches)."""
 
 
 class RateLimiter:
@@ -49,11 +58,20 @@ class RateLimiter:
             bucket = self._buckets[key] = _Bucket(rate, policy.burst_seconds, now)
         return bucket
 
-    def admit(self, policy: TenantPolicy, spans: int, size: int) -> float:
-        """0.0 when admitted (and charged), else the seconds to wait before retrying."""
-        wanted = [(kind, rate, amount) for kind, rate, amount in
-                  (("spans", policy.spans_per_second, spans), ("bytes", policy.bytes_per_second, size))
-                  if rate > 0]
+    def admit(self, policy: TenantPolicy, spans: int | None, size: int, charge: bool = True) -> float:
+        """0.0 when admitted (and charged), else the seconds to wait before retrying.
+
+        Args:
+            spans: spans in the request; None checks the bytes alone (before the request is parsed).
+            charge: take the request from the buckets when admitted (False: only look).
+
+        Raises:
+            OverBurst: the request is bigger than a bucket can ever hold.
+        """
+        wanted: list[tuple[str, float, int]] = []
+        for kind, rate, amount in (("spans", policy.spans_per_second, spans), ("bytes", policy.bytes_per_second, size)):
+            if rate > 0 and amount is not None:
+                wanted.append((kind, rate, amount))
         if not wanted:
             return 0.0
         with self._lock:
@@ -62,12 +80,17 @@ class RateLimiter:
             wait = 0.0
             for kind, rate, amount in wanted:
                 bucket = self._bucket(policy, kind, rate, now)
+                if amount > bucket.capacity:
+                    raise OverBurst(
+                        f"request of {amount} {kind} is over the burst of {bucket.capacity:g} {kind} of tenant "
+                        f"{policy.name!r} ({kind}_per_second x burst_seconds); send smaller batches "
+                        "(collector: send_batch_max_size)")
                 bucket.refill(now)
                 buckets.append((bucket, amount))
-                if bucket.level < min(amount, bucket.capacity):
+                if bucket.level < amount:
                     wait = max(wait, bucket.wait_for(amount))
-            if wait > 0:
+            if wait > 0 or not charge:
                 return wait
             for bucket, amount in buckets:
-                bucket.level -= amount  # may go negative for a request over the burst: it is paid back later
+                bucket.level -= amount  # never below zero: the request fitted
             return 0.0

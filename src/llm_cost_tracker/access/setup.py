@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
 from llm_cost_tracker.access.cardinality import LabelFolder
-from llm_cost_tracker.access.guard import AccessGuard
+from llm_cost_tracker.access.guard import AccessGuard, metrics_allowed
 from llm_cost_tracker.access.tls import TlsFiles
 from llm_cost_tracker.access.tokens import ReloadingTokens, TokenTable
 from llm_cost_tracker.config import Settings, config_sections
+from llm_cost_tracker.httpserver import HttpServer, Request, Response
 
 
 def load_tokens(settings: Settings) -> ReloadingTokens:
@@ -14,20 +17,38 @@ def load_tokens(settings: Settings) -> ReloadingTokens:
 
     def load() -> TokenTable:
         section = config_sections(settings.config_file).get("auth", {})
-        return TokenTable.parse(section, legacy_token=settings.auth_token)
+        return TokenTable.parse(section, legacy_token=settings.auth_token, metrics_token=settings.metrics_token)
 
     return ReloadingTokens(load)
 
 
 def apply_label_limits(folder: LabelFolder, table: TokenTable) -> None:
-    """Give each configured tenant its own model and service label quotas."""
+    """Give each configured tenant its own model, service and provider label quotas."""
     for policy in table.tenants.values():
         folder.set_limit(policy.name, "model", policy.max_models)
         folder.set_limit(policy.name, "service", policy.max_services)
+        folder.set_limit(policy.name, "provider", policy.max_providers)
 
 
-def build_guard(tokens: ReloadingTokens) -> AccessGuard:
-    return AccessGuard(lambda: tokens.current)
+def build_guard(tokens: ReloadingTokens, settings: Settings | None = None) -> AccessGuard:
+    return AccessGuard(lambda: tokens.current,
+                       admin_tenant_from_payload=bool(settings and settings.admin_tenant_from_payload))
+
+
+def guard_metrics(http: HttpServer, registry: CollectorRegistry, guard: AccessGuard) -> None:
+    """Serve ``/metrics`` on ``http`` only to admin and metrics tokens when any token is configured.
+
+    Its labels name every tenant's services, models and budgets (with their limits and spend), so a
+    tenant's token, or none, gets 401 like the other APIs.
+    """
+
+    def metrics(request: Request) -> Response:
+        if not metrics_allowed(guard, request.headers):
+            return Response.json(401, {"error": "/metrics needs an admin or metrics bearer token: send "
+                                                "'Authorization: Bearer <token>' (Prometheus: authorization.credentials)"})
+        return Response(200, generate_latest(registry), CONTENT_TYPE_LATEST)
+
+    http.route("GET", "/metrics", metrics)
 
 
 def tls_files(settings: Settings) -> TlsFiles | None:

@@ -6,7 +6,8 @@ rotation: add the new one, reload (SIGHUP), move the senders, remove the old one
 
 ```toml
 [auth]
-admin_tokens = ["..."]            # see every tenant's budgets; may write spans with their own tenant
+admin_tokens = ["..."]            # see every tenant's budgets and /metrics; spans: see docs/hardening.md
+metrics_tokens = ["..."]          # may read /metrics and nothing else (the Prometheus scrape)
 [[auth.tenants]]
 name = "acme"
 tokens = ["acme-2026-11"]
@@ -15,6 +16,8 @@ spans_per_second = 5000           # optional rate limits (token buckets)
 bytes_per_second = 20_000_000
 burst_seconds = 2
 max_models = 50                   # distinct model label values before folding into "other"
+max_services = 200                # ... service label values
+max_providers = 20                # ... provider label values
 ```
 """
 
@@ -40,6 +43,7 @@ class TenantPolicy:
     burst_seconds: float = 2.0
     max_models: int = 200
     max_services: int = 200
+    max_providers: int = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,20 +68,38 @@ class TokenTable:
 
     by_hash: Mapping[str, Principal] = field(default_factory=dict)
     tenants: Mapping[str, TenantPolicy] = field(default_factory=dict)
+    scrape: frozenset[str] = frozenset()
+    """SHA-256 of the tokens that may read /metrics (besides admin tokens) and nothing else."""
 
     @property
     def enabled(self) -> bool:
         return bool(self.by_hash)
 
+    @property
+    def protects_metrics(self) -> bool:
+        """/metrics needs a token: any token is configured (its labels name tenants' services and budgets)."""
+        return bool(self.by_hash or self.scrape)
+
     def lookup(self, token: str) -> Principal | None:
         return self.by_hash.get(sha256_hex(token))
 
+    def may_scrape(self, token: str) -> bool:
+        """True for a metrics token or an admin token."""
+        digest = sha256_hex(token)
+        principal = self.by_hash.get(digest)
+        return digest in self.scrape or (principal is not None and principal.admin)
+
     @classmethod
-    def parse(cls, section: Mapping[str, Any], legacy_token: str = "") -> TokenTable:
-        """Build from the ``[auth]`` table (plus the single ``--auth-token``); lists every problem at once."""
+    def parse(cls, section: Mapping[str, Any], legacy_token: str = "", metrics_token: str = "") -> TokenTable:
+        """Build from the ``[auth]`` table (plus the single ``--auth-token`` and ``--metrics-token``); lists
+        every problem at once."""
         problems: list[str] = []
         by_hash: dict[str, Principal] = {}
         tenants: dict[str, TenantPolicy] = {}
+        scrape = {sha256_hex(str(t)) for t in section.get("metrics_tokens", [])}
+        scrape |= {str(h).lower() for h in section.get("metrics_token_sha256", [])}
+        if metrics_token:
+            scrape.add(sha256_hex(metrics_token))
 
         def add(digest: str, principal: Principal, where: str) -> None:
             if digest in by_hash:
@@ -86,7 +108,8 @@ class TokenTable:
 
         if legacy_token:
             add(sha256_hex(legacy_token), Principal(None, admin=True), "--auth-token")
-        unknown = set(section) - {"admin_tokens", "admin_token_sha256", "tenants"}
+        unknown = set(section) - {"admin_tokens", "admin_token_sha256", "tenants", "metrics_tokens",
+                                  "metrics_token_sha256"}
         if unknown:
             problems.append(f"auth: unknown keys {sorted(unknown)}")
         for token in section.get("admin_tokens", []):
@@ -99,7 +122,7 @@ class TokenTable:
                 problems.append(f"{where}: needs a name")
                 continue
             extra = set(raw) - {"name", "tokens", "token_sha256", "spans_per_second", "bytes_per_second",
-                                "burst_seconds", "max_models", "max_services"}
+                                "burst_seconds", "max_models", "max_services", "max_providers"}
             if extra:
                 problems.append(f"{where}: unknown keys {sorted(extra)}")
             try:
@@ -110,6 +133,7 @@ class TokenTable:
                     burst_seconds=float(raw.get("burst_seconds", 2.0)),
                     max_models=int(raw.get("max_models", 200)),
                     max_services=int(raw.get("max_services", 200)),
+                    max_providers=int(raw.get("max_providers", 20)),
                 )
             except (TypeError, ValueError) as exc:
                 problems.append(f"{where}: {exc}")
@@ -127,9 +151,11 @@ class TokenTable:
                 if len(digest) != 64:
                     problems.append(f"{where}: token_sha256 must be 64 hex digits")
                 add(digest, Principal(policy), where)
+        if scrape & by_hash.keys():
+            problems.append("auth: a metrics token is also used by another entry (give the scrape its own token)")
         if problems:
             raise ConfigError(problems)
-        return cls(by_hash, tenants)
+        return cls(by_hash, tenants, frozenset(scrape))
 
 
 class ReloadingTokens:

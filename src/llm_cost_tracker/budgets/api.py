@@ -88,7 +88,9 @@ class BudgetsApi:
         visible = self._visible(principal)
         t = self._translator(request)
         if name not in self._service.budgets or (visible is not None and not visible(self._service.budgets[name])):
-            known = ", ".join(sorted(self._service.budgets)) or t._("none configured")
+            # only the names this caller may see: another tenant's budget names are not its business
+            known = ", ".join(sorted(n for n, b in self._service.budgets.items() if visible is None or visible(b)))
+            known = known or t._("none configured")
             return _error(404, t._("no budget named {name} (known: {known})").format(name=repr(name), known=known))
         try:
             statuses = self._service.statuses()

@@ -32,6 +32,11 @@ def add_service_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--sql-http", metavar="HOST:PORT",
                    help="read-only ClickHouse HTTP interface over the embedded store (default 127.0.0.1:8123; 'off')")
     g.add_argument("--auth-token", metavar="TOKEN", help="require 'authorization: Bearer TOKEN' on every Export")
+    g.add_argument("--metrics-token", metavar="TOKEN",
+                   help="bearer token that may read /metrics (and nothing else); admin tokens may too")
+    g.add_argument("--admin-tenant-from-payload", action="store_true", default=None,
+                   help="spans sent with an admin token keep the tenant their payload names (a trusted gateway "
+                        "forwarding many tenants); otherwise only an 'lct-tenant' header names one")
     g.add_argument("--tls-cert-file", metavar="PEM", help="serve TLS on both listeners with this certificate")
     g.add_argument("--tls-key-file", metavar="PEM", help="the certificate's private key")
     g.add_argument("--tls-client-ca-file", metavar="PEM", help="require client certificates signed by this CA (mTLS)")
@@ -53,6 +58,8 @@ def add_service_flags(parser: argparse.ArgumentParser) -> None:
                    help="longer attribute values are cut and marked (default 65536)")
     g.add_argument("--max-attribute-depth", type=int, metavar="N",
                    help="array/kvlist nesting kept in a value; deeper is marked (default 16)")
+    g.add_argument("--max-attribute-key-bytes", type=int, metavar="N",
+                   help="attributes with a longer key are dropped and counted (default 256)")
     g.add_argument("--tenant-attribute", metavar="KEY", help="resource attribute naming the tenant (default tenant.id)")
     g.add_argument("--call-window-entries", type=int, metavar="N",
                    help="LLM spans remembered to price each provider call once (default 100000)")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llm_cost_tracker.access.setup import tls_files
+from llm_cost_tracker.access.setup import build_guard, guard_metrics, load_tokens, tls_files
 from llm_cost_tracker.config import Settings
 from llm_cost_tracker.frontend import FrontEnd
 from llm_cost_tracker.httpserver import HttpLimits, HttpServer
@@ -150,6 +150,7 @@ class Consumer:
         if self.serve_http:
             self.http = HttpServer(s.http, self.metrics.registry, self.ready, tls=tls_files(s),
                                    limits=HttpLimits.from_settings(s))
+            guard_metrics(self.http, self.metrics.registry, build_guard(load_tokens(s), s))  # as the receiver's
             self.http_port = self.http.port
             self.http.start()
         log.info("consumer started", topic=s.kafka_topic, group=s.kafka_group_id, store=store.describe(s))
@@ -198,6 +199,7 @@ class KafkaAllInOne:
         self.grpc_port = self.receiver.grpc_port
         self.http = HttpServer(self.settings.http, self.metrics.registry, self.ready, tls=tls_files(self.settings),
                                limits=HttpLimits.from_settings(self.settings))
+        guard_metrics(self.http, self.metrics.registry, self.receiver.front.guard)
         self.http_port = self.http.port
         self.http.start()
 

@@ -298,11 +298,12 @@ class SchedulerWorker:
             raise
         self._main = self._loop.submit(self._run())
         if self.serve_http:
-            from llm_cost_tracker.access.setup import tls_files
+            from llm_cost_tracker.access.setup import build_guard, guard_metrics, load_tokens, tls_files
             from llm_cost_tracker.httpserver import HttpLimits, HttpServer
 
             self.http = HttpServer(s.http, self.registry, self.ready, tls=tls_files(s),
                                    limits=HttpLimits.from_settings(s))
+            guard_metrics(self.http, self.registry, build_guard(load_tokens(s), s))
             self.http_port = self.http.port
             self.http.start()
         log.info("scheduler worker started", tasks=s.scheduler_tasks_topic, results=s.scheduler_results_topic,

@@ -39,6 +39,9 @@ class DecodeLimits:
     """Span and resource attributes in one request; more rejects the whole request."""
     max_depth: int = 16
     """Nesting of arrays/kvlists in one AnyValue; deeper parts are replaced by a marker (counted as truncated)."""
+    max_key_bytes: int = 256
+    """Bytes of UTF-8 in an attribute key; an attribute with a longer key is dropped (counted as truncated):
+    keys are remembered by later stages, and no convention's key comes near this."""
 
 
 class LimitExceeded(ValueError):
@@ -53,6 +56,8 @@ class DecodedBatch:
     rejected: dict[str, int] = field(default_factory=dict)
     """Spans not accepted, by reason."""
     truncated_attributes: int = 0
+    long_keys: int = 0
+    """Attributes dropped for a key over ``max_key_bytes`` (also counted in ``truncated_attributes``)."""
     messages: list[str] = field(default_factory=list)
 
     def reject(self, reason: str, message: str) -> None:
@@ -147,8 +152,9 @@ class _JsonState:
         return None
 
 
-def check_request(request: ExportTraceServiceRequest, limits: DecodeLimits) -> None:
-    """Raise :class:`LimitExceeded` when ``request`` holds too many spans or attributes in all."""
+def check_request(request: ExportTraceServiceRequest, limits: DecodeLimits) -> int:
+    """The number of spans in ``request`` (counted, not decoded: cheap enough to come before rate limits);
+    raises :class:`LimitExceeded` when it holds too many spans or attributes in all."""
     spans = attributes = 0
     for resource_spans in request.resource_spans:
         attributes += len(resource_spans.resource.attributes)
@@ -166,6 +172,7 @@ def check_request(request: ExportTraceServiceRequest, limits: DecodeLimits) -> N
         raise LimitExceeded(
             f"request holds {attributes} attributes, over the limit of {limits.max_request_attributes} per "
             f"request (--max-attributes-per-request); send smaller batches")
+    return spans
 
 
 _SMALL_VALUE_BYTES = 256
@@ -217,6 +224,11 @@ def _attributes(kvs: object, limits: DecodeLimits, batch: DecodedBatch) -> dict[
         out[kv.key] = text
         if len(text) > quarter:
             long = True  # may be over max_bytes once encoded: checked below
+    if out and max(map(len, out)) > limits.max_key_bytes // 4:  # one C loop; may be over once encoded
+        for key in [k for k in out if len(k.encode("utf-8", "surrogatepass")) > limits.max_key_bytes]:
+            del out[key]
+            batch.long_keys += 1
+            batch.truncated_attributes += 1
     if len(out) > limits.max_attributes:
         keep = [k for k in out if k.startswith(_PRIORITY_PREFIXES)][: limits.max_attributes]
         room = limits.max_attributes - len(keep)
@@ -242,15 +254,18 @@ def _cut(text: str, max_bytes: int, batch: DecodedBatch) -> str:
     return text.encode()[: max_bytes - len(TRUNCATED_SUFFIX)].decode("utf-8", "ignore") + TRUNCATED_SUFFIX
 
 
-def decode_spans(request: ExportTraceServiceRequest, limits: DecodeLimits) -> DecodedBatch:
+def decode_spans(request: ExportTraceServiceRequest, limits: DecodeLimits, checked: bool = False) -> DecodedBatch:
     """Turn every span of ``request`` into a record, or a counted rejection.
 
-    Raises :class:`LimitExceeded` (nothing decoded) when the request is over a per-request limit.
+    Raises :class:`LimitExceeded` (nothing decoded) when the request is over a per-request limit, unless
+    ``checked`` says :func:`check_request` has passed it already.
     """
-    check_request(request, limits)
+    if not checked:
+        check_request(request, limits)
     batch = DecodedBatch()
     records = batch.records
     tenant_key = limits.tenant_attribute
+    position = -1
     for resource_spans in request.resource_spans:
         resource = _attributes(resource_spans.resource.attributes, limits, batch)
         service = resource.get("service.name", "unknown_service")
@@ -258,15 +273,18 @@ def decode_spans(request: ExportTraceServiceRequest, limits: DecodeLimits) -> De
         for scope_spans in resource_spans.scope_spans:
             scope_name = scope_spans.scope.name[:256]  # client input: bounded like other names
             for span in scope_spans.spans:
+                position += 1
                 trace_id = span.trace_id
                 span_id = span.span_id
                 if len(trace_id) != 16 or len(span_id) != 8:
-                    batch.reject("invalid_id", f"span {span.name!r}: trace_id must be 16 bytes and span_id 8 bytes")
+                    # messages name a span by its position, never by its name: a name is the client's text,
+                    # and may hold a secret (names are scanned later, on records)
+                    batch.reject("invalid_id", f"span #{position}: trace_id must be 16 bytes and span_id 8 bytes")
                     continue
                 start = span.start_time_unix_nano
                 end = span.end_time_unix_nano
                 if start > MAX_START_NS:
-                    batch.reject("invalid_timestamp", f"span {span.name!r}: start time {start} ns is past 2262")
+                    batch.reject("invalid_timestamp", f"span #{position}: start time {start} ns is past 2262")
                     continue
                 attributes = _attributes(span.attributes, limits, batch)
                 status = span.status.code
@@ -291,4 +309,7 @@ def decode_spans(request: ExportTraceServiceRequest, limits: DecodeLimits) -> De
             f"{limits.max_value_bytes} bytes per value, nesting depth {limits.max_depth}) were truncated; "
             "the spans were still priced and stored"
         )
+    if batch.long_keys:
+        batch.messages.append(f"{batch.long_keys} of them had a key over {limits.max_key_bytes} bytes and were "
+                              "dropped (--max-attribute-key-bytes)")
     return batch

@@ -29,7 +29,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from llm_cost_tracker.access.guard import AccessGuard
+from llm_cost_tracker.access.guard import KEEP_PAYLOAD_TENANT, AccessGuard, OverBurst
 from llm_cost_tracker.access.tls import TlsFiles, grpc_credentials
 from llm_cost_tracker.access.tokens import Principal, TokenTable
 from llm_cost_tracker.log import get_logger
@@ -39,6 +39,7 @@ from llm_cost_tracker.sources.otlp_decode import (
     DecodeError,
     DecodeLimits,
     LimitExceeded,
+    check_request,
     decode_spans,
     parse_request,
 )
@@ -128,42 +129,59 @@ class TraceExportHandler:
                                        ("google.rpc.retryinfo-bin", retry.SerializeToString())))
         self._abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, message)
 
+    def _admit(self, principal: Principal, spans: int | None, size: int, context: grpc.ServicerContext,
+               charge: bool = True) -> None:
+        """Abort unless the tenant's rate limits admit the request (charged when ``charge``)."""
+        try:
+            wait = self._guard.admit(principal, spans, size, charge)
+        except OverBurst as exc:  # never fits: RESOURCE_EXHAUSTED without RetryInfo is not retried
+            self._abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+        if wait > 0:
+            self._abort_busy(context, QueueBusy(f"tenant {principal.tenant_name!r} is over its rate limit",
+                                                retry_after_seconds=wait), reason="rate limited")
+
     def __call__(self, payload: bytes, context: grpc.ServicerContext) -> bytes:
-        principal = self._guard.authenticate(context.invocation_metadata())
+        metadata = context.invocation_metadata()
+        principal = self._guard.authenticate(metadata)
         if principal is None:
-            self._abort(context, grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
+            self._abort(context, grpc.StatusCode.UNAUTHENTICATED,
+                        "missing or wrong bearer token (send exactly one 'authorization: Bearer <token>')")
+        try:
+            tenant = self._guard.tenant_for(principal, metadata)
+        except ValueError as exc:
+            self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         if not self.accepting:
             self._abort(context, grpc.StatusCode.UNAVAILABLE, "shutting down; retry against another replica")
         assert principal is not None
+        self._admit(principal, None, len(payload), context, charge=False)  # bytes: known before parsing
         if self.memory is None:
-            return self._export(payload, principal, context)
+            return self._export(payload, principal, tenant, context)
         cost = decode_cost(len(payload))
         if not self.memory.acquire(cost, self._memory_wait):
             self._abort_busy(context, QueueBusy(
                 f"{self.memory.in_use >> 20} MiB of requests are being decoded (budget "
                 f"{self.memory.capacity >> 20} MiB)", retry_after_seconds=1.0), reason="receiver memory busy")
         try:
-            return self._export(payload, principal, context)
+            return self._export(payload, principal, tenant, context)
         finally:
             self.memory.release(cost)
 
-    def _export(self, payload: bytes, principal: Principal, context: grpc.ServicerContext) -> bytes:
+    def _export(self, payload: bytes, principal: Principal, tenant: str | None,
+                context: grpc.ServicerContext) -> bytes:
         try:
             request = parse_request(payload)
         except DecodeError as exc:
             self._abort(context, grpc.StatusCode.INVALID_ARGUMENT,
                         f"malformed ExportTraceServiceRequest ({len(payload)} bytes): {exc}")
         try:
-            decoded = decode_spans(request, self._limits)
+            spans = check_request(request, self._limits)  # counts without decoding a span
+            self._admit(principal, spans, len(payload), context)
+            decoded = decode_spans(request, self._limits, checked=True)
         except LimitExceeded as exc:
             self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        wait = self._guard.admit(principal, len(decoded.records), len(payload))
-        if wait > 0:
-            self._abort_busy(context, QueueBusy(f"tenant {principal.tenant_name!r} is over its rate limit",
-                                                retry_after_seconds=wait), reason="rate limited")
-        if principal.tenant is not None:
+        if tenant is not KEEP_PAYLOAD_TENANT:
             for record in decoded.records:
-                record.tenant = principal.tenant.name  # the token decides the tenant, not the payload
+                record.tenant = tenant  # the token (or an admin's header) decides the tenant, not the payload
         records: list[SpanRecord] = []
         other = 0
         for record in decoded.records:
@@ -174,7 +192,7 @@ class TraceExportHandler:
                 if drop.reason == NOT_LLM:
                     other += 1
                 else:
-                    decoded.reject(drop.reason, f"span {record.span_id} ({record.span_name!r}): {drop.reason}")
+                    decoded.reject(drop.reason, f"span {record.span_id}: {drop.reason}")  # ids only: names are text
                 continue
             except Exception as exc:  # a bug on one span's input: reject that span, keep the rest of the request
                 # fail closed (the span is not stored half-redacted); the log names the error, never values

@@ -20,8 +20,8 @@ from llm_cost_tracker.transforms._checks import IBAN_LENGTHS, iban_valid, ipv6_v
 from llm_cost_tracker.transforms._finders import SHAPE, Finder, Span
 from llm_cost_tracker.transforms._numbers import CLUSTER
 
-__all__ = ["CLUSTER", "DETECTORS", "DETECTOR_NAMES", "IBAN_LENGTHS", "SECRET_DETECTORS", "SHAPE", "Detector",
-           "Scanner", "iban_valid", "ipv6_valid", "luhn_valid"]
+__all__ = ["CARD", "CLUSTER", "DETECTORS", "DETECTOR_NAMES", "IBAN_LENGTHS", "NEVER_CLEAR", "SECRET_DETECTORS",
+           "SHAPE", "Detector", "Scanner", "iban_valid", "ipv6_valid", "luhn_valid"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +68,12 @@ DETECTORS: tuple[Detector, ...] = (
 """Every detector, in priority order (an earlier one wins overlapping text)."""
 
 DETECTOR_NAMES = tuple(d.name for d in DETECTORS)
+_CARD_SHAPE = re.compile(rb"0000[ \-]?0000[ \-]?00")
 SECRET_DETECTORS = tuple(d.name for d in DETECTORS if d.secret)
+CARD = "credit_card"
+NEVER_CLEAR = (*SECRET_DETECTORS, CARD)
+"""Detectors of what is never stored, labelled, logged or echoed in clear: keys, tokens and (PCI DSS) card
+numbers. Names and attribute keys are scanned for these, and every value at least for cards."""
 (_PEM, _JWT, _ANTHROPIC, _OPENAI, _AWS, _GITHUB, _GOOGLE,
  _EMAIL, _CARD, _IBAN, _IPV4, _IPV6, _PHONE) = DETECTORS
 
@@ -101,7 +106,7 @@ class Scanner:
         names: detector names to run, in any order (priority stays that of :data:`DETECTORS`).
     """
 
-    __slots__ = ("_detectors", "_on", "_personal", "min_length", "gate")
+    __slots__ = ("_detectors", "_on", "_personal", "min_length", "gate", "_card_gate")
 
     def __init__(self, names: tuple[str, ...] | frozenset[str]) -> None:
         wanted = set(names)
@@ -111,11 +116,30 @@ class Scanner:
         self._detectors = tuple(d for d in DETECTORS if d.name in wanted)
         self._on = tuple(d.name in wanted for d in DETECTORS)
         self._personal = any(not d.secret for d in self._detectors)
-        self.min_length = 6 if self._personal else 20
+        self.min_length = 6 if any(not d.secret and d.name != CARD for d in self._detectors) else (
+            13 if CARD in wanted else 20)
         """Shorter texts cannot hold an entity of these detectors and are not scanned."""
-        anchors = sorted({d.anchor for d in self._detectors})
+        # Cards alone (the default scan: secrets and cards) are gated on the shape instead: a class-led
+        # branch in the gate regex costs 1.2 us on 40 bytes, 4x the literal anchors of the keys.
+        self._card_gate = CARD in wanted and not any(d.anchor == "[0-9]" for d in self._detectors if d.name != CARD)
+        anchors = sorted({d.anchor for d in self._detectors if not (self._card_gate and d.name == CARD)})
         self.gate = re.compile("|".join(anchors) if anchors else "(?!)")
-        """Finds nothing in a ``str`` that holds no entity (a cheap pre-check for many short values)."""
+        """Finds nothing in a ``str`` that holds no entity but a card (:meth:`maybe` covers cards)."""
+
+    def maybe(self, text: str) -> bool:
+        """False when ``text`` holds no entity of these detectors (a cheap pre-check for many short values).
+
+        The gate regex, and for cards the shape: 4 digits, a separator or none, 4 more, one or none, 2
+        more (CARD_GROUPINGS: the first group has 4 digits, the second 4 or 6), found with ``bytes.find``
+        and a literal-led regex: ids and dates (8 digits) do not pass.
+        """
+        if self.gate.search(text) is not None:
+            return True
+        if not self._card_gate:
+            return False
+        shape = text.encode("utf-8", "surrogatepass").translate(SHAPE)
+        # a card has 13 digits or more (most text has fewer: one C count), in the grouping of _CARD_SHAPE
+        return shape.count(b"0") >= 13 and _CARD_SHAPE.search(shape) is not None
 
     @property
     def names(self) -> tuple[str, ...]:

@@ -9,6 +9,10 @@ Every attribute (span and resource) gets one action, decided from its key and ca
 5. any other string attribute: scanned for secrets (``scan = "secrets"``, the default), for every
    detector (``"all"``) or stored as it is (``"off"``).
 
+Whatever the mode, card numbers are never stored in clear (PCI DSS): kept and ``scan = "off"`` values
+are still searched for them, and ``mask`` always masks them. A key that holds a secret or a card
+number is not a key: its attribute is dropped (counted under the detector's name).
+
 Modes: ``drop`` removes the attribute, ``mask`` replaces detected entities by typed placeholders
 (``<EMAIL>``), ``hash`` stores a keyed HMAC-SHA256 (equal values still group; needs
 ``redaction_hmac_key``), ``keep`` stores the value as it is. Removals are counted in
@@ -26,7 +30,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llm_cost_tracker.config import ConfigError, Settings, config_sections
-from llm_cost_tracker.transforms._detectors import DETECTOR_NAMES, SECRET_DETECTORS, Scanner
+from llm_cost_tracker.transforms._detectors import (
+    CARD,
+    DETECTOR_NAMES,
+    NEVER_CLEAR,
+    SECRET_DETECTORS,
+    Scanner,
+)
 from llm_cost_tracker.types import SpanRecord
 
 MODES = ("drop", "mask", "hash", "keep")
@@ -61,7 +71,9 @@ MIN_KEY_LENGTH = 16
 _KEEP, _DROP, _MASK, _HASH, _SCAN, _UNKNOWN = range(6)
 _MODE_ACTION = {"keep": _KEEP, "drop": _DROP, "mask": _MASK, "hash": _HASH}
 _CACHE_LIMIT = 8192
+_CACHED_KEY_CHARS = 1024  # longer keys are decided every time, never remembered (the decoder bounds keys)
 _PLAN_LIMIT = 1024
+_PLAN_KEY_CHARS = 16_384  # key tuples with more characters in all are planned every time (plans: a few MiB)
 
 
 class RedactionConfigError(ConfigError):
@@ -198,7 +210,7 @@ class Redact:
     """
 
     __slots__ = ("config", "_rules", "_allow", "_content", "_prefixes", "_mode", "_scanner", "_scan_scanner",
-                 "_hmac", "_cache", "_plans", "_counter", "_children", "_last_resource")
+                 "_cards", "_keys", "_hmac", "_cache", "_plans", "_counter", "_children", "_last_resource")
 
     def __init__(self, config: RedactionConfig | None = None, metrics: Any = None) -> None:
         self.config = config = (config or RedactionConfig()).validate()
@@ -211,13 +223,17 @@ class Redact:
         self._content = _Patterns(CONTENT_ATTRIBUTES + config.content)
         self._prefixes = CONTENT_PREFIXES + tuple(p.split("*", 1)[0] for p in config.content)
         self._mode = _MODE_ACTION[config.content_mode]
-        self._scanner = Scanner(tuple(config.detectors))
+        self._scanner = Scanner((*config.detectors, CARD))
         scan = {"all": config.detectors, "secrets": tuple(d for d in config.detectors if d in SECRET_DETECTORS),
                 "off": ()}[config.scan]
-        self._scan_scanner = Scanner(tuple(scan)) if scan else None
+        self._scan_scanner = Scanner((*scan, CARD))  # cards whatever the policy: never stored in clear
+        self._cards = Scanner((CARD,))
+        """For kept values: only card numbers."""
+        self._keys = Scanner(NEVER_CLEAR)
+        """For attribute keys: a key holding a secret or a card number drops its attribute."""
         self._hmac = hmac.new(config.hmac_key.encode(), digestmod=hashlib.sha256) if config.hmac_key else None
         self._cache: dict[str, tuple[int, str]] = {}
-        self._plans: dict[tuple[str, ...], tuple[str, ...] | bool] = {}
+        self._plans: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...]] | bool] = {}
         """Key tuple -> its plan (:meth:`_plan`); spans of one instrumentation repeat their keys."""
         self._counter = getattr(metrics, "redactions", None)
         self._children: dict[tuple[str, str], Any] = {}
@@ -233,6 +249,19 @@ class Redact:
         decision = self._cache.get(key)
         if decision is not None:
             return decision
+        if len(key) >= self._keys.min_length and (found := self._keys.find(key.encode("utf-8", "surrogatepass"),
+                                                                            key)):
+            decision = (_DROP, found[0][2].name)
+        else:
+            decision = self._decide(key)
+        if len(key) <= _CACHED_KEY_CHARS:
+            if len(self._cache) >= _CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[key] = decision
+        return decision
+
+    def _decide(self, key: str) -> tuple[int, str]:
+        """:meth:`decide` for a key that holds nothing secret."""
         label = "content" if (key in self._content or key.startswith(self._prefixes)) else "attribute"
         exact, globs = self._rules
         mode = exact.get(key)
@@ -250,21 +279,21 @@ class Redact:
             elif key.startswith(self._prefixes):
                 action, label = _UNKNOWN, "unknown_content"
             else:
-                action = _SCAN if self._scan_scanner is not None else _KEEP
-        if len(self._cache) >= _CACHE_LIMIT:
-            self._cache.clear()
-        self._cache[key] = decision = (action, label)
-        return decision
+                action = _SCAN if self.config.scan != "off" else _KEEP
+        return action, label
 
-    def _plan(self, keys: tuple[str, ...]) -> tuple[str, ...] | bool:
-        """For a tuple of keys: the keys to scan when every other key is kept, else False (cached)."""
+    def _plan(self, keys: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]] | bool:
+        """For a tuple of keys: (keys to scan, keys kept) when every key is one or the other, else False
+        (cached when the keys are not too long in all)."""
         actions = [self.decide(k)[0] for k in keys]
-        plan: tuple[str, ...] | bool = False
+        plan: tuple[tuple[str, ...], tuple[str, ...]] | bool = False
         if all(a == _KEEP or a == _SCAN for a in actions):
-            plan = tuple(k for k, a in zip(keys, actions, strict=True) if a == _SCAN)
-        if len(self._plans) >= _PLAN_LIMIT:
-            self._plans.clear()
-        self._plans[keys] = plan
+            plan = (tuple(k for k, a in zip(keys, actions, strict=True) if a == _SCAN),
+                    tuple(k for k, a in zip(keys, actions, strict=True) if a == _KEEP))
+        if sum(map(len, keys)) <= _PLAN_KEY_CHARS:
+            if len(self._plans) >= _PLAN_LIMIT:
+                self._plans.clear()
+            self._plans[keys] = plan
         return plan
 
     def hash_value(self, value: str) -> str:
@@ -278,35 +307,42 @@ class Redact:
         """The attributes to store; adds removals to ``counts`` keyed by (detector, mode).
 
         Values to scan are first looked at together: one search of the scanner's gate over them
-        joined, and only when it finds an anchor is each of them scanned. When every key is kept or
-        scanned (the plan of the key tuple says so) and the gate finds nothing, ``attrs`` itself is
-        returned: nothing in it changes.
+        joined, and only when it finds an anchor is each of them scanned; kept values the same way,
+        for card numbers only. When every key is kept or scanned (the plan of the key tuple says so)
+        and the gates find nothing, ``attrs`` itself is returned: nothing in it changes.
         """
         keys = tuple(attrs)
         plan = self._plans.get(keys)
         if plan is None:
             plan = self._plan(keys)
+        scanner = self._scan_scanner
         if plan is not False:
-            scanner = self._scan_scanner
-            if not plan or scanner is None:
-                return attrs
+            scan, kept = plan  # type: ignore[misc]
             min_length = scanner.min_length
-            values = [v for k in plan if len(v := attrs[k]) >= min_length]
-            if not values or scanner.gate.search(values[0] if len(values) == 1 else "\n".join(values)) is None:
+            values = [v for k in scan if len(v := attrs[k]) >= min_length]
+            hit = bool(values) and scanner.maybe(values[0] if len(values) == 1 else "\n".join(values))
+            cards = self._cards
+            values = [v for k in kept if len(v := attrs[k]) >= cards.min_length]
+            card_hit = bool(values) and cards.maybe("\n".join(values))
+            if not hit and not card_hit:
                 return attrs
             out = dict(attrs)
             entities: dict[str, int] = {}
-            for key in plan:
+            for key in scan if hit else ():
                 out[key] = scanner.mask(out[key], entities)
+            for key in kept if card_hit else ():
+                out[key] = cards.mask(out[key], entities)
+            if not entities:
+                return attrs  # the gates only said "maybe": nothing changed
             for name, n in entities.items():
                 counts[(name, "mask")] = counts.get((name, "mask"), 0) + n
             return out
         out = {}
         entities = {}
         cache = self._cache
-        scanner = self._scan_scanner
-        min_length = scanner.min_length if scanner is not None else 0
+        min_length = scanner.min_length
         to_scan: list[str] | None = None
+        to_check: list[str] | None = None
         for key, value in attrs.items():
             decision = cache.get(key)
             if decision is None:
@@ -321,6 +357,8 @@ class Redact:
                         to_scan.append(key)
             elif action == _KEEP:
                 out[key] = value
+                if len(value) >= 13:  # long enough for a card number
+                    to_check = [key] if to_check is None else [*to_check, key]
             elif action == _MASK:
                 out[key] = self._scanner.mask(value, entities)
             elif action == _HASH:
@@ -330,10 +368,12 @@ class Redact:
             else:  # _DROP, _UNKNOWN
                 label = (decision[1], "drop")
                 counts[label] = counts.get(label, 0) + 1
+        if to_check is not None and self._cards.maybe("\n".join([out[k] for k in to_check])):
+            for key in to_check:
+                out[key] = self._cards.mask(out[key], entities)
         if to_scan is not None:
-            assert scanner is not None
             joined = out[to_scan[0]] if len(to_scan) == 1 else "\n".join([out[k] for k in to_scan])
-            if scanner.gate.search(joined) is not None:
+            if scanner.maybe(joined):
                 for key in to_scan:
                     out[key] = scanner.mask(out[key], entities)
         for name, n in entities.items():

@@ -40,6 +40,9 @@ _PROVIDER = ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.syste
 _OPERATION = ("gen_ai.operation.name", "llm.request.type", "openinference.span.kind")
 _REQUEST_MODEL = ("gen_ai.request.model", "llm.request.model", "llm.model_name", "embedding.model_name")
 _RESPONSE_MODEL = ("gen_ai.response.model", "llm.response.model")
+LOWERED_NAMES = (("provider", _PROVIDER), ("operation", _OPERATION))
+"""Record fields stored lower-cased, with the attributes they are read from (in order): what checks them for
+secrets must see the value before it was lower-cased (a lower-cased AWS key id is still the key)."""
 _REPORTED_COST = ("gen_ai.usage.cost", "llm.cost.total", "llm.usage.cost", "gen_ai.usage.cost_usd")
 
 MAX_TOKENS = 10**9
