@@ -6,7 +6,7 @@ Use with ``rotel-agent start --otlp-with-trace-processor genai_only.py``.
 """
 
 MODEL_KEYS = ("gen_ai.response.model", "gen_ai.request.model", "llm.response.model", "llm.request.model",
-              "llm.model_name")
+              "llm.model_name", "embedding.model_name")
 USAGE_KEYS = ("gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "gen_ai.usage.prompt_tokens",
               "gen_ai.usage.completion_tokens", "llm.usage.prompt_tokens", "llm.usage.completion_tokens",
               "llm.usage.total_tokens", "llm.token_count.prompt", "llm.token_count.completion")

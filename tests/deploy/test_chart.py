@@ -83,7 +83,7 @@ def http_routes() -> set[str]:
     try:
         return {path for (_method, path) in server._routes}
     finally:
-        server._httpd.server_close()
+        server.stop()
 
 
 def test_lint_strict() -> None:
