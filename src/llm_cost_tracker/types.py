@@ -38,6 +38,10 @@ class TokenUsage:
     - ``output_tokens`` is every generated token, *including* ``reasoning_tokens``.
 
     So cached and reasoning tokens are subsets and are never added on top again when pricing.
+    Audio and image token counts are subsets too (of input or output tokens). The other units are not
+    tokens: media duration in milliseconds (priced per second), characters, images and web-search
+    queries. Every field has a default so a stage that knows only the text counts keeps working; the
+    price stage also reads these counts from span attributes (``pricing/_quote.py``, docs/dialects.md).
     """
 
     input_tokens: int = 0
@@ -45,6 +49,17 @@ class TokenUsage:
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
+    input_audio_tokens: int = 0
+    output_audio_tokens: int = 0
+    input_image_tokens: int = 0
+    output_image_tokens: int = 0
+    input_duration_ms: int = 0
+    output_duration_ms: int = 0
+    input_characters: int = 0
+    output_characters: int = 0
+    input_images: int = 0
+    output_images: int = 0
+    search_requests: int = 0
 
     @property
     def uncached_input_tokens(self) -> int:

@@ -10,6 +10,7 @@ differences (docs/pricing.md, "Agreement with LiteLLM"):
   or currency conversions such as 8/7 USD per 1M tokens) are rounded to whole femto-USD by the
   importer, so those entries may differ by half a femto-USD per token (a few pico-USD per span);
 - entries whose current version came from a hand-curated file (dated history) are skipped;
+- an image-generation model's output tokens are image tokens: compared at ``output_cost_per_image_token``;
 - cache tokens are only compared where the map prices them (elsewhere our documented fallback rules
   apply, see "Missing dimensions").
 """
@@ -57,8 +58,10 @@ def test_costs_agree_with_litellm_map(catalog: PriceCatalog) -> None:
         if version is None or f"key {key!r}" not in version.source:
             continue  # another key's prices, or a curated version
         rin, rout = _rate(info, "input_cost_per_token"), _rate(info, "output_cost_per_token")
+        if info.get("mode") == "image_generation":  # output tokens are image tokens (gpt-image-1)
+            rout = _rate(info, "output_cost_per_image_token") or rout
         rcr, rcw = _rate(info, "cache_read_input_token_cost"), _rate(info, "cache_creation_input_token_cost")
-        fee = _rate(info, "input_cost_per_request") or Decimal(0)
+        fee = _rate(info, "input_cost_per_request") or _rate(info, "input_cost_per_query") or Decimal(0)
         cr = CACHE_READ if rcr is not None else 0
         cw = CACHE_WRITE if rcw is not None else 0
         reference = (

@@ -38,7 +38,8 @@ def test_convert_maps_dimensions_tiers_and_bands() -> None:
     assert {"tier": "standard", "input": "2.5", "output": "10", "cache_read": "1.25"} in cards
     assert {"tier": "standard", "above_input_tokens": 200000, "input": "5"} in cards
     assert {"tier": "batch", "input": "1.25"} in cards and {"tier": "priority", "input": "4.25"} in cards
-    assert "image-only" not in out["openai"]
+    # a model priced per image (not per token) is imported with its per-unit price, not left out
+    assert out["openai"]["image-only"]["versions"][0]["rates"] == [{"tier": "standard", "per_output_image": "0.04"}]
     assert "claude-z@20250101" in out["vertex_ai"]
 
 

@@ -4,7 +4,9 @@ A :class:`BatchTable` compiles a catalog once into flat arrays: one *slot* per (
 its rates per context band for every service tier. Rows are matched to entries through the
 catalog's cached resolution (one dict lookup per distinct name), to slots with one ``searchsorted``
 over ``(entry, start second)`` keys, and then priced with a handful of whole-array operations. Rows
-whose femto-USD sum could overflow int64 are re-priced exactly with Python integers.
+whose femto-USD sum could overflow int64 are re-priced exactly with Python integers. The zero rule holds
+here too: a row that uses a dimension its card has no price for is not priced (``priced`` False), and a
+row of an image-generation entry has its output re-priced as image tokens, exactly, in Python.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy.typing as npt
 
 from llm_cost_tracker.pricing._model import SERVICE_TIERS
 from llm_cost_tracker.pricing._money import FEMTO_PER_PICO
+from llm_cost_tracker.pricing._quote import IMAGE_EXTRAS, IMAGE_OUTPUT_MODES
 from llm_cost_tracker.types import TokenUsage
 
 if TYPE_CHECKING:
@@ -60,6 +63,8 @@ class BatchTable:
         counts = np.bincount(self.slot_entry, minlength=len(self.keys))
         self.entry_first_slot = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
         self.entry_multi = counts > 1
+        self.slot_image = np.array([catalog.entries[self.keys[r[1]]].mode in IMAGE_OUTPUT_MODES for r in rows],
+                                   dtype=bool)
         self.bands = max(len(bands) for v in self.slot_versions for bands in v.tiers.values())
         self._tier_tables: dict[str, _TierTable] = {}
 
@@ -69,6 +74,7 @@ class BatchTable:
             n, nb = len(self.slot_versions), self.bands
             thresholds = np.full((nb, n), _MAX, dtype=np.int64)
             rates = np.zeros((len(_RATES), n * nb), dtype=np.int64)
+            missing = np.zeros(n * nb, dtype=np.int64)
             for s, version in enumerate(self.slot_versions):
                 bands = version.tiers.get(tier) or version.tiers["standard"]
                 ordered = list(reversed(bands))  # lowest band first
@@ -77,11 +83,13 @@ class BatchTable:
                     if 0 < b < len(ordered):
                         thresholds[b, s] = card.above_input_tokens
                     rates[:, s * nb + b] = [card.rate(d) for d in _RATES]
+                    missing[s * nb + b] = sum(1 << i for i, d in enumerate(_RATES[:5]) if d in card.missing)
             self._tier_tables[tier] = _TierTable(
                 thresholds=[np.ascontiguousarray(thresholds[b]) for b in range(1, nb)
                             if (thresholds[b] != _MAX).any()],
                 rates=[np.ascontiguousarray(rates[d]) for d in range(len(_RATES))],
                 has_fee=bool(rates[5].any()),
+                missing=missing if missing.any() else None,
                 max_rate=int(rates[:5].max()) if rates.size else 0,
             )
         return self._tier_tables[tier]
@@ -164,6 +172,13 @@ class BatchTable:
         if table.has_fee:
             femto += r_fee.take(k)
         cost = _round_half_even(femto)
+        if table.missing is not None:  # the zero rule: a used dimension without a price unprices the row
+            used = ((inp - cr - cw) > 0).astype(np.int64)
+            used |= ((out - reas) > 0) << 1
+            used |= (cr > 0) << 2
+            used |= (cw > 0) << 3
+            used |= (reas > 0) << 4
+            priced &= (used & table.missing.take(k)) == 0
         # rows whose femto sum could exceed int64 (beyond ~10^8 tokens): recompute with Python integers
         most = max((int(a.max()) for a in (inp, out, cr, cw) if a.size), default=0)
         if most * table.max_rate * 4 >= _SAFE_FEMTO:
@@ -171,6 +186,10 @@ class BatchTable:
             for i in np.flatnonzero(priced & (bound >= _SAFE_FEMTO / 4)):
                 cost[i] = self._exact(int(slot[i]), service_tier, int(inp[i]), int(out[i]), int(cr[i]),
                                       int(cw[i]), int(reas[i]))
+        for i in np.flatnonzero(self.slot_image.take(slot) & (out > 0) & priced):  # image tokens out: exact
+            cost[i], ok = self._exact_image(int(slot[i]), service_tier, int(inp[i]), int(out[i]), int(cr[i]),
+                                            int(cw[i]), int(reas[i]))
+            priced[i] = ok
         for i in np.flatnonzero((coded <= -2) & priced):  # negotiated discounts: exact, in Python
             provider, model = row_names(int(i)) if row_names else ("", "")
             usage = TokenUsage(int(inp[i]), int(out[i]), int(cr[i]), int(cw[i]), int(reas[i]))
@@ -188,12 +207,23 @@ class BatchTable:
         return total_pico(amounts, None)[0]
 
 
+    def _exact_image(self, slot: int, tier: str, inp: int, out: int, cr: int, cw: int, reas: int) -> tuple[int, bool]:
+        """An image-generation row: output tokens are image tokens; (cost, whether every dimension had a price)."""
+        from llm_cost_tracker.pricing._quote import femto_amounts, missing_dimensions, total_pico
+
+        card, _ = self.slot_versions[slot].card(tier, inp)
+        amounts = femto_amounts(card, TokenUsage(inp, out, cr, cw, reas), IMAGE_EXTRAS)
+        return total_pico(amounts, None)[0], not missing_dimensions(card, amounts)
+
+
 @dataclass(frozen=True, slots=True)
 class _TierTable:
     thresholds: list[np.ndarray]
     rates: list[np.ndarray]
     has_fee: bool
     max_rate: int
+    missing: np.ndarray | None
+    """Per card, a bit per ``_RATES[:5]`` dimension it has no price for (None when every card has all)."""
 
 
 def _round_half_even(femto: np.ndarray) -> np.ndarray:

@@ -27,13 +27,17 @@ from llm_cost_tracker.pricing._model import (
 )
 from llm_cost_tracker.pricing._overrides import Overrides, load_overrides
 from llm_cost_tracker.pricing._quote import (
+    IMAGE_EXTRAS,
+    IMAGE_OUTPUT_MODES,
     NO_EXTRAS,
     Extras,
     Quote,
     breakdown_pico,
     femto_amounts,
+    missing_dimensions,
     service_tier_from,
     total_pico,
+    usage_from_attributes,
 )
 from llm_cost_tracker.types import TokenUsage
 
@@ -274,8 +278,14 @@ class PriceCatalog:
             return None
         tier = service_tier_from(attributes) if attributes else "standard"
         card, used_tier = version.card(tier, usage.input_tokens)
-        extras = Extras.from_attributes(attributes) if attributes else NO_EXTRAS
+        image_output = entry.mode in IMAGE_OUTPUT_MODES
+        if attributes:
+            usage = usage_from_attributes(usage, attributes)
+            extras = Extras.from_attributes(attributes, image_output)
+        else:
+            extras = IMAGE_EXTRAS if image_output else NO_EXTRAS
         amounts = femto_amounts(card, usage, extras)
+        missing = missing_dimensions(card, amounts) if card.missing else ()
         cost, discount = total_pico(amounts, resolution.discount)
         fallbacks = self._used_fallbacks(card, amounts) if card.fallbacks else ()
         if used_tier != tier:
@@ -288,6 +298,7 @@ class PriceCatalog:
             service_tier=used_tier,
             match=resolution.match,
             fallbacks=fallbacks,
+            missing=missing,
         )
 
     def quote_batch(

@@ -17,7 +17,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any
 
-from llm_cost_tracker.pricing._model import SCHEMA_VERSION
+from llm_cost_tracker.pricing._model import SCHEMA_VERSION, USD_DIMENSIONS
 
 _BASES = {
     "cache_creation_input_token_cost_above_1hr": "cache_write_1h",
@@ -31,7 +31,18 @@ _BASES = {
     "input_cost_per_image_token": "input_image",
     "output_cost_per_image_token": "output_image",
     "input_cost_per_request": "per_request",
+    "input_cost_per_query": "per_request",  # rerankers: one query (search unit) is one request
+    "input_cost_per_second": "per_input_second",
+    "output_cost_per_second": "per_output_second",
+    "input_cost_per_character": "per_input_character",
+    "output_cost_per_character": "per_output_character",
+    "input_cost_per_image": "per_input_image",
+    "output_cost_per_image": "per_output_image",
 }
+_SEARCH = "search_context_cost_per_query"
+"""LiteLLM's web-search price: ``{"search_context_size_low": ..., "_medium": ..., "_high": ...}`` USD per
+query. The span does not say which context size was asked for, so the medium price (OpenAI's default) is
+imported as ``per_search``."""
 _KEY = re.compile(
     r"^(?P<base>" + "|".join(sorted(_BASES, key=len, reverse=True)) + r")"
     r"(?:_above_(?P<k>\d+)k_tokens)?(?:_(?P<tier>batches|flex|priority))?$"
@@ -84,20 +95,27 @@ def convert_rates(info: Mapping[str, Any], notes: list[str]) -> list[dict[str, A
             notes.append(f"{field} {usd} rounded to whole femto-USD {_plain(exact)}")
         above = int(match["k"]) * 1000 if match["k"] else 0
         card = cards.setdefault((_TIERS[match["tier"]], above), {})
-        card[dim] = _plain(exact) if dim == "per_request" else _plain(exact * _MILLION)
+        card[dim] = _plain(exact) if dim in USD_DIMENSIONS else _plain(exact * _MILLION)
+    search = info.get(_SEARCH)
+    if isinstance(search, Mapping):
+        medium = search.get("search_context_size_medium")
+        if isinstance(medium, (int, float)) and not isinstance(medium, bool) and medium >= 0:
+            cards.setdefault(("standard", 0), {})["per_search"] = _plain(
+                Decimal(repr(medium)).quantize(_FEMTO, rounding=ROUND_HALF_EVEN))
     order = {"standard": 0, "batch": 1, "flex": 2, "priority": 3}
     out = []
     for (tier, above), rates in sorted(cards.items(), key=lambda kv: (order[kv[0][0]], kv[0][1])):
         head: dict[str, Any] = {"tier": tier}
         if above:
             head["above_input_tokens"] = above
-        dims = list(_BASES.values())
+        dims = [*dict.fromkeys(_BASES.values()), "per_search"]
         out.append({**head, **dict(sorted(rates.items(), key=lambda kv: dims.index(kv[0])))})
     return out
 
 
 def _priced(info: Mapping[str, Any]) -> bool:
-    return any(isinstance(info.get(k), (int, float)) for k in ("input_cost_per_token", "output_cost_per_token"))
+    """Whether the entry has a price of some unit we import (tokens, seconds, characters, images, requests)."""
+    return any(isinstance(info.get(k), (int, float)) and not isinstance(info.get(k), bool) for k in _BASES)
 
 
 def convert(

@@ -31,10 +31,26 @@ TOKEN_DIMENSIONS = (
 )
 """Per-token dimensions, priced in USD per million tokens in the data files."""
 
-FEE_DIMENSIONS = ("per_request",)
-"""Flat fees, in USD per request in the data files."""
+UNIT_DIMENSIONS = (
+    "per_input_second",
+    "per_output_second",
+    "per_input_character",
+    "per_output_character",
+    "per_input_image",
+    "per_output_image",
+    "per_search",
+)
+"""Prices per unit that is not a token, in USD per unit in the data files: a second of audio or video
+(transcription, video generation), a character (speech), an image (input or generated), a web-search
+query. A card that leaves one out cannot price it: a span that uses it is 'partial' (docs/pricing.md)."""
 
-DIMENSIONS = TOKEN_DIMENSIONS + FEE_DIMENSIONS
+FEE_DIMENSIONS = ("per_request",)
+"""Flat fees, in USD per request in the data files (left out: no fee)."""
+
+USD_DIMENSIONS = UNIT_DIMENSIONS + FEE_DIMENSIONS
+"""Dimensions priced in USD per unit (the rest in USD per million tokens)."""
+
+DIMENSIONS = TOKEN_DIMENSIONS + USD_DIMENSIONS
 SERVICE_TIERS = ("standard", "batch", "flex", "priority")
 _CARD_KEYS = frozenset(DIMENSIONS) | {"tier", "above_input_tokens"}
 _VERSION_KEYS = frozenset(
@@ -71,8 +87,18 @@ class RateCard:
     output_audio: int
     input_image: int
     output_image: int
+    per_input_second: int
+    per_output_second: int
+    per_input_character: int
+    per_output_character: int
+    per_input_image: int
+    per_output_image: int
+    per_search: int
     per_request: int
     fallbacks: tuple[str, ...] = ()
+    missing: frozenset[str] = frozenset()
+    """Dimensions this card has no price for, not even a documented fallback: usage in one of them
+    makes a span 'partial', never priced at $0 (the zero rule)."""
 
     def rate(self, dimension: str) -> int:
         """The rate of one dimension by name."""
@@ -179,10 +205,22 @@ def _dimension_fallback(dim: str, provider: str, model: str, card: dict[str, int
         return card["input"], f"{dim}=input"
     if dim in ("reasoning", "output_audio", "output_image"):
         return card["output"], f"{dim}=output"
-    return 0, ""  # per_request: no fee
+    return 0, ""  # per-unit prices: none (missing); per_request: no fee
 
 
-_FALLBACK_ORDER = (*TOKEN_DIMENSIONS, "per_request")
+_FALLBACK_ORDER = (*TOKEN_DIMENSIONS, *USD_DIMENSIONS)
+
+
+def missing_dimensions(fallbacks: Iterable[str], declared: Iterable[str]) -> frozenset[str]:
+    """Dimensions without a price: an undeclared input/output (``"input=0"``), a fallback onto one of
+    them (``"cache_read=input"``), and every undeclared per-unit price."""
+    missing: set[str] = set()
+    for label in fallbacks:
+        dim, _, rule = label.partition("=")
+        if rule == "0" or rule.rpartition("*")[2] in missing:
+            missing.add(dim)
+    missing.update(dim for dim in UNIT_DIMENSIONS if dim not in declared)
+    return frozenset(missing)
 
 
 def _parse_card(raw: Mapping[str, Any], where: str, errors: list[str]) -> tuple[str, int, dict[str, int]]:
@@ -200,7 +238,7 @@ def _parse_card(raw: Mapping[str, Any], where: str, errors: list[str]) -> tuple[
     for dim in DIMENSIONS:
         if dim in raw and raw[dim] is not None:
             try:
-                rates[dim] = usd_to_femto(raw[dim]) if dim in FEE_DIMENSIONS else per_mtok_to_femto(raw[dim])
+                rates[dim] = usd_to_femto(raw[dim]) if dim in USD_DIMENSIONS else per_mtok_to_femto(raw[dim])
             except PriceError as exc:
                 errors.append(f"{where}.{dim}: {exc}")
     return tier, above, rates
@@ -214,8 +252,8 @@ def _resolve_tiers(
         errors.append(f"{where}: needs a standard card with above_input_tokens 0")
         return {}
     base = declared[("standard", 0)]
-    if "input" not in base and "output" not in base:
-        errors.append(f"{where}: the standard card needs an input or output price")
+    if not base:
+        errors.append(f"{where}: the standard card needs at least one price")
     tiers: dict[str, tuple[RateCard, ...]] = {}
     std_bands = sorted({above for tier, above in declared if tier == "standard"})
     for tier in SERVICE_TIERS:
@@ -225,19 +263,24 @@ def _resolve_tiers(
         bands = sorted(set(own) | set(std_bands))
         previous: dict[str, int] = {}
         previous_fallbacks: tuple[str, ...] = ()
+        previous_present: set[str] = set()
         cards = []
         for above in bands:
             values: dict[str, int] = {}
             fallbacks: list[str] = []
+            present: set[str] = set()
             for dim in _FALLBACK_ORDER:
                 for source in ((tier, above), ("standard", above)):
                     if dim in declared.get(source, {}):
                         values[dim] = declared[source][dim]
+                        present.add(dim)
                         break
                 else:
                     label = ""
-                    if dim in previous and not any(f.startswith(dim + "=") for f in previous_fallbacks):
+                    if dim in previous and not any(f.startswith(dim + "=") for f in previous_fallbacks) and (
+                            dim not in UNIT_DIMENSIONS or dim in previous_present):
                         values[dim] = previous[dim]  # declared in a lower band of this tier
+                        present.add(dim)
                     elif dim in previous and dim in ("input", "output"):
                         values[dim] = previous[dim]
                         label = f"{dim}=0"
@@ -248,8 +291,9 @@ def _resolve_tiers(
                         values[dim], label = _dimension_fallback(dim, provider, model, values)
                     if label:
                         fallbacks.append(label)
-            cards.append(RateCard(above_input_tokens=above, fallbacks=tuple(fallbacks), **values))
-            previous, previous_fallbacks = values, tuple(fallbacks)
+            cards.append(RateCard(above_input_tokens=above, fallbacks=tuple(fallbacks),
+                                  missing=missing_dimensions(fallbacks, present), **values))
+            previous, previous_fallbacks, previous_present = values, tuple(fallbacks), present
         tiers[tier] = tuple(reversed(cards))
     return tiers
 

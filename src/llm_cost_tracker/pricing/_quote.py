@@ -8,7 +8,8 @@ rounded dimension by dimension for display, so its sum can differ from ``cost_pu
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from decimal import Decimal
 from typing import NamedTuple
 
 from llm_cost_tracker.pricing._model import RateCard
@@ -41,14 +42,50 @@ _TIER_VALUES = {
     "batches": "batch",
 }
 
-# Token counts the TokenUsage record does not carry; each is a subset of input (or output) tokens.
+# Counts a span can carry in attributes beyond the text token counts, most specific key first (docs/dialects.md
+# lists which dialect sends which). A TokenUsage field that is already set wins over its attributes.
 CACHE_WRITE_1H_ATTRIBUTES = (
     "gen_ai.usage.cache_creation.ephemeral_1h_input_tokens",
     "anthropic.usage.cache_creation.ephemeral_1h_input_tokens",
 )
-INPUT_AUDIO_ATTRIBUTES = ("gen_ai.usage.input_audio_tokens", "llm.token_count.prompt_details.audio")
-OUTPUT_AUDIO_ATTRIBUTES = ("gen_ai.usage.output_audio_tokens", "llm.token_count.completion_details.audio")
-INPUT_IMAGE_ATTRIBUTES = ("gen_ai.usage.input_image_tokens", "llm.token_count.prompt_details.image")
+INPUT_AUDIO_ATTRIBUTES = ("gen_ai.usage.input_audio_tokens", "llm.token_count.prompt_details.audio",
+                          "llm_cost_tracker.usage.input_audio_tokens")
+OUTPUT_AUDIO_ATTRIBUTES = ("gen_ai.usage.output_audio_tokens", "llm.token_count.completion_details.audio",
+                           "llm_cost_tracker.usage.output_audio_tokens")
+INPUT_IMAGE_ATTRIBUTES = ("gen_ai.usage.input_image_tokens", "llm.token_count.prompt_details.image",
+                          "llm_cost_tracker.usage.input_image_tokens")
+OUTPUT_IMAGE_ATTRIBUTES = ("gen_ai.usage.output_image_tokens", "llm.token_count.completion_details.image",
+                           "llm_cost_tracker.usage.output_image_tokens")
+INPUT_SECONDS_ATTRIBUTES = ("llm_cost_tracker.usage.input_seconds", "gen_ai.usage.input_seconds",
+                            "gen_ai.usage.input_audio_seconds")
+OUTPUT_SECONDS_ATTRIBUTES = ("llm_cost_tracker.usage.output_seconds", "gen_ai.usage.output_seconds",
+                             "gen_ai.usage.output_video_seconds")
+INPUT_CHARACTERS_ATTRIBUTES = ("llm_cost_tracker.usage.input_characters", "gen_ai.usage.input_characters")
+OUTPUT_CHARACTERS_ATTRIBUTES = ("llm_cost_tracker.usage.output_characters", "gen_ai.usage.output_characters")
+INPUT_IMAGES_ATTRIBUTES = ("llm_cost_tracker.usage.input_images", "gen_ai.usage.input_images")
+OUTPUT_IMAGES_ATTRIBUTES = ("llm_cost_tracker.usage.output_images", "gen_ai.usage.output_images")
+SEARCH_ATTRIBUTES = ("llm_cost_tracker.usage.search_requests", "gen_ai.usage.web_search_requests",
+                     "gen_ai.usage.server_tool_use.web_search_requests",
+                     "anthropic.usage.server_tool_use.web_search_requests")
+
+_COUNT_FIELDS = (
+    ("input_audio_tokens", INPUT_AUDIO_ATTRIBUTES),
+    ("output_audio_tokens", OUTPUT_AUDIO_ATTRIBUTES),
+    ("input_image_tokens", INPUT_IMAGE_ATTRIBUTES),
+    ("output_image_tokens", OUTPUT_IMAGE_ATTRIBUTES),
+    ("input_characters", INPUT_CHARACTERS_ATTRIBUTES),
+    ("output_characters", OUTPUT_CHARACTERS_ATTRIBUTES),
+    ("input_images", INPUT_IMAGES_ATTRIBUTES),
+    ("output_images", OUTPUT_IMAGES_ATTRIBUTES),
+    ("search_requests", SEARCH_ATTRIBUTES),
+)
+_DURATION_FIELDS = (("input_duration_ms", INPUT_SECONDS_ATTRIBUTES), ("output_duration_ms", OUTPUT_SECONDS_ATTRIBUTES))
+USAGE_ATTRIBUTES = CACHE_WRITE_1H_ATTRIBUTES + tuple(k for _, keys in _COUNT_FIELDS + _DURATION_FIELDS for k in keys)
+"""Every attribute key read for a count (see ``usage_from_attributes``)."""
+_MAX_COUNT = 10**12
+"""Counts (and milliseconds) above this are not believed: it keeps every amount inside int64 pico-USD."""
+IMAGE_OUTPUT_MODES = frozenset({"image_generation", "image_edit"})
+"""Entry modes whose output tokens are image tokens (gpt-image-1 bills every output token as an image token)."""
 
 
 def service_tier_from(attributes: Mapping[str, object] | None) -> str:
@@ -72,33 +109,61 @@ def _count(attributes: Mapping[str, object] | None, keys: tuple[str, ...]) -> in
                 count = int(str(value))
             except ValueError:
                 continue
-            return max(count, 0)
+            return min(max(count, 0), _MAX_COUNT)
     return 0
+
+
+def _milliseconds(attributes: Mapping[str, object], keys: tuple[str, ...]) -> int:
+    """Whole milliseconds from a seconds attribute (``"12.5"`` -> 12500), 0 when absent or unusable."""
+    for key in keys:
+        value = attributes.get(key)
+        if value is not None:
+            try:
+                seconds = Decimal(str(value))
+                if not seconds.is_finite() or seconds <= 0:
+                    return 0
+                return min(int((seconds * 1000).to_integral_value()), _MAX_COUNT)
+            except ArithmeticError:
+                continue
+    return 0
+
+
+def usage_from_attributes(usage: TokenUsage, attributes: Mapping[str, object] | None) -> TokenUsage:
+    """``usage`` with every count it leaves at 0 read from the span's attributes (when they carry it)."""
+    if not attributes:
+        return usage
+    found: dict[str, int] = {}
+    for name, keys in _COUNT_FIELDS:
+        if not getattr(usage, name):
+            count = _count(attributes, keys)
+            if count:
+                found[name] = count
+    for name, keys in _DURATION_FIELDS:
+        if not getattr(usage, name):
+            ms = _milliseconds(attributes, keys)
+            if ms:
+                found[name] = ms
+    return replace(usage, **found) if found else usage
 
 
 @dataclass(frozen=True, slots=True)
 class Extras:
-    """Token counts from span attributes beyond :class:`TokenUsage` (all subsets of input/output)."""
+    """How to read a span's usage beyond :class:`TokenUsage`: 1-hour cache writes (a subset of cache
+    writes) and whether its output tokens are image tokens (the entry's mode says so)."""
 
     cache_write_1h: int = 0
-    input_audio: int = 0
-    output_audio: int = 0
-    input_image: int = 0
+    image_output: bool = False
 
     @classmethod
-    def from_attributes(cls, attributes: Mapping[str, object] | None) -> Extras:
+    def from_attributes(cls, attributes: Mapping[str, object] | None, image_output: bool = False) -> Extras:
         """Read the extra counts a span's attributes carry (see the ``*_ATTRIBUTES`` tuples)."""
         if not attributes:
-            return NO_EXTRAS
-        return cls(
-            cache_write_1h=_count(attributes, CACHE_WRITE_1H_ATTRIBUTES),
-            input_audio=_count(attributes, INPUT_AUDIO_ATTRIBUTES),
-            output_audio=_count(attributes, OUTPUT_AUDIO_ATTRIBUTES),
-            input_image=_count(attributes, INPUT_IMAGE_ATTRIBUTES),
-        )
+            return IMAGE_EXTRAS if image_output else NO_EXTRAS
+        return cls(cache_write_1h=_count(attributes, CACHE_WRITE_1H_ATTRIBUTES), image_output=image_output)
 
 
 NO_EXTRAS = Extras()
+IMAGE_EXTRAS = Extras(image_output=True)
 
 
 class Quote(NamedTuple):
@@ -117,26 +182,35 @@ class Quote(NamedTuple):
     service_tier: str = "standard"
     match: str = "exact"
     fallbacks: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()
+    """Dimensions the span used that its entry has no price for: ``cost_pusd`` then covers only the rest,
+    and the span is 'partial', never 'priced' (the zero rule)."""
 
 
 def femto_amounts(card: RateCard, usage: TokenUsage, extras: Extras = NO_EXTRAS) -> dict[str, int]:
-    """Each dimension's cost in femto-USD (dimensions without tokens left out).
+    """Each dimension's cost in femto-USD (dimensions without usage left out).
 
     Input splits into uncached text, cache reads, 5-minute and 1-hour cache writes, audio and image;
-    output into text, reasoning and audio. Sub-counts are clipped to what their parent count holds.
+    output into text, reasoning, audio and image (all of it image for an image-generation entry unless
+    the span says how many are image tokens). Sub-counts are clipped to what their parent count holds.
+    A dimension the card cannot price is left out too: :func:`missing_dimensions` names it.
     """
     cache_read = usage.cache_read_tokens
     cache_write = usage.cache_write_tokens
     write_1h = min(extras.cache_write_1h, cache_write)
     left = max(usage.input_tokens - cache_read - cache_write, 0)
-    audio_in = min(extras.input_audio, left)
+    audio_in = min(usage.input_audio_tokens, left)
     left -= audio_in
-    image_in = min(extras.input_image, left)
+    image_in = min(usage.input_image_tokens, left)
     left -= image_in
     output = usage.output_tokens
-    audio_out = min(extras.output_audio, output)
-    reasoning = min(usage.reasoning_tokens, output - audio_out)
-    text_out = output - audio_out - reasoning
+    audio_out = min(usage.output_audio_tokens, output)
+    if extras.image_output and not usage.output_image_tokens:
+        image_out = output - audio_out
+    else:
+        image_out = min(usage.output_image_tokens, output - audio_out)
+    reasoning = min(usage.reasoning_tokens, output - audio_out - image_out)
+    text_out = output - audio_out - image_out - reasoning
     amounts = {}
     if left:
         amounts["input"] = left * card.input
@@ -156,9 +230,35 @@ def femto_amounts(card: RateCard, usage: TokenUsage, extras: Extras = NO_EXTRAS)
         amounts["input_image"] = image_in * card.input_image
     if audio_out:
         amounts["output_audio"] = audio_out * card.output_audio
+    if image_out:
+        amounts["output_image"] = image_out * card.output_image
+    if usage.input_duration_ms:
+        amounts["per_input_second"] = scale_femto(usage.input_duration_ms * card.per_input_second, 1, 1000)
+    if usage.output_duration_ms:
+        amounts["per_output_second"] = scale_femto(usage.output_duration_ms * card.per_output_second, 1, 1000)
+    if usage.input_characters:
+        amounts["per_input_character"] = usage.input_characters * card.per_input_character
+    if usage.output_characters:
+        amounts["per_output_character"] = usage.output_characters * card.per_output_character
+    if usage.input_images:
+        amounts["per_input_image"] = usage.input_images * card.per_input_image
+    if usage.output_images:
+        amounts["per_output_image"] = usage.output_images * card.per_output_image
+    if usage.search_requests:
+        amounts["per_search"] = usage.search_requests * card.per_search
     if card.per_request:
         amounts["request"] = card.per_request
     return amounts
+
+
+def missing_dimensions(card: RateCard, amounts: dict[str, int]) -> tuple[str, ...]:
+    """The dimensions of ``amounts`` the card has no price for, removed from ``amounts`` (the zero rule)."""
+    if not card.missing:
+        return ()
+    missing = tuple(dim for dim in amounts if dim in card.missing)
+    for dim in missing:
+        del amounts[dim]
+    return missing
 
 
 def total_pico(amounts: Mapping[str, int], discount: tuple[int, int] | None) -> tuple[int, int]:
