@@ -22,6 +22,7 @@ from llm_cost_tracker.httpserver import HttpLimits, HttpServer
 from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.metrics import Metrics
 from llm_cost_tracker.ports import ensure_free
+from llm_cost_tracker.pricing._settings import PricingSettings, load_pricing_settings
 from llm_cost_tracker.sources.admission import MemoryBudget
 from llm_cost_tracker.sources.otlp_decode import DecodeLimits
 from llm_cost_tracker.sources.otlp_grpc import OtlpGrpcServer, TraceExportHandler
@@ -41,11 +42,12 @@ def load_catalog(settings: Settings) -> Any:
     """The reloadable price catalog holder for ``settings`` (bundled prices plus the user's file)."""
     from llm_cost_tracker.pricing import ReloadingCatalog
 
-    return ReloadingCatalog(overrides=Path(settings.pricing_file) if settings.pricing_file else None)
+    return ReloadingCatalog(overrides=Path(settings.pricing_file) if settings.pricing_file else None,
+                            data_dir=settings.data_dir)
 
 
 def default_transforms(catalog: Callable[[], Catalog], metrics: Metrics,
-                       redact: Transform | None = None) -> list[Transform]:
+                       redact: Transform | None = None, pricing: PricingSettings | None = None) -> list[Transform]:
     """detect -> usage -> producer quirks -> scrub names -> price -> redact: the per-record stages every
     receiver runs.
 
@@ -56,9 +58,13 @@ def default_transforms(catalog: Callable[[], Catalog], metrics: Metrics,
     """
 
     def on_unpriced(provider: str, model: str) -> None:
-        log.warning("model has no price; spans are stored unpriced", provider=provider, model=model)
+        suggest = getattr(catalog(), "suggest", None)
+        near = suggest(provider, model, all_providers=False) if suggest is not None else []
+        log.warning("model has no price; spans are stored unpriced", provider=provider, model=model,
+                    did_you_mean=", ".join(near) or None)
 
-    return [Detect(), ExtractUsage(), Quirks(), ScrubNames(metrics), Price(catalog, on_unpriced),
+    fallback = pricing.reported_cost_fallback if pricing is not None else False
+    return [Detect(), ExtractUsage(), Quirks(), ScrubNames(metrics), Price(catalog, on_unpriced, fallback),
             redact or Redact(metrics=metrics)]
 
 
@@ -99,8 +105,15 @@ class FrontEnd:
     def prepare(self) -> None:
         s = self.settings
         self.redact = Redact.from_settings(s, self.metrics)  # a bad [redaction] policy stops start-up here
+        self.pricing = load_pricing_settings(s.config_file)  # a bad [pricing] table stops start-up here
         if self.catalog is None:
             self.catalog = load_catalog(s)
+        from llm_cost_tracker.pricing._service import CatalogSyncer, export_catalog_metrics
+
+        self.metrics.spend.reported_tolerance = self.pricing.reported_cost_tolerance
+        syncs = export_catalog_metrics(self.metrics.registry, self.catalog)
+        self.syncer = CatalogSyncer(self.catalog, self.pricing, syncs) if getattr(self.catalog, "data_dir", None) \
+            else None
         self.tokens = load_tokens(s)
         self.guard = build_guard(self.tokens, s)
         apply_label_limits(self.metrics.spend.folder, self.tokens.current)
@@ -113,7 +126,7 @@ class FrontEnd:
         if serve_http:
             ensure_free("http", s.http)
         self.handler = TraceExportHandler(
-            default_transforms(lambda: self.catalog.current, self.metrics, self.redact), publisher,
+            default_transforms(lambda: self.catalog.current, self.metrics, self.redact, self.pricing), publisher,
             decode_limits(s), self.metrics, guard=self.guard, ack_timeout=ack_timeout,
             calls=call_identity(s, self.metrics), memory=MemoryBudget(s.max_decode_bytes))
         if serve_http:
@@ -144,6 +157,8 @@ class FrontEnd:
         self.grpc.start()
         if self.http is not None:
             self.http.start()  # after gRPC, so /readyz never answers 200 before Export is served
+        if self.syncer is not None:
+            self.syncer.start()  # [pricing] sync_url: sync now, then on the interval (no-op without a URL)
 
     def reload(self) -> None:
         """SIGHUP: reload the price catalog and the token table; on error keep what is in force."""
@@ -162,5 +177,7 @@ class FrontEnd:
         self.grpc.stop(grace=grace)
 
     def stop_http(self) -> None:
+        if getattr(self, "syncer", None) is not None:
+            self.syncer.stop()
         if self.http is not None:
             self.http.stop()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator
+from decimal import Decimal
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
@@ -16,14 +17,17 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from llm_cost_tracker.access.cardinality import OTHER, LabelFolder
-from llm_cost_tracker.types import DUPLICATE, NO_USAGE, PICO_PER_USD, SpanRecord
+from llm_cost_tracker.types import DUPLICATE, NO_USAGE, PICO_PER_USD, PRICED, SpanRecord
 
 disable_created_metrics()  # *_created series double the exposition and no dashboard of ours reads them
 
 TOKEN_TYPES = ("input", "output", "cache_read", "cache_write", "reasoning")
 UNPRICED_REASONS = {NO_USAGE: "no_usage"}
 """``pricing_status`` -> ``reason`` label of ``llm_unpriced_spans_total``; any other unpriced span is
-``unknown_model`` (the catalog has no price for its model, or it names none)."""
+``unknown_model`` (the catalog has no price for its model, or it names none), and a 'partial' span (priced
+but for a dimension without a price) is ``missing:<dimensions>``."""
+PARTIAL = "partial"
+MISSING_ATTRIBUTE = "llm_cost_tracker.pricing.missing"
 MAX_SERIES = 20_000
 """Label sets per spend family; past it new combinations are counted under (other, other, other)."""
 _ALL_OTHER = (OTHER, OTHER, OTHER)
@@ -43,12 +47,17 @@ class SpendCollector(Collector):
         self._cost: dict[tuple[str, str, str], int] = {}
         self._tokens: dict[tuple[str, str, str], list[int]] = {}
         self._unpriced: dict[tuple[str, str, str], int] = {}
+        self._disagree: dict[tuple[str, str], int] = {}
+        self.reported_tolerance = Decimal("0.01")
+        """Relative difference past which a computed and a reported cost disagree (``[pricing]``)."""
 
     def observe(self, records: Iterable[SpanRecord]) -> None:
         """Add a request's priced records (call once per request, not per span)."""
         cost: dict[tuple[str, str, str, str], int] = {}
         tokens: dict[tuple[str, str, str, str], list[int]] = {}
         unpriced: dict[tuple[str, str, str, str], int] = {}
+        disagree: dict[tuple[str, str, str], int] = {}
+        tolerance = self.reported_tolerance
         for r in records:
             if r.pricing_status == DUPLICATE:
                 continue
@@ -68,6 +77,14 @@ class SpendCollector(Collector):
                 unpriced[ukey] = unpriced.get(ukey, 0) + 1
             else:
                 cost[key] = cost.get(key, 0) + r.cost_pusd
+                if r.pricing_status == PARTIAL:  # the zero rule: counted as not fully priced, naming what is missing
+                    ukey = (r.tenant, r.provider, model, "missing:" + r.attributes.get(MISSING_ATTRIBUTE, "unknown"))
+                    unpriced[ukey] = unpriced.get(ukey, 0) + 1
+                reported = r.reported_cost_pusd
+                if (reported is not None and r.pricing_status == PRICED
+                        and abs(r.cost_pusd - reported) > tolerance * max(r.cost_pusd, reported)):
+                    dkey = (r.tenant, r.provider, model)
+                    disagree[dkey] = disagree.get(dkey, 0) + 1
         fold = self.folder.fold
 
         def labels(tenant: str, service: str, provider: str, model: str, family: dict[Any, Any]) -> Any:
@@ -92,12 +109,19 @@ class SpendCollector(Collector):
                     self.folder.folded += 1
                     ulabel = (OTHER, OTHER, reason)
                 self._unpriced[ulabel] = self._unpriced.get(ulabel, 0) + n
+            for (tenant, provider, model), n in disagree.items():
+                dlabel = (fold(tenant, "provider", provider), fold(tenant, "model", model))
+                if dlabel not in self._disagree and len(self._disagree) >= MAX_SERIES:
+                    self.folder.folded += 1
+                    dlabel = (OTHER, OTHER)
+                self._disagree[dlabel] = self._disagree.get(dlabel, 0) + n
 
     def collect(self) -> Iterator[CounterMetricFamily]:
         with self._lock:
             cost = dict(self._cost)
             tokens = {k: list(v) for k, v in self._tokens.items()}
             unpriced = dict(self._unpriced)
+            disagree = dict(self._disagree)
         fam = CounterMetricFamily("llm_cost_usd", "Spend priced from LLM spans, in USD.",
                                   labels=("service", "provider", "model"))
         for key, pusd in cost.items():
@@ -111,11 +135,18 @@ class SpendCollector(Collector):
         yield fam
         yield CounterMetricFamily("llm_metric_labels_folded", "Label values folded into 'other' by per-tenant "
                                   "cardinality limits.", value=self.folder.folded)
-        fam = CounterMetricFamily("llm_unpriced_spans", "LLM spans stored without a cost, by reason: unknown_model "
-                                  "(no price in the catalog) or no_usage (the span reports no token usage).",
+        fam = CounterMetricFamily("llm_unpriced_spans", "LLM spans stored without a cost or with part of it, by "
+                                  "reason: unknown_model (no price in the catalog), no_usage (the span reports no "
+                                  "token usage) or missing:<dimensions> (partial: a dimension without a price).",
                                   labels=("provider", "model", "reason"))
         for ukey, n in unpriced.items():
             fam.add_metric(ukey, n)
+        yield fam
+        fam = CounterMetricFamily("llm_reported_cost_disagreements", "Priced spans whose producer-reported cost "
+                                  "differs from the computed one by more than [pricing] reported_cost_tolerance.",
+                                  labels=("provider", "model"))
+        for dkey, n in disagree.items():
+            fam.add_metric(dkey, n)
         yield fam
 
 

@@ -97,6 +97,14 @@ def merged_entries(entries: Iterable[Entry], errors: list[str] | None = None) ->
     return by_key
 
 
+def _recorded_ns(entries: Iterable[Entry]) -> int:
+    """The newest ``recorded`` date of any version, in ns (0 when none parses)."""
+    from llm_cost_tracker.pricing._model import date_to_ns
+
+    newest = max((v.recorded for e in entries for v in e.versions if v.recorded), default="")
+    return (date_to_ns(newest[:10], "recorded", []) or 0) if newest else 0
+
+
 def _signature(entry: Entry) -> tuple[Any, ...]:
     card = entry.latest.standard
     return (card.input, card.output, card.cache_read, card.cache_write, len(entry.latest.tiers["standard"]))
@@ -107,7 +115,7 @@ class PriceCatalog:
 
     __slots__ = ("entries", "overrides", "_index", "_tenant_index", "_aliases", "_cache", "_uniform",
                  "_unresolved", "_batch", "_lock", "_fallbacks", "_cache_chars", "_uniform_chars",
-                 "_unresolved_chars")
+                 "_unresolved_chars", "as_of_ns", "layers", "_names_by_provider")
 
     def __init__(self, entries: Iterable[Entry], overrides: Overrides | None = None) -> None:
         """Index ``entries`` (user entries in ``overrides`` replace bundled ones with the same key)."""
@@ -133,23 +141,39 @@ class PriceCatalog:
         self._batch: BatchTable | None = None
         self._fallbacks: dict[tuple[int, tuple[str, ...]], tuple[str, ...]] = {}
         self._lock = threading.Lock()
+        self.as_of_ns = _recorded_ns(self.entries.values())
+        """When these prices were last known current: the newest ``recorded`` date, or the last sync check."""
+        self.layers: tuple[str, ...] = ()
+        """The synced layers laid over the bundled catalog (file names, oldest first)."""
+        self._names_by_provider: dict[str, list[str]] | None = None
 
     @classmethod
-    def load(cls, overrides: str | Path | None = None) -> PriceCatalog:
-        """The bundled catalog plus an optional user price file (TOML or YAML); raises CatalogError.
+    def load(cls, overrides: str | Path | None = None, data_dir: str | Path | None = None) -> PriceCatalog:
+        """The bundled catalog, the synced layers of ``data_dir`` and an optional user price file; raises CatalogError.
 
         Args:
             overrides: path of a user price file (``.toml``, ``.yaml``/``.yml``), or None.
+            data_dir: the data directory whose ``prices/`` layers (``pricing sync``) apply, or None.
         """
+        from llm_cost_tracker.pricing._sync import apply_layers, layer_files, read_layers
+
         errors: list[str] = []
         entries: list[Entry] = []
         for name, doc in bundled_documents():
             entries.extend(parse_document(doc, name, errors))
-        merged_entries(entries, errors)
+        by_key = merged_entries(entries, errors)
+        checked = None
+        if data_dir is not None:
+            layers, checked = read_layers(data_dir, errors)
+            by_key = apply_layers(by_key, layers)
         user = load_overrides(overrides, errors) if overrides is not None else None
         if errors:
             raise CatalogError(errors)
-        return cls(entries, user)
+        catalog = cls(by_key.values(), user)
+        if checked is not None:
+            catalog.as_of_ns = max(catalog.as_of_ns, checked)
+            catalog.layers = tuple(p.name for p in layer_files(data_dir)) if data_dir is not None else ()
+        return catalog
 
     # -- resolution --------------------------------------------------------------------------
 
@@ -241,6 +265,35 @@ class PriceCatalog:
             return None
         entry, how = found
         return Resolution(entry, how, self.overrides.discount_for(entry, tenant))
+
+    def suggest(self, provider: str, model: str, limit: int = 3, all_providers: bool = True) -> list[str]:
+        """The catalog names nearest to an unknown ``model`` ("did you mean"), closest first.
+
+        Names of the span's provider are searched first, then every provider's; the match is
+        ``difflib``'s ratio on lower-case names (cut-off 0.75), so ``gtp-4o-mini`` finds ``gpt-4o-mini``.
+        The service passes ``all_providers=False``: one provider's few hundred names take about a
+        millisecond, all 4,500 tens of milliseconds, and model names are client input.
+        """
+        import difflib
+
+        if not model or len(model) > MAX_NAME_CHARS:
+            return []
+        if self._names_by_provider is None:
+            names: dict[str, list[str]] = {}
+            for entry in self.entries.values():
+                names.setdefault(entry.provider, []).extend((entry.model, *entry.aliases))
+            self._names_by_provider = {p: sorted(set(n)) for p, n in names.items()}
+        wanted = model.lower()
+        canonical = _names.canonical_provider(provider) if provider else ""
+        pools = [self._names_by_provider.get(canonical, [])] if canonical in self._names_by_provider else []
+        if all_providers:
+            pools.append(sorted({n for names in self._names_by_provider.values() for n in names}))
+        for pool in pools:
+            lowered = {n.lower(): n for n in pool}
+            found = difflib.get_close_matches(wanted, list(lowered), n=limit, cutoff=0.75)
+            if found:
+                return [lowered[n] for n in found]
+        return []
 
     @property
     def unresolved(self) -> frozenset[tuple[str, str]]:

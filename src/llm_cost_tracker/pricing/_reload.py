@@ -24,24 +24,29 @@ _log = structlog.get_logger("llm_cost_tracker.pricing")
 class ReloadingCatalog:
     """Holds the current :class:`PriceCatalog` and replaces it atomically on :meth:`reload`."""
 
-    __slots__ = ("current", "_overrides", "_loader", "_lock", "_stamp", "_stop", "_thread", "reloads", "failures")
+    __slots__ = ("current", "_overrides", "_loader", "_lock", "_stamp", "_stop", "_thread", "reloads", "failures",
+                 "data_dir")
 
     def __init__(
         self,
         overrides: str | Path | None = None,
-        loader: Callable[[str | Path | None], PriceCatalog] = PriceCatalog.load,
+        loader: Callable[[str | Path | None], PriceCatalog] | None = None,
+        data_dir: str | Path | None = None,
     ) -> None:
         """Load the first catalog now (raising :class:`CatalogError` if it is invalid).
 
         Args:
             overrides: the user price file to read (and watch), or None.
             loader: builds a catalog from the overrides path (tests inject one).
+            data_dir: the data directory whose synced price layers apply (``pricing sync``), or None.
         """
         self._overrides = overrides
-        self._loader = loader
+        self.data_dir = data_dir
+        self._loader: Callable[[str | Path | None], PriceCatalog] = loader or (
+            lambda path: PriceCatalog.load(path, data_dir=data_dir))
         self._lock = threading.Lock()
         self._stamp = self._file_stamp()
-        self.current: PriceCatalog = loader(overrides)
+        self.current: PriceCatalog = self._loader(overrides)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.reloads = 0
