@@ -102,3 +102,21 @@ def test_openrouter_variants(catalog: PriceCatalog) -> None:
     assert beta is not None and beta.pricing_model == "anthropic/claude-3-5-sonnet-20241022"
     assert catalog.quote("openrouter", "meta-llama/llama-3.3-70b-instruct:free", AT, TokenUsage(10, 10)) is None
     assert catalog.quote("openrouter", "openai/gpt-4o-mini:free", AT, TokenUsage(10, 10)) is None
+
+
+def test_did_you_mean_for_unknown_models(catalog: PriceCatalog) -> None:
+    """Typos of a catalog name get the nearest names, the intended one first; nonsense gets none."""
+    assert catalog.suggest("openai", "gtp-4o-mini")[0] == "gpt-4o-mini"
+    assert catalog.suggest("openai", "gpt4o")[0] == "gpt-4o"
+    assert catalog.suggest("", "gtp-4o")[0] == "gpt-4o"
+    assert catalog.suggest("openai", "zzzzzzzz") == []
+
+
+def test_pricing_cost_and_show_say_did_you_mean(capsys: pytest.CaptureFixture[str]) -> None:
+    """pricing cost/show of an unknown model exit 1 naming the nearest catalog model."""
+    from llm_cost_tracker.cli import main
+
+    assert main(["pricing", "cost", "gtp-4o-mini", "--provider", "openai", "--input", "1", "--output", "1"]) == 1
+    assert "did you mean gpt-4o-mini" in capsys.readouterr().err
+    assert main(["pricing", "show", "gtp-4o-mini", "--provider", "openai"]) == 1
+    assert "did you mean gpt-4o-mini" in capsys.readouterr().err

@@ -87,3 +87,38 @@ def test_price_is_the_same_with_or_without_the_shortcut() -> None:
     price(plain)
     price(flex)
     assert flex.cost_pusd is not None and plain.cost_pusd is not None and flex.cost_pusd < plain.cost_pusd
+
+
+_CATALOG = PriceCatalog.load()
+
+
+def test_unknown_model_with_reported_cost_is_reported_when_the_fallback_is_on() -> None:
+    """[pricing] reported_cost_fallback: an unknown model takes the producer's cost, status 'reported'."""
+    attrs = {**genai_attributes("totally-unknown-model-x", "openai", 10, 10), "gen_ai.usage.cost": "0.0123"}
+    off = Price(lambda: _CATALOG)(span(attrs))
+    assert off.pricing_status == "unpriced" and off.cost_pusd is None and off.reported_cost_pusd == 12_300_000_000
+    on = Price(lambda: _CATALOG, reported_cost_fallback=True)(span(attrs))
+    assert on.pricing_status == "reported" and on.cost_pusd == 12_300_000_000
+
+
+def test_a_reported_cost_of_zero_is_unknown_not_free() -> None:
+    """OpenLIT's offline gen_ai.usage.cost = 0 is cleared: not stored as a reported $0, never used as a price."""
+    attrs = {**genai_attributes("totally-unknown-model-x", "openai", 10, 10), "gen_ai.usage.cost": "0"}
+    record = Price(lambda: _CATALOG, reported_cost_fallback=True)(span(attrs))
+    assert record.reported_cost_pusd is None
+    assert record.pricing_status == "unpriced" and record.cost_pusd is None
+
+
+def test_a_span_with_an_unpriced_dimension_is_partial_and_names_it() -> None:
+    """gpt-4o has no web-search price: the span is 'partial', the attribute names per_search, the tokens are priced."""
+    attrs = {**genai_attributes("gpt-4o", "openai", 100, 100), "gen_ai.usage.web_search_requests": "1"}
+    record = Price(lambda: _CATALOG)(span(attrs))
+    assert record.pricing_status == "partial"
+    assert record.attributes["llm_cost_tracker.pricing.missing"] == "per_search"
+    assert record.cost_pusd == Price(lambda: _CATALOG)(span(genai_attributes("gpt-4o", "openai", 100, 100))).cost_pusd
+
+
+def test_gpt_image_1_span_is_priced_as_image_output() -> None:
+    """The GenAI span of a gpt-image-1 call (50 in, 4,160 out) is priced $0.16665."""
+    record = Price(lambda: _CATALOG)(span(genai_attributes("gpt-image-1", "openai", 50, 4160)))
+    assert record.pricing_status == "priced" and record.cost_pusd == 166_650_000_000

@@ -1,4 +1,4 @@
-"""``llm-cost-tracker pricing``: show, cost, list, import, validate. A thin layer over ``pricing``."""
+"""``llm-cost-tracker pricing``: show, cost, list, import, validate, sync, diff. A thin layer over ``pricing``."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ def register(subparsers: Any) -> None:
         p.add_argument("--at", default=None, help="price in force at this ISO date/time (default: now)")
         p.add_argument("--prices", default=None, metavar="FILE", help="user price file (TOML or YAML)")
         p.add_argument("--tenant", default="", help="tenant whose prices apply")
+        p.add_argument("--data-dir", default=None, metavar="DIR",
+                       help="also apply the prices `pricing sync` recorded in DIR (the service's data_dir)")
 
     show = sub.add_parser("show", help="the catalog entry a model resolves to, with its rates")
     show.add_argument("model")
@@ -35,12 +37,24 @@ def register(subparsers: Any) -> None:
 
     cost = sub.add_parser("cost", help="what a call with these token counts costs")
     cost.add_argument("model")
-    cost.add_argument("--input", type=int, required=True, help="prompt tokens, cached tokens included")
-    cost.add_argument("--output", type=int, required=True, help="generated tokens, reasoning included")
+    cost.add_argument("--input", type=int, default=0, help="prompt tokens, cached tokens included")
+    cost.add_argument("--output", type=int, default=0, help="generated tokens, reasoning included")
     cost.add_argument("--cache-read", type=int, default=0)
     cost.add_argument("--cache-write", type=int, default=0)
     cost.add_argument("--reasoning", type=int, default=0)
     cost.add_argument("--tier", choices=_TIERS, default="standard", help="service tier")
+    for flag, what in (("--input-audio", "input audio tokens (inside --input)"),
+                       ("--output-audio", "output audio tokens (inside --output)"),
+                       ("--input-image", "input image tokens (inside --input)"),
+                       ("--output-image", "output image tokens (inside --output; an image model's output "
+                                          "tokens are all image tokens unless this says otherwise)"),
+                       ("--input-characters", "characters of input (speech)"),
+                       ("--output-characters", "characters of output"),
+                       ("--input-images", "images in"), ("--output-images", "images generated"),
+                       ("--searches", "web-search queries")):
+        cost.add_argument(flag, type=int, default=0, help=what)
+    cost.add_argument("--input-seconds", type=Decimal, default=Decimal(0), help="seconds of audio/video in")
+    cost.add_argument("--output-seconds", type=Decimal, default=Decimal(0), help="seconds of audio/video out")
     common(cost)
     cost.add_argument("--format", choices=("text", "json"), default="text")
     cost.set_defaults(func=_cost)
@@ -62,6 +76,24 @@ def register(subparsers: Any) -> None:
     val = sub.add_parser("validate", help="check a catalog data file or a user price file")
     val.add_argument("file")
     val.set_defaults(func=_validate)
+
+    for name, helptext in (("sync", "take a newer price list and record it as a dated version in the data dir"),
+                           ("diff", "show what `pricing sync` would change (records nothing)")):
+        sp = sub.add_parser(name, help=helptext)
+        sp.add_argument("--from", dest="source", required=True, metavar="URL|FILE",
+                        help="LiteLLM's model_prices_and_context_window.json or a catalog data file (http(s)://, "
+                             "file:// or a path)")
+        sp.add_argument("--data-dir", default="./.llm-cost-tracker", metavar="DIR",
+                        help="the service's data_dir: layers go to DIR/prices (default ./.llm-cost-tracker)")
+        sp.add_argument("--max-factor", type=Decimal, default=None,
+                        help="refuse a price moving by more than this factor (default 5, or [pricing] "
+                             "sync_max_change_factor)")
+        sp.add_argument("--config", default=None, help="config file whose [pricing] table applies")
+        sp.add_argument("--format", choices=("text", "json"), default="text")
+        if name == "sync":
+            sp.add_argument("--accept-changes", action="store_true",
+                            help="record prices that drop to 0 or move by more than the factor too")
+        sp.set_defaults(func=_sync if name == "sync" else _diff)
 
 
 def _usd(pico: int) -> str:
@@ -89,7 +121,12 @@ def _iso(ns: int | None) -> str | None:
 def _catalog(args: argparse.Namespace) -> Any:
     from llm_cost_tracker.pricing import PriceCatalog
 
-    return PriceCatalog.load(overrides=args.prices)
+    return PriceCatalog.load(overrides=args.prices, data_dir=getattr(args, "data_dir", None))
+
+
+def _did_you_mean(catalog: Any, provider: str, model: str) -> str:
+    near = catalog.suggest(provider, model)
+    return f"; did you mean {' or '.join(near)}?" if near else ""
 
 
 def _card_dict(card: Any) -> dict[str, Any]:
@@ -116,7 +153,8 @@ def _show(args: argparse.Namespace) -> int:
     resolution = catalog.resolve(args.provider, args.model, args.tenant)
     if resolution is None:
         print(t._("unpriced: no catalog entry for {model} (provider {provider})").format(
-            model=repr(args.model), provider=repr(args.provider)), file=sys.stderr)
+            model=repr(args.model), provider=repr(args.provider))
+            + _did_you_mean(catalog, args.provider, args.model), file=sys.stderr)
         return 1
     entry = resolution.entry
     at = _at_ns(args.at)
@@ -175,12 +213,20 @@ def _cost(args: argparse.Namespace) -> int:
     from llm_cost_tracker.types import TokenUsage
 
     catalog = _catalog(args)
-    usage = TokenUsage(args.input, args.output, args.cache_read, args.cache_write, args.reasoning)
+    usage = TokenUsage(
+        args.input, args.output, args.cache_read, args.cache_write, args.reasoning,
+        input_audio_tokens=args.input_audio, output_audio_tokens=args.output_audio,
+        input_image_tokens=args.input_image, output_image_tokens=args.output_image,
+        input_duration_ms=int(args.input_seconds * 1000), output_duration_ms=int(args.output_seconds * 1000),
+        input_characters=args.input_characters, output_characters=args.output_characters,
+        input_images=args.input_images, output_images=args.output_images, search_requests=args.searches)
     attributes = {"llm_cost_tracker.service_tier": args.tier} if args.tier != "standard" else None
     quote = catalog.quote(args.provider, args.model, _at_ns(args.at), usage, attributes, args.tenant)
     if quote is None:
-        print(f"unpriced: no price for {args.model!r} (provider {args.provider!r})", file=sys.stderr)
+        print(f"unpriced: no price for {args.model!r} (provider {args.provider!r})"
+              + _did_you_mean(catalog, args.provider, args.model), file=sys.stderr)
         return 1
+    status = "partial" if quote.missing else "priced"
     if args.format == "json":
         print(
             json.dumps(
@@ -193,6 +239,8 @@ def _cost(args: argparse.Namespace) -> int:
                     "cost_pusd": quote.cost_pusd,
                     "breakdown_usd": {k: _usd(v) for k, v in quote.breakdown.items()},
                     "fallbacks": list(quote.fallbacks),
+                    "pricing_status": status,
+                    "missing": list(quote.missing),
                 },
                 indent=2,
             )
@@ -201,7 +249,10 @@ def _cost(args: argparse.Namespace) -> int:
     print(f"{quote.pricing_model}  version {quote.price_version}  tier {quote.service_tier}  ({quote.match})")
     for dim, pico in quote.breakdown.items():
         print(f"  {dim:<15} ${_usd(pico)}")
-    print(f"  {'total':<15} ${_usd(quote.cost_pusd)}")
+    for dim in quote.missing:
+        print(f"  {dim:<15} no price (partial)")
+    print(f"  {'total':<15} ${_usd(quote.cost_pusd)}" + ("  partial: without " + ", ".join(quote.missing)
+                                                         if quote.missing else ""))
     if quote.fallbacks:
         print(f"  rates not in the data: {', '.join(quote.fallbacks)}")
     return 0
@@ -261,3 +312,49 @@ def _validate(args: argparse.Namespace) -> int:
         return 1
     print(f"{args.file}: ok ({summary})")
     return 0
+
+
+def _sync_common(args: argparse.Namespace, dry_run: bool) -> int:
+    from llm_cost_tracker.pricing import CatalogError, PriceCatalog
+    from llm_cost_tracker.pricing._settings import load_pricing_settings
+    from llm_cost_tracker.pricing._sync import sync
+
+    factor = args.max_factor or load_pricing_settings(args.config).sync_max_change_factor
+    current = PriceCatalog.load(data_dir=args.data_dir)
+    try:
+        result = sync(args.source, args.data_dir, current.entries, accept_changes=getattr(args, "accept_changes", False),
+                      max_factor=factor, dry_run=dry_run)
+    except (CatalogError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.format == "json":
+        print(json.dumps({"entries": result.entries, "refused": result.refused,
+                          "layer": str(result.layer) if result.layer else None,
+                          "changes": [{"entry": c.key, "kind": c.kind, "details": list(c.details)}
+                                      for c in result.changes]}, indent=2))
+    else:
+        marks = {"new": "+", "changed": "~", "refused": "!"}
+        for change in result.changes:
+            print(f"{marks[change.kind]} {change.key}" + (" (new)" if change.kind == "new" else ""))
+            for line in change.details:
+                print(f"    {line}")
+        kinds = [c.kind for c in result.changes]
+        print(f"{result.entries} entries read: {kinds.count('new')} new, {kinds.count('changed')} changed, "
+              f"{kinds.count('refused')} refused (factor {factor})")
+        if result.refused:
+            print("refused: nothing recorded; check the changes marked ! and re-run `pricing sync --accept-changes` "
+                  "if they are right", file=sys.stderr)
+        elif result.layer is not None:
+            print(f"recorded {result.layer}: new spans are priced with it (the service reloads on its next sync, or on "
+                  "SIGHUP); spans stored earlier keep their prices (`reprice` changes them)")
+        elif not dry_run:
+            print("no price changed")
+    return 2 if result.refused else 0
+
+
+def _sync(args: argparse.Namespace) -> int:
+    return _sync_common(args, dry_run=False)
+
+
+def _diff(args: argparse.Namespace) -> int:
+    return _sync_common(args, dry_run=True)

@@ -172,9 +172,10 @@ class BatchTable:
         if table.has_fee:
             femto += r_fee.take(k)
         cost = _round_half_even(femto)
+        image = self.slot_image.take(slot)
         if table.missing is not None:  # the zero rule: a used dimension without a price unprices the row
             used = ((inp - cr - cw) > 0).astype(np.int64)
-            used |= ((out - reas) > 0) << 1
+            used |= (((out - reas) > 0) & ~image) << 1  # an image model's output is checked when re-priced below
             used |= (cr > 0) << 2
             used |= (cw > 0) << 3
             used |= (reas > 0) << 4
@@ -186,7 +187,7 @@ class BatchTable:
             for i in np.flatnonzero(priced & (bound >= _SAFE_FEMTO / 4)):
                 cost[i] = self._exact(int(slot[i]), service_tier, int(inp[i]), int(out[i]), int(cr[i]),
                                       int(cw[i]), int(reas[i]))
-        for i in np.flatnonzero(self.slot_image.take(slot) & (out > 0) & priced):  # image tokens out: exact
+        for i in np.flatnonzero(image & (out > 0) & priced):  # image tokens out: exact
             cost[i], ok = self._exact_image(int(slot[i]), service_tier, int(inp[i]), int(out[i]), int(cr[i]),
                                             int(cw[i]), int(reas[i]))
             priced[i] = ok

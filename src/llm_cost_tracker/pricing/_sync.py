@@ -109,6 +109,10 @@ def _documents(data: bytes, source: str, recorded: str, version: str) -> list[di
                         "provider, models)"])
 
 
+def _derived(card: RateCard, dim: str) -> bool:
+    return any(f.startswith(dim + "=") and not f.endswith("=0") for f in card.fallbacks)
+
+
 def _changed_dims(old: RateCard, new: RateCard, factor: Decimal) -> tuple[list[str], bool]:
     """Lines describing each dimension that differs, and whether one of them is refused."""
     lines, refused = [], False
@@ -117,6 +121,8 @@ def _changed_dims(old: RateCard, new: RateCard, factor: Decimal) -> tuple[list[s
         o_priced, n_priced = dim not in old.missing, dim not in new.missing
         if o == n and o_priced == n_priced:
             continue
+        if _derived(old, dim) and _derived(new, dim):
+            continue  # follows another dimension (cache_write=input ...): that one's line says it
         show = femto_to_usd_str if dim in USD_DIMENSIONS else femto_to_per_mtok
         before = show(o) if o_priced else "none"
         after = show(n) if n_priced else "none"
