@@ -137,7 +137,7 @@ def convert(
     """
     wanted = set(providers) if providers else None
     out: dict[str, dict[str, Any]] = {}
-    canonical: dict[tuple[str, str], int] = {}
+    canonical: dict[tuple[str, str], tuple[int, bool, tuple[Any, Any]]] = {}
     aliases: list[tuple[str, str]] = []
     for key, info in price_map.items():
         if not isinstance(info, Mapping) or key == "sample_spec":
@@ -152,14 +152,26 @@ def convert(
         if wanted is not None and provider not in wanted:
             continue
         model = _model_name(key, lp, provider)
-        # two keys can name one model: prefer the unprefixed key, then the provider's native id
+        # two keys can name one model: prefer the unprefixed key, then the provider's native id; but when their
+        # text prices disagree, the key LiteLLM itself prices the call with (``<litellm_provider>/<model>``):
+        # in 1.110.2 ``gemini-exp-1206`` carries a copy of gemini-2.5-flash-preview's prices (its ``source`` says
+        # so) while ``gemini/gemini-exp-1206`` has the free experimental model's $0 (docs/pricing.md)
         rank = 2 if model == key else 1 if lp == provider else 0
-        if canonical.get((provider, model), -1) >= rank:
-            continue
+        routed = key == f"{lp}/{model}"
         notes: list[str] = []
         rates = convert_rates(info, notes)
         if not any(card.get("tier") == "standard" and "above_input_tokens" not in card for card in rates):
             continue
+        base = next((c.get("input"), c.get("output")) for c in rates
+                    if c.get("tier") == "standard" and "above_input_tokens" not in c)
+        kept = canonical.get((provider, model))
+        if kept is not None:
+            kept_rank, kept_routed, kept_base = kept
+            if kept_base != base and routed != kept_routed:
+                if kept_routed:
+                    continue
+            elif kept_rank >= rank:
+                continue
         cite = f"{source}, key {key!r}"
         if isinstance(info.get("source"), str):
             cite += f"; upstream {info['source']}"
@@ -178,7 +190,7 @@ def convert(
             entry["deprecation_date"] = info["deprecation_date"]
         entry["versions"] = [priced]
         out.setdefault(provider, {})[model] = entry
-        canonical[(provider, model)] = rank
+        canonical[(provider, model)] = (rank, routed, base)
     for key, target in aliases:
         info = price_map.get(target)
         if not isinstance(info, Mapping) or not isinstance(info.get("litellm_provider"), str):
