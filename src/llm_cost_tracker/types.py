@@ -27,28 +27,15 @@ names it): ``cost_pusd`` is None and totals, metrics and budgets leave the span 
 
 
 @dataclass(frozen=True, slots=True)
-class TokenUsage:
-    """Normalised token counts of one LLM call.
+class UsageDetail:
+    """Usage beyond text tokens: audio and image tokens, and units that are not tokens.
 
-    The dialects disagree on what "input" means; after normalisation (``transforms/usage.py``):
-
-    - ``input_tokens`` is every prompt token, *including* ``cache_read_tokens`` and
-      ``cache_write_tokens`` (the OpenTelemetry GenAI convention; OpenAI counts this way, Anthropic's
-      API does not and is converted).
-    - ``output_tokens`` is every generated token, *including* ``reasoning_tokens``.
-
-    So cached and reasoning tokens are subsets and are never added on top again when pricing.
-    Audio and image token counts are subsets too (of input or output tokens). The other units are not
-    tokens: media duration in milliseconds (priced per second), characters, images and web-search
-    queries. Every field has a default so a stage that knows only the text counts keeps working; the
-    price stage also reads these counts from span attributes (``pricing/_quote.py``, docs/dialects.md).
+    Audio and image token counts are subsets (of input or output tokens, like cached tokens). The rest
+    are other units: media duration in milliseconds (priced per second), characters, images and
+    web-search queries. Kept apart from :class:`TokenUsage` so that the usual span (text only) builds and
+    prices as fast as before: it shares the one :data:`NO_DETAIL` instance.
     """
 
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
-    reasoning_tokens: int = 0
     input_audio_tokens: int = 0
     output_audio_tokens: int = 0
     input_image_tokens: int = 0
@@ -60,6 +47,33 @@ class TokenUsage:
     input_images: int = 0
     output_images: int = 0
     search_requests: int = 0
+
+
+NO_DETAIL = UsageDetail()
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUsage:
+    """Normalised token counts of one LLM call.
+
+    The dialects disagree on what "input" means; after normalisation (``transforms/usage.py``):
+
+    - ``input_tokens`` is every prompt token, *including* ``cache_read_tokens`` and
+      ``cache_write_tokens`` (the OpenTelemetry GenAI convention; OpenAI counts this way, Anthropic's
+      API does not and is converted).
+    - ``output_tokens`` is every generated token, *including* ``reasoning_tokens``.
+
+    So cached and reasoning tokens are subsets and are never added on top again when pricing.
+    ``detail`` carries audio/image tokens and non-token units (:class:`UsageDetail`); the price stage
+    also reads them from span attributes (``pricing/_quote.py``, docs/dialects.md).
+    """
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    detail: UsageDetail = NO_DETAIL
 
     @property
     def uncached_input_tokens(self) -> int:

@@ -6,7 +6,7 @@ import numpy as np
 
 from llm_cost_tracker.pricing import PriceCatalog
 from llm_cost_tracker.pricing._model import parse_document
-from llm_cost_tracker.types import PICO_PER_USD, TokenUsage
+from llm_cost_tracker.types import PICO_PER_USD, TokenUsage, UsageDetail
 
 AT = 1_780_000_000_000_000_000  # 2026-05-28
 
@@ -41,11 +41,11 @@ def test_embedding_cost(catalog: PriceCatalog) -> None:
 
 def test_per_second_per_character_and_per_image(catalog: PriceCatalog) -> None:
     """whisper-1 by the second (also from a seconds attribute), tts-1 by the character."""
-    q = catalog.quote("openai", "whisper-1", AT, TokenUsage(input_duration_ms=90_500))
+    q = catalog.quote("openai", "whisper-1", AT, TokenUsage(detail=UsageDetail(input_duration_ms=90_500)))
     assert q is not None and q.cost_pusd == _usd("0.00905") and not q.missing  # 90.5 s at $0.0001/s
     q = catalog.quote("openai", "whisper-1", AT, TokenUsage(), {"llm_cost_tracker.usage.input_seconds": "90.5"})
     assert q is not None and q.cost_pusd == _usd("0.00905")
-    q = catalog.quote("openai", "tts-1", AT, TokenUsage(input_characters=2000))
+    q = catalog.quote("openai", "tts-1", AT, TokenUsage(detail=UsageDetail(input_characters=2000)))
     assert q is not None and q.cost_pusd == _usd("0.03")  # $15 per million characters
 
 
@@ -60,7 +60,7 @@ def test_web_search_is_priced_where_the_entry_has_a_price(catalog: PriceCatalog)
 
 def test_a_dimension_without_a_price_is_partial_not_zero(catalog: PriceCatalog) -> None:
     """gpt-4o has no web-search price: the tokens are priced, the span is partial and names per_search."""
-    q = catalog.quote("openai", "gpt-4o", AT, TokenUsage(100, 100, search_requests=1))
+    q = catalog.quote("openai", "gpt-4o", AT, TokenUsage(100, 100, detail=UsageDetail(search_requests=1)))
     plain = catalog.quote("openai", "gpt-4o", AT, TokenUsage(100, 100))
     assert q is not None and plain is not None
     assert q.missing == ("per_search",) and "per_search" not in q.breakdown

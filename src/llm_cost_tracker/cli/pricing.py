@@ -210,16 +210,15 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _cost(args: argparse.Namespace) -> int:
-    from llm_cost_tracker.types import TokenUsage
+    from llm_cost_tracker.types import TokenUsage, UsageDetail
 
     catalog = _catalog(args)
-    usage = TokenUsage(
-        args.input, args.output, args.cache_read, args.cache_write, args.reasoning,
+    usage = TokenUsage(args.input, args.output, args.cache_read, args.cache_write, args.reasoning, UsageDetail(
         input_audio_tokens=args.input_audio, output_audio_tokens=args.output_audio,
         input_image_tokens=args.input_image, output_image_tokens=args.output_image,
         input_duration_ms=int(args.input_seconds * 1000), output_duration_ms=int(args.output_seconds * 1000),
         input_characters=args.input_characters, output_characters=args.output_characters,
-        input_images=args.input_images, output_images=args.output_images, search_requests=args.searches)
+        input_images=args.input_images, output_images=args.output_images, search_requests=args.searches))
     attributes = {"llm_cost_tracker.service_tier": args.tier} if args.tier != "standard" else None
     quote = catalog.quote(args.provider, args.model, _at_ns(args.at), usage, attributes, args.tenant)
     if quote is None:

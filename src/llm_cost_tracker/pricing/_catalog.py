@@ -338,7 +338,7 @@ class PriceCatalog:
         else:
             extras = IMAGE_EXTRAS if image_output else NO_EXTRAS
         amounts = femto_amounts(card, usage, extras)
-        missing = missing_dimensions(card, amounts) if card.missing else ()
+        missing = () if card.missing.isdisjoint(amounts) else missing_dimensions(card, amounts)
         cost, discount = total_pico(amounts, resolution.discount)
         fallbacks = self._used_fallbacks(card, amounts) if card.fallbacks else ()
         if used_tier != tier:

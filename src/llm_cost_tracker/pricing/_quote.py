@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from llm_cost_tracker.pricing._model import RateCard
 from llm_cost_tracker.pricing._money import femto_to_pico, scale_femto
-from llm_cost_tracker.types import TokenUsage
+from llm_cost_tracker.types import NO_DETAIL, TokenUsage, UsageDetail
 
 # Service tier of a span, most specific first: the tier that served the response, then the one asked
 # for. ``openai.*`` is the current GenAI semantic convention, ``gen_ai.openai.*`` the older one.
@@ -129,21 +129,22 @@ def _milliseconds(attributes: Mapping[str, object], keys: tuple[str, ...]) -> in
 
 
 def usage_from_attributes(usage: TokenUsage, attributes: Mapping[str, object] | None) -> TokenUsage:
-    """``usage`` with every count it leaves at 0 read from the span's attributes (when they carry it)."""
+    """``usage`` with every detail count it leaves at 0 read from the span's attributes (when they carry it)."""
     if not attributes:
         return usage
+    detail = usage.detail
     found: dict[str, int] = {}
     for name, keys in _COUNT_FIELDS:
-        if not getattr(usage, name):
+        if not getattr(detail, name):
             count = _count(attributes, keys)
             if count:
                 found[name] = count
     for name, keys in _DURATION_FIELDS:
-        if not getattr(usage, name):
+        if not getattr(detail, name):
             ms = _milliseconds(attributes, keys)
             if ms:
                 found[name] = ms
-    return replace(usage, **found) if found else usage
+    return replace(usage, detail=replace(detail, **found)) if found else usage
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,19 +200,24 @@ def femto_amounts(card: RateCard, usage: TokenUsage, extras: Extras = NO_EXTRAS)
     cache_write = usage.cache_write_tokens
     write_1h = min(extras.cache_write_1h, cache_write)
     left = max(usage.input_tokens - cache_read - cache_write, 0)
-    audio_in = min(usage.input_audio_tokens, left)
-    left -= audio_in
-    image_in = min(usage.input_image_tokens, left)
-    left -= image_in
     output = usage.output_tokens
-    audio_out = min(usage.output_audio_tokens, output)
-    if extras.image_output and not usage.output_image_tokens:
-        image_out = output - audio_out
-    else:
-        image_out = min(usage.output_image_tokens, output - audio_out)
-    reasoning = min(usage.reasoning_tokens, output - audio_out - image_out)
-    text_out = output - audio_out - image_out - reasoning
+    reasoning = min(usage.reasoning_tokens, output)
     amounts = {}
+    d = usage.detail
+    if d is not NO_DETAIL or extras.image_output:
+        audio_in = min(d.input_audio_tokens, left)
+        left -= audio_in
+        image_in = min(d.input_image_tokens, left)
+        left -= image_in
+        audio_out = min(d.output_audio_tokens, output)
+        if extras.image_output and not d.output_image_tokens:
+            image_out = output - audio_out
+        else:
+            image_out = min(d.output_image_tokens, output - audio_out)
+        reasoning = min(usage.reasoning_tokens, output - audio_out - image_out)
+        output -= audio_out + image_out
+        _detail_amounts(amounts, card, d, audio_in, image_in, audio_out, image_out)
+    text_out = output - reasoning
     if left:
         amounts["input"] = left * card.input
     if text_out:
@@ -224,6 +230,14 @@ def femto_amounts(card: RateCard, usage: TokenUsage, extras: Extras = NO_EXTRAS)
             amounts["cache_write_1h"] = write_1h * card.cache_write_1h
     if reasoning:
         amounts["reasoning"] = reasoning * card.reasoning
+    if card.per_request:
+        amounts["request"] = card.per_request
+    return amounts
+
+
+def _detail_amounts(amounts: dict[str, int], card: RateCard, d: UsageDetail, audio_in: int, image_in: int,
+                    audio_out: int, image_out: int) -> None:
+    """The audio, image and per-unit amounts of a span with usage beyond text tokens."""
     if audio_in:
         amounts["input_audio"] = audio_in * card.input_audio
     if image_in:
@@ -232,28 +246,25 @@ def femto_amounts(card: RateCard, usage: TokenUsage, extras: Extras = NO_EXTRAS)
         amounts["output_audio"] = audio_out * card.output_audio
     if image_out:
         amounts["output_image"] = image_out * card.output_image
-    if usage.input_duration_ms:
-        amounts["per_input_second"] = scale_femto(usage.input_duration_ms * card.per_input_second, 1, 1000)
-    if usage.output_duration_ms:
-        amounts["per_output_second"] = scale_femto(usage.output_duration_ms * card.per_output_second, 1, 1000)
-    if usage.input_characters:
-        amounts["per_input_character"] = usage.input_characters * card.per_input_character
-    if usage.output_characters:
-        amounts["per_output_character"] = usage.output_characters * card.per_output_character
-    if usage.input_images:
-        amounts["per_input_image"] = usage.input_images * card.per_input_image
-    if usage.output_images:
-        amounts["per_output_image"] = usage.output_images * card.per_output_image
-    if usage.search_requests:
-        amounts["per_search"] = usage.search_requests * card.per_search
-    if card.per_request:
-        amounts["request"] = card.per_request
-    return amounts
+    if d.input_duration_ms:
+        amounts["per_input_second"] = scale_femto(d.input_duration_ms * card.per_input_second, 1, 1000)
+    if d.output_duration_ms:
+        amounts["per_output_second"] = scale_femto(d.output_duration_ms * card.per_output_second, 1, 1000)
+    if d.input_characters:
+        amounts["per_input_character"] = d.input_characters * card.per_input_character
+    if d.output_characters:
+        amounts["per_output_character"] = d.output_characters * card.per_output_character
+    if d.input_images:
+        amounts["per_input_image"] = d.input_images * card.per_input_image
+    if d.output_images:
+        amounts["per_output_image"] = d.output_images * card.per_output_image
+    if d.search_requests:
+        amounts["per_search"] = d.search_requests * card.per_search
 
 
 def missing_dimensions(card: RateCard, amounts: dict[str, int]) -> tuple[str, ...]:
     """The dimensions of ``amounts`` the card has no price for, removed from ``amounts`` (the zero rule)."""
-    if not card.missing:
+    if card.missing.isdisjoint(amounts):
         return ()
     missing = tuple(dim for dim in amounts if dim in card.missing)
     for dim in missing:
