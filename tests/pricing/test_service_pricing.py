@@ -20,7 +20,8 @@ BUNDLED_OPENAI = Path(__file__).parents[2] / "src" / "llm_cost_tracker" / "prici
 def test_service_prices_every_unit_reports_and_uses_synced_prices(tmp_path: Path) -> None:
     """One service run: an unknown model with a reported cost is stored 'reported' with that cost (fallback on);
     gpt-image-1 costs $0.16665; a search without a price is 'partial' and counted by reason; a synced price
-    (recorded in the data dir before the start) prices new spans; a reported 0 is stored as NULL."""
+    (recorded in the data dir before the start) prices new spans; a reported 0 is stored as NULL; the one warning
+    for an unknown model says "did you mean"."""
     data_dir = tmp_path / "store"
     doc = json.loads(BUNDLED_OPENAI.read_text())
     entry = doc["models"]["gpt-4o-mini"]
@@ -41,6 +42,7 @@ def test_service_prices_every_unit_reports_and_uses_synced_prices(tmp_path: Path
             "image": genai_attributes("gpt-image-1", "openai", 50, 4160),
             "search": {**genai_attributes("gpt-4o", "openai", 100, 100), "gen_ai.usage.web_search_requests": 1},
             "synced": genai_attributes("gpt-4o-mini", "openai", 1_000_000, 0),
+            "typo": genai_attributes("gtp-4o-mini", "openai", 10, 10),
         }
         for name, attrs in spans.items():
             with tracer.start_as_current_span(name, attributes=attrs):
@@ -50,6 +52,8 @@ def test_service_prices_every_unit_reports_and_uses_synced_prices(tmp_path: Path
         metrics = svc.metrics()
     finally:
         assert svc.stop() == 0
+    warning = next(line for line in svc.log().splitlines() if "gtp-4o-mini" in line)
+    assert json.loads(warning)["did_you_mean"].startswith("gpt-4o-mini")
     assert 'llm_unpriced_spans_total{model="gpt-4o",provider="openai",reason="missing:per_search"} 1.0' in metrics
     assert "llm_price_catalog_age_seconds " in metrics
     rows = {r["span_name"]: r for r in svc.sql(
