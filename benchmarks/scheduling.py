@@ -4,8 +4,11 @@ Figures, not tests: prints per set and budget the average % deviation (j30 from 
 j120 from the critical-path bound, multi-mode j30 from CP Optimizer), optima hit, schedules per
 second, OR-Tools CP-SAT at the same wall time, and coupled vs uncoupled replicas at the same budget.
 Every reported schedule (ours and CP-SAT's) goes through the independent feasibility checker.
+The ``batch`` set plans a synthetic LLM task batch (``--batch-jobs`` jobs, 5 models on 3 providers,
+dependencies, deadlines and a budget) and prints wall and CPU seconds per budget.
 
     .venv/bin/python benchmarks/scheduling.py --sets j30,j120,mm --subset 12
+    nice -n 19 .venv/bin/python benchmarks/scheduling.py --sets batch --batch-jobs 1000 --budgets 5000
     LCT_SCHEDULING_DATA=/path/to/scheduling .venv/bin/python benchmarks/scheduling.py
 """
 
@@ -13,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
+import random
 import statistics
 import sys
 import time
@@ -27,6 +32,7 @@ from llm_cost_tracker.scheduler import (
     SolveSettings,
     check_schedule,
     optimize,
+    parse_batch,
     read_jobshop,
     read_psplib,
 )
@@ -96,6 +102,58 @@ def run_engine(p: Problem, budget: int, seed: int, annealing: AnnealingSettings)
         raise SystemExit(f"{p.name}: engine returned an infeasible schedule: {errors[:3]}")
     assert r.schedules_evaluated <= budget
     return Run(float(r.schedule.makespan), r.seconds, r.schedules_evaluated)
+
+
+def synthetic_batch(n_jobs: int, seed: int = 1) -> dict[str, object]:
+    """A task batch in the JSON format: jobs of 20k-2M input tokens on 2-5 of 5 models, each job
+    depending on 0-2 of the 60 jobs before it, a fifth with a deadline, a budget of about a fifth
+    of the way from the cheapest to the dearest plan. Deterministic for a seed."""
+    rng = random.Random(seed)
+    models = [("openai", "gpt-4o-mini", 4000, 80, 0.15, 0.6), ("openai", "gpt-4o", 3000, 60, 2.5, 10.0),
+              ("anthropic", "claude-haiku", 5000, 100, 0.8, 4.0),
+              ("anthropic", "claude-sonnet", 2500, 50, 3.0, 15.0), ("acme", "fast-1", 6000, 200, 1.0, 4.0)]
+    keys = [f"{p}/{m}" for p, m, *_ in models]
+    jobs: list[dict[str, object]] = []
+    for i in range(n_jobs):
+        job: dict[str, object] = {"id": f"job-{i:04d}", "input_tokens": rng.randint(20_000, 2_000_000),
+                                  "output_tokens": rng.randint(2_000, 100_000),
+                                  "concurrency": rng.choice([1, 1, 2, 4])}
+        deps = {f"job-{rng.randint(max(0, i - 60), i - 1):04d}" for _ in range(rng.choice([0, 1, 1, 2]))} if i else set()
+        if deps:
+            job["depends_on"] = sorted(deps)
+        if rng.random() < 0.5:
+            job["models"] = rng.sample(keys, rng.randint(2, 4))
+        if rng.random() < 0.2:
+            job["deadline_seconds"] = rng.randint(3600, 48 * 3600)
+        jobs.append(job)
+    return {"name": f"synthetic-{n_jobs}", "slot_seconds": 60, "priced_at": "2025-06-01T00:00:00Z",
+            "budget_usd": round(n_jobs * 1.0, 2),
+            "providers": [{"name": "openai", "max_concurrency": 16, "tokens_per_minute": 2_000_000},
+                          {"name": "anthropic", "max_concurrency": 8, "tokens_per_minute": 800_000},
+                          {"name": "acme", "max_concurrency": 4}],
+            "models": [{"provider": p, "model": m, "input_tokens_per_second": tin, "output_tokens_per_second": tout,
+                        "price": {"input_usd_per_mtok": pin, "output_usd_per_mtok": pout}}
+                       for p, m, tin, tout, pin, pout in models],
+            "jobs": jobs}
+
+
+def run_batch(n_jobs: int, budgets: list[int], seed: int, annealing: AnnealingSettings, time_limit: float | None) -> None:
+    """Parse and plan the synthetic batch once per budget; wall and CPU seconds include parsing."""
+    text = json.dumps(synthetic_batch(n_jobs, seed))
+    print(f"== batch: {n_jobs} jobs, {len(text) // 1024} KiB of JSON")
+    for budget in budgets:
+        w0, c0 = time.perf_counter(), time.process_time()
+        batch = parse_batch(text, source="synthetic")
+        settings = SolveSettings(max_schedules=budget, time_limit=time_limit, seed=seed, annealing=annealing)
+        r = optimize(batch.problem, settings)
+        wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+        assert r.schedule is not None
+        errors = check_schedule(batch.problem, r.schedule.starts, r.schedule.modes)
+        if errors:
+            raise SystemExit(f"batch: infeasible schedule: {errors[:3]}")
+        print(f"budget {budget:>6}: {r.schedules_evaluated} schedules, wall {wall:6.2f} s, cpu {cpu:6.2f} s, "
+              f"makespan {r.schedule.makespan} slots, cost {r.schedule.cost / 1e12:.2f} USD, "
+              f"tardiness {r.schedule.tardiness:.0f}, front {len(r.front)}", flush=True)
 
 
 def run_cpsat(p: Problem, seconds: float, workers: int) -> Run:
@@ -172,7 +230,9 @@ def summarize(label: str, insts: list[Instance], runs: list[Run], show_rate: boo
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sets", default="j30,j120,mm", help="comma list of j30, j120, mm, jsp")
+    ap.add_argument("--sets", default="j30,j120,mm", help="comma list of j30, j120, mm, jsp, batch")
+    ap.add_argument("--batch-jobs", type=int, default=1000, help="jobs in the synthetic batch of set 'batch'")
+    ap.add_argument("--time-limit", type=float, default=None, help="seconds per solve (batch set only)")
     ap.add_argument("--subset", type=int, default=None, help="evenly spaced N instances per set")
     ap.add_argument("--budgets", default="1000,5000")
     ap.add_argument("--seed", type=int, default=1)
@@ -198,8 +258,12 @@ def main(argv: list[str] | None = None) -> int:
         variants["uncoupled chains"] = replace(coupled, coupling=0.0, exchange=0.0)
         variants["exchange + energy J=10"] = replace(coupled, coupling=10.0)
         variants["energy only J=10"] = replace(coupled, coupling=10.0, exchange=0.0)
-    print(f"data: {DATA}\nsettings: {coupled}\n")
+    print(f"data: {DATA}\nsettings: {coupled}\nload: {_uptime()}\n")
     for set_name in args.sets.split(","):
+        if set_name == "batch":
+            run_batch(args.batch_jobs, budgets, args.seed, coupled, args.time_limit)
+            print()
+            continue
         insts = load_set(set_name, args.subset)
         problems = [read(i) for i in insts]
         print(f"== {set_name}: {len(insts)} instances")
@@ -216,7 +280,16 @@ def main(argv: list[str] | None = None) -> int:
                 runs = [run_cpsat(p, t, args.cpsat_workers) for p, t in zip(problems, times, strict=True)]
                 print(summarize(f"CP-SAT same wall time ({args.cpsat_workers}w)", insts, runs, False), flush=True)
         print()
+    print(f"load: {_uptime()}")
     return 0
+
+
+def _uptime() -> str:
+    """Load averages, printed with every set of figures (the machine is shared)."""
+    try:
+        return "load average " + " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "load average unknown"
 
 
 if __name__ == "__main__":

@@ -63,3 +63,34 @@ def test_public_j30_decodes_feasibly(bench_data: Path) -> None:
     start = serial_sgs(order, modes, a)
     for r in range(16):
         assert check_schedule(p, list(start[r]), list(modes[r])) == []
+
+
+def test_sgs_equals_reference_when_activities_demand_different_resources() -> None:
+    """A task batch: each job demands only its provider's resources, and a list position where no
+    replica's job demands a resource skips that resource's profile; starts still match the reference."""
+    from llm_cost_tracker.scheduler import read_batch
+
+    p = read_batch(TESTDATA / "batch.json").problem
+    a = compile_problem(p)
+    rng = np.random.default_rng(11)
+    order = sample_lists(48, a, rng, rng.uniform(0, 2, 48))
+    modes = np.floor(rng.random((48, a.n)) * a.nmodes).astype(np.int64)
+    start = serial_sgs(order, modes, a)
+    for r in range(order.shape[0]):
+        assert list(start[r]) == reference_sgs(p, list(order[r]), list(modes[r]))
+
+
+def test_mode_repair_fixes_replicas_over_budget_and_leaves_the_others() -> None:
+    """Repair works only on mode vectors over a non-renewable capacity; vectors within it are untouched."""
+    from llm_cost_tracker.scheduler import modes as modes_mod
+
+    p = read_psplib(TESTDATA / "tiny.mm")
+    a = compile_problem(p)
+    rng = np.random.default_rng(5)
+    modes = np.floor(rng.random((64, a.n)) * a.nmodes).astype(np.int64)
+    before = modes_mod.excess(modes, a)
+    assert (before > 0).any() and (before == 0).any()
+    fixed = modes_mod.repair(modes, a, np.random.default_rng(6), None)
+    assert (fixed[before == 0] == modes[before == 0]).all()
+    assert (modes_mod.excess(fixed, a) <= before).all()
+    assert (modes_mod.excess(fixed, a)[before > 0] < before[before > 0]).all()

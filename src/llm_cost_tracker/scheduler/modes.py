@@ -104,24 +104,24 @@ def repair(modes: IntArray, a: Arrays, rng: np.random.Generator, fallback: IntAr
         return modes
     modes = modes.copy()
     cols = np.arange(a.n)[None, :]
-    rows = np.arange(modes.shape[0])
     inf = np.iinfo(np.int64).max // 4
     for _ in range(2 * a.n):
         use = a.nrd[cols, modes].sum(axis=1)  # [P, K]
         exc = np.maximum(use - a.ncap, 0).sum(axis=1)
         if not (exc > 0).any():
             break
-        cur = a.nrd[cols, modes]  # [P, n, K]
-        new_use = use[:, None, None, :] - cur[:, :, None, :] + a.nrd[None]
+        noise = rng.random((modes.shape[0], a.n, a.dur.shape[1])) * 0.5  # drawn for all rows: same stream
+        bad = np.flatnonzero(exc > 0)  # only replicas over a capacity need the [n, M, K] look-ahead
+        cur = a.nrd[cols, modes[bad]]  # [B, n, K]
+        new_use = use[bad, None, None, :] - cur[:, :, None, :] + a.nrd[None]
         new_exc = np.maximum(new_use - a.ncap, 0).sum(axis=3).astype(np.float64)
-        new_exc = np.where(a.valid[None], new_exc, inf) + rng.random(new_exc.shape) * 0.5
-        flat = new_exc.reshape(modes.shape[0], -1).argmin(axis=1)
+        new_exc = np.where(a.valid[None], new_exc, inf) + noise[bad]
+        flat = new_exc.reshape(bad.size, -1).argmin(axis=1)
         act, mode = np.divmod(flat, a.dur.shape[1])
-        better = np.floor(new_exc.reshape(modes.shape[0], -1)[rows, flat]) < exc
-        sel = better & (exc > 0)
-        if not sel.any():
+        better = np.floor(new_exc.reshape(bad.size, -1)[np.arange(bad.size), flat]) < exc[bad]
+        if not better.any():
             break
-        modes[rows[sel], act[sel]] = mode[sel]
+        modes[bad[better], act[better]] = mode[better]
     stuck = excess(modes, a) > 0
     if stuck.any() and fallback is not None:
         modes[stuck] = fallback

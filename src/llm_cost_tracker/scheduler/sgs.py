@@ -33,34 +33,44 @@ def serial_sgs(
     q_all = a.dem[cols, modes].astype(np.int32)  # [P, n, R]
     pred = a.succ_pad if reverse else a.pred_pad
     horizon = a.horizon
-    n_res = a.cap.shape[0]
-    rem = np.empty((pop, horizon, n_res), np.int32)
-    rem[...] = a.cap.astype(np.int32)
+    # one contiguous [P, time] profile per resource: the scans below read it along time
+    rem = [np.full((pop, horizon), int(c), np.int32) for c in a.cap]
     finish = np.zeros((pop, n + 1), np.int64)  # column n is the padding "predecessor"
     start = np.zeros((pop, n), np.int64)
     grid = np.arange(horizon)
+    # per list position: which resources any replica's activity there demands (skips the rest)
+    demanded = (a.dem.max(axis=1) > 0)[order].any(axis=0)  # [n, R]
+    used_at = [np.flatnonzero(row).tolist() for row in demanded]
     bound = 0
     for i in range(n):
         j = order[:, i]
         d = d_all[rows, j]
         q = q_all[rows, j]
         es = finish[rows[:, None], pred[j]].max(axis=1)
-        # A start never lies past max(es, busy end), so the profile beyond ``width`` is free.
-        width = int(min(horizon, max(int(es.max()), bound) + int(d.max()) + 1))
-        g = grid[:width]
-        prof = rem[:, :width]
-        if n_res:
-            ok = prof[:, :, 0] >= q[:, None, 0]
-            for r in range(1, n_res):
-                ok &= prof[:, :, r] >= q[:, None, r]
-            bad = np.zeros((pop, width + 1), np.int32)
+        # Every start lies in [min es, max(es, busy end)]; past the busy end the profile is free.
+        lo = int(es.min())
+        hi = int(min(horizon, max(int(es.max()), bound) + int(d.max()) + 1))
+        used = used_at[i]
+        if used:
+            width = hi - lo
+            ok = rem[used[0]][:, lo:hi] >= q[:, used[0], None]
+            for r in used[1:]:
+                ok &= rem[r][:, lo:hi] >= q[:, r, None]
+            # bad[p, t] = clashing slots before t; a window [t, t + d) is free when bad agrees at both ends
+            bad = np.empty((pop, width + 1), np.int32)
+            bad[:, 0] = 0
             np.cumsum(~ok, axis=1, out=bad[:, 1:])
-            ends = np.minimum(g[None, :] + d[:, None], width)
-            clash = np.take_along_axis(bad, ends, axis=1) - bad[:, :width]
-            cand = (clash == 0) & (g[None, :] >= es[:, None])
-            s = cand.argmax(axis=1)
-            busy = (g[None, :] >= s[:, None]) & (g[None, :] < (s + d)[:, None])
-            prof -= busy[:, :, None] * q[:, None, :]
+            g = grid[:width]
+            ends = np.minimum(g[None, :] + d[:, None], width) + (rows * (width + 1))[:, None]
+            clash = bad.reshape(-1)[ends] - bad[:, :width]
+            cand = (clash == 0) & (g[None, :] >= (es - lo)[:, None])
+            s = cand.argmax(axis=1) + lo
+            b_lo, b_hi = int(s.min()), int((s + d).max())
+            span = grid[b_lo:b_hi]
+            busy = (span[None, :] >= s[:, None]) & (span[None, :] < (s + d)[:, None])
+            for r in used:
+                prof = rem[r][:, b_lo:b_hi]
+                np.subtract(prof, q[:, r, None], out=prof, where=busy)
         else:
             s = es
         start[rows, j] = s
