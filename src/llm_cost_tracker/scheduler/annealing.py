@@ -42,6 +42,8 @@ class AnnealingSettings:
     """Where a slice's crossover partner comes from: ``tournament`` (the better, under the receiving
     slice's own weights, of two other slices drawn at random; the default, 0.7 to 1.2 points better on
     j120) or ``ring`` (slice k±1, the earlier design)."""
+    tournament: int = 2
+    """Slices drawn per partner tournament (the best of them under the receiver's weights is copied)."""
     init_pool: int = 1
     """Initial lists sampled per slice; each slice keeps the best of its ``init_pool`` forward decodes
     (every one counted). 4 was within seed noise on j120, so it is off by default."""
@@ -223,7 +225,7 @@ class QuantumAnnealing:
         pop, rng, idx = self.pop, self.rng, np.arange(self.pop)
         if self.settings.partner == "ring" or pop < 3:
             return (idx + np.where(rng.random(pop) < 0.5, 1, -1)) % pop
-        cand = (idx[:, None] + rng.integers(1, pop, (pop, 2))) % pop  # two others per slice
+        cand = (idx[:, None] + rng.integers(1, pop, (pop, self.settings.tournament))) % pop  # others
         score = (self.objs[cand] / self.scale * self.weights[:, None, :]).sum(axis=2)
         score = score + self.settings.penalty * self.exc[cand] / max(int(self.a.ncap.sum()), 1)
         return cand[idx, score.argmin(axis=1)]
