@@ -39,11 +39,13 @@ class AnnealingSettings:
     """Probability that a slice proposes a segment copied from another slice (0 = never). This is the
     slice coupling that measurably helps, so it is on by default (0.8 measured better than 0.5 on j120)."""
     partner: str = "tournament"
-    """Where a slice's crossover partner comes from: ``tournament`` (the better, under the receiving
-    slice's own weights, of two other slices drawn at random; the default, 0.7 to 1.2 points better on
-    j120) or ``ring`` (slice k±1, the earlier design)."""
-    tournament: int = 2
-    """Slices drawn per partner tournament (the best of them under the receiver's weights is copied)."""
+    """Where a slice's crossover partner comes from: ``tournament`` (the best, under the receiving
+    slice's own weights, of ``tournament`` other slices drawn at random; the default, 0.7 to 1.2
+    points better on j120) or ``ring`` (slice k±1, the earlier design)."""
+    tournament: int = 4
+    """Slices drawn per partner tournament; the best under the receiver's weights is copied. 4 against
+    2 (issue 20, 5,000 schedules): j120 all 180 33.29% vs 33.61%, mrcpsp-j30 1.60% vs 2.04%, job
+    shop 1.75% vs 1.97%, j30 0.16% (90/96 optimal) vs 0.12% (89/96)."""
     init_pool: int = 1
     """Initial lists sampled per slice; each slice keeps the best of its ``init_pool`` forward decodes
     (every one counted). 4 was within seed noise on j120, so it is off by default."""
