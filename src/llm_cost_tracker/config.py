@@ -96,6 +96,8 @@ class Settings:
     """Days hourly rollups are kept (0 = forever)."""
     ttl_daily_days: int = 0
     """Days daily rollups are kept (0 = forever)."""
+    max_future_span_seconds: int = 86_400
+    """How far ahead of the receiver's clock a span may start; later ones are rejected (partial_success)."""
     # Pipeline
     queue_capacity: int = 200_000
     queue_max_bytes: int = 256 * 1024 * 1024
@@ -198,6 +200,8 @@ class Settings:
             problems.append(f"ack: must be one of {', '.join(ACK_MODES)}, got {self.ack!r}")
         if self.kafka_compression not in COMPRESSIONS:
             problems.append(f"kafka_compression: must be one of {', '.join(COMPRESSIONS)}, got {self.kafka_compression!r}")
+        if self.max_future_span_seconds < 0:
+            problems.append(f"max_future_span_seconds: must be >= 0, got {self.max_future_span_seconds}")
         for name in ("ttl_raw_days", "ttl_hourly_days", "ttl_daily_days"):
             if getattr(self, name) < 0:
                 problems.append(f"{name}: must be >= 0 (0 = keep forever), got {getattr(self, name)}")

@@ -26,6 +26,7 @@ from llm_cost_tracker.pricing._settings import PricingSettings, load_pricing_set
 from llm_cost_tracker.sources.admission import MemoryBudget
 from llm_cost_tracker.sources.otlp_decode import DecodeLimits
 from llm_cost_tracker.sources.otlp_grpc import OtlpGrpcServer, TraceExportHandler
+from llm_cost_tracker.sources.span_time import SpanTimeBounds
 from llm_cost_tracker.transforms.calls import CallIdentity, CallWindow
 from llm_cost_tracker.transforms.detect import Detect
 from llm_cost_tracker.transforms.price import Catalog, Price
@@ -128,7 +129,8 @@ class FrontEnd:
         self.handler = TraceExportHandler(
             default_transforms(lambda: self.catalog.current, self.metrics, self.redact, self.pricing), publisher,
             decode_limits(s), self.metrics, guard=self.guard, ack_timeout=ack_timeout,
-            calls=call_identity(s, self.metrics), memory=MemoryBudget(s.max_decode_bytes))
+            calls=call_identity(s, self.metrics), memory=MemoryBudget(s.max_decode_bytes),
+            time_bounds=SpanTimeBounds.from_settings(s))
         if serve_http:
             self.http = HttpServer(s.http, self.metrics.registry, ready, tls=tls_files(s),
                                    limits=HttpLimits.from_settings(s))

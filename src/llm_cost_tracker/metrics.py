@@ -52,38 +52,44 @@ class SpendCollector(Collector):
         """Relative difference past which a computed and a reported cost disagree (``[pricing]``)."""
 
     def observe(self, records: Iterable[SpanRecord]) -> None:
-        """Add a request's priced records (call once per request, not per span)."""
+        """Add stored records (call once per batch, not per span)."""
+        self.observe_rows((r.tenant, r.service_name, r.provider, r.response_model or r.request_model,
+                           r.usage.input_tokens, r.usage.output_tokens, r.usage.cache_read_tokens,
+                           r.usage.cache_write_tokens, r.usage.reasoning_tokens, r.cost_pusd, r.pricing_status,
+                           r.attributes.get(MISSING_ATTRIBUTE, ""), r.reported_cost_pusd) for r in records)
+
+    def observe_rows(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        """Add records given as ``sinks.identity.SpendRow`` tuples: (tenant, service, provider, model, input,
+        output, cache_read, cache_write, reasoning tokens, cost_pusd or None, pricing_status, the missing
+        dimension of a partial price or "", reported_cost_pusd or None)."""
         cost: dict[tuple[str, str, str, str], int] = {}
         tokens: dict[tuple[str, str, str, str], list[int]] = {}
         unpriced: dict[tuple[str, str, str, str], int] = {}
         disagree: dict[tuple[str, str, str], int] = {}
         tolerance = self.reported_tolerance
-        for r in records:
-            if r.pricing_status == DUPLICATE:
+        for tenant, service, provider, model, i, o, cr, cw, rs, pusd, status, missing, reported in rows:
+            if status == DUPLICATE:
                 continue
-            model = r.response_model or r.request_model
-            key = (r.tenant, r.service_name, r.provider, model)
-            u = r.usage
+            key = (tenant, service, provider, model)
             t = tokens.get(key)
             if t is None:
                 t = tokens[key] = [0, 0, 0, 0, 0]
-            t[0] += u.input_tokens
-            t[1] += u.output_tokens
-            t[2] += u.cache_read_tokens
-            t[3] += u.cache_write_tokens
-            t[4] += u.reasoning_tokens
-            if r.cost_pusd is None:
-                ukey = (r.tenant, r.provider, model, UNPRICED_REASONS.get(r.pricing_status, "unknown_model"))
+            t[0] += i
+            t[1] += o
+            t[2] += cr
+            t[3] += cw
+            t[4] += rs
+            if pusd is None:
+                ukey = (tenant, provider, model, UNPRICED_REASONS.get(status, "unknown_model"))
                 unpriced[ukey] = unpriced.get(ukey, 0) + 1
             else:
-                cost[key] = cost.get(key, 0) + r.cost_pusd
-                if r.pricing_status == PARTIAL:  # the zero rule: counted as not fully priced, naming what is missing
-                    ukey = (r.tenant, r.provider, model, "missing:" + r.attributes.get(MISSING_ATTRIBUTE, "unknown"))
+                cost[key] = cost.get(key, 0) + pusd
+                if status == PARTIAL:  # the zero rule: counted as not fully priced, naming what is missing
+                    ukey = (tenant, provider, model, "missing:" + (missing or "unknown"))
                     unpriced[ukey] = unpriced.get(ukey, 0) + 1
-                reported = r.reported_cost_pusd
-                if (reported is not None and r.pricing_status == PRICED
-                        and abs(r.cost_pusd - reported) > tolerance * max(r.cost_pusd, reported)):
-                    dkey = (r.tenant, r.provider, model)
+                if (reported is not None and status == PRICED
+                        and abs(pusd - reported) > tolerance * max(pusd, reported)):
+                    dkey = (tenant, provider, model)
                     disagree[dkey] = disagree.get(dkey, 0) + 1
         fold = self.folder.fold
 
@@ -168,6 +174,9 @@ class Metrics:
         self.queue_capacity = Gauge("llm_pipeline_queue_capacity", "Capacity of the in-process queue, in spans.",
                                     registry=r)
         self.rows_written = Counter("llm_pipeline_rows_written", "Rows written to the store.", registry=r)
+        self.spans_deduplicated = Counter(
+            "llm_pipeline_spans_deduplicated", "Spans not written because llm_spans already holds them (same "
+            "tenant, trace id, span id and start time: a retry or a redelivery).", registry=r)
         self.batches_written = Counter("llm_pipeline_batches_written", "Batches written to the store.", registry=r)
         self.batch_seconds = Histogram("llm_pipeline_batch_seconds", "Time to write one batch to the store.",
                                        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=r)

@@ -23,6 +23,7 @@ from llm_cost_tracker.services.schedules_api import SchedulesApi
 from llm_cost_tracker.services.spend_api import SpendApi
 from llm_cost_tracker.sinks.batcher import BatchPolicy, BatchWriter
 from llm_cost_tracker.sinks.clickhouse import ClickHouseSink, is_retriable
+from llm_cost_tracker.sinks.identity import FirstArrivals
 from llm_cost_tracker.sinks.parking import ParkingLot, default_fallbacks
 from llm_cost_tracker.sql_http.service import SqlEndpoint
 from llm_cost_tracker.storage import client as store
@@ -71,7 +72,7 @@ class AllInOne:
         self.writer = BatchWriter(
             self.queue, ClickHouseSink(self._client), self.writer_parking, is_retriable,
             BatchPolicy(s.batch_size, s.batch_age_seconds, retry_max_seconds=s.sink_retry_max_seconds),
-            self.metrics,
+            self.metrics, first_arrivals=FirstArrivals(self._client),
         )
         self.writer.start()
         self.front.bind(self.queue, ack_timeout=max(5.0, 3 * s.batch_age_seconds), ready=self.ready)

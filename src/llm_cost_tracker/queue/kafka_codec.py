@@ -310,6 +310,12 @@ def validated_records(value: bytes | None, headers: Sequence[tuple[str, bytes]])
     Raises:
         RecordDecodeError: the message (as a whole) is not usable.
     """
+    wire, records = _validated(value, headers)
+    return wire, len(records)
+
+
+def _validated(value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> tuple[bytes, Sequence[SpanRecordV1]]:
+    """:func:`validated_records` with the parsed records instead of their count."""
     records = _message_records(value, headers)
     wire = (value or b"") if _is_batch(headers) else b"\x0a" + _varint(len(value or b"")) + (value or b"")
     for trace_id, span_id, start, duration, status in map(_check, records):
@@ -319,7 +325,20 @@ def validated_records(value: bytes | None, headers: Sequence[tuple[str, bytes]])
             raise RecordDecodeError("SpanRecordV1 with a negative start time or duration")
         if status > 255:
             raise RecordDecodeError(f"SpanRecordV1 with status_code {status} (0-2 expected)")
-    return wire, len(records)
+    return wire, records
+
+
+_identity = attrgetter("tenant", "trace_id", "span_id", "start_time_ns")
+_spend = attrgetter("tenant", "service_name", "provider", "response_model", "request_model", "input_tokens",
+                    "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
+
+
+def _spend_row(m: SpanRecordV1) -> tuple[Any, ...]:
+    tenant, service, provider, response, request, i, o, cr, cw, rs = _spend(m)
+    return (tenant, service, provider, response or request, i, o, cr, cw, rs,
+            m.cost_pusd if m.HasField("cost_pusd") else None, m.pricing_status,
+            m.attributes.get("llm_cost_tracker.pricing.missing", ""),
+            m.reported_cost_pusd if m.HasField("reported_cost_pusd") else None)
 
 
 class WireBatch:
@@ -332,19 +351,51 @@ class WireBatch:
     Python where that route is not available (the Arrow insert) or SpanRecords are needed (parking).
     """
 
-    __slots__ = ("chunks", "count")
+    __slots__ = ("_keys", "_spend", "chunks", "count")
     protobuf_schema = PROTOBUF_SCHEMA
     protobuf_message = SpanRecordV1.DESCRIPTOR.name
 
     def __init__(self, chunks: list[bytes] | None = None, count: int = 0) -> None:
         self.chunks: list[bytes] = chunks if chunks is not None else []
         self.count = count
+        self._keys: list[tuple[Any, ...]] | None = [] if not self.chunks else None
+        self._spend: list[tuple[Any, ...]] | None = [] if not self.chunks else None
 
     def add(self, value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> None:
-        """Append one span message (all its records) or raise RecordDecodeError and append nothing."""
-        wire, count = validated_records(value, headers)
+        """Append one span message (all its records) or raise RecordDecodeError and append nothing.
+
+        The identity and spend fields are read here, from the parse the checks need anyway, for the
+        writer's first-arrival check and metrics (sinks/identity.py).
+        """
+        wire, records = _validated(value, headers)
         self.chunks.append(wire)
-        self.count += count
+        self.count += len(records)
+        if self._keys is not None and self._spend is not None:
+            self._keys.extend(map(_identity, records))
+            self._spend.extend(map(_spend_row, records))
+
+    def _read_fields(self) -> None:
+        records = SpanRecordBatchV1.FromString(self.wire()).records if self.count else []
+        self._keys = list(map(_identity, records))
+        self._spend = list(map(_spend_row, records))
+
+    def identity_keys(self) -> list[tuple[Any, ...]]:
+        """(tenant, trace_id, span_id, start_time_ns) of each record, in order."""
+        if self._keys is None:
+            self._read_fields()
+        return list(self._keys or [])
+
+    def spend_rows(self) -> list[tuple[Any, ...]]:
+        """What the spend metrics count of each record (sinks.identity.SpendRow), in order."""
+        if self._spend is None:
+            self._read_fields()
+        return list(self._spend or [])
+
+    def subset(self, keep: Sequence[int]) -> WireBatch:
+        """The records at positions ``keep`` as a new batch (re-encoded: only when a batch holds repeats)."""
+        records = SpanRecordBatchV1.FromString(self.wire()).records
+        wire = SpanRecordBatchV1(records=[records[i] for i in keep]).SerializeToString()
+        return WireBatch([wire] if keep else [], len(keep))
 
     def __len__(self) -> int:
         return self.count

@@ -27,6 +27,7 @@ from llm_cost_tracker.queue.kafka_metrics import KafkaMetrics
 from llm_cost_tracker.queue.kafka_reader import KafkaBatchReader
 from llm_cost_tracker.sinks.batcher import BatchPolicy, BatchWriter
 from llm_cost_tracker.sinks.clickhouse import ClickHouseSink, is_retriable
+from llm_cost_tracker.sinks.identity import FirstArrivals
 from llm_cost_tracker.storage import client as store
 from llm_cost_tracker.storage.migrate import migrate
 
@@ -144,7 +145,7 @@ class Consumer:
         self.writer = BatchWriter(
             self.reader, ClickHouseSink(self._client), self.reader.dead_letter_parking(Path(s.data_dir) / "parked"),
             is_retriable, BatchPolicy(s.batch_size, s.batch_age_seconds, retry_max_seconds=s.sink_retry_max_seconds),
-            self.metrics,
+            self.metrics, first_arrivals=FirstArrivals(self._client),
         )
         self.writer.start()
         if self.serve_http:

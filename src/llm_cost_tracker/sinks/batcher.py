@@ -1,5 +1,12 @@
 """The sink loop: take size/age batches from a queue, write them, commit only after the write.
 
+Only first arrivals are written and counted: before its first write attempt a batch is filtered
+against what the store already holds (``FirstArrivals``, sinks/identity.py), and the spend metrics
+(``llm_cost_usd_total`` and the token and unpriced counters) are counted here, after the store took
+the rows, from the same filtered records, so a retried or redelivered span counts once everywhere.
+The filtered batch is kept across retries and written with one insert deduplication token, so an
+attempt that stored the rows and then failed is completed, not repeated, by the next one.
+
 A retriable failure is retried with capped exponential backoff for as long as the service runs
 (the queue fills meanwhile and the receiver answers UNAVAILABLE, so collectors hold the data). A
 permanent failure, or a retriable one still failing when shutdown's deadline passes, parks the
@@ -15,12 +22,14 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.metrics import Metrics
+from llm_cost_tracker.sinks.identity import spend_rows
 from llm_cost_tracker.sinks.parking import ParkingLot
 from llm_cost_tracker.types import Batch, BatchReader, SpanRecord
 
@@ -49,10 +58,14 @@ class BatchWriter:
         is_retriable: the sink's verdict on an error.
         policy: batch size/age and retry backoff.
         metrics: counters to update.
+        first_arrivals: filters a batch to the spans the store does not hold yet, returning them and how
+            many were left out (``sinks.identity.FirstArrivals``); None writes every record.
     """
 
     def __init__(self, reader: BatchReader, sink: Sink, parking: ParkingLot,
-                 is_retriable: Callable[[BaseException], bool], policy: BatchPolicy, metrics: Metrics) -> None:
+                 is_retriable: Callable[[BaseException], bool], policy: BatchPolicy, metrics: Metrics,
+                 first_arrivals: Callable[[Any], tuple[Any, int]] | None = None) -> None:
+        self._first_arrivals = first_arrivals
         self._reader = reader
         self._sink = sink
         self._parking = parking
@@ -98,21 +111,31 @@ class BatchWriter:
     def _write(self, batch: Batch) -> bool:
         """Write or park ``batch``; False when neither worked by the shutdown deadline (counted as lost)."""
         delay = self._policy.retry_initial_seconds
+        records: Any = None  # the batch's first arrivals, decided once (before the first attempt)
+        repeats = 0
+        token = batch.dedup_token or f"lct-batch:{uuid.uuid4().hex}"  # the same for every attempt of this batch
         while True:
             started = time.perf_counter()
             try:
-                self._sink.write(batch.records, batch.dedup_token)
+                if records is None:
+                    if self._first_arrivals is None:
+                        records = batch.records
+                    else:
+                        records, repeats = self._first_arrivals(batch.records)
+                if len(records):
+                    self._sink.write(records, token)
             except Exception as exc:
                 retriable = self._is_retriable(exc)
                 self.healthy = False
                 self._metrics.sink_errors.labels(retriable=str(retriable).lower()).inc()
                 giving_up = self._giving_up()
                 if not retriable or giving_up:
+                    unstored = batch.records if records is None else records  # copies already stored are not
                     try:
-                        path = self._parking.park(batch.records, f"{type(exc).__name__}: {exc}")
+                        path = self._parking.park(unstored, f"{type(exc).__name__}: {exc}")
                     except Exception as park_exc:
                         if self._giving_up():
-                            self.lost += len(batch.records)
+                            self.lost += len(unstored)
                             log.error("batch LOST: neither written nor parked before the shutdown deadline",
                                       rows=len(batch.records), lost_total=self.lost, error=str(exc)[:300],
                                       parking_error=str(park_exc)[:500])
@@ -132,6 +155,10 @@ class BatchWriter:
                 continue
             self.healthy = True
             self._metrics.batch_seconds.observe(time.perf_counter() - started)
-            self._metrics.rows_written.inc(len(batch.records))
+            self._metrics.rows_written.inc(len(records))
             self._metrics.batches_written.inc()
+            if repeats:
+                self._metrics.spans_deduplicated.inc(repeats)
+                log.info("spans already stored were not written again", repeats=repeats, rows=len(records))
+            self._metrics.spend.observe_rows(spend_rows(records))
             return True

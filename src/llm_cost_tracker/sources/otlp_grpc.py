@@ -36,6 +36,7 @@ from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.metrics import Metrics
 from llm_cost_tracker.sources.admission import MemoryBudget, ReceiveWatchdog, decode_cost
 from llm_cost_tracker.sources.otlp_decode import (
+    DecodedBatch,
     DecodeError,
     DecodeLimits,
     LimitExceeded,
@@ -76,12 +77,15 @@ class TraceExportHandler:
             of a provider call as duplicates; told to forget the request's spans when it is not accepted).
         memory: the decode memory budget (unbounded without one).
         memory_wait: seconds a request may wait for its share of ``memory``.
+        time_bounds: moves spans whose start time the store cannot hold into the request's rejections
+            (``SpanTimeBounds``); None accepts any start time the decoder does.
     """
 
     def __init__(self, transforms: list[Transform], publisher: Publisher, limits: DecodeLimits,
                  metrics: Metrics, guard: AccessGuard | None = None, ack_timeout: float = 10.0,
                  calls: CallIdentity | None = None, memory: MemoryBudget | None = None,
-                 memory_wait: float = 5.0) -> None:
+                 memory_wait: float = 5.0, time_bounds: Callable[[DecodedBatch], None] | None = None) -> None:
+        self._time_bounds = time_bounds
         self._transforms = transforms
         self._calls = calls
         self._publisher = publisher
@@ -179,6 +183,8 @@ class TraceExportHandler:
             decoded = decode_spans(request, self._limits, checked=True)
         except LimitExceeded as exc:
             self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        if self._time_bounds is not None:
+            self._time_bounds(decoded)
         if tenant is not KEEP_PAYLOAD_TENANT:
             for record in decoded.records:
                 record.tenant = tenant  # the token (or an admin's header) decides the tenant, not the payload
@@ -216,8 +222,7 @@ class TraceExportHandler:
             self._forget(records)
             self._abort(context, grpc.StatusCode.UNAVAILABLE,
                         f"spans not confirmed stored within {self._ack_timeout}s, retry later")
-        m = self._metrics
-        m.spend.observe(records)
+        m = self._metrics  # spend is counted by the writer, after the store, from first arrivals only
         if records:
             m.spans_received.labels(kind="llm").inc(len(records))
         if other:

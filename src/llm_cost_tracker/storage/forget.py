@@ -35,7 +35,7 @@ SELECT {bucket} AS b, tenant, service_name, provider, model,
     0 - sum(reasoning_tokens), 0 - sumIf(output_tokens, cost_usd IS NOT NULL),
     0 - sumIf(input_tokens, cost_usd IS NULL), 0 - sumIf(output_tokens, cost_usd IS NULL),
     0 - sum(ifNull(cost_usd, toDecimal128(0, 12))), 0 - sum(ifNull(cache_savings_usd, toDecimal128(0, 12)))
-FROM llm_spans WHERE {match}
+FROM llm_spans WHERE ({match}) AND pricing_status != 'duplicate'
 GROUP BY b, tenant, service_name, provider, model
 """
 

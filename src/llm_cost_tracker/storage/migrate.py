@@ -21,7 +21,7 @@ MIGRATIONS_TABLE = "schema_migrations"
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _CLUSTER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-.]*$")
 _CREATE = re.compile(r"^(CREATE (?:TABLE|MATERIALIZED VIEW|VIEW|DICTIONARY) IF NOT EXISTS )([A-Za-z_][\w.]*)")
-_ALTER = re.compile(r"^(ALTER TABLE )([A-Za-z_][\w.]*)")
+_ALTER = re.compile(r"^(ALTER TABLE |DROP (?:TABLE|VIEW) IF EXISTS )([A-Za-z_][\w.]*)")
 _ENGINE = re.compile(r"ENGINE = (\w*)MergeTree\b(?!\s*\()")
 ZOOKEEPER_PATH = "/clickhouse/tables/{shard}/{database}/%s"
 
@@ -57,7 +57,7 @@ def check_cluster_name(cluster: str) -> None:
 
 
 def render(statement: str, cluster: str = "") -> str:
-    """``statement`` for a cluster: ``ON CLUSTER`` on CREATE/ALTER, Replicated engines with a Keeper path.
+    """``statement`` for a cluster: ``ON CLUSTER`` on CREATE/ALTER/DROP, Replicated engines with a Keeper path.
 
     The Keeper path is ``/clickhouse/tables/{shard}/{database}/<table>`` with the ``{replica}`` macro,
     both expanded by each server from its ``macros`` configuration.

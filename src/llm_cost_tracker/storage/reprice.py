@@ -174,7 +174,8 @@ def _apply(client: Any, run_id: str) -> None:
             f"pricing_model = joinGet({name}, 'pricing_model', {key}), "
             f"price_version = joinGet({name}, 'price_version', {key}), "
             f"pricing_status = if(joinGet({name}, 'cost', {key}) IS NULL, 'unpriced', 'priced') "
-            f"WHERE timestamp >= {{since:DateTime64(9, 'UTC')}} AND {key} IN (SELECT key FROM {qualified})",
+            f"WHERE timestamp >= {{since:DateTime64(9, 'UTC')}} AND {key} IN (SELECT key FROM {qualified}) "
+            "AND pricing_status != 'duplicate'",  # duplicates stay out of the rollups, priced or not
             parameters={"since": since.strftime("%Y-%m-%d %H:%M:%S.%f")}, settings={"mutations_sync": 2},
         )
     finally:

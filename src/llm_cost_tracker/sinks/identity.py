@@ -1,0 +1,141 @@
+"""Span identity: which spans of a batch are first arrivals, i.e. not already in ``llm_spans``.
+
+A span is the same span when its (tenant, trace id, span id, start time) are the same: a collector
+retrying an Export, a receiver restarted between two sends, a Kafka redelivery cut at other offsets,
+or the same spans sent to the all-in-one service and to the Kafka path. The writer asks
+:class:`FirstArrivals` once per batch, before the insert, and writes (and counts in the metrics) only
+what it returns; the rollups are fed by that insert, and budgets read the table, so the four agree.
+
+Where the check looks (the dedup window): the span's own start time. Every earlier copy has the same
+start time, so it is found wherever it is in ``llm_spans``, however long ago it arrived, for as long
+as the table keeps it (``ttl_raw_days``). Exact when one writer at a time writes a given span: the
+all-in-one service has one writer thread, and Kafka receivers put a trace's spans on one partition,
+which one consumer writes at a time (docs/schema.md, "Span identity").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
+
+from llm_cost_tracker.storage.rows import SpanColumns
+from llm_cost_tracker.types import SpanRecord
+
+__all__ = ["FirstArrivals", "IdentifiedRecords", "Key", "SpendRow", "identity_keys", "spend_rows", "subset"]
+
+Key = tuple[str, str, str, int]
+"""(tenant, trace_id, span_id, start_time_ns): a span's identity."""
+SpendRow = tuple[str, str, str, str, int, int, int, int, int, "int | None", str, str, "int | None"]
+"""(tenant, service, provider, model, input, output, cache_read, cache_write, reasoning tokens, cost_pusd,
+pricing_status, missing dimension of a partial price, reported_cost_pusd)."""
+_MISSING = "llm_cost_tracker.pricing.missing"
+"""The attribute naming what a partial price lacks (transforms/price.py MISSING_ATTRIBUTE)."""
+
+_LOOKUP = (
+    "SELECT tenant, trace_id, span_id, toUnixTimestamp64Nano(timestamp) FROM {table} "
+    "WHERE timestamp >= fromUnixTimestamp64Nano({{lo:Int64}}, 'UTC') "
+    "AND timestamp <= fromUnixTimestamp64Nano({{hi:Int64}}, 'UTC') "
+    "AND tenant IN {{tenants:Array(String)}} AND trace_id IN {{traces:Array(String)}}"
+)
+_CHUNK = 2048
+"""Trace ids per lookup query (keeps the bound parameters well under HTTP and query size limits)."""
+
+
+class IdentifiedRecords(Protocol):
+    """Records in another form than SpanRecords that know their identities (the Kafka ``WireBatch``)."""
+
+    def identity_keys(self) -> list[Key]: ...
+
+    def spend_rows(self) -> list[SpendRow]: ...
+
+    def subset(self, keep: Sequence[int]) -> Any: ...
+
+    def __len__(self) -> int: ...
+
+
+def identity_keys(records: Any) -> list[Key]:
+    """The identity of each record, in order."""
+    if isinstance(records, SpanColumns):
+        c = records.columns
+        return list(zip(c["tenant"], c["trace_id"], c["span_id"], c["start_time_ns"], strict=True))  # type: ignore[arg-type]
+    if isinstance(records, list):
+        return [(r.tenant, r.trace_id, r.span_id, r.start_time_ns) for r in records]
+    return records.identity_keys()  # type: ignore[no-any-return]
+
+
+def subset(records: Any, keep: Sequence[int]) -> Any:
+    """The records at positions ``keep``, in the same form."""
+    if isinstance(records, SpanColumns):
+        return SpanColumns({name: [column[i] for i in keep] for name, column in records.columns.items()})
+    if isinstance(records, list):
+        return [records[i] for i in keep]
+    return records.subset(keep)
+
+
+def spend_rows(records: Any) -> list[SpendRow]:
+    """What the spend metrics count of each record."""
+    if isinstance(records, SpanColumns):
+        c = records.columns
+        models = [r or q for r, q in zip(c["response_model"], c["request_model"], strict=True)]
+        return list(zip(c["tenant"], c["service_name"], c["provider"], models, c["input_tokens"],  # type: ignore[arg-type]
+                        c["output_tokens"], c["cache_read_tokens"], c["cache_write_tokens"], c["reasoning_tokens"],
+                        c["cost_pusd"], c["pricing_status"],
+                        [a.get(_MISSING, "") for a in c["attributes"]], c["reported_cost_pusd"], strict=True))  # type: ignore[attr-defined]
+    if isinstance(records, list):
+        return [_spend_row(r) for r in records]
+    return records.spend_rows()  # type: ignore[no-any-return]
+
+
+def _spend_row(r: SpanRecord) -> SpendRow:
+    u = r.usage
+    return (r.tenant, r.service_name, r.provider, r.response_model or r.request_model, u.input_tokens,
+            u.output_tokens, u.cache_read_tokens, u.cache_write_tokens, u.reasoning_tokens, r.cost_pusd,
+            r.pricing_status, r.attributes.get(_MISSING, ""), r.reported_cost_pusd)
+
+
+class FirstArrivals:
+    """Filters a batch down to the spans ``table`` does not hold yet (and to one copy of each within it).
+
+    Args:
+        client: a clickhouse-connect client on the store (used from the writer's thread only).
+        table: the raw table.
+    """
+
+    __slots__ = ("_client", "_sql")
+
+    def __init__(self, client: Any, table: str = "llm_spans") -> None:
+        self._client = client
+        self._sql = _LOOKUP.format(table=table)
+
+    def stored(self, keys: Iterable[Key]) -> set[Key]:
+        """Which of ``keys`` the table already holds (one query per 2,048 trace ids)."""
+        by_trace: dict[str, list[Key]] = {}
+        for key in keys:
+            by_trace.setdefault(key[1], []).append(key)
+        traces = list(by_trace)
+        found: set[Key] = set()
+        for start in range(0, len(traces), _CHUNK):
+            chunk = [k for t in traces[start:start + _CHUNK] for k in by_trace[t]]
+            times = [k[3] for k in chunk]
+            rows = self._client.query(self._sql, parameters={
+                "lo": min(times), "hi": max(times), "tenants": sorted({k[0] for k in chunk}),
+                "traces": traces[start:start + _CHUNK]}).result_rows
+            found.update((str(t), str(tr), str(s), int(ns)) for t, tr, s, ns in rows)
+        return found
+
+    def __call__(self, records: Any) -> tuple[Any, int]:
+        """(the first arrivals of ``records`` in their form, how many were left out as already seen)."""
+        keys = identity_keys(records)
+        if not keys:
+            return records, 0
+        stored = self.stored(keys)
+        seen: set[Key] = set()
+        keep: list[int] = []
+        for i, key in enumerate(keys):
+            if key in stored or key in seen:
+                continue
+            seen.add(key)
+            keep.append(i)
+        if len(keep) == len(keys):
+            return records, 0
+        return subset(records, keep), len(keys) - len(keep)

@@ -1,0 +1,174 @@
+"""Span identity in the store: a span written again is not stored, rolled up or counted again (issue 14)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from llm_cost_tracker.metrics import Metrics
+from llm_cost_tracker.queue.memory import MemoryQueue
+from llm_cost_tracker.sinks.batcher import BatchPolicy, BatchWriter
+from llm_cost_tracker.sinks.clickhouse import ClickHouseSink, is_retriable
+from llm_cost_tracker.sinks.identity import FirstArrivals
+from llm_cost_tracker.sinks.parking import ParkingLot
+from llm_cost_tracker.storage.migrate import bundled_migrations, migrate
+
+from .conftest import span
+
+T0 = dt.datetime(2026, 3, 10, 14, 5, tzinfo=dt.UTC).timestamp()
+
+
+def duplicate(record: Any) -> Any:
+    """``record`` as the call-identity stage marks a second instrumentation's copy of a call."""
+    return dataclasses.replace(record, pricing_status="duplicate")
+
+
+def totals(store: Any) -> dict[str, tuple[Any, ...]]:
+    """(requests, unpriced requests, input tokens, cost) of the raw table and both rollups."""
+    raw = store.query("SELECT count(), countIf(cost_usd IS NULL), sum(input_tokens), toString(sum(cost_usd)) "
+                      "FROM llm_spans WHERE pricing_status != 'duplicate'").result_rows[0]
+    out = {"llm_spans": tuple(raw)}
+    for table in ("llm_spend_hourly", "llm_spend_daily"):
+        out[table] = tuple(store.query(f"SELECT sum(requests), sum(unpriced_requests), sum(input_tokens), "
+                                       f"toString(sum(cost_usd)) FROM {table}").result_rows[0])
+    return out
+
+
+def metric_cost_pusd(metrics: Metrics) -> int:
+    return round(sum(s.value for m in metrics.spend.collect() if m.name == "llm_cost_usd" for s in m.samples)
+                 * 10**12)
+
+
+def test_duplicate_rows_are_kept_raw_but_not_rolled_up(store: Any) -> None:
+    """A row marked pricing_status='duplicate' is in llm_spans but counts in no rollup, not even as unpriced."""
+    sink = ClickHouseSink(store)
+    first = span(T0, cost=5_000_000)
+    again = duplicate(span(T0 + 1, cost=None))  # a second instrumentation's copy of the call
+    sink.write([first, again])
+    assert store.query("SELECT count() FROM llm_spans").result_rows[0][0] == 2
+    t = totals(store)
+    assert t["llm_spans"] == (1, 0, 100, "0.000005")
+    assert t["llm_spend_hourly"] == t["llm_spend_daily"] == t["llm_spans"]
+
+
+def test_migration_6_moves_an_existing_store_to_first_arrival_rollups(store_settings: Any) -> None:
+    """A store built by migrations 1-5 keeps its rollup rows and stops rolling up duplicates after migrate."""
+    from llm_cost_tracker.storage.client import connect
+    from llm_cost_tracker.storage.migrate import MIGRATIONS_TABLE, migrations_table_ddl
+
+    client = connect(store_settings)
+    try:
+        client.command(migrations_table_ddl())
+        for m in bundled_migrations():
+            if m.version <= 5:
+                for statement in m.statements():
+                    client.command(statement)
+                client.insert(MIGRATIONS_TABLE, [[m.version, m.name, m.checksum]],
+                              column_names=["version", "name", "checksum"])
+        sink = ClickHouseSink(client)
+        sink.write([span(T0, cost=7)])
+        sink.write([duplicate(span(T0, cost=None))])  # counted by the old views
+        assert totals(client)["llm_spend_daily"][:2] == (2, 1)
+        assert [m.version for m in migrate(client)] == [m.version for m in bundled_migrations() if m.version > 5]
+        sink.write([duplicate(span(T0, cost=None))])  # not by the new ones
+        sink.write([span(T0, cost=11)])
+        assert totals(client)["llm_spend_daily"][:2] == (3, 1)
+        assert totals(client)["llm_spend_hourly"][:2] == (3, 1)
+        assert migrate(client) == []
+    finally:
+        client.command(f"DROP DATABASE IF EXISTS `{store_settings.clickhouse_database}`")
+        client.close()
+
+
+def test_first_arrivals_leaves_out_stored_and_repeated_spans(store: Any) -> None:
+    """Spans already stored, and a second copy inside the batch, are left out; another tenant's ids are not."""
+    sink = ClickHouseSink(store)
+    stored = [span(T0 + i, cost=10 + i) for i in range(5)]
+    sink.write(stored)
+    new = [span(T0 + 100 + i, cost=100) for i in range(3)]
+    other_tenant = dataclasses.replace(stored[0], tenant="beta")
+    later_start = dataclasses.replace(stored[1], start_time_ns=stored[1].start_time_ns + 1)
+    batch = [*stored, new[0], new[0], new[1], other_tenant, new[2], stored[2], later_start]
+    fresh, repeats = FirstArrivals(store)(batch)
+    assert fresh == [new[0], new[1], other_tenant, new[2], later_start]
+    assert repeats == 7
+    assert FirstArrivals(store)([]) == ([], 0)
+
+
+def _writer(store: Any, queue: MemoryQueue, metrics: Metrics, tmp_path: Path, sink: Any = None) -> BatchWriter:
+    return BatchWriter(queue, sink or ClickHouseSink(store), ParkingLot(tmp_path / "parked"), is_retriable,
+                       BatchPolicy(max_records=4, max_age_seconds=0.05, retry_initial_seconds=0.01), metrics,
+                       first_arrivals=FirstArrivals(store))
+
+
+def test_spans_published_three_times_are_stored_rolled_up_and_counted_once(store: Any, tmp_path: Path) -> None:
+    """The same spans queued three times (a retried Export) give one row each, and rollups and metrics agree."""
+    records = [span(T0 + i * 600, cost=1_000_000_007 + i, tokens=(10 + i, 2, 0, 0, 0)) for i in range(6)]
+    records.append(span(T0, cost=None))
+    queue, metrics = MemoryQueue(1000), Metrics()
+    writer = _writer(store, queue, metrics, tmp_path)
+    writer.start()
+    for _ in range(3):
+        queue.publish(list(records))
+    queue.close()
+    assert writer.join(60)
+    cost = sum(r.cost_pusd or 0 for r in records)
+    t = totals(store)
+    assert t["llm_spans"] == (7, 1, 175, str(Decimal(cost) / 10**12))
+    assert t["llm_spend_hourly"] == t["llm_spend_daily"] == t["llm_spans"]
+    assert metric_cost_pusd(metrics) == cost
+    assert metrics.rows_written._value.get() == 7
+    assert metrics.spans_deduplicated._value.get() == 14
+
+
+class FailsAfterStoring:
+    """A sink whose first insert stores the rows and then fails (a lost response)."""
+
+    def __init__(self, inner: ClickHouseSink) -> None:
+        self.inner = inner
+        self.calls = 0
+
+    def write(self, records: Any, dedup_token: str = "") -> None:
+        self.calls += 1
+        self.inner.write(records, dedup_token)
+        if self.calls == 1:
+            raise ConnectionError("response lost after the insert")
+
+
+def test_retry_of_a_write_that_landed_is_counted_once(store: Any, tmp_path: Path) -> None:
+    """A write that stored its rows and then failed is retried as the same batch: rows and metrics count once."""
+    records = [span(T0 + i, cost=3) for i in range(3)]
+    queue, metrics = MemoryQueue(100), Metrics()
+    sink = FailsAfterStoring(ClickHouseSink(store))
+    writer = _writer(store, queue, metrics, tmp_path, sink)
+    writer.start()
+    queue.publish(records)
+    queue.close()
+    assert writer.join(60)
+    assert sink.calls == 2
+    t = totals(store)
+    assert t["llm_spans"] == (3, 0, 300, "0.000000000009")
+    assert t["llm_spend_hourly"] == t["llm_spend_daily"] == t["llm_spans"]
+    assert metric_cost_pusd(metrics) == 9
+    assert metrics.rows_written._value.get() == 3
+
+
+@pytest.mark.parametrize("copies", [1, 2])
+def test_unpriced_copies_count_once_as_unpriced(store: Any, tmp_path: Path, copies: int) -> None:
+    """An unpriced span sent again is one unpriced request and one llm_unpriced_spans_total."""
+    queue, metrics = MemoryQueue(100), Metrics()
+    writer = _writer(store, queue, metrics, tmp_path)
+    writer.start()
+    record = span(T0, cost=None)
+    for _ in range(copies):
+        queue.publish([record])
+    queue.close()
+    assert writer.join(60)
+    assert totals(store)["llm_spend_daily"][:2] == (1, 1)
+    unpriced = [s.value for m in metrics.spend.collect() if m.name == "llm_unpriced_spans" for s in m.samples]
+    assert unpriced == [1]
