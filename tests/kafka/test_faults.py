@@ -31,18 +31,25 @@ METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 MODELS = (("openai", "gpt-4o-mini"), ("openai", "gpt-4o"), ("anthropic", "claude-3-5-sonnet-20241022"))
 
 
-def export_all(endpoint: str, requests: int, spans_per_request: int, errors: list[str]) -> None:
-    """Export prepared requests with raw grpc, retrying UNAVAILABLE/RESOURCE_EXHAUSTED like a collector."""
-    channel = grpc.insecure_channel(endpoint)
-    export = channel.unary_unary(METHOD, request_serializer=ExportTraceServiceRequest.SerializeToString,
-                                 response_deserializer=lambda b: b)
+def payloads(requests: int, spans_per_request: int) -> list[ExportTraceServiceRequest]:
+    """The Export requests :func:`export_all` sends: three models, tokens varying with the span and request."""
+    out = []
     for r in range(requests):
         spans = []
         for i in range(spans_per_request):
             provider, model = MODELS[(r + i) % len(MODELS)]
             spans.append(make_span(genai_attributes(model=model, provider=provider, input_tokens=100 + i,
                                                     output_tokens=10 + r % 13)))
-        payload = make_request(spans, {"service.name": "faults"})
+        out.append(make_request(spans, {"service.name": "faults"}))
+    return out
+
+
+def export_all(endpoint: str, requests: int, spans_per_request: int, errors: list[str]) -> None:
+    """Export prepared requests with raw grpc, retrying UNAVAILABLE/RESOURCE_EXHAUSTED like a collector."""
+    channel = grpc.insecure_channel(endpoint)
+    export = channel.unary_unary(METHOD, request_serializer=ExportTraceServiceRequest.SerializeToString,
+                                 response_deserializer=lambda b: b)
+    for payload in payloads(requests, spans_per_request):
         for _attempt in range(60):
             try:
                 export(payload, timeout=30)
@@ -57,11 +64,20 @@ def export_all(endpoint: str, requests: int, spans_per_request: int, errors: lis
     channel.close()
 
 
-def sent_cost_by_model(metrics: Metrics) -> dict[str, Decimal]:
-    """Exact spend the receiver priced, per model (from its SpendCollector), in USD."""
+def priced_cost_by_model(requests: int, spans_per_request: int) -> dict[str, Decimal]:
+    """Exact spend of the :func:`export_all` requests per model, priced by the receivers' own transforms."""
+    from llm_cost_tracker.frontend import default_transforms, load_catalog
+    from llm_cost_tracker.sources.otlp_decode import DecodeLimits, decode_spans
+
+    catalog = load_catalog(Settings())
+    transforms = default_transforms(lambda: catalog.current, Metrics())
     totals: dict[str, int] = {}
-    for (_service, _provider, model), pusd in metrics.spend._cost.items():
-        totals[model] = totals.get(model, 0) + pusd
+    for payload in payloads(requests, spans_per_request):
+        for record in decode_spans(payload, DecodeLimits()).records:
+            for transform in transforms:
+                record = transform(record)
+            totals[record.response_model or record.request_model] = (
+                totals.get(record.response_model or record.request_model, 0) + (record.cost_pusd or 0))
     return {m: Decimal(v) / 10**12 for m, v in totals.items()}
 
 
@@ -106,7 +122,7 @@ def test_consumer_killed_mid_stream_costs_still_add_up(kafka_settings: Settings,
     finally:
         receiver.stop()
         consumer.kill()
-    sent = sent_cost_by_model(metrics)
+    sent = priced_cost_by_model(100, 500)
     assert time.monotonic() > killed_after
     rows = sql(data_dir, "SELECT response_model AS m, count() AS n, uniqExact(span_id) AS u, "
                          "toString(sum(cost_usd)) AS c FROM llm_spans GROUP BY m")

@@ -70,17 +70,24 @@ class SpanTimeBounds:
         if all(earliest <= r.start_time_ns <= latest for r in records):
             return
         kept = []
+        counts = {BEFORE_RETENTION: 0, IN_FUTURE: 0, OUT_OF_RANGE: 0}
         for r in records:
             start = r.start_time_ns
             if start < earliest:
-                batch.reject(BEFORE_RETENTION, f"span {r.span_id}: start time {_iso(start)} is before the retention "
-                             f"horizon {_iso(earliest)}; the store would delete it")
+                counts[BEFORE_RETENTION] += 1
             elif start > LATEST_NS or (start > latest and latest == LATEST_NS):
-                batch.reject(OUT_OF_RANGE, f"span {r.span_id}: start time past {_iso(LATEST_NS)}, the latest "
-                             "the store can hold")
+                counts[OUT_OF_RANGE] += 1
             elif start > latest:
-                batch.reject(IN_FUTURE, f"span {r.span_id}: start time {_iso(start)} is more than "
-                             f"{self._future_ns // 10**9} s ahead of the receiver's clock")
+                counts[IN_FUTURE] += 1
             else:
                 kept.append(r)
         batch.records = kept
+        texts = {
+            BEFORE_RETENTION: f"start before the retention horizon {_iso(earliest)} (the store would delete them)",
+            IN_FUTURE: f"start more than {self._future_ns // 10**9} s ahead of the receiver's clock",
+            OUT_OF_RANGE: f"start after {_iso(LATEST_NS)}, the latest the store can hold",
+        }
+        for reason, n in counts.items():
+            if n:  # one message per reason, whatever the count (the per-span messages are capped at 5)
+                batch.rejected[reason] = batch.rejected.get(reason, 0) + n
+                batch.messages.append(f"{n} span(s) rejected ({reason}): {texts[reason]}")
