@@ -15,7 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llm_cost_tracker.access.setup import build_guard, guard_metrics, load_tokens, tls_files
+from llm_cost_tracker.access.setup import (
+    apply_label_limits,
+    build_guard,
+    guard_metrics,
+    load_tokens,
+    tls_files,
+)
 from llm_cost_tracker.config import Settings
 from llm_cost_tracker.frontend import FrontEnd
 from llm_cost_tracker.httpserver import HttpLimits, HttpServer
@@ -128,6 +134,8 @@ class Consumer:
     def start(self) -> None:
         s = self.settings
         self.kafka_metrics = self.kafka_metrics or KafkaMetrics(self.metrics)
+        # the spend metrics are counted here, after the insert: the tenants' label quotas apply here too
+        apply_label_limits(self.metrics.spend.folder, load_tokens(s).current)
         self._client = store.connect(s)
         applied = migrate(self._client, settings=s)
         if applied:
