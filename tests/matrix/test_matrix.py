@@ -69,7 +69,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     data = tmp_path_factory.mktemp("matrix")
     (data / "lct.toml").write_text(BUDGET)
     provider = FakeProvider()
-    svc = ServiceProcess(data / "store", "--config", str(data / "lct.toml"), "--batch-age-seconds", "0.2").start()
+    # --ack stored: an Export is answered once its spans are stored, and the spend metrics are counted then
+    svc = ServiceProcess(data / "store", "--config", str(data / "lct.toml"), "--batch-age-seconds", "0.2",
+                         "--ack", "stored").start()
     assert OPENLIT_PYTHON.exists(), f"no OpenLIT venv at {OPENLIT_PYTHON}: make test builds it (.venv-openlit)"
     scenarios = sorted(EXPECTED)
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
