@@ -31,7 +31,7 @@ def test_service_prices_every_unit_reports_and_uses_synced_prices(tmp_path: Path
     assert main(["pricing", "sync", "--from", str(source), "--data-dir", str(data_dir)]) == 0
     config = tmp_path / "lct.toml"
     config.write_text(f'[pricing]\nreported_cost_fallback = true\nsync_url = "{source.as_uri()}"\n')
-    svc = ServiceProcess(data_dir, "--config", str(config)).start()
+    svc = ServiceProcess(data_dir, "--config", str(config), "--ack", "stored").start()  # metrics count stored spans
     try:
         provider = TracerProvider(resource=Resource.create({"service.name": "svc"}))
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=svc.endpoint, insecure=True)))
