@@ -12,11 +12,14 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Mapping
+from concurrent.futures import Future
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span
+
+from llm_cost_tracker.types import SpanRecord
 
 AttributeValue = str | bool | int | float | bytes | list[Any] | Mapping[str, Any]
 
@@ -143,6 +146,23 @@ def recorded_request(path: str | os.PathLike[str]) -> ExportTraceServiceRequest:
                                      end_time_unix_nano=s["end_time_unix_nano"])
         span.attributes.extend(key_values(s["attributes"]))
     return request
+
+
+class RecordingPublisher:
+    """A Publisher that keeps what it is handed and acknowledges at once: the Export handler's tests
+    look at the records a request produced without a queue or a store behind it."""
+
+    def __init__(self) -> None:
+        self.records: list[SpanRecord] = []
+
+    def publish(self, records: list[SpanRecord]) -> Future[None]:
+        self.records.extend(records)
+        done: Future[None] = Future()
+        done.set_result(None)
+        return done
+
+    def close(self) -> None:
+        pass
 
 
 def free_port() -> int:

@@ -128,8 +128,7 @@ def test_rollups_and_metrics_count_each_call_once(run: Run, scenario: str) -> No
     no_usage = sum(1 for status, _ in EXPECTED[scenario] if status == "no_usage")
     model_rows = [r for r in run.rows[scenario] if r["pricing_status"] != "duplicate"]
     assert len(model_rows) == CALLS[scenario]
-    if run.rollups[scenario]["requests"] != CALLS[scenario]:
-        pytest.xfail("the rollup views still count duplicate rows as requests (i14-delivery's migration)")
+    assert run.rollups[scenario]["requests"] == CALLS[scenario]  # duplicate rows are not rolled up (0006)
     assert run.rollups[scenario]["unpriced"] == no_usage
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from concurrent.futures import Future
 
 import grpc
 import pytest
@@ -14,22 +13,7 @@ from llm_cost_tracker.metrics import Metrics
 from llm_cost_tracker.sources.admission import MemoryBudget, decode_cost
 from llm_cost_tracker.sources.otlp_decode import DecodeLimits
 from llm_cost_tracker.sources.otlp_grpc import OtlpGrpcServer, TraceExportHandler
-from llm_cost_tracker.testing import genai_attributes, make_request, make_span
-from llm_cost_tracker.types import SpanRecord
-
-
-class _Recording:
-    def __init__(self) -> None:
-        self.records: list[SpanRecord] = []
-
-    def publish(self, records: list[SpanRecord]) -> Future[None]:
-        self.records.extend(records)
-        done: Future[None] = Future()
-        done.set_result(None)
-        return done
-
-    def close(self) -> None:
-        pass
+from llm_cost_tracker.testing import RecordingPublisher, genai_attributes, make_request, make_span
 
 
 def test_budget_admits_up_to_its_capacity_and_one_oversized_request_alone() -> None:
@@ -67,7 +51,7 @@ def test_export_gets_resource_exhausted_with_retry_info_when_the_budget_stays_fu
     """An Export that cannot get its share of decode memory is told to retry later, not decoded."""
     budget = MemoryBudget(decode_cost(1))
     budget.acquire(budget.capacity, 0)  # all of it held, as by a big request in progress
-    publisher = _Recording()
+    publisher = RecordingPublisher()
     handler = TraceExportHandler([], publisher, DecodeLimits(), Metrics(), memory=budget, memory_wait=0.2)
     server = OtlpGrpcServer("127.0.0.1:0", handler, 1 << 20, 2)
     server.start()

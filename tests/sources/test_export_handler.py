@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from concurrent.futures import Future
-
 import grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -13,24 +11,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from llm_cost_tracker.metrics import Metrics
 from llm_cost_tracker.sources.otlp_decode import DecodeLimits
 from llm_cost_tracker.sources.otlp_grpc import TRANSFORM_ERROR, OtlpGrpcServer, TraceExportHandler
-from llm_cost_tracker.testing import genai_attributes, make_request, make_span
+from llm_cost_tracker.testing import RecordingPublisher, genai_attributes, make_request, make_span
 from llm_cost_tracker.types import SpanRecord
 
 METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
-
-class _Recording:
-    def __init__(self) -> None:
-        self.records: list[SpanRecord] = []
-
-    def publish(self, records: list[SpanRecord]) -> Future[None]:
-        self.records.extend(records)
-        done: Future[None] = Future()
-        done.set_result(None)
-        return done
-
-    def close(self) -> None:
-        pass
 
 
 def _fails_on_claude(record: SpanRecord) -> SpanRecord:
@@ -40,7 +25,7 @@ def _fails_on_claude(record: SpanRecord) -> SpanRecord:
 
 
 def test_a_transform_bug_rejects_only_its_span() -> None:
-    publisher, metrics = _Recording(), Metrics()
+    publisher, metrics = RecordingPublisher(), Metrics()
     handler = TraceExportHandler([_fails_on_claude], publisher, DecodeLimits(64, 4096, "tenant.id"), metrics)
     server = OtlpGrpcServer("127.0.0.1:0", handler, 1 << 20, 2)
     server.start()
