@@ -62,6 +62,6 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"llm-cost-tracker: export to {args.endpoint} failed: {exc.code().name}: {exc.details()}",  # type: ignore[attr-defined]
               file=sys.stderr)
         return 1
-    print(f"sent {args.spans} LLM spans to {args.endpoint}; see the spend on /metrics now, and with "
-          "`llm-cost-tracker report` once the service is stopped")
+    print(f"sent {args.spans} LLM spans to {args.endpoint}; see the spend now on /metrics and with "
+          "`llm-cost-tracker report` (it asks the running service)")
     return 0
