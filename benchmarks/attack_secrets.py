@@ -23,7 +23,6 @@ or a tenant boundary gives way.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import sys
@@ -37,6 +36,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 from llm_cost_tracker.testing import (
     ServiceProcess,
     genai_attributes,
+    http_get,
     http_json,
     leaked_secrets,
     make_request,
@@ -71,18 +71,6 @@ def rss_mib(pid: int) -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return 0.0
-
-
-def http_get(port: int, path: str, *authorization: str) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    conn.putrequest("GET", path)
-    for value in authorization:
-        conn.putheader("Authorization", value)
-    conn.endheaders()
-    response = conn.getresponse()
-    body = response.read()
-    conn.close()
-    return response.status, body
 
 
 def code_of(call) -> str:  # type: ignore[no-untyped-def]

@@ -302,6 +302,22 @@ def rotel_command(target: str, grpc_port: int, http_port: int, workdir: str, *ex
             *extra]
 
 
+def http_get(port: int, path: str, *authorization: str, timeout: float = 10.0) -> tuple[int, bytes]:
+    """``(status, body)`` of a GET to 127.0.0.1:``port`` with each of ``authorization`` as its own
+    ``Authorization`` field (repeats allowed, as a hostile client sends them)."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    conn.putrequest("GET", path)
+    for value in authorization:
+        conn.putheader("Authorization", value)
+    conn.endheaders()
+    response = conn.getresponse()
+    body = response.read()
+    conn.close()
+    return response.status, body
+
+
 def http_json(url: str, body: bytes | None = None, method: str = "GET", token: str | None = None) -> tuple[int, Any]:
     """``(status, decoded JSON body)`` of one HTTP request, error statuses included (for the JSON APIs' tests)."""
     request = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": "application/json"})

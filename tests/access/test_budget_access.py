@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 
 import pytest
 
-from llm_cost_tracker.testing import ServiceProcess, http_json
+from llm_cost_tracker.testing import ServiceProcess, http_get, http_json
 
 CONFIG = """
 [auth]
@@ -74,15 +73,7 @@ def test_advice_uses_the_tokens_tenant(service) -> None:
 
 def get(svc: ServiceProcess, path: str, *authorization: str) -> tuple[int, bytes]:
     """GET ``path`` with each of ``authorization`` as its own ``Authorization`` field (repeats allowed)."""
-    conn = http.client.HTTPConnection("127.0.0.1", svc.http_port, timeout=10)
-    conn.putrequest("GET", path)
-    for value in authorization:
-        conn.putheader("Authorization", value)
-    conn.endheaders()
-    response = conn.getresponse()
-    body = response.read()
-    conn.close()
-    return response.status, body
+    return http_get(svc.http_port, path, *authorization)
 
 
 def test_unknown_budget_names_only_the_callers_budgets(service) -> None:

@@ -17,6 +17,7 @@ import structlog
 
 from llm_cost_tracker.pricing._catalog import PriceCatalog
 from llm_cost_tracker.pricing._model import CatalogError
+from llm_cost_tracker.pricing._periodic import Periodic
 
 _log = structlog.get_logger("llm_cost_tracker.pricing")
 
@@ -24,7 +25,7 @@ _log = structlog.get_logger("llm_cost_tracker.pricing")
 class ReloadingCatalog:
     """Holds the current :class:`PriceCatalog` and replaces it atomically on :meth:`reload`."""
 
-    __slots__ = ("current", "_overrides", "_loader", "_lock", "_stamp", "_stop", "_thread", "reloads", "failures",
+    __slots__ = ("current", "_overrides", "_loader", "_lock", "_stamp", "_poll", "reloads", "failures",
                  "data_dir")
 
     def __init__(
@@ -47,8 +48,7 @@ class ReloadingCatalog:
         self._lock = threading.Lock()
         self._stamp = self._file_stamp()
         self.current: PriceCatalog = self._loader(overrides)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._poll: Periodic | None = None
         self.reloads = 0
         self.failures = 0
 
@@ -85,20 +85,13 @@ class ReloadingCatalog:
 
     def start_polling(self, interval_s: float = 2.0) -> None:
         """Check the user price file every ``interval_s`` seconds in a daemon thread."""
-        if self._thread is not None or self._overrides is None:
+        if self._poll is not None or self._overrides is None:
             return
-        self._stop.clear()
-
-        def run() -> None:
-            while not self._stop.wait(interval_s):
-                self.reload_if_changed()
-
-        self._thread = threading.Thread(target=run, name="pricing-reload", daemon=True)
-        self._thread.start()
+        self._poll = Periodic("pricing-reload", self.reload_if_changed, interval_s)
+        self._poll.start()
 
     def stop(self) -> None:
         """Stop polling (idempotent)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        if self._poll is not None:
+            self._poll.stop()
+            self._poll = None

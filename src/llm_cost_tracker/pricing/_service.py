@@ -8,7 +8,6 @@ adds ``llm_price_catalog_age_seconds`` (how old the prices in force are) and ``l
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +17,7 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from llm_cost_tracker.pricing._model import CatalogError
+from llm_cost_tracker.pricing._periodic import Periodic
 from llm_cost_tracker.pricing._settings import PricingSettings
 from llm_cost_tracker.pricing._sync import sync
 
@@ -54,8 +54,7 @@ class CatalogSyncer:
         self.holder = holder
         self.settings = settings
         self.counter = counter
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop: Periodic | None = None
 
     def run_once(self) -> str:
         """One sync: ``changed``, ``unchanged``, ``refused`` or ``failed`` (logged, counted, never raised)."""
@@ -85,21 +84,13 @@ class CatalogSyncer:
 
     def start(self) -> None:
         """Sync now and then every ``sync_interval_seconds`` in a daemon thread."""
-        if self._thread is not None or not self.settings.sync_url:
+        if self._loop is not None or not self.settings.sync_url:
             return
-
-        def loop() -> None:
-            while True:
-                self.run_once()
-                if self._stop.wait(self.settings.sync_interval_seconds):
-                    return
-
-        self._thread = threading.Thread(target=loop, name="pricing-sync", daemon=True)
-        self._thread.start()
+        self._loop = Periodic("pricing-sync", self.run_once, self.settings.sync_interval_seconds, run_first=True)
+        self._loop.start()
 
     def stop(self) -> None:
         """Stop the loop (idempotent; a sync in progress finishes in the background)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        if self._loop is not None:
+            self._loop.stop()
+            self._loop = None
