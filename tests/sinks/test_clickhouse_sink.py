@@ -12,6 +12,7 @@ import pytest
 
 from llm_cost_tracker.queue import kafka_codec
 from llm_cost_tracker.sinks.clickhouse import ClickHouseSink
+from llm_cost_tracker.sinks.identity import token_hash
 from llm_cost_tracker.types import SpanRecord, TokenUsage
 
 ROWS = ("SELECT * EXCEPT (resource_attributes, attributes), mapSort(resource_attributes) AS r, "
@@ -62,7 +63,7 @@ def test_protobuf_insert_stores_the_rows_arrow_stores(store: Any) -> None:
     store.command("CREATE TABLE arrow_copy AS llm_spans")
     arrow = ClickHouseSink(store, table="arrow_copy")
     arrow.protobuf_route = ""
-    arrow.write(batch, "tok-arrow")
+    arrow.write(batch, "tok-pb")  # the same token: insert_token is equal too
     rows = store.query(ROWS.format("llm_spans")).result_rows
     assert rows == store.query(ROWS.format("arrow_copy")).result_rows and len(rows) == len(batch)
     costs = dict(store.query("SELECT span_id, cost_usd FROM llm_spans").result_rows)
@@ -149,7 +150,8 @@ def test_a_store_that_refuses_the_protobuf_insert_gets_arrow_from_then_on() -> N
     assert len(client.commands) == 1 and sink.protobuf_route == ""
     ((table, data, settings),) = client.arrow
     assert table == "llm_spans" and settings["insert_deduplication_token"] == "tok-1"
-    assert data.equals(batch.to_arrow())
+    assert data.drop_columns(["insert_token"]).equals(batch.to_arrow())
+    assert data.column("insert_token").to_pylist() == [token_hash("tok-1")] * len(batch)  # each row names its insert
     sink.write(batch, "tok-2")
     assert len(client.commands) == 1 and len(client.arrow) == 2
 

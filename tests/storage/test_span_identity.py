@@ -172,3 +172,43 @@ def test_unpriced_copies_count_once_as_unpriced(store: Any, tmp_path: Path, copi
     assert totals(store)["llm_spend_daily"][:2] == (1, 1)
     unpriced = [s.value for m in metrics.spend.collect() if m.name == "llm_unpriced_spans" for s in m.samples]
     assert unpriced == [1]
+
+
+def _rollup_views(store: Any, present: bool) -> None:
+    """Drop the rollup views, or create them again, as migration 6 defines them."""
+    sixth = next(m for m in bundled_migrations() if m.version == 6)
+    for statement in sixth.statements():
+        if statement.lstrip().upper().startswith("DROP") != present:
+            store.command(statement)
+
+
+@pytest.mark.parametrize("route", ["arrow", "protobuf"])
+def test_batch_stored_raw_but_not_rolled_up_is_completed_by_its_redelivery(
+        store: Any, tmp_path: Path, route: str) -> None:
+    """A writer killed after llm_spans took a batch and before the rollup views did: the same batch delivered
+    again (same token) completes the rollups without a second raw row, while another batch holding the same
+    spans is still left out."""
+    records = [span(T0 + i * 60, cost=1_000 + i) for i in range(5)]
+    batch: Any = records
+    if route == "protobuf":
+        from llm_cost_tracker.queue import kafka_codec
+
+        batch = kafka_codec.WireBatch()
+        batch.add(kafka_codec.encode_batch(kafka_codec.encode_many(records)), kafka_codec.batch_headers(len(records)))
+    sink = ClickHouseSink(store)
+    token = "llm-spans:0:100-104:abc"
+    _rollup_views(store, present=False)  # the moment of the kill: raw rows stored, views not fed
+    sink.write(batch, token)
+    _rollup_views(store, present=True)
+    assert totals(store)["llm_spend_daily"] == (0, 0, 0, "0")
+    first_arrivals = FirstArrivals(store)
+    again, repeats = first_arrivals(batch, token)  # redelivered after the restart: same offsets, same token
+    assert repeats == 0 and len(again) == 5
+    sink.write(again, token)
+    other, repeats = first_arrivals(batch, "llm-spans:0:200-204:def")  # the same spans in another batch
+    assert repeats == 5 and len(other) == 0
+    cost = sum(r.cost_pusd or 0 for r in records)
+    t = totals(store)
+    assert t["llm_spans"] == (5, 0, 500, format(Decimal(cost) / 10**12, "f"))
+    assert t["llm_spend_hourly"] == t["llm_spend_daily"] == t["llm_spans"]
+    assert store.query("SELECT uniqExact(insert_token), min(insert_token) > 0 FROM llm_spans").result_rows == [(1, 1)]

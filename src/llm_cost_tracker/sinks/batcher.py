@@ -58,13 +58,14 @@ class BatchWriter:
         is_retriable: the sink's verdict on an error.
         policy: batch size/age and retry backoff.
         metrics: counters to update.
-        first_arrivals: filters a batch to the spans the store does not hold yet, returning them and how
-            many were left out (``sinks.identity.FirstArrivals``); None writes every record.
+        first_arrivals: filters a batch to the spans the store does not hold yet (or holds from an earlier
+            attempt under the batch's token), returning them and how many were left out
+            (``sinks.identity.FirstArrivals``); None writes every record.
     """
 
     def __init__(self, reader: BatchReader, sink: Sink, parking: ParkingLot,
                  is_retriable: Callable[[BaseException], bool], policy: BatchPolicy, metrics: Metrics,
-                 first_arrivals: Callable[[Any], tuple[Any, int]] | None = None) -> None:
+                 first_arrivals: Callable[[Any, str], tuple[Any, int]] | None = None) -> None:
         self._first_arrivals = first_arrivals
         self._reader = reader
         self._sink = sink
@@ -121,7 +122,7 @@ class BatchWriter:
                     if self._first_arrivals is None:
                         records = batch.records
                     else:
-                        records, repeats = self._first_arrivals(batch.records)
+                        records, repeats = self._first_arrivals(batch.records, token)
                 if len(records):
                     self._sink.write(records, token)
             except Exception as exc:

@@ -8,7 +8,10 @@ import re
 import tempfile
 from typing import Any, Protocol
 
+import pyarrow as pa
+
 from llm_cost_tracker.log import get_logger
+from llm_cost_tracker.sinks.identity import token_hash
 from llm_cost_tracker.storage.rows import SpanColumns, records_to_arrow
 from llm_cost_tracker.types import SpanRecord
 
@@ -127,6 +130,14 @@ def _schema_file(schema: str) -> str:
     return path
 
 
+def _stamped(table: pa.Table, stamp: int) -> pa.Table:
+    """``table`` with the ``insert_token`` column every row of this insert carries (left to its default 0 when
+    the insert has no token)."""
+    if not stamp:
+        return table
+    return table.append_column("insert_token", pa.repeat(pa.scalar(stamp, pa.uint64()), table.num_rows))
+
+
 def protobuf_route(client: Any) -> str:
     """How ``client`` can be handed protobuf for ClickHouse to parse: ``"file"`` (embedded chDB: a temporary
     file read with ``file()``), ``"input"`` (a server over HTTP: the request body read with ``input()``) or
@@ -165,22 +176,23 @@ class ClickHouseSink:
         raw rows and then failed in a view.
         """
         settings = INSERT_SETTINGS | (DEDUP_SETTINGS | {"insert_deduplication_token": dedup_token} if dedup_token else {})
+        stamp = token_hash(dedup_token)  # each row's insert_token (sinks/identity.py)
         if hasattr(records, "protobuf_list"):
             if self.protobuf_route:
-                self._write_protobuf(records, settings)  # type: ignore[arg-type]
+                self._write_protobuf(records, settings, stamp)  # type: ignore[arg-type]
                 return
             table = records.to_arrow()  # type: ignore[union-attr]
         else:
             table = records.to_arrow() if isinstance(records, SpanColumns) else records_to_arrow(records)  # type: ignore[arg-type]
-        self._client.insert_arrow(self.table, table, settings=settings)
+        self._client.insert_arrow(self.table, _stamped(table, stamp), settings=settings)
 
-    def _write_protobuf(self, records: ProtobufRecords, settings: dict[str, Any]) -> None:
+    def _write_protobuf(self, records: ProtobufRecords, settings: dict[str, Any], stamp: int) -> None:
         try:
-            self._insert_protobuf(records, settings)
+            self._insert_protobuf(records, settings, stamp)
         except Exception as exc:
             # Whatever the reason, the same rows as Arrow, with the same dedup token (an insert that did land is
             # then a no-op); if that fails too, its error decides (retry or park) as for any batch.
-            self._client.insert_arrow(self.table, records.to_arrow(), settings=settings)
+            self._client.insert_arrow(self.table, _stamped(records.to_arrow(), stamp), settings=settings)
             error = f"{type(exc).__name__}: {exc}"[:500]
             if error_code(exc) in _UNSUPPORTED_CODES or type(exc).__name__ in ("ProgrammingError", "NotSupportedError"):
                 # this store does not take the statement (and took the same rows as Arrow): stop trying it
@@ -190,12 +202,13 @@ class ClickHouseSink:
             else:
                 log.warning("protobuf insert failed; the batch went as Arrow", error=error)
 
-    def _insert_protobuf(self, records: ProtobufRecords, settings: dict[str, Any]) -> None:
-        into = f"INSERT INTO {self.table} ({_PROTOBUF_COLUMNS})"
+    def _insert_protobuf(self, records: ProtobufRecords, settings: dict[str, Any], stamp: int) -> None:
+        into = f"INSERT INTO {self.table} ({_PROTOBUF_COLUMNS}{', insert_token' if stamp else ''})"
+        select = f"{_PROTOBUF_SELECT}, toUInt64({int(stamp)})" if stamp else _PROTOBUF_SELECT
         if self.protobuf_route == "input":  # a server over HTTP: the body is the data, settings are URL parameters
             settings = settings | {"format_schema_source": "string", "format_schema": records.protobuf_schema,
                                    "format_schema_message_name": records.protobuf_message}
-            self._client.command(f"{into} SELECT {_PROTOBUF_SELECT} FROM input({_sql_string(_PROTOBUF_STRUCTURE)}) "
+            self._client.command(f"{into} SELECT {select} FROM input({_sql_string(_PROTOBUF_STRUCTURE)}) "
                                  "FORMAT ProtobufList", data=records.protobuf_list(), settings=settings)
             return
         # chDB: the batch in a temporary file read with file(), the schema from a file too (a schema given as a
@@ -207,7 +220,7 @@ class ClickHouseSink:
         with tempfile.NamedTemporaryFile(prefix="lct-batch-", suffix=".pb", delete=False) as out:
             out.write(records.protobuf_list())
         try:
-            self._client.command(f"{into} SETTINGS {clause} SELECT {_PROTOBUF_SELECT} FROM file({_sql_string(out.name)}, "
+            self._client.command(f"{into} SETTINGS {clause} SELECT {select} FROM file({_sql_string(out.name)}, "
                                  f"'ProtobufList', {_sql_string(_PROTOBUF_STRUCTURE)})")
         finally:
             os.unlink(out.name)

@@ -11,17 +11,24 @@ start time, so it is found wherever it is in ``llm_spans``, however long ago it 
 as the table keeps it (``ttl_raw_days``). Exact when one writer at a time writes a given span: the
 all-in-one service has one writer thread, and Kafka receivers put a trace's spans on one partition,
 which one consumer writes at a time (docs/schema.md, "Span identity").
+
+A copy stored by an earlier attempt of the *same* batch is not a repeat: each row keeps the hash of
+the insert token that stored it (``insert_token``, migration 0007), and such spans stay in the batch,
+which is sent again under the same token. The raw insert is then a no-op (insert deduplication) while
+the rollup views, which a writer killed between the two inserts never fed, are completed.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 from llm_cost_tracker.storage.rows import SpanColumns
 from llm_cost_tracker.types import SpanRecord
 
-__all__ = ["FirstArrivals", "IdentifiedRecords", "Key", "SpendRow", "identity_keys", "spend_rows", "subset"]
+__all__ = ["FirstArrivals", "IdentifiedRecords", "Key", "SpendRow", "identity_keys", "spend_rows", "subset",
+           "token_hash"]
 
 Key = tuple[str, str, str, int]
 """(tenant, trace_id, span_id, start_time_ns): a span's identity."""
@@ -32,13 +39,20 @@ _MISSING = "llm_cost_tracker.pricing.missing"
 """The attribute naming what a partial price lacks (transforms/price.py MISSING_ATTRIBUTE)."""
 
 _LOOKUP = (
-    "SELECT tenant, trace_id, span_id, toUnixTimestamp64Nano(timestamp) FROM {table} "
+    "SELECT tenant, trace_id, span_id, toUnixTimestamp64Nano(timestamp), insert_token FROM {table} "
     "WHERE timestamp >= fromUnixTimestamp64Nano({{lo:Int64}}, 'UTC') "
     "AND timestamp <= fromUnixTimestamp64Nano({{hi:Int64}}, 'UTC') "
     "AND tenant IN {{tenants:Array(String)}} AND trace_id IN {{traces:Array(String)}}"
 )
 _CHUNK = 2048
 """Trace ids per lookup query (keeps the bound parameters well under HTTP and query size limits)."""
+
+
+def token_hash(token: str) -> int:
+    """The ``insert_token`` column's value for an insert under ``token`` (0 for no token)."""
+    if not token:
+        return 0
+    return int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "big")
 
 
 class IdentifiedRecords(Protocol):
@@ -107,32 +121,38 @@ class FirstArrivals:
         self._client = client
         self._sql = _LOOKUP.format(table=table)
 
-    def stored(self, keys: Iterable[Key]) -> set[Key]:
-        """Which of ``keys`` the table already holds (one query per 2,048 trace ids)."""
+    def stored(self, keys: Iterable[Key]) -> dict[Key, int]:
+        """Which of ``keys`` the table already holds, each with the ``insert_token`` hash of the insert that
+        stored it (one query per 2,048 trace ids)."""
         by_trace: dict[str, list[Key]] = {}
         for key in keys:
             by_trace.setdefault(key[1], []).append(key)
         traces = list(by_trace)
-        found: set[Key] = set()
+        found: dict[Key, int] = {}
         for start in range(0, len(traces), _CHUNK):
             chunk = [k for t in traces[start:start + _CHUNK] for k in by_trace[t]]
             times = [k[3] for k in chunk]
             rows = self._client.query(self._sql, parameters={
                 "lo": min(times), "hi": max(times), "tenants": sorted({k[0] for k in chunk}),
                 "traces": traces[start:start + _CHUNK]}).result_rows
-            found.update((str(t), str(tr), str(s), int(ns)) for t, tr, s, ns in rows)
+            found.update(((str(t), str(tr), str(s), int(ns)), int(h)) for t, tr, s, ns, h in rows)
         return found
 
-    def __call__(self, records: Any) -> tuple[Any, int]:
-        """(the first arrivals of ``records`` in their form, how many were left out as already seen)."""
+    def __call__(self, records: Any, token: str = "") -> tuple[Any, int]:
+        """(the first arrivals of ``records`` in their form, how many were left out as already seen).
+
+        ``token`` is the batch's insert token: spans an earlier attempt stored under it are kept (see the
+        module's docstring).
+        """
         keys = identity_keys(records)
         if not keys:
             return records, 0
         stored = self.stored(keys)
+        ours = token_hash(token) or None  # rows of an earlier attempt of this batch (no token: none)
         seen: set[Key] = set()
         keep: list[int] = []
         for i, key in enumerate(keys):
-            if key in stored or key in seen:
+            if key in seen or (key in stored and stored[key] != ours):
                 continue
             seen.add(key)
             keep.append(i)
