@@ -45,9 +45,8 @@ from llm_cost_tracker.sources.otlp_decode import (
     parse_request,
 )
 from llm_cost_tracker.transforms.calls import CallIdentity
-from llm_cost_tracker.transforms.detect import NOT_LLM
+from llm_cost_tracker.transforms.chain import TRANSFORM_ERROR, Chain
 from llm_cost_tracker.types import (
-    Drop,
     Publisher,
     QueueBusy,
     QueueFull,
@@ -59,8 +58,7 @@ from llm_cost_tracker.types import (
 _NO_TOKENS = TokenTable()
 SERVICE_NAME = "opentelemetry.proto.collector.trace.v1.TraceService"
 log = get_logger("otlp_grpc")
-TRANSFORM_ERROR = "transform_error"
-"""Rejection reason of a span a transform failed on (a bug, logged; the other spans go on)."""
+__all__ = ["SERVICE_NAME", "TRANSFORM_ERROR", "OtlpGrpcServer", "TraceExportHandler"]
 
 
 class TraceExportHandler:
@@ -86,8 +84,7 @@ class TraceExportHandler:
                  calls: CallIdentity | None = None, memory: MemoryBudget | None = None,
                  memory_wait: float = 5.0, time_bounds: Callable[[DecodedBatch], None] | None = None) -> None:
         self._time_bounds = time_bounds
-        self._transforms = transforms
-        self._calls = calls
+        self._chain = Chain(transforms, calls)
         self._publisher = publisher
         self._limits = limits
         self._metrics = metrics
@@ -98,8 +95,7 @@ class TraceExportHandler:
         self.accepting = True
 
     def _forget(self, records: list[SpanRecord]) -> None:
-        if self._calls is not None:
-            self._calls.forget(records)
+        self._chain.forget(records)
 
     def gate(self, metadata: Sequence[tuple[str, str | bytes]]) -> tuple[grpc.StatusCode, str] | None:
         """The refusal of a call from its metadata alone (wrong token, shutting down), or None to admit it."""
@@ -188,28 +184,8 @@ class TraceExportHandler:
         if tenant is not KEEP_PAYLOAD_TENANT:
             for record in decoded.records:
                 record.tenant = tenant  # the token (or an admin's header) decides the tenant, not the payload
-        records: list[SpanRecord] = []
-        other = 0
-        for record in decoded.records:
-            try:
-                for transform in self._transforms:
-                    record = transform(record)
-            except Drop as drop:
-                if drop.reason == NOT_LLM:
-                    other += 1
-                else:
-                    decoded.reject(drop.reason, f"span {record.span_id}: {drop.reason}")  # ids only: names are text
-                continue
-            except Exception as exc:  # a bug on one span's input: reject that span, keep the rest of the request
-                # fail closed (the span is not stored half-redacted); the log names the error, never values
-                log.error("transform failed; span rejected", transform=type(transform).__name__,
-                          error=type(exc).__name__, span_id=record.span_id)
-                decoded.reject(TRANSFORM_ERROR, f"span {record.span_id}: internal error in "
-                               f"{type(transform).__name__} ({type(exc).__name__}); reported to the operator")
-                continue
-            records.append(record)
-        if self._calls is not None:
-            records = self._calls(records)
+        processed = self._chain.process(decoded.records, decoded.reject)
+        records, other = processed.records, processed.other
         try:
             self._publisher.publish(records).result(timeout=self._ack_timeout)  # raises a failed ack's error
         except QueueBusy as exc:

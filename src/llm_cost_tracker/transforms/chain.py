@@ -1,0 +1,79 @@
+"""The stage chain every receiver runs on a request's records: detect -> usage -> quirks -> scrub -> price
+-> redact, then call identity.
+
+One place decides what a failing stage means, for every ingest protocol (gRPC and HTTP receivers hand
+their decoded batch here): a span that is not an LLM span is counted and left out; a :class:`Drop` rejects
+that span with its reason; an exception in a stage (a bug on one span's input) rejects that span only,
+fail-closed (it is never stored half-redacted), and the log names the stage and the error, never values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from llm_cost_tracker.log import get_logger
+from llm_cost_tracker.transforms.calls import CallIdentity
+from llm_cost_tracker.transforms.detect import NOT_LLM
+from llm_cost_tracker.types import Drop, SpanRecord, Transform
+
+__all__ = ["TRANSFORM_ERROR", "Chain", "Processed"]
+
+log = get_logger("transforms")
+TRANSFORM_ERROR = "transform_error"
+"""Rejection reason of a span a transform failed on (a bug, logged; the other spans go on)."""
+
+
+@dataclass(slots=True)
+class Processed:
+    """What the chain made of one request: the records to publish and how many spans were not LLM spans."""
+
+    records: list[SpanRecord]
+    other: int
+
+
+class Chain:
+    """Runs the per-record stages over a decoded request, then call identity over the survivors.
+
+    Args:
+        transforms: per-record stages, in order.
+        calls: call identity (marks the later spans of a provider call as duplicates); None skips it.
+    """
+
+    __slots__ = ("calls", "transforms")
+
+    def __init__(self, transforms: Sequence[Transform], calls: CallIdentity | None = None) -> None:
+        self.transforms = list(transforms)
+        self.calls = calls
+
+    def process(self, spans: Sequence[SpanRecord], reject: Callable[[str, str], None]) -> Processed:
+        """``spans`` through every stage; each rejected span is told to ``reject(reason, message)`` (the
+        decoded request's ``DecodedBatch.reject``, which counts it for the client's ``partial_success``)."""
+        records: list[SpanRecord] = []
+        other = 0
+        transforms = self.transforms
+        for record in spans:
+            try:
+                for transform in transforms:
+                    record = transform(record)
+            except Drop as drop:
+                if drop.reason == NOT_LLM:
+                    other += 1
+                else:
+                    reject(drop.reason, f"span {record.span_id}: {drop.reason}")  # ids only: names are text
+                continue
+            except Exception as exc:  # a bug on one span's input: reject that span, keep the rest of the request
+                log.error("transform failed; span rejected", transform=type(transform).__name__,
+                          error=type(exc).__name__, span_id=record.span_id)
+                reject(TRANSFORM_ERROR, f"span {record.span_id}: internal error in "
+                               f"{type(transform).__name__} ({type(exc).__name__}); reported to the operator")
+                continue
+            records.append(record)
+        if self.calls is not None:
+            records = self.calls(records)
+        return Processed(records, other)
+
+    def forget(self, records: list[SpanRecord]) -> None:
+        """Tell call identity that ``records`` were not accepted (their request failed): a retry is no copy."""
+        if self.calls is not None:
+            self.calls.forget(records)
