@@ -85,8 +85,10 @@ def test_migration_6_moves_an_existing_store_to_first_arrival_rollups(store_sett
         client.close()
 
 
-def test_first_arrivals_leaves_out_stored_and_repeated_spans(store: Any) -> None:
-    """Spans already stored, and a second copy inside the batch, are left out; another tenant's ids are not."""
+@pytest.mark.parametrize("route", ["table", "bound"])
+def test_first_arrivals_leaves_out_stored_and_repeated_spans(store: Any, route: str) -> None:
+    """Spans already stored, and a second copy inside the batch, are left out; another tenant's ids are not
+    (both lookup routes: the embedded store's scratch table, and a server's bound id lists)."""
     sink = ClickHouseSink(store)
     stored = [span(T0 + i, cost=10 + i) for i in range(5)]
     sink.write(stored)
@@ -94,10 +96,14 @@ def test_first_arrivals_leaves_out_stored_and_repeated_spans(store: Any) -> None
     other_tenant = dataclasses.replace(stored[0], tenant="beta")
     later_start = dataclasses.replace(stored[1], start_time_ns=stored[1].start_time_ns + 1)
     batch = [*stored, new[0], new[0], new[1], other_tenant, new[2], stored[2], later_start]
-    fresh, repeats = FirstArrivals(store)(batch)
+    first_arrivals = FirstArrivals(store)
+    assert first_arrivals.route == "table"  # chDB
+    first_arrivals.route = route
+    fresh, repeats = first_arrivals(batch)
     assert fresh == [new[0], new[1], other_tenant, new[2], later_start]
     assert repeats == 7
-    assert FirstArrivals(store)([]) == ([], 0)
+    assert first_arrivals([]) == ([], 0)
+    assert first_arrivals(list(reversed(stored))) == ([], 5)  # the scratch table holds this batch's ids only
 
 
 def _writer(store: Any, queue: MemoryQueue, metrics: Metrics, tmp_path: Path, sink: Any = None) -> BatchWriter:
