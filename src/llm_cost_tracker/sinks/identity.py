@@ -24,11 +24,13 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
+import pyarrow as pa
+
 from llm_cost_tracker.storage.rows import SpanColumns
 from llm_cost_tracker.types import SpanRecord
 
-__all__ = ["FirstArrivals", "IdentifiedRecords", "Key", "SpendRow", "identity_keys", "spend_rows", "subset",
-           "token_hash"]
+__all__ = ["FirstArrivals", "IdentifiedRecords", "Key", "SpendRow", "identity_keys", "lookup_route", "spend_rows",
+           "subset", "token_hash"]
 
 Key = tuple[str, str, str, int]
 """(tenant, trace_id, span_id, start_time_ns): a span's identity."""
@@ -38,14 +40,29 @@ pricing_status, missing dimension of a partial price, reported_cost_pusd)."""
 _MISSING = "llm_cost_tracker.pricing.missing"
 """The attribute naming what a partial price lacks (transforms/price.py MISSING_ATTRIBUTE)."""
 
-_LOOKUP = (
-    "SELECT tenant, trace_id, span_id, toUnixTimestamp64Nano(timestamp), insert_token FROM {table} "
-    "WHERE timestamp >= fromUnixTimestamp64Nano({{lo:Int64}}, 'UTC') "
-    "AND timestamp <= fromUnixTimestamp64Nano({{hi:Int64}}, 'UTC') "
-    "AND tenant IN {{tenants:Array(String)}} AND trace_id IN {{traces:Array(String)}}"
-)
+_FIELDS = "SELECT tenant, trace_id, span_id, toUnixTimestamp64Nano(timestamp), insert_token FROM {table} "
+_WINDOW = ("WHERE timestamp >= fromUnixTimestamp64Nano({{lo:Int64}}, 'UTC') "
+           "AND timestamp <= fromUnixTimestamp64Nano({{hi:Int64}}, 'UTC') ")
+_LOOKUP = _FIELDS + _WINDOW + "AND tenant IN {{tenants:Array(String)}} AND trace_id IN {{traces:Array(String)}}"
 _CHUNK = 2048
-"""Trace ids per lookup query (keeps the bound parameters well under HTTP and query size limits)."""
+"""Trace ids per bound-list query (keeps the bound parameters well under HTTP and query size limits)."""
+_KEYS_TABLE = "_lct_identity_keys"
+"""The embedded store's scratch table of a batch's (tenant, trace id) pairs (Memory engine: never on disk)."""
+_JOIN = _FIELDS + _WINDOW + "AND (tenant, trace_id) IN (SELECT tenant, trace_id FROM {keys})"
+_KEYS_STRUCTURE = "tenant String, trace_id String"
+
+
+def lookup_route(client: Any) -> str:
+    """How :class:`FirstArrivals` hands a batch's trace ids to ``client``'s store.
+
+    ``"table"`` (embedded chDB: a Memory scratch table filled by an Arrow insert, then a semi-join) or
+    ``"bound"`` (a server: the ids as bound list parameters, 2,048 traces per query). The first costs about a
+    seventh of the second: ClickHouse parses a bound list of 10,000 ids as SQL text, and clickhouse-connect
+    escapes each one in Python (measured in ``benchmarks/stages.py``). A server is shared by several writers
+    (and may sit behind a load balancer), so it keeps the stateless bound query; an external table sent with
+    the query would suit it, and is left for when a server can run in the test suite.
+    """
+    return "table" if type(client).__name__ == "ChdbClient" else "bound"
 
 
 def token_hash(token: str) -> int:
@@ -115,15 +132,35 @@ class FirstArrivals:
         table: the raw table.
     """
 
-    __slots__ = ("_client", "_sql")
+    __slots__ = ("_client", "_join", "_ready", "_sql", "route")
 
     def __init__(self, client: Any, table: str = "llm_spans") -> None:
         self._client = client
         self._sql = _LOOKUP.format(table=table)
+        self.route = lookup_route(client)
+        self._join = _JOIN.format(table=table, keys=_KEYS_TABLE)
+        self._ready = False
 
     def stored(self, keys: Iterable[Key]) -> dict[Key, int]:
         """Which of ``keys`` the table already holds, each with the ``insert_token`` hash of the insert that
-        stored it (one query per 2,048 trace ids)."""
+        stored it (one query, or one per 2,048 trace ids on the ``bound`` route)."""
+        keys = list(keys)
+        if not keys:
+            return {}
+        if self.route == "bound":
+            return self._stored_bound(keys)
+        times = [k[3] for k in keys]
+        window = {"lo": min(times), "hi": max(times)}
+        client = self._client
+        if not self._ready:
+            client.command(f"CREATE TABLE IF NOT EXISTS {_KEYS_TABLE} ({_KEYS_STRUCTURE}) ENGINE = Memory")
+            self._ready = True
+        client.command(f"TRUNCATE TABLE {_KEYS_TABLE}")
+        client.insert_arrow(_KEYS_TABLE, pa.table({"tenant": [k[0] for k in keys], "trace_id": [k[1] for k in keys]}))
+        rows = client.query(self._join, parameters=window).result_rows
+        return {(str(t), str(tr), str(s), int(ns)): int(h) for t, tr, s, ns, h in rows}
+
+    def _stored_bound(self, keys: list[Key]) -> dict[Key, int]:
         by_trace: dict[str, list[Key]] = {}
         for key in keys:
             by_trace.setdefault(key[1], []).append(key)
