@@ -129,6 +129,9 @@ def serve(service: Any, logger: Any) -> int:
     except Exception as exc:
         logger.error("cannot start", error=f"{type(exc).__name__}: {exc}")
         return 1
+    from llm_cost_tracker.runtime import tune_gc
+
+    tune_gc()  # after start: what start-up built is frozen out of every later collection
     while not stop.wait(1.0):
         pass
     code = service.stop()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from itertools import accumulate, chain
+from operator import attrgetter
 
 import numpy as np
 import pyarrow as pa
@@ -44,21 +45,24 @@ def _map_array(dicts: list[dict[str, str]]) -> pa.Array:
 
 def records_to_arrow(records: list[SpanRecord]) -> pa.Table:
     """The ``llm_spans`` columns of ``records``."""
+    def column(name: str, of: list[object] | list[SpanRecord] = records) -> list[object]:
+        return list(map(attrgetter(name), of))  # a C loop: a third of a list comprehension's cost
+
     columns: dict[str, pa.Array] = {
-        "timestamp": pa.array([r.start_time_ns for r in records], type=pa.int64()).cast(pa.timestamp("ns", "UTC")),
+        "timestamp": pa.array(column("start_time_ns"), type=pa.int64()).cast(pa.timestamp("ns", "UTC")),
     }
     for name in STRING_COLUMNS:
-        columns[name] = pa.array([getattr(r, name) for r in records], type=pa.string())
-    usages = [r.usage for r in records]
+        columns[name] = pa.array(column(name), type=pa.string())
+    usages = column("usage")
     for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens"):
-        columns[name] = pa.array([getattr(u, name) for u in usages], type=pa.uint64())
-    columns["cost_usd"] = pico_to_decimal_array([r.cost_pusd for r in records])
-    columns["reported_cost_usd"] = pico_to_decimal_array([r.reported_cost_pusd for r in records])
-    columns["cache_savings_usd"] = pico_to_decimal_array([r.cache_savings_pusd for r in records])
-    columns["duration_ns"] = pa.array([r.duration_ns for r in records], type=pa.uint64())
-    columns["status_code"] = pa.array([r.status_code for r in records], type=pa.uint8())
-    columns["resource_attributes"] = _map_array([r.resource_attributes for r in records])
-    columns["attributes"] = _map_array([r.attributes for r in records])
+        columns[name] = pa.array(column(name, usages), type=pa.uint64())
+    columns["cost_usd"] = pico_to_decimal_array(column("cost_pusd"))  # type: ignore[arg-type]
+    columns["reported_cost_usd"] = pico_to_decimal_array(column("reported_cost_pusd"))  # type: ignore[arg-type]
+    columns["cache_savings_usd"] = pico_to_decimal_array(column("cache_savings_pusd"))  # type: ignore[arg-type]
+    columns["duration_ns"] = pa.array(column("duration_ns"), type=pa.uint64())
+    columns["status_code"] = pa.array(column("status_code"), type=pa.uint8())
+    columns["resource_attributes"] = _map_array(column("resource_attributes"))  # type: ignore[arg-type]
+    columns["attributes"] = _map_array(column("attributes"))  # type: ignore[arg-type]
     return pa.table(columns)
 
 

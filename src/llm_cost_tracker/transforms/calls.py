@@ -60,6 +60,10 @@ class CallWindow:
     max_age_seconds: float = 300.0
 
 
+_NONE_ABSORBED: dict[str, str] = {}
+"""Read-only by convention: replaced by a dict of its own on an entry's first match (``_Entry.absorb``)."""
+
+
 class _Entry:
     __slots__ = ("trace_id", "span_id", "parent_span_id", "start", "end", "scope", "arrived", "response_key",
                  "usage_key", "absorbed")
@@ -75,8 +79,14 @@ class _Entry:
         self.arrived = arrived
         self.response_key = response_key
         self.usage_key = usage_key
-        self.absorbed: dict[str, str] = {}
-        """Scope -> the span of that scope matched to this call by ``overlap``/``nested`` (one per scope)."""
+        self.absorbed: dict[str, str] = _NONE_ABSORBED
+        """Scope -> the span of that scope matched to this call by ``overlap``/``nested`` (one per scope); the
+        shared empty dict until the first match (most carriers never absorb one: no allocation per span)."""
+
+    def absorb(self, scope: str, span_id: str) -> None:
+        if self.absorbed is _NONE_ABSORBED:
+            self.absorbed = {}
+        self.absorbed[scope] = span_id
 
 
 def _end(r: SpanRecord) -> tuple[int, str]:
@@ -182,12 +192,12 @@ class CallIdentity:
             if response_key is not None and e.response_key is not None:
                 continue  # both name their response, and not the same one: two calls
             if e.trace_id == r.trace_id and (e.span_id == r.parent_span_id or e.parent_span_id == r.span_id):
-                e.absorbed[r.scope_name] = r.span_id
+                e.absorb(r.scope_name, r.span_id)
                 return e, "nested"
             if overlapping is None and e.start <= end and start <= e.end:
                 overlapping = e
         if overlapping is not None:
-            overlapping.absorbed[r.scope_name] = r.span_id
+            overlapping.absorb(r.scope_name, r.span_id)
             return overlapping, "overlap"
         return None, ""
 

@@ -1,0 +1,122 @@
+"""Where the ingest path's CPU goes: each stage's CPU per span, in one process, against the store floor.
+
+Runs the all-in-one service's hot path without the network (decode -> detect -> usage -> quirks ->
+scrub -> price -> redact -> call identity -> span identity -> Arrow -> insert into an embedded chDB
+store) over the benchmark workload (``_workload.py``: 512 spans per request, batches of 10,000 like
+the writer's), timing each stage with ``time.process_time`` (all threads of the process: chDB's
+insert threads count too), and the garbage collector's pauses by generation. The ``insert`` line is
+the store floor: ClickHouse alone inserting the same rows. Figures only, no assertions.
+
+    python benchmarks/stages.py --requests 60            # with the service's GC settings (runtime.tune_gc)
+    python benchmarks/stages.py --requests 60 --default-gc
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import gc
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _workload import make_payloads  # noqa: E402
+
+from llm_cost_tracker.config import Settings  # noqa: E402
+from llm_cost_tracker.frontend import call_identity, decode_limits, default_transforms, load_catalog  # noqa: E402
+from llm_cost_tracker.metrics import Metrics  # noqa: E402
+from llm_cost_tracker.runtime import tune_gc  # noqa: E402
+from llm_cost_tracker.sinks.identity import FirstArrivals, spend_rows  # noqa: E402
+from llm_cost_tracker.sources.otlp_decode import check_request, decode_spans, parse_request  # noqa: E402
+from llm_cost_tracker.storage import client as store  # noqa: E402
+from llm_cost_tracker.storage.migrate import migrate  # noqa: E402
+from llm_cost_tracker.storage.rows import records_to_arrow  # noqa: E402
+from llm_cost_tracker.transforms.redact import Redact  # noqa: E402
+from llm_cost_tracker.types import Drop, SpanRecord  # noqa: E402
+
+STORE = ("insert", "span identity")
+"""Stages whose CPU is mostly ClickHouse's (the rest is the service's Python)."""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=60, help="Export requests of 512 spans")
+    parser.add_argument("--batch", type=int, default=10_000, help="spans per insert (the writer's batch size)")
+    parser.add_argument("--default-gc", action="store_true", help="CPython's default GC thresholds")
+    args = parser.parse_args()
+    payloads = make_payloads(args.requests, 512, seed=11)
+    settings = Settings(data_dir=tempfile.mkdtemp(prefix="lct-stages-"))
+    metrics = Metrics()
+    catalog = load_catalog(settings)
+    transforms = default_transforms(lambda: catalog.current, metrics, Redact.from_settings(settings, metrics))
+    limits = decode_limits(settings)
+    calls = call_identity(settings, metrics)
+    client = store.connect(settings)
+    migrate(client, settings=settings)
+    first_arrivals = FirstArrivals(client)
+    spent: collections.Counter[str] = collections.Counter()
+    paused = [0.0]
+
+    def on_gc(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            paused[0] = time.process_time()
+        else:
+            spent[f"gc (generation {info['generation']})"] += time.process_time() - paused[0]
+
+    def timed(name: str, fn: Callable[..., Any], *a: Any) -> Any:
+        started = time.process_time()
+        out = fn(*a)
+        spent[name] += time.process_time() - started
+        return out
+
+    if not args.default_gc:
+        tune_gc()
+    gc.callbacks.append(on_gc)
+    spans = 0
+    pending: list[SpanRecord] = []
+    for i, payload in enumerate(payloads):
+        request = timed("parse", parse_request, payload)
+        timed("check", check_request, request, limits)
+        records = timed("decode", decode_spans, request, limits, True).records
+        spans += len(records)
+        for transform in transforms:
+            started = time.process_time()
+            kept = []
+            for r in records:
+                try:
+                    kept.append(transform(r))
+                except Drop:
+                    pass
+            spent[type(transform).__name__] += time.process_time() - started
+            records = kept
+        pending.extend(timed("call identity", calls, records))
+        if len(pending) < args.batch and i < len(payloads) - 1:
+            continue
+        batch, pending = pending, []
+        fresh, _ = timed("span identity", first_arrivals, batch, f"bench-{i}")
+        table = timed("arrow", records_to_arrow, fresh)
+        timed("spend metrics rows", spend_rows, fresh)
+        timed("insert", client.insert_arrow, "llm_spans", table)
+    gc.callbacks.remove(on_gc)
+    total = sum(spent.values())
+    python = total - sum(spent[name] for name in STORE)
+    load = os.getloadavg()[0]
+    print(f"{spans:,} spans, {args.requests} requests of 512, inserts of {args.batch:,}; load {load:.1f}; "
+          f"GC {'default' if args.default_gc else 'tuned (runtime.tune_gc)'}")
+    for name, seconds in spent.most_common():
+        print(f"  {name:22s} {seconds / spans * 1e6:7.2f} us CPU per span  {seconds / total * 100:5.1f}%")
+    print(f"  {'all stages':22s} {total / spans * 1e6:7.2f} us CPU per span")
+    print(f"  {'service Python':22s} {python / spans * 1e6:7.2f} us CPU per span (all but insert and span identity)")
+    floor = spent["insert"] / spans
+    print(f"  store floor (insert alone) {floor * 1e6:.2f} us per span = {1 / floor:,.0f} spans/s per core; "
+          f"all stages / floor = {total / spans / floor:.1f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
