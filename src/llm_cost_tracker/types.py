@@ -7,6 +7,7 @@ stores them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -139,6 +140,46 @@ class Transform(Protocol):
     def __call__(self, record: SpanRecord) -> SpanRecord: ...
 
 
+Key = tuple[str, str, str, int]
+"""(tenant, trace_id, span_id, start_time_ns): a span's identity (``sinks/identity.py``)."""
+SpendRow = tuple[str, str, str, str, int, int, int, int, int, "int | None", str, str, "int | None"]
+"""What the spend metrics count of one span: (tenant, service, provider, model, input, output, cache_read,
+cache_write, reasoning tokens, cost_pusd, pricing_status, missing dimension of a partial price,
+reported_cost_pusd)."""
+
+
+class WireRecords(Protocol):
+    """A batch of span records a queue keeps in its wire form instead of one SpanRecord per span.
+
+    The Kafka consumer's batch (``queue.kafka_codec.WireBatch``): validated protobuf that ClickHouse parses
+    itself, so the writer never builds a Python object per span. It answers what the writer needs without
+    decoding: identities and spend rows (read once, when the batch was validated), a subset (only when the
+    batch holds copies), and its rows as ``FORMAT ProtobufList`` input or, where a store cannot take that,
+    as an Arrow table. ``to_records`` decodes it in full, for parking.
+    """
+
+    protobuf_schema: str
+    protobuf_message: str
+
+    def __len__(self) -> int: ...
+
+    def identity_keys(self) -> list[Key]: ...
+
+    def spend_rows(self) -> list[SpendRow]: ...
+
+    def subset(self, keep: Sequence[int]) -> WireRecords: ...
+
+    def protobuf_list(self) -> bytes: ...
+
+    def to_arrow(self) -> Any: ...
+
+    def to_records(self) -> list[SpanRecord]: ...
+
+
+Records = list[SpanRecord] | WireRecords
+"""What travels from a queue to a sink: SpanRecords (the in-process queue) or wire records (Kafka)."""
+
+
 @dataclass(slots=True)
 class Batch:
     """Records handed from a queue to a sink, with what the queue needs to acknowledge them.
@@ -147,7 +188,7 @@ class Batch:
     so that a sink can make a redelivered batch a no-op.
     """
 
-    records: list[SpanRecord]
+    records: Records
     dedup_token: str = ""
     handle: Any = None
 

@@ -170,14 +170,20 @@ def test_a_failed_protobuf_insert_goes_as_arrow_and_arrow_errors_decide() -> Non
     assert sink.protobuf_route == "input"
 
 
-def test_records_and_columns_still_go_as_arrow() -> None:
-    """SpanRecords (the in-process pipeline) and SpanColumns are inserted as Arrow whatever the route."""
+def test_records_go_as_arrow_whatever_the_route() -> None:
+    """SpanRecords (the in-process pipeline) are inserted as Arrow on the protobuf route too, and wire records
+    on a store without that route give the same table."""
     client = HttpClient()
     sink = ClickHouseSink(client)
     records = sample()
     sink.write(records, "")
-    sink.write(batch_of(records).columns(), "")
+    sink.protobuf_route = ""
+    sink.write(batch_of(records), "")
     assert not client.commands and [a[1].num_rows for a in client.arrow] == [len(records)] * 2
+    plain, wire = client.arrow[0][1], client.arrow[1][1]
+    assert plain.drop_columns(["attributes"]).equals(wire.drop_columns(["attributes"]))
+    assert [dict(m) for m in plain.column("attributes").to_pylist()] == \
+        [dict(m) for m in wire.column("attributes").to_pylist()]  # protobuf maps keep no order
 
 
 def test_the_protobuf_insert_reads_every_field_a_row_is_made_of() -> None:

@@ -184,7 +184,7 @@ def _parse_single(value: bytes | None) -> SpanRecordV1:
 def _message_records(value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> Sequence[SpanRecordV1]:
     """The parsed records of one span message (a SpanRecordBatchV1 or a single SpanRecordV1)."""
     if _is_batch(headers):
-        return _parse_batch(value, headers).records  # type: ignore[no-any-return]
+        return _parse_batch(value, headers).records
     return [_parse_single(value)]
 
 
@@ -259,7 +259,7 @@ class ColumnDecoder:
             if not row[_TRACE] or not row[_SPAN]:
                 raise RecordDecodeError(f"SpanRecordV1 without trace_id/span_id (message of {len(value or b'')} "
                                         "bytes)")
-            if row[_START] < 0 or row[_DURATION] < 0:  # type: ignore[operator]
+            if row[_START] < 0 or row[_DURATION] < 0:
                 raise RecordDecodeError("SpanRecordV1 with a negative start time or duration")
         self._rows.extend(rows)
         for name in _MAPS:

@@ -22,6 +22,7 @@ import hashlib
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,8 +35,7 @@ from llm_cost_tracker.queue import kafka_codec
 from llm_cost_tracker.queue.kafka_client import LoopThread, client_options, compression_type, start_producer
 from llm_cost_tracker.queue.kafka_metrics import KafkaMetrics
 from llm_cost_tracker.sinks.parking import ParkingLot, default_fallbacks
-from llm_cost_tracker.storage.rows import SpanColumns
-from llm_cost_tracker.types import Batch, SpanRecord
+from llm_cost_tracker.types import Batch, Records
 
 log = get_logger("kafka_consumer")
 _MARKER_RETRY_SECONDS = 1.0
@@ -305,7 +305,7 @@ class KafkaBatchReader:
         except Exception as exc:
             log.warning("cannot write flush marker", partition=tp.partition, error=str(exc)[:300])
 
-    async def _dead_letter(self, items: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]]) -> None:
+    async def _dead_letter(self, items: Sequence[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]]) -> None:
         futures = [await self._producer.send(self._s.kafka_dlq_topic, value=value or b"", key=key, headers=headers)
                    for key, value, headers in items]
         await asyncio.gather(*futures)
@@ -383,7 +383,7 @@ class KafkaBatchReader:
         if not len(decoder):
             self.commit(Batch(records=[], handle=handle))
             return None
-        return Batch(records=decoder, dedup_token=dedup_token(part.tp.topic, part.tp.partition, messages),  # type: ignore[arg-type]
+        return Batch(records=decoder, dedup_token=dedup_token(part.tp.topic, part.tp.partition, messages),
                      handle=handle)
 
     def _send_dead_letters(self, dead: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]],
@@ -436,7 +436,7 @@ class _DeadLetterParking(ParkingLot):
         super().__init__(fallback, default_fallbacks())
         self._reader = reader
 
-    def park(self, records: list[SpanRecord] | SpanColumns | kafka_codec.WireBatch, error: str) -> Path:
+    def park(self, records: Records, error: str) -> Path:
         if not isinstance(records, list):
             records = records.to_records()
         items = [(r.trace_id.encode(), kafka_codec.encode(r), [(kafka_codec.ERROR_HEADER, error.encode()[:4096])])

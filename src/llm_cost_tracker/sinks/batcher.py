@@ -25,19 +25,22 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.metrics import Metrics
 from llm_cost_tracker.sinks.identity import spend_rows
 from llm_cost_tracker.sinks.parking import ParkingLot
-from llm_cost_tracker.types import Batch, BatchReader, SpanRecord
+from llm_cost_tracker.types import Batch, BatchReader, Records
 
 log = get_logger("sink")
 
 
 class Sink(Protocol):
-    def write(self, records: list[SpanRecord], dedup_token: str = "") -> None: ...
+    """Where batches are written (``ClickHouseSink``): one insert per call, a repeat of the same non-empty
+    ``dedup_token`` a no-op."""
+
+    def write(self, records: Records, dedup_token: str = "") -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +68,7 @@ class BatchWriter:
 
     def __init__(self, reader: BatchReader, sink: Sink, parking: ParkingLot,
                  is_retriable: Callable[[BaseException], bool], policy: BatchPolicy, metrics: Metrics,
-                 first_arrivals: Callable[[Any, str], tuple[Any, int]] | None = None) -> None:
+                 first_arrivals: Callable[[Records, str], tuple[Records, int]] | None = None) -> None:
         self._first_arrivals = first_arrivals
         self._reader = reader
         self._sink = sink
@@ -112,7 +115,7 @@ class BatchWriter:
     def _write(self, batch: Batch) -> bool:
         """Write or park ``batch``; False when neither worked by the shutdown deadline (counted as lost)."""
         delay = self._policy.retry_initial_seconds
-        records: Any = None  # the batch's first arrivals, decided once (before the first attempt)
+        records: Records | None = None  # the batch's first arrivals, decided once (before the first attempt)
         repeats = 0
         token = batch.dedup_token or f"lct-batch:{uuid.uuid4().hex}"  # the same for every attempt of this batch
         while True:

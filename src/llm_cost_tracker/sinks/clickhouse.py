@@ -6,14 +6,14 @@ import hashlib
 import os
 import re
 import tempfile
-from typing import Any, Protocol
+from typing import Any
 
 import pyarrow as pa
 
 from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.sinks.identity import token_hash
-from llm_cost_tracker.storage.rows import SpanColumns, records_to_arrow
-from llm_cost_tracker.types import SpanRecord
+from llm_cost_tracker.storage.rows import records_to_arrow
+from llm_cost_tracker.types import Records, WireRecords
 
 log = get_logger("sink")
 
@@ -51,19 +51,6 @@ def is_retriable(exc: BaseException) -> bool:
         return False  # the batch could not even be encoded
     code = error_code(exc)
     return code not in _PERMANENT_CODES
-
-
-class ProtobufRecords(Protocol):
-    """Span records in protobuf wire form that ClickHouse can parse itself (``kafka_codec.WireBatch``)."""
-
-    protobuf_schema: str
-    protobuf_message: str
-
-    def __len__(self) -> int: ...
-
-    def protobuf_list(self) -> bytes: ...
-
-    def to_arrow(self) -> Any: ...
 
 
 # ProtobufList input -> llm_spans: the SpanRecordV1 fields read (names as in storage.rows.SPAN_COLUMNS) and the
@@ -164,10 +151,10 @@ class ClickHouseSink:
         self.protobuf_route = protobuf_route(client)
         """How protobuf records reach ClickHouse (see :func:`protobuf_route`); ``""`` once the store refused it."""
 
-    def write(self, records: list[SpanRecord] | SpanColumns | ProtobufRecords, dedup_token: str = "") -> None:
+    def write(self, records: Records, dedup_token: str = "") -> None:
         """Insert ``records`` in one statement; a non-empty ``dedup_token`` makes a repeat a no-op.
 
-        ``records`` are SpanRecords, SpanColumns, or protobuf records from the Kafka consumer, which ClickHouse
+        ``records`` are SpanRecords (inserted as Arrow), or wire records from the Kafka consumer, which ClickHouse
         parses itself (``FORMAT ProtobufList``) where it can; a store that refuses that statement (a server
         without ``format_schema_source``, say) gets the same rows as Arrow, with the same token, from then on.
 
@@ -177,16 +164,16 @@ class ClickHouseSink:
         """
         settings = INSERT_SETTINGS | (DEDUP_SETTINGS | {"insert_deduplication_token": dedup_token} if dedup_token else {})
         stamp = token_hash(dedup_token)  # each row's insert_token (sinks/identity.py)
-        if hasattr(records, "protobuf_list"):
-            if self.protobuf_route:
-                self._write_protobuf(records, settings, stamp)  # type: ignore[arg-type]
-                return
-            table = records.to_arrow()  # type: ignore[union-attr]
+        if isinstance(records, list):
+            table = records_to_arrow(records)
+        elif self.protobuf_route:
+            self._write_protobuf(records, settings, stamp)
+            return
         else:
-            table = records.to_arrow() if isinstance(records, SpanColumns) else records_to_arrow(records)  # type: ignore[arg-type]
+            table = records.to_arrow()
         self._client.insert_arrow(self.table, _stamped(table, stamp), settings=settings)
 
-    def _write_protobuf(self, records: ProtobufRecords, settings: dict[str, Any], stamp: int) -> None:
+    def _write_protobuf(self, records: WireRecords, settings: dict[str, Any], stamp: int) -> None:
         try:
             self._insert_protobuf(records, settings, stamp)
         except Exception as exc:
@@ -202,7 +189,7 @@ class ClickHouseSink:
             else:
                 log.warning("protobuf insert failed; the batch went as Arrow", error=error)
 
-    def _insert_protobuf(self, records: ProtobufRecords, settings: dict[str, Any], stamp: int) -> None:
+    def _insert_protobuf(self, records: WireRecords, settings: dict[str, Any], stamp: int) -> None:
         into = f"INSERT INTO {self.table} ({_PROTOBUF_COLUMNS}{', insert_token' if stamp else ''})"
         select = f"{_PROTOBUF_SELECT}, toUInt64({int(stamp)})" if stamp else _PROTOBUF_SELECT
         if self.protobuf_route == "input":  # a server over HTTP: the body is the data, settings are URL parameters

@@ -22,21 +22,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import pyarrow as pa
 
-from llm_cost_tracker.storage.rows import SpanColumns
-from llm_cost_tracker.types import SpanRecord
+from llm_cost_tracker.types import Key, Records, SpanRecord, SpendRow
 
-__all__ = ["FirstArrivals", "IdentifiedRecords", "Key", "SpendRow", "identity_keys", "lookup_route", "spend_rows",
-           "subset", "token_hash"]
+__all__ = ["FirstArrivals", "Key", "SpendRow", "identity_keys", "lookup_route", "spend_rows", "subset", "token_hash"]
 
-Key = tuple[str, str, str, int]
-"""(tenant, trace_id, span_id, start_time_ns): a span's identity."""
-SpendRow = tuple[str, str, str, str, int, int, int, int, int, "int | None", str, str, "int | None"]
-"""(tenant, service, provider, model, input, output, cache_read, cache_write, reasoning tokens, cost_pusd,
-pricing_status, missing dimension of a partial price, reported_cost_pusd)."""
 _MISSING = "llm_cost_tracker.pricing.missing"
 """The attribute naming what a partial price lacks (transforms/price.py MISSING_ATTRIBUTE)."""
 
@@ -72,49 +65,25 @@ def token_hash(token: str) -> int:
     return int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "big")
 
 
-class IdentifiedRecords(Protocol):
-    """Records in another form than SpanRecords that know their identities (the Kafka ``WireBatch``)."""
-
-    def identity_keys(self) -> list[Key]: ...
-
-    def spend_rows(self) -> list[SpendRow]: ...
-
-    def subset(self, keep: Sequence[int]) -> Any: ...
-
-    def __len__(self) -> int: ...
-
-
-def identity_keys(records: Any) -> list[Key]:
+def identity_keys(records: Records) -> list[Key]:
     """The identity of each record, in order."""
-    if isinstance(records, SpanColumns):
-        c = records.columns
-        return list(zip(c["tenant"], c["trace_id"], c["span_id"], c["start_time_ns"], strict=True))  # type: ignore[arg-type]
     if isinstance(records, list):
         return [(r.tenant, r.trace_id, r.span_id, r.start_time_ns) for r in records]
-    return records.identity_keys()  # type: ignore[no-any-return]
+    return records.identity_keys()
 
 
-def subset(records: Any, keep: Sequence[int]) -> Any:
+def subset(records: Records, keep: Sequence[int]) -> Records:
     """The records at positions ``keep``, in the same form."""
-    if isinstance(records, SpanColumns):
-        return SpanColumns({name: [column[i] for i in keep] for name, column in records.columns.items()})
     if isinstance(records, list):
         return [records[i] for i in keep]
     return records.subset(keep)
 
 
-def spend_rows(records: Any) -> list[SpendRow]:
+def spend_rows(records: Records) -> list[SpendRow]:
     """What the spend metrics count of each record."""
-    if isinstance(records, SpanColumns):
-        c = records.columns
-        models = [r or q for r, q in zip(c["response_model"], c["request_model"], strict=True)]
-        return list(zip(c["tenant"], c["service_name"], c["provider"], models, c["input_tokens"],  # type: ignore[arg-type]
-                        c["output_tokens"], c["cache_read_tokens"], c["cache_write_tokens"], c["reasoning_tokens"],
-                        c["cost_pusd"], c["pricing_status"],
-                        [a.get(_MISSING, "") for a in c["attributes"]], c["reported_cost_pusd"], strict=True))  # type: ignore[attr-defined]
     if isinstance(records, list):
         return [_spend_row(r) for r in records]
-    return records.spend_rows()  # type: ignore[no-any-return]
+    return records.spend_rows()
 
 
 def _spend_row(r: SpanRecord) -> SpendRow:
@@ -175,7 +144,7 @@ class FirstArrivals:
             found.update(((str(t), str(tr), str(s), int(ns)), int(h)) for t, tr, s, ns, h in rows)
         return found
 
-    def __call__(self, records: Any, token: str = "") -> tuple[Any, int]:
+    def __call__(self, records: Records, token: str = "") -> tuple[Records, int]:
         """(the first arrivals of ``records`` in their form, how many were left out as already seen).
 
         ``token`` is the batch's insert token: spans an earlier attempt stored under it are kept (see the

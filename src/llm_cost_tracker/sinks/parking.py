@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from llm_cost_tracker.types import SpanRecord, TokenUsage
+from llm_cost_tracker.types import Records, SpanRecord, TokenUsage
 
 __all__ = ["ParkingFailed", "ParkingLot", "default_fallbacks"]
 
@@ -46,8 +46,10 @@ class ParkingLot:
         self.directory = Path(directory)
         self.fallbacks = [Path(f) for f in fallbacks]
 
-    def park(self, records: list[SpanRecord], error: str) -> Path:
+    def park(self, records: Records, error: str) -> Path:
         """The file the records were written to; raises :class:`ParkingFailed` when no directory took them."""
+        if not isinstance(records, list):
+            records = records.to_records()
         errors = []
         for directory in (self.directory, *self.fallbacks):
             try:

@@ -165,6 +165,7 @@ class Scanner:
         pem, jwt, anthropic, openai, aws, github, google, email, card, iban, ipv4, ipv6, phone = self._on
         shape = data.translate(SHAPE)
         found: list[tuple[int, int, Detector]] = []
+        hits: Sequence[Span]
         dash = "-" in text
         if pem and dash and "-----BEGIN" in text:
             if hits := f.find_pem(data, shape):

@@ -11,12 +11,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Protocol
 
 from llm_cost_tracker.transforms._checks import IBAN_BYTES_LENGTHS, iban_mod97, ipv6_valid
 
 Span = tuple[int, int]
 Finder = Callable[[bytes, bytes], list[Span]]
 """(text, shape) -> (start, end) of each validated entity, in the order found."""
+
+
+class TextFinder(Protocol):
+    """A :data:`Finder` that may be told where to start (``pos``), when no entity can start before it."""
+
+    def __call__(self, text: bytes, shape: bytes, pos: int = 0, /) -> list[Span]: ...
 
 
 def _shape_table() -> bytes:
@@ -36,7 +43,7 @@ WORD = frozenset(b"0Aa_-")
 """Bytes of the shape that continue a token: an entity must not touch one."""
 
 
-def _text_finder(pattern: bytes, mixed: bool = False, bounded: bool = True) -> Finder:
+def _text_finder(pattern: bytes, mixed: bool = False, bounded: bool = True) -> TextFinder:
     """A finder for ``pattern`` (searched in the text). ``mixed``: the match must look random, with
     both a digit and a letter (rules out words joined by dashes). ``bounded``: no token character
     may touch it."""
@@ -129,6 +136,8 @@ _IBAN_RE = re.compile(rb"AA00(?: ?[A0]){11,30}")
 _IBAN_RUN = re.compile(rb"[A0 ]*")
 _IBAN_PLANS: dict[tuple[bytes, int], tuple[int, int] | None] = {}
 _IBAN_PLANS_MAX = 4096
+_UNSEEN: tuple[int, int] = (-2, -2)
+"""``_IBAN_PLANS.get`` default: a context not planned yet (compared by identity)."""
 
 
 def _iban_plan(shape: bytes, start: int, want: int) -> tuple[int, int] | None:
@@ -161,9 +170,10 @@ def find_iban(text: bytes, shape: bytes) -> list[Span]:
     while start >= 0:
         want = IBAN_BYTES_LENGTHS.get(text[start:start + 2], 0)
         lo = start - 1 if start else 0
-        key = (shape[lo:_IBAN_RUN.match(shape, start + 4, start + 66).end() + 1], want)
-        plan = _IBAN_PLANS.get(key, False)
-        if plan is False:
+        run = _IBAN_RUN.match(shape, start + 4, start + 66)
+        key = (shape[lo:(run.end() if run is not None else start + 4) + 1], want)  # [A0 ]* always matches
+        plan = _IBAN_PLANS.get(key, _UNSEEN)
+        if plan is _UNSEEN:
             if len(_IBAN_PLANS) >= _IBAN_PLANS_MAX:
                 _IBAN_PLANS.clear()
             plan = _iban_plan(key[0], start - lo, want)
