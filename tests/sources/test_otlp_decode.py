@@ -85,3 +85,17 @@ def test_attribute_keys_over_the_limit_are_dropped_and_counted() -> None:
     assert batch.long_keys == 2 and batch.truncated_attributes == 2
     assert "2 of them had a key over 64 bytes" in batch.messages[-1]
     assert DecodeLimits().max_key_bytes == 256
+
+
+def test_every_scalar_kind_is_rendered_as_any_value_to_str_renders_it() -> None:
+    """The decoder's inlined scalar paths (a non-zero int skips the oneof lookup) agree with the reference
+    rendering on zero, negative and huge ints, doubles, bools, empty strings and nested values."""
+    from llm_cost_tracker.sources.otlp_decode import any_value_to_str
+
+    attributes = {"zero": 0, "negative": -5, "huge": 2**62, "tiny": -(2**63), "double": 0.0, "half": 1.5,
+                  "yes": True, "no": False, "empty": "", "text": "x", "array": [1, "a"]}
+    request = make_request([make_span(attributes)])
+    stored = decode_spans(request, DecodeLimits()).records[0].attributes
+    span = request.resource_spans[0].scope_spans[0].spans[0]
+    assert stored == {kv.key: any_value_to_str(kv.value) for kv in span.attributes}
+    assert stored["zero"] == "0" and stored["negative"] == "-5" and stored["double"] == "0.0"

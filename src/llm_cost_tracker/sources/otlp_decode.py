@@ -211,10 +211,12 @@ def _attributes(kvs: object, limits: DecodeLimits, batch: DecodedBatch) -> dict[
         # the scalar kinds inline, a non-empty string (most values) without asking which kind it is: this
         # loop runs for every attribute of every span
         text = value.string_value
-        if not text:
+        if not text and (number := value.int_value):  # a non-zero int (token counts): no WhichOneof
+            text = str(number)
+        elif not text:
             kind = value.WhichOneof("value")
             if kind == "int_value":
-                text = str(value.int_value)
+                text = "0"
             elif kind == "double_value":
                 text = repr(value.double_value)
             elif kind == "bool_value":
