@@ -130,8 +130,7 @@ def _did_you_mean(catalog: Any, provider: str, model: str) -> str:
 
 
 def _card_dict(card: Any) -> dict[str, Any]:
-    from llm_cost_tracker.pricing import DIMENSIONS
-    from llm_cost_tracker.pricing._money import femto_to_per_mtok, femto_to_usd_str
+    from llm_cost_tracker.pricing import DIMENSIONS, femto_to_per_mtok, femto_to_usd_str
 
     out: dict[str, Any] = {"above_input_tokens": card.above_input_tokens}
     for dim in DIMENSIONS:
@@ -258,7 +257,7 @@ def _cost(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from llm_cost_tracker.pricing._money import femto_to_per_mtok
+    from llm_cost_tracker.pricing import femto_to_per_mtok
 
     catalog = _catalog(args)
     rows = []
@@ -286,7 +285,7 @@ def _list(args: argparse.Namespace) -> int:
 def _import(args: argparse.Namespace) -> int:
     from importlib import resources
 
-    from llm_cost_tracker.pricing._litellm import import_file
+    from llm_cost_tracker.pricing import import_file
 
     out = Path(args.out) if args.out else Path(str(resources.files("llm_cost_tracker.pricing") / "data"))
     out.mkdir(parents=True, exist_ok=True)
@@ -301,7 +300,7 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from llm_cost_tracker.pricing._validate import validate_file
+    from llm_cost_tracker.pricing import validate_file
 
     errors, summary = validate_file(args.file)
     for error in errors:
@@ -314,9 +313,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _sync_common(args: argparse.Namespace, dry_run: bool) -> int:
-    from llm_cost_tracker.pricing import CatalogError, PriceCatalog
-    from llm_cost_tracker.pricing._settings import load_pricing_settings
-    from llm_cost_tracker.pricing._sync import sync
+    from llm_cost_tracker.pricing import CatalogError, PriceCatalog, load_pricing_settings, sync
 
     factor = args.max_factor or load_pricing_settings(args.config).sync_max_change_factor
     current = PriceCatalog.load(data_dir=args.data_dir)

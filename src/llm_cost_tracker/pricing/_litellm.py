@@ -197,12 +197,12 @@ def convert(
             continue
         lp = info["litellm_provider"]
         provider = our_provider(lp)
-        entry = out.get(provider, {}).get(_model_name(target, lp, provider))
-        if entry is not None:
+        aliased: dict[str, Any] | None = out.get(provider, {}).get(_model_name(target, lp, provider))
+        if aliased is not None:
             alias = _model_name(key, lp, provider).split("/")[-1]
-            entry.setdefault("aliases", [])
-            if alias not in entry["aliases"]:
-                entry["aliases"].append(alias)
+            aliased.setdefault("aliases", [])
+            if alias not in aliased["aliases"]:
+                aliased["aliases"].append(alias)
     return out
 
 

@@ -202,7 +202,7 @@ def femto_amounts(card: RateCard, usage: TokenUsage, extras: Extras = NO_EXTRAS)
     left = max(usage.input_tokens - cache_read - cache_write, 0)
     output = usage.output_tokens
     reasoning = min(usage.reasoning_tokens, output)
-    amounts = {}
+    amounts: dict[str, int] = {}
     d = usage.detail
     if d is not NO_DETAIL or extras.image_output:
         audio_in = min(d.input_audio_tokens, left)
