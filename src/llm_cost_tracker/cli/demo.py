@@ -29,6 +29,7 @@ _CALLS = (
 def _demo(args: argparse.Namespace) -> int:
     import grpc
     from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
     from llm_cost_tracker.testing import (
         genai_attributes,
@@ -39,7 +40,7 @@ def _demo(args: argparse.Namespace) -> int:
     )
 
     rng = random.Random(args.seed)
-    by_resource: dict[tuple[str, str], list[object]] = {}
+    by_resource: dict[tuple[str, str], list[Span]] = {}
     for _ in range(args.spans):
         dialect, provider, model = rng.choice(_CALLS)
         inp, out = rng.randint(200, 8000), rng.randint(20, 1200)
@@ -53,13 +54,14 @@ def _demo(args: argparse.Namespace) -> int:
         key = (rng.choice(("checkout", "support-bot", "search")), rng.choice(("acme", "globex")))
         by_resource.setdefault(key, []).append(make_span(attrs, name=f"chat {model}"))
     metadata = (("authorization", f"Bearer {args.auth_token}"),) if args.auth_token else ()
-    stub = trace_service_pb2_grpc.TraceServiceStub(grpc.insecure_channel(args.endpoint))
+    # opentelemetry-proto's *_pb2_grpc modules are generated without type annotations
+    stub = trace_service_pb2_grpc.TraceServiceStub(grpc.insecure_channel(args.endpoint))  # type: ignore[no-untyped-call]
     try:
         for (service, tenant), spans in by_resource.items():
-            stub.Export(make_request(spans, {"service.name": service, "tenant.id": tenant}),  # type: ignore[arg-type]
+            stub.Export(make_request(spans, {"service.name": service, "tenant.id": tenant}),
                         metadata=metadata, timeout=10)
     except grpc.RpcError as exc:
-        print(f"llm-cost-tracker: export to {args.endpoint} failed: {exc.code().name}: {exc.details()}",  # type: ignore[attr-defined]
+        print(f"llm-cost-tracker: export to {args.endpoint} failed: {exc.code().name}: {exc.details()}",
               file=sys.stderr)
         return 1
     print(f"sent {args.spans} LLM spans to {args.endpoint}; see the spend now on /metrics and with "

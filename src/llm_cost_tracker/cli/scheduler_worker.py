@@ -49,7 +49,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _scheduler(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     log.configure(settings.log_level, settings.log_format)  # before importing modules that bind loggers
-    from llm_cost_tracker.cli.kafka import serve
+    from llm_cost_tracker.cli._common import serve
     from llm_cost_tracker.services.scheduler import SchedulerWorker
 
     logger = log.get_logger("cli")

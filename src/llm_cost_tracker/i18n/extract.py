@@ -26,6 +26,14 @@ ALERT_COMMENT = ("Prometheus alert {alert}, {key}. Keep every {{placeholder}}: e
                  "expression (a label, the alert's value or a query result).")
 
 
+def _file_only(path: str) -> tuple[str, int]:
+    """A location without a line number (``#: path``), so an edit elsewhere in a file leaves the .pot alone.
+
+    Babel writes a None line number as the bare path but annotates the line number as ``int``.
+    """
+    return (path, None)  # type: ignore[return-value]
+
+
 def template() -> Catalog:
     """The catalog of every message in the sources and the alert rules, without translations."""
     catalog = Catalog(domain=DOMAIN, project="llm-cost-tracker", charset="utf-8")
@@ -35,9 +43,9 @@ def template() -> Catalog:
             continue
         relative = path.relative_to(PACKAGE.parent).as_posix()
         for _lineno, message, comments, context in extract_from_file("python", str(path), keywords=KEYWORDS):
-            catalog.add(message, locations=[(relative, None)], auto_comments=comments, context=context)
+            catalog.add(message, locations=[_file_only(relative)], auto_comments=comments, context=context)
     for alert, key, msgid in alerts.messages():
-        catalog.add(msgid, locations=[("deploy/prometheus/alerts.yaml", None)],
+        catalog.add(msgid, locations=[_file_only("deploy/prometheus/alerts.yaml")],
                     auto_comments=[ALERT_COMMENT.format(alert=alert, key=key)])
     return catalog
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,7 +64,8 @@ class SqlEngine:
         self.database = database
         from chdb import _chdb
 
-        self._connect = _chdb.connect
+        # chdb's bundled _chdb stub omits connect (the extension has it): a connection is Any here
+        self._connect: Callable[[str], Any] = _chdb.connect  # type: ignore[attr-defined]
 
     def _session(self, policy: Policy, database: str, extra: Mapping[str, str], limits: bool) -> Any:
         conn = self._connect(self.path)

@@ -142,7 +142,7 @@ class SqlHttpServer:
             site = web.TCPSite(self._runner, self.host, self._requested_port, ssl_context=self._ssl())
             await site.start()
             server = site._server
-            assert server is not None and server.sockets
+            assert isinstance(server, asyncio.Server) and server.sockets
             return int(server.sockets[0].getsockname()[1])
 
         self._thread.start()
