@@ -18,6 +18,7 @@ from llm_cost_tracker.config import Settings
 from llm_cost_tracker.frontend import FrontEnd, default_transforms, load_catalog
 from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.metrics import Metrics
+from llm_cost_tracker.protocols import LocalQueue
 from llm_cost_tracker.queue.memory import MemoryQueue
 from llm_cost_tracker.services.schedules_api import SchedulesApi
 from llm_cost_tracker.services.spend_api import SpendApi
@@ -62,7 +63,7 @@ class AllInOne:
         applied = migrate(self._client, settings=s)
         if applied:
             log.info("schema migrated", versions=[m.version for m in applied])
-        self.queue = MemoryQueue(s.queue_capacity, ack_when_stored=s.ack == "stored", max_bytes=s.queue_max_bytes)
+        self.queue: LocalQueue = MemoryQueue(s.queue_capacity, ack_when_stored=s.ack == "stored", max_bytes=s.queue_max_bytes)
         self.budgets = BudgetHook.from_settings(s)  # None unless the config file has [[budgets]]
         if self.budgets is not None:
             self.queue = self.budgets.track(self.queue)  # accepted-but-unstored spend for budgets

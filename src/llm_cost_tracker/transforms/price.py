@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Protocol
 
-from llm_cost_tracker.pricing._quote import TIER_ATTRIBUTES, USAGE_ATTRIBUTES
-from llm_cost_tracker.types import NO_USAGE, PRICED, UNPRICED, SpanRecord, TokenUsage
+from llm_cost_tracker.pricing import TIER_ATTRIBUTES, USAGE_ATTRIBUTES
+from llm_cost_tracker.protocols import Catalog, Quote
+from llm_cost_tracker.types import NO_USAGE, PRICED, UNPRICED, SpanRecord
 
 __all__ = ["MISSING_ATTRIBUTE", "NO_USAGE", "PARTIAL", "PRICED", "PRICING_ATTRIBUTES", "REPORTED", "UNPRICED",
            "Catalog", "Price", "Quote"]
@@ -41,22 +41,6 @@ attributes: the same cost, without ~2 us of lookups per quote (tests/transforms/
 quote reads no other key)."""
 SEEN_UNPRICED_LIMIT = 10_000
 """Distinct unresolved (provider, model) pairs remembered; past it new ones are not reported (bounded memory)."""
-
-
-class Quote(Protocol):
-    pricing_model: str
-    price_version: str
-    cost_pusd: int
-
-    @property
-    def missing(self) -> tuple[str, ...]: ...
-
-
-class Catalog(Protocol):
-    """What pricing needs of ``llm_cost_tracker.pricing.PriceCatalog``."""
-
-    def quote(self, *, provider: str, model: str, at_ns: int, usage: TokenUsage,
-              attributes: dict[str, str] | None, tenant: str = "") -> Quote | None: ...
 
 
 class Price:
