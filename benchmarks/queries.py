@@ -32,8 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from llm_cost_tracker.config import Settings  # noqa: E402
-from llm_cost_tracker.sinks.clickhouse import DEDUP_SETTINGS  # noqa: E402
-from llm_cost_tracker.storage.client import connect  # noqa: E402
+from llm_cost_tracker.storage.client import DEDUP_SETTINGS, connect  # noqa: E402
 from llm_cost_tracker.storage.migrate import migrate  # noqa: E402
 from llm_cost_tracker.storage.rows import COST_TYPE  # noqa: E402
 

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from llm_cost_tracker.sql_http import discovery
+from llm_cost_tracker.storage import endpoint as discovery
 from llm_cost_tracker.testing import ServiceProcess, http_json
 from tests.sql_http.conftest import ACME, ADMIN, GLOBEX, SENT, Running
 

@@ -10,6 +10,7 @@ import pytest
 from llm_cost_tracker.pricing import PriceCatalog
 from llm_cost_tracker.sinks.clickhouse import ClickHouseSink
 from llm_cost_tracker.storage.reprice import reprice, resume
+from llm_cost_tracker.transforms.price import Price
 from llm_cost_tracker.types import TokenUsage
 
 from .conftest import span
@@ -53,7 +54,7 @@ def test_reprice_updates_spans_rollups_and_audit(store, catalog) -> None:
     unknown_then = span(T0.timestamp() + 60, cost=None, model="gpt-4o-mini", tokens=(2000, 300, 0, 0, 0))
     sink.write([old, *wrong, unknown_then], dedup_token="x")
     sink.write([wrong[0]])  # stored twice (no token): both rows are repriced, the rollups count both
-    result = reprice(store, catalog, dt.datetime(2026, 3, 10, tzinfo=dt.UTC))
+    result = reprice(store, Price(lambda: catalog), dt.datetime(2026, 3, 10, tzinfo=dt.UTC))
     assert (result.spans, result.changed) == (4, 4)
     expected = list_price(catalog, "gpt-4o", T0, (1000, 100, 400, 0, 0))
     rows = store.query("SELECT span_id, cost_usd, pricing_status, price_version != '' FROM llm_spans "
@@ -75,7 +76,7 @@ def test_reprice_updates_spans_rollups_and_audit(store, catalog) -> None:
     status = store.query("SELECT argMax(status, at), argMax(changed, at) FROM reprice_runs WHERE run_id = {r:String}",
                          parameters={"r": result.run_id}).result_rows
     assert status == [("done", 4)]
-    again = reprice(store, catalog, dt.datetime(2026, 3, 1, tzinfo=dt.UTC))
+    again = reprice(store, Price(lambda: catalog), dt.datetime(2026, 3, 1, tzinfo=dt.UTC))
     assert again.changed == 0
     rollups_match_raw(store)
 
@@ -84,11 +85,11 @@ def test_model_filter_and_dry_run(store, catalog) -> None:
     """--model limits the run to one model; a dry run reports the change and writes nothing."""
     sink = ClickHouseSink(store)
     sink.write([span(T0.timestamp(), cost=5, model="gpt-4o"), span(T0.timestamp(), cost=5, model="gpt-4o-mini")])
-    dry = reprice(store, catalog, T0 - dt.timedelta(days=1), "gpt-4o-mini", dry_run=True)
+    dry = reprice(store, Price(lambda: catalog), T0 - dt.timedelta(days=1), "gpt-4o-mini", dry_run=True)
     assert (dry.spans, dry.changed, dry.dry_run) == (1, 1, True)
     assert store.query("SELECT count() FROM reprice_audit").result_rows == [(0,)]
     assert store.query("SELECT count() FROM llm_spans WHERE cost_usd = 0.000000000005").result_rows == [(2,)]
-    done = reprice(store, catalog, T0 - dt.timedelta(days=1), "gpt-4o-mini")
+    done = reprice(store, Price(lambda: catalog), T0 - dt.timedelta(days=1), "gpt-4o-mini")
     assert done.changed == 1
     assert store.query("SELECT model FROM llm_spans WHERE cost_usd = 0.000000000005").result_rows == [("gpt-4o",)]
     rollups_match_raw(store)
@@ -103,7 +104,7 @@ def test_an_interrupted_run_is_finished_once(store, catalog) -> None:
     module._apply = lambda client, run_id: (_ for _ in ()).throw(RuntimeError("killed"))
     try:
         with pytest.raises(RuntimeError):
-            reprice(store, catalog, T0 - dt.timedelta(days=1))
+            reprice(store, Price(lambda: catalog), T0 - dt.timedelta(days=1))
     finally:
         module._apply = original
     assert store.query("SELECT sum(cost_usd) FROM llm_spend_daily").result_rows == [(Decimal("0.000000000005"),)]

@@ -97,6 +97,7 @@ def _reprice(args: argparse.Namespace) -> int:
     from llm_cost_tracker.pricing import PriceCatalog
     from llm_cost_tracker.report import parse_time
     from llm_cost_tracker.storage.reprice import reprice
+    from llm_cost_tracker.transforms.price import Price
 
     try:
         since = parse_time(args.since, dt.datetime.now(dt.UTC))
@@ -114,7 +115,7 @@ def _reprice(args: argparse.Namespace) -> int:
         return 2
     try:
         catalog = PriceCatalog.load(settings.pricing_file or None)
-        result = reprice(client, catalog, since, args.model, dry_run=args.dry_run)
+        result = reprice(client, Price(lambda: catalog), since, args.model, dry_run=args.dry_run)
         rows: list[list[Any]] = []
         if result.changed and not result.dry_run:
             rows = [list(r) for r in client.query(

@@ -12,6 +12,7 @@ import pyarrow as pa
 
 from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.sinks.identity import token_hash
+from llm_cost_tracker.storage.client import DEDUP_SETTINGS
 from llm_cost_tracker.storage.rows import records_to_arrow
 from llm_cost_tracker.types import Records, WireRecords
 
@@ -28,8 +29,6 @@ _PERMANENT_CODES = frozenset({
     117,  # INCORRECT_DATA
     16,   # NO_SUCH_COLUMN_IN_TABLE
 })
-# Per-insert settings that make a token-carrying insert idempotent in llm_spans and its rollups.
-DEDUP_SETTINGS = {"insert_deduplicate": 1, "deduplicate_blocks_in_dependent_materialized_views": 1}
 # A batch mixes many clients' spans: one client's spans dated across 100+ months must not fail (Code 252,
 # retried forever) everyone's insert.
 INSERT_SETTINGS = {"max_partitions_per_insert_block": 0}

@@ -7,9 +7,9 @@ from typing import Any
 
 from llm_cost_tracker.config import Settings
 from llm_cost_tracker.log import get_logger
-from llm_cost_tracker.sql_http import discovery
 from llm_cost_tracker.sql_http._config import SqlHttpConfig
 from llm_cost_tracker.sql_http._engine import SqlEngine
+from llm_cost_tracker.storage import endpoint as discovery
 
 __all__ = ["SqlEndpoint"]
 log = get_logger("sql_http")

@@ -10,8 +10,13 @@ from typing import Any
 import clickhouse_connect
 
 from llm_cost_tracker.config import Settings
+from llm_cost_tracker.storage.endpoint import find
 
-__all__ = ["StoreLocked", "StoreMissing", "connect", "connect_reader", "describe"]
+__all__ = ["DEDUP_SETTINGS", "StoreLocked", "StoreMissing", "connect", "connect_reader", "describe"]
+
+DEDUP_SETTINGS = {"insert_deduplicate": 1, "deduplicate_blocks_in_dependent_materialized_views": 1}
+"""Per-insert settings that make a token-carrying insert idempotent in llm_spans and its rollups (the
+sink's batches, and the rollup deltas of ``reprice`` and ``forget``)."""
 
 _OPENED: set[Path] = set()
 """Embedded stores this process has opened (chDB keeps one engine per process; reopening is fine)."""
@@ -98,7 +103,7 @@ def connect_reader(settings: Settings) -> Any:
 
     The embedded store is opened by one process; while the service holds it, it serves the store
     read-only over the ClickHouse HTTP interface and records where in the data directory
-    (:mod:`llm_cost_tracker.sql_http.discovery`). The reader then queries through that endpoint, with
+    (:mod:`llm_cost_tracker.storage.endpoint`). The reader then queries through that endpoint, with
     the admin token of the same settings (``LCT_AUTH_TOKEN`` or the first ``[auth] admin_tokens`` entry).
 
     Raises:
@@ -108,8 +113,6 @@ def connect_reader(settings: Settings) -> Any:
     try:
         return connect(settings, create=False)
     except StoreLocked as exc:
-        from llm_cost_tracker.sql_http.discovery import find
-
         endpoint = find(str(Path(settings.data_dir).resolve()))
         if endpoint is None:
             raise StoreLocked(

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from llm_cost_tracker.sinks.clickhouse import DEDUP_SETTINGS
+from llm_cost_tracker.storage.client import DEDUP_SETTINGS
 
 USER_KEYS = ("enduser.id", "user.id")
 _MATCH = " OR ".join(f"{where}['{key}'] = {{user:String}}"

@@ -1,10 +1,11 @@
 """Reprice stored spans after a price correction: set-wise, audited, rollups kept in step.
 
-One run (``reprice(client, catalog, since, model)``):
+One run (``reprice(client, price, since, model)``):
 
 1. reads the spans since ``since`` (optionally one model; never a ``duplicate`` span, whose cost another
    span of the same call carries) grouped by ``(trace_id, span_id)`` and prices
-   each with the current catalog through the pipeline's own :class:`~llm_cost_tracker.transforms.price.Price`;
+   each with ``price``: the pipeline's own :class:`~llm_cost_tracker.transforms.price.Price` stage over
+   the corrected catalog, handed in by the caller (storage sits below transforms in the layers);
 2. writes one ``reprice_audit`` row per span whose cost, cache savings, pricing model or price
    version changed (old and new values) - status ``audited``;
 3. updates ``llm_spans`` with ONE mutation that looks the new values up in a temporary Join table
@@ -21,18 +22,21 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
 
-from llm_cost_tracker.sinks.clickhouse import DEDUP_SETTINGS
+from llm_cost_tracker.storage.client import DEDUP_SETTINGS
 from llm_cost_tracker.storage.rows import pico_to_decimal_array
-from llm_cost_tracker.transforms.price import Price
 from llm_cost_tracker.types import PICO_PER_USD, SpanRecord, TokenUsage
 
+__all__ = ["PriceStage", "RepriceResult", "reprice", "resume"]
+
+PriceStage = Callable[[SpanRecord], SpanRecord]
+"""Prices one span (the pipeline's ``Price`` transform): the same rules as at ingest, by construction."""
 _PICO = Decimal(PICO_PER_USD)
 _SELECT = """
 SELECT trace_id, span_id, toUnixTimestamp64Nano(any(timestamp)) AS ns, any(tenant), any(service_name),
@@ -90,7 +94,7 @@ def _record(row: tuple[Any, ...]) -> SpanRecord:
                       usage=TokenUsage(int(inp), int(out), int(cr), int(cw), int(reasoning)))
 
 
-def _changes(client: Any, price: Price, since: dt.datetime, model: str) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+def _changes(client: Any, price: PriceStage, since: dt.datetime, model: str) -> Iterator[tuple[int, list[dict[str, Any]]]]:
     """``(spans seen, changed rows)`` per block of stored spans."""
     params = {"since": since.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f"), "model": model}
     with client.query_rows_stream(_SELECT, parameters=params) as stream:
@@ -104,7 +108,7 @@ def _changes(client: Any, price: Price, since: dt.datetime, model: str) -> Itera
             yield len(block), _diff(price, block)
 
 
-def _diff(price: Price, rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+def _diff(price: PriceStage, rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
     out = []
     for row in rows:
         record = price(_record(row))
@@ -197,13 +201,14 @@ def resume(client: Any) -> list[str]:
     return [r[0] for r in rows]
 
 
-def reprice(client: Any, catalog: Any, since: dt.datetime, model: str = "", *, dry_run: bool = False,
+def reprice(client: Any, price: PriceStage, since: dt.datetime, model: str = "", *, dry_run: bool = False,
             run_id: str | None = None) -> RepriceResult:
-    """Reprice the spans stored since ``since`` (optionally only ``model``) with ``catalog``.
+    """Reprice the spans stored since ``since`` (optionally only ``model``) with ``price``.
 
     Args:
         client: clickhouse-connect client on the migrated database.
-        catalog: a :class:`~llm_cost_tracker.pricing.PriceCatalog` holding the corrected prices.
+        price: the ingest's price stage over the corrected catalog,
+            ``transforms.price.Price(lambda: catalog)``.
         since: first span time to reprice (UTC).
         model: only spans whose ``model`` or ``pricing_model`` is this (``""``: all).
         dry_run: compute and report the changes, write nothing.
@@ -214,7 +219,6 @@ def reprice(client: Any, catalog: Any, since: dt.datetime, model: str = "", *, d
     if not dry_run:
         resume(client)
     run_id = run_id or uuid.uuid4().hex[:16]
-    price = Price(lambda: catalog)
     spans = changed = 0
     delta = 0
     if not dry_run:
