@@ -53,14 +53,19 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed-run
 	$(BIN)/llm-cost-tracker run
 
-test: $(VENV)/.installed-test .venv-openlit/.installed
+# Lint first (ruff, mypy --strict, the import-linter layers: ~15 s), so CI (`make test`) checks them too.
+test: lint .venv-openlit/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed-bench
 	@echo "benchmarks: see benchmarks/README.md, e.g. $(BIN)/python benchmarks/ingest.py"
 
+# ruff (style), mypy (strict types, pyproject [tool.mypy]), lint-imports (dependencies point one way,
+# pyproject [tool.importlinter]); the tools are in the `test` extra.
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m mypy src
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) .venv-openlit .pytest_cache build *.egg-info src/*.egg-info
