@@ -11,6 +11,7 @@ from typing import Any
 
 from llm_cost_tracker import config
 from llm_cost_tracker.config import ConfigError, Settings
+from llm_cost_tracker.protocols import Service
 
 
 def add_config_flag(parser: argparse.ArgumentParser) -> None:
@@ -96,7 +97,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def serve(service: Any, logger: Any) -> int:
+def serve(service: Service, logger: Any) -> int:
     """Start ``service``, run until SIGTERM/SIGINT (SIGHUP calls its ``reload``), then stop it.
 
     Exit codes: 0 after a clean stop, 2 when the configuration, the store lock or a listen address in use
@@ -115,8 +116,7 @@ def serve(service: Any, logger: Any) -> int:
         stop.set()
 
     def on_hup(_signum: int, _frame: FrameType | None) -> None:
-        if hasattr(service, "reload"):
-            threading.Thread(target=service.reload, name="reload", daemon=True).start()
+        threading.Thread(target=service.reload, name="reload", daemon=True).start()
 
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGINT, on_stop)

@@ -67,9 +67,11 @@ class Receiver:
     grpc_port: int = 0
     http_port: int = 0
 
+    def __post_init__(self) -> None:
+        self.front = FrontEnd(self.settings, self.metrics, self.catalog)  # builds nothing yet: start() does
+
     def start(self) -> None:
         s = self.settings
-        self.front = FrontEnd(s, self.metrics, self.catalog)
         self.front.prepare()
         self.catalog = self.front.catalog
         self.kafka_metrics = self.kafka_metrics or KafkaMetrics(self.metrics)
@@ -174,6 +176,9 @@ class Consumer:
             return False, "writes to the store are failing"
         return True, "ok"
 
+    def reload(self) -> None:
+        """SIGHUP: nothing to re-read (prices are applied by the receiver; tokens guard only /metrics here)."""
+
     def stop(self) -> None:
         """Finish the batch in hand (insert + commit), leave the group, close the store."""
         if self._stopped.is_set():
@@ -199,11 +204,13 @@ class KafkaAllInOne:
     grpc_port: int = 0
     http_port: int = 0
 
-    def start(self) -> None:
+    def __post_init__(self) -> None:
         kafka_metrics = KafkaMetrics(self.metrics)
         self.consumer = Consumer(self.settings, self.metrics, kafka_metrics, serve_http=False)
-        self.consumer.start()
         self.receiver = Receiver(self.settings, self.metrics, kafka_metrics, self.catalog, serve_http=False)
+
+    def start(self) -> None:
+        self.consumer.start()
         self.receiver.start()
         self.grpc_port = self.receiver.grpc_port
         self.http = HttpServer(self.settings.http, self.metrics.registry, self.ready, tls=tls_files(self.settings),

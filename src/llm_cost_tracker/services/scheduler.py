@@ -458,6 +458,9 @@ class SchedulerWorker:
             return False, f"worker loop has not polled for over {stuck_after:.0f}s"
         return True, "ok"
 
+    def reload(self) -> None:
+        """SIGHUP: nothing is re-read yet (the :class:`~llm_cost_tracker.protocols.Service` lifecycle)."""
+
     def stop(self) -> None:
         """Stop taking batches; wait up to ``scheduler_shutdown_seconds`` for those in hand; cancel; close."""
         if self._stopping.is_set():
