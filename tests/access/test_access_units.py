@@ -9,6 +9,7 @@ from llm_cost_tracker.access.ratelimit import OverBurst, RateLimiter
 from llm_cost_tracker.access.tokens import ReloadingTokens, TenantPolicy, TokenTable, sha256_hex
 from llm_cost_tracker.config import ConfigError
 from llm_cost_tracker.metrics import SpendCollector
+from llm_cost_tracker.testing import span_record
 from llm_cost_tracker.types import SpanRecord, TokenUsage
 
 AUTH = {
@@ -103,8 +104,8 @@ def test_labels_fold_past_the_limit() -> None:
 
 
 def _spend_record(tenant: str, service: str, provider: str, model: str) -> SpanRecord:
-    return SpanRecord("t", "s", "", 0, 0, service, "chat", 0, {}, {}, tenant=tenant, provider=provider,
-                      request_model=model, usage=TokenUsage(1, 1), cost_pusd=1)
+    return span_record(service_name=service, tenant=tenant, provider=provider, request_model=model,
+                       usage=TokenUsage(1, 1), cost_pusd=1)
 
 
 def test_every_span_label_is_folded_and_the_series_are_bounded(monkeypatch) -> None:

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from llm_cost_tracker.transforms.detect import MODEL_KEYS, USAGE_KEYS, Detect
+from llm_cost_tracker.types import Drop
 from tests.deploy.conftest import COLLECTOR
 
 CONFIGS = ("agent.yaml", "gateway.yaml")
@@ -137,10 +138,15 @@ def test_filter_keeps_every_dialect_and_drops_the_rest() -> None:
     from llm_cost_tracker import testing
 
     keys = drop_condition_keys(load("agent.yaml"))
+    detect = Detect()
     for attrs in (testing.genai_attributes(), testing.legacy_attributes(), testing.openinference_attributes()):
         assert not would_drop(keys, attrs), attrs
-    assert would_drop(keys, {"http.request.method": "GET", "url.path": "/v1/chat", "gen_ai.system": "openai"})
-    assert DETECTOR_KEYS and Detect is not None
+        record = testing.span_record(attributes={k: str(v) for k, v in attrs.items()})
+        assert detect(record) is record, attrs
+    plain = {"http.request.method": "GET", "url.path": "/v1/chat", "gen_ai.system": "openai"}
+    assert would_drop(keys, plain)
+    with pytest.raises(Drop):
+        detect(testing.span_record(attributes=plain))
 
 
 def test_rotel_processor_has_the_detector_keys() -> None:

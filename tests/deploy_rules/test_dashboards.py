@@ -16,7 +16,8 @@ from llm_cost_tracker.budgets import BudgetCollector, BudgetService, parse_budge
 from llm_cost_tracker.metrics import Metrics
 from llm_cost_tracker.queue.kafka_metrics import KafkaMetrics
 from llm_cost_tracker.sinks.clickhouse import ClickHouseSink
-from llm_cost_tracker.types import PICO_PER_USD, SpanRecord, TokenUsage
+from llm_cost_tracker.testing import span_record
+from llm_cost_tracker.types import PICO_PER_USD, TokenUsage
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARDS = sorted((ROOT / "deploy" / "grafana").glob("*.json"))
@@ -106,11 +107,9 @@ def test_promql_panels_parse(tmp_path: Path) -> None:
 def test_sql_panels_run_on_the_real_schema(store) -> None:
     """Every SQL panel query runs in chDB against the migrated schema and returns the rows loaded."""
     at = (FROM_S + 3600) * 10**9
-    ClickHouseSink(store).write([SpanRecord(
-        trace_id=f"{i:032x}", span_id=f"{i:016x}", parent_span_id="", start_time_ns=at + i * 10**9, duration_ns=10**9,
-        service_name="chat", span_name="chat", status_code=0, resource_attributes={}, attributes={}, tenant="acme",
-        provider="openai", request_model="gpt-4o", response_model="gpt-4o", usage=TokenUsage(100, 10, 50),
-        cost_pusd=PICO_PER_USD, pricing_status="priced") for i in range(3)])
+    ClickHouseSink(store).write([span_record(
+        start_time_ns=at + i * 10**9, service_name="chat", tenant="acme", provider="openai", request_model="gpt-4o",
+        response_model="gpt-4o", usage=TokenUsage(100, 10, 50), cost_pusd=PICO_PER_USD) for i in range(3)])
     sql_targets = targets("grafana-clickhouse-datasource")
     for dashboard, title, target in sql_targets:
         rows = store.query(clickhouse_sql(target["rawSql"])).result_rows

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from llm_cost_tracker.pricing import PriceCatalog
 from llm_cost_tracker.storage.rows import records_to_arrow
+from llm_cost_tracker.testing import span_record
 from llm_cost_tracker.transforms.detect import Detect
 from llm_cost_tracker.transforms.price import Price
 from llm_cost_tracker.transforms.usage import (
@@ -78,9 +79,7 @@ def catalog() -> PriceCatalog:
 
 
 def record(attributes: dict[str, str], start_ns: int = 1_750_000_000_000_000_000, tenant: str = "") -> SpanRecord:
-    return SpanRecord(trace_id="0" * 32, span_id="1" * 16, parent_span_id="", start_time_ns=start_ns,
-                      duration_ns=1, service_name="svc", span_name="chat", status_code=0,
-                      resource_attributes={}, attributes=attributes, tenant=tenant)
+    return span_record(start_time_ns=start_ns, attributes=attributes, tenant=tenant)
 
 
 @FUZZ

@@ -16,6 +16,7 @@ from llm_cost_tracker.queue.kafka_metrics import KafkaMetrics
 from llm_cost_tracker.queue.kafka_reader import KafkaBatchReader, cut_index, dedup_token
 from llm_cost_tracker.queue.kafka_record_v1_pb2 import SpanRecordV1
 from llm_cost_tracker.sinks.clickhouse import ClickHouseSink
+from llm_cost_tracker.testing import span_record
 from llm_cost_tracker.types import SpanRecord, TokenUsage
 
 
@@ -27,9 +28,9 @@ class Msg:
 
 
 def record(i: int) -> SpanRecord:
-    return SpanRecord(f"{i:032x}", f"{i:016x}", "", 1_700_000_000_000_000_000 + i, 10, "svc", "chat", 0, {}, {},
-                      provider="openai", request_model="gpt-4o", response_model="gpt-4o",
-                      usage=TokenUsage(10, 2), cost_pusd=1_000_000 + i, pricing_status="priced")
+    return span_record(trace_id=f"{i:032x}", span_id=f"{i:016x}", start_time_ns=1_700_000_000_000_000_000 + i,
+                       duration_ns=10, provider="openai", request_model="gpt-4o", response_model="gpt-4o",
+                       usage=TokenUsage(10, 2), cost_pusd=1_000_000 + i)
 
 
 def test_cut_at_marker_or_size_only() -> None:

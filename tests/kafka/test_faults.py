@@ -21,8 +21,8 @@ from llm_cost_tracker.queue.kafka import KafkaPublisher
 from llm_cost_tracker.queue.kafka_metrics import KafkaMetrics
 from llm_cost_tracker.queue.kafka_testing import KafkaProcess, TansuBroker, sql
 from llm_cost_tracker.services.kafka import Consumer, Receiver
-from llm_cost_tracker.testing import genai_attributes, make_request, make_span
-from llm_cost_tracker.types import QueueBusy, SpanRecord
+from llm_cost_tracker.testing import genai_attributes, make_request, make_span, span_record
+from llm_cost_tracker.types import QueueBusy
 
 from .conftest import test_compression
 from .test_end_to_end import send_spans, wait_rows
@@ -206,7 +206,7 @@ def test_too_much_in_flight_is_busy_not_buffered(kafka_settings: Settings) -> No
     km = KafkaMetrics(Metrics())
     publisher = KafkaPublisher(kafka_settings.replace(kafka_max_in_flight_records=100, kafka_linger_ms=200), km)
     assert publisher.start()
-    records = [SpanRecord(f"{i:032x}", f"{i:016x}", "", 1, 1, "s", "n", 0, {}, {}) for i in range(100)]
+    records = [span_record() for _ in range(100)]
     try:
         ack = publisher.publish(records)
         with pytest.raises(QueueBusy) as info:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pytest
 from llm_cost_tracker.queue import kafka_codec
 from llm_cost_tracker.queue.kafka_client import partitions_for_keys
 from llm_cost_tracker.queue.kafka_record_v1_pb2 import SpanRecordBatchV1, SpanRecordV1
+from llm_cost_tracker.testing import span_record
 from llm_cost_tracker.types import RECEIVER_ONLY_FIELDS, SpanRecord, TokenUsage
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -19,7 +21,7 @@ PROTO = ROOT / "proto" / "llm_cost_tracker" / "queue" / "kafka_record_v1.proto"
 
 
 def full_record(**changes: object) -> SpanRecord:
-    record = SpanRecord(
+    return dataclasses.replace(span_record(
         trace_id="0af7651916cd43dd8448eb211c80319c", span_id="b7ad6b7169203331", parent_span_id="00f067aa0ba902b7",
         start_time_ns=1_700_000_000_123_456_789, duration_ns=1_500_000_000, service_name="svc", span_name="chat",
         status_code=2, resource_attributes={"service.name": "svc", "tenant.id": "acme"},
@@ -27,10 +29,7 @@ def full_record(**changes: object) -> SpanRecord:
         operation="chat", provider="openai", request_model="gpt-4o", response_model="gpt-4o-2024-08-06",
         usage=TokenUsage(1000, 200, 300, 50, 80), pricing_model="gpt-4o-2024-08-06", price_version="2024-08-06",
         cost_pusd=4_250_000_000, pricing_status="priced", reported_cost_pusd=0,
-    )
-    for name, value in changes.items():
-        setattr(record, name, value)
-    return record
+    ), **changes)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("grpc_tools") is None,

@@ -6,11 +6,12 @@ import time
 import pytest
 
 from llm_cost_tracker.queue.memory import MemoryQueue
+from llm_cost_tracker.testing import span_record
 from llm_cost_tracker.types import QueueFull, SpanRecord
 
 
 def recs(n: int) -> list[SpanRecord]:
-    return [SpanRecord("t", str(i), "", 0, 0, "s", "n", 0, {}, {}) for i in range(n)]
+    return [span_record() for _ in range(n)]
 
 
 def test_full_queue_refuses_instead_of_growing() -> None:
@@ -73,7 +74,7 @@ def test_close_wakes_a_waiting_taker() -> None:
 
 
 def big(n: int, value_bytes: int) -> list[SpanRecord]:
-    return [SpanRecord("t", str(i), "", 0, 0, "s", "n", 0, {}, {"gen_ai.prompt": "x" * value_bytes}) for i in range(n)]
+    return [span_record(attributes={"gen_ai.prompt": "x" * value_bytes}) for _ in range(n)]
 
 
 def test_queue_is_bounded_in_bytes_as_well_as_records() -> None:

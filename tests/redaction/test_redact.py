@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 from pathlib import Path
@@ -12,6 +13,7 @@ from prometheus_client import generate_latest
 from llm_cost_tracker.config import Settings
 from llm_cost_tracker.metrics import Metrics
 from llm_cost_tracker.pipeline import default_transforms
+from llm_cost_tracker.testing import span_record
 from llm_cost_tracker.transforms.redact import (
     HASH_PREFIX,
     Redact,
@@ -27,8 +29,7 @@ PROMPT = '[{"role":"user","parts":[{"type":"text","content":"I am ana@example.co
 
 def record(attrs: dict[str, str], resource: dict[str, str] | None = None) -> SpanRecord:
     base = {"gen_ai.request.model": "gpt-4o", "gen_ai.usage.input_tokens": "10"}
-    return SpanRecord("t", "s", "", 0, 0, "svc", "chat", 0, {"service.name": "svc", **(resource or {})},
-                      {**base, **attrs})
+    return span_record(resource_attributes={"service.name": "svc", **(resource or {})}, attributes={**base, **attrs})
 
 
 def test_default_drops_content_and_keeps_the_rest() -> None:
@@ -208,7 +209,7 @@ def test_card_numbers_are_never_kept_in_clear() -> None:
         assert out == {"payment.note": "paid with <CREDIT_CARD>", "gen_ai.tool.call.id": "<CREDIT_CARD>",
                        "order.id": "4539148803436468"}  # (not Luhn-valid: not a card)
         assert counts == {("credit_card", "mask"): 2}
-    record = SpanRecord("t", "s", "", 0, 0, "svc", "chat", 0, {}, {"gen_ai.input.messages": f"my card is {card}"})
+    record = span_record(attributes={"gen_ai.input.messages": f"my card is {card}"})
     masked = Redact(RedactionConfig(content_mode="mask", detectors=("email",)))(record)
     assert masked.attributes == {"gen_ai.input.messages": "my card is <CREDIT_CARD>"}
 
@@ -231,13 +232,14 @@ def test_scrub_names_replaces_names_that_hold_secrets() -> None:
     scrub = ScrubNames(metrics)
     attrs = {"gen_ai.provider.name": "AKIAQ7ZXWB3RTY4UP2LM", "gen_ai.request.model": "sk-proj-Zq81xVb27LmN4kT9sRw3YhU6",
              "gen_ai.operation.name": "chat", "gen_ai.usage.input_tokens": "10"}
-    record = ExtractUsage()(SpanRecord("t", "s", "", 0, 0, "svc 4539148803436467", "chat ghp_8sK2mN5pQ7rT1vW3xY6zA9bC4dE0fG2hJ5kL",
-                                       0, {}, attrs, tenant="acme"))
+    record = ExtractUsage()(span_record(service_name="svc 4539148803436467",
+                                        span_name="chat ghp_8sK2mN5pQ7rT1vW3xY6zA9bC4dE0fG2hJ5kL", attributes=attrs,
+                                        tenant="acme"))
     assert record.provider == "akiaq7zxwb3rty4up2lm"
     scrub(record)
     assert (record.provider, record.request_model, record.operation) == ("<aws_access_key>", "<OPENAI_KEY>", "chat")
     assert (record.service_name, record.tenant, record.span_name) == ("<CREDIT_CARD>", "acme", "chat <GITHUB_TOKEN>")
     text = generate_latest(metrics.registry).decode()
     assert 'llm_redactions_total{detector="github_token",mode="mask"} 1.0' in text
-    clean = SpanRecord("t", "s", "", 0, 0, "checkout-service", "chat gpt-4o-2024-08-06", 0, {}, {})
-    assert scrub(clean) == SpanRecord("t", "s", "", 0, 0, "checkout-service", "chat gpt-4o-2024-08-06", 0, {}, {})
+    clean = span_record(service_name="checkout-service", span_name="chat gpt-4o-2024-08-06")
+    assert scrub(dataclasses.replace(clean)) == clean  # a copy in: in-place changes would show

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from llm_cost_tracker.sinks.clickhouse import ClickHouseSink
+from llm_cost_tracker.testing import span_record
 from llm_cost_tracker.types import SpanRecord, TokenUsage
 
 USD = 10**12  # pico-USD per dollar
@@ -20,14 +21,12 @@ def span(at: dt.datetime, tenant: str, service: str, provider: str, model: str, 
          savings: int = 0) -> SpanRecord:
     i = next(_ids)
     attributes = {"gen_ai.conversation.id": conversation} if conversation else {}
-    return SpanRecord(
-        trace_id=trace, span_id=f"{i:016x}", parent_span_id="", start_time_ns=int(at.timestamp()) * 10**9 + i,
-        duration_ns=duration_ms * 1_000_000, service_name=service, span_name="chat", status_code=0,
-        resource_attributes={}, attributes=attributes, tenant=tenant, provider=provider, request_model=model,
-        response_model=model, usage=TokenUsage(tokens[0], tokens[1], tokens[2]),
+    return span_record(
+        trace_id=trace, span_id=f"{i:016x}", start_time_ns=int(at.timestamp()) * 10**9 + i,
+        duration_ns=duration_ms * 1_000_000, service_name=service, attributes=attributes, tenant=tenant,
+        provider=provider, request_model=model, response_model=model, usage=TokenUsage(tokens[0], tokens[1], tokens[2]),
         pricing_model=f"{provider}/{model}" if cost is not None else "", price_version="v1" if cost else "",
-        cost_pusd=cost, pricing_status="priced" if cost is not None else "unpriced",
-        cache_savings_pusd=savings if cost is not None else None,
+        cost_pusd=cost, cache_savings_pusd=savings if cost is not None else None,
     )
 
 

@@ -1,17 +1,17 @@
 """The sink loop: retries retriable failures, parks permanent ones, commits only after a write."""
 
 import threading
-import time
 
 from llm_cost_tracker.metrics import Metrics
 from llm_cost_tracker.queue.memory import MemoryQueue
 from llm_cost_tracker.sinks.batcher import BatchPolicy, BatchWriter
 from llm_cost_tracker.sinks.parking import ParkingLot
+from llm_cost_tracker.testing import span_record
 from llm_cost_tracker.types import SpanRecord
 
 
 def recs(n: int, start: int = 0) -> list[SpanRecord]:
-    return [SpanRecord("t" * 32, f"{i:016x}", "", 0, 0, "s", "n", 0, {}, {"a": "b"}) for i in range(start, start + n)]
+    return [span_record(span_id=f"{i:016x}", attributes={"a": "b"}) for i in range(start, start + n)]
 
 
 class FlakySink:
@@ -21,8 +21,11 @@ class FlakySink:
         self.failures = failures
         self.error = error
         self.written: list[str] = []
+        self.tried = threading.Event()
+        """Set at the first write: the writer holds a batch."""
 
     def write(self, records, dedup_token=""):
+        self.tried.set()
         if self.failures:
             self.failures -= 1
             raise self.error
@@ -72,9 +75,9 @@ def test_shutdown_deadline_parks_instead_of_hanging(tmp_path) -> None:
                          BatchPolicy(5, 0.01, retry_initial_seconds=0.01, retry_max_seconds=0.05), Metrics())
     writer.start()
     queue.publish(recs(3))
-    time.sleep(0.1)
+    assert sink.tried.wait(10), "the writer never tried the store"
     queue.close()
     writer.give_up_after(0.2)
     assert writer.join(5)
+    assert sink.written == [] and not writer.healthy  # never stored, and readiness says the store is failing
     assert len(ParkingLot(tmp_path).load(ParkingLot(tmp_path).files()[0])) == 3
-    assert threading.active_count() >= 1

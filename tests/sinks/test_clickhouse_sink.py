@@ -3,6 +3,7 @@ clean fall back to Arrow where the store refuses it."""
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from decimal import Decimal
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from llm_cost_tracker.queue import kafka_codec
 from llm_cost_tracker.sinks.clickhouse import ClickHouseSink
 from llm_cost_tracker.sinks.identity import token_hash
+from llm_cost_tracker.testing import span_record
 from llm_cost_tracker.types import SpanRecord, TokenUsage
 
 ROWS = ("SELECT * EXCEPT (resource_attributes, attributes), mapSort(resource_attributes) AS r, "
@@ -20,7 +22,7 @@ ROWS = ("SELECT * EXCEPT (resource_attributes, attributes), mapSort(resource_att
 
 
 def record(i: int, **changes: Any) -> SpanRecord:
-    r = SpanRecord(
+    return dataclasses.replace(span_record(
         trace_id=f"{i:032x}", span_id=f"{i:016x}", parent_span_id="" if i % 3 else f"{i + 1:016x}",
         start_time_ns=1_700_000_000_000_000_000 + i * 1_000_003, duration_ns=i * 17, service_name=f"svc-{i % 2}",
         span_name="chat ✓", status_code=i % 3, resource_attributes={"service.name": f"svc-{i % 2}", "k": "ü"},
@@ -29,10 +31,7 @@ def record(i: int, **changes: Any) -> SpanRecord:
         response_model="gpt-4o-2024-08-06", usage=TokenUsage(1000 + i, 200, 300, 50, 80),
         pricing_model="gpt-4o-2024-08-06", price_version="2024-08-06", cost_pusd=4_250_000_000 + i,
         pricing_status="priced", reported_cost_pusd=None, cache_savings_pusd=i - 5,
-    )
-    for name, value in changes.items():
-        setattr(r, name, value)
-    return r
+    ), **changes)
 
 
 def batch_of(records: list[SpanRecord]) -> kafka_codec.WireBatch:

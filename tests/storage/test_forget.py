@@ -4,6 +4,7 @@ from decimal import Decimal
 
 from llm_cost_tracker.sinks.clickhouse import ClickHouseSink
 from llm_cost_tracker.storage.forget import forget, user_hash
+from llm_cost_tracker.testing import span_record
 from llm_cost_tracker.types import SpanRecord, TokenUsage
 
 HOUR_NS = 3_600 * 10**9
@@ -11,12 +12,10 @@ T0 = 1_767_225_600 * 10**9  # 2026-01-01T00:00:00Z
 
 
 def span(i: int, user: str, cost: int | None, hour: int, key: str = "user.id") -> SpanRecord:
-    return SpanRecord(
-        trace_id=f"{i:032x}", span_id=f"{i:016x}", parent_span_id="", start_time_ns=T0 + hour * HOUR_NS + i,
-        duration_ns=10**9, service_name="chat", span_name="chat", status_code=2 if i % 5 == 0 else 0,
-        resource_attributes={}, attributes={key: user}, tenant="acme", provider="openai",
-        request_model="gpt-4o", response_model="gpt-4o", usage=TokenUsage(100 + i, 10 + i, i, 0, 0),
-        cost_pusd=cost, pricing_status="priced" if cost is not None else "unpriced",
+    return span_record(
+        trace_id=f"{i:032x}", span_id=f"{i:016x}", start_time_ns=T0 + hour * HOUR_NS + i, service_name="chat",
+        status_code=2 if i % 5 == 0 else 0, attributes={key: user}, tenant="acme", provider="openai",
+        request_model="gpt-4o", response_model="gpt-4o", usage=TokenUsage(100 + i, 10 + i, i, 0, 0), cost_pusd=cost,
     )
 
 

@@ -4,16 +4,16 @@ from decimal import Decimal
 
 from llm_cost_tracker.sinks.clickhouse import ClickHouseSink, is_retriable
 from llm_cost_tracker.storage.migrate import bundled_migrations, migrate
+from llm_cost_tracker.testing import span_record
 from llm_cost_tracker.types import SpanRecord, TokenUsage
 
 
 def make_record(i: int, cost: int | None) -> SpanRecord:
-    return SpanRecord(
-        trace_id=f"{i:032x}", span_id=f"{i:016x}", parent_span_id="", start_time_ns=1_730_000_000_123_456_789 + i,
-        duration_ns=42, service_name="svc", span_name="chat", status_code=2,
-        resource_attributes={"service.name": "svc"}, attributes={"gen_ai.request.model": "m", "k": "é"},
+    return span_record(
+        trace_id=f"{i:032x}", span_id=f"{i:016x}", start_time_ns=1_730_000_000_123_456_789 + i, duration_ns=42,
+        status_code=2, resource_attributes={"service.name": "svc"}, attributes={"gen_ai.request.model": "m", "k": "é"},
         tenant="acme", provider="openai", request_model="m", response_model="m-1", usage=TokenUsage(10, 5, 3, 1, 2),
-        cost_pusd=cost, pricing_status="priced" if cost is not None else "unpriced", reported_cost_pusd=None,
+        cost_pusd=cost,
     )
 
 

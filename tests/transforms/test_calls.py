@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 from llm_cost_tracker.metrics import Metrics
+from llm_cost_tracker.testing import span_record
 from llm_cost_tracker.transforms.calls import DUPLICATE_OF, DUPLICATE_RULE, CallIdentity, CallWindow
 from llm_cost_tracker.types import SpanRecord, TokenUsage
 
@@ -19,10 +20,11 @@ def span(span_id: str, *, scope: str, response_id: str = "", trace: str = "t1", 
          end: int = S, usage: tuple[int, int] = (1000, 200), tenant: str = "", service: str = "svc",
          instance: str = "i-1") -> SpanRecord:
     attrs = {"gen_ai.response.id": response_id} if response_id else {}
-    return SpanRecord(_id(trace, 32), _id(span_id, 16), _id(parent, 16) if parent else "", start,
-                   end - start, service, "chat", 0, {"service.instance.id": instance}, attrs, tenant,
-                   provider="openai", request_model="gpt-4o-mini", usage=TokenUsage(*usage), cost_pusd=1000,
-                   pricing_status="priced", scope_name=scope)
+    return span_record(trace_id=_id(trace, 32), span_id=_id(span_id, 16), parent_span_id=_id(parent, 16) if parent else "",
+                       start_time_ns=start, duration_ns=end - start, service_name=service,
+                       resource_attributes={"service.instance.id": instance}, attributes=attrs, tenant=tenant,
+                       provider="openai", request_model="gpt-4o-mini", usage=TokenUsage(*usage), cost_pusd=1000,
+                       scope_name=scope)
 
 
 def statuses(records: list[SpanRecord]) -> list[str]:

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from llm_cost_tracker.pricing import PriceCatalog
-from llm_cost_tracker.testing import genai_attributes
+from llm_cost_tracker.testing import genai_attributes, span_record
 from llm_cost_tracker.transforms.detect import Detect
 from llm_cost_tracker.transforms.price import PRICING_ATTRIBUTES, Price
 from llm_cost_tracker.transforms.usage import ExtractUsage
@@ -44,7 +44,7 @@ class KeySpy(dict):  # type: ignore[type-arg]
 
 def span(attrs: dict[str, object]) -> SpanRecord:
     text = {k: str(v) for k, v in attrs.items()}
-    return ExtractUsage()(Detect()(SpanRecord("ab" * 16, "cd" * 8, "", time.time_ns(), 1, "svc", "chat", 0, {}, text)))
+    return ExtractUsage()(Detect()(span_record(start_time_ns=time.time_ns(), attributes=text)))
 
 
 def test_quote_reads_no_attribute_outside_pricing_attributes() -> None:

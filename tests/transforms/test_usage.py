@@ -4,14 +4,19 @@ from decimal import Decimal
 
 import pytest
 
-from llm_cost_tracker.testing import genai_attributes, legacy_attributes, openinference_attributes
+from llm_cost_tracker.testing import (
+    genai_attributes,
+    legacy_attributes,
+    openinference_attributes,
+    span_record,
+)
 from llm_cost_tracker.transforms.detect import Detect
 from llm_cost_tracker.transforms.usage import ExtractUsage, parse_reported_cost
 from llm_cost_tracker.types import Drop, SpanRecord, TokenUsage
 
 
 def record(attrs: dict) -> SpanRecord:
-    return SpanRecord("ab" * 16, "cd" * 8, "", 1, 1, "svc", "chat", 0, {}, {k: _s(v) for k, v in attrs.items()})
+    return span_record(attributes={k: _s(v) for k, v in attrs.items()})
 
 
 def _s(v: object) -> str:
