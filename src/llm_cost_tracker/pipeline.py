@@ -54,16 +54,20 @@ class AllInOne:
     sql_port: int = 0
     _stopped: threading.Event = field(default_factory=threading.Event)
 
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.front = FrontEnd(s, self.metrics, self.catalog)  # nothing loaded or bound before start()
+        self.queue: LocalQueue = MemoryQueue(s.queue_capacity, ack_when_stored=s.ack == "stored",
+                                             max_bytes=s.queue_max_bytes)
+
     def start(self) -> None:
         s = self.settings
-        self.front = FrontEnd(s, self.metrics, self.catalog)
         self.front.prepare()
         self.catalog = self.front.catalog
         self._client = store.connect(s)
         applied = migrate(self._client, settings=s)
         if applied:
             log.info("schema migrated", versions=[m.version for m in applied])
-        self.queue: LocalQueue = MemoryQueue(s.queue_capacity, ack_when_stored=s.ack == "stored", max_bytes=s.queue_max_bytes)
         self.budgets = BudgetHook.from_settings(s)  # None unless the config file has [[budgets]]
         if self.budgets is not None:
             self.queue = self.budgets.track(self.queue)  # accepted-but-unstored spend for budgets

@@ -6,6 +6,7 @@ inputs, they fake nothing.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import time
@@ -21,7 +22,39 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span
 
 from llm_cost_tracker.types import SpanRecord
 
+__all__ = [
+    "SECRETS", "SPAN_START_NS", "AttributeValue", "RecordingPublisher", "ServiceProcess", "any_value", "free_port",
+    "genai_attributes", "http_get", "http_json", "key_values", "leaked_secrets", "legacy_attributes", "make_request",
+    "make_span", "openinference_attributes", "recorded_request", "rotel_agent_path", "rotel_command",
+    "secret_probe_request", "span_record",
+]
+
 AttributeValue = str | bool | int | float | bytes | list[Any] | Mapping[str, Any]
+
+SPAN_START_NS = 1_750_000_000_000_000_000
+"""Default start of :func:`span_record` (2025-06-15 15:06:40 UTC): a time every bundled price covers."""
+_record_ids = itertools.count(1)
+
+
+def span_record(**fields: Any) -> SpanRecord:
+    """A :class:`SpanRecord` for tests, with ``fields`` (any SpanRecord field, by name) over the defaults.
+
+    Defaults: fresh trace and span ids from a process-wide counter (two records never share the store's
+    ``(trace_id, span_id)`` key by accident), no parent, start :data:`SPAN_START_NS`, 1 s, service 'svc',
+    span 'chat', status 0, no attributes, no usage. A ``cost_pusd`` given without a ``pricing_status``
+    sets it: 'priced' for a cost, 'unpriced' for None, so a test span never claims a status its cost
+    contradicts (the zero rule: no $0 stands in for an unknown cost).
+    """
+    i = next(_record_ids)
+    values: dict[str, Any] = {
+        "trace_id": f"{i:032x}", "span_id": f"{i:016x}", "parent_span_id": "", "start_time_ns": SPAN_START_NS,
+        "duration_ns": 1_000_000_000, "service_name": "svc", "span_name": "chat", "status_code": 0,
+        "resource_attributes": {}, "attributes": {},
+    }
+    if "cost_pusd" in fields and "pricing_status" not in fields:
+        values["pricing_status"] = "priced" if fields["cost_pusd"] is not None else "unpriced"
+    values.update(fields)
+    return SpanRecord(**values)
 
 
 def any_value(value: AttributeValue) -> AnyValue:
