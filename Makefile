@@ -68,4 +68,4 @@ lint: $(VENV)/.installed-test
 	$(BIN)/lint-imports
 
 clean:
-	rm -rf $(VENV) .venv-openlit .pytest_cache build *.egg-info src/*.egg-info
+	rm -rf $(VENV) .venv-openlit .pytest_cache .mypy_cache .import_linter_cache .grimp_cache build *.egg-info src/*.egg-info
