@@ -165,6 +165,12 @@ class Settings:
     """Batches solved at once by one worker (or by the embedded schedules API)."""
     scheduler_shutdown_seconds: float = 30.0
     """On SIGTERM: seconds to let solves in hand finish before they are cancelled (and redelivered)."""
+    scheduler_speed_window_hours: float = 168.0
+    """A model without a stated throughput is measured from its spans of this many recent hours."""
+    scheduler_speed_max_spans: int = 5000
+    """... at most this many (the newest) spans per model."""
+    scheduler_job_id_attribute: str = "llm_cost_tracker.job_id"
+    """Span attribute carrying a planned job's id (``<batch_id>/<job>``), to compare plans with spans."""
     # Privacy (docs/redaction.md): the rules are the config file's [redaction] table
     redaction_hmac_key: str = dataclasses.field(default="", repr=False)
     """Key of the redaction mode 'hash' (HMAC-SHA256), 16+ characters; prefer LCT_REDACTION_HMAC_KEY."""
@@ -272,7 +278,8 @@ def _kafka_problems(s: Settings) -> list[str]:
 
 def _scheduler_problems(s: Settings) -> list[str]:
     problems: list[str] = []
-    for name in ("scheduler_max_schedules", "scheduler_concurrency", "scheduler_time_limit_seconds"):
+    for name in ("scheduler_max_schedules", "scheduler_concurrency", "scheduler_time_limit_seconds",
+                 "scheduler_speed_window_hours", "scheduler_speed_max_spans"):
         if getattr(s, name) <= 0:
             problems.append(f"{name}: must be > 0, got {getattr(s, name)}")
     if s.scheduler_shutdown_seconds < 0:

@@ -86,7 +86,8 @@ class AllInOne:
         assert http is not None
         (self.budgets or BudgetHook.none_configured()).serve(http, self.metrics.registry, guard=self.front.guard,
                                                              lang=s.lang)
-        self.schedules = SchedulesApi.serve(s, http, self.front.guard, self.metrics.registry)  # /v1/schedules
+        self.schedules = SchedulesApi.serve(s, http, self.front.guard, self.metrics.registry, self.catalog,
+                                            self.budgets.service if self.budgets else None)  # /v1/schedules
         SpendApi(self.sql.engine if self.sql else None, self._client, self.front.guard).register(http)  # /v1/spend
         if self.sql is not None:
             self.sql.start()  # read-only ClickHouse HTTP interface over the embedded store

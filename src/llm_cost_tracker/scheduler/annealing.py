@@ -230,7 +230,8 @@ class QuantumAnnealing:
         cand = (idx[:, None] + rng.integers(1, pop, (pop, self.settings.tournament))) % pop  # others
         score = (self.objs[cand] / self.scale * self.weights[:, None, :]).sum(axis=2)
         score = score + self.settings.penalty * self.exc[cand] / max(int(self.a.ncap.sum()), 1)
-        return cand[idx, score.argmin(axis=1)]
+        chosen: IntArray = cand[idx, score.argmin(axis=1)]
+        return chosen
 
     def _archive(self, objs: FloatArray, exc: IntArray, start: IntArray, modes: IntArray) -> None:
         ok = np.flatnonzero(exc == 0)

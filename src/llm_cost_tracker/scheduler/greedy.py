@@ -50,8 +50,8 @@ def greedy_schedule(problem: Problem, reason: str = "") -> ScheduleResult:
                 usage[u][r] += need
         starts[j], finish[j], done[j] = t, t + mode.duration, True
     cost = sum(acts[i].modes[modes[i]].cost for i in range(n))
-    tard = sum(acts[i].weight * max(0, finish[i] - acts[i].deadline) for i in range(n)
-               if acts[i].deadline is not None)
+    tard = sum(acts[i].weight * max(0, finish[i] - deadline) for i in range(n)
+               if (deadline := acts[i].deadline) is not None)
     sched = Schedule(tuple(starts), tuple(modes), max(finish, default=0), int(cost), float(tard))
     return ScheduleResult(True, "Greedy LFT serial SGS (fallback).", sched, (sched,), 0.0, 1,
                           time.perf_counter() - t0, "greedy", fallback=reason)

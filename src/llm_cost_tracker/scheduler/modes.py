@@ -29,7 +29,8 @@ def excess(modes: IntArray, a: Arrays) -> IntArray:
     if a.ncap.shape[0] == 0:
         return np.zeros(modes.shape[0], np.int64)
     use = a.nrd[np.arange(a.n)[None, :], modes].sum(axis=1)
-    return np.maximum(use - a.ncap, 0).sum(axis=1)
+    out: IntArray = np.maximum(use - a.ncap, 0).sum(axis=1)
+    return out
 
 
 def shortest_modes(a: Arrays) -> IntArray:

@@ -19,7 +19,8 @@ def dominance_matrix(f: ArrayLike) -> npt.NDArray[np.bool_]:
     a = np.asarray(f, dtype=np.float64)
     le = (a[:, None, :] <= a[None, :, :]).all(axis=2)
     lt = (a[:, None, :] < a[None, :, :]).any(axis=2)
-    return le & lt
+    out: npt.NDArray[np.bool_] = np.logical_and(le, lt)
+    return out
 
 
 def find_non_dominated(f: ArrayLike) -> IntArray:

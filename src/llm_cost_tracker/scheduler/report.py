@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from llm_cost_tracker.scheduler.batch import TaskBatch
 from llm_cost_tracker.scheduler.problem import Problem
 from llm_cost_tracker.scheduler.result import Schedule, ScheduleResult
 from llm_cost_tracker.types import PICO_PER_USD
@@ -80,8 +81,22 @@ def to_table(problem: Problem, result: ScheduleResult) -> str:
     return "\n".join([head, *lines])
 
 
+def annotate_plan(doc: dict[str, Any], batch: TaskBatch, batch_id: str) -> dict[str, Any]:
+    """Give every planned job its id ``<batch_id>/<job id>`` and its tokens, and add where inputs came from.
+
+    Spans that carry the job id (attribute ``llm_cost_tracker.job_id``) are matched back to the plan.
+    """
+    schedule = doc.get("schedule")
+    if schedule:
+        for job, (tin, tout) in zip(schedule["jobs"], batch.tokens, strict=False):
+            job["job_id"] = f"{batch_id}/{job['id']}"
+            job["input_tokens"], job["output_tokens"] = tin, tout
+    doc["inputs"] = batch.inputs
+    return doc
+
+
 def _operations(problem: Problem, s: Schedule) -> list[tuple[int, int, int, int]]:
-    out = []
+    out: list[tuple[int, int, int, int]] = []
     for i, a in enumerate(problem.activities):
         job, index = (int(x) for x in a.id.split("."))
         demand = a.modes[0].renewable
@@ -95,8 +110,10 @@ def _batch_schedule(problem: Problem, s: Schedule) -> dict[str, Any]:
     for i, a in enumerate(problem.activities):
         m = a.modes[s.modes[i]]
         jobs.append({
-            "id": a.id, "model": m.label, "start_seconds": s.starts[i] * slot,
+            "id": a.id, "model": m.label, "tier": m.label.partition("@")[2] or "standard",
+            "start_seconds": s.starts[i] * slot,
             "finish_seconds": (s.starts[i] + m.duration) * slot, "cost_usd": m.cost / PICO_PER_USD,
+            "cost_pusd": m.cost,
             "late_seconds": max(0, s.starts[i] + m.duration - a.deadline) * slot if a.deadline is not None else 0,
         })
     return {"makespan_seconds": s.makespan * slot, "cost_usd": s.cost / PICO_PER_USD,

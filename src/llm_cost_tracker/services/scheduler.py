@@ -18,199 +18,37 @@ The solve and store calls run in daemon threads, so a cancelled solve never hold
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
-from prometheus_client.metrics_core import Metric
+from prometheus_client import CollectorRegistry
 
 from llm_cost_tracker.config import Settings
 from llm_cost_tracker.log import get_logger
+from llm_cost_tracker.services.schedule_inputs import InputsUnavailable, TrackerInputs
+from llm_cost_tracker.services.schedule_outcome import STATUSES, Outcome, ScheduleStore, sha256_hex
+from llm_cost_tracker.services.schedule_solving import (
+    EngineMetrics,
+    ScheduleMetrics,
+    batch_tenant,
+    parse,
+    seed_for,
+    solve_budget,
+    solve_parsed,
+    solve_text,
+)
+
+__all__ = ["STATUSES", "EngineMetrics", "Outcome", "ScheduleMetrics", "ScheduleStore", "SchedulerWorker",
+           "batch_id_of", "parse", "run_in_daemon", "seed_for", "sha256_hex", "solve_budget", "solve_parsed",
+           "solve_text"]
 
 log = get_logger("scheduler_worker")
 T = TypeVar("T")
 MAX_BATCH_ID_CHARS = 200
-STATUSES = ("done", "error", "infeasible", "cancelled")
-
-
-class ScheduleMetrics:
-    """Counters of the worker and of the schedules API, on ``registry`` (plus the engine's, bridged)."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.batches = Counter("llm_cost_schedule_batches_total",
-                               "Task batches answered, by source (kafka, api) and status "
-                               "(done, error, infeasible, cancelled).", ["source", "status"], registry=registry)
-        self.reused = Counter("llm_cost_schedule_redelivered_total",
-                              "Redelivered batches answered from the stored result without solving again.",
-                              registry=registry)
-        self.published = Counter("llm_cost_schedule_results_published_total",
-                                 "Results acknowledged by the broker on the results topic.", registry=registry)
-        self.in_progress = Gauge("llm_cost_schedule_in_progress", "Batches being solved now.", registry=registry)
-        registry.register(EngineMetrics())
-
-
-class EngineMetrics:
-    """Collector re-exporting the engine's metrics (``llm_cost_scheduler_*`` in the default registry).
-
-    ``scheduler/metrics.py`` registers breaker state, fallbacks, solves and solve time in
-    prometheus_client's default registry; the service's /metrics serves its own registry, so this
-    bridge adds those families to it.
-    """
-
-    def collect(self) -> Iterator[Metric]:
-        import llm_cost_tracker.scheduler.metrics  # noqa: F401 - registers the families
-
-        for family in REGISTRY.collect():
-            if family.name.startswith("llm_cost_scheduler_"):
-                yield family
-
-    def describe(self) -> list[Metric]:
-        return []  # collected lazily: no name clash checks against the engine's module-level metrics
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """The answer to one batch: what is published, stored and returned by ``GET /v1/schedules/{id}``."""
-
-    batch_id: str
-    input_sha256: str
-    source: str
-    status: str
-    name: str = ""
-    error: str = ""
-    result: dict[str, Any] | None = None
-    tenant: str = ""
-    submitted_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    solved_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-
-    def to_json(self) -> dict[str, Any]:
-        return {"batch_id": self.batch_id, "status": self.status, "name": self.name,
-                "error": self.error or None, "result": self.result, "source": self.source,
-                "submitted_at": _iso(self.submitted_at), "solved_at": _iso(self.solved_at)}
-
-    def message(self) -> bytes:
-        """The value published on the results topic (JSON, key = batch id)."""
-        return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":")).encode()
-
-
-def _iso(dt: datetime) -> str:
-    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def seed_for(batch_id: str) -> int:
-    """A seed from the batch id, so a batch solved twice (redelivery) gives the same schedule."""
-    return int.from_bytes(hashlib.sha256(batch_id.encode()).digest()[:4], "big")
-
-
-def solve_budget(settings: Settings, batch_id: str) -> Any:
-    from llm_cost_tracker.scheduler.solve import SolveSettings
-
-    return SolveSettings(max_schedules=settings.scheduler_max_schedules,
-                         time_limit=settings.scheduler_time_limit_seconds, seed=seed_for(batch_id))
-
-
-def parse(text: str, source: str) -> Any:
-    """Parse a task batch (``ParseError``/``InfeasibleError`` propagate; priced from the bundled catalog)."""
-    from llm_cost_tracker.scheduler.batch import check_budget, parse_batch
-
-    batch = parse_batch(text, source=source)
-    check_budget(batch)
-    return batch
-
-
-def solve_parsed(batch: Any, scheduler: Any, settings: Settings, base: Outcome) -> Outcome:
-    """Solve a parsed batch through ``scheduler`` (breaker + greedy fallback) into an Outcome."""
-    from llm_cost_tracker.scheduler.errors import InfeasibleError
-    from llm_cost_tracker.scheduler.report import to_json
-
-    try:
-        result = scheduler.solve_batch(batch, solve_budget(settings, base.batch_id))
-    except InfeasibleError as exc:
-        return _with(base, status="infeasible", name=batch.name, error=f"infeasible: {exc}")
-    if not result.success or result.schedule is None:
-        return _with(base, status="infeasible", name=batch.name, error=f"infeasible: {result.message}")
-    return _with(base, status="done", name=batch.name, result=to_json(batch.problem, result))
-
-
-def solve_text(text: str, scheduler: Any, settings: Settings, base: Outcome) -> Outcome:
-    """Parse and solve; a malformed batch gives an ``error`` outcome naming its line."""
-    from llm_cost_tracker.scheduler.errors import InfeasibleError, ParseError
-
-    try:
-        batch = parse(text, f"batch {base.batch_id}")
-    except ParseError as exc:
-        return _with(base, status="error", error=str(exc))
-    except InfeasibleError as exc:
-        return _with(base, status="infeasible", error=f"infeasible: {exc}")
-    return solve_parsed(batch, scheduler, settings, base)
-
-
-def _with(base: Outcome, **changes: Any) -> Outcome:
-    from dataclasses import replace
-
-    return replace(base, solved_at=datetime.now(UTC), **changes)
-
-
-_COLUMNS = ["batch_id", "input_sha256", "name", "source", "tenant", "status", "error", "result",
-            "makespan_seconds", "cost_usd", "fallback", "schedules_evaluated", "solve_seconds",
-            "submitted_at", "solved_at"]
-
-
-class ScheduleStore:
-    """The ``schedules`` table through one clickhouse-connect client (calls serialized by a lock)."""
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-        self._lock = threading.Lock()
-
-    def save(self, outcome: Outcome) -> None:
-        """Insert the row; a repeat of the same (batch id, input) is a no-op (deduplication token)."""
-        r = outcome.result or {}
-        schedule = r.get("schedule") or {}
-        row = [outcome.batch_id, outcome.input_sha256, outcome.name, outcome.source, outcome.tenant,
-               outcome.status, outcome.error, json.dumps(r, sort_keys=True) if outcome.result else "",
-               float(r.get("makespan_seconds") or 0.0), float(schedule.get("cost_usd") or 0.0),
-               r.get("fallback") or "", int(r.get("schedules_evaluated") or 0), float(r.get("seconds") or 0.0),
-               _naive(outcome.submitted_at), _naive(outcome.solved_at)]
-        token = f"{outcome.batch_id}/{outcome.input_sha256}/{outcome.status}"
-        with self._lock:
-            self._client.insert("schedules", [row], column_names=_COLUMNS,
-                                settings={"insert_deduplicate": 1, "insert_deduplication_token": token})
-
-    def find(self, batch_id: str, input_sha256: str | None = None) -> Outcome | None:
-        """The stored outcome of ``batch_id`` (only if its input matches ``input_sha256``, when given)."""
-        query = ("SELECT batch_id, input_sha256, source, status, name, error, result, tenant, submitted_at, "
-                 "solved_at FROM schedules FINAL WHERE batch_id = {id:String}")
-        params: dict[str, Any] = {"id": batch_id}
-        if input_sha256 is not None:
-            query += " AND input_sha256 = {sha:String}"
-            params["sha"] = input_sha256
-        with self._lock:
-            rows = self._client.query(query + " LIMIT 1", parameters=params).result_rows
-        if not rows:
-            return None
-        bid, sha, source, status, name, error, result, tenant, submitted, solved = rows[0]
-        return Outcome(bid, sha, source, status, name=name, error=error,
-                       result=json.loads(result) if result else None, tenant=tenant,
-                       submitted_at=_aware(submitted), solved_at=_aware(solved))
-
-
-def _naive(dt: datetime) -> datetime:
-    return dt.astimezone(UTC).replace(tzinfo=None) if dt.tzinfo else dt
-
-
-def _aware(dt: datetime) -> datetime:
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def run_in_daemon(loop: asyncio.AbstractEventLoop, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
@@ -226,6 +64,7 @@ def run_in_daemon(loop: asyncio.AbstractEventLoop, fn: Callable[..., T], *args: 
             future.set_result(value) if ok else future.set_exception(value)
 
     def run() -> None:
+        value: Any
         try:
             value, ok = fn(*args), True
         except BaseException as exc:
@@ -251,6 +90,25 @@ def batch_id_of(message: Any) -> tuple[str, str]:
     if len(key) > MAX_BATCH_ID_CHARS or not key.isprintable():
         return fallback, f"record key is not a printable id of at most {MAX_BATCH_ID_CHARS} characters"
     return key, ""
+
+
+def _with(base: Outcome, **changes: Any) -> Outcome:
+    return replace(base, solved_at=datetime.now(UTC), **changes)
+
+
+def tracker_inputs(settings: Settings) -> TrackerInputs:
+    """The worker's plan inputs: the catalog, store and budgets the service of these settings uses."""
+    from pathlib import Path
+
+    from llm_cost_tracker.budgets import BudgetService, load_budgets
+    from llm_cost_tracker.pricing import ReloadingCatalog
+    from llm_cost_tracker.storage import client as store
+
+    catalog = ReloadingCatalog(overrides=Path(settings.pricing_file) if settings.pricing_file else None,
+                               data_dir=settings.data_dir)
+    budgets, options = load_budgets(settings.config_file)
+    service = BudgetService(budgets, store.connect(settings), options=options) if budgets else None
+    return TrackerInputs(settings, catalog, store.connect(settings), service)
 
 
 @dataclass
@@ -284,6 +142,7 @@ class SchedulerWorker:
         if applied:
             log.info("schema migrated", versions=[m.version for m in applied])
         self.store = ScheduleStore(self._client)
+        self.inputs = tracker_inputs(s)
         self._stopping = threading.Event()
         self._heartbeat = time.monotonic()
         self.fetch_error = ""
@@ -311,7 +170,7 @@ class SchedulerWorker:
                  store=store.describe(s))
 
     async def _start_kafka(self) -> None:
-        from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+        from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-untyped]
 
         from llm_cost_tracker.queue.kafka_client import (
             client_options,
@@ -404,7 +263,7 @@ class SchedulerWorker:
             else:
                 self.metrics.in_progress.inc()
                 try:
-                    outcome = await run_in_daemon(loop, solve_text, text, self.scheduler, self.settings, base)
+                    outcome = await run_in_daemon(loop, self._solve, text, base)
                 finally:
                     self.metrics.in_progress.dec()
             await self._store_call(loop, self.store.save, outcome)
@@ -414,6 +273,19 @@ class SchedulerWorker:
         await self._producer.send_and_wait(self.settings.scheduler_results_topic, outcome.message(),
                                            key=batch_id.encode(), headers=[("content-type", b"application/json")])
         self.metrics.published.inc()
+
+    def _solve(self, text: str, base: Outcome) -> Outcome:
+        """Parse with the tracker's inputs (the batch's ``tenant`` names whose prices apply) and solve."""
+        tenant = batch_tenant(text)
+        base = replace(base, tenant=tenant or "")
+        for attempt in range(5):
+            try:
+                return solve_text(text, self.scheduler, self.settings, base, self.inputs.for_caller(tenant))
+            except InputsUnavailable as exc:
+                log.warning("plan inputs unavailable; retrying", batch_id=base.batch_id, error=str(exc)[:300])
+                if attempt == 4 or self._stopping.wait(0.5 * 2**attempt):
+                    return _with(base, status="error", error=f"{exc}; submit the batch again")
+        raise AssertionError("unreachable")
 
     async def _store_call(self, loop: asyncio.AbstractEventLoop, fn: Callable[..., T], *args: Any) -> T:
         """A store call in a daemon thread, retried until it works or the worker stops."""

@@ -21,6 +21,7 @@ import queue
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -31,18 +32,18 @@ from llm_cost_tracker.access.guard import REFUSED_MESSAGE, AccessGuard, http_pri
 from llm_cost_tracker.config import Settings
 from llm_cost_tracker.httpserver import HttpServer, Request, Response
 from llm_cost_tracker.log import get_logger
-from llm_cost_tracker.services.scheduler import (
-    Outcome,
-    ScheduleMetrics,
-    ScheduleStore,
-    parse,
-    sha256_hex,
-    solve_parsed,
-)
+from llm_cost_tracker.scheduler.batch import TaskBatch
+from llm_cost_tracker.scheduler.solve import Scheduler
+from llm_cost_tracker.services.schedule_inputs import InputsUnavailable, TrackerInputs
+from llm_cost_tracker.services.schedule_outcome import Outcome, ScheduleStore, sha256_hex
+from llm_cost_tracker.services.schedule_solving import ScheduleMetrics, batch_tenant, parse, solve_parsed
+
+__all__ = ["MAX_QUEUED", "PATH", "SchedulesApi"]
 
 log = get_logger("schedules_api")
 MAX_QUEUED = 64
 PATH = "/v1/schedules"
+Handler = Callable[[Request, "str | None", bool], Response]
 
 
 def _error(status: int, message: str) -> Response:
@@ -58,29 +59,37 @@ class SchedulesApi:
         registry: the service's Prometheus registry (schedule and engine metrics are added to it).
     """
 
-    def __init__(self, settings: Settings, guard: AccessGuard | None, registry: CollectorRegistry) -> None:
+    def __init__(self, settings: Settings, guard: AccessGuard | None, registry: CollectorRegistry,
+                 client: Any, inputs: TrackerInputs) -> None:
         self._settings = settings
         self._guard = guard
         self._registry = registry
         self._pending: dict[str, Outcome] = {}
         self._running: set[str] = set()
         self._lock = threading.Lock()
-        self._jobs: queue.Queue[tuple[Outcome, Any] | None] = queue.Queue()
+        self._jobs: queue.Queue[tuple[Outcome, TaskBatch] | None] = queue.Queue()
         self._accepting = False
         self._threads: list[threading.Thread] = []
+        self._client = client
+        self.metrics = ScheduleMetrics(registry)
+        self.scheduler = Scheduler()
+        self.store = ScheduleStore(client)
+        self.inputs = inputs
 
     @classmethod
     def serve(cls, settings: Settings, http: HttpServer, guard: AccessGuard | None,
-              registry: CollectorRegistry) -> SchedulesApi:
-        """Open the store, start the solve threads and register the routes on ``http`` (not yet serving)."""
-        from llm_cost_tracker.scheduler.solve import Scheduler
+              registry: CollectorRegistry, catalog: Any, budgets: Any = None) -> SchedulesApi:
+        """Open the store, start the solve threads and register the routes on ``http`` (not yet serving).
+
+        Args:
+            catalog: the price catalog holder the service prices spans with (``.current``).
+            budgets: the service's budget service (None: named budgets are refused).
+        """
         from llm_cost_tracker.storage import client as store
 
-        api = cls(settings, guard, registry)
-        api.metrics = ScheduleMetrics(registry)
-        api.scheduler = Scheduler()
-        api._client = store.connect(settings)  # the schedules table exists: the service migrated first
-        api.store = ScheduleStore(api._client)
+        client = store.connect(settings)  # the schedules tables exist: the service migrated first
+        inputs = TrackerInputs(settings, catalog, store.connect(settings), budgets)
+        api = cls(settings, guard, registry, client, inputs)
         api._accepting = True
         for i in range(settings.scheduler_concurrency):
             thread = threading.Thread(target=api._work, name=f"schedules-{i}", daemon=True)
@@ -90,18 +99,19 @@ class SchedulesApi:
         http.route("GET", PATH + "/", api._authenticated(api.get), prefix=True)
         return api
 
-    def _authenticated(self, handler: Any) -> Any:
+    def _authenticated(self, handler: Handler) -> Callable[[Request], Response]:
         def serve(request: Request) -> Response:
             principal = http_principal(self._guard, request.headers)
             if principal is None:
                 return _error(401, REFUSED_MESSAGE)
-            return handler(request, principal.tenant.name if principal.tenant is not None else None)
+            tenant = principal.tenant.name if principal.tenant is not None else None
+            return handler(request, tenant, tenant is None)
 
         return serve
 
     # --- handlers ------------------------------------------------------------------------------
 
-    def submit(self, request: Request, tenant: str | None) -> Response:
+    def submit(self, request: Request, tenant: str | None, admin: bool) -> Response:
         from llm_cost_tracker.scheduler.errors import InfeasibleError, ParseError
 
         if not self._accepting:
@@ -110,13 +120,19 @@ class SchedulesApi:
             text = request.body.decode("utf-8")
         except UnicodeDecodeError:
             return _error(400, "body must be a UTF-8 JSON task batch (docs/scheduler.md)")
+        named = batch_tenant(text)
+        if named is not None and not admin and named != tenant:
+            return _error(403, "a tenant's token plans for its own tenant only; leave 'tenant' out of the batch")
+        tenant = named or tenant
         batch_id = uuid.uuid4().hex
         try:
-            batch = parse(text, "body")
+            batch = parse(text, "body", self.inputs.for_caller(tenant))
         except ParseError as exc:
             return _error(400, f"not a valid task batch: {exc}")
         except InfeasibleError as exc:
             return _error(422, f"infeasible: {exc}")
+        except InputsUnavailable as exc:
+            return _error(503, f"{exc}; retry shortly")
         base = Outcome(batch_id, sha256_hex(request.body), "api", "queued", name=batch.name, tenant=tenant or "")
         with self._lock:
             if len(self._pending) >= MAX_QUEUED + self._settings.scheduler_concurrency:
@@ -124,9 +140,9 @@ class SchedulesApi:
             self._pending[batch_id] = base
         self._jobs.put((base, batch))
         return Response.json(202, {"batch_id": batch_id, "status": "queued", "name": batch.name,
-                                   "location": f"{PATH}/{batch_id}"})
+                                   "location": f"{PATH}/{batch_id}", "inputs": batch.inputs})
 
-    def get(self, request: Request, tenant: str | None) -> Response:
+    def get(self, request: Request, tenant: str | None, admin: bool) -> Response:
         batch_id = request.path[len(PATH) + 1:]
         if not batch_id or "/" in batch_id:
             return _error(404, f"expected {PATH}/<batch_id>")
@@ -140,7 +156,7 @@ class SchedulesApi:
                 outcome = self.store.find(batch_id)
             except Exception as exc:
                 return _error(503, f"cannot read the schedules table: {type(exc).__name__}: {exc}; retry shortly")
-        if outcome is None or (tenant is not None and outcome.tenant != tenant):
+        if outcome is None or (not admin and outcome.tenant != tenant):
             return _error(404, f"no batch {batch_id!r}")
         doc = outcome.to_json()
         if outcome.status in ("queued", "running"):
@@ -203,6 +219,7 @@ class SchedulesApi:
             log.warning("schedules still solving at shutdown are abandoned", threads=unfinished)
         else:
             self._client.close()
+            self.inputs.close()
         if cancelled:
             log.info("queued schedules cancelled at shutdown", batches=len(cancelled))
 
