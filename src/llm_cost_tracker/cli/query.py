@@ -33,7 +33,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("report", help="spend and tokens grouped by model, service, provider, tenant or day",
                        description="Spend, requests and tokens from the hourly/daily rollups. Times are UTC; "
                                    "a window is widened to whole hours (whole days when both ends are dates).")
-    p.add_argument("--by", choices=("model", "service", "provider", "tenant", "day"), default="model")
+    p.add_argument("--by", choices=("model", "service", "provider", "tenant", "day", "job-batch"), default="model",
+                   help="job-batch: planned against actual cost and duration of every planned job and batch "
+                        "(docs/scheduler.md); --since/--until select plans by when they were made")
+    p.add_argument("--batch", metavar="ID", help="with --by job-batch: only this batch")
     p.add_argument("--since", default="24h",
                    help="start: a duration before now (30m, 24h, 7d) or a date/time (2026-03-01) (default 24h)")
     p.add_argument("--until", help="end (exclusive), same forms as --since (default: now)")
@@ -43,6 +46,45 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_format_flag(p)
     add_lang_flag(p)
     p.set_defaults(func=_report)
+
+
+def _job_batch(args: argparse.Namespace, since: dt.datetime) -> int:
+    """Planned vs actual per job, then per batch (spans matched by ``scheduler_job_id_attribute``)."""
+    from llm_cost_tracker.storage.client import StoreLocked, StoreMissing, connect_reader
+    from llm_cost_tracker.storage.plans import batch_totals, planned_vs_actual
+
+    settings = settings_from(args)
+    try:
+        client = connect_reader(settings)
+    except (StoreLocked, StoreMissing) as exc:
+        print(f"llm-cost-tracker: {exc}", file=sys.stderr)
+        return 2
+    try:
+        jobs = planned_vs_actual(client, settings.scheduler_job_id_attribute, batch_id=args.batch,
+                                 tenant=args.tenant, since=since)
+    except Exception as exc:
+        print(f"llm-cost-tracker: query failed: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc}",
+              file=sys.stderr)
+        return 1
+    finally:
+        client.close()
+    job_cols = ["batch_id", "job", "model", "tier", "planned_cost_usd", "actual_cost_usd", "planned_seconds",
+                "actual_seconds", "spans", "unpriced_spans", "job_id"]
+    batch_cols = ["batch_id", "name", "jobs", "jobs_seen", "planned_cost_usd", "actual_cost_usd", "planned_seconds",
+                  "actual_seconds", "spans", "unpriced_spans"]
+    batches = batch_totals(jobs)
+    if args.format == "json":
+        import json
+
+        from llm_cost_tracker.cli._output import _plain
+
+        print(json.dumps({"jobs": [{c: _plain(j[c]) for c in job_cols} for j in jobs],
+                          "batches": [{c: _plain(b[c]) for c in batch_cols} for b in batches]}, indent=2))
+        return 0
+    print(render(job_cols, [[j[c] for c in job_cols] for j in jobs], args.format))
+    print()
+    print(render(batch_cols, [[b[c] for c in batch_cols] for b in batches], args.format))
+    return 0
 
 
 def _query(args: argparse.Namespace, sql: str, parameters: dict[str, Any] | None = None, render: Any = render) -> int:
@@ -112,6 +154,8 @@ def _report(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"llm-cost-tracker: {exc}", file=sys.stderr)
         return 2
+    if args.by == "job-batch":
+        return _job_batch(args, since)
     sql, parameters = ReportQuery(args.by, since, until, args.tenant).sql()
     from llm_cost_tracker.i18n import cli_translator, report_renderer
 

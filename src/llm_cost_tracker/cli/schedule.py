@@ -1,13 +1,18 @@
 """``llm-cost-tracker schedule solve``: solve one instance file and print the schedule.
 
-Thin by design: reading, solving and rendering live in :mod:`llm_cost_tracker.scheduler`.
+Thin by design: reading, solving and rendering live in :mod:`llm_cost_tracker.scheduler`. With
+``--from-tracker URL`` the task batch is planned by a running tracker instead (``POST /v1/schedules``,
+then polled): the same prices, measured speeds and budgets as every other plan of that service, and
+the plan is kept there so its job spans can be compared with it (``report --by job-batch``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +33,62 @@ def register(subparsers: Any) -> None:
     solve.add_argument("--seed", type=int, default=None, metavar="S", help="random seed for a reproducible run")
     solve.add_argument("--format", choices=("json", "table"), default="json")
     solve.add_argument("--jobshop", action="store_true", help="FILE is in the JSPLIB job-shop format")
+    solve.add_argument("--from-tracker", metavar="URL",
+                       help="plan the task batch on a running tracker (its HTTP address, e.g. http://127.0.0.1:9464): "
+                            "prices, speeds measured from its spans and budgets from there, the plan kept there")
+    solve.add_argument("--token", default=os.environ.get("LCT_TRACKER_TOKEN"), metavar="TOKEN",
+                       help="bearer token for --from-tracker (env: LCT_TRACKER_TOKEN)")
     solve.set_defaults(func=_solve)
+
+
+def _from_tracker(args: argparse.Namespace) -> int:
+    """POST the batch, poll its answer, print it: 0 done, 2 refused/infeasible/error, 1 unreachable."""
+    from llm_cost_tracker.scheduler.report import remote_table
+
+    try:
+        body = args.file.read_bytes()
+    except OSError as exc:
+        print(f"error: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    base = args.from_tracker.rstrip("/") + "/v1/schedules"
+    try:
+        status, doc = _call(base, args.token, body)
+        if status != 202:
+            print(f"error: {args.from_tracker} answered {status}: {doc.get('error', doc)}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        deadline = time.monotonic() + args.time_limit + 600
+        while doc.get("status") in ("queued", "running") and time.monotonic() < deadline:
+            time.sleep(0.2)
+            status, doc = _call(f"{base}/{doc['batch_id']}", args.token)
+            if status != 200:
+                print(f"error: {args.from_tracker} answered {status}: {doc.get('error', doc)}", file=sys.stderr)
+                return 1
+    except OSError as exc:
+        print(f"error: cannot reach {args.from_tracker}: {exc}", file=sys.stderr)
+        return 1
+    if doc.get("status") != "done":
+        print(f"{doc.get('status')}: {doc.get('error')}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(json.dumps(doc, indent=2) if args.format == "json" else remote_table(doc))
+    return 0
+
+
+def _call(url: str, token: str | None, body: bytes | None = None) -> tuple[int, dict[str, Any]]:
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, data=body, method="POST" if body is not None else "GET",
+                                     headers={"Content-Type": "application/json"})
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        try:
+            return exc.code, json.loads(exc.read() or b"{}")
+        except ValueError:
+            return exc.code, {"error": exc.reason}
 
 
 def _solve(args: argparse.Namespace) -> int:
@@ -42,6 +102,8 @@ def _solve(args: argparse.Namespace) -> int:
     if args.time_limit is not None and args.time_limit <= 0:
         print("error: --time-limit must be positive", file=sys.stderr)
         return EXIT_BAD_INPUT
+    if args.from_tracker:
+        return _from_tracker(args)
     try:
         problem = read_instance(args.file, jobshop=args.jobshop)
     except OSError as exc:

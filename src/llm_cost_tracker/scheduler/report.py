@@ -9,6 +9,8 @@ from llm_cost_tracker.scheduler.problem import Problem
 from llm_cost_tracker.scheduler.result import Schedule, ScheduleResult
 from llm_cost_tracker.types import PICO_PER_USD
 
+__all__ = ["PICK_RULE", "annotate_plan", "kind_of", "remote_table", "to_json", "to_table"]
+
 PICK_RULE = (
     "least weighted tardiness; then makespan within 20% of the shortest such; then cheapest; "
     "then shortest makespan"
@@ -93,6 +95,19 @@ def annotate_plan(doc: dict[str, Any], batch: TaskBatch, batch_id: str) -> dict[
             job["input_tokens"], job["output_tokens"] = tin, tout
     doc["inputs"] = batch.inputs
     return doc
+
+
+def remote_table(doc: dict[str, Any]) -> str:
+    """A table of a plan answered by a tracker (``GET /v1/schedules/{id}``): job, model, times, cost, id."""
+    result = doc.get("result") or {}
+    schedule = result.get("schedule") or {}
+    head = (f"{doc.get('name')} ({doc.get('batch_id')}): makespan {schedule.get('makespan_seconds', 0):g} s, "
+            f"cost {schedule.get('cost_usd', 0):.4f} USD, {len(result.get('pareto_front', []))} Pareto points")
+    rows = [("job", "model", "start_s", "finish_s", "cost_usd", "job_id")]
+    rows += [(j["id"], j["model"], f"{j['start_seconds']:g}", f"{j['finish_seconds']:g}", f"{j['cost_usd']:.4f}",
+              j.get("job_id", "")) for j in schedule.get("jobs", [])]
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    return "\n".join([head, *("  ".join(v.rjust(w) for v, w in zip(r, widths, strict=True)) for r in rows)])
 
 
 def _operations(problem: Problem, s: Schedule) -> list[tuple[int, int, int, int]]:

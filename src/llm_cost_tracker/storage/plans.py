@@ -81,7 +81,7 @@ def save_plan_jobs(client: Any, jobs: Sequence[PlanJob], token: str) -> None:
 
 
 def _matched(expr: str) -> str:
-    return f"{expr}If(a.{{col}}, a.job_id != '' AND (j.tenant = '' OR a.span_tenant = j.tenant))"
+    return f"{expr}If(a.{{col}}, a.span_job_id != '' AND (j.tenant = '' OR a.span_tenant = j.tenant))"
 
 
 _JOBS_SQL = """
@@ -93,15 +93,15 @@ SELECT j.batch_id AS batch_id, j.name AS name, j.tenant AS tenant, j.job AS job,
 FROM (SELECT * FROM schedule_jobs FINAL WHERE {where}) AS j
 LEFT JOIN
 (
-    SELECT attributes[{{key:String}}] AS job_id, tenant AS span_tenant, count() AS spans,
-           countIf(cost_usd IS NULL) AS unpriced, sum(ifNull(cost_usd, toDecimal128(0, 12))) AS cost_usd,
-           min(toUnixTimestamp64Nano(timestamp)) AS first_ns,
-           max(toUnixTimestamp64Nano(timestamp) + toInt64(duration_ns)) AS last_ns
+    SELECT attributes[{{key:String}}] AS span_job_id, tenant AS span_tenant, count() AS span_count,
+           countIf(cost_usd IS NULL) AS span_unpriced, sum(ifNull(cost_usd, toDecimal128(0, 12))) AS span_cost,
+           min(toUnixTimestamp64Nano(timestamp)) AS span_first_ns,
+           max(toUnixTimestamp64Nano(timestamp) + toInt64(duration_ns)) AS span_last_ns
     FROM llm_spans
     WHERE attributes[{{key:String}}] IN (SELECT job_id FROM schedule_jobs WHERE {where})
       AND pricing_status != 'duplicate'
-    GROUP BY job_id, span_tenant
-) AS a ON a.job_id = j.job_id
+    GROUP BY span_job_id, span_tenant
+) AS a ON a.span_job_id = j.job_id
 GROUP BY batch_id, name, tenant, job, job_id, model, tier, planned_start_seconds, planned_seconds, planned_cost_usd
 ORDER BY batch_id, planned_start_seconds, job
 """
@@ -124,10 +124,10 @@ def planned_vs_actual(client: Any, key: str = DEFAULT_JOB_ID_ATTRIBUTE, batch_id
     if since is not None:
         where.append("planned_at >= {since:DateTime64(3, 'UTC')}")
         params["since"] = since.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-    sql = _JOBS_SQL.format(where=" AND ".join(where), spans=_matched("sum").format(col="spans"),
-                           unpriced=_matched("sum").format(col="unpriced"),
-                           cost=_matched("sum").format(col="cost_usd"), first=_matched("min").format(col="first_ns"),
-                           last=_matched("max").format(col="last_ns"))
+    sql = _JOBS_SQL.format(where=" AND ".join(where), spans=_matched("sum").format(col="span_count"),
+                           unpriced=_matched("sum").format(col="span_unpriced"),
+                           cost=_matched("sum").format(col="span_cost"), first=_matched("min").format(col="span_first_ns"),
+                           last=_matched("max").format(col="span_last_ns"))
     result = client.query(sql, parameters=params)
     out = []
     for values in result.result_rows:

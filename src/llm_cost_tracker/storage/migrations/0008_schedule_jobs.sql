@@ -31,20 +31,20 @@ CREATE VIEW IF NOT EXISTS schedule_job_actuals AS
 SELECT j.batch_id AS batch_id, j.name AS name, j.tenant AS tenant, j.job AS job, j.job_id AS job_id,
        j.model AS model, j.tier AS tier, j.planned_start_seconds AS planned_start_seconds,
        j.planned_seconds AS planned_seconds, j.planned_cost_usd AS planned_cost_usd,
-       sumIf(a.spans, a.job_id != '' AND (j.tenant = '' OR a.span_tenant = j.tenant)) AS spans,
-       sumIf(a.unpriced, a.job_id != '' AND (j.tenant = '' OR a.span_tenant = j.tenant)) AS unpriced_spans,
-       sumIf(a.cost_usd, a.job_id != '' AND (j.tenant = '' OR a.span_tenant = j.tenant)) AS actual_cost_usd,
-       minIf(a.first_ns, a.job_id != '' AND (j.tenant = '' OR a.span_tenant = j.tenant)) AS first_start_ns,
-       maxIf(a.last_ns, a.job_id != '' AND (j.tenant = '' OR a.span_tenant = j.tenant)) AS last_end_ns
+       sumIf(a.span_count, a.span_job_id != '' AND (j.tenant = '' OR a.span_tenant = j.tenant)) AS spans,
+       sumIf(a.span_unpriced, a.span_job_id != '' AND (j.tenant = '' OR a.span_tenant = j.tenant)) AS unpriced_spans,
+       sumIf(a.span_cost, a.span_job_id != '' AND (j.tenant = '' OR a.span_tenant = j.tenant)) AS actual_cost_usd,
+       minIf(a.span_first_ns, a.span_job_id != '' AND (j.tenant = '' OR a.span_tenant = j.tenant)) AS first_start_ns,
+       maxIf(a.span_last_ns, a.span_job_id != '' AND (j.tenant = '' OR a.span_tenant = j.tenant)) AS last_end_ns
 FROM (SELECT * FROM schedule_jobs FINAL) AS j
 LEFT JOIN
 (
-    SELECT attributes['llm_cost_tracker.job_id'] AS job_id, tenant AS span_tenant, count() AS spans,
-           countIf(cost_usd IS NULL) AS unpriced, sum(ifNull(cost_usd, toDecimal128(0, 12))) AS cost_usd,
-           min(toUnixTimestamp64Nano(timestamp)) AS first_ns,
-           max(toUnixTimestamp64Nano(timestamp) + toInt64(duration_ns)) AS last_ns
+    SELECT attributes['llm_cost_tracker.job_id'] AS span_job_id, tenant AS span_tenant, count() AS span_count,
+           countIf(cost_usd IS NULL) AS span_unpriced, sum(ifNull(cost_usd, toDecimal128(0, 12))) AS span_cost,
+           min(toUnixTimestamp64Nano(timestamp)) AS span_first_ns,
+           max(toUnixTimestamp64Nano(timestamp) + toInt64(duration_ns)) AS span_last_ns
     FROM llm_spans
     WHERE attributes['llm_cost_tracker.job_id'] != '' AND pricing_status != 'duplicate'
-    GROUP BY job_id, span_tenant
-) AS a ON a.job_id = j.job_id
+    GROUP BY span_job_id, span_tenant
+) AS a ON a.span_job_id = j.job_id
 GROUP BY batch_id, name, tenant, job, job_id, model, tier, planned_start_seconds, planned_seconds, planned_cost_usd;
