@@ -118,3 +118,47 @@ def test_a_repeated_insert_of_the_same_answer_is_a_no_op(worker_settings: Settin
         assert store.find("dup", "other") is None
     finally:
         client.close()
+
+
+def test_the_worker_plans_with_the_same_inputs_as_the_service(worker_settings: Settings, store: Any,
+                                                              tmp_path: Any) -> None:
+    """A Kafka batch naming its tenant, without prices or throughput: the user's price file with that tenant's
+    discount, speeds fitted from the spans stored for that tenant, and a named budget's remainder."""
+    import datetime as dt
+    from decimal import Decimal
+
+    prices = tmp_path / "prices.toml"
+    prices.write_text('[models."openai/gpt-4o-mini"]\ninput = "0.20"\noutput = "0.80"\n\n'
+                      '[[discounts]]\ntenant = "acme"\npercent = "10"\n')
+    config = tmp_path / "lct.toml"
+    config.write_text('[[budgets]]\nname = "acme-monthly"\nlimit_usd = 2\nperiod = "month"\n'
+                      '[budgets.scope]\ntenant = "acme"\n')
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(hours=1)
+    spans = []
+    for i in range(12):  # acme's calls at 4,000 / 80 tokens per second; another tenant's much slower
+        tin, tout = 1000 + 300 * i, 100 + 50 * (i % 5)
+        for tenant, scale in (("acme", 1), ("globex", 10)):
+            spans.append([now + dt.timedelta(seconds=i), tenant, f"t{i}{tenant}", "openai", "gpt-4o-mini",
+                          "gpt-4o-mini", tin, tout, (tin * 250_000 + tout * 12_500_000) * scale, 0, "priced",
+                          Decimal("0.5") if tenant == "acme" and i == 0 else Decimal("0.001")])
+    store.insert("llm_spans", spans, column_names=[
+        "timestamp", "tenant", "span_id", "provider", "request_model", "response_model", "input_tokens",
+        "output_tokens", "duration_ns", "status_code", "pricing_status", "cost_usd"])
+    doc = {"name": "kafka-loop", "tenant": "acme", "budget": {"name": "acme-monthly"},
+           "models": [{"provider": "openai", "model": "gpt-4o-mini"}],
+           "jobs": [{"id": "extract", "input_tokens": 200000, "output_tokens": 20000}]}
+    settings = worker_settings.replace(pricing_file=str(prices), config_file=str(config))
+    produce(settings, [("loop", json.dumps(doc).encode())])
+    run_burst(settings)
+    [answer] = results(settings)["loop"]
+    assert answer["status"] == "done", answer
+    inputs = answer["result"]["inputs"]
+    model = inputs["models"]["openai/gpt-4o-mini"]
+    assert model["measured_spans"] == 12 and abs(model["input_tokens_per_second"] - 4000) < 1e-3, model
+    assert abs(model["output_tokens_per_second"] - 80) < 1e-6, model
+    left = Decimal(2) - Decimal("0.5") - 11 * Decimal("0.001")
+    assert Decimal(str(inputs["budget"]["remaining_usd"])) == left, inputs
+    [job] = answer["result"]["schedule"]["jobs"]
+    assert job["cost_pusd"] == (200_000 * 200_000 + 20_000 * 800_000) * 9 // 10
+    assert rows(settings, "SELECT job_id, tier, planned_cost_usd FROM schedule_jobs FINAL") == [
+        ("loop/extract", "standard", Decimal(job["cost_pusd"]) / 10**12)]
