@@ -27,7 +27,7 @@ from llm_cost_tracker.sql_http._errors import SqlError
 __all__ = ["TENANT_TABLES", "Policy", "Statement", "check_ast", "check_tables", "client_settings",
            "quote", "split_format"]
 
-TENANT_TABLES = ("llm_spans", "llm_spend_hourly", "llm_spend_daily", "reprice_audit", "schedules")
+TENANT_TABLES = ("llm_spans", "llm_spend_hourly", "llm_spend_daily", "reprice_audit", "schedules", "schedule_jobs")
 """Tables with a ``tenant`` column: a tenant reads its own rows of each, filtered by the engine."""
 SYSTEM_FOR_TENANTS = frozenset({"one", "numbers", "numbers_mt", "zeros", "zeros_mt", "settings", "functions",
                                 "table_functions", "data_type_families", "formats", "time_zones", "databases",
