@@ -51,7 +51,7 @@ def test_tenant_sees_only_its_rows_everywhere(running: Running) -> None:
                   "SELECT count() FROM llm_spans WHERE trace_id IN (SELECT trace_id FROM llm_spans WHERE tenant='globex')"):
         assert acme.command(query) == 0, query
     tables = {r[0] for r in acme.query("SELECT name FROM system.tables WHERE database = currentDatabase()").result_rows}
-    assert tables == {"llm_spans", "llm_spend_hourly", "llm_spend_daily", "reprice_audit", "schedules"}
+    assert tables == {"llm_spans", "llm_spend_hourly", "llm_spend_daily", "reprice_audit", "schedules", "schedule_jobs"}
     globex = running.client(GLOBEX)
     assert globex.command("SELECT count() FROM llm_spans") == globex.command(
         "SELECT count() FROM llm_spans WHERE tenant = 'globex'") >= SENT["globex"]

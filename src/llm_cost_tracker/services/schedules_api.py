@@ -8,8 +8,15 @@ client. ``GET`` answers ``queued`` or ``running`` while the batch is in hand, th
 document: ``status`` (done, error, infeasible, cancelled), ``error`` and ``result`` (the schedule
 and the Pareto front), exactly as the worker publishes it.
 
+Inputs: what the batch leaves out comes from the service itself (:class:`TrackerInputs`): the catalog it
+prices spans with (user price file, the caller's tenant prices and discounts), speeds measured from the
+caller's stored spans, and the remainder of a budget named in ``"budget": {"name": ...}``. A missing
+input is a 400 that says what is missing; a store that cannot be read for them is a 503. The 202
+answer carries ``inputs``: where each price, speed and the cap came from.
+
 Access: with bearer tokens configured every call needs one (401 otherwise); a tenant's token sees
-only the batches it submitted (others answer 404), an admin token sees all.
+only the batches it submitted (others answer 404) and plans for its own tenant (a batch naming
+another ``tenant`` is 403); an admin token sees all and may name the tenant.
 
 On stop: new batches get 503, queued ones are stored as ``cancelled`` (resubmit them), and running
 ones get up to ``scheduler_shutdown_seconds`` to finish.
