@@ -5,7 +5,9 @@ j120 from the critical-path bound, multi-mode j30 from CP Optimizer), optima hit
 second, OR-Tools CP-SAT at the same wall time, and coupled vs uncoupled replicas at the same budget.
 Every reported schedule (ours and CP-SAT's) goes through the independent feasibility checker.
 The ``batch`` set plans a synthetic LLM task batch (``--batch-jobs`` jobs, 5 models on 3 providers,
-dependencies, deadlines and a budget) and prints wall and CPU seconds per budget.
+dependencies, deadlines and a budget) and prints wall and CPU seconds per budget. The ``speed`` set
+times the speed fit a tracker runs per model without a stated throughput (``fit_speed`` over the
+newest ``scheduler_speed_max_spans`` = 5,000 spans, 5% of them 20x slow) and prints the rates found.
 
     .venv/bin/python benchmarks/scheduling.py --sets j30,j120,mm --subset 12
     nice -n 19 .venv/bin/python benchmarks/scheduling.py --sets batch --batch-jobs 1000 --budgets 5000
@@ -156,6 +158,27 @@ def run_batch(n_jobs: int, budgets: list[int], seed: int, annealing: AnnealingSe
               f"tardiness {r.schedule.tardiness:.0f}, front {len(r.front)}", flush=True)
 
 
+def run_speed(n_spans: int = 5000, repeats: int = 20) -> None:
+    """Time ``fit_speed`` on ``n_spans`` synthetic spans at 4,000 / 80 tokens/s with 5% slow outliers."""
+    import numpy as np
+
+    from llm_cost_tracker.scheduler.inputs import fit_speed
+
+    rng = np.random.default_rng(1)
+    tin = rng.integers(200, 20_000, n_spans).astype(float)
+    tout = rng.integers(20, 2_000, n_spans).astype(float)
+    d = tin / 4000 + tout / 80
+    d[rng.random(n_spans) < 0.05] *= 20
+    w0, c0 = time.perf_counter(), time.process_time()
+    for _ in range(repeats):
+        speed = fit_speed(tin, tout, d)
+    wall, cpu = (time.perf_counter() - w0) / repeats, (time.process_time() - c0) / repeats
+    assert speed is not None
+    print(f"== speed fit: {n_spans} spans, {speed.method}: {speed.input_tokens_per_second:.1f} / "
+          f"{speed.output_tokens_per_second:.3f} tokens/s (true 4000 / 80), wall {wall * 1e3:.1f} ms, "
+          f"cpu {cpu * 1e3:.1f} ms per fit", flush=True)
+
+
 def run_cpsat(p: Problem, seconds: float, workers: int) -> Run:
     """OR-Tools CP-SAT on the same instance (optional intervals per mode), checked like ours."""
     from ortools.sat.python import cp_model
@@ -230,7 +253,7 @@ def summarize(label: str, insts: list[Instance], runs: list[Run], show_rate: boo
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sets", default="j30,j120,mm", help="comma list of j30, j120, mm, jsp, batch")
+    ap.add_argument("--sets", default="j30,j120,mm", help="comma list of j30, j120, mm, jsp, batch, speed")
     ap.add_argument("--batch-jobs", type=int, default=1000, help="jobs in the synthetic batch of set 'batch'")
     ap.add_argument("--time-limit", type=float, default=None, help="seconds per solve (batch set only)")
     ap.add_argument("--subset", type=int, default=None, help="evenly spaced N instances per set")
@@ -262,6 +285,10 @@ def main(argv: list[str] | None = None) -> int:
     for set_name in args.sets.split(","):
         if set_name == "batch":
             run_batch(args.batch_jobs, budgets, args.seed, coupled, args.time_limit)
+            print()
+            continue
+        if set_name == "speed":
+            run_speed()
             print()
             continue
         insts = load_set(set_name, args.subset)

@@ -190,11 +190,15 @@ def test_batch_planned_from_the_trackers_prices_speeds_and_budget_then_compared(
                        f"WHERE batch_id = '{doc['batch_id']}' ORDER BY job")
     assert [(r["job"], r["spans"]) for r in view] == [("extract", 2), ("grade", 2), ("summarize", 2)]
 
-    # the next plan rests on the job spans too; the budget's remainder no longer pays for the batch
+    # the next plan rests on the job spans too (not on calls that waited in the batch tier's queue);
+    # the budget's remainder no longer pays for the batch
     unbudgeted = {k: v for k, v in BATCH.items() if k != "budget"}
-    again = plan(service, unbudgeted)["result"]["inputs"]["models"]["openai/gpt-4o-mini"]
-    extra = sum(2 for j in jobs.values() if j["model"].startswith("openai/gpt-4o-mini"))
+    measured = plan(service, unbudgeted)["result"]["inputs"]["models"]
+    again = measured["openai/gpt-4o-mini"]
+    extra = sum(2 for j in jobs.values() if j["model"] == "openai/gpt-4o-mini")
     assert again["measured_spans"] == 20 + extra and again["input_tokens_per_second"] == pytest.approx(4000, rel=1e-6)
+    online = sum(2 for j in jobs.values() if j["model"] == "openai/gpt-4o")
+    assert measured["openai/gpt-4o"]["measured_spans"] == 10 + online, measured
     status, refused = http_json(service.http_url + "/v1/schedules", json.dumps(BATCH).encode(), "POST", "acme-token")
     assert status == 422 and "budget" in refused["error"], refused
 

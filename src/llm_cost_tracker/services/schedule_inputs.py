@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from llm_cost_tracker.config import Settings
+from llm_cost_tracker.pricing._quote import TIER_ATTRIBUTES  # the keys the catalog reads a span's tier from
 from llm_cost_tracker.scheduler.inputs import PlanInputs, Speed, TierCostFn, catalog_tier_cost, fit_speed
 from llm_cost_tracker.storage.plans import speed_samples
 
@@ -75,7 +76,8 @@ class TrackerInputs:
         try:
             with self._lock:
                 samples = speed_samples(self._client, provider, model, since, tenant,
-                                        limit=self._settings.scheduler_speed_max_spans)
+                                        limit=self._settings.scheduler_speed_max_spans,
+                                        tier_attributes=TIER_ATTRIBUTES)
         except Exception as exc:
             raise InputsUnavailable(f"cannot read spans to measure {provider}/{model}: "
                                     f"{type(exc).__name__}: {str(exc)[:200]}") from exc

@@ -358,6 +358,7 @@ class SchedulerWorker:
             self.http.stop()
         if finished:
             self._client.close()  # else an abandoned store call may still hold it; exit closes it
+            self.inputs.close()
         log.info("scheduler worker stopped", processed=self.processed, finished_in_hand=finished)
 
     async def _close_kafka(self) -> None:

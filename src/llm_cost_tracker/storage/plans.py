@@ -31,17 +31,24 @@ class SpeedSamples:
     seconds: list[float]
 
 
+OFFLINE_TIERS = ("batch", "batches", "flex")
+"""Service-tier values of calls that wait in a provider's queue: their durations say nothing of online speed."""
+
+
 def speed_samples(client: Any, provider: str, model: str, since_ns: int, tenant: str | None = None,
-                  limit: int = 5000) -> SpeedSamples:
+                  limit: int = 5000, tier_attributes: Sequence[str] = ()) -> SpeedSamples:
     """The newest ``limit`` spans of ``provider``/``model`` since ``since_ns`` with both token counts and a duration.
 
-    The model matches the requested or the answering model name. Failed calls (status ERROR) and spans
-    marked ``duplicate`` are left out. ``tenant``: only that tenant's spans (None: every tenant's).
+    The model matches the requested or the answering model name. Failed calls (status ERROR), spans
+    marked ``duplicate`` and spans whose ``tier_attributes`` name an offline tier (:data:`OFFLINE_TIERS`)
+    are left out. ``tenant``: only that tenant's spans (None: every tenant's).
     """
     where = ["provider = {p:String}", "(request_model = {m:String} OR model = {m:String})",
              "timestamp >= fromUnixTimestamp64Nano({since:Int64})", "duration_ns > 0", "input_tokens > 0",
-             "output_tokens > 0", "status_code != 2", "pricing_status != 'duplicate'"]
-    params: dict[str, Any] = {"p": provider, "m": model, "since": since_ns, "limit": limit}
+             "output_tokens > 0", "status_code != 2", "pricing_status != 'duplicate'",
+             "NOT arrayExists(k -> has({offline:Array(String)}, lower(attributes[k])), {tiers:Array(String)})"]
+    params: dict[str, Any] = {"p": provider, "m": model, "since": since_ns, "limit": limit,
+                              "offline": list(OFFLINE_TIERS), "tiers": list(tier_attributes)}
     if tenant is not None:
         where.append("tenant = {tenant:String}")
         params["tenant"] = tenant
