@@ -113,3 +113,19 @@ def test_a_tracker_batch_validates_against_the_schema() -> None:
     jsonschema.Draft202012Validator(schema).validate(doc)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.Draft202012Validator(schema).validate({**DOC, "service_tiers": ["batch"]})
+
+
+def test_a_batch_may_leave_at_most_32_models_to_be_measured() -> None:
+    """Each measured model is a store query while the caller waits: the 33rd is refused, naming the limit."""
+    doc = json.loads(json.dumps(DOC))
+    doc["models"] = [{"provider": "p", "model": f"m{i}"} for i in range(33)]
+    doc["jobs"][0]["models"] = ["p/m0"]
+    calls: list[str] = []
+
+    def speed_of(provider: str, model: str) -> Speed:
+        calls.append(model)
+        return Speed(1000.0, 10.0, 5, "fit")
+
+    with pytest.raises(ParseError, match="model p/m32: at most 32 models"):
+        parse_batch(json.dumps(doc), cost_of=lambda *_: 1, inputs=PlanInputs(speed_of=speed_of))
+    assert len(calls) == 32

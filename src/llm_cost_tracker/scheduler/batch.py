@@ -39,6 +39,8 @@ MAX_TIER_HORIZON_SLOTS = 200_000
 """Tier modes are left out when they would make the planning horizon longer than this many slots (the
 decoder keeps one profile per resource over the horizon); a larger ``slot_seconds`` brings them back."""
 RATES = ("input_tokens_per_second", "output_tokens_per_second")
+MAX_MEASURED_MODELS = 32
+"""Models one batch may leave to be measured: each is a query on the store while the caller waits."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +91,7 @@ class _Builder:
         self.report: dict[str, Any] = {}
         self._tier_cost: TierCostFn | None = None
         self.tiers: tuple[str, ...] = TIERS
+        self._measured = 0
 
     def fail(self, message: str, needle: str | None = None) -> ParseError:
         return ParseError(self.source, self._line_of(needle), message)
@@ -272,6 +275,11 @@ class _Builder:
         if len(given) < len(RATES):
             missing = [r for r in RATES if r not in given]
             speed_of = self.plan_inputs.speed_of
+            self._measured += 1
+            if self._measured > MAX_MEASURED_MODELS:
+                raise self.fail(f"model {key}: at most {MAX_MEASURED_MODELS} models of a batch can be measured "
+                                "from spans; state input_tokens_per_second and output_tokens_per_second for the "
+                                "others", where)
             if speed_of is None:
                 raise self.fail(f"model {key}: {' and '.join(missing)} must be a positive number (or plan through "
                                 "a running tracker, which measures it from stored spans)", where)
