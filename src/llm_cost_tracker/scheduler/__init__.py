@@ -1,6 +1,7 @@
 """Scheduler engine: plans batches of LLM jobs (an MRCPSP) by vectorized simulated quantum annealing.
 
-Imports nothing from the rest of the pipeline except the price catalog.
+Imports nothing from the rest of the pipeline except the price catalog; what a running tracker adds
+(its prices, measured speeds, budget remainders) comes in as a :class:`PlanInputs` of plain callables.
 """
 
 from llm_cost_tracker.scheduler.annealing import AnnealingSettings, QuantumAnnealing
@@ -9,6 +10,7 @@ from llm_cost_tracker.scheduler.breaker import BreakerState, CircuitBreaker
 from llm_cost_tracker.scheduler.checker import check_schedule
 from llm_cost_tracker.scheduler.errors import InfeasibleError, ParseError
 from llm_cost_tracker.scheduler.greedy import greedy_schedule
+from llm_cost_tracker.scheduler.inputs import PlanInputs, Speed, fit_speed
 from llm_cost_tracker.scheduler.jobshop import parse_jobshop, read_jobshop
 from llm_cost_tracker.scheduler.pareto import find_non_dominated, hypervolume, pick_default
 from llm_cost_tracker.scheduler.problem import Activity, Mode, Problem, Resource
@@ -26,6 +28,7 @@ __all__ = [
     "MaxSchedules",
     "Mode",
     "ParseError",
+    "PlanInputs",
     "Problem",
     "QuantumAnnealing",
     "Resource",
@@ -33,11 +36,13 @@ __all__ = [
     "ScheduleResult",
     "Scheduler",
     "SolveSettings",
+    "Speed",
     "TaskBatch",
     "TerminateIfAny",
     "TimeLimit",
     "check_schedule",
     "find_non_dominated",
+    "fit_speed",
     "greedy_schedule",
     "hypervolume",
     "minimize",

@@ -105,7 +105,8 @@ LEFT JOIN
            min(toUnixTimestamp64Nano(timestamp)) AS span_first_ns,
            max(toUnixTimestamp64Nano(timestamp) + toInt64(duration_ns)) AS span_last_ns
     FROM llm_spans
-    WHERE attributes[{{key:String}}] IN (SELECT job_id FROM schedule_jobs WHERE {where})
+    WHERE timestamp >= (SELECT min(planned_at) FROM schedule_jobs WHERE {where}) - INTERVAL 1 DAY
+      AND attributes[{{key:String}}] IN (SELECT job_id FROM schedule_jobs WHERE {where})
       AND pricing_status != 'duplicate'
     GROUP BY span_job_id, span_tenant
 ) AS a ON a.span_job_id = j.job_id
@@ -117,6 +118,9 @@ ORDER BY batch_id, planned_start_seconds, job
 def planned_vs_actual(client: Any, key: str = DEFAULT_JOB_ID_ATTRIBUTE, batch_id: str | None = None,
                       tenant: str | None = None, since: datetime | None = None) -> list[dict[str, Any]]:
     """Planned and actual cost and duration of every planned job (spans matched by attribute ``key``).
+
+    Only spans from a day before the earliest selected plan on are read (the table's partitions and
+    sort key prune the rest): a job's calls come after its plan, give or take clock skew.
 
     ``actual_cost_usd`` is exact (Decimal) and None while no span matched; ``unpriced_spans`` counts
     matched spans the catalog could not price (their cost is not in ``actual_cost_usd``).
