@@ -170,7 +170,7 @@ class SchedulerWorker:
                  store=store.describe(s))
 
     async def _start_kafka(self) -> None:
-        from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-untyped]
+        from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
         from llm_cost_tracker.queue.kafka_client import (
             client_options,
