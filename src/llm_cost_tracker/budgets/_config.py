@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -21,9 +21,10 @@ from llm_cost_tracker.types import PICO_PER_USD
 DEFAULT_THRESHOLDS = (0.5, 0.8, 1.0)
 DEFAULT_BURN_WINDOW_SECONDS = 6 * 3600
 DEFAULT_REFRESH_SECONDS = 5.0
-SCOPE_KEYS = ("tenant", "service", "provider", "model", "attributes")
+DEFAULT_MAX_ENTITIES = 1000
+SCOPE_KEYS = ("tenant", "service", "provider", "model", "attributes", "each")
 BUDGET_KEYS = {"name", "scope", "period", "timezone", "limit_usd", "thresholds", "downgrade",
-               "downgrade_from", "burn_window", "description"}
+               "downgrade_from", "burn_window", "description", "max_entities"}
 OPTION_KEYS = {"refresh_seconds"}
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _DURATION = re.compile(r"^(\d+)([mhd])$")
@@ -43,6 +44,9 @@ class Scope:
     provider: tuple[str, ...] = ()
     model: tuple[str, ...] = ()
     attributes: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    each: str = ""
+    """One budget per distinct value of this span/resource attribute (or tenant, service, provider,
+    model); empty: one budget for the whole scope."""
 
     def matches(self, tenant: str, service: str, provider: str, model: str,
                 attributes: Mapping[str, str]) -> bool:
@@ -57,6 +61,8 @@ class Scope:
         out: dict[str, Any] = {k: list(getattr(self, k)) for k in SCOPE_KEYS[:4] if getattr(self, k)}
         if self.attributes:
             out["attributes"] = {k: list(v) for k, v in self.attributes}
+        if self.each:
+            out["each"] = self.each
         return out
 
 
@@ -74,6 +80,14 @@ class Budget:
     downgrade_from: float = DEFAULT_THRESHOLDS[0]
     burn_window_seconds: int = DEFAULT_BURN_WINDOW_SECONDS
     description: str = ""
+    max_entities: int = DEFAULT_MAX_ENTITIES
+    """Per-entity budgets: distinct values tracked one by one per period; later ones fold into ``other``."""
+    source: str = "config"
+    """Where the budget was declared: ``config`` (the file) or ``api`` (PUT /v1/budgets/{name})."""
+
+    @property
+    def per_entity(self) -> bool:
+        return bool(self.scope.each)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -101,7 +115,7 @@ def _scope(raw: Any, where: str, problems: list[str]) -> Scope:
     if not isinstance(raw, dict):
         problems.append(f"{where}: expected a table, got {raw!r}")
         return Scope()
-    for key in raw.keys() - set(SCOPE_KEYS):
+    for key in sorted(raw.keys() - set(SCOPE_KEYS)):
         problems.append(f"{where}: unknown key {key!r} (known: {', '.join(SCOPE_KEYS)})")
     values = {k: _strings(raw[k], f"{where}.{k}", problems) for k in SCOPE_KEYS[:4] if k in raw}
     attrs: list[tuple[str, tuple[str, ...]]] = []
@@ -110,7 +124,11 @@ def _scope(raw: Any, where: str, problems: list[str]) -> Scope:
             problems.append(f"{where}.attributes: expected a non-empty table of attribute = value(s)")
         else:
             attrs = [(k, _strings(v, f"{where}.attributes.{k}", problems)) for k, v in sorted(raw["attributes"].items())]
-    return Scope(attributes=tuple(attrs), **values)
+    each = raw.get("each", "")
+    if not isinstance(each, str) or ("each" in raw and not each.strip()):
+        problems.append(f"{where}.each: expected an attribute name like 'user.id' (or 'tenant'), got {each!r}")
+        each = ""
+    return Scope(attributes=tuple(attrs), each=each.strip(), **values)
 
 
 def parse_limit(raw: Any) -> int:
@@ -201,7 +219,7 @@ def _budget(raw: Any, index: int, problems: list[str]) -> Budget | None:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError, TypeError):
         problems.append(f"{where}.timezone: unknown IANA time zone {timezone!r} (e.g. 'Europe/Berlin')")
-    thresholds = DEFAULT_THRESHOLDS
+    thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS
     if "thresholds" in raw:
         given = raw["thresholds"]
         if not isinstance(given, list) or not given:
@@ -233,11 +251,33 @@ def _budget(raw: Any, index: int, problems: list[str]) -> Budget | None:
     if not isinstance(description, str):
         problems.append(f"{where}.description: expected a string")
     scope = _scope(raw.get("scope"), f"{where}.scope", problems)
+    max_entities = raw.get("max_entities", DEFAULT_MAX_ENTITIES)
+    if isinstance(max_entities, bool) or not isinstance(max_entities, int) or not 1 <= max_entities <= 100_000:
+        problems.append(f"{where}.max_entities: expected an integer in 1..100000, got {max_entities!r}")
+    elif "max_entities" in raw and not scope.each:
+        problems.append(f"{where}.max_entities: set without [budgets.scope] each")
     if len(problems) > start:
         return None
     return Budget(name=name, limit_pusd=limit, period=period, timezone=timezone, scope=scope,
                   thresholds=thresholds, downgrade=downgrade, downgrade_from=downgrade_from,
-                  burn_window_seconds=burn, description=description)
+                  burn_window_seconds=burn, description=description, max_entities=max_entities)
+
+
+def parse_budget(raw: Any, name: str) -> Budget:
+    """One budget from a JSON/TOML table (``PUT /v1/budgets/{name}``); ``name`` is the path's.
+
+    Raises:
+        BudgetConfigError: listing every problem of the table.
+    """
+    problems: list[str] = []
+    if isinstance(raw, dict):
+        if raw.get("name", name) != name:
+            problems.append(f"name: {raw['name']!r} differs from the path's {name!r}")
+        raw = {**raw, "name": name}
+    budget = _budget(raw, 0, problems)
+    if problems or budget is None:
+        raise BudgetConfigError([p.replace("budgets[0] ", "").replace("budgets[0]", "budget") for p in problems])
+    return replace(budget, source="api")
 
 
 def parse_budgets(sections: Mapping[str, Any]) -> tuple[list[Budget], BudgetOptions]:
@@ -252,7 +292,7 @@ def parse_budgets(sections: Mapping[str, Any]) -> tuple[list[Budget], BudgetOpti
         problems.append("budgets: write each budget as a [[budgets]] table (an array of tables), not [budgets]")
         raw_budgets = []
     budgets = [b for i, raw in enumerate(raw_budgets) if (b := _budget(raw, i, problems)) is not None]
-    names = [raw.get("name") for raw in raw_budgets if isinstance(raw, dict) and isinstance(raw.get("name"), str)]
+    names: list[str] = [raw["name"] for raw in raw_budgets if isinstance(raw, dict) and isinstance(raw.get("name"), str)]
     for name in sorted({n for n in names if names.count(n) > 1}):
         problems.append(f"budgets: the name {name!r} is used {names.count(name)} times")
     options = BudgetOptions()

@@ -22,7 +22,7 @@ BUCKET_NS = 15 * 60 * 10**9
 time zone (offsets are multiples of 15 minutes) falls on a bucket edge."""
 
 Dims = tuple[str, str, str, str, tuple[str, ...]]
-"""(tenant, service, provider, model, values of the budgets' attribute keys)."""
+"""(tenant, service, provider, model, values of the budgets' attribute keys then of their entity keys)."""
 Aggregate = dict[tuple[Dims, int], int]
 """(dims, 15-minute bucket) -> pico-USD."""
 T = TypeVar("T")
@@ -33,10 +33,15 @@ class SpendLedger:
 
     Args:
         attribute_keys: the span attributes budgets are scoped by (their values are kept per entry).
+        entity_keys: the attributes per-entity budgets count by (``each``): a span attribute, else the
+            resource attribute of that name, as :func:`budgets._entities.entity_expression` reads the store.
     """
 
-    def __init__(self, attribute_keys: Sequence[str] = ()) -> None:
-        self.attribute_keys = tuple(attribute_keys)
+    def __init__(self, attribute_keys: Sequence[str] = (), entity_keys: Sequence[str] = ()) -> None:
+        self._keys = (tuple(attribute_keys), tuple(entity_keys))
+        """(attribute keys, entity keys), replaced as one (a reader never sees half a change)."""
+        self._layouts: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        """Earlier (attribute keys, entity keys) by their total length, to re-shape old aggregates."""
         self._lock = threading.Lock()
         self._pending: Aggregate = {}
         self._gate = threading.Lock()
@@ -46,20 +51,58 @@ class SpendLedger:
     def aggregate(self, records: Iterable[SpanRecord]) -> Aggregate:
         """The priced spend of ``records`` per (dims, bucket); no lock taken."""
         out: Aggregate = {}
-        keys = self.attribute_keys
+        keys, entity_keys = self._keys
         for r in records:
             cost = r.cost_pusd
             if not cost:
                 continue
             attrs = tuple(r.attributes.get(k, "") for k in keys) if keys else ()
+            if entity_keys:
+                attrs += tuple(r.attributes.get(k) or r.resource_attributes.get(k, "") for k in entity_keys)
             key = ((r.tenant, r.service_name, r.provider, r.response_model or r.request_model, attrs),
                    r.start_time_ns // BUCKET_NS)
             out[key] = out.get(key, 0) + cost
         return out
 
+    @property
+    def attribute_keys(self) -> tuple[str, ...]:
+        return self._keys[0]
+
+    @property
+    def entity_keys(self) -> tuple[str, ...]:
+        return self._keys[1]
+
+    def extend_keys(self, attribute_keys: Sequence[str], entity_keys: Sequence[str]) -> None:
+        """Also keep the values of these keys (a budget added at run time); existing entries get "" for them.
+
+        Keys are only ever added, so an entry's length tells which keys it was aggregated with: an
+        aggregate computed with the old keys and applied after this call is re-shaped on the way in.
+        """
+        with self._lock:
+            attrs = self.attribute_keys + tuple(k for k in attribute_keys if k not in self.attribute_keys)
+            entities = self.entity_keys + tuple(k for k in entity_keys if k not in self.entity_keys)
+            if (attrs, entities) == (self.attribute_keys, self.entity_keys):
+                return
+            self._layouts[len(self.attribute_keys) + len(self.entity_keys)] = (self.attribute_keys, self.entity_keys)
+            self._keys = (attrs, entities)
+            self._pending = {self._reshape(k): v for k, v in self._pending.items()}
+
+    def _reshape(self, key: tuple[Dims, int]) -> tuple[Dims, int]:
+        (tenant, service, provider, model, values), bucket = key
+        attrs, entities = self._keys
+        if len(values) == len(attrs) + len(entities):
+            return key
+        old_attrs, old_entities = self._layouts[len(values)]
+        by_attr = dict(zip(old_attrs, values[:len(old_attrs)], strict=True))
+        by_entity = dict(zip(old_entities, values[len(old_attrs):], strict=True))
+        values = tuple(by_attr.get(k, "") for k in attrs) + tuple(by_entity.get(k, "") for k in entities)
+        return (tenant, service, provider, model, values), bucket
+
     def _apply(self, agg: Mapping[tuple[Dims, int], int], sign: int) -> None:
         with self._lock:
             pending = self._pending
+            if self._layouts:
+                agg = {self._reshape(k): v for k, v in agg.items()}
             for key, value in agg.items():
                 total = pending.get(key, 0) + sign * value
                 if total:

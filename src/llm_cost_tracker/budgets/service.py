@@ -10,103 +10,28 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from llm_cost_tracker.budgets._config import Budget, BudgetOptions
+from llm_cost_tracker.budgets._definitions import BudgetDefinitions
+from llm_cost_tracker.budgets._entities import (
+    OTHER,
+    EntityRegistry,
+    entity_spend_sql,
+    parse_rows,
+    pending_by_entity,
+)
 from llm_cost_tracker.budgets._ledger import BUCKET_NS, Aggregate, Dims, SpendLedger
 from llm_cost_tracker.budgets._period import period_bounds
 from llm_cost_tracker.budgets._sql import Rollup, detect_rollup, quote, spend_sql
+from llm_cost_tracker.budgets._status import BudgetStatus, EntityStatuses, Snapshot, usd
 from llm_cost_tracker.i18n import ENGLISH, NP_, Translator
 from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.types import PICO_PER_USD
 
 log = get_logger("budgets")
-
-
-def _usd(pusd: int) -> float:
-    return round(pusd / PICO_PER_USD, 6)
-
-
-def _iso(ns: int) -> str:
-    return datetime.fromtimestamp(ns / 1e9, UTC).isoformat().replace("+00:00", "Z")
-
-
-@dataclass(frozen=True, slots=True)
-class BudgetStatus:
-    """A budget's spend in its current period, as of ``as_of_ns``."""
-
-    budget: Budget
-    period_start_ns: int
-    period_end_ns: int
-    as_of_ns: int
-    spent_pusd: int
-    pending_pusd: int
-    window_pusd: int
-    window_ns: int
-    exact: bool = True
-
-    @property
-    def remaining_pusd(self) -> int:
-        return self.budget.limit_pusd - self.spent_pusd
-
-    @property
-    def spent_ratio(self) -> float:
-        return self.spent_pusd / self.budget.limit_pusd
-
-    @property
-    def remaining_ratio(self) -> float:
-        """Share of the limit left, 0 once exceeded."""
-        return max(0.0, self.remaining_pusd / self.budget.limit_pusd)
-
-    @property
-    def burn_pusd_per_second(self) -> float:
-        return self.window_pusd * 1e9 / self.window_ns if self.window_ns > 0 else 0.0
-
-    @property
-    def projected_pusd(self) -> int:
-        """End-of-period spend if the burn rate of the recent window goes on (never below spent)."""
-        left = max(0, self.period_end_ns - self.as_of_ns)
-        if self.window_ns <= 0 or self.window_pusd <= 0:
-            return self.spent_pusd
-        return self.spent_pusd + self.window_pusd * left // self.window_ns
-
-    @property
-    def thresholds_crossed(self) -> tuple[float, ...]:
-        return tuple(t for t in self.budget.thresholds if self.spent_pusd >= t * self.budget.limit_pusd)
-
-    @property
-    def status(self) -> str:
-        if self.spent_pusd >= self.budget.limit_pusd:
-            return "exceeded"
-        return "warning" if self.thresholds_crossed else "ok"
-
-    def downgrade_steps(self) -> int:
-        """How many steps down a downgrade list this budget asks for: one per level crossed from
-        ``downgrade_from`` (the levels are ``downgrade_from`` and every higher threshold)."""
-        b = self.budget
-        levels = sorted({b.downgrade_from, *(t for t in b.thresholds if t > b.downgrade_from)})
-        return sum(1 for t in levels if self.spent_pusd >= t * b.limit_pusd)
-
-    def to_json(self) -> dict[str, Any]:
-        b = self.budget
-        return {
-            "name": b.name, "description": b.description, "scope": b.scope.describe(),
-            "period": b.period, "timezone": b.timezone,
-            "period_start": _iso(self.period_start_ns), "period_end": _iso(self.period_end_ns),
-            "limit_usd": _usd(b.limit_pusd), "spent_usd": _usd(self.spent_pusd),
-            "remaining_usd": _usd(self.remaining_pusd), "projected_usd": _usd(self.projected_pusd),
-            "pending_usd": _usd(self.pending_pusd),
-            "spent_ratio": round(self.spent_ratio, 6), "remaining_ratio": round(self.remaining_ratio, 6),
-            "burn_rate_usd_per_hour": round(self.burn_pusd_per_second * 3600 / PICO_PER_USD, 6),
-            "burn_window_seconds": self.window_ns // 10**9,
-            "status": self.status, "thresholds": list(b.thresholds),
-            "thresholds_crossed": list(self.thresholds_crossed),
-            "downgrade": {m: list(s) for m, s in b.downgrade.items()},
-            "as_of": _iso(self.as_of_ns), "exact": self.exact,
-        }
 
 
 class StoreUnavailable(RuntimeError):
@@ -140,40 +65,103 @@ class BudgetService:
                  options: BudgetOptions | None = None, clock: Callable[[], int] = time.time_ns) -> None:
         self.budgets = {b.name: b for b in budgets}
         self._client = client
-        self.ledger = ledger if ledger is not None else SpendLedger(self.attribute_keys(budgets))
+        self.ledger = ledger if ledger is not None else SpendLedger(self.attribute_keys(budgets),
+                                                                    self.entity_keys(budgets))
         self._options = options or BudgetOptions()
         self._clock = clock
         self._client_lock = threading.Lock()
         self._cache_lock = threading.Lock()
-        self._cached: tuple[float, dict[str, BudgetStatus]] | None = None
+        self._cached: tuple[float, Snapshot] | None = None
+        self.registry = EntityRegistry(client, self._client_lock)
+        self.definitions = BudgetDefinitions(client, self._client_lock)
+        self.config_names = frozenset(self.budgets)
+        """Budgets of the config file: not replaceable through the API."""
         self._rollup: Rollup | None | bool = False  # False: not looked for yet
         self.refresh_errors = 0
+
+    def load_stored(self) -> None:
+        """Add the budgets managed through the API (a config budget of the same name wins)."""
+        for budget in self.definitions.load():
+            if budget.name in self.config_names:
+                log.warning("stored budget ignored: the config file declares the same name", budget=budget.name)
+            else:
+                self._install(budget)
+
+    def _install(self, budget: Budget) -> None:
+        self.budgets[budget.name] = budget
+        self.ledger.extend_keys(self.attribute_keys([budget]), self.entity_keys([budget]))
+        self.registry.forget(budget.name)
+        self._cached = None
+
+    def put_budget(self, budget: Budget, table: dict[str, Any]) -> bool:
+        """Create or replace a budget managed through the API, persisted; True when it is new.
+
+        Raises:
+            PermissionError: the config file declares this name.
+        """
+        if budget.name in self.config_names:
+            raise PermissionError(budget.name)
+        with self._cache_lock:  # no refresh in progress reads the ledger's keys meanwhile
+            self.definitions.save(budget.name, table)
+            new = budget.name not in self.budgets
+            self._install(budget)
+        return new
+
+    def delete_budget(self, name: str) -> bool:
+        """Remove a budget managed through the API; False when there is none of that name.
+
+        Raises:
+            PermissionError: the config file declares this name.
+        """
+        if name in self.config_names:
+            raise PermissionError(name)
+        with self._cache_lock:
+            if name not in self.budgets:
+                return False
+            self.definitions.delete(name)
+            del self.budgets[name]
+            self.registry.forget(name)
+            self._cached = None
+        return True
 
     @staticmethod
     def attribute_keys(budgets: list[Budget]) -> tuple[str, ...]:
         return tuple(sorted({k for b in budgets for k, _ in b.scope.attributes}))
 
-    def _store_spend(self, bounds: Mapping[str, tuple[int, int, int]]) -> dict[str, tuple[int, int]]:
+    @staticmethod
+    def entity_keys(budgets: list[Budget]) -> tuple[str, ...]:
+        """The ``each`` attributes of the per-entity budgets (tenant/service/provider/model are dimensions)."""
+        return tuple(sorted({b.scope.each for b in budgets if b.per_entity} - {"tenant", "service", "provider",
+                                                                                  "model"}))
+
+    def _store_spend(self, bounds: Mapping[str, tuple[int, int, int]]
+                     ) -> tuple[dict[str, tuple[int, int]], dict[str, dict[str, tuple[int, int]]]]:
+        plain = {n: v for n, v in bounds.items() if not self.budgets[n].per_entity}
         with self._client_lock:
+            entities = {name: parse_rows(self._client.query(entity_spend_sql(self.budgets[name], s, w, e)).result_rows)
+                        for name, (s, w, e) in bounds.items() if self.budgets[name].per_entity}
+            if not plain:
+                return {}, entities
             if self._rollup is False:
                 self._rollup = detect_rollup(self._client)
                 log.info("budget spend source", rollup=self._rollup.table if self._rollup else None)
             rollup = self._rollup if isinstance(self._rollup, Rollup) else None
             parts = [f"SELECT {quote(name)} AS budget, * FROM "
-                     f"({spend_sql(self.budgets[name].scope, s, w, e, rollup)})" for name, (s, w, e) in bounds.items()]
+                     f"({spend_sql(self.budgets[name].scope, s, w, e, rollup)})" for name, (s, w, e) in plain.items()]
             rows = self._client.query(" UNION ALL ".join(parts)).result_rows
         return {name: (int(Decimal(period or 0) * PICO_PER_USD), int(Decimal(window or 0) * PICO_PER_USD))
-                for name, period, window in rows}
+                for name, period, window in rows}, entities
 
     def _pending_spend(self, pending: Aggregate, bounds: Mapping[str, tuple[int, int, int]]) -> dict[str, tuple[int, int]]:
         keys = self.ledger.attribute_keys
+        bounds = {n: v for n, v in bounds.items() if not self.budgets[n].per_entity}
         matched: dict[Dims, dict[str, bool]] = {}
         out = {name: [0, 0] for name in bounds}
         for (dims, bucket), pusd in pending.items():
             per_budget = matched.get(dims)
             if per_budget is None:
                 tenant, service, provider, model, values = dims
-                attrs = dict(zip(keys, values, strict=True))
+                attrs = dict(zip(keys, values[:len(keys)], strict=True))
                 per_budget = matched[dims] = {
                     name: self.budgets[name].scope.matches(tenant, service, provider, model, attrs) for name in bounds}
             t0, t1 = bucket * BUCKET_NS, (bucket + 1) * BUCKET_NS
@@ -186,9 +174,13 @@ class BudgetService:
 
     def refresh(self) -> dict[str, BudgetStatus]:
         """Read every budget's spend now (store + ledger, each span once); raises StoreUnavailable."""
-        if not self.budgets:
-            return {}  # nothing configured: the API answers an empty list without asking the store
+        return self.refresh_all().statuses
+
+    def refresh_all(self) -> Snapshot:
+        """Every budget's state now, per-entity ones included; raises StoreUnavailable."""
         now_ns = self._clock()
+        if not self.budgets:
+            return Snapshot({}, {}, now_ns)  # nothing configured: the API answers an empty list without the store
         now = datetime.fromtimestamp(now_ns / 1e9, UTC)
         bounds: dict[str, tuple[int, int, int]] = {}
         for name, b in self.budgets.items():
@@ -196,33 +188,71 @@ class BudgetService:
             s_ns, e_ns = int(start.timestamp()) * 10**9, int(end.timestamp()) * 10**9
             bounds[name] = (s_ns, max(s_ns, now_ns - b.burn_window_seconds * 10**9), e_ns)
         try:
-            stored, pending, exact = self.ledger.read(lambda: self._store_spend(bounds))
+            (stored, stored_entities), pending, exact = self.ledger.read(lambda: self._store_spend(bounds))
         except Exception as exc:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
         pending_spend = self._pending_spend(pending, bounds)
         statuses = {}
         for name, (s_ns, w_ns, e_ns) in bounds.items():
+            if self.budgets[name].per_entity:
+                continue
             store_period, store_window = stored.get(name, (0, 0))
             pend_period, pend_window = pending_spend[name]
             statuses[name] = BudgetStatus(
                 self.budgets[name], s_ns, e_ns, now_ns, spent_pusd=store_period + pend_period,
                 pending_pusd=pend_period, window_pusd=store_window + pend_window, window_ns=now_ns - w_ns,
                 exact=exact)
-        return statuses
+        entities = {name: self._entity_statuses(self.budgets[name], bounds[name], now_ns, rows, pending, exact)
+                    for name, rows in stored_entities.items()}
+        return Snapshot(statuses, entities, now_ns)
 
-    def statuses(self, max_age: float | None = None) -> dict[str, BudgetStatus]:
-        """Every budget's status, re-read when the cached one is older than ``max_age`` seconds."""
+    def _entity_statuses(self, budget: Budget, bounds: tuple[int, int, int], now_ns: int,
+                         stored: dict[str, tuple[int, int]], pending: Aggregate, exact: bool) -> EntityStatuses:
+        s_ns, w_ns, e_ns = bounds
+        pend = pending_by_entity(budget, pending, self.ledger.attribute_keys, self.ledger.entity_keys, s_ns, w_ns, e_ns)
+        totals: dict[str, list[int]] = {}
+        for source, is_pending in ((stored, False), (pend, True)):
+            for entity, (period, window) in source.items():
+                slot = totals.setdefault(entity, [0, 0, 0])
+                slot[0] += period
+                slot[1] += period if is_pending else 0
+                slot[2] += window
+        with self._client_lock:
+            tracked = self.registry.admit(budget, s_ns, {e: v[0] for e, v in totals.items()})
+        other = [0, 0, 0]
+        out: dict[str, BudgetStatus] = {}
+        for entity, (spent, pending_pusd, window) in totals.items():
+            if entity in tracked:
+                out[entity] = BudgetStatus(budget, s_ns, e_ns, now_ns, spent, pending_pusd, window, now_ns - w_ns,
+                                           exact, entity)
+            else:
+                other = [other[0] + spent, other[1] + pending_pusd, other[2] + window]
+        folded = len(totals) - len(out)
+        return EntityStatuses(budget, out, BudgetStatus(budget, s_ns, e_ns, now_ns, other[0], other[1], other[2],
+                                                        now_ns - w_ns, exact, OTHER), folded)
+
+    def snapshot(self, max_age: float | None = None) -> Snapshot:
+        """Every budget's state, re-read when the cached one is older than ``max_age`` seconds."""
         max_age = self._options.refresh_seconds if max_age is None else max_age
         with self._cache_lock:
             if self._cached is not None and time.monotonic() - self._cached[0] <= max_age:
                 return self._cached[1]
             try:
-                result = self.refresh()
+                result = self.refresh_all()
             except StoreUnavailable:
                 self.refresh_errors += 1
                 raise
             self._cached = (time.monotonic(), result)
             return result
+
+    def cached(self) -> tuple[float, Snapshot] | None:
+        """The last snapshot and its age in seconds (None before the first), without reading the store."""
+        current = self._cached
+        return None if current is None else (time.monotonic() - current[0], current[1])
+
+    def statuses(self, max_age: float | None = None) -> dict[str, BudgetStatus]:
+        """Every plain budget's status, re-read when the cached one is older than ``max_age`` seconds."""
+        return self.snapshot(max_age).statuses
 
     def advise(self, model: str, tenant: str = "", service: str = "", provider: str = "",
                attributes: Mapping[str, str] | None = None,
@@ -236,16 +266,15 @@ class BudgetService:
         """
         t = translator
         attributes = attributes or {}
-        covering = [st for st in self.statuses().values()
-                    if st.budget.scope.matches(tenant, service, provider, model, attributes)
-                    and (visible is None or visible(st.budget))]
+        covering = [st for st in self.snapshot().covering(tenant, service, provider, model, attributes)
+                    if visible is None or visible(st.budget)]
         chosen, deciding, depth = model, None, 0
         summary = []
         for st in sorted(covering, key=lambda s: (-s.spent_ratio, s.budget.name)):
             policy = st.budget.downgrade.get(model, ())
             steps = min(st.downgrade_steps(), len(policy)) if policy else 0
             summary.append({"name": st.budget.name, "status": st.status, "spent_ratio": round(st.spent_ratio, 6),
-                            "spent_usd": _usd(st.spent_pusd), "limit_usd": _usd(st.budget.limit_pusd),
+                            "spent_usd": usd(st.spent_pusd), "limit_usd": usd(st.budget.limit_pusd),
                             "downgrade": list(policy), "downgrade_step": steps})
             if steps > depth:
                 chosen, deciding, depth = policy[steps - 1], st, steps
@@ -257,13 +286,13 @@ class BudgetService:
                    else t._("below every downgrade level"))
             reason = t._("budget {name} is at {ratio} of {limit} USD ({status}); {why}; use {model}").format(
                 name=repr(worst.budget.name), ratio=t.percent(worst.spent_ratio),
-                limit=t.number(_usd(worst.budget.limit_pusd)), status=t.pgettext("budget status", worst.status),
+                limit=t.number(usd(worst.budget.limit_pusd)), status=t.pgettext("budget status", worst.status),
                 why=why, model=model)
         else:
             b = deciding.budget
             reason = t._("budget {name} is at {ratio} of {limit} USD ({status}, downgrade from {level}); "
                          "step {step} of {steps} in its downgrade list for {model}: use {chosen}").format(
-                name=repr(b.name), ratio=t.percent(deciding.spent_ratio), limit=t.number(_usd(b.limit_pusd)),
+                name=repr(b.name), ratio=t.percent(deciding.spent_ratio), limit=t.number(usd(b.limit_pusd)),
                 status=t.pgettext("budget status", deciding.status),
                 level=t.percent(b.downgrade_from, decimals=0),
                 step=depth, steps=len(b.downgrade[model]), model=model, chosen=chosen)
