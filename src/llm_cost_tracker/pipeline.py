@@ -68,9 +68,8 @@ class AllInOne:
         applied = migrate(self._client, settings=s)
         if applied:
             log.info("schema migrated", versions=[m.version for m in applied])
-        self.budgets = BudgetHook.from_settings(s)  # None unless the config file has [[budgets]]
-        if self.budgets is not None:
-            self.queue = self.budgets.track(self.queue)  # accepted-but-unstored spend for budgets
+        self.budgets = BudgetHook.from_settings(s)  # config and run-time budgets, webhooks, anomalies
+        self.queue = self.budgets.track(self.queue)  # accepted-but-unstored spend for budgets
         self.metrics.queue_capacity.set(s.queue_capacity)
         self.metrics.queue_depth.set_function(lambda: self.queue.depth)
         self.writer_parking = ParkingLot(Path(s.data_dir) / "parked", default_fallbacks())
@@ -84,10 +83,9 @@ class AllInOne:
         self.sql = SqlEndpoint.open(s, self.front.tokens)  # checks its port after the OTLP and HTTP ones
         http = self.front.http
         assert http is not None
-        (self.budgets or BudgetHook.none_configured()).serve(http, self.metrics.registry, guard=self.front.guard,
-                                                             lang=s.lang)
+        self.budgets.serve(http, self.metrics.registry, guard=self.front.guard, lang=s.lang)
         self.schedules = SchedulesApi.serve(s, http, self.front.guard, self.metrics.registry, self.catalog,
-                                            self.budgets.service if self.budgets else None)  # /v1/schedules
+                                            self.budgets.service)  # /v1/schedules
         SpendApi(self.sql.engine if self.sql else None, self._client, self.front.guard).register(http)  # /v1/spend
         if self.sql is not None:
             self.sql.start()  # read-only ClickHouse HTTP interface over the embedded store
@@ -132,6 +130,7 @@ class AllInOne:
             log.error("writer did not finish draining in time", queued=self.queue.depth)
         lost = self.queue.depth  # accepted and neither written nor parked (lost batches are not committed)
         self.schedules.stop()
+        self.budgets.stop()
         if self.sql is not None:
             self.sql.stop()
         self.front.stop_http()

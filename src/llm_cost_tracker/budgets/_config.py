@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from llm_cost_tracker.budgets._period import PERIODS
+from llm_cost_tracker.budgets._seasonal import AnomalyOptions
 from llm_cost_tracker.config import ConfigError
 from llm_cost_tracker.types import PICO_PER_USD
 
@@ -310,3 +311,39 @@ def parse_budgets(sections: Mapping[str, Any]) -> tuple[list[Budget], BudgetOpti
     if problems:
         raise BudgetConfigError(problems)
     return budgets, options
+
+
+ANOMALY_KEYS = {"enabled", "z", "ratio", "min_usd", "weeks", "recent_hours", "interval_seconds", "max_series"}
+
+
+def parse_anomalies(sections: Mapping[str, Any]) -> AnomalyOptions:
+    """The ``[anomalies]`` table (defaults without one); raises BudgetConfigError listing every problem."""
+    raw = sections.get("anomalies", {})
+    if not isinstance(raw, dict):
+        raise BudgetConfigError(["anomalies: expected a table"])
+    problems = [f"anomalies: unknown key {k!r} (known: {', '.join(sorted(ANOMALY_KEYS))})"
+                for k in sorted(raw.keys() - ANOMALY_KEYS)]
+    values: dict[str, Any] = {}
+    for key, kind, low in (("z", float, 1.0), ("ratio", float, 1.0), ("weeks", int, 3), ("recent_hours", int, 6),
+                           ("interval_seconds", float, 1.0), ("max_series", int, 1)):
+        if key in raw:
+            value = raw[key]
+            if isinstance(value, bool) or not isinstance(value, int | float) or (kind is int and not isinstance(value, int)) \
+                    or value < low:
+                problems.append(f"anomalies.{key}: expected {'an integer' if kind is int else 'a number'} >= {low:g}, "
+                                f"got {value!r}")
+            else:
+                values[key] = kind(value)
+    if "enabled" in raw:
+        if not isinstance(raw["enabled"], bool):
+            problems.append(f"anomalies.enabled: expected true or false, got {raw['enabled']!r}")
+        else:
+            values["enabled"] = raw["enabled"]
+    if "min_usd" in raw:
+        try:
+            values["min_usd_pusd"] = parse_limit(raw["min_usd"])
+        except ValueError as exc:
+            problems.append(f"anomalies.min_usd: {exc}")
+    if problems:
+        raise BudgetConfigError(problems)
+    return AnomalyOptions(**values)

@@ -116,3 +116,27 @@ def spend_sql(scope: Scope, start_ns: int, window_ns: int, end_ns: int, rollup: 
     """One row: spend of ``scope`` in the period ``[start_ns, end_ns)`` and in ``[window_ns, end_ns)``."""
     return (f"SELECT ({range_sum_sql(scope, start_ns, end_ns, rollup)}) AS period_usd, "
             f"({range_sum_sql(scope, window_ns, end_ns, rollup)}) AS window_usd")
+
+
+def hourly_sql(scope: Scope | None, start_ns: int, rollup: Rollup | None, by_series: bool = False) -> str:
+    """Rows ([tenant, service, model,] hour as Unix seconds, spend as a decimal string) since ``start_ns``
+    (a whole hour): the scope's hourly spend, or with ``by_series`` every (tenant, service, model)'s."""
+    scope = scope or Scope()
+    start = start_ns // 10**9
+    if rollup is not None and not scope.attributes:
+        cols = rollup.columns
+        keys = f"{cols['tenant']}, {cols['service']}, {cols['model']}, " if by_series else ""
+        where = [f"{rollup.time_column} >= toDateTime({start}, 'UTC')", *_filters(scope, cols, attributes=False)]
+        return (f"SELECT {keys}toUnixTimestamp({rollup.time_column}) AS h, toString({rollup.cost_sum}) "
+                f"FROM {rollup.table} WHERE {' AND '.join(where)} GROUP BY {keys}h")
+    keys = "tenant, service_name, model, " if by_series else ""
+    where = [f"timestamp >= toDateTime64({start}, 9, 'UTC')", *_filters(scope, RAW_COLUMNS, attributes=True)]
+    return (f"SELECT {keys}toUnixTimestamp(toStartOfHour(timestamp)) AS h, toString(sum(cost_usd)) "
+            f"FROM {RAW_TABLE} WHERE {' AND '.join(where)} GROUP BY {keys}h")
+
+
+def unpriced_sql(start_ns: int) -> str:
+    """One row: spans since ``start_ns`` no price entry matched (unknown model, as LLMUnpricedSpans), and up to 5 models."""
+    return (f"SELECT count(), groupUniqArray(5)(model) FROM {RAW_TABLE} "
+            f"WHERE timestamp >= fromUnixTimestamp64Nano(toInt64({int(start_ns)}), 'UTC') "
+            f"AND pricing_status = 'unpriced'")

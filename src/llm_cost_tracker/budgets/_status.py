@@ -39,6 +39,8 @@ class BudgetStatus:
     exact: bool = True
     entity: str = ""
     """The entity of a per-entity budget (``other``: the values past its ``max_entities``)."""
+    expected_rest_pusd: int | None = None
+    """Spend expected from now to the period's end by the hour-of-week model (None: straight line)."""
 
     @property
     def remaining_pusd(self) -> int:
@@ -59,7 +61,10 @@ class BudgetStatus:
 
     @property
     def projected_pusd(self) -> int:
-        """End-of-period spend if the burn rate of the recent window goes on (never below spent)."""
+        """End-of-period spend: spent + the hour-of-week model's expectation for the rest of the period when
+        there is one (a week of history), else spent + the recent window's burn rate x time left."""
+        if self.expected_rest_pusd is not None:
+            return self.spent_pusd + max(0, self.expected_rest_pusd)
         left = max(0, self.period_end_ns - self.as_of_ns)
         if self.window_ns <= 0 or self.window_pusd <= 0:
             return self.spent_pusd
@@ -98,6 +103,7 @@ class BudgetStatus:
             "thresholds_crossed": list(self.thresholds_crossed),
             "downgrade": {m: list(s) for m, s in b.downgrade.items()},
             "as_of": iso(self.as_of_ns), "exact": self.exact, "source": b.source,
+            "forecast": "linear" if self.expected_rest_pusd is None else "seasonal",
         }
         if b.per_entity:
             out["entity"] = self.entity

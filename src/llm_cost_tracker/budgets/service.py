@@ -25,6 +25,7 @@ from llm_cost_tracker.budgets._entities import (
 )
 from llm_cost_tracker.budgets._ledger import BUCKET_NS, Aggregate, Dims, SpendLedger
 from llm_cost_tracker.budgets._period import period_bounds
+from llm_cost_tracker.budgets._seasonal import SeasonalModel
 from llm_cost_tracker.budgets._sql import Rollup, detect_rollup, quote, spend_sql
 from llm_cost_tracker.budgets._status import BudgetStatus, EntityStatuses, Snapshot, usd
 from llm_cost_tracker.i18n import ENGLISH, NP_, Translator
@@ -74,10 +75,27 @@ class BudgetService:
         self._cached: tuple[float, Snapshot] | None = None
         self.registry = EntityRegistry(client, self._client_lock)
         self.definitions = BudgetDefinitions(client, self._client_lock)
+        self.models: dict[str, SeasonalModel] = {}
+        """Hour-of-week forecast models of the plain budgets, refitted by the monitor."""
+        self.normalize: Callable[[str, str], str] = lambda _key, value: value
+        """(attribute, caller's value) -> the value as stored: the ingest redaction (set by the hook)."""
         self.config_names = frozenset(self.budgets)
         """Budgets of the config file: not replaceable through the API."""
         self._rollup: Rollup | None | bool = False  # False: not looked for yet
         self.refresh_errors = 0
+
+    @property
+    def client(self) -> Any:
+        return self._client
+
+    @property
+    def client_lock(self) -> threading.Lock:
+        """Held around every call on :attr:`client` (entity admissions, definitions, webhook records too)."""
+        return self._client_lock
+
+    @property
+    def options(self) -> BudgetOptions:
+        return self._options
 
     def load_stored(self) -> None:
         """Add the budgets managed through the API (a config budget of the same name wins)."""
@@ -133,6 +151,18 @@ class BudgetService:
         """The ``each`` attributes of the per-entity budgets (tenant/service/provider/model are dimensions)."""
         return tuple(sorted({b.scope.each for b in budgets if b.per_entity} - {"tenant", "service", "provider",
                                                                                   "model"}))
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        """Rows of ``sql`` on the service's store client (calls serialised); for the monitor."""
+        with self._client_lock:
+            if self._rollup is False:
+                self._rollup = detect_rollup(self._client)
+            return list(self._client.query(sql).result_rows)
+
+    @property
+    def rollup(self) -> Rollup | None:
+        """The hourly rollup the spend is read from (None: raw spans; not looked for yet: None too)."""
+        return self._rollup if isinstance(self._rollup, Rollup) else None
 
     def _store_spend(self, bounds: Mapping[str, tuple[int, int, int]]
                      ) -> tuple[dict[str, tuple[int, int]], dict[str, dict[str, tuple[int, int]]]]:
@@ -198,10 +228,11 @@ class BudgetService:
                 continue
             store_period, store_window = stored.get(name, (0, 0))
             pend_period, pend_window = pending_spend[name]
+            model = self.models.get(name)
             statuses[name] = BudgetStatus(
                 self.budgets[name], s_ns, e_ns, now_ns, spent_pusd=store_period + pend_period,
                 pending_pusd=pend_period, window_pusd=store_window + pend_window, window_ns=now_ns - w_ns,
-                exact=exact)
+                exact=exact, expected_rest_pusd=None if model is None else model.expected(now_ns, e_ns))
         entities = {name: self._entity_statuses(self.budgets[name], bounds[name], now_ns, rows, pending, exact)
                     for name, rows in stored_entities.items()}
         return Snapshot(statuses, entities, now_ns)
@@ -298,3 +329,12 @@ class BudgetService:
                 step=depth, steps=len(b.downgrade[model]), model=model, chosen=chosen)
         return {"model": chosen, "requested_model": model, "downgraded": chosen != model, "reason": reason,
                 "budget_exceeded": any(s.status == "exceeded" for s in covering), "budgets": summary}
+
+    def current(self) -> Snapshot:
+        """The state for fast answers (``/v1/check``): the cached snapshot while the background refresher
+        keeps it fresh (at most twice ``refresh_seconds`` + 1 s old), else read now."""
+        refresh = self._options.refresh_seconds
+        cached = self.cached()
+        if refresh > 0 and cached is not None and cached[0] <= 2 * refresh + 1:
+            return cached[1]
+        return self.snapshot()
