@@ -35,6 +35,7 @@ def served(store, store_settings):
     http.start()
     yield f"http://127.0.0.1:{http.port}", registry
     http.stop()
+    hook.stop()
 
 
 def call(url: str, body: bytes | None = None, method: str = "GET") -> tuple[int, dict]:

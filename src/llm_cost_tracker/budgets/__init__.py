@@ -54,7 +54,7 @@ class BudgetHook:
         self.service = service
         self.sender = WebhookSender(webhooks or [], service.client, service.client_lock)
         self.monitor = BudgetMonitor(service, self.sender, anomalies or AnomalyOptions(enabled=False),
-                                     interval=service.options.refresh_seconds)
+                                     interval=service.options.refresh_seconds, clock=service.clock)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BudgetHook:

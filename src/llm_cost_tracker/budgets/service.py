@@ -94,6 +94,10 @@ class BudgetService:
         return self._client_lock
 
     @property
+    def clock(self) -> Callable[[], int]:
+        return self._clock
+
+    @property
     def options(self) -> BudgetOptions:
         return self._options
 
