@@ -12,7 +12,7 @@ CREATE TABLE IF NOT EXISTS budget_entities
 )
 ENGINE = ReplacingMergeTree
 ORDER BY (budget, period_start, entity)
-TTL period_start + toIntervalDay(62);
+TTL toDateTime(admitted_at) + toIntervalDay(400);
 
 -- budget_notifications: webhook events already delivered (key = event, budget/entity, period and
 -- threshold), so a restart does not send them again.
