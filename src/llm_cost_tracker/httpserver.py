@@ -237,8 +237,14 @@ class HttpServer:
             ssl_handshake_timeout=self.limits.head_seconds if context is not None else None)
         return listener, int(listener.sockets[0].getsockname()[1])
 
-    def route(self, method: str, path: str, handler: Handler, prefix: bool = False) -> None:
-        """Serve ``handler`` for ``method`` on ``path`` (or every path under it, with ``prefix``)."""
+    def route(self, method: str, path: str, handler: Handler, prefix: bool = False, inline: bool = False) -> None:
+        """Serve ``handler`` for ``method`` on ``path`` (or every path under it, with ``prefix``).
+
+        ``inline``: a GET answered on the event loop, without a hop to the pool; only for handlers that
+        never block (memory only), like /healthz.
+        """
+        if inline and method == "GET" and not prefix:
+            self._inline.add(path)
         if prefix:
             self._prefix_routes.append((method, path, handler))
         else:

@@ -5,14 +5,16 @@ and compare an hour with the same hour of the week in earlier weeks, because LLM
 office hours and weekdays: Monday 10:00 is not Sunday 03:00.
 
 * **Anomaly**: the baseline of an hour is the median and the MAD (median absolute deviation) of the
-  same hour-of-week over the last ``weeks`` weeks, or, with fewer than 3 such weeks of history, of the
-  last ``recent_hours`` hours. The score is ``(spend - median) / max(1.4826 x MAD, min_usd / z)``; an
-  hour is anomalous when the score reaches ``z`` and the spend is at least ``ratio`` times the
-  median. Robust: one earlier spike moves neither the median nor the MAD.
+  same hour-of-week and its two neighbours over the last ``weeks`` weeks, or, with fewer than 3 such
+  weeks of history, of the last ``recent_hours`` hours. The score is ``(spend - median) /
+  max(1.4826 x MAD, median / 5, min_usd / z)``; an hour is anomalous when the score reaches ``z``, the
+  spend is at least ``ratio`` times the median and above every sample of the baseline. Robust: one
+  earlier spike moves neither the median nor the MAD.
 * **Forecast**: the expected spend of each hour left in the period is the mean of the same
-  hour-of-week over the last ``weeks`` weeks, times a level factor (last 24 hours actual / their
-  profile, clipped to [1/4, 4]) so a growing or shrinking month is followed. With less than a week
-  of history there is no seasonal model and the straight line of the burn window is used.
+  hour-of-week over the last ``weeks`` weeks, times a level factor (the last week's actual spend / its
+  profile, clipped to [1/4, 4]; a week, so every hour-of-week weighs once), so a growing or shrinking
+  month is followed. With less than a week of history there is no seasonal model and the straight
+  line of the burn window is used.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ __all__ = ["HOURS_PER_WEEK", "AnomalyOptions", "Baseline", "SeasonalModel", "bas
 
 HOURS_PER_WEEK = 168
 HOUR_NS = 3600 * 10**9
+LEVEL_HOURS = HOURS_PER_WEEK
+"""Hours whose actual spend over their profile gives the level factor of the forecast."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,14 +54,20 @@ class Baseline:
     samples: int
     kind: str
     """``hour_of_week`` or ``recent``."""
+    highest: float = 0.0
+    """The highest sample."""
 
 
 def baseline(series: Mapping[int, int], hour: int, first_hour: int, weeks: int = 4,
              recent_hours: int = 72) -> Baseline | None:
-    """The baseline of ``hour`` from the series' history since ``first_hour`` (None: not enough history)."""
-    same = [series.get(hour - k * HOURS_PER_WEEK, 0) for k in range(1, weeks + 1)
-            if hour - k * HOURS_PER_WEEK >= first_hour]
-    if len(same) >= 3:
+    """The baseline of ``hour`` from the series' history since ``first_hour`` (None: not enough history).
+
+    Hour-of-week samples are the same hour and its two neighbours in each of the last ``weeks`` weeks
+    (up to 3 x weeks values), so one quiet or busy hour does not make the baseline.
+    """
+    same = [series.get(h, 0) for k in range(1, weeks + 1) for h in (hour - k * HOURS_PER_WEEK + d for d in (-1, 0, 1))
+            if h >= first_hour]
+    if len(same) >= 9:
         values, kind = same, "hour_of_week"
     else:
         values = [series.get(hour - k, 0) for k in range(1, recent_hours + 1) if hour - k >= first_hour]
@@ -66,14 +76,18 @@ def baseline(series: Mapping[int, int], hour: int, first_hour: int, weeks: int =
             return None
     mid = float(median(values))
     mad = float(median(abs(v - mid) for v in values))
-    return Baseline(mid, mad, len(values), kind)
+    return Baseline(mid, mad, len(values), kind, float(max(values)))
 
 
 def score_hour(value: int, base: Baseline, options: AnomalyOptions) -> tuple[float, bool]:
-    """(score, anomalous) of an hour's spend against its baseline."""
-    scale = max(1.4826 * base.mad, options.min_usd_pusd / options.z)
+    """(score, anomalous) of an hour's spend against its baseline.
+
+    The spread is at least a fifth of the median (a near-constant history has a MAD near 0) and at
+    least ``min_usd / z``; an anomalous hour also exceeds every sample of its baseline.
+    """
+    scale = max(1.4826 * base.mad, 0.2 * base.median, options.min_usd_pusd / options.z)
     score = (value - base.median) / scale
-    return score, score >= options.z and value >= options.ratio * base.median
+    return score, score >= options.z and value >= options.ratio * base.median and value > base.highest
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +121,7 @@ def fit_seasonal(series: Mapping[int, int], now_ns: int, first_hour: int, weeks:
         values = [series.get(latest - k * HOURS_PER_WEEK, 0) for k in range(weeks)
                   if latest - k * HOURS_PER_WEEK >= first_hour]
         profile.append(sum(values) / len(values) if values else 0.0)
-    recent = range(current - 24, current)
+    recent = range(current - LEVEL_HOURS, current)
     expected = sum(profile[h % HOURS_PER_WEEK] for h in recent)
     actual = sum(series.get(h, 0) for h in recent)
     level = min(4.0, max(0.25, actual / expected)) if expected > 0 else 1.0

@@ -69,8 +69,10 @@ class BudgetsApi:
         http.route("PUT", "/v1/budgets/", self._authenticated(self.put_budget), prefix=True)
         http.route("DELETE", "/v1/budgets/", self._authenticated(self.delete_budget), prefix=True)
         http.route("POST", "/v1/advice", self._authenticated(self.advice))
-        check = CheckApi(self._service, self._visible, self._translator)
-        http.route("GET", "/v1/check", self._authenticated(check.check))
+        check = CheckApi(self._service, self._visible, self._translator, block=not self._service.answers_from_memory)
+        # with a background refresh the check reads memory only: answered on the event loop (no thread hop)
+        inline = self._service.answers_from_memory
+        http.route("GET", "/v1/check", self._authenticated(check.check), inline=inline)
         http.route("GET", "/v1/anomalies", self._authenticated(self.anomalies))
 
     def anomalies(self, request: Request, principal: Principal) -> Response:

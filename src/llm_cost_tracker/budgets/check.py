@@ -36,12 +36,15 @@ class CheckApi:
         visible: a principal's budget filter (None: all), as the budgets API decides it.
         translator: a request's message language.
         normalize: (attribute, caller's value) -> the value as the store holds it (the ingest redaction).
+        block: read the store when the snapshot is not fresh (False: answer from memory whatever its age,
+            said by ``stale``; the handler then runs on the event loop).
     """
 
     def __init__(self, service: BudgetService, visible: Callable[[Principal], Callable[[Budget], bool] | None],
                  translator: Callable[[Request], Translator],
-                 normalize: Callable[[str, str], str] | None = None) -> None:
+                 normalize: Callable[[str, str], str] | None = None, block: bool = True) -> None:
         self._service = service
+        self._block = block
         self._visible = visible
         self._translator = translator
         self._normalize = normalize
@@ -58,7 +61,7 @@ class CheckApi:
         normalize = self._normalize or self._service.normalize
         attributes = {k: normalize(k, v) for k, v in args.items()}
         try:
-            snap = self._service.current()
+            snap = self._service.current(block=self._block)
         except StoreUnavailable as exc:
             t = self._translator(request)
             return Response.json(503, {"error": t._("cannot read spend from the store: {error}; until it recovers, "
@@ -89,5 +92,6 @@ class CheckApi:
                 budgets.append({"name": b.name, "entity": value, "status": "untracked",
                                 "limit_usd": usd(b.limit_pusd), "folded": len(table.entities) >= b.max_entities})
         allow = not any(st.status == "exceeded" for st in covering)
+        stale = (self._service.clock() - snap.as_of_ns) / 1e9 > 2 * self._service.options.refresh_seconds + 1
         return Response.json(200, {"allow": allow, "model": model, "budgets": budgets, "downgrade": advised,
-                                   "as_of": iso(snap.as_of_ns)})
+                                   "as_of": iso(snap.as_of_ns), "stale": stale})

@@ -334,11 +334,19 @@ class BudgetService:
         return {"model": chosen, "requested_model": model, "downgraded": chosen != model, "reason": reason,
                 "budget_exceeded": any(s.status == "exceeded" for s in covering), "budgets": summary}
 
-    def current(self) -> Snapshot:
-        """The state for fast answers (``/v1/check``): the cached snapshot while the background refresher
-        keeps it fresh (at most twice ``refresh_seconds`` + 1 s old), else read now."""
+    def current(self, block: bool = True) -> Snapshot:
+        """The state for fast answers (``/v1/check``): the cached snapshot while the background monitor
+        keeps it fresh (at most twice ``refresh_seconds`` + 1 s old), else read now; with ``block`` False
+        the cached one whatever its age (raises StoreUnavailable before the first)."""
         refresh = self._options.refresh_seconds
         cached = self.cached()
-        if refresh > 0 and cached is not None and cached[0] <= 2 * refresh + 1:
+        if cached is not None and (not block or (refresh > 0 and cached[0] <= 2 * refresh + 1)):
             return cached[1]
+        if not block:
+            raise StoreUnavailable("no budget state read yet")
         return self.snapshot()
+
+    @property
+    def answers_from_memory(self) -> bool:
+        """Whether the monitor refreshes in the background, so :meth:`current` need never block."""
+        return self._options.refresh_seconds > 0
