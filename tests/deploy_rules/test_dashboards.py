@@ -6,13 +6,21 @@ import json
 import re
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from llm_cost_tracker.budgets import BudgetCollector, BudgetService, parse_budgets
+from llm_cost_tracker.budgets import (
+    AnomalyOptions,
+    BudgetCollector,
+    BudgetMonitor,
+    BudgetService,
+    WebhookSender,
+    parse_budgets,
+)
 from llm_cost_tracker.metrics import Metrics
 from llm_cost_tracker.queue.kafka_metrics import KafkaMetrics
 from llm_cost_tracker.sinks.clickhouse import ClickHouseSink
@@ -57,7 +65,9 @@ def exported_names() -> set[str]:
     metrics = Metrics(CollectorRegistry())
     KafkaMetrics(metrics)
     parsed, _ = parse_budgets({"budgets": [{"name": "x", "limit_usd": 1}]})
-    metrics.registry.register(BudgetCollector(BudgetService(parsed, client=None)))
+    service = BudgetService(parsed, client=None)
+    sender = WebhookSender([], None, threading.Lock())
+    metrics.registry.register(BudgetCollector(service, BudgetMonitor(service, sender, AnomalyOptions())))
     names = {"up"}
     for family in metrics.registry.collect():
         base = family.name

@@ -86,6 +86,9 @@ def _api(lang: str = ""):
         def statuses(self):
             raise StoreUnavailable("OSError: disk gone")
 
+        def snapshot(self):
+            raise StoreUnavailable("OSError: disk gone")
+
     return BudgetsApi(Service(), lang=lang)  # type: ignore[arg-type]
 
 
@@ -93,7 +96,7 @@ def _request(path: str, accept: str = "", body: bytes = b""):
     from llm_cost_tracker.access.guard import ANONYMOUS
 
     headers = {"accept-language": accept} if accept else {}
-    return SimpleNamespace(path=path, headers=headers, body=body), ANONYMOUS
+    return SimpleNamespace(path=path, query="", headers=headers, body=body), ANONYMOUS
 
 
 def test_budget_api_follows_accept_language(monkeypatch) -> None:

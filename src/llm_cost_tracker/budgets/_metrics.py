@@ -68,6 +68,8 @@ class BudgetCollector(Collector):
             for t in st.budget.thresholds:
                 thresholds.add_metric((name, f"{t:g}"), t)
             period_end.add_metric((name,), st.period_end_ns / 1e9)
+        for name, table in sorted((snap.entities if snap is not None else {}).items()):
+            limit.add_metric((name,), table.budget.limit_pusd / PICO_PER_USD)  # the limit of each entity
         yield from (limit, spent, projected, remaining, thresholds, period_end)
         yield from self._entities(snap)
         yield from self._monitored()
