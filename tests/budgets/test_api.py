@@ -92,7 +92,8 @@ def test_wrong_method_and_store_down() -> None:
     parsed, _ = parse_budgets({"budgets": BUDGETS})
     registry = CollectorRegistry()
     http = HttpServer("127.0.0.1:0", registry, lambda: (True, "ok"))
-    BudgetHook(BudgetService(parsed, BrokenClient(), clock=lambda: NOW)).serve(http, registry)
+    hook = BudgetHook(BudgetService(parsed, BrokenClient(), clock=lambda: NOW))
+    hook.serve(http, registry)
     http.start()
     try:
         base = f"http://127.0.0.1:{http.port}"
@@ -102,8 +103,11 @@ def test_wrong_method_and_store_down() -> None:
         assert call(base + "/v1/advice", b'{"model": "m"}', "POST")[0] == 503
         text = generate_latest(registry).decode()
         assert "llm_budget_refresh_errors_total" in text and "llm_budget_spent_usd{" not in text
+        status, body = call(base + "/v1/check?model=m")  # answered from memory: nothing read yet
+        assert status == 503 and "no budget state read yet" in body["error"]
     finally:
         http.stop()
+        hook.stop()
 
 
 def test_gauges(served) -> None:

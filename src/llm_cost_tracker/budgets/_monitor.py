@@ -119,6 +119,7 @@ class BudgetMonitor:
         self.errors = 0
         self._last_anomaly = 0.0
         self._last_forecast = 0.0
+        self._last_unpriced = 0.0
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="budget-monitor", daemon=True)
@@ -141,13 +142,17 @@ class BudgetMonitor:
             if self.service.budgets and now - self._last_forecast >= FORECAST_SECONDS:
                 self._last_forecast = now
                 self.refit()
-            for event in budget_events(self.service.snapshot()):
-                self.sender.submit(event)
+            snap = self.service.snapshot()
+            if self.sender.wants("threshold", "forecast"):
+                for event in budget_events(snap):
+                    self.sender.submit(event)
             if self.options.enabled and now - self._last_anomaly >= self.options.interval_seconds:
                 self._last_anomaly = now
                 for anomaly in self.score():
                     if anomaly.anomalous:
                         self.sender.submit(self._anomaly_event(anomaly))
+            if self.sender.wants("unpriced") and now - self._last_unpriced >= self.options.interval_seconds:
+                self._last_unpriced = now
                 self._unpriced()
         except Exception as exc:  # the store failing: the next round retries; counted for the metric
             self.errors += 1

@@ -152,6 +152,10 @@ class WebhookSender:
             self._thread.join(timeout)
             self._thread = None
 
+    def wants(self, *kinds: str) -> bool:
+        """Whether any webhook subscribes to one of ``kinds`` (events nobody wants are not even built)."""
+        return any(kind in hook.events for hook in self.webhooks for kind in kinds)
+
     def submit(self, event: Event) -> None:
         for hook in self.webhooks:
             if event.kind in hook.events and (hook.name, event.key) not in self._done:

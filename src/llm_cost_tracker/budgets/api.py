@@ -120,7 +120,7 @@ class BudgetsApi:
             list[dict[str, Any]], dict[str, Any]]:
         t = self._translator(request)
         try:
-            limit = int(args.get("limit", "100"))
+            limit = int(args.get("limit", str(MAX_PAGE)))
             offset = int(args.get("offset", "0"))
             if not 1 <= limit <= MAX_PAGE or offset < 0:
                 raise ValueError

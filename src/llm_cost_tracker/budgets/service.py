@@ -26,7 +26,7 @@ from llm_cost_tracker.budgets._entities import (
 from llm_cost_tracker.budgets._ledger import BUCKET_NS, Aggregate, Dims, SpendLedger
 from llm_cost_tracker.budgets._period import period_bounds
 from llm_cost_tracker.budgets._seasonal import SeasonalModel
-from llm_cost_tracker.budgets._sql import Rollup, detect_rollup, quote, spend_sql
+from llm_cost_tracker.budgets._sql import QUERY_SETTINGS, Rollup, detect_rollup, quote, spend_sql
 from llm_cost_tracker.budgets._status import BudgetStatus, EntityStatuses, Snapshot, usd
 from llm_cost_tracker.i18n import ENGLISH, NP_, Translator
 from llm_cost_tracker.log import get_logger
@@ -161,7 +161,7 @@ class BudgetService:
         with self._client_lock:
             if self._rollup is False:
                 self._rollup = detect_rollup(self._client)
-            return list(self._client.query(sql).result_rows)
+            return list(self._client.query(sql, settings=QUERY_SETTINGS).result_rows)
 
     @property
     def rollup(self) -> Rollup | None:
@@ -172,7 +172,8 @@ class BudgetService:
                      ) -> tuple[dict[str, tuple[int, int]], dict[str, dict[str, tuple[int, int]]]]:
         plain = {n: v for n, v in bounds.items() if not self.budgets[n].per_entity}
         with self._client_lock:
-            entities = {name: parse_rows(self._client.query(entity_spend_sql(self.budgets[name], s, w, e)).result_rows)
+            entities = {name: parse_rows(self._client.query(entity_spend_sql(self.budgets[name], s, w, e),
+                                                        settings=QUERY_SETTINGS).result_rows)
                         for name, (s, w, e) in bounds.items() if self.budgets[name].per_entity}
             if not plain:
                 return {}, entities
@@ -182,7 +183,7 @@ class BudgetService:
             rollup = self._rollup if isinstance(self._rollup, Rollup) else None
             parts = [f"SELECT {quote(name)} AS budget, * FROM "
                      f"({spend_sql(self.budgets[name].scope, s, w, e, rollup)})" for name, (s, w, e) in plain.items()]
-            rows = self._client.query(" UNION ALL ".join(parts)).result_rows
+            rows = self._client.query(" UNION ALL ".join(parts), settings=QUERY_SETTINGS).result_rows
         return {name: (int(Decimal(period or 0) * PICO_PER_USD), int(Decimal(window or 0) * PICO_PER_USD))
                 for name, period, window in rows}, entities
 
@@ -310,7 +311,8 @@ class BudgetService:
             steps = min(st.downgrade_steps(), len(policy)) if policy else 0
             summary.append({"name": st.budget.name, "status": st.status, "spent_ratio": round(st.spent_ratio, 6),
                             "spent_usd": usd(st.spent_pusd), "limit_usd": usd(st.budget.limit_pusd),
-                            "downgrade": list(policy), "downgrade_step": steps})
+                            "downgrade": list(policy), "downgrade_step": steps,
+                            **({"entity": st.entity} if st.budget.per_entity else {})})
             if steps > depth:
                 chosen, deciding, depth = policy[steps - 1], st, steps
         if not covering:
