@@ -2,7 +2,7 @@
 
 The config file stays the source of the budgets it declares (they cannot be replaced or deleted
 through the API); the API's budgets are stored as the JSON table they were given, one row per change,
-the latest version per name winning, and read back at start-up so a restart keeps them.
+the latest version per name winning (``argMax``), and read back at start-up so a restart keeps them.
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ class BudgetDefinitions:
             return []
         with self._lock:
             rows = self._client.query(
-                f"SELECT name, definition FROM {DEFINITIONS_TABLE} FINAL WHERE deleted = 0 ORDER BY name").result_rows
+                f"SELECT name, argMax(definition, version) AS d FROM {DEFINITIONS_TABLE} GROUP BY name "
+                f"HAVING argMax(deleted, version) = 0 ORDER BY name").result_rows
         out = []
         for name, definition in rows:
             try:
@@ -67,6 +68,6 @@ class BudgetDefinitions:
         if self._client is None:
             return False
         with self._lock:
-            rows = self._client.query(f"SELECT count() FROM {DEFINITIONS_TABLE} FINAL "
-                                      f"WHERE name = {quote(name)} AND deleted = 0").result_rows
-        return bool(rows and rows[0][0])
+            rows = self._client.query(f"SELECT argMax(deleted, version) FROM {DEFINITIONS_TABLE} "
+                                      f"WHERE name = {quote(name)} GROUP BY name").result_rows
+        return bool(rows) and rows[0][0] == 0
