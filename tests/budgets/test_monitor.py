@@ -8,7 +8,13 @@ from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from llm_cost_tracker.budgets import AnomalyOptions, BudgetCollector, BudgetMonitor, BudgetService, parse_budgets
+from llm_cost_tracker.budgets import (
+    AnomalyOptions,
+    BudgetCollector,
+    BudgetMonitor,
+    BudgetService,
+    parse_budgets,
+)
 from llm_cost_tracker.budgets._webhooks import Event, Webhook, WebhookSender
 from llm_cost_tracker.sinks.clickhouse import ClickHouseSink
 from llm_cost_tracker.storage.client import connect
