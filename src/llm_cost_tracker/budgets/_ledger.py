@@ -188,7 +188,9 @@ class TrackingQueue:
         return batch
 
     def commit(self, batch: Batch) -> None:
-        agg = self.ledger.aggregate(batch.records)
+        # the in-process queue holds SpanRecords; a wire-form batch (Kafka's) is decoded to be counted
+        records = batch.records if isinstance(batch.records, list) else batch.records.to_records()
+        agg = self.ledger.aggregate(records)
         try:
             self._inner.commit(batch)
         finally:
