@@ -121,3 +121,32 @@ def test_entity_values_in_sql_are_quoted(store, store_settings) -> None:
     svc = service(store_settings, [{**PER_USER, "scope": {"each": name}}])
     assert list(svc.snapshot().entities["per-user"].entities) == [name]
     assert store.query(f"SELECT count() FROM llm_spans WHERE attributes[{quote(name)}] != ''").result_rows[0][0] == 1
+
+
+def test_list_is_paged_and_filtered(store, store_settings) -> None:
+    """GET /v1/budgets pages plain budgets then entities (biggest first) and filters by name, status, entity."""
+    from llm_cost_tracker.budgets import BudgetHook
+    from llm_cost_tracker.httpserver import HttpServer
+    from llm_cost_tracker.testing import http_json
+
+    ClickHouseSink(store).write([user(NOW - H, (k + 1) * 4 * USD, f"user-{k}") for k in range(5)])
+    hook = BudgetHook(service(store_settings, [PER_USER, {"name": "all", "limit_usd": 1000}]))
+    http = HttpServer("127.0.0.1:0", CollectorRegistry(), lambda: (True, "ok"))
+    hook.serve(http, CollectorRegistry())
+    http.start()
+    try:
+        base = f"http://127.0.0.1:{http.port}/v1/budgets"
+        status, page = http_json(base + "?limit=3")
+        assert status == 200 and (page["total"], page["next_offset"]) == (6, 3)
+        assert [(b["name"], b.get("entity")) for b in page["budgets"]] == [
+            ("all", None), ("per-user", "user-4"), ("per-user", "user-3")]
+        status, rest = http_json(base + "?limit=3&offset=3")
+        assert [b["entity"] for b in rest["budgets"]] == ["user-2", "user-1", "user-0"] and rest["next_offset"] is None
+        status, over = http_json(base + "?name=per-user&status=exceeded")
+        assert [b["entity"] for b in over["budgets"]] == ["user-4", "user-3", "user-2"]  # 20, 16, 12 USD of 10
+        status, one = http_json(base + "/per-user?entity=user-1")
+        assert [e["spent_usd"] for e in one["entities"]] == [8.0] and one["tracked"] == 5
+        assert http_json(base + "?limit=0")[0] == 400 and http_json(base + "?bogus=1")[0] == 400
+    finally:
+        http.stop()
+        hook.stop()

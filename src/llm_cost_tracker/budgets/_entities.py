@@ -9,14 +9,13 @@ so a restart tracks the same entities; spend itself is never stored twice.
 
 Values are what the store holds: after redaction (a key in mode ``hash`` is ``hmac-sha256:...``, a
 detected secret its placeholder), so no secret is listed. A caller's value (``/v1/check``) is passed
-through the same redaction first (:attr:`EntityIndex.normalize`).
+through the same redaction first (:attr:`BudgetService.normalize`).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -27,7 +26,7 @@ from llm_cost_tracker.budgets._sql import RAW_COLUMNS, RAW_TABLE, _filters, quot
 from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.types import PICO_PER_USD
 
-__all__ = ["OTHER", "EntityIndex", "EntityRegistry", "entity_expression", "entity_spend_sql",
+__all__ = ["OTHER", "EntityRegistry", "entity_expression", "entity_spend_sql",
            "pending_by_entity"]
 
 log = get_logger("budgets")
@@ -131,14 +130,3 @@ class EntityRegistry:
     def forget(self, budget: str) -> None:
         for key in [k for k in self._admitted if k[0] == budget]:
             del self._admitted[key]
-
-
-@dataclass
-class EntityIndex:
-    """Maps a caller's value of an ``each`` attribute to the value the store holds.
-
-    Args:
-        normalize: (attribute, value) -> stored value, i.e. the ingest redaction applied (identity by default).
-    """
-
-    normalize: Callable[[str, str], str] = lambda _key, value: value

@@ -88,7 +88,9 @@ def budget_events(snap: Snapshot) -> Iterable[Event]:
             # one event for the highest threshold crossed; its key also stands for the ones below it
             yield Event("threshold", f"threshold/{b.name}/{st.entity}/{st.period_start_ns // 10**9}/{top:g}",
                         {**base, "threshold": top, "text": text})
-        if st.projected_pusd >= b.limit_pusd > st.spent_pusd:
+        # a straight line over less than a full burn window (the period's first minutes) is noise: no event
+        trusted = st.expected_rest_pusd is not None or st.window_ns >= b.burn_window_seconds * 10**9
+        if trusted and st.projected_pusd >= b.limit_pusd > st.spent_pusd:
             text = (f"Budget {_who(st)} is forecast to reach {usd_text(st.projected_pusd)} USD by "
                     f"{iso(st.period_end_ns)}, over its {usd_text(b.limit_pusd)} USD limit "
                     f"(spent {usd_text(st.spent_pusd)} USD so far).")
