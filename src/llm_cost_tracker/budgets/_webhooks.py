@@ -3,7 +3,8 @@
 Each event has a key naming what it is about and when (budget, entity, period start, threshold; or
 series and hour); a key is delivered once per webhook. Delivered keys are stored in
 ``budget_notifications`` (migration 0010) and read back at start-up, so a restart does not send
-them again. A delivery is retried with exponential backoff; after the last attempt the key is given
+them again; before each delivery the table is asked too, so replicas sharing the store send an event
+once unless they decide it within the same moment. A delivery is retried with exponential backoff; after the last attempt the key is given
 up for this process (logged and counted; a restart tries again). The body is signed with the
 webhook's secret: ``X-LLM-Cost-Signature: sha256=<hex HMAC-SHA256 of the raw body>``. Neither the
 secret nor the URL (a Slack URL is a credential) is ever logged: a webhook is named by its ``name``.
@@ -167,7 +168,21 @@ class WebhookSender:
             hook, event = item
             self._deliver(hook, event)
 
+    def _delivered_elsewhere(self, webhook: str, key: str) -> bool:
+        """Whether another replica sharing the store delivered this event since start-up."""
+        if self._client is None:
+            return False
+        try:
+            with self._lock:
+                rows = self._client.query(f"SELECT count() FROM {NOTIFICATIONS_TABLE} WHERE webhook = {quote(webhook)} "
+                                          f"AND key = {quote(key)}").result_rows
+        except Exception:  # cannot tell: send (a duplicate is better than a lost notification)
+            return False
+        return bool(rows and rows[0][0])
+
     def _deliver(self, hook: Webhook, event: Event) -> None:
+        if self._delivered_elsewhere(hook.name, event.key):
+            return
         body = json.dumps({"event": event.kind, "id": event.key, **event.payload,
                            "sent_at": datetime.now(UTC).isoformat().replace("+00:00", "Z")},
                           sort_keys=True).encode()
@@ -199,10 +214,6 @@ class WebhookSender:
         except Exception as exc:  # delivered but not remembered: a restart may send it again (said in the log)
             log.warning("webhook delivery not recorded; a restart may resend it", webhook=webhook,
                         error=type(exc).__name__)
-
-    def forget_sql(self, webhook: str) -> str:
-        """SQL listing a webhook's delivered keys (for tests and operators)."""
-        return f"SELECT key FROM {NOTIFICATIONS_TABLE} FINAL WHERE webhook = {quote(webhook)} ORDER BY key"
 
 
 def _post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
