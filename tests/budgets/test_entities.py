@@ -150,3 +150,29 @@ def test_list_is_paged_and_filtered(store, store_settings) -> None:
     finally:
         http.stop()
         hook.stop()
+
+
+def test_an_entity_value_holding_a_key_is_named_by_its_hash_everywhere(store, store_settings) -> None:
+    """With redaction off a key reaches llm_spans in clear; past the store it is only ever sha256:<hex>
+    (the listing, the metrics, budget_entities, /v1/check's answer), and a check with the key finds it."""
+    import hashlib
+
+    from llm_cost_tracker.budgets import holds_secret
+    from llm_cost_tracker.budgets._entities import EntityNames
+    from llm_cost_tracker.testing import SECRETS
+
+    key = SECRETS["openai_key"]
+    ClickHouseSink(store).write([rec(NOW - H, 20 * USD, attributes={"api.key": key}),
+                                 rec(NOW - H, USD, attributes={"api.key": "alice"})])
+    svc = service(store_settings, [{**PER_USER, "scope": {"each": "api.key"}}])
+    svc.names = EntityNames(holds_secret())
+    svc.ledger.add(svc.ledger.aggregate([rec(NOW, USD, attributes={"api.key": key})]))
+    table = svc.snapshot().entities["per-user"]
+    hashed = "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+    assert {e: st.spent_pusd for e, st in table.entities.items()} == {hashed: 21 * USD, "alice": USD}
+    registry = CollectorRegistry()
+    registry.register(BudgetCollector(svc))
+    assert key not in generate_latest(registry).decode()
+    assert key not in str(store.query("SELECT * FROM budget_entities").result_rows)
+    covering = svc.snapshot().covering("acme", "chat-api", "openai", "gpt-4o", {"api.key": key}, svc.names)
+    assert [(st.entity, st.status) for st in covering] == [(hashed, "exceeded")]

@@ -7,6 +7,7 @@ The pipeline builds a :class:`BudgetHook` from the settings, wraps its queue wit
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from llm_cost_tracker.budgets._config import (
@@ -18,6 +19,7 @@ from llm_cost_tracker.budgets._config import (
     parse_budget,
     parse_budgets,
 )
+from llm_cost_tracker.budgets._entities import EntityNames
 from llm_cost_tracker.budgets._ledger import SpendLedger, TrackingQueue
 from llm_cost_tracker.budgets._metrics import BudgetCollector
 from llm_cost_tracker.budgets._monitor import BudgetMonitor
@@ -31,8 +33,23 @@ from llm_cost_tracker.config import Settings, config_sections
 
 __all__ = ["PERIODS", "SIGNATURE_HEADER", "AnomalyOptions", "Budget", "BudgetCollector", "BudgetConfigError",
            "BudgetHook", "BudgetMonitor", "BudgetOptions", "BudgetService", "BudgetStatus", "BudgetsApi",
-           "EntityStatuses", "Scope", "Snapshot", "SpendLedger", "StoreUnavailable", "TrackingQueue", "Webhook",
-           "WebhookSender", "load_budgets", "parse_budget", "period_bounds", "sign"]
+           "EntityNames", "EntityStatuses", "Scope", "Snapshot", "SpendLedger", "StoreUnavailable", "TrackingQueue", "Webhook",
+           "WebhookSender", "holds_secret", "load_budgets", "parse_budget", "period_bounds", "sign"]
+
+
+def holds_secret() -> Callable[[str], bool]:
+    """Whether a value holds a key, token or card number: the ingest name scrubber's detectors
+    (``NEVER_CLEAR``), whatever the redaction policy."""
+    from llm_cost_tracker.transforms._detectors import NEVER_CLEAR, Scanner
+
+    scanner = Scanner(NEVER_CLEAR)
+
+    def check(value: str) -> bool:
+        counts: dict[str, int] = {}
+        scanner.mask(value, counts)
+        return bool(counts)
+
+    return check
 
 
 def load_budgets(config_file: str | None) -> tuple[list[Budget], BudgetOptions]:
@@ -90,6 +107,7 @@ class BudgetHook:
         service = BudgetService(budgets, connect(settings), options=options)
         redact = Redact.from_settings(settings)
         service.normalize = lambda key, value: redact.redact_attributes({key: value}, {}).get(key, "")
+        service.names = EntityNames(holds_secret())
         service.load_stored()
         hook = cls(service, webhooks, anomalies)
         hook.sender.load()

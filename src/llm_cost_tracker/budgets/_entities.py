@@ -14,8 +14,9 @@ through the same redaction first (:attr:`BudgetService.normalize`).
 
 from __future__ import annotations
 
+import hashlib
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -26,7 +27,7 @@ from llm_cost_tracker.budgets._sql import RAW_COLUMNS, RAW_TABLE, _filters, quot
 from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.types import PICO_PER_USD
 
-__all__ = ["OTHER", "EntityRegistry", "entity_expression", "entity_spend_sql",
+__all__ = ["OTHER", "EntityNames", "EntityRegistry", "entity_expression", "entity_spend_sql",
            "pending_by_entity"]
 
 log = get_logger("budgets")
@@ -59,13 +60,47 @@ def _pusd(text: Any) -> int:
     return int(Decimal(text or 0) * PICO_PER_USD)
 
 
-def parse_rows(rows: Iterable[tuple[Any, ...]]) -> dict[str, tuple[int, int]]:
-    return {str(entity): (_pusd(period), _pusd(window)) for entity, period, window in rows}
+class EntityNames:
+    """What an entity is called everywhere past the store: its value, or ``sha256:<hex>`` when the value
+    holds a key, token or card number (whatever the redaction policy; ``scan = "off"`` stores values
+    in clear), so the API, the metrics, the webhooks and ``budget_entities`` never show one.
+
+    Args:
+        holds_secret: whether a value holds a secret (the detectors of the ingest scrubber); None: never.
+    """
+
+    _LIMIT = 8192
+
+    def __init__(self, holds_secret: Callable[[str], bool] | None = None) -> None:
+        self._holds_secret = holds_secret
+        self._cache: dict[str, str] = {}
+
+    def __call__(self, value: str) -> str:
+        if self._holds_secret is None:
+            return value
+        name = self._cache.get(value)
+        if name is None:
+            name = ("sha256:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+                    if self._holds_secret(value) else value)
+            if len(self._cache) >= self._LIMIT:
+                self._cache.clear()
+            self._cache[value] = name
+        return name
+
+
+def parse_rows(rows: Iterable[tuple[Any, ...]], names: Callable[[str], str] = str) -> dict[str, tuple[int, int]]:
+    """Store rows (entity, period, window) -> {name: (period, window)} in pico-USD (names may merge)."""
+    out: dict[str, tuple[int, int]] = {}
+    for entity, period, window in rows:
+        name = names(str(entity))
+        old = out.get(name, (0, 0))
+        out[name] = (old[0] + _pusd(period), old[1] + _pusd(window))
+    return out
 
 
 def pending_by_entity(budget: Budget, pending: Aggregate, attribute_keys: tuple[str, ...],
                       entity_keys: tuple[str, ...], start_ns: int, window_ns: int,
-                      end_ns: int) -> dict[str, tuple[int, int]]:
+                      end_ns: int, names: Callable[[str], str] = str) -> dict[str, tuple[int, int]]:
     """Accepted-not-stored spend of ``budget`` per entity: (in the period, in the burn window)."""
     each = budget.scope.each
     dim_index = {"tenant": 0, "service": 1, "provider": 2, "model": 3}.get(each)
@@ -80,7 +115,7 @@ def pending_by_entity(budget: Budget, pending: Aggregate, attribute_keys: tuple[
         attrs = dict(zip(attribute_keys, values[:len(attribute_keys)], strict=True))
         if not budget.scope.matches(tenant, service, provider, model, attrs):
             continue
-        slot = out.setdefault(str(entity), [0, 0])
+        slot = out.setdefault(names(str(entity)), [0, 0])
         slot[0] += pusd
         if t0 + BUCKET_NS > window_ns:
             slot[1] += pusd

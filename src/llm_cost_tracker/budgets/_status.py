@@ -5,7 +5,7 @@ Amounts are exact integer pico-USD; JSON shows USD rounded to 6 decimals (``usd`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -130,9 +130,13 @@ class Snapshot:
     as_of_ns: int
 
     def covering(self, tenant: str, service: str, provider: str, model: str,
-                 attributes: Mapping[str, str]) -> list[BudgetStatus]:
+                 attributes: Mapping[str, str], names: Callable[[str], str] = str) -> list[BudgetStatus]:
         """The statuses of the budgets covering a call; for a per-entity budget the call's entity's, when the
-        call names one (``attributes[each]``, or its tenant/service/provider/model) and it is tracked."""
+        call names one (``attributes[each]``, or its tenant/service/provider/model) and it is tracked.
+
+        Args:
+            names: stored value -> entity name (:class:`budgets._entities.EntityNames`).
+        """
         out = [st for st in self.statuses.values()
                if st.budget.scope.matches(tenant, service, provider, model, attributes)]
         dims = {"tenant": tenant, "service": service, "provider": provider, "model": model}
@@ -140,7 +144,7 @@ class Snapshot:
             scope = table.budget.scope
             entity = dims[scope.each] if scope.each in dims else attributes.get(scope.each, "")
             if entity and scope.matches(tenant, service, provider, model, attributes):
-                st = table.entities.get(entity)
+                st = table.entities.get(names(entity))
                 if st is not None:
                     out.append(st)
         return out

@@ -8,7 +8,8 @@ caller's entity's) is exceeded; ``downgrade`` lists the cheaper models the cover
 advise, the one to use first. The state is the budget service's snapshot, kept fresh by the
 background refresher (never older than twice ``refresh_seconds`` + 1 s): the store is not read per
 request. A value of an attribute the store keeps redacted (mode ``hash``) is hashed the same way
-before it is looked up, so a gateway sends the key's value as it is, never stored nor echoed.
+before it is looked up, and a value holding a key is named by its SHA-256 as everywhere past the store
+(:class:`budgets._entities.EntityNames`), so a gateway sends the key as it is, never echoed.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ class CheckApi:
             return Response.json(503, {"error": t._("cannot read spend from the store: {error}; until it recovers, "
                                                     "use the requested model").format(error=exc.detail)})
         visible = self._visible(principal)
-        covering = [st for st in snap.covering(tenant, service, provider, model, attributes)
+        covering = [st for st in snap.covering(tenant, service, provider, model, attributes, self._service.names)
                     if visible is None or visible(st.budget)]
         budgets: list[dict[str, object]] = []
         deepest, advised = 0, list[str]()
@@ -87,6 +88,7 @@ class CheckApi:
             b, each = table.budget, table.budget.scope.each
             value = {"tenant": tenant, "service": service, "provider": provider, "model": model}.get(each) \
                 or attributes.get(each, "")
+            value = self._service.names(value) if value else ""
             if (value and value not in table.entities and (visible is None or visible(b))
                     and b.scope.matches(tenant, service, provider, model, attributes)):
                 budgets.append({"name": b.name, "entity": value, "status": "untracked",

@@ -18,6 +18,7 @@ from llm_cost_tracker.budgets._config import Budget, BudgetOptions
 from llm_cost_tracker.budgets._definitions import BudgetDefinitions
 from llm_cost_tracker.budgets._entities import (
     OTHER,
+    EntityNames,
     EntityRegistry,
     entity_spend_sql,
     parse_rows,
@@ -79,6 +80,8 @@ class BudgetService:
         """Hour-of-week forecast models of the plain budgets, refitted by the monitor."""
         self.normalize: Callable[[str, str], str] = lambda _key, value: value
         """(attribute, caller's value) -> the value as stored: the ingest redaction (set by the hook)."""
+        self.names = EntityNames()
+        """Stored value -> the entity's name past the store (a hash for a value holding a secret; set by the hook)."""
         self.config_names = frozenset(self.budgets)
         """Budgets of the config file: not replaceable through the API."""
         self._rollup: Rollup | None | bool = False  # False: not looked for yet
@@ -173,7 +176,7 @@ class BudgetService:
         plain = {n: v for n, v in bounds.items() if not self.budgets[n].per_entity}
         with self._client_lock:
             entities = {name: parse_rows(self._client.query(entity_spend_sql(self.budgets[name], s, w, e),
-                                                        settings=QUERY_SETTINGS).result_rows)
+                                                        settings=QUERY_SETTINGS).result_rows, self.names)
                         for name, (s, w, e) in bounds.items() if self.budgets[name].per_entity}
             if not plain:
                 return {}, entities
@@ -245,7 +248,8 @@ class BudgetService:
     def _entity_statuses(self, budget: Budget, bounds: tuple[int, int, int], now_ns: int,
                          stored: dict[str, tuple[int, int]], pending: Aggregate, exact: bool) -> EntityStatuses:
         s_ns, w_ns, e_ns = bounds
-        pend = pending_by_entity(budget, pending, self.ledger.attribute_keys, self.ledger.entity_keys, s_ns, w_ns, e_ns)
+        pend = pending_by_entity(budget, pending, self.ledger.attribute_keys, self.ledger.entity_keys, s_ns, w_ns,
+                                 e_ns, self.names)
         totals: dict[str, list[int]] = {}
         for source, is_pending in ((stored, False), (pend, True)):
             for entity, (period, window) in source.items():
@@ -302,7 +306,7 @@ class BudgetService:
         """
         t = translator
         attributes = attributes or {}
-        covering = [st for st in self.snapshot().covering(tenant, service, provider, model, attributes)
+        covering = [st for st in self.snapshot().covering(tenant, service, provider, model, attributes, self.names)
                     if visible is None or visible(st.budget)]
         chosen, deciding, depth = model, None, 0
         summary = []
