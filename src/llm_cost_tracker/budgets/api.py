@@ -277,9 +277,9 @@ class BudgetsApi:
             return _error(400, "; ".join(problems))
         try:
             tenant = principal.tenant.name if principal.tenant is not None else body.get("tenant", "")
-            answer = self._service.advise(body["model"], tenant, body.get("service", ""),
-                                          body.get("provider", ""), attrs, visible=self._visible(principal),
-                                          translator=t)
+            stored = {k: self._service.normalize(k, v) for k, v in attrs.items()}  # as ingest redacts them
+            answer = self._service.advise(body["model"], tenant, body.get("service", ""), body.get("provider", ""),
+                                          stored, visible=self._visible(principal), translator=t)
         except StoreUnavailable as exc:
             return _error(503, t._("cannot read spend from the store: {error}; until it recovers, use the requested model")
                           .format(error=exc.detail))
