@@ -116,7 +116,12 @@ class BudgetService:
         self.budgets[budget.name] = budget
         self.ledger.extend_keys(self.attribute_keys([budget]), self.entity_keys([budget]))
         self.registry.forget(budget.name)
-        self._cached = None
+        self._expire()
+
+    def _expire(self) -> None:
+        """The next :meth:`snapshot` reads again; until then fast answers keep the last state (not none)."""
+        if self._cached is not None:
+            self._cached = (float("-inf"), self._cached[1])
 
     def put_budget(self, budget: Budget, table: dict[str, Any]) -> bool:
         """Create or replace a budget managed through the API, persisted; True when it is new.
@@ -146,7 +151,7 @@ class BudgetService:
             self.definitions.delete(name)
             del self.budgets[name]
             self.registry.forget(name)
-            self._cached = None
+            self._expire()
         return True
 
     @staticmethod
