@@ -98,7 +98,8 @@ def test_busy_port_names_the_flag_to_change(service: ServiceProcess, tmp_path: P
 
 def test_budgets_list_is_empty_when_none_are_configured(service: ServiceProcess) -> None:
     """GET /v1/budgets without budgets answers 200 with an empty list, not 404 'no route'."""
-    assert http_json(service.http_url + "/v1/budgets") == (200, {"budgets": []})
+    status, body = http_json(service.http_url + "/v1/budgets")
+    assert status == 200 and body["budgets"] == [] and body["entity_budgets"] == [] and body["total"] == 0, body
 
 
 def test_unknown_model_is_warned_once(service: ServiceProcess) -> None:
