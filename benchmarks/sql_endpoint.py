@@ -122,7 +122,7 @@ def latency(store: Path, repeats: int) -> tuple[dict[str, tuple[float, float]], 
     from llm_cost_tracker.pipeline import AllInOne
 
     port = free_port()
-    settings = config.load({"data_dir": str(store), "otlp_grpc": f"127.0.0.1:{free_port()}",
+    settings = config.load({"data_dir": str(store), "otlp_grpc": f"127.0.0.1:{free_port()}", "otlp_http": "off",
                             "http": f"127.0.0.1:{free_port()}", "sql_http": f"127.0.0.1:{port}"})
     service = AllInOne(settings)
     service.start()

@@ -40,6 +40,8 @@ class Settings:
 
     # Listeners
     otlp_grpc: str = "127.0.0.1:4317"
+    otlp_http: str = "127.0.0.1:4318"
+    """OTLP/HTTP listener (POST /v1/traces, protobuf or JSON); 'off' or empty: none."""
     http: str = "127.0.0.1:9464"
     auth_token: str = ""
     """A single admin bearer token; per-tenant tokens live in the config file's [auth] table."""
@@ -190,6 +192,11 @@ class Settings:
                 split_host_port(value)
             except ValueError as exc:
                 problems.append(f"{name}: {exc}")
+        if listens(self.otlp_http):
+            try:
+                split_host_port(self.otlp_http)
+            except ValueError as exc:
+                problems.append(f"otlp_http: {exc} (or 'off')")
         positive = ("max_message_bytes", "grpc_workers", "grpc_max_streams", "grpc_receive_timeout_seconds",
                     "max_decode_bytes", "http_max_connections", "queue_max_bytes", "queue_capacity", "batch_size",
                     "max_attributes_per_span", "max_attribute_value_bytes", "max_spans_per_request",
@@ -287,6 +294,11 @@ def _scheduler_problems(s: Settings) -> list[str]:
     if s.scheduler_tasks_topic == s.scheduler_results_topic:
         problems.append("scheduler_results_topic must differ from scheduler_tasks_topic")
     return problems
+
+
+def listens(address: str) -> bool:
+    """Whether an optional listener's address setting names one ('off' or empty: none)."""
+    return address.strip().lower() not in ("", "off")
 
 
 def split_host_port(value: str) -> tuple[str, int]:

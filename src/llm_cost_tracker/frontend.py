@@ -1,4 +1,4 @@
-"""The receiving front every receiver flavour runs: prices, tokens, transforms, gRPC and HTTP.
+"""The receiving front every receiver flavour runs: prices, tokens, transforms, OTLP/gRPC, OTLP/HTTP and HTTP.
 
 The all-in-one service and the Kafka receiver differ only in where accepted records go (the
 publisher) and in what "ready" means; everything in front of the publisher is built here once.
@@ -17,15 +17,17 @@ from llm_cost_tracker.access.setup import (
     load_tokens,
     tls_files,
 )
-from llm_cost_tracker.config import Settings
-from llm_cost_tracker.httpserver import HttpLimits, HttpServer
+from llm_cost_tracker.config import Settings, listens
+from llm_cost_tracker.httpserver import HttpLimits, HttpServer, Request, Response
 from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.metrics import Metrics
 from llm_cost_tracker.ports import ensure_free
 from llm_cost_tracker.pricing._settings import PricingSettings, load_pricing_settings
 from llm_cost_tracker.sources.admission import MemoryBudget
+from llm_cost_tracker.sources.export import ExportCore
 from llm_cost_tracker.sources.otlp_decode import DecodeLimits
 from llm_cost_tracker.sources.otlp_grpc import OtlpGrpcServer, TraceExportHandler
+from llm_cost_tracker.sources.otlp_http import TRACES_PATH, Answer, OtlpHttpHandler
 from llm_cost_tracker.sources.span_time import SpanTimeBounds
 from llm_cost_tracker.transforms.calls import CallIdentity, CallWindow
 from llm_cost_tracker.transforms.detect import Detect
@@ -102,6 +104,8 @@ class FrontEnd:
         self.metrics = metrics
         self.catalog = catalog
         self.http: HttpServer | None = None
+        self.otlp_http: HttpServer | None = None
+        self.otlp_http_handler: OtlpHttpHandler | None = None
 
     def prepare(self) -> None:
         s = self.settings
@@ -124,13 +128,18 @@ class FrontEnd:
         """Build the Export handler in front of ``publisher`` and bind the listeners (not serving yet)."""
         s = self.settings
         ensure_free("otlp_grpc", s.otlp_grpc)
+        if listens(s.otlp_http):
+            ensure_free("otlp_http", s.otlp_http)
         if serve_http:
             ensure_free("http", s.http)
-        self.handler = TraceExportHandler(
+        self.core = ExportCore(  # one Export path for both protocols: same limits, budget, identity, counting
             default_transforms(lambda: self.catalog.current, self.metrics, self.redact, self.pricing), publisher,
             decode_limits(s), self.metrics, guard=self.guard, ack_timeout=ack_timeout,
             calls=call_identity(s, self.metrics), memory=MemoryBudget(s.max_decode_bytes),
             time_bounds=SpanTimeBounds.from_settings(s))
+        self.handler = TraceExportHandler(core=self.core)
+        if listens(s.otlp_http):
+            self._bind_otlp_http()
         if serve_http:
             self.http = HttpServer(s.http, self.metrics.registry, ready, tls=tls_files(s),
                                    limits=HttpLimits.from_settings(s))
@@ -139,9 +148,32 @@ class FrontEnd:
                                    tls=tls_files(s), max_streams=s.grpc_max_streams,
                                    receive_timeout=s.grpc_receive_timeout_seconds)
 
+    def _bind_otlp_http(self) -> None:
+        """The OTLP/HTTP listener: its own port and thread pool (decoding off the event loop), the gRPC
+        receiver's TLS, stream bound (as connections) and decode workers."""
+        s = self.settings
+        handler = self.otlp_http_handler = OtlpHttpHandler(self.core, s.max_message_bytes, self.metrics.http_exports)
+
+        def response(answer: Answer) -> Response:
+            return Response(answer.status, answer.body, answer.content_type, answer.headers)
+
+        def export(request: Request) -> Response:
+            return response(handler(request.headers, request.body))
+
+        limits = HttpLimits(max_body_bytes=s.max_message_bytes, max_connections=s.grpc_max_streams,
+                            workers=s.grpc_workers, decompress=False)
+        self.otlp_http = HttpServer(s.otlp_http, None, None, tls=tls_files(s), limits=limits, standard_routes=False,
+                                    errors=lambda headers, status, text: response(
+                                        handler.body_refused(headers, status, text)))
+        self.otlp_http.route("POST", TRACES_PATH, export)
+
     @property
     def grpc_port(self) -> int:
         return self.grpc.port
+
+    @property
+    def otlp_http_port(self) -> int:
+        return self.otlp_http.port if self.otlp_http is not None else 0
 
     @property
     def http_port(self) -> int:
@@ -153,10 +185,12 @@ class FrontEnd:
 
     def saturation(self) -> str:
         """Why the receiver cannot take another Export now ("" when it can), for /readyz."""
-        return self.grpc.saturation()
+        return self.grpc.saturation()  # the OTLP/HTTP port refuses a connection over its cap with a 503 itself
 
     def start(self) -> None:
         self.grpc.start()
+        if self.otlp_http is not None:
+            self.otlp_http.start()
         if self.http is not None:
             self.http.start()  # after gRPC, so /readyz never answers 200 before Export is served
         if self.syncer is not None:
@@ -177,9 +211,13 @@ class FrontEnd:
         """Refuse new Exports (UNAVAILABLE, health NOT_SERVING) and wait up to ``grace`` for those in flight."""
         self.handler.accepting = False
         self.grpc.stop(grace=grace)
+        if self.otlp_http is not None and self.otlp_http_handler is not None:
+            self.otlp_http_handler.wait_idle(grace)  # requests past the gate finish publishing; new ones get 503
+            self.otlp_http.stop()
 
     def stop_http(self) -> None:
-        if getattr(self, "syncer", None) is not None:
-            self.syncer.stop()
+        syncer = getattr(self, "syncer", None)  # None too when prepare() never ran
+        if syncer is not None:
+            syncer.stop()
         if self.http is not None:
             self.http.stop()

@@ -56,6 +56,8 @@ class Response:
     status: int
     body: bytes
     content_type: str = "application/json"
+    headers: tuple[tuple[str, str], ...] = ()
+    """Extra header fields (e.g. ``Retry-After``)."""
 
     @classmethod
     def json(cls, status: int, payload: Any) -> Response:
@@ -111,6 +113,9 @@ class HttpLimits:
     max_connections: int = 256
     workers: int = 8
     """Threads running route handlers (store queries, metrics rendering)."""
+    decompress: bool = True
+    """Let aiohttp undo a request's ``Content-Encoding``; False hands handlers the body as sent (the OTLP
+    port decompresses itself, bounded, off the event loop)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> HttpLimits:
@@ -122,8 +127,8 @@ def _error_bytes(status: int, message: str) -> bytes:
 
 
 def _web_response(status: int, body: bytes, content_type: str = "application/json", close: bool = False,
-                  tls: bool = False) -> web.Response:
-    headers = {"Content-Type": content_type, **dict(SECURITY_HEADERS)}
+                  tls: bool = False, extra: tuple[tuple[str, str], ...] = ()) -> web.Response:
+    headers = {"Content-Type": content_type, **dict(SECURITY_HEADERS), **dict(extra)}
     if tls:
         headers["Strict-Transport-Security"] = "max-age=31536000"
     response = web.Response(status=status, body=body, headers=headers)
@@ -196,24 +201,23 @@ class HttpServer:
         ready: returns (ready, reason) for ``/readyz``.
         tls: serve HTTPS (mutual TLS when it names a client CA), certificates reloaded on change.
         limits: time, size and connection bounds.
+        standard_routes: serve ``/metrics``, ``/healthz`` and ``/readyz`` (False: only the routes added).
+        errors: builds the answer to a body over the size limit (413) or too slow (408) from the request's
+            header fields, for ports whose protocol fixes the error body's encoding (OTLP/HTTP); JSON otherwise.
     """
 
-    def __init__(self, address: str, registry: CollectorRegistry,
-                 ready: Callable[[], tuple[bool, str]], tls: TlsFiles | None = None,
-                 limits: HttpLimits = HttpLimits()) -> None:
+    def __init__(self, address: str, registry: CollectorRegistry | None,
+                 ready: Callable[[], tuple[bool, str]] | None, tls: TlsFiles | None = None,
+                 limits: HttpLimits = HttpLimits(), standard_routes: bool = True,
+                 errors: Callable[[dict[str, str], int, str], Response] | None = None) -> None:
         self.limits = limits
+        self._errors = errors
         self._routes: dict[tuple[str, str], Handler] = {}
         self._prefix_routes: list[tuple[str, str, Handler]] = []
         self._inline: set[str] = set()
-        self.route("GET", "/metrics", lambda _r: Response(200, generate_latest(registry), CONTENT_TYPE_LATEST))
-        self.route("GET", "/healthz", lambda _r: Response.json(200, {"status": "ok"}))
-
-        def readyz(_r: Request) -> Response:
-            ok, reason = ready()
-            return Response.json(200 if ok else 503, {"status": "ready" if ok else "not ready", "reason": reason})
-
-        self.route("GET", "/readyz", readyz)
-        self._inline = {"/healthz", "/readyz"}  # cheap: answered on the loop, even when the pool is busy
+        if standard_routes:
+            assert registry is not None and ready is not None
+            self._standard_routes(registry, ready)
         self._tls = ReloadingSslContext(tls) if tls else None
         self._pool = ThreadPoolExecutor(max_workers=limits.workers, thread_name_prefix="http")
         self._loop = asyncio.new_event_loop()
@@ -227,10 +231,22 @@ class HttpServer:
             self._close_loop()
             raise
 
+    def _standard_routes(self, registry: CollectorRegistry, ready: Callable[[], tuple[bool, str]]) -> None:
+        self.route("GET", "/metrics", lambda _r: Response(200, generate_latest(registry), CONTENT_TYPE_LATEST))
+        self.route("GET", "/healthz", lambda _r: Response.json(200, {"status": "ok"}))
+
+        def readyz(_r: Request) -> Response:
+            ok, reason = ready()
+            return Response.json(200 if ok else 503, {"status": "ready" if ok else "not ready", "reason": reason})
+
+        self.route("GET", "/readyz", readyz)
+        self._inline = {"/healthz", "/readyz"}  # cheap: answered on the loop, even when the pool is busy
+
     async def _bind(self, host: str, port: int) -> tuple[asyncio.AbstractServer, int]:
         self._server = _Server(self._handle, self.limits.max_connections, access_log=None,
                                keepalive_timeout=self.limits.head_seconds, lingering_time=0.0,
-                               max_line_size=65536, max_field_size=16384)
+                               max_line_size=65536, max_field_size=16384,
+                               auto_decompress=self.limits.decompress)
         context: ssl.SSLContext | None = self._tls.server_context() if self._tls is not None else None
         listener = await self._loop.create_server(
             self._server, host, port, ssl=context, backlog=1024, reuse_address=True, start_serving=False,
@@ -293,28 +309,33 @@ class HttpServer:
             chunks.append(chunk)
         return b"".join(chunks)
 
+    def _refuse_body(self, raw: web.BaseRequest, status: int, message: str) -> web.Response:
+        """408 or 413, connection closed (the unread body must not be parsed as the next request)."""
+        tls = self._tls is not None
+        if self._errors is not None:
+            answer = self._errors(_fields(raw.headers.items()), status, message)
+            return _web_response(answer.status, answer.body, answer.content_type, close=True, tls=tls,
+                                 extra=answer.headers)
+        return _web_response(status, _error_bytes(status, message), close=True, tls=tls)
+
     async def _handle(self, raw: web.BaseRequest) -> web.StreamResponse:
         tls = self._tls is not None
         if raw.content_length is not None and raw.content_length > self.limits.max_body_bytes:
-            # the unread body must not be parsed as the next request: answer and close
-            return _web_response(413, _error_bytes(413, f"body over {self.limits.max_body_bytes} bytes"),
-                                 close=True, tls=tls)
+            return self._refuse_body(raw, 413, f"body over {self.limits.max_body_bytes} bytes")
         try:
             async with asyncio.timeout(self.limits.body_seconds):
                 body = await self._read_body(raw)
         except TimeoutError:
-            return _web_response(408, _error_bytes(408, f"body not received within {self.limits.body_seconds:g}s"),
-                                 close=True, tls=tls)
+            return self._refuse_body(raw, 408, f"body not received within {self.limits.body_seconds:g}s")
         except _TooLarge:
-            return _web_response(413, _error_bytes(413, f"body over {self.limits.max_body_bytes} bytes"),
-                                 close=True, tls=tls)
+            return self._refuse_body(raw, 413, f"body over {self.limits.max_body_bytes} bytes")
         path, _, query = raw.raw_path.partition("?")
         request = Request(raw.method, path, query, _fields(raw.headers.items()), body)
         if request.method in ("GET", "HEAD") and request.path in self._inline:
             response = self._dispatch(request)
         else:
             response = await self._loop.run_in_executor(self._pool, self._dispatch, request)
-        return _web_response(response.status, response.body, response.content_type, tls=tls)
+        return _web_response(response.status, response.body, response.content_type, tls=tls, extra=response.headers)
 
     def start(self) -> None:
         asyncio.run_coroutine_threadsafe(self._listener.start_serving(), self._loop).result(timeout=10)

@@ -170,8 +170,10 @@ class Metrics:
                                       ("kind",), registry=r)
         self.spans_rejected = Counter("llm_pipeline_spans_rejected", "Spans rejected, by reason.",
                                       ("reason",), registry=r)
-        self.exports = Counter("llm_pipeline_exports", "OTLP Export calls answered, by gRPC status code.",
-                               ("code",), registry=r)
+        self.exports = Counter("llm_pipeline_exports", "OTLP Export calls answered (gRPC and HTTP), by outcome as "
+                               "a gRPC status code name.", ("code",), registry=r)
+        self.http_exports = Counter("llm_pipeline_http_exports", "OTLP/HTTP Export requests answered, by HTTP "
+                                    "status.", ("status",), registry=r)
         self.queue_depth = Gauge("llm_pipeline_queue_depth", "Spans accepted and waiting to be written.", registry=r)
         self.queue_capacity = Gauge("llm_pipeline_queue_capacity", "Capacity of the in-process queue, in spans.",
                                     registry=r)

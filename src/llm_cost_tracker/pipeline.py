@@ -50,6 +50,7 @@ class AllInOne:
     metrics: Metrics = field(default_factory=Metrics)
     catalog: Any = None
     grpc_port: int = 0
+    otlp_http_port: int = 0
     http_port: int = 0
     sql_port: int = 0
     _stopped: threading.Event = field(default_factory=threading.Event)
@@ -92,7 +93,9 @@ class AllInOne:
             self.sql_port = self.sql.port
         self.front.start()
         self.grpc_port, self.http_port = self.front.grpc_port, self.front.http_port
+        self.otlp_http_port = self.front.otlp_http_port
         log.info("service started", otlp_grpc=f"{s.otlp_grpc.rpartition(':')[0]}:{self.grpc_port}",
+                 otlp_http=f"{s.otlp_http.rpartition(':')[0]}:{self.otlp_http_port}" if self.otlp_http_port else "off",
                  http=f"{s.http.rpartition(':')[0]}:{self.http_port}", store=store.describe(s))
 
     def ready(self) -> tuple[bool, str]:

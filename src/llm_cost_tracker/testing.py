@@ -219,6 +219,7 @@ class ServiceProcess:
     def __init__(self, data_dir: str | os.PathLike[str], *args: str, env: Mapping[str, str] | None = None) -> None:
         self.data_dir = str(data_dir)
         self.grpc_port = free_port()
+        self.otlp_http_port = free_port()
         self.http_port = free_port()
         self.sql_port = free_port()
         self.args = list(args)
@@ -237,6 +238,11 @@ class ServiceProcess:
         return f"{self.scheme}://127.0.0.1:{self.http_port}"
 
     @property
+    def otlp_http_url(self) -> str:
+        """The OTLP/HTTP traces endpoint (``POST``)."""
+        return f"{self.scheme}://127.0.0.1:{self.otlp_http_port}/v1/traces"
+
+    @property
     def sql_url(self) -> str:
         """The SQL endpoint (ClickHouse HTTP interface) of the embedded store."""
         return f"{self.scheme}://127.0.0.1:{self.sql_port}"
@@ -245,9 +251,10 @@ class ServiceProcess:
         import sys
 
         sql = [] if "--sql-http" in self.args else ["--sql-http", f"127.0.0.1:{self.sql_port}"]
+        otlp_http = [] if "--otlp-http" in self.args else ["--otlp-http", f"127.0.0.1:{self.otlp_http_port}"]
         return [sys.executable, "-m", "llm_cost_tracker.cli", "run", "--otlp-grpc", self.endpoint,
                 "--http", f"127.0.0.1:{self.http_port}", "--data-dir", self.data_dir, "--log-format", "json",
-                *sql, *self.args]
+                *sql, *otlp_http, *self.args]
 
     def start(self, timeout: float = 60.0) -> ServiceProcess:
         import subprocess

@@ -20,7 +20,7 @@ test_compression.__test__ = False  # type: ignore[attr-defined]
 # tansu rejects the idempotent producer (InitProducerId v0); short group timeouts keep joins quick.
 KAFKA_TEST_SETTINGS = dict(kafka_idempotence=False, kafka_session_timeout_ms=1000, kafka_heartbeat_interval_ms=200,
                            kafka_partitions=4, kafka_request_timeout_ms=3000, batch_age_seconds=0.3,
-                           otlp_grpc="127.0.0.1:0", http="127.0.0.1:0", shutdown_timeout_seconds=10.0)
+                           otlp_grpc="127.0.0.1:0", otlp_http="off", http="127.0.0.1:0", shutdown_timeout_seconds=10.0)
 
 
 @pytest.fixture

@@ -66,7 +66,7 @@ def server_settings(containers: dict[str, str], request: pytest.FixtureRequest, 
     topic = f"spans-{time.time_ns()}"
     return Settings(kafka_bootstrap=containers["bootstrap"], clickhouse_url=containers["clickhouse_url"],
                     clickhouse_database=database, kafka_topic=topic, kafka_dlq_topic=topic + ".dlq",
-                    kafka_group_id=topic, data_dir=str(tmp_path), otlp_grpc="127.0.0.1:0", http="127.0.0.1:0",
+                    kafka_group_id=topic, data_dir=str(tmp_path), otlp_grpc="127.0.0.1:0", otlp_http="off", http="127.0.0.1:0",
                     kafka_session_timeout_ms=6000, kafka_heartbeat_interval_ms=1000, batch_age_seconds=0.3)
 
 

@@ -107,7 +107,7 @@ def test_busy_sql_port_names_the_flag(running: Running, tmp_path: Path) -> None:
     """A second service asking for a SQL port in use exits 2 with one line naming --sql-http and LCT_SQL_HTTP."""
     from llm_cost_tracker.testing import free_port
 
-    out = subprocess.run([sys.executable, "-m", "llm_cost_tracker.cli", "run", "--otlp-grpc", f"127.0.0.1:{free_port()}",
+    out = subprocess.run([sys.executable, "-m", "llm_cost_tracker.cli", "run", "--otlp-grpc", f"127.0.0.1:{free_port()}", "--otlp-http", "off",
                           "--http", f"127.0.0.1:{free_port()}", "--sql-http", f"127.0.0.1:{running.service.sql_port}",
                           "--data-dir", str(tmp_path / "store"), "--log-format", "json"],
                          capture_output=True, text=True, timeout=120)

@@ -29,6 +29,8 @@ def add_service_flags(parser: argparse.ArgumentParser) -> None:
     add_store_flags(parser)
     g = parser.add_argument_group("listeners")
     g.add_argument("--otlp-grpc", metavar="HOST:PORT", help="OTLP/gRPC listen address (default 127.0.0.1:4317)")
+    g.add_argument("--otlp-http", metavar="HOST:PORT",
+                   help="OTLP/HTTP listen address, POST /v1/traces (default 127.0.0.1:4318; 'off')")
     g.add_argument("--http", metavar="HOST:PORT", help="/metrics, /healthz, /readyz (default 127.0.0.1:9464)")
     g.add_argument("--sql-http", metavar="HOST:PORT",
                    help="read-only ClickHouse HTTP interface over the embedded store (default 127.0.0.1:8123; 'off')")

@@ -111,7 +111,7 @@ class KafkaProcess:
     def start(self, timeout: float = 60.0, wait_ready: bool = True) -> KafkaProcess:
         os.makedirs(self.data_dir, exist_ok=True)
         cmd = [sys.executable, "-m", "llm_cost_tracker.cli", self.kind, "--otlp-grpc", self.endpoint,
-               "--http", f"127.0.0.1:{self.http_port}", "--data-dir", self.data_dir, "--log-format", "json",
+               "--otlp-http", "127.0.0.1:0", "--http", f"127.0.0.1:{self.http_port}", "--data-dir", self.data_dir, "--log-format", "json",
                *self.args]
         with open(self.log_path, "ab") as out:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=self.env)

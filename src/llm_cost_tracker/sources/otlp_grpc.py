@@ -7,6 +7,8 @@ ExportTraceServiceRequest (not retried), RESOURCE_EXHAUSTED for a message over t
 shutting down (retried with backoff), RESOURCE_EXHAUSTED with a RetryInfo when too much is in flight
 to the queue's backend (retried after the given delay), and ``partial_success`` for individual spans
 that could not be used. A request over the per-request span or attribute limits gets INVALID_ARGUMENT.
+Which refusal applies is decided in ``sources/export.py``, shared with the OTLP/HTTP receiver; this
+module maps it to a status code.
 
 Hostile clients (docs/hardening.md): the bearer token is checked from the call's metadata by a
 server interceptor, before any message is read, and a refused call ends at once without waiting
@@ -25,194 +27,85 @@ from typing import Any
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
-from google.rpc import code_pb2, error_details_pb2, status_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2  # type: ignore[import-untyped]
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from llm_cost_tracker.access.guard import KEEP_PAYLOAD_TENANT, AccessGuard, OverBurst
 from llm_cost_tracker.access.tls import TlsFiles, grpc_credentials
-from llm_cost_tracker.access.tokens import Principal, TokenTable
 from llm_cost_tracker.log import get_logger
-from llm_cost_tracker.metrics import Metrics
-from llm_cost_tracker.sources.admission import MemoryBudget, ReceiveWatchdog, decode_cost
-from llm_cost_tracker.sources.otlp_decode import (
-    DecodedBatch,
-    DecodeError,
-    DecodeLimits,
-    LimitExceeded,
-    check_request,
-    decode_spans,
-    parse_request,
-)
-from llm_cost_tracker.transforms.calls import CallIdentity
-from llm_cost_tracker.transforms.chain import TRANSFORM_ERROR, Chain
-from llm_cost_tracker.types import (
-    Publisher,
-    QueueBusy,
-    QueueFull,
-    QueueUnavailable,
-    SpanRecord,
-    Transform,
+from llm_cost_tracker.sources.admission import MemoryBudget, ReceiveWatchdog
+from llm_cost_tracker.sources.export import (
+    BUSY,
+    INVALID,
+    OVER_BURST,
+    TOO_LARGE,
+    TRANSFORM_ERROR,
+    UNAUTHENTICATED,
+    UNAVAILABLE,
+    ExportCore,
+    Refused,
 )
 
-_NO_TOKENS = TokenTable()
+__all__ = ["SERVICE_NAME", "STATUS", "TRANSFORM_ERROR", "OtlpGrpcServer", "TraceExportHandler"]
+
 SERVICE_NAME = "opentelemetry.proto.collector.trace.v1.TraceService"
 log = get_logger("otlp_grpc")
-__all__ = ["SERVICE_NAME", "TRANSFORM_ERROR", "OtlpGrpcServer", "TraceExportHandler"]
+STATUS = {UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED, INVALID: grpc.StatusCode.INVALID_ARGUMENT,
+          TOO_LARGE: grpc.StatusCode.RESOURCE_EXHAUSTED, OVER_BURST: grpc.StatusCode.RESOURCE_EXHAUSTED,
+          UNAVAILABLE: grpc.StatusCode.UNAVAILABLE, BUSY: grpc.StatusCode.RESOURCE_EXHAUSTED}
+"""The gRPC status of each kind of refusal (sources/export.py decides which kind)."""
+
+
+def _retry_trailers(refused: Refused) -> tuple[tuple[str, bytes], ...]:
+    """A RetryInfo in both places clients look for it.
+
+    ``grpc-status-details-bin`` (a google.rpc.Status with the RetryInfo in its details) is the standard
+    one the Collector's exporter reads; ``google.rpc.retryinfo-bin`` is where the OpenTelemetry Python
+    exporter looks.
+    """
+    delay = max(refused.retry_after or 0.0, 0.0)
+    retry = error_details_pb2.RetryInfo(
+        retry_delay=Duration(seconds=int(delay), nanos=int((delay - int(delay)) * 1e9)))
+    status = status_pb2.Status(code=code_pb2.RESOURCE_EXHAUSTED, message=refused.message)
+    status.details.add().Pack(retry)
+    return (("grpc-status-details-bin", status.SerializeToString()),
+            ("google.rpc.retryinfo-bin", retry.SerializeToString()))
 
 
 class TraceExportHandler:
-    """The Export method: decode, run the transforms, publish, answer.
+    """The Export method over gRPC: the body and metadata to :class:`ExportCore`, its refusals to status codes.
 
-    Args:
-        transforms: per-record stages, in order.
-        publisher: the queue the accepted records go to.
-        limits: per-span bounds applied while decoding.
-        metrics: counters to update.
-        guard: authenticates callers and applies tenant rate limits (everyone is admitted without one).
-        ack_timeout: seconds to wait for the publisher's durability promise.
-        calls: call identity, run on the request's records after the transforms (marks the later spans
-            of a provider call as duplicates; told to forget the request's spans when it is not accepted).
-        memory: the decode memory budget (unbounded without one).
-        memory_wait: seconds a request may wait for its share of ``memory``.
-        time_bounds: moves spans whose start time the store cannot hold into the request's rejections
-            (``SpanTimeBounds``); None accepts any start time the decoder does.
+    Takes an ``ExportCore`` as ``core=``, or the core's arguments to build one (transforms, publisher,
+    limits, metrics, guard, ack_timeout, calls, memory, memory_wait, time_bounds).
     """
 
-    def __init__(self, transforms: list[Transform], publisher: Publisher, limits: DecodeLimits,
-                 metrics: Metrics, guard: AccessGuard | None = None, ack_timeout: float = 10.0,
-                 calls: CallIdentity | None = None, memory: MemoryBudget | None = None,
-                 memory_wait: float = 5.0, time_bounds: Callable[[DecodedBatch], None] | None = None) -> None:
-        self._time_bounds = time_bounds
-        self._chain = Chain(transforms, calls)
-        self._publisher = publisher
-        self._limits = limits
-        self._metrics = metrics
-        self._guard = guard or AccessGuard(lambda: _NO_TOKENS)
-        self._ack_timeout = ack_timeout
-        self.memory = memory
-        self._memory_wait = memory_wait
-        self.accepting = True
+    def __init__(self, *args: Any, core: ExportCore | None = None, **kwargs: Any) -> None:
+        self.core = core if core is not None else ExportCore(*args, **kwargs)
 
-    def _forget(self, records: list[SpanRecord]) -> None:
-        self._chain.forget(records)
+    @property
+    def accepting(self) -> bool:
+        return self.core.accepting
+
+    @accepting.setter
+    def accepting(self, value: bool) -> None:
+        self.core.accepting = value
+
+    @property
+    def memory(self) -> MemoryBudget | None:
+        return self.core.memory
 
     def gate(self, metadata: Sequence[tuple[str, str | bytes]]) -> tuple[grpc.StatusCode, str] | None:
         """The refusal of a call from its metadata alone (wrong token, shutting down), or None to admit it."""
-        if self._guard.authenticate(metadata) is None:
-            self._metrics.exports.labels(code=grpc.StatusCode.UNAUTHENTICATED.name).inc()
-            return grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token"
-        if not self.accepting:
-            self._metrics.exports.labels(code=grpc.StatusCode.UNAVAILABLE.name).inc()
-            return grpc.StatusCode.UNAVAILABLE, "shutting down; retry against another replica"
-        return None
-
-    def _abort(self, context: grpc.ServicerContext, code: grpc.StatusCode, message: str) -> None:
-        self._metrics.exports.labels(code=code.name).inc()
-        context.abort(code, message)
-
-    def _abort_busy(self, context: grpc.ServicerContext, exc: QueueBusy,
-                    reason: str = "too many spans in flight") -> None:
-        """RESOURCE_EXHAUSTED with a RetryInfo, in both places clients look for it.
-
-        ``grpc-status-details-bin`` (a google.rpc.Status with the RetryInfo in its details) is the
-        standard one the Collector's exporter reads; ``google.rpc.retryinfo-bin`` is where the
-        OpenTelemetry Python exporter looks.
-        """
-        delay = max(exc.retry_after_seconds, 0.0)
-        retry = error_details_pb2.RetryInfo(
-            retry_delay=Duration(seconds=int(delay), nanos=int((delay - int(delay)) * 1e9)))
-        message = f"{reason}, retry in {delay:g}s: {exc}"
-        status = status_pb2.Status(code=code_pb2.RESOURCE_EXHAUSTED, message=message)
-        status.details.add().Pack(retry)
-        context.set_trailing_metadata((("grpc-status-details-bin", status.SerializeToString()),
-                                       ("google.rpc.retryinfo-bin", retry.SerializeToString())))
-        self._abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, message)
-
-    def _admit(self, principal: Principal, spans: int | None, size: int, context: grpc.ServicerContext,
-               charge: bool = True) -> None:
-        """Abort unless the tenant's rate limits admit the request (charged when ``charge``)."""
-        try:
-            wait = self._guard.admit(principal, spans, size, charge)
-        except OverBurst as exc:  # never fits: RESOURCE_EXHAUSTED without RetryInfo is not retried
-            self._abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
-        if wait > 0:
-            self._abort_busy(context, QueueBusy(f"tenant {principal.tenant_name!r} is over its rate limit",
-                                                retry_after_seconds=wait), reason="rate limited")
+        refused = self.core.gate(metadata)
+        return None if refused is None else (STATUS[refused.kind], refused.message)
 
     def __call__(self, payload: bytes, context: grpc.ServicerContext) -> bytes:
-        metadata = context.invocation_metadata()
-        principal = self._guard.authenticate(metadata)
-        if principal is None:
-            self._abort(context, grpc.StatusCode.UNAUTHENTICATED,
-                        "missing or wrong bearer token (send exactly one 'authorization: Bearer <token>')")
         try:
-            tenant = self._guard.tenant_for(principal, metadata)
-        except ValueError as exc:
-            self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        if not self.accepting:
-            self._abort(context, grpc.StatusCode.UNAVAILABLE, "shutting down; retry against another replica")
-        assert principal is not None
-        self._admit(principal, None, len(payload), context, charge=False)  # bytes: known before parsing
-        if self.memory is None:
-            return self._export(payload, principal, tenant, context)
-        cost = decode_cost(len(payload))
-        if not self.memory.acquire(cost, self._memory_wait):
-            self._abort_busy(context, QueueBusy(
-                f"{self.memory.in_use >> 20} MiB of requests are being decoded (budget "
-                f"{self.memory.capacity >> 20} MiB)", retry_after_seconds=1.0), reason="receiver memory busy")
-        try:
-            return self._export(payload, principal, tenant, context)
-        finally:
-            self.memory.release(cost)
-
-    def _export(self, payload: bytes, principal: Principal, tenant: str | None,
-                context: grpc.ServicerContext) -> bytes:
-        try:
-            request = parse_request(payload)
-        except DecodeError as exc:
-            self._abort(context, grpc.StatusCode.INVALID_ARGUMENT,
-                        f"malformed ExportTraceServiceRequest ({len(payload)} bytes): {exc}")
-        try:
-            spans = check_request(request, self._limits)  # counts without decoding a span
-            self._admit(principal, spans, len(payload), context)
-            decoded = decode_spans(request, self._limits, checked=True)
-        except LimitExceeded as exc:
-            self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        if self._time_bounds is not None:
-            self._time_bounds(decoded)
-        if tenant is not KEEP_PAYLOAD_TENANT:
-            for record in decoded.records:
-                record.tenant = tenant  # the token (or an admin's header) decides the tenant, not the payload
-        processed = self._chain.process(decoded.records, decoded.reject)
-        records, other = processed.records, processed.other
-        try:
-            self._publisher.publish(records).result(timeout=self._ack_timeout)  # raises a failed ack's error
-        except QueueBusy as exc:
-            self._forget(records)
-            self._abort_busy(context, exc)
-        except (QueueFull, QueueUnavailable) as exc:
-            self._forget(records)
-            self._abort(context, grpc.StatusCode.UNAVAILABLE, f"cannot accept spans now, retry later: {exc}")
-        except futures.TimeoutError:
-            self._forget(records)
-            self._abort(context, grpc.StatusCode.UNAVAILABLE,
-                        f"spans not confirmed stored within {self._ack_timeout}s, retry later")
-        m = self._metrics  # spend is counted by the writer, after the store, from first arrivals only
-        if records:
-            m.spans_received.labels(kind="llm").inc(len(records))
-        if other:
-            m.spans_received.labels(kind="other").inc(other)
-        for reason, count in decoded.rejected.items():
-            m.spans_rejected.labels(reason=reason).inc(count)
-        if decoded.truncated_attributes:
-            m.attributes_truncated.inc(decoded.truncated_attributes)
-        m.exports.labels(code="OK").inc()
-        response = ExportTraceServiceResponse()
-        if decoded.rejected or decoded.messages:
-            response.partial_success.rejected_spans = decoded.rejected_count
-            response.partial_success.error_message = "; ".join(decoded.messages)
-        return response.SerializeToString()
+            return self.core.export(payload, context.invocation_metadata()).SerializeToString()
+        except Refused as refused:
+            if refused.kind == BUSY:  # retry after the given delay (without a RetryInfo: never, e.g. over burst)
+                context.set_trailing_metadata(_retry_trailers(refused))
+            context.abort(STATUS[refused.kind], refused.message)
+            raise AssertionError("unreachable") from None
 
 
 class OtlpGrpcServer:
@@ -254,7 +147,7 @@ class OtlpGrpcServer:
                      ("grpc.so_reuseport", 0)],
             maximum_concurrent_rpcs=self.max_streams,
         )
-        method = grpc.stream_unary_rpc_method_handler(self._export)  # raw bytes in and out
+        method: grpc.RpcMethodHandler[bytes, bytes] = grpc.stream_unary_rpc_method_handler(self._export)  # raw bytes in and out
         self._server.add_generic_rpc_handlers(
             (grpc.method_handlers_generic_handler(SERVICE_NAME, {"Export": method}),))
         self.health = health.HealthServicer()
@@ -312,7 +205,7 @@ class OtlpGrpcServer:
 _EXPORT_METHOD = f"/{SERVICE_NAME}/Export"
 
 
-class _Gate(grpc.ServerInterceptor):  # type: ignore[misc]
+class _Gate(grpc.ServerInterceptor):
     """Screens Export calls by metadata before a thread waits for their message."""
 
     def __init__(self, gate: Callable[[Sequence[tuple[str, str | bytes]]], tuple[grpc.StatusCode, str] | None]):

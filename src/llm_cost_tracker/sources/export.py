@@ -1,0 +1,259 @@
+"""One OTLP trace Export, whatever protocol carried it: auth, tenant, admission, decode, publish, answer.
+
+Both receivers (OTLP/gRPC in ``otlp_grpc.py``, OTLP/HTTP in ``otlp_http.py``) hand the request body
+and the caller's headers to :class:`ExportCore` and map what it decides to their own status codes.
+Every refusal is decided here, once, as a :class:`Refused` of one of six kinds:
+
+============== ============================================= ======================== ============
+kind           when                                          gRPC                     HTTP
+============== ============================================= ======================== ============
+unauthenticated missing or wrong bearer token                UNAUTHENTICATED          401
+invalid        not an ExportTraceServiceRequest, over a      INVALID_ARGUMENT         400
+               per-request limit, two tenant headers
+too_large      over the message size (decided by the         RESOURCE_EXHAUSTED       413
+               transport: grpc, or the HTTP body reader)
+over_burst     bigger than the tenant's rate-limit burst     RESOURCE_EXHAUSTED       413
+               (never admitted: not to be retried)
+unavailable    queue full, its backend down, shutting down   UNAVAILABLE              503 + Retry-After
+busy           rate limited, decode memory busy, too much    RESOURCE_EXHAUSTED +     429 + Retry-After
+               in flight to the queue's backend              RetryInfo
+============== ============================================= ======================== ============
+
+``llm_pipeline_exports_total{code}`` counts every Export answered, over both protocols, by the gRPC
+name of its outcome (``OK`` or the code in the table), so one error-ratio alert covers both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent import futures
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+from llm_cost_tracker.access.guard import KEEP_PAYLOAD_TENANT, AccessGuard, OverBurst
+from llm_cost_tracker.access.tokens import Principal, TokenTable
+from llm_cost_tracker.log import get_logger
+from llm_cost_tracker.metrics import Metrics
+from llm_cost_tracker.sources.admission import MemoryBudget, decode_cost
+from llm_cost_tracker.sources.otlp_decode import (
+    DecodedBatch,
+    DecodeError,
+    DecodeLimits,
+    LimitExceeded,
+    check_request,
+    decode_spans,
+    parse_request,
+)
+from llm_cost_tracker.transforms.calls import CallIdentity
+from llm_cost_tracker.transforms.detect import NOT_LLM
+from llm_cost_tracker.types import (
+    Drop,
+    Publisher,
+    QueueBusy,
+    QueueFull,
+    QueueUnavailable,
+    SpanRecord,
+    Transform,
+)
+
+__all__ = ["BUSY", "GRPC_CODES", "INVALID", "OVER_BURST", "TOO_LARGE", "TRANSFORM_ERROR", "UNAUTHENTICATED",
+           "UNAVAILABLE", "ExportCore", "Metadata", "Parser", "Refused"]
+
+log = get_logger("export")
+_NO_TOKENS = TokenTable()
+TRANSFORM_ERROR = "transform_error"
+"""Rejection reason of a span a transform failed on (a bug, logged; the other spans go on)."""
+
+UNAUTHENTICATED = "unauthenticated"
+INVALID = "invalid"
+TOO_LARGE = "too_large"
+OVER_BURST = "over_burst"
+UNAVAILABLE = "unavailable"
+BUSY = "busy"
+GRPC_CODES = {UNAUTHENTICATED: "UNAUTHENTICATED", INVALID: "INVALID_ARGUMENT", TOO_LARGE: "RESOURCE_EXHAUSTED",
+              OVER_BURST: "RESOURCE_EXHAUSTED", UNAVAILABLE: "UNAVAILABLE", BUSY: "RESOURCE_EXHAUSTED"}
+"""Each refusal's gRPC status name: the ``code`` label of ``llm_pipeline_exports_total`` for both protocols."""
+UNAUTHENTICATED_MESSAGE = "missing or wrong bearer token (send exactly one 'authorization: Bearer <token>')"
+STOPPING_MESSAGE = "shutting down; retry against another replica"
+
+Metadata = Sequence[tuple[str, str | bytes]]
+Parser = Callable[[bytes], ExportTraceServiceRequest]
+"""Body -> request; raises ``DecodeError`` or ``ValueError`` (e.g. ``otlp_json.InvalidJson``) when malformed."""
+
+
+class Refused(Exception):
+    """An Export not accepted. ``kind`` decides each protocol's answer; ``retry_after`` (seconds) is set for
+    ``busy`` (and may be for ``unavailable``); ``message`` is safe to send to the client."""
+
+    def __init__(self, kind: str, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.retry_after = retry_after
+
+
+class ExportCore:
+    """The protocol-neutral Export: decode, run the transforms, publish, answer.
+
+    Args:
+        transforms: per-record stages, in order.
+        publisher: the queue the accepted records go to.
+        limits: per-span bounds applied while decoding.
+        metrics: counters to update.
+        guard: authenticates callers and applies tenant rate limits (everyone is admitted without one).
+        ack_timeout: seconds to wait for the publisher's durability promise.
+        calls: call identity, run on the request's records after the transforms (marks the later spans
+            of a provider call as duplicates; told to forget the request's spans when it is not accepted).
+        memory: the decode memory budget (unbounded without one), shared by both protocols.
+        memory_wait: seconds a request may wait for its share of ``memory``.
+        time_bounds: moves spans whose start time the store cannot hold into the request's rejections
+            (``SpanTimeBounds``); None accepts any start time the decoder does.
+    """
+
+    def __init__(self, transforms: list[Transform], publisher: Publisher, limits: DecodeLimits,
+                 metrics: Metrics, guard: AccessGuard | None = None, ack_timeout: float = 10.0,
+                 calls: CallIdentity | None = None, memory: MemoryBudget | None = None,
+                 memory_wait: float = 5.0, time_bounds: Callable[[DecodedBatch], None] | None = None) -> None:
+        self._time_bounds = time_bounds
+        self._transforms = transforms
+        self._calls = calls
+        self._publisher = publisher
+        self._limits = limits
+        self._metrics = metrics
+        self._guard = guard or AccessGuard(lambda: _NO_TOKENS)
+        self._ack_timeout = ack_timeout
+        self.memory = memory
+        self._memory_wait = memory_wait
+        self.accepting = True
+
+    def refusal(self, kind: str, message: str, retry_after: float | None = None) -> Refused:
+        """A :class:`Refused`, counted in ``llm_pipeline_exports_total`` (the one place refusals are counted)."""
+        self._metrics.exports.labels(code=GRPC_CODES[kind]).inc()
+        return Refused(kind, message, retry_after)
+
+    def _forget(self, records: list[SpanRecord]) -> None:
+        if self._calls is not None:
+            self._calls.forget(records)
+
+    def gate(self, metadata: Metadata) -> Refused | None:
+        """The refusal of a call from its headers alone (wrong token, shutting down), or None to admit it."""
+        if self._guard.authenticate(metadata) is None:
+            return self.refusal(UNAUTHENTICATED, UNAUTHENTICATED_MESSAGE)
+        if not self.accepting:
+            return self.refusal(UNAVAILABLE, STOPPING_MESSAGE, retry_after=1.0)
+        return None
+
+    def _admit(self, principal: Principal, spans: int | None, size: int, charge: bool = True) -> None:
+        """Raise unless the tenant's rate limits admit the request (charged when ``charge``)."""
+        try:
+            wait = self._guard.admit(principal, spans, size, charge)
+        except OverBurst as exc:  # never fits: not to be retried
+            raise self.refusal(OVER_BURST, str(exc)) from None
+        if wait > 0:
+            raise self.refusal(BUSY, f"rate limited, retry in {wait:g}s: tenant {principal.tenant_name!r} is over "
+                                     "its rate limit", retry_after=wait)
+
+    def export(self, payload: bytes, metadata: Metadata, parse: Parser = parse_request) -> ExportTraceServiceResponse:
+        """Accept one Export body sent with ``metadata`` (lower-cased header names); raises :class:`Refused`."""
+        principal = self._guard.authenticate(metadata)
+        if principal is None:
+            raise self.refusal(UNAUTHENTICATED, UNAUTHENTICATED_MESSAGE)
+        try:
+            tenant = self._guard.tenant_for(principal, metadata)
+        except ValueError as exc:
+            raise self.refusal(INVALID, str(exc)) from None
+        if not self.accepting:
+            raise self.refusal(UNAVAILABLE, STOPPING_MESSAGE, retry_after=1.0)
+        self._admit(principal, None, len(payload), charge=False)  # bytes: known before parsing
+        if self.memory is None:
+            return self._export(payload, principal, tenant, parse)
+        cost = decode_cost(len(payload))
+        if not self.memory.acquire(cost, self._memory_wait):
+            raise self.refusal(BUSY, f"receiver memory busy, retry in 1s: {self.memory.in_use >> 20} MiB of "
+                                     f"requests are being decoded (budget {self.memory.capacity >> 20} MiB)",
+                               retry_after=1.0)
+        try:
+            return self._export(payload, principal, tenant, parse)
+        finally:
+            self.memory.release(cost)
+
+    def _export(self, payload: bytes, principal: Principal, tenant: str | None,
+                parse: Parser) -> ExportTraceServiceResponse:
+        try:
+            request = parse(payload)
+        except (DecodeError, ValueError) as exc:
+            raise self.refusal(INVALID, f"malformed ExportTraceServiceRequest ({len(payload)} bytes): {exc}") from None
+        try:
+            spans = check_request(request, self._limits)  # counts without decoding a span
+            self._admit(principal, spans, len(payload))
+            decoded = decode_spans(request, self._limits, checked=True)
+        except LimitExceeded as exc:
+            raise self.refusal(INVALID, str(exc)) from None
+        del request
+        if self._time_bounds is not None:
+            self._time_bounds(decoded)
+        if tenant is not KEEP_PAYLOAD_TENANT:
+            for record in decoded.records:
+                record.tenant = tenant  # the token (or an admin's header) decides the tenant, not the payload
+        records, other = self._transform(decoded)
+        self._publish(records)
+        m = self._metrics  # spend is counted by the writer, after the store, from first arrivals only
+        if records:
+            m.spans_received.labels(kind="llm").inc(len(records))
+        if other:
+            m.spans_received.labels(kind="other").inc(other)
+        for reason, count in decoded.rejected.items():
+            m.spans_rejected.labels(reason=reason).inc(count)
+        if decoded.truncated_attributes:
+            m.attributes_truncated.inc(decoded.truncated_attributes)
+        m.exports.labels(code="OK").inc()
+        response = ExportTraceServiceResponse()
+        if decoded.rejected or decoded.messages:
+            response.partial_success.rejected_spans = decoded.rejected_count
+            response.partial_success.error_message = "; ".join(decoded.messages)
+        return response
+
+    def _transform(self, decoded: DecodedBatch) -> tuple[list[SpanRecord], int]:
+        """The LLM records after every stage and call identity, and how many spans were not LLM spans."""
+        records: list[SpanRecord] = []
+        other = 0
+        for record in decoded.records:
+            try:
+                for transform in self._transforms:
+                    record = transform(record)
+            except Drop as drop:
+                if drop.reason == NOT_LLM:
+                    other += 1
+                else:
+                    decoded.reject(drop.reason, f"span {record.span_id}: {drop.reason}")  # ids only: names are text
+                continue
+            except Exception as exc:  # a bug on one span's input: reject that span, keep the rest of the request
+                # fail closed (the span is not stored half-redacted); the log names the error, never values
+                log.error("transform failed; span rejected", transform=type(transform).__name__,
+                          error=type(exc).__name__, span_id=record.span_id)
+                decoded.reject(TRANSFORM_ERROR, f"span {record.span_id}: internal error in "
+                               f"{type(transform).__name__} ({type(exc).__name__}); reported to the operator")
+                continue
+            records.append(record)
+        if self._calls is not None:
+            records = self._calls(records)
+        return records, other
+
+    def _publish(self, records: list[SpanRecord]) -> None:
+        try:
+            self._publisher.publish(records).result(timeout=self._ack_timeout)  # raises a failed ack's error
+        except QueueBusy as exc:
+            self._forget(records)
+            delay = max(exc.retry_after_seconds, 0.0)
+            raise self.refusal(BUSY, f"too many spans in flight, retry in {delay:g}s: {exc}",
+                               retry_after=delay) from None
+        except (QueueFull, QueueUnavailable) as exc:
+            self._forget(records)
+            raise self.refusal(UNAVAILABLE, f"cannot accept spans now, retry later: {exc}", retry_after=1.0) from None
+        except futures.TimeoutError:
+            self._forget(records)
+            raise self.refusal(UNAVAILABLE, f"spans not confirmed stored within {self._ack_timeout}s, retry later",
+                               retry_after=1.0) from None
