@@ -17,8 +17,9 @@ from llm_cost_tracker.access.setup import (
     load_tokens,
     tls_files,
 )
+from llm_cost_tracker.access.tls import TlsFiles
 from llm_cost_tracker.config import Settings, listens
-from llm_cost_tracker.httpserver import HttpLimits, HttpServer, Request, Response
+from llm_cost_tracker.httpserver import HttpLimits, HttpServer, Response
 from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.metrics import Metrics
 from llm_cost_tracker.ports import ensure_free
@@ -84,6 +85,22 @@ def decode_limits(s: Settings) -> DecodeLimits:
     return DecodeLimits(s.max_attributes_per_span, s.max_attribute_value_bytes, s.tenant_attribute,
                         s.max_spans_per_request, s.max_attributes_per_request, s.max_attribute_depth,
                         s.max_attribute_key_bytes)
+
+
+def otlp_http_server(address: str, handler: OtlpHttpHandler, limits: HttpLimits,
+                     tls: TlsFiles | None = None) -> HttpServer:
+    """An HTTP listener serving ``POST /v1/traces`` with ``handler`` and nothing else (not started).
+
+    ``limits.max_body_bytes`` bounds the body as sent (compressed); the handler bounds it inflated.
+    """
+
+    def response(answer: Answer) -> Response:
+        return Response(answer.status, answer.body, answer.content_type, answer.headers)
+
+    server = HttpServer(address, None, None, tls=tls, limits=limits, standard_routes=False,
+                        errors=lambda headers, status, text: response(handler.body_refused(headers, status, text)))
+    server.route("POST", TRACES_PATH, lambda request: response(handler(request.headers, request.body)))
+    return server
 
 
 class FrontEnd:
@@ -152,20 +169,10 @@ class FrontEnd:
         """The OTLP/HTTP listener: its own port and thread pool (decoding off the event loop), the gRPC
         receiver's TLS, stream bound (as connections) and decode workers."""
         s = self.settings
-        handler = self.otlp_http_handler = OtlpHttpHandler(self.core, s.max_message_bytes, self.metrics.http_exports)
-
-        def response(answer: Answer) -> Response:
-            return Response(answer.status, answer.body, answer.content_type, answer.headers)
-
-        def export(request: Request) -> Response:
-            return response(handler(request.headers, request.body))
-
+        self.otlp_http_handler = OtlpHttpHandler(self.core, s.max_message_bytes, self.metrics.http_exports)
         limits = HttpLimits(max_body_bytes=s.max_message_bytes, max_connections=s.grpc_max_streams,
                             workers=s.grpc_workers, decompress=False)
-        self.otlp_http = HttpServer(s.otlp_http, None, None, tls=tls_files(s), limits=limits, standard_routes=False,
-                                    errors=lambda headers, status, text: response(
-                                        handler.body_refused(headers, status, text)))
-        self.otlp_http.route("POST", TRACES_PATH, export)
+        self.otlp_http = otlp_http_server(s.otlp_http, self.otlp_http_handler, limits, tls_files(s))
 
     @property
     def grpc_port(self) -> int:

@@ -157,6 +157,24 @@ def openinference_attributes(model: str = "gpt-4o-mini", provider: str = "openai
     return attrs
 
 
+def otlp_json(request: ExportTraceServiceRequest) -> bytes:
+    """``request`` in the OTLP/JSON encoding (protobuf's JSON mapping with hex trace and span ids), as the
+    OTLP/HTTP JSON exporters send it."""
+    import base64
+    import json
+
+    from google.protobuf import json_format
+
+    document: dict[str, Any] = json_format.MessageToDict(request)
+    for resource_spans in document.get("resourceSpans", []):
+        for scope_spans in resource_spans.get("scopeSpans", []):
+            for span in scope_spans.get("spans", []):
+                for key in ("traceId", "spanId", "parentSpanId"):
+                    if key in span:
+                        span[key] = base64.b64decode(span[key]).hex()
+    return json.dumps(document).encode()
+
+
 def recorded_request(path: str | os.PathLike[str]) -> ExportTraceServiceRequest:
     """The Export request a recording of real spans (tests/matrix/testdata, written by tests/matrix/drive.py)
     makes: spans grouped by resource and instrumentation scope, ids, times and attributes as recorded."""
