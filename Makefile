@@ -32,6 +32,10 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	    echo "== installing Debian's prometheus package for promtool (the alert-rule tests; ~15 s)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
 	  else echo "note: promtool not installed (needs root and apt-get); the alert-rule tests will skip saying so"; fi; }
+	@if command -v npm >/dev/null 2>&1; then \
+	  echo "== the OTel JS SDK's OTLP/HTTP exporters for tests/sources (npm ci, ~11 packages, a few seconds)"; \
+	  npm ci --prefix tests/sources/node --no-audit --no-fund --silent; \
+	else echo "note: npm not installed; the OTel JS SDK test will skip saying so"; fi
 	touch $@
 
 # OpenLIT pins other openai/anthropic/OpenTelemetry versions than the suite's instrumentations: the
