@@ -143,6 +143,9 @@ def test_commands_match_cli(case: str, component: str, rendered: Any) -> None:
     if "grpc" in ports:
         assert getattr(ns, "otlp_grpc", None), f"{where}: a grpc port but no --otlp-grpc flag"
         assert port_of(ns.otlp_grpc) == ports["grpc"], where
+    if "otlp-http" in ports:
+        assert getattr(ns, "otlp_http", None), f"{where}: an otlp-http port but no --otlp-http flag"
+        assert port_of(ns.otlp_http) == ports["otlp-http"], where
     if "http" in ports:
         http = getattr(ns, "http", None) or env.get(ENV_PREFIX + "HTTP") or Settings().http
         assert port_of(http) == ports["http"], f"{where}: probes and Service use {ports['http']}, process listens on {http}"
@@ -252,7 +255,7 @@ def test_settings_exposed_by_the_schema() -> None:
     """config.settings accepts exactly the Settings fields the chart does not set from its own keys."""
     schema = json.loads((CHART / "values.schema.json").read_text())
     exposed = set(schema["properties"]["config"]["properties"]["settings"]["properties"])
-    managed = {"otlp_grpc", "http", "auth_token", "data_dir", "clickhouse_url", "clickhouse_database",
+    managed = {"otlp_grpc", "otlp_http", "http", "auth_token", "data_dir", "clickhouse_url", "clickhouse_database",
                "pricing_file", "kafka_bootstrap", "kafka_topic", "kafka_idempotence", "kafka_compression",
                "kafka_group_id", "kafka_partitions", "kafka_security_protocol", "kafka_sasl_mechanism",
                "kafka_sasl_username", "kafka_sasl_password", "kafka_ssl_cafile", "kafka_ssl_certfile",

@@ -172,7 +172,8 @@ def test_dockerfile_shape() -> None:
     check_env_names(list(env), "Dockerfile ENV")
     assert check_command(json.loads(ins["CMD"][-1]), "Dockerfile CMD").command == "run"
     exposed = {int(p) for line in ins["EXPOSE"] for p in line.split()}
-    assert exposed == {port_of(env["LCT_OTLP_GRPC"]), port_of(env["LCT_HTTP"]), port_of(env["LCT_SQL_HTTP"])}
+    assert exposed == {port_of(env["LCT_OTLP_GRPC"]), port_of(env["LCT_OTLP_HTTP"]), port_of(env["LCT_HTTP"]),
+                       port_of(env["LCT_SQL_HTTP"])}
     assert env["LCT_DATA_DIR"] in " ".join(ins["VOLUME"])
     for source in ("pyproject.toml", "README.md", "src"):
         assert (ROOT / source).exists(), f"the Dockerfile copies {source}"

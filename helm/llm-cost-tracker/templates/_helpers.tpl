@@ -354,6 +354,9 @@ spec:
         - name: grpc
           containerPort: {{ $ctx.Values.ports.grpc }}
           protocol: TCP
+        - name: otlp-http
+          containerPort: {{ $ctx.Values.ports.otlpHttp }}
+          protocol: TCP
         {{- end }}
         - name: http
           containerPort: {{ $ctx.Values.ports.http }}
