@@ -80,6 +80,25 @@ class Settings:
     """Queries run at once; more wait for a slot (up to the execution limit), then get code 202."""
     sql_max_threads: int = 1
     """Engine threads per query: bounds the cores queries take from ingest."""
+    # Forwarding priced spans to the next OTLP hop (docs/forwarding.md)
+    forward_otlp: str = ""
+    """grpc://HOST:PORT (grpcs:// with TLS) or http(s)://HOST:PORT/v1/traces: send every stored LLM span there
+    with its cost attributes. Empty: no forwarding."""
+    forward_all: bool = False
+    """Also pass the spans that are not LLM spans to the next hop, untouched (the gateway shape)."""
+    forward_headers: str = dataclasses.field(default="", repr=False)
+    """Header fields sent to the next hop, ``key=value,key2=value2`` (values URL-encoded), e.g. a token."""
+    forward_ca_file: str = ""
+    """CA bundle for a grpcs:// or https:// next hop (default: the system's)."""
+    forward_client_cert_file: str = ""
+    """Client certificate for a next hop that requires mutual TLS."""
+    forward_client_key_file: str = ""
+    forward_queue_spans: int = 100_000
+    """Spans waiting for the next hop; when full, ingest answers UNAVAILABLE (503) until it drains."""
+    forward_timeout_seconds: float = 10.0
+    """Deadline of one Export to the next hop."""
+    forward_retry_max_seconds: float = 30.0
+    """Longest wait between retries of an Export the next hop did not take."""
     # Storage
     data_dir: str = "./.llm-cost-tracker"
     clickhouse_url: str = ""
@@ -221,6 +240,7 @@ class Settings:
         if self.clickhouse_cluster and not _CLUSTER_NAME.match(self.clickhouse_cluster):
             problems.append(f"clickhouse_cluster: not a cluster name: {self.clickhouse_cluster!r}")
         problems.extend(_kafka_problems(self))
+        problems.extend(_forward_problems(self))
         problems.extend(_scheduler_problems(self))
         from llm_cost_tracker.sql_http._config import problems as sql_problems
 
@@ -280,6 +300,42 @@ def _kafka_problems(s: Settings) -> list[str]:
     for name in ("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile"):
         if getattr(s, name) and not Path(getattr(s, name)).is_file():
             problems.append(f"{name}: no such file {getattr(s, name)!r}")
+    return problems
+
+
+FORWARD_SCHEMES = ("grpc", "grpcs", "http", "https")
+
+
+def _forward_problems(s: Settings) -> list[str]:
+    """The forwarding settings' problems (the URL's rules are those of ``forward.sender.parse_target``)."""
+    import urllib.parse
+
+    problems: list[str] = []
+    if s.forward_otlp:
+        url = urllib.parse.urlsplit(s.forward_otlp)
+        try:
+            url.port  # noqa: B018 - raises on a bad port
+        except ValueError:
+            problems.append("forward_otlp: has an invalid port")
+        if url.scheme not in FORWARD_SCHEMES:
+            problems.append(f"forward_otlp: must start with {', '.join(x + '://' for x in FORWARD_SCHEMES)}, "
+                            f"got {s.forward_otlp.split(':')[0]!r}")
+        elif not url.hostname:
+            problems.append("forward_otlp: names no host")
+        elif url.scheme.startswith("grpc") and url.path not in ("", "/"):
+            problems.append("forward_otlp: a grpc:// target is HOST:PORT, without a path")
+    elif s.forward_all:
+        problems.append("forward_all: needs forward_otlp (the next hop)")
+    for item in filter(None, (part.strip() for part in s.forward_headers.split(","))):
+        if "=" not in item or not item.partition("=")[0].strip():
+            problems.append("forward_headers: must be key=value pairs separated by commas")  # never the value
+            break
+    for name in ("forward_ca_file", "forward_client_cert_file", "forward_client_key_file"):
+        if getattr(s, name) and not Path(getattr(s, name)).is_file():
+            problems.append(f"{name}: no such file {getattr(s, name)!r}")
+    for name in ("forward_queue_spans", "forward_timeout_seconds", "forward_retry_max_seconds"):
+        if getattr(s, name) <= 0:
+            problems.append(f"{name}: must be > 0, got {getattr(s, name)}")
     return problems
 
 

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
 from llm_cost_tracker.access.setup import (
     apply_label_limits,
     build_guard,
@@ -141,8 +143,12 @@ class FrontEnd:
         apply_label_limits(self.metrics.spend.folder, self.tokens.current)
 
     def bind(self, publisher: Publisher, ack_timeout: float, ready: Callable[[], tuple[bool, str]],
-             serve_http: bool = True) -> None:
-        """Build the Export handler in front of ``publisher`` and bind the listeners (not serving yet)."""
+             serve_http: bool = True,
+             passthrough: Callable[[ExportTraceServiceRequest, int], None] | None = None) -> None:
+        """Build the Export handler in front of ``publisher`` and bind the listeners (not serving yet).
+
+        ``passthrough`` takes the spans that are not LLM spans, untouched (``--forward-all``).
+        """
         s = self.settings
         ensure_free("otlp_grpc", s.otlp_grpc)
         if listens(s.otlp_http):
@@ -153,7 +159,7 @@ class FrontEnd:
             default_transforms(lambda: self.catalog.current, self.metrics, self.redact, self.pricing), publisher,
             decode_limits(s), self.metrics, guard=self.guard, ack_timeout=ack_timeout,
             calls=call_identity(s, self.metrics), memory=MemoryBudget(s.max_decode_bytes),
-            time_bounds=SpanTimeBounds.from_settings(s))
+            time_bounds=SpanTimeBounds.from_settings(s), passthrough=passthrough)
         self.handler = TraceExportHandler(core=self.core)
         if listens(s.otlp_http):
             self._bind_otlp_http()

@@ -15,6 +15,7 @@ from typing import Any
 
 from llm_cost_tracker.budgets import BudgetHook
 from llm_cost_tracker.config import Settings
+from llm_cost_tracker.forward import ForwardGate, build_forwarder
 from llm_cost_tracker.frontend import FrontEnd, default_transforms, load_catalog
 from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.metrics import Metrics
@@ -74,13 +75,22 @@ class AllInOne:
         self.metrics.queue_capacity.set(s.queue_capacity)
         self.metrics.queue_depth.set_function(lambda: self.queue.depth)
         self.writer_parking = ParkingLot(Path(s.data_dir) / "parked", default_fallbacks())
+        catalog = self.catalog
+        self.forwarder = build_forwarder(s, self.metrics.registry, lambda: catalog.current)  # None without it
         self.writer = BatchWriter(
             self.queue, ClickHouseSink(self._client), self.writer_parking, is_retriable,
             BatchPolicy(s.batch_size, s.batch_age_seconds, retry_max_seconds=s.sink_retry_max_seconds),
             self.metrics, first_arrivals=FirstArrivals(self._client),
+            on_stored=self.forwarder.stored if self.forwarder is not None else None,  # forward what was stored
         )
         self.writer.start()
-        self.front.bind(self.queue, ack_timeout=max(5.0, 3 * s.batch_age_seconds), ready=self.ready)
+        publisher: Any = self.queue
+        if self.forwarder is not None:
+            self.forwarder.start()
+            publisher = ForwardGate(self.queue, self.forwarder.room, always=s.forward_all)
+        self.front.bind(publisher, ack_timeout=max(5.0, 3 * s.batch_age_seconds), ready=self.ready,
+                        passthrough=self.forwarder.passthrough if self.forwarder is not None and s.forward_all
+                        else None)
         self.sql = SqlEndpoint.open(s, self.front.tokens)  # checks its port after the OTLP and HTTP ones
         http = self.front.http
         assert http is not None
@@ -129,9 +139,14 @@ class AllInOne:
         self.front.stop_accepting(grace=min(5.0, timeout))
         self.queue.close()
         self.writer.give_up_after(timeout)
+        forwarder = getattr(self, "forwarder", None)
+        if forwarder is not None:
+            forwarder.give_up_after(timeout)  # the writer's hand-over stops waiting by then
         if not self.writer.join(timeout + 5):
             log.error("writer did not finish draining in time", queued=self.queue.depth)
         lost = self.queue.depth  # accepted and neither written nor parked (lost batches are not committed)
+        if forwarder is not None:
+            forwarder.close(timeout)  # sends what is queued until the deadline; logs what it could not
         self.schedules.stop()
         self.budgets.stop()
         if self.sql is not None:

@@ -344,6 +344,21 @@ class ServiceProcess:
         return list(json.loads(out.stdout))
 
 
+def http_head_only(port: int, path: str, content_type: str, content_length: int,
+                   timeout: float = 30.0) -> tuple[int, dict[str, str], bytes]:
+    """POST a request head announcing ``content_length`` bytes and send none of them: how a server answers a
+    body it will not read (a 413), without the client's write racing the server's close."""
+    import http.client
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n"
+                     f"Content-Length: {content_length}\r\n\r\n".encode())
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+
+
 def rotel_agent_path() -> str:
     """The ``rotel-agent`` collector binary shipped in the ``rotel`` wheel."""
     from importlib import resources

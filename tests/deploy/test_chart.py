@@ -262,7 +262,7 @@ def test_settings_exposed_by_the_schema() -> None:
                "kafka_ssl_keyfile", "log_level", "log_format", "config_file", "tls_cert_file", "tls_key_file",
                "tls_client_ca_file", "clickhouse_ca_file", "clickhouse_client_cert_file",
                "clickhouse_client_key_file", "redaction_hmac_key", "sql_http", "metrics_token",
-               "admin_tenant_from_payload"}
+               "admin_tenant_from_payload", "forward_headers"}
     fields = {f.name for f in dataclasses.fields(Settings)}
     assert exposed <= fields, f"schema offers settings the service rejects: {sorted(exposed - fields)}"
     missing = fields - exposed - managed

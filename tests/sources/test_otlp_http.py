@@ -31,7 +31,14 @@ from llm_cost_tracker.sources.export import ExportCore
 from llm_cost_tracker.sources.otlp_decode import DecodeLimits
 from llm_cost_tracker.sources.otlp_grpc import OtlpGrpcServer, TraceExportHandler
 from llm_cost_tracker.sources.otlp_http import OtlpHttpHandler
-from llm_cost_tracker.testing import RecordingPublisher, genai_attributes, make_request, make_span, otlp_json
+from llm_cost_tracker.testing import (
+    RecordingPublisher,
+    genai_attributes,
+    http_head_only,
+    make_request,
+    make_span,
+    otlp_json,
+)
 from llm_cost_tracker.types import Publisher
 
 PROTOBUF, JSON = "application/x-protobuf", "application/json"
@@ -137,7 +144,7 @@ def test_refusals_get_the_spec_status_and_a_status_body_in_the_request_encoding(
     assert status == 415 and "application/x-protobuf" in _status(answer, JSON).message
     status, _, _ = listener.post(gzip.compress(b"{}"), JSON, content_encoding="br")
     assert status == 415
-    status, _, answer = listener.post(b"x" * (2 << 20), PROTOBUF)  # over the body limit: the listener's own 413
+    status, _, answer = http_head_only(listener.http.port, "/v1/traces", PROTOBUF, 2 << 20)  # the listener's 413
     assert status == 413 and _status(answer, PROTOBUF).code == 8  # RESOURCE_EXHAUSTED
     status, _, answer = listener.post(gzip.compress(b"\n\0" * (4 << 20)), PROTOBUF, content_encoding="gzip")
     assert status == 413 and "inflates past" in _status(answer, PROTOBUF).message  # a gzip bomb stops at the limit

@@ -18,7 +18,14 @@ from google.rpc import status_pb2  # type: ignore[import-untyped]
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from llm_cost_tracker.testing import ServiceProcess, genai_attributes, make_request, make_span, otlp_json
+from llm_cost_tracker.testing import (
+    ServiceProcess,
+    genai_attributes,
+    http_head_only,
+    make_request,
+    make_span,
+    otlp_json,
+)
 
 CONFIG = """
 [auth]
@@ -169,7 +176,7 @@ def test_tokens_tenants_and_rate_limits_answer_as_over_grpc(service: ServiceProc
 
 
 def test_a_body_over_the_message_size_gets_413_whether_sent_or_inflated(service: ServiceProcess) -> None:
-    status, _, answer = post(service, b"\0" * ((1 << 20) + 1), PROTOBUF, bearer("acme-token"))
+    status, _, answer = http_head_only(service.otlp_http_port, "/v1/traces", PROTOBUF, (1 << 20) + 1)
     assert status == 413 and _status(answer, PROTOBUF).code == 8
     bomb = gzip.compress(b"\0" * (256 << 20))  # 256 MiB inflated, 255 KiB sent
     status, _, answer = post(service, bomb, JSON, [*bearer("acme-token"), ("Content-Encoding", "gzip")])

@@ -44,6 +44,12 @@ def add_service_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--tls-key-file", metavar="PEM", help="the certificate's private key")
     g.add_argument("--tls-client-ca-file", metavar="PEM", help="require client certificates signed by this CA (mTLS)")
     g.add_argument("--max-message-bytes", type=int, metavar="N", help="largest Export accepted (default 16 MiB)")
+    g = parser.add_argument_group("forwarding (docs/forwarding.md)")
+    g.add_argument("--forward-otlp", metavar="URL",
+                   help="send every stored LLM span on with its cost: grpc://HOST:PORT or http(s)://HOST:PORT/v1/traces "
+                        "(headers: LCT_FORWARD_HEADERS)")
+    g.add_argument("--forward-all", action="store_true", default=None,
+                   help="also pass the spans that are not LLM spans to the next hop, untouched (gateway)")
     g = parser.add_argument_group("pipeline")
     g.add_argument("--batch-size", type=int, metavar="ROWS", help="flush a batch at this many rows (default 10000)")
     g.add_argument("--batch-age-seconds", type=float, metavar="S", help="flush a batch this old (default 1.0)")

@@ -64,12 +64,16 @@ class BatchWriter:
         first_arrivals: filters a batch to the spans the store does not hold yet (or holds from an earlier
             attempt under the batch's token), returning them and how many were left out
             (``sinks.identity.FirstArrivals``); None writes every record.
+        on_stored: called with each batch's first arrivals after their insert (forwarding: a span goes on
+            once, as stored); it may wait (backpressure), and its failures are logged, never the batch's.
     """
 
     def __init__(self, reader: BatchReader, sink: Sink, parking: ParkingLot,
                  is_retriable: Callable[[BaseException], bool], policy: BatchPolicy, metrics: Metrics,
-                 first_arrivals: Callable[[Records, str], tuple[Records, int]] | None = None) -> None:
+                 first_arrivals: Callable[[Records, str], tuple[Records, int]] | None = None,
+                 on_stored: Callable[[Records], None] | None = None) -> None:
         self._first_arrivals = first_arrivals
+        self._on_stored = on_stored
         self._reader = reader
         self._sink = sink
         self._parking = parking
@@ -165,4 +169,14 @@ class BatchWriter:
                 self._metrics.spans_deduplicated.inc(repeats)
                 log.info("spans already stored were not written again", repeats=repeats, rows=len(records))
             self._metrics.spend.observe_rows(spend_rows(records))
+            if self._on_stored is not None and len(records):
+                self._stored(records)
             return True
+
+    def _stored(self, records: Records) -> None:
+        """The ``on_stored`` hook (after the insert and the metrics): the batch stays written whatever it does."""
+        assert self._on_stored is not None
+        try:
+            self._on_stored(records)
+        except Exception as exc:
+            log.exception("after-insert hook failed", rows=len(records), error=type(exc).__name__)

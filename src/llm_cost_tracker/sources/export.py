@@ -60,7 +60,7 @@ from llm_cost_tracker.types import (
 )
 
 __all__ = ["BUSY", "GRPC_CODES", "INVALID", "OVER_BURST", "TOO_LARGE", "TRANSFORM_ERROR", "UNAUTHENTICATED",
-           "UNAVAILABLE", "ExportCore", "Metadata", "Parser", "Refused"]
+           "UNAVAILABLE", "ExportCore", "Metadata", "Parser", "Refused", "spans_of"]
 
 log = get_logger("export")
 _NO_TOKENS = TokenTable()
@@ -82,6 +82,27 @@ STOPPING_MESSAGE = "shutting down; retry against another replica"
 Metadata = Sequence[tuple[str, str | bytes]]
 Parser = Callable[[bytes], ExportTraceServiceRequest]
 """Body -> request; raises ``DecodeError`` or ``ValueError`` (e.g. ``otlp_json.InvalidJson``) when malformed."""
+
+
+def spans_of(request: ExportTraceServiceRequest, ids: set[tuple[bytes, bytes]]) -> ExportTraceServiceRequest:
+    """The spans of ``request`` whose (trace id, span id) are in ``ids``, untouched, under copies of their
+    resource and scope."""
+    out = ExportTraceServiceRequest()
+    for resource_spans in request.resource_spans:
+        target = None
+        for scope_spans in resource_spans.scope_spans:
+            kept = [span for span in scope_spans.spans if (span.trace_id, span.span_id) in ids]
+            if not kept:
+                continue
+            if target is None:
+                target = out.resource_spans.add()
+                target.resource.CopyFrom(resource_spans.resource)
+                target.schema_url = resource_spans.schema_url
+            scope = target.scope_spans.add()
+            scope.scope.CopyFrom(scope_spans.scope)
+            scope.schema_url = scope_spans.schema_url
+            scope.spans.extend(kept)
+    return out
 
 
 class Refused(Exception):
@@ -111,12 +132,16 @@ class ExportCore:
         memory_wait: seconds a request may wait for its share of ``memory``.
         time_bounds: moves spans whose start time the store cannot hold into the request's rejections
             (``SpanTimeBounds``); None accepts any start time the decoder does.
+        passthrough: takes the request's spans that are not LLM spans, untouched, once the request is
+            accepted (``--forward-all``: the forwarder); None drops them after counting.
     """
 
     def __init__(self, transforms: list[Transform], publisher: Publisher, limits: DecodeLimits,
                  metrics: Metrics, guard: AccessGuard | None = None, ack_timeout: float = 10.0,
                  calls: CallIdentity | None = None, memory: MemoryBudget | None = None,
-                 memory_wait: float = 5.0, time_bounds: Callable[[DecodedBatch], None] | None = None) -> None:
+                 memory_wait: float = 5.0, time_bounds: Callable[[DecodedBatch], None] | None = None,
+                 passthrough: Callable[[ExportTraceServiceRequest, int], None] | None = None) -> None:
+        self._passthrough = passthrough
         self._time_bounds = time_bounds
         self._transforms = transforms
         self._calls = calls
@@ -192,7 +217,8 @@ class ExportCore:
             decoded = decode_spans(request, self._limits, checked=True)
         except LimitExceeded as exc:
             raise self.refusal(INVALID, str(exc)) from None
-        del request
+        if self._passthrough is None:
+            del request  # its records are all that is needed now
         if self._time_bounds is not None:
             self._time_bounds(decoded)
         if tenant is not KEEP_PAYLOAD_TENANT:
@@ -200,11 +226,14 @@ class ExportCore:
                 record.tenant = tenant  # the token (or an admin's header) decides the tenant, not the payload
         records, other = self._transform(decoded)
         self._publish(records)
+        if self._passthrough is not None and other:
+            kept = spans_of(request, {(bytes.fromhex(r.trace_id), bytes.fromhex(r.span_id)) for r in other})
+            self._passthrough(kept, len(other))
         m = self._metrics  # spend is counted by the writer, after the store, from first arrivals only
         if records:
             m.spans_received.labels(kind="llm").inc(len(records))
         if other:
-            m.spans_received.labels(kind="other").inc(other)
+            m.spans_received.labels(kind="other").inc(len(other))
         for reason, count in decoded.rejected.items():
             m.spans_rejected.labels(reason=reason).inc(count)
         if decoded.truncated_attributes:
@@ -216,17 +245,17 @@ class ExportCore:
             response.partial_success.error_message = "; ".join(decoded.messages)
         return response
 
-    def _transform(self, decoded: DecodedBatch) -> tuple[list[SpanRecord], int]:
-        """The LLM records after every stage and call identity, and how many spans were not LLM spans."""
+    def _transform(self, decoded: DecodedBatch) -> tuple[list[SpanRecord], list[SpanRecord]]:
+        """The LLM records after every stage and call identity, and the records of the other spans."""
         records: list[SpanRecord] = []
-        other = 0
+        other: list[SpanRecord] = []
         for record in decoded.records:
             try:
                 for transform in self._transforms:
                     record = transform(record)
             except Drop as drop:
                 if drop.reason == NOT_LLM:
-                    other += 1
+                    other.append(record)
                 else:
                     decoded.reject(drop.reason, f"span {record.span_id}: {drop.reason}")  # ids only: names are text
                 continue
