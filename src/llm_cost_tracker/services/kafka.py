@@ -23,6 +23,7 @@ from llm_cost_tracker.access.setup import (
     tls_files,
 )
 from llm_cost_tracker.config import Settings
+from llm_cost_tracker.forward import Forwarder, ForwardGate, build_forwarder
 from llm_cost_tracker.frontend import FrontEnd
 from llm_cost_tracker.httpserver import HttpLimits, HttpServer
 from llm_cost_tracker.log import get_logger
@@ -66,12 +67,21 @@ class Receiver:
     serve_http: bool = True
     grpc_port: int = 0
     http_port: int = 0
+    forwarder: Forwarder | None = None
+    """With ``forward_all``: where the spans that are not LLM spans go (built here unless given: the
+    consumer forwards the LLM spans, after storing them)."""
+    _own_forwarder: bool = False
 
     def __post_init__(self) -> None:
         self.front = FrontEnd(self.settings, self.metrics, self.catalog)  # builds nothing yet: start() does
 
     def start(self) -> None:
         s = self.settings
+        if s.forward_all and self.forwarder is None:
+            self.forwarder = build_forwarder(s, self.metrics.registry, None)
+            self._own_forwarder = self.forwarder is not None
+            if self.forwarder is not None:
+                self.forwarder.start()
         self.front.prepare()
         self.catalog = self.front.catalog
         self.kafka_metrics = self.kafka_metrics or KafkaMetrics(self.metrics)
@@ -82,8 +92,12 @@ class Receiver:
                 raise self.publisher.refusal
             log.warning("Kafka not reachable yet; answering UNAVAILABLE until it is",
                         reason=self.publisher.down_reason[:300])
-        self.front.bind(self.publisher, ack_timeout=s.kafka_request_timeout_ms / 1000 + 5, ready=self.ready,
-                        serve_http=self.serve_http)
+        publisher: Any = self.publisher
+        if s.forward_all and self.forwarder is not None:
+            publisher = ForwardGate(self.publisher, self.forwarder.room, always=True)
+        self.front.bind(publisher, ack_timeout=s.kafka_request_timeout_ms / 1000 + 5, ready=self.ready,
+                        serve_http=self.serve_http,
+                        passthrough=self.forwarder.passthrough if s.forward_all and self.forwarder else None)
         self.front.start()
         self.grpc_port, self.http_port = self.front.grpc_port, self.front.http_port
         log.info("receiver started", otlp_grpc=f"{s.otlp_grpc.rpartition(':')[0]}:{self.grpc_port}",
@@ -111,6 +125,8 @@ class Receiver:
         timeout = self.settings.shutdown_timeout_seconds
         self.front.stop_accepting(grace=min(self.settings.kafka_request_timeout_ms / 1000 + 5, timeout))
         self.publisher.close(timeout=min(10.0, timeout))
+        if self.forwarder is not None and self._own_forwarder:
+            self.forwarder.close(timeout)
         self.front.stop_http()
         log.info("receiver stopped")
 
@@ -132,6 +148,8 @@ class Consumer:
     serve_http: bool = True
     http_port: int = 0
     _stopped: threading.Event = field(default_factory=threading.Event)
+    forwarder: Forwarder | None = None
+    """With ``forward_otlp``: stored spans go on to the next hop from here (the Kafka deployment's forwarding)."""
 
     def start(self) -> None:
         s = self.settings
@@ -150,12 +168,16 @@ class Consumer:
                 log.info("created topics", topics=created, partitions=s.kafka_partitions)
         finally:
             loop.stop()
+        self.forwarder = build_forwarder(s, self.metrics.registry, None)  # None without forward_otlp
+        if self.forwarder is not None:
+            self.forwarder.start()
         self.reader = KafkaBatchReader(s, self.kafka_metrics)
         self.reader.start()
         self.writer = BatchWriter(
             self.reader, ClickHouseSink(self._client), self.reader.dead_letter_parking(Path(s.data_dir) / "parked"),
             is_retriable, BatchPolicy(s.batch_size, s.batch_age_seconds, retry_max_seconds=s.sink_retry_max_seconds),
             self.metrics, first_arrivals=FirstArrivals(self._client),
+            on_stored=self.forwarder.stored if self.forwarder is not None else None,
         )
         self.writer.start()
         if self.serve_http:
@@ -185,8 +207,12 @@ class Consumer:
             return
         self._stopped.set()
         self.reader.close()
+        if self.forwarder is not None:
+            self.forwarder.give_up_after(self.settings.shutdown_timeout_seconds)
         if not self.writer.join(self.settings.shutdown_timeout_seconds):
             log.warning("batch in hand not stored before the shutdown timeout; it will be redelivered")
+        if self.forwarder is not None:
+            self.forwarder.close(self.settings.shutdown_timeout_seconds)
         self.reader.stop()
         if self.serve_http:
             self.http.stop()
@@ -211,6 +237,7 @@ class KafkaAllInOne:
 
     def start(self) -> None:
         self.consumer.start()
+        self.receiver.forwarder = self.consumer.forwarder  # one forwarding queue per process
         self.receiver.start()
         self.grpc_port = self.receiver.grpc_port
         self.http = HttpServer(self.settings.http, self.metrics.registry, self.ready, tls=tls_files(self.settings),
