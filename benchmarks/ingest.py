@@ -1,12 +1,18 @@
 """End-to-end ingest rate of the all-in-one service, against the protobuf decode floor.
 
-Sends realistic GenAI spans in batches of 512 (as a collector does) over gRPC from concurrent
-streams to a ``llm-cost-tracker run`` child process, and reports spans/s from the first send until
-every span is written to the table (the service's rows-written counter, checked against the table
-after shutdown), the service's peak RSS, and the same payloads' protobuf decode rate measured in
-this process as the floor. Figures only: nothing here asserts a time.
+Sends realistic GenAI spans in batches of 512 (as a collector does) from concurrent streams to a
+``llm-cost-tracker run`` child process, and reports spans/s from the first send until every span is
+written to the table (the service's rows-written counter, checked against the table after shutdown),
+the service's CPU and peak RSS, and the same payloads' protobuf decode rate measured in this process
+as the floor. Figures only: nothing here asserts a time.
+
+``--modes`` runs the same payloads through several ways in, one fresh service each, back to back, so
+their figures compare within one run: ``grpc`` (OTLP/gRPC), ``http`` (OTLP/HTTP protobuf), ``json``
+(OTLP/HTTP JSON) and ``grpc+forward`` (OTLP/gRPC with ``--forward-otlp`` to a next hop in this
+process that counts what it receives: the run ends when every span is written and forwarded).
 
     python benchmarks/ingest.py --spans 300000 --streams 4
+    python benchmarks/ingest.py --spans 100000 --modes grpc,http,json,grpc+forward
 
 Every request carries spans of its own by default: a payload sent twice is a copy, which the service
 leaves out (span identity, docs/schema.md), so repeating payloads would measure the duplicate path.
@@ -15,26 +21,35 @@ leaves out (span identity, docs/schema.md), so repeating payloads would measure 
 from __future__ import annotations
 
 import argparse
+import http.client
 import re
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import grpc
 import psutil
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _workload import make_payloads  # noqa: E402
 
 from llm_cost_tracker.sources.otlp_decode import parse_request  # noqa: E402
-from llm_cost_tracker.testing import ServiceProcess  # noqa: E402
+from llm_cost_tracker.testing import ServiceProcess, otlp_json  # noqa: E402
 
 METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 ROWS = re.compile(r"^llm_pipeline_rows_written_total (\S+)$", re.M)
 REPEATS = re.compile(r"^llm_pipeline_spans_deduplicated_total (\S+)$", re.M)
+MODES = ("grpc", "http", "json", "grpc+forward")
 
 
 def decode_rate(payloads: list[bytes], spans_per_request: int, seconds: float = 3.0) -> float:
@@ -55,24 +70,82 @@ def rows_written(svc: ServiceProcess) -> tuple[int, int]:
     return (int(float(rows.group(1))) if rows else 0), (int(float(repeats.group(1))) if repeats else 0)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--spans", type=int, default=300_000)
-    parser.add_argument("--streams", type=int, default=4, help="concurrent Export streams")
-    parser.add_argument("--spans-per-request", type=int, default=512)
-    parser.add_argument("--distinct-payloads", type=int, default=0,
-                        help="payloads built and sent round-robin (default: one per request, every span distinct)")
-    parser.add_argument("--service-arg", action="append", default=[], help="extra flag for the service")
-    args = parser.parse_args()
+class NextHop:
+    """An OTLP/gRPC server in this process counting the spans forwarded to it (the ``grpc+forward`` mode)."""
 
+    def __init__(self) -> None:
+        self.spans = 0
+        self._lock = threading.Lock()
+        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        handler = grpc.unary_unary_rpc_method_handler(
+            self._export, request_deserializer=ExportTraceServiceRequest.FromString,
+            response_serializer=ExportTraceServiceResponse.SerializeToString)
+        self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+            "opentelemetry.proto.collector.trace.v1.TraceService", {"Export": handler}),))
+        self.port = self._server.add_insecure_port("127.0.0.1:0")
+        self._server.start()
+
+    def _export(self, request: ExportTraceServiceRequest, _context: Any) -> ExportTraceServiceResponse:
+        n = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+        with self._lock:
+            self.spans += n
+        return ExportTraceServiceResponse()
+
+    def stop(self) -> None:
+        self._server.stop(0)
+
+
+def grpc_sender(svc: ServiceProcess) -> tuple[Callable[[bytes], bool], Callable[[], None]]:
+    """send(payload) -> False when the service asked for a retry (UNAVAILABLE), and a close function."""
+    channel = grpc.insecure_channel(svc.endpoint)
+    export = channel.unary_unary(METHOD, request_serializer=None, response_deserializer=None)
+
+    def send(payload: bytes) -> bool:
+        try:
+            export(payload, timeout=60)
+            return True
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.UNAVAILABLE:  # type: ignore[attr-defined]
+                raise
+            return False
+
+    return send, channel.close
+
+
+def http_sender(svc: ServiceProcess, content_type: str) -> tuple[Callable[[bytes], bool], Callable[[], None]]:
+    """The same over OTLP/HTTP: one kept-alive connection per sending thread."""
+    local = threading.local()
+    connections: list[http.client.HTTPConnection] = []
+
+    def send(payload: bytes) -> bool:
+        connection = getattr(local, "connection", None)
+        if connection is None:
+            connection = local.connection = http.client.HTTPConnection("127.0.0.1", svc.otlp_http_port, timeout=60)
+            connections.append(connection)
+        connection.request("POST", "/v1/traces", body=payload, headers={"Content-Type": content_type})
+        response = connection.getresponse()
+        response.read()
+        if response.status in (429, 503):
+            return False
+        if response.status != 200:
+            raise RuntimeError(f"HTTP {response.status}")
+        return True
+
+    def close() -> None:
+        for connection in connections:
+            connection.close()
+
+    return send, close
+
+
+def run(mode: str, payloads: list[bytes], json_payloads: list[bytes], args: argparse.Namespace) -> dict[str, Any]:
+    """One fresh service, every request sent through ``mode``; the figures of that run."""
     requests = args.spans // args.spans_per_request
     total = requests * args.spans_per_request
-    payloads = make_payloads(args.distinct_payloads or requests, args.spans_per_request)
-    distinct = min(len(payloads), requests) * args.spans_per_request
-    floor = decode_rate(payloads, args.spans_per_request)
-
+    hop = NextHop() if mode == "grpc+forward" else None
+    extra = ["--forward-otlp", f"grpc://127.0.0.1:{hop.port}"] if hop is not None else []
     with tempfile.TemporaryDirectory(prefix="lct-ingest-") as tmp:
-        svc = ServiceProcess(tmp, *args.service_arg).start()
+        svc = ServiceProcess(tmp, *extra, *args.service_arg).start()
         proc = psutil.Process(svc.proc.pid)
         peak_rss = 0
         stop_sampling = threading.Event()
@@ -85,54 +158,92 @@ def main() -> int:
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        channel = grpc.insecure_channel(svc.endpoint)
-        export = channel.unary_unary(METHOD, request_serializer=None, response_deserializer=None)
+        if mode == "http":
+            send, close = http_sender(svc, "application/x-protobuf")
+        elif mode == "json":
+            send, close = http_sender(svc, "application/json")
+        else:
+            send, close = grpc_sender(svc)
+        bodies = json_payloads if mode == "json" else payloads
         retries = 0
         lock = threading.Lock()
 
-        def send(i: int) -> None:
+        def send_one(i: int) -> None:
             nonlocal retries
-            payload = payloads[i % len(payloads)]
-            while True:
-                try:
-                    export(payload, timeout=60)
-                    return
-                except grpc.RpcError as exc:
-                    if exc.code() != grpc.StatusCode.UNAVAILABLE:  # type: ignore[attr-defined]
-                        raise
-                    with lock:
-                        retries += 1
-                    time.sleep(0.05)
+            while not send(bodies[i % len(bodies)]):
+                with lock:
+                    retries += 1
+                time.sleep(0.05)
 
         cpu_before = proc.cpu_times()
         started = time.perf_counter()
         with ThreadPoolExecutor(args.streams) as pool:
-            list(pool.map(send, range(requests)))
+            list(pool.map(send_one, range(requests)))
         accepted_at = time.perf_counter() - started
-        while sum(rows_written(svc)) < total:
+        while sum(rows_written(svc)) < total or (hop is not None and hop.spans < total):
             time.sleep(0.02)
         elapsed = time.perf_counter() - started
         cpu_after = proc.cpu_times()
         stop_sampling.set()
         sampler.join()
-        channel.close()
+        close()
         written, repeats = rows_written(svc)
         assert svc.stop() == 0, svc.log()
         stored = svc.sql("SELECT count() AS n FROM llm_spans")[0]["n"]
-
+    if hop is not None:
+        hop.stop()
     cpu = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
-    rate = total / elapsed
-    print(f"spans sent                 {total:,} ({requests} requests of {args.spans_per_request}, "
-          f"{args.streams} streams)")
-    print(f"rows in table after stop   {stored:,}  ({'OK' if stored == distinct == written else 'MISMATCH'}; "
-          f"{distinct:,} distinct spans, {repeats:,} copies left out)")
-    print(f"all accepted after         {accepted_at:.2f} s  (UNAVAILABLE retries: {retries})")
-    print(f"end to end                 {rate:,.0f} spans/s  ({elapsed:.2f} s until all written)")
-    print(f"service CPU                {cpu / elapsed:.2f} cores  ({cpu / total * 1e6:.1f} us CPU per span)")
-    print(f"service peak RSS           {peak_rss / 2**20:,.0f} MiB")
+    return {"mode": mode, "total": total, "requests": requests, "stored": stored, "written": written,
+            "repeats": repeats, "forwarded": hop.spans if hop is not None else None, "accepted_at": accepted_at,
+            "retries": retries, "elapsed": elapsed, "rate": total / elapsed, "cores": cpu / elapsed,
+            "us_per_span": cpu / total * 1e6, "peak_rss": peak_rss, "body_bytes": sum(map(len, bodies[:requests]))}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spans", type=int, default=300_000)
+    parser.add_argument("--streams", type=int, default=4, help="concurrent Export streams")
+    parser.add_argument("--spans-per-request", type=int, default=512)
+    parser.add_argument("--distinct-payloads", type=int, default=0,
+                        help="payloads built and sent round-robin (default: one per request, every span distinct)")
+    parser.add_argument("--modes", default="grpc", help=f"comma-separated, run in turn: {', '.join(MODES)}")
+    parser.add_argument("--service-arg", action="append", default=[], help="extra flag for the service")
+    args = parser.parse_args()
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if not modes or set(modes) - set(MODES):
+        parser.error(f"--modes: choose from {', '.join(MODES)}")
+
+    requests = args.spans // args.spans_per_request
+    payloads = make_payloads(args.distinct_payloads or requests, args.spans_per_request)
+    json_payloads = [otlp_json(parse_request(p)) for p in payloads] if "json" in modes else []
+    distinct = min(len(payloads), requests) * args.spans_per_request
+    floor = decode_rate(payloads, args.spans_per_request)
+    ok = True
+    results = []
+    for mode in modes:
+        r = run(mode, payloads, json_payloads, args)
+        results.append(r)
+        good = r["stored"] == distinct == r["written"] and r["forwarded"] in (None, r["total"])
+        ok = ok and good
+        print(f"== {mode}")
+        print(f"spans sent                 {r['total']:,} ({r['requests']} requests of {args.spans_per_request}, "
+              f"{args.streams} streams, {r['body_bytes'] / r['requests'] / 1024:,.0f} KiB each)")
+        print(f"rows in table after stop   {r['stored']:,}  ({'OK' if good else 'MISMATCH'}; "
+              f"{distinct:,} distinct spans, {r['repeats']:,} copies left out"
+              + (f"; {r['forwarded']:,} forwarded)" if r["forwarded"] is not None else ")"))
+        print(f"all accepted after         {r['accepted_at']:.2f} s  (retries asked for: {r['retries']})")
+        print(f"end to end                 {r['rate']:,.0f} spans/s  ({r['elapsed']:.2f} s until all written"
+              + (" and forwarded)" if r["forwarded"] is not None else ")"))
+        print(f"service CPU                {r['cores']:.2f} cores  ({r['us_per_span']:.1f} us CPU per span)")
+        print(f"service peak RSS           {r['peak_rss'] / 2**20:,.0f} MiB")
+        print(f"ratio end-to-end / floor   {r['rate'] / floor:.3f}")
     print(f"protobuf decode floor      {floor:,.0f} spans/s (same payloads, this process)")
-    print(f"ratio end-to-end / floor   {rate / floor:.3f}")
-    return 0 if stored == distinct == written else 1
+    if len(results) > 1:
+        base = results[0]
+        for r in results[1:]:
+            print(f"{r['mode']} vs {base['mode']}: {r['rate'] / base['rate']:.2f}x the rate, "
+                  f"{r['us_per_span'] - base['us_per_span']:+.1f} us CPU per span")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
