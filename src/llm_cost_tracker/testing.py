@@ -165,7 +165,7 @@ def otlp_json(request: ExportTraceServiceRequest) -> bytes:
 
     from google.protobuf import json_format
 
-    document: dict[str, Any] = json_format.MessageToDict(request)
+    document: dict[str, Any] = json_format.MessageToDict(request, use_integers_for_enums=True)
     for resource_spans in document.get("resourceSpans", []):
         for scope_spans in resource_spans.get("scopeSpans", []):
             for span in scope_spans.get("spans", []):

