@@ -35,7 +35,6 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from llm_cost_tracker.access.guard import KEEP_PAYLOAD_TENANT, AccessGuard, OverBurst
 from llm_cost_tracker.access.tokens import Principal, TokenTable
-from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.metrics import Metrics
 from llm_cost_tracker.sources.admission import MemoryBudget, decode_cost
 from llm_cost_tracker.sources.otlp_decode import (
@@ -48,9 +47,8 @@ from llm_cost_tracker.sources.otlp_decode import (
     parse_request,
 )
 from llm_cost_tracker.transforms.calls import CallIdentity
-from llm_cost_tracker.transforms.detect import NOT_LLM
+from llm_cost_tracker.transforms.chain import TRANSFORM_ERROR, Chain
 from llm_cost_tracker.types import (
-    Drop,
     Publisher,
     QueueBusy,
     QueueFull,
@@ -62,10 +60,7 @@ from llm_cost_tracker.types import (
 __all__ = ["BUSY", "GRPC_CODES", "INVALID", "OVER_BURST", "TOO_LARGE", "TRANSFORM_ERROR", "UNAUTHENTICATED",
            "UNAVAILABLE", "ExportCore", "Metadata", "Parser", "Refused", "spans_of"]
 
-log = get_logger("export")
 _NO_TOKENS = TokenTable()
-TRANSFORM_ERROR = "transform_error"
-"""Rejection reason of a span a transform failed on (a bug, logged; the other spans go on)."""
 
 UNAUTHENTICATED = "unauthenticated"
 INVALID = "invalid"
@@ -143,8 +138,7 @@ class ExportCore:
                  passthrough: Callable[[ExportTraceServiceRequest, int], None] | None = None) -> None:
         self._passthrough = passthrough
         self._time_bounds = time_bounds
-        self._transforms = transforms
-        self._calls = calls
+        self._chain = Chain(transforms, calls)  # the stages and their failure rules, shared by every protocol
         self._publisher = publisher
         self._limits = limits
         self._metrics = metrics
@@ -160,8 +154,7 @@ class ExportCore:
         return Refused(kind, message, retry_after)
 
     def _forget(self, records: list[SpanRecord]) -> None:
-        if self._calls is not None:
-            self._calls.forget(records)
+        self._chain.forget(records)
 
     def gate(self, metadata: Metadata) -> Refused | None:
         """The refusal of a call from its headers alone (wrong token, shutting down), or None to admit it."""
@@ -224,16 +217,18 @@ class ExportCore:
         if tenant is not KEEP_PAYLOAD_TENANT:
             for record in decoded.records:
                 record.tenant = tenant  # the token (or an admin's header) decides the tenant, not the payload
-        records, other = self._transform(decoded)
+        others: list[SpanRecord] | None = [] if self._passthrough is not None else None
+        processed = self._chain.process(decoded.records, decoded.reject, others)
+        records = processed.records
         self._publish(records)
-        if self._passthrough is not None and other:
-            kept = spans_of(request, {(bytes.fromhex(r.trace_id), bytes.fromhex(r.span_id)) for r in other})
-            self._passthrough(kept, len(other))
+        if others and self._passthrough is not None:  # accepted: the other spans go on as they arrived
+            kept = spans_of(request, {(bytes.fromhex(r.trace_id), bytes.fromhex(r.span_id)) for r in others})
+            self._passthrough(kept, len(others))
         m = self._metrics  # spend is counted by the writer, after the store, from first arrivals only
         if records:
             m.spans_received.labels(kind="llm").inc(len(records))
-        if other:
-            m.spans_received.labels(kind="other").inc(len(other))
+        if processed.other:
+            m.spans_received.labels(kind="other").inc(processed.other)
         for reason, count in decoded.rejected.items():
             m.spans_rejected.labels(reason=reason).inc(count)
         if decoded.truncated_attributes:
@@ -244,32 +239,6 @@ class ExportCore:
             response.partial_success.rejected_spans = decoded.rejected_count
             response.partial_success.error_message = "; ".join(decoded.messages)
         return response
-
-    def _transform(self, decoded: DecodedBatch) -> tuple[list[SpanRecord], list[SpanRecord]]:
-        """The LLM records after every stage and call identity, and the records of the other spans."""
-        records: list[SpanRecord] = []
-        other: list[SpanRecord] = []
-        for record in decoded.records:
-            try:
-                for transform in self._transforms:
-                    record = transform(record)
-            except Drop as drop:
-                if drop.reason == NOT_LLM:
-                    other.append(record)
-                else:
-                    decoded.reject(drop.reason, f"span {record.span_id}: {drop.reason}")  # ids only: names are text
-                continue
-            except Exception as exc:  # a bug on one span's input: reject that span, keep the rest of the request
-                # fail closed (the span is not stored half-redacted); the log names the error, never values
-                log.error("transform failed; span rejected", transform=type(transform).__name__,
-                          error=type(exc).__name__, span_id=record.span_id)
-                decoded.reject(TRANSFORM_ERROR, f"span {record.span_id}: internal error in "
-                               f"{type(transform).__name__} ({type(exc).__name__}); reported to the operator")
-                continue
-            records.append(record)
-        if self._calls is not None:
-            records = self._calls(records)
-        return records, other
 
     def _publish(self, records: list[SpanRecord]) -> None:
         try:

@@ -46,9 +46,11 @@ class Chain:
         self.transforms = list(transforms)
         self.calls = calls
 
-    def process(self, spans: Sequence[SpanRecord], reject: Callable[[str, str], None]) -> Processed:
+    def process(self, spans: Sequence[SpanRecord], reject: Callable[[str, str], None],
+                others: list[SpanRecord] | None = None) -> Processed:
         """``spans`` through every stage; each rejected span is told to ``reject(reason, message)`` (the
-        decoded request's ``DecodedBatch.reject``, which counts it for the client's ``partial_success``)."""
+        decoded request's ``DecodedBatch.reject``, which counts it for the client's ``partial_success``).
+        ``others``, when given, collects the spans that are not LLM spans (``--forward-all`` passes them on)."""
         records: list[SpanRecord] = []
         other = 0
         transforms = self.transforms
@@ -59,6 +61,8 @@ class Chain:
             except Drop as drop:
                 if drop.reason == NOT_LLM:
                     other += 1
+                    if others is not None:
+                        others.append(record)
                 else:
                     reject(drop.reason, f"span {record.span_id}: {drop.reason}")  # ids only: names are text
                 continue
