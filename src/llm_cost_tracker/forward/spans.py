@@ -89,7 +89,7 @@ def _span(record: SpanRecord, split: Split | None) -> Span:
                 parent_span_id=bytes.fromhex(record.parent_span_id), name=record.span_name,
                 kind=Span.SPAN_KIND_CLIENT, start_time_unix_nano=record.start_time_ns,
                 end_time_unix_nano=record.start_time_ns + record.duration_ns)
-    span.status.code = record.status_code  # type: ignore[assignment]
+    span.status.code = record.status_code  # type: ignore[assignment, unused-ignore]
     for key, value in record.attributes.items():
         if key not in (COST_USD, PRICE_VERSION, PRICING_STATUS, TOTAL, PROMPT, COMPLETION):
             _attribute(span, key, value)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from google.protobuf import json_format
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
-from google.rpc import code_pb2, error_details_pb2, status_pb2  # type: ignore[import-untyped]
+from google.rpc import code_pb2, error_details_pb2, status_pb2  # type: ignore[import-untyped, unused-ignore]
 from prometheus_client import Counter
 
 from llm_cost_tracker.access.guard import TENANT_HEADER

@@ -172,7 +172,7 @@ def _span(doc: dict[str, Any], span: Span) -> None:
     if "name" in doc:
         span.name = _str(doc["name"])
     if "kind" in doc:
-        span.kind = _enum(doc["kind"], _KINDS)  # type: ignore[assignment]
+        span.kind = _enum(doc["kind"], _KINDS)  # type: ignore[assignment, unused-ignore]
     if "startTimeUnixNano" in doc:
         span.start_time_unix_nano = _int(doc["startTimeUnixNano"], 0, _U64)
     if "endTimeUnixNano" in doc:
@@ -212,7 +212,7 @@ def _span(doc: dict[str, Any], span: Span) -> None:
         if "message" in status:
             span.status.message = _str(status["message"])
         if "code" in status:
-            span.status.code = _enum(status["code"], _CODES)  # type: ignore[assignment]
+            span.status.code = _enum(status["code"], _CODES)  # type: ignore[assignment, unused-ignore]
 
 
 _SNAKE = {"droppedAttributesCount": "dropped_attributes_count", "droppedEventsCount": "dropped_events_count",
