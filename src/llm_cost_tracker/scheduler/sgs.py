@@ -10,8 +10,11 @@ and forward passes of justification reuse the same routine on the reversed prece
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
-from llm_cost_tracker.scheduler.problem import Arrays, IntArray
+from llm_cost_tracker.scheduler.problem import Arrays, BoolArray, IntArray
+
+Int32Array = npt.NDArray[np.int32]
 
 
 def serial_sgs(
@@ -28,55 +31,96 @@ def serial_sgs(
     """
     pop, n = order.shape
     rows = np.arange(pop)
-    cols = np.arange(n)[None, :]
-    d_all = a.dur[cols, modes]  # [P, n]
-    q_all = a.dem[cols, modes].astype(np.int32)  # [P, n, R]
-    pred = a.succ_pad if reverse else a.pred_pad
+    m_pos = np.take_along_axis(modes, order, axis=1)
+    d_pos = a.dur[order, m_pos]  # [P, n]: durations by list position, gathered once
+    q_pos = a.dem[order, m_pos].astype(np.int32)  # [P, n, R]
+    pred_pos = (a.succ_pad if reverse else a.pred_pad)[order]  # [P, n, K]
     horizon = a.horizon
     # one contiguous [P, time] profile per resource: the scans below read it along time
     rem = [np.full((pop, horizon), int(c), np.int32) for c in a.cap]
+    flat = [r.reshape(-1) for r in rem]
     finish = np.zeros((pop, n + 1), np.int64)  # column n is the padding "predecessor"
     start = np.zeros((pop, n), np.int64)
-    grid = np.arange(horizon)
+    busy_end = np.zeros(pop, np.int64)  # per replica: every resource is free from here on
+    grid = np.arange(horizon + int(a.dur.max(initial=0)) + 1)
+    row_off = rows * horizon
     # per list position: which resources any replica's activity there demands (skips the rest)
-    demanded = (a.dem.max(axis=1) > 0)[order].any(axis=0)  # [n, R]
+    demanded: BoolArray = np.asarray((q_pos > 0).any(axis=0))  # [n, R]
     used_at = [np.flatnonzero(row).tolist() for row in demanded]
-    bound = 0
     for i in range(n):
-        j = order[:, i]
-        d = d_all[rows, j]
-        q = q_all[rows, j]
-        es = finish[rows[:, None], pred[j]].max(axis=1)
-        # Every start lies in [min es, max(es, busy end)]; past the busy end the profile is free.
-        lo = int(es.min())
-        hi = int(min(horizon, max(int(es.max()), bound) + int(d.max()) + 1))
+        d = d_pos[:, i]
+        es = finish[rows[:, None], pred_pos[:, i]].max(axis=1)
         used = used_at[i]
         if used:
-            width = hi - lo
-            ok = rem[used[0]][:, lo:hi] >= q[:, used[0], None]
-            for r in used[1:]:
-                ok &= rem[r][:, lo:hi] >= q[:, r, None]
-            # bad[p, t] = clashing slots before t; a window [t, t + d) is free when bad agrees at both ends
-            bad = np.empty((pop, width + 1), np.int32)
-            bad[:, 0] = 0
-            np.cumsum(~ok, axis=1, out=bad[:, 1:])
-            g = grid[:width]
-            ends = np.minimum(g[None, :] + d[:, None], width) + (rows * (width + 1))[:, None]
-            clash = bad.reshape(-1)[ends] - bad[:, :width]
-            cand = (clash == 0) & (g[None, :] >= (es - lo)[:, None])
-            s = cand.argmax(axis=1) + lo
-            b_lo, b_hi = int(s.min()), int((s + d).max())
-            span = grid[b_lo:b_hi]
-            busy = (span[None, :] >= s[:, None]) & (span[None, :] < (s + d)[:, None])
-            for r in used:
-                prof = rem[r][:, b_lo:b_hi]
-                np.subtract(prof, q[:, r, None], out=prof, where=busy)
+            q = q_pos[:, i]
+            s = _first_fit(rem, used, q, d, es, busy_end, grid)
+            _occupy(flat, used, q, d, s, row_off)
         else:
             s = es
+        j = order[:, i]
+        f = s + d
         start[rows, j] = s
-        finish[rows, j] = s + d
-        bound = max(bound, int((s + d).max()))
+        finish[rows, j] = f
+        np.maximum(busy_end, f, out=busy_end)
     return start
+
+
+def _first_fit(
+    rem: list[Int32Array],
+    used: list[int],
+    q: Int32Array,
+    d: IntArray,
+    es: IntArray,
+    busy_end: IntArray,
+    grid: IntArray,
+) -> IntArray:
+    """Earliest start ``>= es`` of a window of ``d`` slots that fits ``q`` on every used resource.
+
+    Only ``[min es, max(max(es, busy_end) + d)]`` is read: nothing starts before its earliest start,
+    and from ``max(es, busy_end)`` on a replica's profile is free, so its start is at most that.
+    One "clashes at t" matrix and one cumulative count of clashes find the first clash-free window:
+    a window ``[t, t + d)`` is free when the count agrees at both ends. The count is padded past the
+    window with its last value (free there), so no end needs clipping.
+    """
+    pop = len(es)
+    lo = int(es.min())
+    width = int((np.maximum(es, busy_end) + d).max()) + 1 - lo
+    clash = rem[used[0]][:, lo : lo + width] < q[:, used[0], None]
+    for r in used[1:]:
+        clash |= rem[r][:, lo : lo + width] < q[:, r, None]
+    stride = width + int(d.max()) + 1
+    count = np.empty((pop, stride), np.int32)
+    count[:, 0] = 0
+    np.cumsum(clash, axis=1, out=count[:, 1 : width + 1])
+    count[:, width + 1 :] = count[:, width, None]
+    g = grid[:width]
+    ends = g + (d + np.arange(pop) * stride)[:, None]
+    fits = count.reshape(-1)[ends] == count[:, :width]
+    fits &= g >= (es - lo)[:, None]
+    s: IntArray = fits.argmax(axis=1) + lo
+    return s
+
+
+def _occupy(
+    flat: list[Int32Array],
+    used: list[int],
+    q: Int32Array,
+    d: IntArray,
+    s: IntArray,
+    row_off: IntArray,
+) -> None:
+    """Subtract each replica's demand over its placed slots ``[s, s + d)`` from the profiles.
+
+    The (replica, slot) pairs are distinct, so one fancy-indexed subtraction per resource is exact
+    and touches only ``sum(d)`` cells instead of a ``[replicas, span]`` mask.
+    """
+    total = int(d.sum())
+    if total == 0:
+        return
+    first = np.cumsum(d) - d  # offset of each replica's run in the flat list of slots
+    at = np.repeat(row_off + s - first, d) + np.arange(total)
+    for r in used:
+        flat[r][at] -= np.repeat(q[:, r], d)
 
 
 def justify(
