@@ -37,8 +37,11 @@ def serial_sgs(
     pred_pos = (a.succ_pad if reverse else a.pred_pad)[order]  # [P, n, K]
     horizon = a.horizon
     # one contiguous [P, time] profile per resource: the scans below read it along time
-    rem = [np.full((pop, horizon), int(c), np.int32) for c in a.cap]
-    flat = [r.reshape(-1) for r in rem]
+    # (stacked, so one fancy-indexed subtraction updates every resource an activity uses)
+    stack = np.empty((len(a.cap), pop, horizon), np.int32)
+    stack[...] = a.cap.astype(np.int32)[:, None, None]
+    rem = list(stack)
+    flat = stack.reshape(-1)
     finish = np.zeros((pop, n + 1), np.int64)  # column n is the padding "predecessor"
     start = np.zeros((pop, n), np.int64)
     busy_end = np.zeros(pop, np.int64)  # per replica: every resource is free from here on
@@ -46,15 +49,15 @@ def serial_sgs(
     row_off = rows * horizon
     # per list position: which resources any replica's activity there demands (skips the rest)
     demanded: BoolArray = np.asarray((q_pos > 0).any(axis=0))  # [n, R]
-    used_at = [np.flatnonzero(row).tolist() for row in demanded]
+    used_at = [np.flatnonzero(row) for row in demanded]
     for i in range(n):
         d = d_pos[:, i]
         es = finish[rows[:, None], pred_pos[:, i]].max(axis=1)
         used = used_at[i]
-        if used:
+        if used.size:
             q = q_pos[:, i]
-            s = _first_fit(rem, used, q, d, es, busy_end, grid)
-            _occupy(flat, used, q, d, s, row_off)
+            s = _first_fit(rem, used.tolist(), q, d, es, busy_end, grid)
+            _occupy(flat, used * (pop * horizon), q[:, used], d, s, row_off)
         else:
             s = es
         j = order[:, i]
@@ -102,8 +105,8 @@ def _first_fit(
 
 
 def _occupy(
-    flat: list[Int32Array],
-    used: list[int],
+    flat: Int32Array,
+    planes: IntArray,
     q: Int32Array,
     d: IntArray,
     s: IntArray,
@@ -111,16 +114,16 @@ def _occupy(
 ) -> None:
     """Subtract each replica's demand over its placed slots ``[s, s + d)`` from the profiles.
 
-    The (replica, slot) pairs are distinct, so one fancy-indexed subtraction per resource is exact
-    and touches only ``sum(d)`` cells instead of a ``[replicas, span]`` mask.
+    ``planes`` are the offsets of the used resources' profiles in the flat stack and ``q`` their
+    demands ``[P, used]``. The (resource, replica, slot) cells are distinct, so one fancy-indexed
+    subtraction is exact and touches only ``used * sum(d)`` cells instead of a ``[P, span]`` mask.
     """
     total = int(d.sum())
     if total == 0:
         return
-    first = np.cumsum(d) - d  # offset of each replica's run in the flat list of slots
+    first = np.cumsum(d) - d  # offset of each replica's run in the list of its slots
     at = np.repeat(row_off + s - first, d) + np.arange(total)
-    for r in used:
-        flat[r][at] -= np.repeat(q[:, r], d)
+    flat[planes[:, None] + at] -= np.repeat(q, d, axis=0).T
 
 
 def justify(
