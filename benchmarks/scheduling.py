@@ -11,6 +11,7 @@ newest ``scheduler_speed_max_spans`` = 5,000 spans, 5% of them 20x slow) and pri
 
     .venv/bin/python benchmarks/scheduling.py --sets j30,j120,mm --subset 12
     nice -n 19 .venv/bin/python benchmarks/scheduling.py --sets batch --batch-jobs 1000 --budgets 5000
+    .venv/bin/python benchmarks/scheduling.py --sets batch --budgets 5000 --max-placements none
     LCT_SCHEDULING_DATA=/path/to/scheduling .venv/bin/python benchmarks/scheduling.py
 """
 
@@ -139,14 +140,18 @@ def synthetic_batch(n_jobs: int, seed: int = 1) -> dict[str, object]:
             "jobs": jobs}
 
 
-def run_batch(n_jobs: int, budgets: list[int], seed: int, annealing: AnnealingSettings, time_limit: float | None) -> None:
-    """Parse and plan the synthetic batch once per budget; wall and CPU seconds include parsing."""
+def run_batch(n_jobs: int, budgets: list[int], seed: int, annealing: AnnealingSettings, time_limit: float | None,
+              max_placements: int | None) -> None:
+    """Parse and plan the synthetic batch once per budget; wall and CPU seconds include parsing.
+    ``max_placements`` is the solve's schedules x activities cap (``SolveSettings.max_placements``),
+    so a budget of 5,000 plans a 1,000-job batch with 610 schedules by default."""
     text = json.dumps(synthetic_batch(n_jobs, seed))
-    print(f"== batch: {n_jobs} jobs, {len(text) // 1024} KiB of JSON")
+    print(f"== batch: {n_jobs} jobs, {len(text) // 1024} KiB of JSON, max_placements {max_placements}")
     for budget in budgets:
         w0, c0 = time.perf_counter(), time.process_time()
         batch = parse_batch(text, source="synthetic")
-        settings = SolveSettings(max_schedules=budget, time_limit=time_limit, seed=seed, annealing=annealing)
+        settings = SolveSettings(max_schedules=budget, time_limit=time_limit, seed=seed, annealing=annealing,
+                                 max_placements=max_placements)
         r = optimize(batch.problem, settings)
         wall, cpu = time.perf_counter() - w0, time.process_time() - c0
         assert r.schedule is not None
@@ -256,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sets", default="j30,j120,mm", help="comma list of j30, j120, mm, jsp, batch, speed")
     ap.add_argument("--batch-jobs", type=int, default=1000, help="jobs in the synthetic batch of set 'batch'")
     ap.add_argument("--time-limit", type=float, default=None, help="seconds per solve (batch set only)")
+    ap.add_argument("--max-placements", default=str(SolveSettings().max_placements),
+                    help="schedules x activities cap per solve (batch set only; 'none' for the full budget)")
     ap.add_argument("--subset", type=int, default=None, help="evenly spaced N instances per set")
     ap.add_argument("--budgets", default="1000,5000")
     ap.add_argument("--seed", type=int, default=1)
@@ -284,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"data: {DATA}\nsettings: {coupled}\nload: {_uptime()}\n")
     for set_name in args.sets.split(","):
         if set_name == "batch":
-            run_batch(args.batch_jobs, budgets, args.seed, coupled, args.time_limit)
+            cap = None if args.max_placements.lower() == "none" else int(args.max_placements)
+            run_batch(args.batch_jobs, budgets, args.seed, coupled, args.time_limit, cap)
             print()
             continue
         if set_name == "speed":

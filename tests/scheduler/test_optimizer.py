@@ -164,3 +164,19 @@ def test_ring_partner_still_available() -> None:
     p = read_psplib(TESTDATA / "tiny.sm")
     r = _solve(p, partner="ring", exchange=0.5)
     assert r.schedule.makespan == 9  # type: ignore[attr-defined]
+
+
+def test_placement_cap_scales_the_schedule_budget_with_the_problem_size() -> None:
+    """A solve spends at most ``max_placements // n`` schedules, never fewer than one population,
+    and the default cap leaves 5,000 schedules of a 122-activity instance untouched."""
+    from llm_cost_tracker.scheduler.solve import schedule_budget
+
+    p = read_psplib(TESTDATA / "small.sm")
+    settings = SolveSettings(max_schedules=900, time_limit=None, seed=3, max_placements=p.n * 70)
+    assert optimize(p, settings).schedules_evaluated == 70
+    assert optimize(p, SolveSettings(max_schedules=900, time_limit=None, seed=3)).schedules_evaluated == 900
+    default = SolveSettings()
+    assert schedule_budget(default, 122) == 5000
+    assert schedule_budget(default, 1000) == 610
+    assert schedule_budget(default, 10**7) == default.annealing.replicas
+    assert schedule_budget(SolveSettings(max_placements=None), 10**7) == 5000
