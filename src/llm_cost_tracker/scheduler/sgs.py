@@ -47,16 +47,33 @@ def serial_sgs(
     busy_end = np.zeros(pop, np.int64)  # per replica: every resource is free from here on
     grid = np.arange(horizon + int(a.dur.max(initial=0)) + 1)
     row_off = rows * horizon
-    # per list position: which resources any replica's activity there demands (skips the rest)
-    demanded: BoolArray = np.asarray((q_pos > 0).any(axis=0))  # [n, R]
-    used_at = [np.flatnonzero(row) for row in demanded]
+    need = q_pos > 0
+    # per list position: which resources any replica's activity there demands (skips the rest) ...
+    used_at = [np.flatnonzero(row) for row in np.asarray(need.any(axis=0))]
+    # ... and per replica its own demanded resources first (rows of the stack seen as [R * P, time])
+    k_at = need.sum(axis=2).max(axis=0).tolist()
+    by_need = np.argsort(~need, axis=2, kind="stable")  # [P, n, R]
+    own_row = by_need * pop + rows[:, None, None]
+    own_q = np.take_along_axis(q_pos, by_need, axis=2)  # 0 past a replica's demanded resources
+    by_row = stack.reshape(-1, horizon)
     for i in range(n):
         d = d_pos[:, i]
         es = finish[rows[:, None], pred_pos[:, i]].max(axis=1)
         used = used_at[i]
         if used.size:
             q = q_pos[:, i]
-            s = _first_fit(rem, used.tolist(), q, d, es, busy_end, grid)
+            lo = int(es.min())
+            hi = int((np.maximum(es, busy_end) + d).max()) + 1
+            if k_at[i] < used.size:  # each replica reads only its own resources' profiles
+                rk, qk = own_row[:, i], own_q[:, i]
+                clash = by_row[rk[:, 0], lo:hi] < qk[:, 0, None]
+                for c in range(1, k_at[i]):
+                    clash |= by_row[rk[:, c], lo:hi] < qk[:, c, None]
+            else:
+                clash = rem[used[0]][:, lo:hi] < q[:, used[0], None]
+                for r in used[1:]:
+                    clash |= rem[r][:, lo:hi] < q[:, r, None]
+            s = lo + _first_window(clash, d, es - lo, grid)
             _occupy(flat, used * (pop * horizon), q[:, used], d, s, row_off)
         else:
             s = es
@@ -68,40 +85,25 @@ def serial_sgs(
     return start
 
 
-def _first_fit(
-    rem: list[Int32Array],
-    used: list[int],
-    q: Int32Array,
-    d: IntArray,
-    es: IntArray,
-    busy_end: IntArray,
-    grid: IntArray,
-) -> IntArray:
-    """Earliest start ``>= es`` of a window of ``d`` slots that fits ``q`` on every used resource.
+def _first_window(clash: BoolArray, d: IntArray, after: IntArray, grid: IntArray) -> IntArray:
+    """Per replica the first ``t >= after`` with no clash in ``[t, t + d)``.
 
-    Only ``[min es, max(max(es, busy_end) + d)]`` is read: nothing starts before its earliest start,
-    and from ``max(es, busy_end)`` on a replica's profile is free, so its start is at most that.
-    One "clashes at t" matrix and one cumulative count of clashes find the first clash-free window:
-    a window ``[t, t + d)`` is free when the count agrees at both ends. The count is padded past the
-    window with its last value (free there), so no end needs clipping.
+    ``clash`` covers ``[min es, max(max(es, busy_end) + d)]``: nothing starts before its earliest
+    start, and from ``max(es, busy_end)`` on a replica's profile is free, so its start is at most that.
+    A cumulative count of clashes that agrees at both ends of a window marks it free; the count is
+    padded past the end with its last value (free there), so no window end needs clipping.
     """
-    pop = len(es)
-    lo = int(es.min())
-    width = int((np.maximum(es, busy_end) + d).max()) + 1 - lo
-    clash = rem[used[0]][:, lo : lo + width] < q[:, used[0], None]
-    for r in used[1:]:
-        clash |= rem[r][:, lo : lo + width] < q[:, r, None]
+    rows, width = clash.shape
     stride = width + int(d.max()) + 1
-    count = np.empty((pop, stride), np.int32)
+    count = np.empty((rows, stride), np.int32)
     count[:, 0] = 0
     np.cumsum(clash, axis=1, out=count[:, 1 : width + 1])
     count[:, width + 1 :] = count[:, width, None]
     g = grid[:width]
-    ends = g + (d + np.arange(pop) * stride)[:, None]
-    fits = count.reshape(-1)[ends] == count[:, :width]
-    fits &= g >= (es - lo)[:, None]
-    s: IntArray = fits.argmax(axis=1) + lo
-    return s
+    fits = count.reshape(-1)[g + (d + np.arange(rows) * stride)[:, None]] == count[:, :width]
+    fits &= g >= after[:, None]
+    first: IntArray = fits.argmax(axis=1)
+    return first
 
 
 def _occupy(
