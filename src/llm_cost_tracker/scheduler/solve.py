@@ -55,7 +55,7 @@ class SolveSettings:
     ``max_schedules`` (never fewer than one population of replicas). Every decoded schedule places
     all n activities, so the CPU time of a search grows with schedules x n; 610,000 is 5,000
     schedules of a PSPLIB j120 instance (122 activities), so no benchmark set is cut, and gives a
-    1,000-job batch 610 schedules (about 5 s; docs/scheduler.md has the plan quality it buys).
+    1,000-job batch 610 schedules (4-5 s of CPU; docs/scheduler.md has the plan quality it costs).
     ``None`` turns the cap off."""
     annealing: AnnealingSettings = field(default_factory=AnnealingSettings)
 
