@@ -1,10 +1,12 @@
 """Serial schedule generation scheme, vectorized across a population of replicas.
 
 Each replica is an activity list (a precedence-feasible permutation) plus a mode vector. The decoder
-walks the lists position by position for all replicas at once: resource profiles are a
-``[replicas, time, resources]`` array and the earliest feasible start of every replica's next
-activity is found with one cumulative sum, so there is no Python loop over replicas. The backward
-and forward passes of justification reuse the same routine on the reversed precedence graph.
+walks the lists position by position for all replicas at once: resource profiles are one
+``[resources, replicas, time]`` array, and the earliest feasible start of every replica's next
+activity is found with one cumulative count of clashes, so there is no Python loop over replicas.
+The backward and forward passes of justification reuse the same routine on the reversed precedence
+graph. Every change to this module must keep the start times of ``tests/scheduler/sgs_reference.py``
+(tested): the search's results depend on each one.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import numpy as np
 import numpy.typing as npt
 
 from llm_cost_tracker.scheduler.problem import Arrays, BoolArray, IntArray
+
+__all__ = ["justify", "order_of", "serial_sgs"]
 
 Int32Array = npt.NDArray[np.int32]
 
