@@ -28,7 +28,9 @@ def serial_sgs(
 
     Args:
         order: ``[P, n]`` activity lists, feasible for the (possibly reversed) precedence graph.
-        modes: ``[P, n]`` mode index of each activity (by activity, not by position).
+        modes: ``[P, n]`` mode index of each activity (by activity, not by position); valid modes
+            only (``a.valid``): a mode that exceeds a capacity fits nowhere, and its "start" is
+            meaningless. Every operator and the repair draw valid modes only.
         a: compiled problem arrays.
         reverse: schedule on the reversed graph (successors act as predecessors); start times are
             then in reversed time, see :func:`justify`.
