@@ -11,7 +11,7 @@ newest ``scheduler_speed_max_spans`` = 5,000 spans, 5% of them 20x slow) and pri
 
     .venv/bin/python benchmarks/scheduling.py --sets j30,j120,mm --subset 12
     nice -n 19 .venv/bin/python benchmarks/scheduling.py --sets batch --batch-jobs 1000 --budgets 5000
-    .venv/bin/python benchmarks/scheduling.py --sets batch --budgets 5000 --max-placements none
+    .venv/bin/python benchmarks/scheduling.py --sets batch --budgets 5000 --max-placements 610000
     LCT_SCHEDULING_DATA=/path/to/scheduling .venv/bin/python benchmarks/scheduling.py
 """
 
@@ -144,7 +144,7 @@ def run_batch(n_jobs: int, budgets: list[int], seed: int, annealing: AnnealingSe
               max_placements: int | None) -> None:
     """Parse and plan the synthetic batch once per budget; wall and CPU seconds include parsing.
     ``max_placements`` is the solve's schedules x activities cap (``SolveSettings.max_placements``),
-    so a budget of 5,000 plans a 1,000-job batch with 610 schedules by default."""
+    (off by default; ``--max-placements 610000`` plans a 1,000-job batch with 610 schedules)."""
     text = json.dumps(synthetic_batch(n_jobs, seed))
     print(f"== batch: {n_jobs} jobs, {len(text) // 1024} KiB of JSON, max_placements {max_placements}")
     for budget in budgets:
@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-jobs", type=int, default=1000, help="jobs in the synthetic batch of set 'batch'")
     ap.add_argument("--time-limit", type=float, default=None, help="seconds per solve (batch set only)")
     ap.add_argument("--max-placements", default=str(SolveSettings().max_placements),
-                    help="schedules x activities cap per solve (batch set only; 'none' for the full budget)")
+                    help="schedules x activities cap per solve (batch set only; 'none', the default: the full budget)")
     ap.add_argument("--subset", type=int, default=None, help="evenly spaced N instances per set")
     ap.add_argument("--budgets", default="1000,5000")
     ap.add_argument("--seed", type=int, default=1)

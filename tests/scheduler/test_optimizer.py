@@ -168,15 +168,15 @@ def test_ring_partner_still_available() -> None:
 
 def test_placement_cap_scales_the_schedule_budget_with_the_problem_size() -> None:
     """A solve spends at most ``max_placements // n`` schedules, never fewer than one population,
-    and the default cap leaves 5,000 schedules of a 122-activity instance untouched."""
-    from llm_cost_tracker.scheduler.solve import schedule_budget
+    and the fast cap leaves 5,000 schedules of a 122-activity instance untouched; the default is no cap."""
+    from llm_cost_tracker.scheduler.solve import FAST_PLACEMENTS, schedule_budget
 
     p = read_psplib(TESTDATA / "small.sm")
     settings = SolveSettings(max_schedules=900, time_limit=None, seed=3, max_placements=p.n * 70)
     assert optimize(p, settings).schedules_evaluated == 70
     assert optimize(p, SolveSettings(max_schedules=900, time_limit=None, seed=3)).schedules_evaluated == 900
-    default = SolveSettings()
-    assert schedule_budget(default, 122) == 5000
-    assert schedule_budget(default, 1000) == 610
-    assert schedule_budget(default, 10**7) == default.annealing.replicas
-    assert schedule_budget(SolveSettings(max_placements=None), 10**7) == 5000
+    fast = SolveSettings(max_placements=FAST_PLACEMENTS)
+    assert schedule_budget(fast, 122) == 5000
+    assert schedule_budget(fast, 1000) == 610
+    assert schedule_budget(fast, 10**7) == fast.annealing.replicas
+    assert schedule_budget(SolveSettings(), 10**7) == 5000  # no cap by default
