@@ -4,14 +4,12 @@ The search's results depend on every decoded start time, so a faster decoder mus
 The previous vectorized decoder is kept in ``sgs_reference.py``; these tests decode the same random
 activity lists and modes with both, forward and on the reversed graph, on the shipped instances, a
 generated task-batch-like problem with zero durations and jobs that demand only some resources,
-and a sample of the public benchmark sets when they are on the machine.
+and seven public benchmark instances shipped in testdata/public.
 """
 
 from __future__ import annotations
 
-import os
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,10 +18,11 @@ from llm_cost_tracker.scheduler import Problem, read_batch, read_jobshop, read_p
 from llm_cost_tracker.scheduler.operators import sample_lists
 from llm_cost_tracker.scheduler.problem import Activity, Mode, Resource, compile_problem
 from llm_cost_tracker.scheduler.sgs import justify, serial_sgs
-from tests.scheduler.conftest import REPO, TESTDATA
+from tests.scheduler.conftest import TESTDATA
 from tests.scheduler.sgs_reference import previous_serial_sgs
 
-PUBLIC = Path(os.environ.get("LCT_SCHEDULING_DATA", REPO.parent / "shared" / "benchmarks" / "scheduling"))
+PUBLIC = TESTDATA / "public"
+"""Seven public PSPLIB/JSPLIB instances shipped with the tests (testdata/public/README.md)."""
 
 
 def _assert_same_starts(p: Problem, pop: int, seed: int) -> None:
@@ -93,7 +92,6 @@ def test_generated_batch_decodes_as_before(seed: int) -> None:
     _assert_same_starts(_batch_like(300, seed), 32, seed)
 
 
-@pytest.mark.skipif(not (PUBLIC / "psplib").is_dir(), reason=f"public instances not at {PUBLIC}")
 @pytest.mark.parametrize(
     "rel",
     [
