@@ -19,7 +19,7 @@ ADMIN, ACME, GLOBEX = "admin-secret-0001", "acme-secret-0001", "globex-secret-00
 SENT = {"acme": 30, "globex": 20}
 CONFIG = f"""
 sql_max_result_rows = 100000
-sql_max_execution_seconds = 3
+sql_max_execution_seconds = 1.5
 sql_max_memory_bytes = 200000000
 sql_max_concurrent = 2
 [auth]
