@@ -42,6 +42,16 @@ def _error(status: int, message: str) -> Response:
     return Response.json(status, {"error": message})
 
 
+def _store_refused(t: Translator, name: str, exc: Exception) -> Response:
+    """The answer to a PUT or DELETE the budget service did not carry out: 409 for a budget of the config
+    file, 503 when the store failed."""
+    if isinstance(exc, PermissionError):
+        return _error(409, t._("budget {name} is declared in the config file: change it there").format(
+            name=repr(name)))
+    return _error(503, t._("cannot store the budget: {error}; retry shortly").format(
+        error=f"{type(exc).__name__}: {str(exc)[:200]}"))
+
+
 class BudgetsApi:
     """Request handlers over a :class:`BudgetService`.
 
@@ -226,12 +236,8 @@ class BudgetsApi:
             return _error(400, "; ".join(exc.problems))
         try:
             created = self._service.put_budget(budget, body)
-        except PermissionError:
-            return _error(409, t._("budget {name} is declared in the config file: change it there").format(
-                name=repr(name)))
         except Exception as exc:
-            return _error(503, t._("cannot store the budget: {error}; retry shortly").format(
-                error=f"{type(exc).__name__}: {str(exc)[:200]}"))
+            return _store_refused(t, name, exc)
         return Response.json(201 if created else 200, {"name": name, "created": created, "source": "api"})
 
     def delete_budget(self, request: Request, principal: Principal) -> Response:
@@ -242,12 +248,8 @@ class BudgetsApi:
         name = request.path[len("/v1/budgets/"):]
         try:
             deleted = self._service.delete_budget(name)
-        except PermissionError:
-            return _error(409, t._("budget {name} is declared in the config file: change it there").format(
-                name=repr(name)))
         except Exception as exc:
-            return _error(503, t._("cannot store the budget: {error}; retry shortly").format(
-                error=f"{type(exc).__name__}: {str(exc)[:200]}"))
+            return _store_refused(t, name, exc)
         if not deleted:
             return _error(404, t._("no budget named {name} (known: {known})").format(
                 name=repr(name), known=", ".join(sorted(self._service.budgets)) or t._("none configured")))

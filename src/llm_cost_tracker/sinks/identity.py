@@ -58,6 +58,11 @@ def lookup_route(client: Any) -> str:
     return "table" if type(client).__name__ == "ChdbClient" else "bound"
 
 
+def _found(rows: Iterable[Sequence[Any]]) -> dict[Key, int]:
+    """Lookup rows (tenant, trace id, span id, start ns, insert_token) as identity -> insert_token."""
+    return {(str(t), str(tr), str(s), int(ns)): int(h) for t, tr, s, ns, h in rows}
+
+
 def token_hash(token: str) -> int:
     """The ``insert_token`` column's value for an insert under ``token`` (0 for no token)."""
     if not token:
@@ -116,18 +121,17 @@ class FirstArrivals:
         keys = list(keys)
         if not keys:
             return {}
-        if self.route == "bound":
-            return self._stored_bound(keys)
+        return self._stored_bound(keys) if self.route == "bound" else self._stored_table(keys)
+
+    def _stored_table(self, keys: list[Key]) -> dict[Key, int]:
         times = [k[3] for k in keys]
-        window = {"lo": min(times), "hi": max(times)}
         client = self._client
         if not self._ready:
             client.command(f"CREATE TABLE IF NOT EXISTS {_KEYS_TABLE} ({_KEYS_STRUCTURE}) ENGINE = Memory")
             self._ready = True
         client.command(f"TRUNCATE TABLE {_KEYS_TABLE}")
         client.insert_arrow(_KEYS_TABLE, pa.table({"tenant": [k[0] for k in keys], "trace_id": [k[1] for k in keys]}))
-        rows = client.query(self._join, parameters=window).result_rows
-        return {(str(t), str(tr), str(s), int(ns)): int(h) for t, tr, s, ns, h in rows}
+        return _found(client.query(self._join, parameters={"lo": min(times), "hi": max(times)}).result_rows)
 
     def _stored_bound(self, keys: list[Key]) -> dict[Key, int]:
         by_trace: dict[str, list[Key]] = {}
@@ -141,7 +145,7 @@ class FirstArrivals:
             rows = self._client.query(self._sql, parameters={
                 "lo": min(times), "hi": max(times), "tenants": sorted({k[0] for k in chunk}),
                 "traces": traces[start:start + _CHUNK]}).result_rows
-            found.update(((str(t), str(tr), str(s), int(ns)), int(h)) for t, tr, s, ns, h in rows)
+            found.update(_found(rows))
         return found
 
     def __call__(self, records: Records, token: str = "") -> tuple[Records, int]:
