@@ -5,11 +5,11 @@ Usage::
     .venv/bin/python benchmarks/pricing.py [--records 1000000] [--sample 20000] [--spans 100000] [--json]
 
 Builds ``--records`` (provider, model, usage) records over the models all three libraries know. The
-headline figure is the **service path**: the ``Price`` stage (``transforms/price.py``: the scalar
-``PriceCatalog.quote`` per span, cache savings, status) on ``--spans`` SpanRecords built from GenAI
-attributes by the receiver's own ``Detect`` and ``ExtractUsage`` stages; the whole per-span chain
-(detect, usage, price) is timed too. The vectorized ``quote_batch_encoded`` / ``quote_batch`` (a
-library API; the service does not call it) are reported apart. It prices the first ``--sample``
+headline figure is the **service path**: the ``Price`` stage (``transforms/price.py``: ``Price.process``
+over requests of 512 spans, the columnar ``PriceCatalog.quote_rows`` plus cache savings and status) on
+``--spans`` SpanRecords built from GenAI attributes by the receiver's own ``Detect`` and ``ExtractUsage``
+stages, and the same stage one span at a time (``Price.__call__``, the per-span path); detect, usage and
+price together are timed too. The library's ``quote_batch_encoded`` / ``quote_batch`` are reported apart. It prices the first ``--sample``
 records with ``litellm.cost_per_token`` and ``tokencost`` (per-call Python, so a sample gives their
 rate; ``--sample 0``: every record), counts the records where LiteLLM's cost differs from ours and
 classifies each (``classify``; docs/pricing.md, "Agreement with LiteLLM"). litellm and tokencost are
@@ -27,6 +27,9 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
+REQUEST = 512
+"""Spans per Export request, as the receivers hand them to the stage."""
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network fetch at import
 
@@ -174,19 +177,26 @@ def main(argv: list[str] | None = None) -> int:
     spans = span_records(rec, min(n, args.spans))
     price = Price(lambda: catalog)
 
+    requests = [spans[i:i + REQUEST] for i in range(0, len(spans), REQUEST)]
+
     def service_price() -> None:
+        for request in requests:
+            price.process(request)
+
+    def per_span_price() -> None:
         for record in spans:
             price(record)
 
     service_price()  # warm the resolution cache, as a running service has it
     service_s = best_of(3, service_price)
-    chain = [Detect(), ExtractUsage(), price]
+    per_span_s = best_of(3, per_span_price)
     raw = [SpanRecord("ab" * 16, r.span_id, "", AT_NS, 1, "svc", "chat", 0, {}, dict(r.attributes)) for r in spans]
+    raw_requests = [raw[i:i + REQUEST] for i in range(0, len(raw), REQUEST)]
+    detect, usage = Detect(), ExtractUsage()
 
     def service_chain() -> None:
-        for record in raw:
-            for stage in chain:
-                record = stage(record)
+        for request in raw_requests:
+            price.process([usage(detect(record)) for record in request])
 
     chain_s = best_of(2, service_chain)
     assert all(r.pricing_status == "priced" for r in spans[:1000])
@@ -248,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "service_price_stage_spans_per_s": round(len(spans) / service_s),
         "service_price_stage_us_per_span": round(service_s / len(spans) * 1e6, 3),
+        "price_stage_one_span_at_a_time_us_per_span": round(per_span_s / len(spans) * 1e6, 3),
         "service_detect_usage_price_us_per_span": round(chain_s / len(raw) * 1e6, 3),
         "service_spans_timed": len(spans),
         "records": n,

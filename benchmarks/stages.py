@@ -9,6 +9,7 @@ the store floor: ClickHouse alone inserting the same rows. Figures only, no asse
 
     python benchmarks/stages.py --requests 60            # with the service's GC settings (runtime.tune_gc)
     python benchmarks/stages.py --requests 60 --default-gc
+    python benchmarks/stages.py --requests 60 --per-span   # Price one span at a time (the per-span engine)
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from llm_cost_tracker.storage import client as store  # noqa: E402
 from llm_cost_tracker.storage.migrate import migrate  # noqa: E402
 from llm_cost_tracker.storage.rows import records_to_arrow  # noqa: E402
 from llm_cost_tracker.transforms.redact import Redact  # noqa: E402
-from llm_cost_tracker.types import Drop, SpanRecord  # noqa: E402
+from llm_cost_tracker.types import BatchTransform, Drop, SpanRecord  # noqa: E402
 
 STORE = ("insert", "span identity")
 """Stages whose CPU is mostly ClickHouse's (the rest is the service's Python)."""
@@ -48,6 +49,8 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=60, help="Export requests of 512 spans")
     parser.add_argument("--batch", type=int, default=10_000, help="spans per insert (the writer's batch size)")
     parser.add_argument("--default-gc", action="store_true", help="CPython's default GC thresholds")
+    parser.add_argument("--per-span", action="store_true",
+                        help="run batch stages (Price) span by span, as before the columnar path")
     args = parser.parse_args()
     payloads = make_payloads(args.requests, 512, seed=11)
     settings = Settings(data_dir=tempfile.mkdtemp(prefix="lct-stages-"))
@@ -86,14 +89,17 @@ def main() -> int:
         spans += len(records)
         for transform in transforms:
             started = time.process_time()
-            kept = []
-            for r in records:
-                try:
-                    kept.append(transform(r))
-                except Drop:
-                    pass
+            if isinstance(transform, BatchTransform) and not args.per_span:
+                records = transform.process(records)
+            else:
+                kept = []
+                for r in records:
+                    try:
+                        kept.append(transform(r))
+                    except Drop:
+                        pass
+                records = kept
             spent[type(transform).__name__] += time.process_time() - started
-            records = kept
         pending.extend(timed("call identity", calls, records))
         if len(pending) < args.batch and i < len(payloads) - 1:
             continue

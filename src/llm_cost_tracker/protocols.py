@@ -12,11 +12,17 @@ it imports nothing above it, so any layer may name these types.
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Protocol
 
-from llm_cost_tracker.types import BatchReader, Publisher, TokenUsage, Transform
+from llm_cost_tracker.types import BatchReader, BatchTransform, Publisher, TokenUsage, Transform
 
-__all__ = ["BatchReader", "Catalog", "LocalQueue", "Publisher", "Quote", "Service", "Transform"]
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+__all__ = ["BatchReader", "BatchTransform", "Catalog", "LocalQueue", "Publisher", "Quote", "RowQuotes", "Service",
+           "Transform"]
 
 
 class Service(Protocol):
@@ -73,3 +79,29 @@ class Catalog(Protocol):
 
     def quote(self, *, provider: str, model: str, at_ns: int, usage: TokenUsage,
               attributes: dict[str, str] | None, tenant: str = "") -> Quote | None: ...
+
+    def code_of(self, provider: str, model: str, tenant: str = "") -> int: ...
+
+    def quote_rows(self, codes: npt.ArrayLike, at_ns: npt.ArrayLike, input_tokens: npt.ArrayLike,
+                   output_tokens: npt.ArrayLike, cache_read_tokens: npt.ArrayLike,
+                   cache_write_tokens: npt.ArrayLike, reasoning_tokens: npt.ArrayLike, tenant: str,
+                   row_names: Callable[[int], tuple[str, str]]) -> RowQuotes: ...
+
+
+class RowQuotes(Protocol):
+    """What the price stage reads of many rows' prices (``pricing.RowQuotes``, arrays in row order)."""
+
+    @property
+    def cost(self) -> np.ndarray: ...
+
+    @property
+    def priced(self) -> np.ndarray: ...
+
+    @property
+    def slot(self) -> np.ndarray: ...
+
+    @property
+    def models(self) -> Sequence[str]: ...
+
+    @property
+    def versions(self) -> Sequence[str]: ...

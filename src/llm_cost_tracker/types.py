@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 PICO_PER_USD = 10**12
 """Costs are integers in pico-US-dollars (1e-12 USD): exact, and int64 holds 9.2 million USD."""
@@ -138,6 +138,17 @@ class Transform(Protocol):
     """A per-record stage: returns the (possibly modified) record or raises :class:`Drop`."""
 
     def __call__(self, record: SpanRecord) -> SpanRecord: ...
+
+
+@runtime_checkable
+class BatchTransform(Transform, Protocol):
+    """A stage that also runs over a request's records at once (the price stage's columnar path).
+
+    ``process`` fills the records in place and returns those that go on; it must decide each record as
+    ``__call__`` would, which stays the per-record path (a failing batch is re-run record by record, so
+    one span's bad input rejects that span only)."""
+
+    def process(self, records: list[SpanRecord]) -> list[SpanRecord]: ...
 
 
 Key = tuple[str, str, str, int]

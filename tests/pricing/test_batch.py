@@ -60,6 +60,23 @@ def test_batch_discounted_rows_are_exact(tmp_path) -> None:  # type: ignore[no-u
         assert q is not None and priced[i] and int(cost[i]) == q.cost_pusd
 
 
+def test_batch_prices_a_tenants_own_entry(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A tenant's own price for a model (same key as the list price) is what its rows cost, and the batch index
+    names the entry it priced with; other tenants keep the list price. (The batch once priced every tenant at
+    the list price: its entries were indexed by key.)"""
+    path = tmp_path / "p.toml"
+    path.write_text('[tenants.globex.models."openai/gpt-4o"]\ninput = "2.00"\noutput = "8.00"\n')
+    cat = PriceCatalog.load(overrides=path)
+    for tenant in ("globex", "acme"):
+        cost, priced, entry = cat.quote_batch(["openai"], ["gpt-4o"], [AT], [1000], [100], [0], [0], [0],
+                                              tenant=tenant)
+        q = cat.quote("openai", "gpt-4o", AT, TokenUsage(1000, 100), tenant=tenant)
+        assert q is not None and priced[0] and int(cost[0]) == q.cost_pusd
+        assert cat.entry_keys()[entry[0]] == "openai/gpt-4o"
+    assert int(cat.quote_batch(["openai"], ["gpt-4o"], [AT], [1000], [100], [0], [0], [0], tenant="globex")[0][0]) \
+        == 2_000_000_000 + 800_000_000
+
+
 def test_encoded_batch_matches_string_batch(catalog: PriceCatalog) -> None:
     """Dictionary-encoded names give the same costs as one string pair per row."""
     names = [("openai", "gpt-4o"), ("gcp.gemini", "gemini-2.5-pro"), ("openai", "nope-model"), ("openai", "o3")]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -34,17 +34,37 @@ _MIN = -(2**63)
 _MAX = 2**63 - 1
 
 
+class RowQuotes(NamedTuple):
+    """Array-out prices of many rows (:meth:`PriceCatalog.quote_rows`).
+
+    Row ``i`` is priced when ``priced[i]``: it costs ``cost[i]`` pico-USD, at the version in slot
+    ``slot[i]``, whose entry key and version name are ``models[slot[i]]`` and ``versions[slot[i]]``. A row
+    that is not priced (unresolved, no version in force, a used dimension without a price) has cost 0
+    and slot -1: the caller decides what it is, never a $0 "priced".
+    """
+
+    cost: np.ndarray
+    priced: np.ndarray
+    slot: np.ndarray
+    models: Sequence[str]
+    versions: Sequence[str]
+
+
 class BatchTable:
     """A catalog compiled to arrays for :meth:`PriceCatalog.quote_batch`."""
 
     def __init__(self, catalog: PriceCatalog) -> None:
         """Compile every entry's versions, tiers and context bands."""
         self.catalog = catalog
-        self.keys = list(catalog.entries)
-        self.entry_index = {key: i for i, key in enumerate(self.keys)}
+        entries = list(catalog.entries.values())
+        for tenant_entries in catalog.overrides.tenant_entries.values():
+            entries.extend(tenant_entries)  # a tenant's own prices: entries of their own, under the same keys
+        self.keys = [entry.key for entry in entries]
+        self.entry_index = {id(entry): i for i, entry in enumerate(entries)}
+        """Entry object -> index (``id``: a tenant's entry shares its key with the list-price entry)."""
         rows = []  # (sort key, entry, start ns, end ns, version)
-        for i, key in enumerate(self.keys):
-            for version in catalog.entries[key].versions:
+        for i, entry in enumerate(entries):
+            for version in entry.versions:
                 start = version.effective_from_ns
                 start_s = 0 if start is None else max(start // _NS_PER_S, 0)
                 rows.append((
@@ -60,15 +80,18 @@ class BatchTable:
         self.slot_start = np.array([r[2] for r in rows], dtype=np.int64)
         self.slot_end = np.array([r[3] for r in rows], dtype=np.int64)
         self.slot_versions = [r[4] for r in rows]
+        self.slot_models = [self.keys[r[1]] for r in rows]
+        """Each slot's entry key (a quote's ``pricing_model``)."""
+        self.slot_version_names = [r[4].version for r in rows]
+        """Each slot's version name (a quote's ``price_version``)."""
         counts = np.bincount(self.slot_entry, minlength=len(self.keys))
         self.entry_first_slot = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
         self.entry_multi = counts > 1
-        self.slot_image = np.array([catalog.entries[self.keys[r[1]]].mode in IMAGE_OUTPUT_MODES for r in rows],
-                                   dtype=bool)
+        self.slot_image = np.array([entries[r[1]].mode in IMAGE_OUTPUT_MODES for r in rows], dtype=bool)
         self.bands = max(len(bands) for v in self.slot_versions for bands in v.tiers.values())
         self._tier_tables: dict[str, _TierTable] = {}
 
-    def _tier_table(self, tier: str) -> _TierTable:
+    def tier_table(self, tier: str) -> _TierTable:
         """Band thresholds per slot and flat rate columns indexed by ``slot * bands + band``."""
         if tier not in self._tier_tables:
             n, nb = len(self.slot_versions), self.bands
@@ -113,7 +136,7 @@ class BatchTable:
         resolution = self.catalog.resolve(provider, model, tenant)
         if resolution is None:
             return -1
-        found = self.entry_index[resolution.entry.key]
+        found = self.entry_index[id(resolution.entry)]
         return -2 - found if resolution.discount else found
 
     def quote(
@@ -131,6 +154,27 @@ class BatchTable:
         row_names: Callable[[int], tuple[str, str]] | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Price rows given their entry codes (see ``entries_for``/``code_of``)."""
+        cost, priced, entry, _ = self.quote_slots(
+            names, coded, at_ns, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
+            reasoning_tokens, tenant, service_tier, row_names)
+        return cost, priced, entry
+
+    def quote_slots(
+        self,
+        names: Sequence[tuple[str, str]] | None,
+        coded: np.ndarray,
+        at_ns: npt.ArrayLike,
+        input_tokens: npt.ArrayLike,
+        output_tokens: npt.ArrayLike,
+        cache_read_tokens: npt.ArrayLike,
+        cache_write_tokens: npt.ArrayLike,
+        reasoning_tokens: npt.ArrayLike,
+        tenant: str = "",
+        service_tier: str = "standard",
+        row_names: Callable[[int], tuple[str, str]] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`quote` plus each row's version slot (``slot_models``/``slot_version_names`` name it; -1
+        where the row is not priced)."""
         if service_tier not in SERVICE_TIERS:
             service_tier = "standard"
         n = len(coded)
@@ -151,7 +195,7 @@ class BatchTable:
             slot[multi] = np.maximum(np.searchsorted(self.slot_keys, key, side="right") - 1, 0)
             valid[multi] &= self.slot_entry.take(slot[multi]) == e[multi]
         priced = valid & (at >= self.slot_start.take(slot)) & (at < self.slot_end.take(slot))
-        table = self._tier_table(service_tier)
+        table = self.tier_table(service_tier)
         k = slot * self.bands
         for thresholds in table.thresholds:
             k += inp > thresholds.take(slot)
@@ -198,7 +242,7 @@ class BatchTable:
             q = self.catalog.quote(provider, model, int(at[i]), usage, attributes, tenant)
             cost[i] = 0 if q is None else q.cost_pusd
         cost[~priced] = 0
-        return cost, priced, np.where(priced, entry, -1).astype(np.int32)
+        return cost, priced, np.where(priced, entry, -1).astype(np.int32), np.where(priced, slot, -1)
 
     def _exact(self, slot: int, tier: str, inp: int, out: int, cr: int, cw: int, reas: int) -> int:
         from llm_cost_tracker.pricing._quote import femto_amounts, total_pico

@@ -67,6 +67,7 @@ class ReloadingCatalog:
             stamp = self._file_stamp()
             try:
                 fresh = self._loader(self._overrides)
+                fresh.compile_columns()
             except (CatalogError, OSError) as exc:
                 self.failures += 1
                 _log.error("pricing.reload_failed", path=str(self._overrides), error=str(exc))

@@ -14,6 +14,14 @@ The status a span leaves with (docs/pricing.md, "Pricing status"):
 
 A reported cost of exactly 0 is unknown, not free (OpenLIT reports 0 for every model it has no price
 for): it is cleared to None before anything uses it.
+
+Two ways through, one decision. The receivers call :meth:`Price.process` on a request's records: the
+common span (standard tier, token usage only) is priced with the others in a few array operations
+(``PriceCatalog.quote_rows``, names resolved once per distinct pair), at about a fifth of the per-span
+cost. A span with a tier, an extra unit or usage detail, and every row the arrays cannot settle (a
+name with no version in force, a used dimension without a price), goes through :meth:`Price.__call__`,
+the per-span path, which also prices single spans (re-pricing, tests). Both give the same fields for the
+same span: ``tests/transforms/test_price_columns.py`` compares them on generated spans.
 """
 
 from __future__ import annotations
@@ -21,9 +29,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+import numpy as np
+
 from llm_cost_tracker.pricing import TIER_ATTRIBUTES, USAGE_ATTRIBUTES
 from llm_cost_tracker.protocols import Catalog, Quote
-from llm_cost_tracker.types import NO_USAGE, PRICED, UNPRICED, SpanRecord
+from llm_cost_tracker.types import NO_DETAIL, NO_USAGE, PRICED, UNPRICED, SpanRecord
 
 __all__ = ["MISSING_ATTRIBUTE", "NO_USAGE", "PARTIAL", "PRICED", "PRICING_ATTRIBUTES", "REPORTED", "UNPRICED",
            "Catalog", "Price", "Quote"]
@@ -67,11 +77,92 @@ class Price:
         self.reported_cost_fallback = reported_cost_fallback
 
     def __call__(self, record: SpanRecord) -> SpanRecord:
+        return self._one(record, self._catalog())
+
+    def process(self, records: list[SpanRecord]) -> list[SpanRecord]:
+        """Prices ``records`` in place (the columnar path where it applies, see the module docstring)."""
+        catalog = self._catalog()
+        by_tenant: dict[str, _Rows] = {}
+        resolved: dict[tuple[str, str, str, str], tuple[int, str]] = {}
+        for record in records:
+            if record.reported_cost_pusd == 0:
+                record.reported_cost_pusd = None  # a producer's 0 means "I had no price", not "free"
+            if record.usage.detail is not NO_DETAIL or not PRICING_ATTRIBUTES.isdisjoint(record.attributes):
+                self._one(record, catalog)
+                continue
+            key = (record.tenant, record.provider, record.response_model, record.request_model)
+            found = resolved.get(key)
+            if found is None:
+                found = resolved[key] = _code(catalog, record)
+            code, name = found
+            if code == -1:
+                self._unpriced(record, name)
+                continue
+            rows = by_tenant.get(record.tenant)
+            if rows is None:
+                rows = by_tenant[record.tenant] = _Rows()
+            rows.records.append(record)
+            rows.codes.append(code)
+            rows.names.append(name)
+        for tenant, rows in by_tenant.items():
+            self._columns(catalog, tenant, rows)
+        return records
+
+    def _columns(self, catalog: Catalog, tenant: str, rows: _Rows) -> None:
+        """One tenant's resolved standard-tier rows priced at once; what the arrays cannot settle, one by one."""
+        records, names = rows.records, rows.names
+        n = len(records)
+        usage = np.array([(u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens,
+                           u.reasoning_tokens) for u in (r.usage for r in records)], dtype=np.int64).reshape(n, 5)
+        at = np.fromiter((r.start_time_ns for r in records), dtype=np.int64, count=n)
+        codes = np.array(rows.codes, dtype=np.int64)
+        quotes = catalog.quote_rows(codes, at, usage[:, 0], usage[:, 1], usage[:, 2], usage[:, 3], usage[:, 4],
+                                    tenant, lambda i: (records[i].provider, names[i]))
+        models, versions = quotes.models, quotes.versions
+        cached: list[int] = []
+        for i, (record, cost, priced, slot) in enumerate(zip(records, quotes.cost.tolist(), quotes.priced.tolist(),
+                                                               quotes.slot.tolist(), strict=True)):
+            if not priced:
+                self._one(record, catalog)  # no version in force, or a used dimension without a price
+                continue
+            record.pricing_model = models[slot]
+            record.price_version = versions[slot]
+            u = record.usage
+            if not cost and not (u.input_tokens or u.output_tokens):
+                record.cost_pusd = None  # a known model and no usage: not $0
+                record.cache_savings_pusd = None
+                record.pricing_status = NO_USAGE
+                continue
+            record.cost_pusd = cost
+            record.pricing_status = PRICED
+            if u.cache_read_tokens:
+                cached.append(i)
+            else:
+                record.cache_savings_pusd = 0
+        if cached:
+            self._cache_savings_columns(catalog, tenant, rows, cached, codes, at, usage)
+
+    def _cache_savings_columns(self, catalog: Catalog, tenant: str, rows: _Rows, cached: list[int],
+                               codes: np.ndarray, at: np.ndarray, usage: np.ndarray) -> None:
+        """:meth:`_cache_savings` for the priced rows that read from a cache, at once."""
+        records, names = rows.records, rows.names
+        index = np.array(cached, dtype=np.int64)
+        u = usage[index]
+        uncached = catalog.quote_rows(codes[index], at[index], u[:, 0], u[:, 1], np.zeros(len(index), np.int64),
+                                      u[:, 3], u[:, 4], tenant, lambda j: (records[cached[j]].provider,
+                                                                           names[cached[j]]))
+        for i, cost, priced in zip(cached, uncached.cost.tolist(), uncached.priced.tolist(), strict=True):
+            record = records[i]
+            assert record.cost_pusd is not None  # priced above
+            record.cache_savings_pusd = (cost - record.cost_pusd if priced else
+                                         self._cache_savings(catalog, record, names[i], record.cost_pusd, None))
+
+    def _one(self, record: SpanRecord, catalog: Catalog) -> SpanRecord:
+        """The per-span path: every kind of span, every status."""
         if record.reported_cost_pusd == 0:
             record.reported_cost_pusd = None  # a producer's 0 means "I had no price", not "free"
         model = record.response_model or record.request_model
         quote = None
-        catalog = self._catalog()
         attributes = None if PRICING_ATTRIBUTES.isdisjoint(record.attributes) else record.attributes
         for name in (record.response_model, record.request_model):
             if name:
@@ -125,3 +216,23 @@ class Price:
         quote = catalog.quote(provider=record.provider, model=model, at_ns=record.start_time_ns, usage=uncached,
                               attributes=attributes, tenant=record.tenant)
         return 0 if quote is None else quote.cost_pusd - cost_pusd
+
+
+@dataclasses.dataclass(slots=True)
+class _Rows:
+    """One tenant's records on the columnar path, with each one's entry code and the name it resolved with."""
+
+    records: list[SpanRecord] = dataclasses.field(default_factory=list)
+    codes: list[int] = dataclasses.field(default_factory=list)
+    names: list[str] = dataclasses.field(default_factory=list)
+
+
+def _code(catalog: Catalog, record: SpanRecord) -> tuple[int, str]:
+    """The entry code a record prices with and the name that resolved (the response model first, as
+    ``Price.__call__`` tries them); (-1, the name it would show) when neither resolves."""
+    for name in (record.response_model, record.request_model):
+        if name:
+            code = catalog.code_of(record.provider, name, record.tenant)
+            if code != -1:
+                return code, name
+    return -1, record.response_model or record.request_model
