@@ -13,14 +13,17 @@ from llm_cost_tracker.forward.spans import (
     priced_requests,
     usd,
 )
+from llm_cost_tracker.testing import span_record
 from llm_cost_tracker.types import PICO_PER_USD, SpanRecord
 
 
 def record(span_id: str, cost_pusd: int | None, status: str = "priced", service: str = "chatbot") -> SpanRecord:
-    r = SpanRecord("ab" * 16, span_id, "", 1_700_000_000_000_000_000, 5, service, "chat gpt-4o-mini", 1,
-                   {"tenant.id": "acme"}, {"gen_ai.request.model": "gpt-4o-mini", COST_USD: "spoofed"}, "acme")
-    r.cost_pusd, r.pricing_status, r.price_version = cost_pusd, status, "litellm-1.110.2" if cost_pusd else ""
-    return r
+    return span_record(trace_id="ab" * 16, span_id=span_id, start_time_ns=1_700_000_000_000_000_000, duration_ns=5,
+                       service_name=service, span_name="chat gpt-4o-mini", status_code=1,
+                       resource_attributes={"tenant.id": "acme"},
+                       attributes={"gen_ai.request.model": "gpt-4o-mini", COST_USD: "spoofed"}, tenant="acme",
+                       cost_pusd=cost_pusd, pricing_status=status,
+                       price_version="litellm-1.110.2" if cost_pusd else "")
 
 
 def attributes(span: object) -> dict[str, object]:
