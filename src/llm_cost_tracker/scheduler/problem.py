@@ -134,6 +134,9 @@ class Arrays:
     deadline: IntArray  # [n]; a huge value when there is none
     lft: IntArray  # [n] latest finish from backward CPM on shortest modes
     cp_lb: int  # critical-path length on shortest modes
+    need_r: IntArray  # [n, M, R] per mode the renewable resources it demands first, then the others
+    need_q: IntArray  # [n, M, R] the demands in that order (0 past the demanded ones)
+    need_k: IntArray  # [n, M] how many resources each mode demands (the decoder reads only those)
 
 
 NO_DEADLINE = 2**40
@@ -180,6 +183,7 @@ def compile_problem(p: Problem) -> Arrays:
     deadline = np.array(
         [NO_DEADLINE if a.deadline is None else a.deadline for a in p.activities], np.int64
     )
+    need_r, need_q, need_k = _demanded(dem)
     return Arrays(
         n=n,
         dur=dur,
@@ -198,7 +202,18 @@ def compile_problem(p: Problem) -> Arrays:
         deadline=deadline,
         lft=lft,
         cp_lb=cp_lb,
+        need_r=need_r,
+        need_q=need_q,
+        need_k=need_k,
     )
+
+
+def _demanded(dem: IntArray) -> tuple[IntArray, IntArray, IntArray]:
+    """Each mode's demanded resources first (stable), so the decoder skips the zero demands."""
+    need = dem > 0
+    by_need = np.argsort(~need, axis=2, kind="stable").astype(np.int64)
+    need_q = np.ascontiguousarray(np.take_along_axis(dem, by_need, axis=2))
+    return by_need, need_q, need.sum(axis=2).astype(np.int64)
 
 
 def _pad(lists: list[list[int]], fill: int) -> IntArray:
