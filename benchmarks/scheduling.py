@@ -160,7 +160,7 @@ def run_batch(n_jobs: int, budgets: list[int], seed: int, annealing: AnnealingSe
             raise SystemExit(f"batch: infeasible schedule: {errors[:3]}")
         print(f"budget {budget:>6}: {r.schedules_evaluated} schedules, wall {wall:6.2f} s, cpu {cpu:6.2f} s, "
               f"makespan {r.schedule.makespan} slots, cost {r.schedule.cost / 1e12:.2f} USD, "
-              f"tardiness {r.schedule.tardiness:.0f}, front {len(r.front)}", flush=True)
+              f"tardiness {r.schedule.tardiness:.0f}, front {len(r.front)}, hypervolume {r.hypervolume:.4f}", flush=True)
 
 
 def run_speed(n_spans: int = 5000, repeats: int = 20) -> None:

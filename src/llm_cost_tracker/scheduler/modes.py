@@ -11,7 +11,8 @@ from enum import Enum
 
 import numpy as np
 
-from llm_cost_tracker.scheduler.problem import Arrays, IntArray
+from llm_cost_tracker.scheduler.compiled import compiled
+from llm_cost_tracker.scheduler.problem import Arrays, BoolArray, FloatArray, IntArray
 
 _DP_STATES = 2_000_000
 
@@ -100,30 +101,71 @@ def _reachability(a: Arrays) -> tuple[Status, IntArray | None, str]:
 
 
 def repair(modes: IntArray, a: Arrays, rng: np.random.Generator, fallback: IntArray | None) -> IntArray:
-    """Greedy single-mode changes that cut the excess, all replicas at once; stuck ones get ``fallback``."""
+    """Greedy single-mode changes that cut the excess, all replicas at once; stuck ones get ``fallback``.
+
+    Each round, every replica over a capacity makes the one change (activity, mode) with the least
+    excess after it, ties broken by noise in [0, 0.5), if that cuts its excess. The noise is drawn
+    for all replicas, and the round's look-ahead over ``[n, M]`` changes is a compiled loop
+    (:func:`_repair_round`): a random start population needs ~200 rounds on a 1,000-job batch.
+    """
     if a.ncap.shape[0] == 0:
         return modes
-    modes = modes.copy()
-    cols = np.arange(a.n)[None, :]
-    inf = np.iinfo(np.int64).max // 4
+    modes = np.ascontiguousarray(modes, np.int64).copy()
     for _ in range(2 * a.n):
-        use = a.nrd[cols, modes].sum(axis=1)  # [P, K]
-        exc = np.maximum(use - a.ncap, 0).sum(axis=1)
+        exc = excess(modes, a)
         if not (exc > 0).any():
             break
-        noise = rng.random((modes.shape[0], a.n, a.dur.shape[1])) * 0.5  # drawn for all rows: same stream
-        bad = np.flatnonzero(exc > 0)  # only replicas over a capacity need the [n, M, K] look-ahead
-        cur = a.nrd[cols, modes[bad]]  # [B, n, K]
-        new_use = use[bad, None, None, :] - cur[:, :, None, :] + a.nrd[None]
-        new_exc = np.maximum(new_use - a.ncap, 0).sum(axis=3).astype(np.float64)
-        new_exc = np.where(a.valid[None], new_exc, inf) + noise[bad]
-        flat = new_exc.reshape(bad.size, -1).argmin(axis=1)
-        act, mode = np.divmod(flat, a.dur.shape[1])
-        better = np.floor(new_exc.reshape(bad.size, -1)[np.arange(bad.size), flat]) < exc[bad]
-        if not better.any():
+        noise = rng.random((modes.shape[0], a.n, a.dur.shape[1]))  # drawn for all rows: same stream
+        if not _repair_round(modes, exc, noise, a.nrd, a.ncap, a.valid):
             break
-        modes[bad[better], act[better]] = mode[better]
     stuck = excess(modes, a) > 0
     if stuck.any() and fallback is not None:
         modes[stuck] = fallback
     return modes
+
+
+_OUT = float(np.iinfo(np.int64).max // 4)
+"""The look-ahead's value of an invalid mode: never chosen while a valid one exists."""
+
+
+@compiled
+def _repair_round(
+    modes: IntArray, exc: IntArray, noise: FloatArray, nrd: IntArray, ncap: IntArray, valid: BoolArray
+) -> bool:
+    """One round of :func:`repair` in place; False when no replica over a capacity can cut its excess.
+
+    For replica ``p`` over a capacity the value of changing activity ``i`` to mode ``m`` is the
+    excess after the change plus ``noise[p, i, m] / 2`` (``_OUT`` for an invalid mode); the first
+    least value over ``(i, m)`` in row-major order is taken if its integer part is below the
+    current excess. The same float operations as a vectorized round, so the same choices.
+    """
+    pop, n = modes.shape
+    n_modes = nrd.shape[1]
+    n_res = ncap.shape[0]
+    use = np.zeros(n_res, np.int64)
+    moved = False
+    for p in range(pop):
+        if exc[p] <= 0:
+            continue
+        use[:] = 0
+        for i in range(n):
+            use += nrd[i, modes[p, i]]
+        best = np.inf
+        best_i = 0
+        best_m = 0
+        for i in range(n):
+            cur = nrd[i, modes[p, i]]
+            for m in range(n_modes):
+                if valid[i, m]:
+                    over = 0
+                    for r in range(n_res):
+                        over += max(use[r] - cur[r] + nrd[i, m, r] - ncap[r], 0)
+                    value = float(over) + noise[p, i, m] * 0.5
+                else:
+                    value = _OUT + noise[p, i, m] * 0.5
+                if value < best:
+                    best, best_i, best_m = value, i, m
+        if np.floor(best) < exc[p]:
+            modes[p, best_i] = best_m
+            moved = True
+    return moved
