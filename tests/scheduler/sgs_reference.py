@@ -13,7 +13,7 @@ import numpy as np
 
 from llm_cost_tracker.scheduler.problem import Arrays, IntArray
 
-__all__ = ["previous_serial_sgs"]
+__all__ = ["previous_justify", "previous_serial_sgs"]
 
 
 def previous_serial_sgs(
@@ -79,3 +79,17 @@ def previous_serial_sgs(
         finish[rows, j] = s + d
         bound = max(bound, int((s + d).max()))
     return start
+
+
+def previous_justify(start: IntArray, modes: IntArray, a: Arrays) -> tuple[IntArray, IntArray]:
+    """Forward-backward improvement as it was: lists ordered by ``np.lexsort``, decoded above."""
+    cols = np.arange(start.shape[1])[None, :]
+    d = a.dur[cols, modes]
+    finish = start + d
+    rank = np.broadcast_to(a.rank, start.shape)
+    back_order = np.lexsort((-rank, -finish), axis=1)
+    rstart = previous_serial_sgs(back_order, modes, a, reverse=True)
+    rfinish = rstart + d
+    right_start = rfinish.max(axis=1, keepdims=True) - rfinish
+    fwd_order = np.lexsort((rank, right_start), axis=1)
+    return previous_serial_sgs(fwd_order, modes, a), fwd_order

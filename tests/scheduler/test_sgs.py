@@ -94,3 +94,16 @@ def test_mode_repair_fixes_replicas_over_budget_and_leaves_the_others() -> None:
     assert (fixed[before == 0] == modes[before == 0]).all()
     assert (modes_mod.excess(fixed, a) <= before).all()
     assert (modes_mod.excess(fixed, a)[before > 0] < before[before > 0]).all()
+
+
+def test_modes_over_a_capacity_do_not_stall_the_decoder() -> None:
+    """A mode over a renewable capacity fits nowhere: the decoder still returns (such an activity is
+    put at the busy end), and every replica without one decodes exactly as the textbook SGS."""
+    path = TESTDATA / "public" / "psplib" / "mrcpsp-j30" / "j3049_1.mm"
+    p, a, order, modes = _random_lists(path, 32, 9)
+    invalid = ~a.valid[np.arange(a.n)[None, :], modes].all(axis=1)
+    assert invalid.any() and (~invalid).any()
+    start = serial_sgs(order, modes, a)
+    assert (start >= 0).all()
+    for r in np.flatnonzero(~invalid):
+        assert list(start[r]) == reference_sgs(p, list(order[r]), list(modes[r]))
