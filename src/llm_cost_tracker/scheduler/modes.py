@@ -147,19 +147,21 @@ def _repair_round(
     for p in range(pop):
         if exc[p] <= 0:
             continue
-        use[:] = 0
+        for r in range(n_res):
+            use[r] = 0
         for i in range(n):
-            use += nrd[i, modes[p, i]]
+            for r in range(n_res):
+                use[r] += nrd[i, modes[p, i], r]
         best = np.inf
         best_i = 0
         best_m = 0
         for i in range(n):
-            cur = nrd[i, modes[p, i]]
+            now = modes[p, i]
             for m in range(n_modes):
                 if valid[i, m]:
                     over = 0
                     for r in range(n_res):
-                        over += max(use[r] - cur[r] + nrd[i, m, r] - ncap[r], 0)
+                        over += max(use[r] - nrd[i, now, r] + nrd[i, m, r] - ncap[r], 0)
                     value = float(over) + noise[p, i, m] * 0.5
                 else:
                     value = _OUT + noise[p, i, m] * 0.5

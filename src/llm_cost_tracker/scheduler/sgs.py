@@ -55,10 +55,12 @@ def _decode(
         length = max(length, total + 1)
     rem = np.empty((max(n_res, 1), length), np.int64)  # remaining capacity; only [0, busy end) gets dirty
     for r in range(n_res):
-        rem[r, :] = cap[r]
+        for u in range(length):
+            rem[r, u] = cap[r]
     finish = np.zeros(n + 1, np.int64)  # entry n is the padding "predecessor"
     for p in range(pop):
-        finish[:] = 0
+        for j in range(n + 1):
+            finish[j] = 0
         busy_end = 0
         for i in range(n):
             j = order[p, i]
@@ -86,12 +88,15 @@ def _decode(
                         u += 1
                 t = u - run
                 for c in range(k):
-                    rem[need_r[j, m, c], t : t + d] -= need_q[j, m, c]
+                    row, q = rem[need_r[j, m, c]], need_q[j, m, c]
+                    for u in range(t, t + d):
+                        row[u] -= q
             start[p, j] = t
             finish[j] = t + d
             busy_end = max(busy_end, t + d)
         for r in range(n_res):
-            rem[r, :busy_end] = cap[r]
+            for u in range(busy_end):
+                rem[r, u] = cap[r]
 
 
 def serial_sgs(
