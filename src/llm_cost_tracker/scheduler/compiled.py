@@ -7,8 +7,8 @@ and float64 arrays and compiled, they run ~10-20x faster with the same results t
 
 :func:`compiled` defers everything to the first call: numba is imported then (~0.2 s, so a process
 that never plans does not pay it), and the machine code is cached on disk (``__pycache__`` beside
-the source, else numba's per-user cache directory): ~1 s to compile once per installed version,
-~0.1 s to load in a later process. Where no directory is writable numba cannot cache, and the loop
+the source, else numba's per-user cache directory): ~1.5 s to compile once per installed version,
+~0.2 s to load in a later process. Where no directory is writable numba cannot cache, and the loop
 is compiled in memory once per process instead.
 """
 
