@@ -56,6 +56,7 @@ def main() -> int:
     settings = Settings(data_dir=tempfile.mkdtemp(prefix="lct-stages-"))
     metrics = Metrics()
     catalog = load_catalog(settings)
+    catalog.current.compile_columns()  # once per catalog in a running service (on its first request), not per span
     transforms = default_transforms(lambda: catalog.current, metrics, Redact.from_settings(settings, metrics))
     limits = decode_limits(settings)
     calls = call_identity(settings, metrics)
