@@ -91,7 +91,7 @@ class AllInOne:
         self.front.bind(publisher, ack_timeout=max(5.0, 3 * s.batch_age_seconds), ready=self.ready,
                         passthrough=self.forwarder.passthrough if self.forwarder is not None and s.forward_all
                         else None)
-        self.sql = SqlEndpoint.open(s, self.front.tokens)  # checks its port after the OTLP and HTTP ones
+        self.sql = SqlEndpoint.from_config(s.sql, s.store, s.access.tls(), self.front.tokens)  # port checked after OTLP's
         http = self.front.http
         assert http is not None
         self.budgets.serve(http, self.metrics.registry, guard=self.front.guard, lang=s.lang)

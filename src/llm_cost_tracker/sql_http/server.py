@@ -28,9 +28,8 @@ from typing import Any
 from aiohttp import web
 
 from llm_cost_tracker.access.tokens import Principal, TokenTable
-from llm_cost_tracker.config import split_host_port
+from llm_cost_tracker.config import SqlHttpConfig, split_host_port
 from llm_cost_tracker.log import get_logger
-from llm_cost_tracker.sql_http._config import SqlHttpConfig
 from llm_cost_tracker.sql_http._engine import Result, SqlEngine
 from llm_cost_tracker.sql_http._errors import SqlError
 from llm_cost_tracker.sql_http._sandbox import Policy, client_settings
@@ -85,7 +84,7 @@ def _compress(data: bytes, accept: str) -> tuple[bytes, str]:
 
 
 class SqlHttpServer:
-    """Serves sandboxed reads of ``engine`` on ``config.address`` from its own thread.
+    """Serves sandboxed reads of ``engine`` on ``config.sql_http`` from its own thread.
 
     Args:
         config: address and limits.
@@ -100,12 +99,12 @@ class SqlHttpServer:
         self.engine = engine
         self._tokens = tokens
         self._tls = tls
-        host, port = split_host_port(config.address)
+        host, port = split_host_port(config.sql_http)
         self.loopback_only = not tokens().enabled and host not in ("127.0.0.1", "::1", "localhost")
         self.host = "127.0.0.1" if self.loopback_only else host
         self._requested_port = port
         self.port = 0
-        self._pool = ThreadPoolExecutor(config.max_concurrent, thread_name_prefix="sql")
+        self._pool = ThreadPoolExecutor(config.sql_max_concurrent, thread_name_prefix="sql")
         self._loop = asyncio.new_event_loop()
         self._runner: web.AppRunner | None = None
         self._thread = threading.Thread(target=self._loop.run_forever, name="sql-http", daemon=True)
@@ -134,7 +133,7 @@ class SqlHttpServer:
         app.router.add_route("*", "/", self._query)
         app.router.add_get("/ping", self._ok)
         app.router.add_get("/replicas_status", self._ok)
-        self._slots = asyncio.Semaphore(self.config.max_concurrent)
+        self._slots = asyncio.Semaphore(self.config.sql_max_concurrent)
 
         async def bind() -> int:
             self._runner = web.AppRunner(app, access_log=None, handle_signals=False, auto_decompress=False)
@@ -150,7 +149,7 @@ class SqlHttpServer:
         if self.loopback_only:
             log.warning("SQL endpoint bound to loopback only: no tokens are configured, so it has no "
                         "authentication; configure [auth] tokens to serve it on other addresses",
-                        requested=self.config.address, sql_http=f"127.0.0.1:{self.port}")
+                        requested=self.config.sql_http, sql_http=f"127.0.0.1:{self.port}")
 
     def stop(self) -> None:
         async def down() -> None:
@@ -185,8 +184,8 @@ class SqlHttpServer:
 
     def policy(self, principal: Principal) -> Policy:
         c = self.config
-        return Policy(principal.tenant.name if principal.tenant is not None else None, c.max_execution_seconds,
-                      c.max_result_rows, c.max_result_bytes, c.max_memory_bytes, c.max_threads)
+        return Policy(principal.tenant.name if principal.tenant is not None else None, c.sql_max_execution_seconds,
+                      c.sql_max_result_rows, c.sql_max_result_bytes, c.sql_max_memory_bytes, c.sql_max_threads)
 
     async def _query(self, request: web.Request) -> web.Response:
         query_id = request.query.get("query_id", "")
@@ -221,10 +220,10 @@ class SqlHttpServer:
     async def _run(self, sql: str, fmt: str, policy: Policy, database: str | None, params: dict[str, str],
                    settings: dict[str, str], query_id: str) -> Result:
         try:
-            await asyncio.wait_for(self._slots.acquire(), timeout=self.config.max_execution_seconds)
+            await asyncio.wait_for(self._slots.acquire(), timeout=self.config.sql_max_execution_seconds)
         except TimeoutError:
             raise SqlError(202, "TOO_MANY_SIMULTANEOUS_QUERIES",
-                           f"Too many simultaneous queries. Maximum: {self.config.max_concurrent}") from None
+                           f"Too many simultaneous queries. Maximum: {self.config.sql_max_concurrent}") from None
         try:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(
