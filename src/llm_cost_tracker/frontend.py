@@ -1,7 +1,9 @@
 """The receiving front every receiver flavour runs: prices, tokens, transforms, OTLP/gRPC, OTLP/HTTP and HTTP.
 
 The all-in-one service and the Kafka receiver differ only in where accepted records go (the
-publisher) and in what "ready" means; everything in front of the publisher is built here once.
+publisher) and in what "ready" means; everything in front of the publisher is built here once, each
+part from its section of the settings (``listeners``, ``access``, ``decode``, ``calls``, ``pricing``,
+``privacy``). :func:`status_server` is the /metrics, /healthz, /readyz port every service runs.
 """
 
 from __future__ import annotations
@@ -11,21 +13,27 @@ from pathlib import Path
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from prometheus_client import CollectorRegistry
 
-from llm_cost_tracker.access.setup import (
-    apply_label_limits,
-    build_guard,
-    guard_metrics,
-    load_tokens,
-    tls_files,
-)
+from llm_cost_tracker.access.guard import AccessGuard
+from llm_cost_tracker.access.setup import apply_label_limits, build_guard, guard_metrics, load_tokens
 from llm_cost_tracker.access.tls import TlsFiles
-from llm_cost_tracker.config import Settings, listens
+from llm_cost_tracker.config import (
+    CallWindowConfig,
+    DecodeConfig,
+    PricingConfig,
+    Settings,
+    StoreConfig,
+    config_sections,
+    listens,
+)
 from llm_cost_tracker.httpserver import HttpLimits, HttpServer, Response
 from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.metrics import Metrics
 from llm_cost_tracker.ports import ensure_free
-from llm_cost_tracker.pricing._settings import PricingSettings, load_pricing_settings
+from llm_cost_tracker.pricing import ReloadingCatalog
+from llm_cost_tracker.pricing._service import CatalogSyncer, export_catalog_metrics
+from llm_cost_tracker.pricing._settings import PricingSettings, parse_pricing_settings
 from llm_cost_tracker.sources.admission import MemoryBudget
 from llm_cost_tracker.sources.export import ExportCore
 from llm_cost_tracker.sources.otlp_decode import DecodeLimits
@@ -41,15 +49,16 @@ from llm_cost_tracker.transforms.scrub import ScrubNames
 from llm_cost_tracker.transforms.usage import ExtractUsage
 from llm_cost_tracker.types import Publisher, Transform
 
+__all__ = ["FrontEnd", "call_identity", "decode_limits", "default_transforms", "load_catalog", "otlp_http_server",
+           "status_server"]
 log = get_logger("frontend")
 
 
-def load_catalog(settings: Settings) -> Any:
-    """The reloadable price catalog holder for ``settings`` (bundled prices plus the user's file)."""
-    from llm_cost_tracker.pricing import ReloadingCatalog
-
-    return ReloadingCatalog(overrides=Path(settings.pricing_file) if settings.pricing_file else None,
-                            data_dir=settings.data_dir)
+def load_catalog(pricing: PricingConfig, store: StoreConfig) -> ReloadingCatalog:
+    """The reloadable price catalog holder: bundled prices plus the user's ``pricing_file``; synced prices
+    are kept in the embedded store's ``data_dir``."""
+    return ReloadingCatalog(overrides=Path(pricing.pricing_file) if pricing.pricing_file else None,
+                            data_dir=store.data_dir)
 
 
 def default_transforms(catalog: Callable[[], Catalog], metrics: Metrics,
@@ -74,19 +83,35 @@ def default_transforms(catalog: Callable[[], Catalog], metrics: Metrics,
             redact or Redact(metrics=metrics)]
 
 
-def call_identity(s: Settings, metrics: Metrics) -> CallIdentity:
-    """The call identity stage of a receiver, its window bounds from settings, counted in ``metrics``."""
-    calls = CallIdentity(CallWindow(s.call_window_entries, s.call_window_seconds),
+def call_identity(config: CallWindowConfig, metrics: Metrics) -> CallIdentity:
+    """The call identity stage of a receiver, its window from its section (``settings.calls``), counted in ``metrics``."""
+    calls = CallIdentity(CallWindow(config.call_window_entries, config.call_window_seconds),
                          on_duplicate=lambda rule: metrics.duplicate_spans.labels(rule=rule).inc(),
                          on_evict=lambda reason, n: metrics.call_window_evictions.labels(reason=reason).inc(n))
     metrics.call_window_entries.set_function(lambda: calls.size)
     return calls
 
 
-def decode_limits(s: Settings) -> DecodeLimits:
+def decode_limits(s: DecodeConfig) -> DecodeLimits:
+    """The decoder's bounds from the decode section (``settings.decode``)."""
     return DecodeLimits(s.max_attributes_per_span, s.max_attribute_value_bytes, s.tenant_attribute,
                         s.max_spans_per_request, s.max_attributes_per_request, s.max_attribute_depth,
                         s.max_attribute_key_bytes)
+
+
+def status_server(settings: Settings, registry: CollectorRegistry, ready: Callable[[], tuple[bool, str]],
+                  guard: AccessGuard | None = None) -> HttpServer:
+    """The /metrics, /healthz, /readyz port on ``http`` (bound, not started), its TLS and connection limit
+    from the listeners' and access sections; /metrics needs an admin or metrics token when tokens are set.
+
+    ``guard``: the receiver's (None: one over the tokens of ``settings``, for processes without a receiver).
+    """
+    server = HttpServer(settings.http, registry, ready, tls=settings.access.tls(),
+                        limits=HttpLimits.from_config(settings.listeners))
+    if guard is None:
+        guard = build_guard(load_tokens(settings.access, settings.config_file), settings.access)
+    guard_metrics(server, registry, guard)
+    return server
 
 
 def otlp_http_server(address: str, handler: OtlpHttpHandler, limits: HttpLimits,
@@ -110,7 +135,7 @@ class FrontEnd:
 
     Use: ``prepare()`` (loads what can fail: redaction policy, prices, tokens), then ``bind()``
     (listens), optional extra HTTP routes on ``http``, then ``start()``; ``stop_accepting()`` and
-    ``stop_http()`` on the way down.
+    ``stop_http()`` on the way down. Every part is None until the step that builds it.
 
     Args:
         settings: validated settings.
@@ -122,24 +147,34 @@ class FrontEnd:
         self.settings = settings
         self.metrics = metrics
         self.catalog = catalog
+        # prepare()
+        self.redact: Redact | None = None
+        self.pricing: PricingSettings | None = None
+        self.syncer: CatalogSyncer | None = None
+        self.tokens: Any = None
+        """The reloadable token table (``access.tokens.ReloadingTokens``)."""
+        self.guard: AccessGuard | None = None
+        # bind()
+        self.core: ExportCore | None = None
+        self.handler: TraceExportHandler | None = None
+        self.grpc: OtlpGrpcServer | None = None
         self.http: HttpServer | None = None
         self.otlp_http: HttpServer | None = None
         self.otlp_http_handler: OtlpHttpHandler | None = None
 
     def prepare(self) -> None:
         s = self.settings
-        self.redact = Redact.from_settings(s, self.metrics)  # a bad [redaction] policy stops start-up here
-        self.pricing = load_pricing_settings(s.config_file)  # a bad [pricing] table stops start-up here
+        tables = config_sections(s.config_file)
+        self.redact = Redact.from_config(s.privacy, tables, self.metrics)  # a bad [redaction] stops start-up here
+        self.pricing = parse_pricing_settings(tables)  # a bad [pricing] table stops start-up here
         if self.catalog is None:
-            self.catalog = load_catalog(s)
-        from llm_cost_tracker.pricing._service import CatalogSyncer, export_catalog_metrics
-
+            self.catalog = load_catalog(s.pricing, s.store)
         self.metrics.spend.reported_tolerance = self.pricing.reported_cost_tolerance
         syncs = export_catalog_metrics(self.metrics.registry, self.catalog)
         self.syncer = CatalogSyncer(self.catalog, self.pricing, syncs) if getattr(self.catalog, "data_dir", None) \
             else None
-        self.tokens = load_tokens(s)
-        self.guard = build_guard(self.tokens, s)
+        self.tokens = load_tokens(s.access, s.config_file)
+        self.guard = build_guard(self.tokens, s.access)
         apply_label_limits(self.metrics.spend.folder, self.tokens.current)
 
     def bind(self, publisher: Publisher, ack_timeout: float, ready: Callable[[], tuple[bool, str]],
@@ -150,39 +185,38 @@ class FrontEnd:
         ``passthrough`` takes the spans that are not LLM spans, untouched (``--forward-all``).
         """
         s = self.settings
-        ensure_free("otlp_grpc", s.otlp_grpc)
-        if listens(s.otlp_http):
-            ensure_free("otlp_http", s.otlp_http)
+        listeners, tls = s.listeners, s.access.tls()
+        ensure_free("otlp_grpc", listeners.otlp_grpc)
+        if listens(listeners.otlp_http):
+            ensure_free("otlp_http", listeners.otlp_http)
         if serve_http:
-            ensure_free("http", s.http)
+            ensure_free("http", listeners.http)
         self.core = ExportCore(  # one Export path for both protocols: same limits, budget, identity, counting
             default_transforms(lambda: self.catalog.current, self.metrics, self.redact, self.pricing), publisher,
-            decode_limits(s), self.metrics, guard=self.guard, ack_timeout=ack_timeout,
-            calls=call_identity(s, self.metrics), memory=MemoryBudget(s.max_decode_bytes),
-            time_bounds=SpanTimeBounds.from_settings(s), passthrough=passthrough)
+            decode_limits(s.decode), self.metrics, guard=self.guard, ack_timeout=ack_timeout,
+            calls=call_identity(s.calls, self.metrics), memory=MemoryBudget(listeners.max_decode_bytes),
+            time_bounds=SpanTimeBounds.from_config(s.decode, s.store), passthrough=passthrough)
         self.handler = TraceExportHandler(core=self.core)
-        if listens(s.otlp_http):
-            self._bind_otlp_http()
+        if listens(listeners.otlp_http):
+            self._bind_otlp_http(self.core, tls)
         if serve_http:
-            self.http = HttpServer(s.http, self.metrics.registry, ready, tls=tls_files(s),
-                                   limits=HttpLimits.from_settings(s))
-            guard_metrics(self.http, self.metrics.registry, self.guard)
-        self.grpc = OtlpGrpcServer(s.otlp_grpc, self.handler, s.max_message_bytes, s.grpc_workers,
-                                   tls=tls_files(s), max_streams=s.grpc_max_streams,
-                                   receive_timeout=s.grpc_receive_timeout_seconds)
+            self.http = status_server(s, self.metrics.registry, ready, self.guard)
+        self.grpc = OtlpGrpcServer(listeners.otlp_grpc, self.handler, listeners.max_message_bytes,
+                                   listeners.grpc_workers, tls=tls, max_streams=listeners.grpc_max_streams,
+                                   receive_timeout=listeners.grpc_receive_timeout_seconds)
 
-    def _bind_otlp_http(self) -> None:
+    def _bind_otlp_http(self, core: ExportCore, tls: TlsFiles | None) -> None:
         """The OTLP/HTTP listener: its own port and thread pool (decoding off the event loop), the gRPC
         receiver's TLS, stream bound (as connections) and decode workers."""
-        s = self.settings
-        self.otlp_http_handler = OtlpHttpHandler(self.core, s.max_message_bytes, self.metrics.http_exports)
-        limits = HttpLimits(max_body_bytes=s.max_message_bytes, max_connections=s.grpc_max_streams,
-                            workers=s.grpc_workers, decompress=False)
-        self.otlp_http = otlp_http_server(s.otlp_http, self.otlp_http_handler, limits, tls_files(s))
+        listeners = self.settings.listeners
+        self.otlp_http_handler = OtlpHttpHandler(core, listeners.max_message_bytes, self.metrics.http_exports)
+        limits = HttpLimits(max_body_bytes=listeners.max_message_bytes, max_connections=listeners.grpc_max_streams,
+                            workers=listeners.grpc_workers, decompress=False)
+        self.otlp_http = otlp_http_server(listeners.otlp_http, self.otlp_http_handler, limits, tls)
 
     @property
     def grpc_port(self) -> int:
-        return self.grpc.port
+        return self.grpc.port if self.grpc is not None else 0
 
     @property
     def otlp_http_port(self) -> int:
@@ -194,13 +228,15 @@ class FrontEnd:
 
     @property
     def accepting(self) -> bool:
-        return self.handler.accepting
+        return self.handler is not None and self.handler.accepting
 
     def saturation(self) -> str:
         """Why the receiver cannot take another Export now ("" when it can), for /readyz."""
-        return self.grpc.saturation()  # the OTLP/HTTP port refuses a connection over its cap with a 503 itself
+        return self.grpc.saturation() if self.grpc is not None else ""  # the OTLP/HTTP port refuses a connection over its cap with a 503 itself
 
     def start(self) -> None:
+        if self.grpc is None:
+            raise RuntimeError("FrontEnd.start() before bind()")
         self.grpc.start()
         if self.otlp_http is not None:
             self.otlp_http.start()
@@ -211,6 +247,8 @@ class FrontEnd:
 
     def reload(self) -> None:
         """SIGHUP: reload the price catalog and the token table; on error keep what is in force."""
+        if self.tokens is None:
+            return  # not prepared: nothing loaded yet
         for name, holder in (("price catalog", self.catalog), ("auth tokens", self.tokens)):
             try:
                 holder.reload()
@@ -222,15 +260,16 @@ class FrontEnd:
 
     def stop_accepting(self, grace: float) -> None:
         """Refuse new Exports (UNAVAILABLE, health NOT_SERVING) and wait up to ``grace`` for those in flight."""
-        self.handler.accepting = False
-        self.grpc.stop(grace=grace)
+        if self.handler is not None:
+            self.handler.accepting = False
+        if self.grpc is not None:
+            self.grpc.stop(grace=grace)
         if self.otlp_http is not None and self.otlp_http_handler is not None:
             self.otlp_http_handler.wait_idle(grace)  # requests past the gate finish publishing; new ones get 503
             self.otlp_http.stop()
 
     def stop_http(self) -> None:
-        syncer = getattr(self, "syncer", None)  # None too when prepare() never ran
-        if syncer is not None:
-            syncer.stop()
+        if self.syncer is not None:
+            self.syncer.stop()
         if self.http is not None:
             self.http.stop()

@@ -35,7 +35,7 @@ from aiohttp.web_protocol import RequestHandler
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from llm_cost_tracker.access.tls import ReloadingSslContext, TlsFiles
-from llm_cost_tracker.config import Settings, split_host_port
+from llm_cost_tracker.config import ListenersConfig, split_host_port
 from llm_cost_tracker.log import get_logger
 
 __all__ = ["MAX_BODY_BYTES", "Handler", "HttpLimits", "HttpServer", "Request", "Response", "loads_json"]
@@ -118,8 +118,9 @@ class HttpLimits:
     port decompresses itself, bounded, off the event loop)."""
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> HttpLimits:
-        return cls(max_connections=settings.http_max_connections)
+    def from_config(cls, listeners: ListenersConfig) -> HttpLimits:
+        """The HTTP port's limits from the listeners' section (``http_max_connections``)."""
+        return cls(max_connections=listeners.http_max_connections)
 
 
 def _error_bytes(status: int, message: str) -> bytes:

@@ -9,13 +9,12 @@ flush every accepted span, then close the store.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from llm_cost_tracker.budgets import BudgetHook
-from llm_cost_tracker.config import Settings
-from llm_cost_tracker.forward import ForwardGate, build_forwarder
+from llm_cost_tracker.config import Settings, config_sections
+from llm_cost_tracker.forward import Forwarder, ForwardGate, build_forwarder
 from llm_cost_tracker.frontend import FrontEnd, default_transforms, load_catalog
 from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.metrics import Metrics
@@ -37,9 +36,12 @@ EXIT_SPANS_LOST = 3
 """Exit code of a stop that could not keep every accepted span (the log has the count)."""
 
 
-@dataclass
 class AllInOne:
-    """The embedded service: receiver, in-process queue and ClickHouse writer in one process.
+    """The embedded service: receiver, in-process queue and ClickHouse writer in one process (a
+    :class:`~llm_cost_tracker.protocols.Service`).
+
+    Everything that needs no I/O is built here from the settings' sections; what opens files, the store
+    or ports is built by :meth:`start`, and is None until then.
 
     Args:
         settings: validated settings.
@@ -47,40 +49,43 @@ class AllInOne:
         catalog: price catalog holder with ``.current`` and ``.reload()`` (loaded from settings by default).
     """
 
-    settings: Settings
-    metrics: Metrics = field(default_factory=Metrics)
-    catalog: Any = None
-    grpc_port: int = 0
-    otlp_http_port: int = 0
-    http_port: int = 0
-    sql_port: int = 0
-    _stopped: threading.Event = field(default_factory=threading.Event)
-
-    def __post_init__(self) -> None:
-        s = self.settings
-        self.front = FrontEnd(s, self.metrics, self.catalog)  # nothing loaded or bound before start()
-        self.queue: LocalQueue = MemoryQueue(s.queue_capacity, ack_when_stored=s.ack == "stored",
-                                             max_bytes=s.queue_max_bytes)
+    def __init__(self, settings: Settings, metrics: Metrics | None = None, catalog: Any = None) -> None:
+        self.settings = settings
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.catalog = catalog
+        self.front = FrontEnd(settings, self.metrics, catalog)  # nothing loaded or bound before start()
+        self.queue: LocalQueue = MemoryQueue.from_config(settings.queue)
+        self.writer_parking = ParkingLot(Path(settings.data_dir) / "parked", default_fallbacks())
+        self.budgets: BudgetHook | None = None
+        self.forwarder: Forwarder | None = None
+        self.writer: BatchWriter | None = None
+        self.sql: SqlEndpoint | None = None
+        self.schedules: SchedulesApi | None = None
+        self._client: Any = None
+        self._stopped = threading.Event()
+        self.grpc_port = 0
+        self.otlp_http_port = 0
+        self.http_port = 0
+        self.sql_port = 0
 
     def start(self) -> None:
         s = self.settings
         self.front.prepare()
         self.catalog = self.front.catalog
-        self._client = store.connect(s)
-        applied = migrate(self._client, settings=s)
+        self._client = store.connect(s.store)
+        applied = migrate(self._client, settings=s.store)
         if applied:
             log.info("schema migrated", versions=[m.version for m in applied])
-        self.budgets = BudgetHook.from_settings(s)  # config and run-time budgets, webhooks, anomalies
+        # config and run-time budgets, webhooks, anomalies
+        self.budgets = BudgetHook.from_config(config_sections(s.config_file), s.store, s.privacy)
         self.queue = self.budgets.track(self.queue)  # accepted-but-unstored spend for budgets
         self.metrics.queue_capacity.set(s.queue_capacity)
         self.metrics.queue_depth.set_function(lambda: self.queue.depth)
-        self.writer_parking = ParkingLot(Path(s.data_dir) / "parked", default_fallbacks())
         catalog = self.catalog
-        self.forwarder = build_forwarder(s, self.metrics.registry, lambda: catalog.current)  # None without it
+        self.forwarder = build_forwarder(s.forward, self.metrics.registry, lambda: catalog.current)  # None without it
         self.writer = BatchWriter(
             self.queue, ClickHouseSink(self._client), self.writer_parking, is_retriable,
-            BatchPolicy(s.batch_size, s.batch_age_seconds, retry_max_seconds=s.sink_retry_max_seconds),
-            self.metrics, first_arrivals=FirstArrivals(self._client),
+            BatchPolicy.from_config(s.batch), self.metrics, first_arrivals=FirstArrivals(self._client),
             on_stored=self.forwarder.stored if self.forwarder is not None else None,  # forward what was stored
         )
         self.writer.start()
@@ -106,12 +111,12 @@ class AllInOne:
         self.otlp_http_port = self.front.otlp_http_port
         log.info("service started", otlp_grpc=f"{s.otlp_grpc.rpartition(':')[0]}:{self.grpc_port}",
                  otlp_http=f"{s.otlp_http.rpartition(':')[0]}:{self.otlp_http_port}" if self.otlp_http_port else "off",
-                 http=f"{s.http.rpartition(':')[0]}:{self.http_port}", store=store.describe(s))
+                 http=f"{s.http.rpartition(':')[0]}:{self.http_port}", store=store.describe(s.store))
 
     def ready(self) -> tuple[bool, str]:
         """Ready when accepting, the last write succeeded and the queue is below 90% full."""
-        if not self.front.accepting:
-            return False, "shutting down"
+        if not self.front.accepting or self.writer is None:
+            return False, "shutting down" if self.writer is not None else "starting"
         if not self.writer.healthy:
             return False, "writes to the store are failing"
         if self.queue.depth >= 0.9 * self.queue.capacity or self.queue.bytes >= 0.9 * self.queue.max_bytes:
@@ -138,22 +143,26 @@ class AllInOne:
         log.info("shutting down", queued=self.queue.depth)
         self.front.stop_accepting(grace=min(5.0, timeout))
         self.queue.close()
-        self.writer.give_up_after(timeout)
-        forwarder = getattr(self, "forwarder", None)
+        forwarder = self.forwarder
+        if self.writer is not None:
+            self.writer.give_up_after(timeout)
         if forwarder is not None:
             forwarder.give_up_after(timeout)  # the writer's hand-over stops waiting by then
-        if not self.writer.join(timeout + 5):
+        if self.writer is not None and not self.writer.join(timeout + 5):
             log.error("writer did not finish draining in time", queued=self.queue.depth)
         lost = self.queue.depth  # accepted and neither written nor parked (lost batches are not committed)
         if forwarder is not None:
             forwarder.close(timeout)  # sends what is queued until the deadline; logs what it could not
-        self.schedules.stop()
-        self.budgets.stop()
+        if self.schedules is not None:
+            self.schedules.stop()
+        if self.budgets is not None:
+            self.budgets.stop()
         if self.sql is not None:
             self.sql.stop()
         self.front.stop_http()
         try:
-            self._client.close()
+            if self._client is not None:
+                self._client.close()
         except Exception as exc:
             log.error("closing the store failed", error=f"{type(exc).__name__}: {str(exc)[:300]}")
         if lost:

@@ -13,7 +13,7 @@ it imports nothing above it, so any layer may name these types.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from llm_cost_tracker.types import BatchReader, BatchTransform, Publisher, TokenUsage, Transform
 
@@ -25,8 +25,10 @@ __all__ = ["BatchReader", "BatchTransform", "Catalog", "LocalQueue", "Publisher"
            "Transform"]
 
 
+@runtime_checkable
 class Service(Protocol):
-    """What ``cli`` runs: built from settings (nothing started), then this lifecycle."""
+    """What ``cli`` runs: built from settings (every part declared, nothing opened or started), then this
+    lifecycle. ``ready()`` answers before ``start()`` too (not ready), and ``stop()`` is safe at any point."""
 
     def start(self) -> None:
         """Open what the service needs and start serving; raises when it cannot (nothing left running)."""

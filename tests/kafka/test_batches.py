@@ -80,9 +80,9 @@ def _reader(settings: Settings) -> KafkaBatchReader:
     from llm_cost_tracker.queue.kafka_client import LoopThread, ensure_topics
 
     loop = LoopThread("admin")
-    loop.call(ensure_topics(settings, [settings.kafka_topic, settings.kafka_dlq_topic]))
+    loop.call(ensure_topics(settings.kafka, [settings.kafka_topic, settings.kafka_dlq_topic]))
     loop.stop()
-    reader = KafkaBatchReader(settings, KafkaMetrics(Metrics()))
+    reader = KafkaBatchReader(settings.kafka, KafkaMetrics(Metrics()), max_records=settings.batch_size)
     reader.start()
     return reader
 

@@ -69,7 +69,8 @@ def priced_cost_by_model(requests: int, spans_per_request: int) -> dict[str, Dec
     from llm_cost_tracker.frontend import default_transforms, load_catalog
     from llm_cost_tracker.sources.otlp_decode import DecodeLimits, decode_spans
 
-    catalog = load_catalog(Settings())
+    settings = Settings()
+    catalog = load_catalog(settings.pricing, settings.store)
     transforms = default_transforms(lambda: catalog.current, Metrics())
     totals: dict[str, int] = {}
     for payload in payloads(requests, spans_per_request):
@@ -204,7 +205,7 @@ def test_garbage_on_the_topic_goes_to_dlq_and_nothing_stops(kafka_settings: Sett
 def test_too_much_in_flight_is_busy_not_buffered(kafka_settings: Settings) -> None:
     """Past kafka_max_in_flight_records, publish raises QueueBusy (RESOURCE_EXHAUSTED) instead of queueing."""
     km = KafkaMetrics(Metrics())
-    publisher = KafkaPublisher(kafka_settings.replace(kafka_max_in_flight_records=100, kafka_linger_ms=200), km)
+    publisher = KafkaPublisher(kafka_settings.replace(kafka_max_in_flight_records=100, kafka_linger_ms=200).kafka, km)
     assert publisher.start()
     records = [span_record() for _ in range(100)]
     try:

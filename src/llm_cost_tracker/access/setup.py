@@ -1,4 +1,4 @@
-"""Builds the access objects of a receiver from its settings (shared by every receiver flavour)."""
+"""Builds the access objects of a receiver from its section (``settings.access``; shared by every flavour)."""
 
 from __future__ import annotations
 
@@ -6,18 +6,17 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from llm_cost_tracker.access.cardinality import LabelFolder
 from llm_cost_tracker.access.guard import AccessGuard, metrics_allowed
-from llm_cost_tracker.access.tls import TlsFiles
 from llm_cost_tracker.access.tokens import ReloadingTokens, TokenTable
-from llm_cost_tracker.config import Settings, config_sections
+from llm_cost_tracker.config import AccessConfig, config_sections
 from llm_cost_tracker.httpserver import HttpServer, Request, Response
 
 
-def load_tokens(settings: Settings) -> ReloadingTokens:
-    """Tokens from ``--auth-token`` and the config file's ``[auth]`` table, reloadable on SIGHUP."""
+def load_tokens(access: AccessConfig, config_file: str) -> ReloadingTokens:
+    """Tokens from ``--auth-token``/``--metrics-token`` and ``config_file``'s ``[auth]`` table, reloadable on SIGHUP."""
 
     def load() -> TokenTable:
-        section = config_sections(settings.config_file).get("auth", {})
-        return TokenTable.parse(section, legacy_token=settings.auth_token, metrics_token=settings.metrics_token)
+        section = config_sections(config_file).get("auth", {})
+        return TokenTable.parse(section, legacy_token=access.auth_token, metrics_token=access.metrics_token)
 
     return ReloadingTokens(load)
 
@@ -30,9 +29,9 @@ def apply_label_limits(folder: LabelFolder, table: TokenTable) -> None:
         folder.set_limit(policy.name, "provider", policy.max_providers)
 
 
-def build_guard(tokens: ReloadingTokens, settings: Settings | None = None) -> AccessGuard:
+def build_guard(tokens: ReloadingTokens, access: AccessConfig | None = None) -> AccessGuard:
     return AccessGuard(lambda: tokens.current,
-                       admin_tenant_from_payload=bool(settings and settings.admin_tenant_from_payload))
+                       admin_tenant_from_payload=bool(access and access.admin_tenant_from_payload))
 
 
 def guard_metrics(http: HttpServer, registry: CollectorRegistry, guard: AccessGuard) -> None:
@@ -49,10 +48,3 @@ def guard_metrics(http: HttpServer, registry: CollectorRegistry, guard: AccessGu
         return Response(200, generate_latest(registry), CONTENT_TYPE_LATEST)
 
     http.route("GET", "/metrics", metrics)
-
-
-def tls_files(settings: Settings) -> TlsFiles | None:
-    """The listeners' TLS files, or None for plaintext."""
-    if not settings.tls_cert_file:
-        return None
-    return TlsFiles(settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file)

@@ -1,13 +1,13 @@
 """Budgets: spend per scope (and per entity) and period, gauges, the HTTP API, checks, webhooks, anomalies.
 
-The pipeline builds a :class:`BudgetHook` from the settings, wraps its queue with
+The pipeline builds a :class:`BudgetHook` from the config file's tables and the store and privacy sections, wraps its queue with
 :meth:`BudgetHook.track`, serves the routes and gauges on its HTTP server with
 :meth:`BudgetHook.serve` (which starts the background monitor) and stops it with :meth:`BudgetHook.stop`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from llm_cost_tracker.budgets._config import (
@@ -29,7 +29,9 @@ from llm_cost_tracker.budgets._status import BudgetStatus, EntityStatuses, Snaps
 from llm_cost_tracker.budgets._webhooks import SIGNATURE_HEADER, Webhook, WebhookSender, parse_webhooks, sign
 from llm_cost_tracker.budgets.api import BudgetsApi
 from llm_cost_tracker.budgets.service import BudgetService, StoreUnavailable
-from llm_cost_tracker.config import Settings, config_sections
+from llm_cost_tracker.config import PrivacyConfig, StoreConfig, config_sections
+from llm_cost_tracker.storage.client import connect
+from llm_cost_tracker.transforms.redact import Redact
 
 __all__ = ["PERIODS", "SIGNATURE_HEADER", "AnomalyOptions", "Budget", "BudgetCollector", "BudgetConfigError",
            "BudgetHook", "BudgetMonitor", "BudgetOptions", "BudgetService", "BudgetStatus", "BudgetsApi",
@@ -74,14 +76,14 @@ class BudgetHook:
                                      interval=service.options.refresh_seconds, clock=service.clock)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> BudgetHook:
-        """The hook for ``settings.config_file``'s budgets, webhooks and anomalies, with its own store client
-        (budgets can be added at run time, so there is always one); the API's stored budgets are loaded.
+    def from_config(cls, sections: Mapping[str, Any], store: StoreConfig, privacy: PrivacyConfig) -> BudgetHook:
+        """The hook for the budgets, webhooks and anomalies of the config file's tables (``sections``), with
+        its own client of ``store`` (budgets can be added at run time, so there is always one); the API's
+        stored budgets are loaded. Budget keys are normalized by the redaction policy of ``privacy``.
 
         Raises:
             BudgetConfigError: every problem of [[budgets]], [budget_options], [[webhooks]] and [anomalies].
         """
-        sections = config_sections(settings.config_file)
         problems: list[str] = []
         budgets: list[Budget] = []
         options = BudgetOptions()
@@ -101,11 +103,8 @@ class BudgetHook:
             problems += exc.problems
         if problems:
             raise BudgetConfigError(problems)
-        from llm_cost_tracker.storage.client import connect
-        from llm_cost_tracker.transforms.redact import Redact
-
-        service = BudgetService(budgets, connect(settings), options=options)
-        redact = Redact.from_settings(settings)
+        service = BudgetService(budgets, connect(store), options=options)
+        redact = Redact.from_config(privacy, sections)
         service.normalize = lambda key, value: redact.redact_attributes({key: value}, {}).get(key, "")
         service.names = EntityNames(holds_secret())
         service.load_stored()

@@ -6,12 +6,15 @@ import argparse
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
 from llm_cost_tracker import config
 from llm_cost_tracker.config import ConfigError, Settings
+from llm_cost_tracker.ports import PortUnavailable
 from llm_cost_tracker.protocols import Service
+from llm_cost_tracker.runtime import tune_gc
 
 
 def add_config_flag(parser: argparse.ArgumentParser) -> None:
@@ -105,15 +108,18 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def serve(service: Service, logger: Any) -> int:
+def serve(service: Service, logger: Any, until: Callable[[], bool] | None = None) -> int:
     """Start ``service``, run until SIGTERM/SIGINT (SIGHUP calls its ``reload``), then stop it.
+
+    Every process is served here the same way: the all-in-one, the Kafka receiver, consumer or both, and
+    the scheduler worker. ``until``: also stop once it returns True (the scheduler's burst mode: drained).
 
     Exit codes: 0 after a clean stop, 2 when the configuration, the store lock or a listen address in use
     refuses start-up (one line saying which setting to change), 1 for anything else that prevents starting
     (brokers refusing the client, ...), and what ``stop()`` returns when it is an int (3: accepted spans
     could be neither stored nor parked).
     """
-    from llm_cost_tracker.ports import PortUnavailable
+    # aiokafka and clickhouse-connect load here, not for every command that parses flags
     from llm_cost_tracker.queue.kafka_client import IdempotenceRefused
     from llm_cost_tracker.storage.client import StoreLocked
 
@@ -137,10 +143,10 @@ def serve(service: Service, logger: Any) -> int:
     except Exception as exc:
         logger.error("cannot start", error=f"{type(exc).__name__}: {exc}")
         return 1
-    from llm_cost_tracker.runtime import tune_gc
-
     tune_gc()  # after start: what start-up built is frozen out of every later collection
-    while not stop.wait(1.0):
-        pass
+    tick = 1.0 if until is None else 0.2
+    while not stop.wait(tick):
+        if until is not None and until():
+            break
     code = service.stop()
     return code if isinstance(code, int) else 0

@@ -62,7 +62,7 @@ def _start(args: argparse.Namespace, kind: str) -> int:
     if not settings.kafka_bootstrap:
         logger.error(f"{kind} needs --kafka-bootstrap (or LCT_KAFKA_BOOTSTRAP)")
         return 2
-    from llm_cost_tracker.services.kafka import Consumer, Receiver
+    from llm_cost_tracker.services.kafka import Consumer, Receiver  # aiokafka, grpc, chDB: this command only
 
     return serve(Receiver(settings) if kind == "receiver" else Consumer(settings), logger)
 
@@ -77,6 +77,6 @@ def _consumer(args: argparse.Namespace) -> int:
 
 def run_kafka(settings: config.Settings) -> int:
     """``run --kafka-bootstrap``: receiver and consumer in one process, through the broker."""
-    from llm_cost_tracker.services.kafka import KafkaAllInOne
+    from llm_cost_tracker.services.kafka import KafkaAllInOne  # aiokafka, grpc, chDB: this command only
 
     return serve(KafkaAllInOne(settings), log.get_logger("cli"))

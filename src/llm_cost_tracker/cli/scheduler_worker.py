@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
 
 from llm_cost_tracker import log
-from llm_cost_tracker.cli._common import add_config_flag, add_store_flags, settings_from
+from llm_cost_tracker.cli._common import add_config_flag, add_store_flags, serve, settings_from
 from llm_cost_tracker.cli.kafka import add_kafka_flags
-
-if TYPE_CHECKING:
-    from llm_cost_tracker.services.scheduler import SchedulerWorker
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -48,46 +44,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _scheduler(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    log.configure(settings.log_level, settings.log_format)  # before importing modules that bind loggers
-    from llm_cost_tracker.cli._common import serve
-    from llm_cost_tracker.services.scheduler import SchedulerWorker
-
+    log.configure(settings.log_level, settings.log_format)
     logger = log.get_logger("cli")
     if not settings.kafka_bootstrap:
         logger.error("scheduler needs --kafka-bootstrap (or LCT_KAFKA_BOOTSTRAP)")
         return 2
+    # the worker's stack (aiokafka, the solver, chDB) loads for this command only
+    from llm_cost_tracker.services.scheduler import SchedulerWorker
+
     worker = SchedulerWorker(settings, burst=args.burst)
-    if not args.burst:
-        return serve(worker, logger)
-    return _burst(worker, logger)
-
-
-def _burst(worker: SchedulerWorker, logger: Any) -> int:
-    """Start, answer what is waiting, stop; SIGTERM/SIGINT stop early (the batches in hand are redelivered)."""
-    import signal
-    import threading
-
-    from llm_cost_tracker.storage.client import StoreLocked
-
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    try:
-        worker.start()
-    except StoreLocked as exc:
-        logger.error(str(exc))
-        return 2
-    except Exception as exc:
-        logger.error("cannot start", error=f"{type(exc).__name__}: {exc}")
-        return 1
-    while not stop.is_set() and not worker.done:
-        stop.wait(0.2)
-    failed = False
-    if worker.done and not stop.is_set():
-        try:
-            worker.wait(0)
-        except Exception as exc:
-            logger.error("worker loop failed", error=f"{type(exc).__name__}: {exc}")
-            failed = True
-    worker.stop()
-    return 1 if failed else 0
+    # burst: start, answer what is waiting, stop (SIGTERM/SIGINT stop early; the batches in hand are redelivered)
+    return serve(worker, logger, until=(lambda: worker.done) if args.burst else None)

@@ -24,6 +24,6 @@ def _run(args: argparse.Namespace) -> int:
     logger = log.get_logger("cli")
     if settings.kafka_bootstrap:
         return run_kafka(settings)  # receiver + consumer in one process, through the broker
-    from llm_cost_tracker.pipeline import AllInOne
+    from llm_cost_tracker.pipeline import AllInOne  # the service's stack loads for this command only
 
     return serve(AllInOne(settings), logger)

@@ -50,7 +50,7 @@ def _connect(args: argparse.Namespace) -> tuple[Any, Any] | int:
 
     settings = settings_from(args)
     try:  # migrate creates the store; reprice and forget need one that exists
-        return settings, connect(settings, create=args.func is _migrate)
+        return settings, connect(settings.store, create=args.func is _migrate)
     except (StoreLocked, StoreMissing) as exc:
         print(f"llm-cost-tracker: {exc}", file=sys.stderr)
         return 2
@@ -69,7 +69,7 @@ def _migrate(args: argparse.Namespace) -> int:
             print(f"warning: migration {migration.version:04d}_{migration.name} changed since it was applied",
                   file=sys.stderr)
         if args.dry_run:
-            pending = migrate(client, dry_run=True, settings=settings)
+            pending = migrate(client, dry_run=True, settings=settings.store)
             for migration in pending:
                 print(f"-- {migration.version:04d}_{migration.name}")
                 for statement in migration.statements(cluster):
@@ -81,7 +81,7 @@ def _migrate(args: argparse.Namespace) -> int:
             if not pending and not ttl:
                 print("-- schema is up to date")
             return 0
-        applied = migrate(client, settings=settings)
+        applied = migrate(client, settings=settings.store)
     except Exception as exc:
         print(f"llm-cost-tracker: migrate failed: {exc}", file=sys.stderr)
         return 1
@@ -145,7 +145,7 @@ def _forget(args: argparse.Namespace) -> int:
         return opened
     settings, client = opened
     try:
-        migrate(client, settings=settings)
+        migrate(client, settings=settings.store)
         result = forget(client, args.user, dry_run=args.dry_run)
     finally:
         client.close()

@@ -1,4 +1,5 @@
-"""The forwarder from the settings (``--forward-otlp`` and the ``forward_*`` settings; config.py checks them)."""
+"""The forwarder built from its section (``--forward-otlp`` and the other ``forward_*`` settings, which
+:class:`~llm_cost_tracker.config.ForwardConfig` checks)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from llm_cost_tracker.config import ForwardConfig
 from llm_cost_tracker.forward.queue import Forwarder, ForwardMetrics
 from llm_cost_tracker.forward.sender import parse_target, sender_for
 from llm_cost_tracker.forward.spans import catalog_split
@@ -14,12 +16,13 @@ from llm_cost_tracker.forward.spans import catalog_split
 __all__ = ["build_forwarder"]
 
 
-def build_forwarder(settings: Any, registry: CollectorRegistry, catalog: Callable[[], Any] | None) -> Forwarder | None:
-    """The forwarder ``settings`` ask for (not started), or None without ``forward_otlp``.
+def build_forwarder(config: ForwardConfig, registry: CollectorRegistry,
+                    catalog: Callable[[], Any] | None) -> Forwarder | None:
+    """The forwarder ``config`` (``settings.forward``) asks for (not started), or None without ``forward_otlp``.
 
     ``catalog`` returns the price catalog in force: with it, forwarded spans carry the prompt/completion split.
     """
-    s = settings
+    s = config
     if not s.forward_otlp:
         return None
     target = parse_target(s.forward_otlp, s.forward_headers, s.forward_ca_file, s.forward_client_cert_file,

@@ -29,7 +29,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, KafkaTimeoutError
 
-from llm_cost_tracker.config import Settings
+from llm_cost_tracker.config import KafkaConfig
 from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.queue import kafka_codec
 from llm_cost_tracker.queue.kafka_client import (
@@ -71,15 +71,15 @@ class KafkaPublisher:
     """Publisher over an aiokafka producer (``acks=all``), for the OTLP handler.
 
     Args:
-        settings: validated settings (kafka_* fields).
+        config: the Kafka section (``settings.kafka``), validated.
         metrics: Kafka metrics to update.
     """
 
-    def __init__(self, settings: Settings, metrics: KafkaMetrics) -> None:
-        self._s = settings
+    def __init__(self, config: KafkaConfig, metrics: KafkaMetrics) -> None:
+        self._s = config
         self._metrics = metrics
-        self.topic = settings.kafka_topic
-        self._compression = compression_type(settings)
+        self.topic = config.kafka_topic
+        self._compression = compression_type(config)
         self._lock = threading.Lock()
         self._in_flight = 0
         self._closed = False

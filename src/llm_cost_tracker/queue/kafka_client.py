@@ -1,4 +1,4 @@
-"""What the Kafka producer and consumer share: client options from Settings, topic creation, the
+"""What the Kafka producer and consumer share: client options from the Kafka section, topic creation, the
 event-loop thread aiokafka runs in, and the key partitioner.
 
 The rest of the service is synchronous (grpc handler threads, the batch writer thread), so each Kafka
@@ -24,13 +24,13 @@ from aiokafka.errors import (
 )
 from aiokafka.partitioner import murmur2
 
-from llm_cost_tracker.config import Settings
+from llm_cost_tracker.config import KafkaConfig
 
 T = TypeVar("T")
 _NEEDS_CRAMJAM = ("zstd", "lz4", "snappy")
 
 
-def client_options(settings: Settings) -> dict[str, Any]:
+def client_options(settings: KafkaConfig) -> dict[str, Any]:
     """aiokafka keyword arguments common to producers, consumers and admin clients."""
     s = settings
     options: dict[str, Any] = {
@@ -56,7 +56,7 @@ class IdempotenceRefused(RuntimeError):
     """The brokers answered but refused the idempotent producer: a setting to change, not an outage."""
 
 
-async def start_producer(producer: Any, settings: Settings) -> None:
+async def start_producer(producer: Any, settings: KafkaConfig) -> None:
     """Start an aiokafka producer; a broker that refuses idempotence is one clear error naming the flag.
 
     aiokafka reports a broker without the idempotent producer (no InitProducerId, e.g. tansu) as
@@ -78,7 +78,7 @@ async def start_producer(producer: Any, settings: Settings) -> None:
         raise
 
 
-def compression_type(settings: Settings) -> str | None:
+def compression_type(settings: KafkaConfig) -> str | None:
     """The aiokafka ``compression_type`` for the setting, or a clear error if its codec is missing."""
     name = settings.kafka_compression
     if name == "none":
@@ -92,7 +92,7 @@ def compression_type(settings: Settings) -> str | None:
     return name
 
 
-async def ensure_topics(settings: Settings, topics: list[str]) -> list[str]:
+async def ensure_topics(settings: KafkaConfig, topics: list[str]) -> list[str]:
     """Create the missing ``topics`` with ``kafka_partitions`` partitions; returns those created.
 
     Does nothing when ``kafka_partitions`` is 0 (topics are managed elsewhere).

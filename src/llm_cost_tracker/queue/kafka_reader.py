@@ -29,7 +29,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 
-from llm_cost_tracker.config import Settings
+from llm_cost_tracker.config import KafkaConfig
 from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.queue import kafka_codec
 from llm_cost_tracker.queue.kafka_client import LoopThread, client_options, compression_type, start_producer
@@ -112,14 +112,15 @@ class KafkaBatchReader:
     """BatchReader over a consumer group on ``kafka_topic``.
 
     Args:
-        settings: validated settings (kafka_* fields, ``kafka_group_id``).
+        config: the Kafka section (``settings.kafka``), validated.
+        max_records: records per batch handed to the writer (``batch_size``).
         metrics: Kafka metrics to update.
     """
 
-    def __init__(self, settings: Settings, metrics: KafkaMetrics) -> None:
-        self._s = settings
+    def __init__(self, config: KafkaConfig, metrics: KafkaMetrics, max_records: int = 10_000) -> None:
+        self._s = config
         self._metrics = metrics
-        self.topic = settings.kafka_topic
+        self.topic = config.kafka_topic
         self._cond = threading.Condition()
         self._parts: dict[TopicPartition, _Partition] = {}
         self._generation = 0
@@ -129,7 +130,7 @@ class KafkaBatchReader:
         self._consumer: Any = None
         self._producer: Any = None
         self._fetcher: asyncio.Task[None] | None = None
-        self._max_records = settings.batch_size
+        self._max_records = max_records
         self.fetch_error = ""
         self.last_fetch = 0.0
         metrics.buffered.set_function(lambda: self._buffered)

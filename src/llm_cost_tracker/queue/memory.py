@@ -7,6 +7,7 @@ import time
 from collections import deque
 from concurrent.futures import Future
 
+from llm_cost_tracker.config import QueueConfig
 from llm_cost_tracker.types import Batch, QueueFull, SpanRecord
 
 __all__ = ["RECORD_BYTES", "STRING_BYTES", "MemoryQueue", "record_bytes"]
@@ -65,6 +66,11 @@ class MemoryQueue:
         max_bytes: maximum estimated bytes held (:func:`record_bytes`); one chunk is always let in
             when the queue is empty.
     """
+
+    @classmethod
+    def from_config(cls, config: QueueConfig) -> MemoryQueue:
+        """The queue of the ``queue_*`` and ``ack`` settings (``settings.queue``)."""
+        return cls(config.queue_capacity, ack_when_stored=config.ack == "stored", max_bytes=config.queue_max_bytes)
 
     def __init__(self, capacity: int, ack_when_stored: bool = False, max_bytes: int = 1 << 62) -> None:
         self.capacity = capacity

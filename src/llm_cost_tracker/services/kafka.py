@@ -11,21 +11,14 @@ the group: anything not committed is redelivered to another member and deduplica
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llm_cost_tracker.access.setup import (
-    apply_label_limits,
-    build_guard,
-    guard_metrics,
-    load_tokens,
-    tls_files,
-)
+from llm_cost_tracker.access.setup import apply_label_limits, load_tokens
 from llm_cost_tracker.config import Settings
 from llm_cost_tracker.forward import Forwarder, ForwardGate, build_forwarder
-from llm_cost_tracker.frontend import FrontEnd
-from llm_cost_tracker.httpserver import HttpLimits, HttpServer
+from llm_cost_tracker.frontend import FrontEnd, status_server
+from llm_cost_tracker.httpserver import HttpServer
 from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.metrics import Metrics
 from llm_cost_tracker.queue.kafka import KafkaPublisher
@@ -38,6 +31,7 @@ from llm_cost_tracker.sinks.identity import FirstArrivals
 from llm_cost_tracker.storage import client as store
 from llm_cost_tracker.storage.migrate import migrate
 
+__all__ = ["Consumer", "KafkaAllInOne", "Receiver"]
 log = get_logger("kafka_service")
 
 
@@ -48,9 +42,8 @@ def _all_ready(*checks: tuple[bool, str]) -> tuple[bool, str]:
     return True, "ok"
 
 
-@dataclass
 class Receiver:
-    """OTLP/gRPC -> detect/usage/price/redact -> Kafka topic.
+    """OTLP/gRPC -> detect/usage/price/redact -> Kafka topic (a :class:`~llm_cost_tracker.protocols.Service`).
 
     Args:
         settings: validated settings with ``kafka_bootstrap``.
@@ -58,34 +51,34 @@ class Receiver:
         kafka_metrics: Kafka metrics on the same registry (made from ``metrics`` by default).
         catalog: price catalog holder (loaded from settings by default).
         serve_http: run the /metrics, /healthz, /readyz port (off when embedded in another service).
+        forwarder: with ``forward_all``, where the spans that are not LLM spans go (built here unless given:
+            the consumer forwards the LLM spans, after storing them).
     """
 
-    settings: Settings
-    metrics: Metrics = field(default_factory=Metrics)
-    kafka_metrics: KafkaMetrics | None = None
-    catalog: Any = None
-    serve_http: bool = True
-    grpc_port: int = 0
-    http_port: int = 0
-    forwarder: Forwarder | None = None
-    """With ``forward_all``: where the spans that are not LLM spans go (built here unless given: the
-    consumer forwards the LLM spans, after storing them)."""
-    _own_forwarder: bool = False
-
-    def __post_init__(self) -> None:
-        self.front = FrontEnd(self.settings, self.metrics, self.catalog)  # builds nothing yet: start() does
+    def __init__(self, settings: Settings, metrics: Metrics | None = None, kafka_metrics: KafkaMetrics | None = None,
+                 catalog: Any = None, serve_http: bool = True, forwarder: Forwarder | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.kafka_metrics = kafka_metrics or KafkaMetrics(self.metrics)
+        self.catalog = catalog
+        self.serve_http = serve_http
+        self.forwarder = forwarder
+        self._own_forwarder = False
+        self.front = FrontEnd(settings, self.metrics, catalog)  # builds nothing yet: start() does
+        self.publisher: KafkaPublisher | None = None  # start(): its event-loop thread starts with it
+        self.grpc_port = 0
+        self.http_port = 0
 
     def start(self) -> None:
         s = self.settings
         if s.forward_all and self.forwarder is None:
-            self.forwarder = build_forwarder(s, self.metrics.registry, None)
+            self.forwarder = build_forwarder(s.forward, self.metrics.registry, None)
             self._own_forwarder = self.forwarder is not None
             if self.forwarder is not None:
                 self.forwarder.start()
         self.front.prepare()
         self.catalog = self.front.catalog
-        self.kafka_metrics = self.kafka_metrics or KafkaMetrics(self.metrics)
-        self.publisher = KafkaPublisher(s, self.kafka_metrics)
+        self.publisher = KafkaPublisher(s.kafka, self.kafka_metrics)
         if not self.publisher.start(wait_seconds=min(10.0, s.kafka_request_timeout_ms / 1000)):
             if self.publisher.refusal is not None:
                 self.publisher.close(timeout=1.0)
@@ -105,8 +98,8 @@ class Receiver:
 
     def ready(self) -> tuple[bool, str]:
         """Ready while accepting, the brokers answer, and in-flight records are below 90% of the limit."""
-        if not self.front.accepting:
-            return False, "shutting down"
+        if not self.front.accepting or self.publisher is None:
+            return False, "shutting down" if self.publisher is not None else "starting"
         if not self.publisher.healthy:
             return False, f"Kafka unavailable: {self.publisher.down_reason}"
         if self.publisher.in_flight >= 0.9 * self.settings.kafka_max_in_flight_records:
@@ -124,16 +117,16 @@ class Receiver:
         """Refuse new Exports, let those in progress finish, deliver what was accepted, close."""
         timeout = self.settings.shutdown_timeout_seconds
         self.front.stop_accepting(grace=min(self.settings.kafka_request_timeout_ms / 1000 + 5, timeout))
-        self.publisher.close(timeout=min(10.0, timeout))
+        if self.publisher is not None:
+            self.publisher.close(timeout=min(10.0, timeout))
         if self.forwarder is not None and self._own_forwarder:
             self.forwarder.close(timeout)
         self.front.stop_http()
         log.info("receiver stopped")
 
 
-@dataclass
 class Consumer:
-    """Kafka topic (consumer group) -> batches -> ClickHouse, committing after each insert.
+    """Kafka topic (consumer group) -> batches -> ClickHouse, committing after each insert (a ``Service``).
 
     Args:
         settings: validated settings with ``kafka_bootstrap``.
@@ -142,56 +135,60 @@ class Consumer:
         serve_http: run the /metrics, /healthz, /readyz port.
     """
 
-    settings: Settings
-    metrics: Metrics = field(default_factory=Metrics)
-    kafka_metrics: KafkaMetrics | None = None
-    serve_http: bool = True
-    http_port: int = 0
-    _stopped: threading.Event = field(default_factory=threading.Event)
-    forwarder: Forwarder | None = None
-    """With ``forward_otlp``: stored spans go on to the next hop from here (the Kafka deployment's forwarding)."""
+    def __init__(self, settings: Settings, metrics: Metrics | None = None, kafka_metrics: KafkaMetrics | None = None,
+                 serve_http: bool = True) -> None:
+        self.settings = settings
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.kafka_metrics = kafka_metrics or KafkaMetrics(self.metrics)
+        self.serve_http = serve_http
+        self.http_port = 0
+        self._stopped = threading.Event()
+        self.reader: KafkaBatchReader | None = None  # start(): its event-loop thread starts with it
+        self.forwarder: Forwarder | None = None
+        """With ``forward_otlp``: stored spans go on to the next hop from here (the Kafka deployment's forwarding)."""
+        self.writer: BatchWriter | None = None
+        self.http: HttpServer | None = None
+        self._client: Any = None
 
     def start(self) -> None:
         s = self.settings
-        self.kafka_metrics = self.kafka_metrics or KafkaMetrics(self.metrics)
         # the spend metrics are counted here, after the insert: the tenants' label quotas apply here too
-        apply_label_limits(self.metrics.spend.folder, load_tokens(s).current)
-        self._client = store.connect(s)
-        applied = migrate(self._client, settings=s)
+        apply_label_limits(self.metrics.spend.folder, load_tokens(s.access, s.config_file).current)
+        self._client = store.connect(s.store)
+        applied = migrate(self._client, settings=s.store)
         if applied:
             log.info("schema migrated", versions=[m.version for m in applied])
         loop = LoopThread("kafka-admin")
         try:
-            created = loop.call(ensure_topics(s, [s.kafka_topic, s.kafka_dlq_topic]),
+            created = loop.call(ensure_topics(s.kafka, [s.kafka_topic, s.kafka_dlq_topic]),
                                 timeout=s.kafka_request_timeout_ms / 1000 + 10)
             if created:
                 log.info("created topics", topics=created, partitions=s.kafka_partitions)
         finally:
             loop.stop()
-        self.forwarder = build_forwarder(s, self.metrics.registry, None)  # None without forward_otlp
+        self.forwarder = build_forwarder(s.forward, self.metrics.registry, None)  # None without forward_otlp
         if self.forwarder is not None:
             self.forwarder.start()
-        self.reader = KafkaBatchReader(s, self.kafka_metrics)
+        self.reader = KafkaBatchReader(s.kafka, self.kafka_metrics, max_records=s.batch_size)
         self.reader.start()
         self.writer = BatchWriter(
             self.reader, ClickHouseSink(self._client), self.reader.dead_letter_parking(Path(s.data_dir) / "parked"),
-            is_retriable, BatchPolicy(s.batch_size, s.batch_age_seconds, retry_max_seconds=s.sink_retry_max_seconds),
-            self.metrics, first_arrivals=FirstArrivals(self._client),
+            is_retriable, BatchPolicy.from_config(s.batch), self.metrics, first_arrivals=FirstArrivals(self._client),
             on_stored=self.forwarder.stored if self.forwarder is not None else None,
         )
         self.writer.start()
         if self.serve_http:
-            self.http = HttpServer(s.http, self.metrics.registry, self.ready, tls=tls_files(s),
-                                   limits=HttpLimits.from_settings(s))
-            guard_metrics(self.http, self.metrics.registry, build_guard(load_tokens(s), s))  # as the receiver's
+            self.http = status_server(s, self.metrics.registry, self.ready)  # /metrics guarded as the receiver's
             self.http_port = self.http.port
             self.http.start()
-        log.info("consumer started", topic=s.kafka_topic, group=s.kafka_group_id, store=store.describe(s))
+        log.info("consumer started", topic=s.kafka_topic, group=s.kafka_group_id, store=store.describe(s.store))
 
     def ready(self) -> tuple[bool, str]:
         """Ready while fetching works and the last insert succeeded."""
         if self._stopped.is_set():
             return False, "shutting down"
+        if self.reader is None or self.writer is None:
+            return False, "starting"
         if self.reader.fetch_error:
             return False, f"cannot fetch from Kafka: {self.reader.fetch_error}"
         if not self.writer.healthy:
@@ -206,43 +203,43 @@ class Consumer:
         if self._stopped.is_set():
             return
         self._stopped.set()
-        self.reader.close()
+        timeout = self.settings.shutdown_timeout_seconds
+        if self.reader is not None:
+            self.reader.close()
         if self.forwarder is not None:
-            self.forwarder.give_up_after(self.settings.shutdown_timeout_seconds)
-        if not self.writer.join(self.settings.shutdown_timeout_seconds):
+            self.forwarder.give_up_after(timeout)
+        if self.writer is not None and not self.writer.join(timeout):
             log.warning("batch in hand not stored before the shutdown timeout; it will be redelivered")
         if self.forwarder is not None:
-            self.forwarder.close(self.settings.shutdown_timeout_seconds)
-        self.reader.stop()
-        if self.serve_http:
+            self.forwarder.close(timeout)
+        if self.reader is not None:
+            self.reader.stop()
+        if self.http is not None:
             self.http.stop()
-        self._client.close()
+        if self._client is not None:
+            self._client.close()
         log.info("consumer stopped", rows_written=self.metrics.rows_written._value.get())
 
 
-@dataclass
 class KafkaAllInOne:
-    """``run --kafka-bootstrap``: a receiver and a consumer in one process, through the broker."""
+    """``run --kafka-bootstrap``: a receiver and a consumer in one process, through the broker (a ``Service``)."""
 
-    settings: Settings
-    metrics: Metrics = field(default_factory=Metrics)
-    catalog: Any = None
-    grpc_port: int = 0
-    http_port: int = 0
-
-    def __post_init__(self) -> None:
+    def __init__(self, settings: Settings, metrics: Metrics | None = None, catalog: Any = None) -> None:
+        self.settings = settings
+        self.metrics = metrics if metrics is not None else Metrics()
         kafka_metrics = KafkaMetrics(self.metrics)
-        self.consumer = Consumer(self.settings, self.metrics, kafka_metrics, serve_http=False)
-        self.receiver = Receiver(self.settings, self.metrics, kafka_metrics, self.catalog, serve_http=False)
+        self.consumer = Consumer(settings, self.metrics, kafka_metrics, serve_http=False)
+        self.receiver = Receiver(settings, self.metrics, kafka_metrics, catalog, serve_http=False)
+        self.http: HttpServer | None = None
+        self.grpc_port = 0
+        self.http_port = 0
 
     def start(self) -> None:
         self.consumer.start()
         self.receiver.forwarder = self.consumer.forwarder  # one forwarding queue per process
         self.receiver.start()
         self.grpc_port = self.receiver.grpc_port
-        self.http = HttpServer(self.settings.http, self.metrics.registry, self.ready, tls=tls_files(self.settings),
-                               limits=HttpLimits.from_settings(self.settings))
-        guard_metrics(self.http, self.metrics.registry, self.receiver.front.guard)
+        self.http = status_server(self.settings, self.metrics.registry, self.ready, self.receiver.front.guard)
         self.http_port = self.http.port
         self.http.start()
 
@@ -255,4 +252,5 @@ class KafkaAllInOne:
     def stop(self) -> None:
         self.receiver.stop()
         self.consumer.stop()
-        self.http.stop()
+        if self.http is not None:
+            self.http.stop()

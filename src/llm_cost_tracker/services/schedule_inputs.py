@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from llm_cost_tracker.config import Settings
+from llm_cost_tracker.config import SchedulerConfig
 from llm_cost_tracker.pricing._quote import TIER_ATTRIBUTES  # the keys the catalog reads a span's tier from
 from llm_cost_tracker.scheduler.inputs import PlanInputs, Speed, TierCostFn, catalog_tier_cost, fit_speed
 from llm_cost_tracker.storage.plans import speed_samples
@@ -41,7 +41,7 @@ class TrackerInputs:
         budgets: the budget service (None: named budgets are refused with a clear message).
     """
 
-    def __init__(self, settings: Settings, catalog: Any, client: Any, budgets: Any = None) -> None:
+    def __init__(self, settings: SchedulerConfig, catalog: Any, client: Any, budgets: Any = None) -> None:
         self._settings = settings
         self._catalog = catalog
         self._client = client

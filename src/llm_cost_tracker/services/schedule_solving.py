@@ -17,9 +17,11 @@ from typing import Any
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 from prometheus_client.metrics_core import Metric
 
-from llm_cost_tracker.config import Settings
-from llm_cost_tracker.scheduler.batch import TaskBatch
+from llm_cost_tracker.config import SchedulerConfig
+from llm_cost_tracker.scheduler.batch import TaskBatch, check_budget, parse_batch
+from llm_cost_tracker.scheduler.errors import InfeasibleError, ParseError
 from llm_cost_tracker.scheduler.inputs import PlanInputs
+from llm_cost_tracker.scheduler.report import annotate_plan, to_json
 from llm_cost_tracker.scheduler.solve import Scheduler, SolveSettings
 from llm_cost_tracker.services.schedule_outcome import Outcome
 
@@ -66,7 +68,7 @@ def seed_for(batch_id: str) -> int:
     return int.from_bytes(hashlib.sha256(batch_id.encode()).digest()[:4], "big")
 
 
-def solve_budget(settings: Settings, batch_id: str) -> SolveSettings:
+def solve_budget(settings: SchedulerConfig, batch_id: str) -> SolveSettings:
     return SolveSettings(max_schedules=settings.scheduler_max_schedules,
                          time_limit=settings.scheduler_time_limit_seconds, seed=seed_for(batch_id))
 
@@ -89,18 +91,13 @@ def parse(text: str, source: str, inputs: PlanInputs | None = None) -> TaskBatch
 
     ``ParseError``/``InfeasibleError`` propagate, and ``InputsUnavailable`` when the store cannot be read.
     """
-    from llm_cost_tracker.scheduler.batch import check_budget, parse_batch
-
     batch = parse_batch(text, source=source, inputs=inputs)
     check_budget(batch)
     return batch
 
 
-def solve_parsed(batch: TaskBatch, scheduler: Scheduler, settings: Settings, base: Outcome) -> Outcome:
+def solve_parsed(batch: TaskBatch, scheduler: Scheduler, settings: SchedulerConfig, base: Outcome) -> Outcome:
     """Solve a parsed batch through ``scheduler`` (breaker + greedy fallback) into an Outcome."""
-    from llm_cost_tracker.scheduler.errors import InfeasibleError
-    from llm_cost_tracker.scheduler.report import annotate_plan, to_json
-
     try:
         result = scheduler.solve_batch(batch, solve_budget(settings, base.batch_id))
     except InfeasibleError as exc:
@@ -111,11 +108,9 @@ def solve_parsed(batch: TaskBatch, scheduler: Scheduler, settings: Settings, bas
     return _with(base, status="done", name=batch.name, result=doc)
 
 
-def solve_text(text: str, scheduler: Scheduler, settings: Settings, base: Outcome,
+def solve_text(text: str, scheduler: Scheduler, settings: SchedulerConfig, base: Outcome,
                inputs: PlanInputs | None = None) -> Outcome:
     """Parse and solve; a malformed batch gives an ``error`` outcome naming its line."""
-    from llm_cost_tracker.scheduler.errors import InfeasibleError, ParseError
-
     try:
         batch = parse(text, f"batch {base.batch_id}", inputs)
     except ParseError as exc:

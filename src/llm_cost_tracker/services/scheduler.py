@@ -21,14 +21,27 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from concurrent.futures import Future
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 
+from llm_cost_tracker.budgets import BudgetService, load_budgets
 from llm_cost_tracker.config import Settings
+from llm_cost_tracker.frontend import load_catalog, status_server
+from llm_cost_tracker.httpserver import HttpServer
 from llm_cost_tracker.log import get_logger
+from llm_cost_tracker.queue.kafka_client import (
+    LoopThread,
+    client_options,
+    compression_type,
+    ensure_topics,
+    start_producer,
+)
+from llm_cost_tracker.scheduler.solve import Scheduler
 from llm_cost_tracker.services.schedule_inputs import InputsUnavailable, TrackerInputs
 from llm_cost_tracker.services.schedule_outcome import STATUSES, Outcome, ScheduleStore, sha256_hex
 from llm_cost_tracker.services.schedule_solving import (
@@ -41,6 +54,8 @@ from llm_cost_tracker.services.schedule_solving import (
     solve_parsed,
     solve_text,
 )
+from llm_cost_tracker.storage import client as store
+from llm_cost_tracker.storage.migrate import migrate
 
 __all__ = ["STATUSES", "EngineMetrics", "Outcome", "ScheduleMetrics", "ScheduleStore", "SchedulerWorker",
            "batch_id_of", "parse", "run_in_daemon", "seed_for", "sha256_hex", "solve_budget", "solve_parsed",
@@ -98,22 +113,15 @@ def _with(base: Outcome, **changes: Any) -> Outcome:
 
 def tracker_inputs(settings: Settings) -> TrackerInputs:
     """The worker's plan inputs: the catalog, store and budgets the service of these settings uses."""
-    from pathlib import Path
-
-    from llm_cost_tracker.budgets import BudgetService, load_budgets
-    from llm_cost_tracker.pricing import ReloadingCatalog
-    from llm_cost_tracker.storage import client as store
-
-    catalog = ReloadingCatalog(overrides=Path(settings.pricing_file) if settings.pricing_file else None,
-                               data_dir=settings.data_dir)
+    catalog = load_catalog(settings.pricing, settings.store)
     budgets, options = load_budgets(settings.config_file)
-    service = BudgetService(budgets, store.connect(settings), options=options) if budgets else None
-    return TrackerInputs(settings, catalog, store.connect(settings), service)
+    service = BudgetService(budgets, store.connect(settings.store), options=options) if budgets else None
+    return TrackerInputs(settings.scheduler, catalog, store.connect(settings.store), service)
 
 
-@dataclass
 class SchedulerWorker:
-    """Kafka task batches -> solved schedules on the results topic and in the ``schedules`` table.
+    """Kafka task batches -> solved schedules on the results topic and in the ``schedules`` table (a
+    :class:`~llm_cost_tracker.protocols.Service`; in burst mode :attr:`done` says when it drained).
 
     Args:
         settings: validated settings with ``kafka_bootstrap`` (``scheduler_*`` fields for the rest).
@@ -122,32 +130,39 @@ class SchedulerWorker:
         registry: the Prometheus registry (a fresh one by default).
     """
 
-    settings: Settings
-    burst: bool = False
-    serve_http: bool = True
-    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
-    http_port: int = 0
-
-    def start(self) -> None:
-        from llm_cost_tracker.queue.kafka_client import LoopThread
-        from llm_cost_tracker.scheduler.solve import Scheduler
-        from llm_cost_tracker.storage import client as store
-        from llm_cost_tracker.storage.migrate import migrate
-
-        s = self.settings
+    def __init__(self, settings: Settings, burst: bool = False, serve_http: bool = True,
+                 registry: CollectorRegistry | None = None) -> None:
+        self.settings = settings
+        self.burst = burst
+        self.serve_http = serve_http
+        self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = ScheduleMetrics(self.registry)
         self.scheduler = Scheduler()
-        self._client = store.connect(s)
-        applied = migrate(self._client, settings=s)
+        self.http_port = 0
+        self.fetch_error = ""
+        self.store_error = ""
+        self.processed = 0
+        self._stopping = threading.Event()
+        self._heartbeat = time.monotonic()
+        # start(): the store, the plan inputs, the event-loop thread with the Kafka clients, the loop, the port
+        self._client: Any = None
+        self.store: ScheduleStore | None = None
+        self.inputs: TrackerInputs | None = None
+        self._loop: LoopThread | None = None
+        self._producer: Any = None
+        self._consumer: Any = None
+        self._main: Future[None] | None = None
+        self.http: HttpServer | None = None
+
+    def start(self) -> None:
+        s = self.settings
+        self._client = store.connect(s.store)
+        applied = migrate(self._client, settings=s.store)
         if applied:
             log.info("schema migrated", versions=[m.version for m in applied])
         self.store = ScheduleStore(self._client)
         self.inputs = tracker_inputs(s)
-        self._stopping = threading.Event()
         self._heartbeat = time.monotonic()
-        self.fetch_error = ""
-        self.store_error = ""
-        self.processed = 0
         self._loop = LoopThread("scheduler-worker")
         try:
             self._loop.call(self._start_kafka(), timeout=s.kafka_request_timeout_ms / 1000 + 30)
@@ -157,36 +172,23 @@ class SchedulerWorker:
             raise
         self._main = self._loop.submit(self._run())
         if self.serve_http:
-            from llm_cost_tracker.access.setup import build_guard, guard_metrics, load_tokens, tls_files
-            from llm_cost_tracker.httpserver import HttpLimits, HttpServer
-
-            self.http = HttpServer(s.http, self.registry, self.ready, tls=tls_files(s),
-                                   limits=HttpLimits.from_settings(s))
-            guard_metrics(self.http, self.registry, build_guard(load_tokens(s), s))
+            self.http = status_server(s, self.registry, self.ready)
             self.http_port = self.http.port
             self.http.start()
         log.info("scheduler worker started", tasks=s.scheduler_tasks_topic, results=s.scheduler_results_topic,
                  group=s.scheduler_group_id, concurrency=s.scheduler_concurrency, burst=self.burst,
-                 store=store.describe(s))
+                 store=store.describe(s.store))
 
     async def _start_kafka(self) -> None:
-        from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
-        from llm_cost_tracker.queue.kafka_client import (
-            client_options,
-            compression_type,
-            ensure_topics,
-            start_producer,
-        )
-
         s = self.settings
-        created = await ensure_topics(s, [s.scheduler_tasks_topic, s.scheduler_results_topic])
+        kafka = s.kafka
+        created = await ensure_topics(kafka, [s.scheduler_tasks_topic, s.scheduler_results_topic])
         if created:
             log.info("created topics", topics=created, partitions=s.kafka_partitions)
-        options = client_options(s)
+        options = client_options(kafka)
         self._producer = AIOKafkaProducer(**options, acks="all", enable_idempotence=s.kafka_idempotence,
-                                          compression_type=compression_type(s), linger_ms=0)
-        await start_producer(self._producer, s)
+                                          compression_type=compression_type(kafka), linger_ms=0)
+        await start_producer(self._producer, kafka)
         solve_ms = int((s.scheduler_time_limit_seconds + 5) * 1000)
         self._consumer = AIOKafkaConsumer(
             s.scheduler_tasks_topic, **options, group_id=s.scheduler_group_id, enable_auto_commit=False,
@@ -246,7 +248,9 @@ class SchedulerWorker:
         batch_id, key_problem = batch_id_of(message)
         value: bytes = message.value or b""
         sha = sha256_hex(value)
-        stored = await self._store_call(loop, self.store.find, batch_id, sha)
+        schedules = self.store
+        assert schedules is not None  # the loop runs only after start() opened the store
+        stored = await self._store_call(loop, schedules.find, batch_id, sha)
         if stored is not None:
             self.metrics.reused.inc()
             outcome = stored
@@ -266,7 +270,7 @@ class SchedulerWorker:
                     outcome = await run_in_daemon(loop, self._solve, text, base)
                 finally:
                     self.metrics.in_progress.dec()
-            await self._store_call(loop, self.store.save, outcome)
+            await self._store_call(loop, schedules.save, outcome)
             self.metrics.batches.labels("kafka", outcome.status).inc()
             log.info("batch answered", batch_id=batch_id, status=outcome.status,
                      error=outcome.error[:300] or None)
@@ -280,7 +284,8 @@ class SchedulerWorker:
         base = replace(base, tenant=tenant or "")
         for attempt in range(5):
             try:
-                return solve_text(text, self.scheduler, self.settings, base, self.inputs.for_caller(tenant))
+                inputs = self.inputs.for_caller(tenant) if self.inputs is not None else None
+                return solve_text(text, self.scheduler, self.settings.scheduler, base, inputs)
             except InputsUnavailable as exc:
                 log.warning("plan inputs unavailable; retrying", batch_id=base.batch_id, error=str(exc)[:300])
                 if attempt == 4 or self._stopping.wait(0.5 * 2**attempt):
@@ -305,6 +310,8 @@ class SchedulerWorker:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the loop ends (burst mode: drained); False on timeout. Re-raises a loop failure."""
+        if self._main is None:
+            raise RuntimeError("SchedulerWorker.wait() before start()")
         try:
             self._main.result(timeout)
         except TimeoutError:
@@ -313,12 +320,15 @@ class SchedulerWorker:
 
     @property
     def done(self) -> bool:
-        return self._main.done()
+        """Whether the loop has ended (burst mode: drained, or failed); False before start()."""
+        return self._main is not None and self._main.done()
 
     def ready(self) -> tuple[bool, str]:
         """Ready while running, fetching works, the store answers and the loop is not stuck."""
         if self._stopping.is_set():
             return False, "shutting down"
+        if self._main is None:
+            return False, "starting"
         if self._main.done():
             return False, "worker loop ended"
         if self.fetch_error:
@@ -333,13 +343,18 @@ class SchedulerWorker:
     def reload(self) -> None:
         """SIGHUP: nothing is re-read yet (the :class:`~llm_cost_tracker.protocols.Service` lifecycle)."""
 
-    def stop(self) -> None:
-        """Stop taking batches; wait up to ``scheduler_shutdown_seconds`` for those in hand; cancel; close."""
+    def stop(self) -> int | None:
+        """Stop taking batches; wait up to ``scheduler_shutdown_seconds`` for those in hand; cancel; close.
+
+        Returns the exit code 1 when the worker loop had failed (logged), None otherwise.
+        """
         if self._stopping.is_set():
-            return
+            return None
         self._stopping.set()
+        if self._main is None or self._loop is None:
+            return None  # never started (start() closes what it opened when it fails)
         s = self.settings
-        finished = True
+        finished, failed = True, False
         try:
             self._main.result(s.scheduler_shutdown_seconds)
         except TimeoutError:
@@ -348,18 +363,21 @@ class SchedulerWorker:
             log.warning("batches in hand not answered within the shutdown time; cancelled, they will be "
                         "redelivered", shutdown_seconds=s.scheduler_shutdown_seconds)
         except BaseException as exc:  # the loop failed earlier; closing is still due
+            failed = True
             log.error("worker loop failed", error=f"{type(exc).__name__}: {exc}")
         try:
             self._loop.call(self._close_kafka(), timeout=15)
         except Exception as exc:
             log.warning("closing the Kafka clients failed", error=f"{type(exc).__name__}: {exc}")
         self._loop.stop()
-        if self.serve_http:
+        if self.http is not None:
             self.http.stop()
         if finished:
             self._client.close()  # else an abandoned store call may still hold it; exit closes it
-            self.inputs.close()
+            if self.inputs is not None:
+                self.inputs.close()
         log.info("scheduler worker stopped", processed=self.processed, finished_in_hand=finished)
+        return 1 if failed else None
 
     async def _close_kafka(self) -> None:
         try:

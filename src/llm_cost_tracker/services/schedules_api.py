@@ -36,14 +36,16 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from llm_cost_tracker.access.guard import REFUSED_MESSAGE, AccessGuard, http_principal
-from llm_cost_tracker.config import Settings
+from llm_cost_tracker.config import SchedulerConfig, Settings
 from llm_cost_tracker.httpserver import HttpServer, Request, Response
 from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.scheduler.batch import TaskBatch
+from llm_cost_tracker.scheduler.errors import InfeasibleError, ParseError
 from llm_cost_tracker.scheduler.solve import Scheduler
 from llm_cost_tracker.services.schedule_inputs import InputsUnavailable, TrackerInputs
 from llm_cost_tracker.services.schedule_outcome import Outcome, ScheduleStore, sha256_hex
 from llm_cost_tracker.services.schedule_solving import ScheduleMetrics, batch_tenant, parse, solve_parsed
+from llm_cost_tracker.storage import client as store
 
 __all__ = ["MAX_QUEUED", "PATH", "SchedulesApi"]
 
@@ -61,14 +63,14 @@ class SchedulesApi:
     """Request handlers, the bounded solve threads and the store client of the embedded schedules API.
 
     Args:
-        settings: the service's settings (``scheduler_*`` for the budget, concurrency and shutdown).
+        config: the scheduler section (``settings.scheduler``: the budget, concurrency and shutdown).
         guard: authenticates callers (everyone may call without one).
         registry: the service's Prometheus registry (schedule and engine metrics are added to it).
     """
 
-    def __init__(self, settings: Settings, guard: AccessGuard | None, registry: CollectorRegistry,
+    def __init__(self, config: SchedulerConfig, guard: AccessGuard | None, registry: CollectorRegistry,
                  client: Any, inputs: TrackerInputs) -> None:
-        self._settings = settings
+        self._settings = config
         self._guard = guard
         self._registry = registry
         self._pending: dict[str, Outcome] = {}
@@ -92,11 +94,9 @@ class SchedulesApi:
             catalog: the price catalog holder the service prices spans with (``.current``).
             budgets: the service's budget service (None: named budgets are refused).
         """
-        from llm_cost_tracker.storage import client as store
-
-        client = store.connect(settings)  # the schedules tables exist: the service migrated first
-        inputs = TrackerInputs(settings, catalog, store.connect(settings), budgets)
-        api = cls(settings, guard, registry, client, inputs)
+        client = store.connect(settings.store)  # the schedules tables exist: the service migrated first
+        inputs = TrackerInputs(settings.scheduler, catalog, store.connect(settings.store), budgets)
+        api = cls(settings.scheduler, guard, registry, client, inputs)
         api._accepting = True
         for i in range(settings.scheduler_concurrency):
             thread = threading.Thread(target=api._work, name=f"schedules-{i}", daemon=True)
@@ -119,8 +119,6 @@ class SchedulesApi:
     # --- handlers ------------------------------------------------------------------------------
 
     def submit(self, request: Request, tenant: str | None, admin: bool) -> Response:
-        from llm_cost_tracker.scheduler.errors import InfeasibleError, ParseError
-
         if not self._accepting:
             return _error(503, "the service is shutting down; submit the batch to another replica or retry")
         try:

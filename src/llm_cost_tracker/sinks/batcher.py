@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from llm_cost_tracker.config import BatchConfig
 from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.metrics import Metrics
 from llm_cost_tracker.sinks.identity import spend_rows
@@ -49,6 +50,11 @@ class BatchPolicy:
     max_age_seconds: float = 1.0
     retry_initial_seconds: float = 0.1
     retry_max_seconds: float = 30.0
+
+    @classmethod
+    def from_config(cls, config: BatchConfig) -> BatchPolicy:
+        """The policy of the ``batch_*`` and ``sink_retry_max_seconds`` settings (``settings.batch``)."""
+        return cls(config.batch_size, config.batch_age_seconds, retry_max_seconds=config.sink_retry_max_seconds)
 
 
 class BatchWriter:

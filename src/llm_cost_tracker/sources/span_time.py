@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from llm_cost_tracker.config import DecodeConfig, StoreConfig
 from llm_cost_tracker.sources.otlp_decode import DecodedBatch
 
 __all__ = ["BEFORE_RETENTION", "IN_FUTURE", "LATEST_NS", "OUT_OF_RANGE", "SpanTimeBounds"]
@@ -54,9 +55,10 @@ class SpanTimeBounds:
         self._clock = clock
 
     @classmethod
-    def from_settings(cls, settings: object) -> SpanTimeBounds:
-        days = [int(getattr(settings, name, 0) or 0) for name in ("ttl_raw_days", "ttl_hourly_days", "ttl_daily_days")]
-        return cls(min((d for d in days if d > 0), default=0), int(getattr(settings, "max_future_span_seconds", 86_400)))
+    def from_config(cls, decode: DecodeConfig, store: StoreConfig) -> SpanTimeBounds:
+        """Bounds from the decode section (``max_future_span_seconds``) and the store's shortest retention."""
+        days = (store.ttl_raw_days, store.ttl_hourly_days, store.ttl_daily_days)
+        return cls(min((d for d in days if d > 0), default=0), decode.max_future_span_seconds)
 
     def bounds(self) -> tuple[int, int]:
         """[earliest, latest] start time accepted now, in ns."""

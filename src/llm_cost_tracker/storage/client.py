@@ -10,7 +10,7 @@ from typing import Any
 import clickhouse_connect
 from clickhouse_connect.driver import options as _driver_options
 
-from llm_cost_tracker.config import Settings
+from llm_cost_tracker.config import Settings, StoreConfig, config_sections
 from llm_cost_tracker.storage.endpoint import find
 
 __all__ = ["DEDUP_SETTINGS", "StoreLocked", "StoreMissing", "connect", "connect_reader", "describe"]
@@ -61,11 +61,11 @@ def _held_elsewhere(path: Path) -> bool:
     return False
 
 
-def connect(settings: Settings, *, create: bool = True) -> Any:
+def connect(settings: StoreConfig | Settings, *, create: bool = True) -> Any:
     """A clickhouse-connect client for the configured store.
 
     Args:
-        settings: where the store is.
+        settings: where the store is: its section (``settings.store``), or whole settings (their store section).
         create: create an embedded store that does not exist yet (the service does; readers such as
             ``report`` and ``sql`` pass False, so a wrong directory is an error, not an empty store).
 
@@ -73,6 +73,7 @@ def connect(settings: Settings, *, create: bool = True) -> Any:
         StoreLocked: the embedded data directory is in use by another process.
         StoreMissing: ``create`` is False and there is no embedded store at ``data_dir``.
     """
+    settings = StoreConfig.of(settings)
     if settings.clickhouse_url:
         tls: dict[str, Any] = {}
         if settings.clickhouse_url.startswith("https://"):
@@ -146,8 +147,6 @@ def connect_reader(settings: Settings) -> Any:
 def _admin_token(settings: Settings) -> str:
     if settings.auth_token:
         return settings.auth_token
-    from llm_cost_tracker.config import config_sections
-
     tokens = config_sections(settings.config_file).get("auth", {}).get("admin_tokens", [])
     return str(tokens[0]) if tokens else ""
 
@@ -158,7 +157,7 @@ def _locked_message(path: Path) -> str:
             "(--clickhouse-url) to query while it runs")
 
 
-def describe(settings: Settings) -> str:
+def describe(settings: StoreConfig | Settings) -> str:
     """Where the store is, for logs (never includes credentials)."""
     if settings.clickhouse_url:
         url = settings.clickhouse_url

@@ -148,8 +148,9 @@ def migrate(client: Any, dry_run: bool = False, *, settings: Any = None) -> list
     Args:
         client: a clickhouse-connect client on the target database.
         dry_run: only report what is pending.
-        settings: :class:`~llm_cost_tracker.config.Settings`; its ``clickhouse_cluster`` renders the DDL
-            for a cluster and its ``ttl_*_days`` set retention. ``None``: one node, no TTL change.
+        settings: the store section (:class:`~llm_cost_tracker.config.StoreConfig`, ``settings.store``) or
+            whole settings; its ``clickhouse_cluster`` renders the DDL for a cluster and its ``ttl_*_days``
+            set retention. ``None``: one node, no TTL change.
     """
     cluster = _setting(settings, "clickhouse_cluster", "")
     check_cluster_name(cluster)

@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from llm_cost_tracker.config import ConfigError, Settings, config_sections
+from llm_cost_tracker.config import ConfigError, PrivacyConfig, Settings, config_sections
 from llm_cost_tracker.transforms._detectors import (
     CARD,
     DETECTOR_NAMES,
@@ -240,8 +240,14 @@ class Redact:
         self._last_resource: tuple[dict[str, str], dict[str, str]] | None = None
 
     @classmethod
+    def from_config(cls, config: PrivacyConfig, tables: Mapping[str, Any], metrics: Any = None) -> Redact:
+        """Built from its section (the HMAC key) and the config file's tables (``[redaction]``); raises
+        :class:`RedactionConfigError` listing every problem of the policy."""
+        return cls(parse_redaction(tables, config.redaction_hmac_key), metrics)
+
+    @classmethod
     def from_settings(cls, settings: Settings, metrics: Any = None) -> Redact:
-        """Built from ``settings`` (config file ``[redaction]`` table and HMAC key); raises on a bad policy."""
+        """:meth:`from_config` for whole settings (tools and tests): their config file read here."""
         return cls(load_redaction(settings), metrics)
 
     def decide(self, key: str) -> tuple[int, str]:
