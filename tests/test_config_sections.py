@@ -101,9 +101,11 @@ def test_a_section_is_built_from_settings_by_name() -> None:
 
 
 def test_secrets_stay_out_of_section_reprs() -> None:
-    """Tokens, passwords, keys and header values never appear in a section's repr (they may be logged)."""
+    """Tokens, passwords, keys and header values never appear in the repr of a section or of the settings
+    (either may be logged)."""
     settings = Settings(auth_token="tok-SECRET1", metrics_token="tok-SECRET2", kafka_sasl_password="SECRET3",
                         forward_headers="x=SECRET4", redaction_hmac_key="SECRET5-0123456789",
                         clickhouse_url="http://u:SECRET6@h:8123")
     text = "".join(repr(section) for section in settings.sections())
     assert "SECRET" not in text
+    assert "SECRET" not in repr(settings)

@@ -40,7 +40,7 @@ class Settings:
     otlp_http: str = "127.0.0.1:4318"
     """OTLP/HTTP listener (POST /v1/traces, protobuf or JSON); 'off' or empty: none."""
     http: str = "127.0.0.1:9464"
-    auth_token: str = ""
+    auth_token: str = dataclasses.field(default="", repr=False)
     """A single admin bearer token; per-tenant tokens live in the config file's [auth] table."""
     metrics_token: str = dataclasses.field(default="", repr=False)
     """A bearer token that may read /metrics and nothing else (the ServiceMonitor's); admin tokens may too.
@@ -98,7 +98,7 @@ class Settings:
     """Longest wait between retries of an Export the next hop did not take."""
     # Storage
     data_dir: str = "./.llm-cost-tracker"
-    clickhouse_url: str = ""
+    clickhouse_url: str = dataclasses.field(default="", repr=False)  # may carry user:password
     clickhouse_database: str = "default"
     clickhouse_ca_file: str = ""
     """CA bundle for an https:// ClickHouse URL (default: the system's)."""
@@ -154,7 +154,7 @@ class Settings:
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str = ""
     kafka_sasl_username: str = ""
-    kafka_sasl_password: str = ""
+    kafka_sasl_password: str = dataclasses.field(default="", repr=False)
     kafka_ssl_cafile: str = ""
     kafka_ssl_certfile: str = ""
     kafka_ssl_keyfile: str = ""
