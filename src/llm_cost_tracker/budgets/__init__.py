@@ -31,6 +31,7 @@ from llm_cost_tracker.budgets.api import BudgetsApi
 from llm_cost_tracker.budgets.service import BudgetService, StoreUnavailable
 from llm_cost_tracker.config import PrivacyConfig, StoreConfig, config_sections
 from llm_cost_tracker.storage.client import connect
+from llm_cost_tracker.transforms._detectors import NEVER_CLEAR, Scanner
 from llm_cost_tracker.transforms.redact import Redact
 
 __all__ = ["PERIODS", "SIGNATURE_HEADER", "AnomalyOptions", "Budget", "BudgetCollector", "BudgetConfigError",
@@ -42,8 +43,6 @@ __all__ = ["PERIODS", "SIGNATURE_HEADER", "AnomalyOptions", "Budget", "BudgetCol
 def holds_secret() -> Callable[[str], bool]:
     """Whether a value holds a key, token or card number: the ingest name scrubber's detectors
     (``NEVER_CLEAR``), whatever the redaction policy."""
-    from llm_cost_tracker.transforms._detectors import NEVER_CLEAR, Scanner
-
     scanner = Scanner(NEVER_CLEAR)
 
     def check(value: str) -> bool:

@@ -22,6 +22,7 @@ from urllib.parse import parse_qs
 from llm_cost_tracker.access.guard import REFUSED_MESSAGE, AccessGuard, http_principal
 from llm_cost_tracker.httpserver import HttpServer, Request, Response
 from llm_cost_tracker.report import COLUMNS, GROUPINGS, ReportQuery, parse_time
+from llm_cost_tracker.sql_http import Policy
 
 __all__ = ["SpendApi"]
 _MONEY = {"cost_usd", "cache_savings_usd"}
@@ -84,8 +85,6 @@ class SpendApi:
 
     def _rows(self, sql: str, params: dict[str, Any], tenant: str | None) -> tuple[list[str], list[list[Any]]]:
         if self._engine is not None:
-            from llm_cost_tracker.sql_http import Policy
-
             policy = Policy(tenant, 30.0, 1_000_000, 256 * 1024 * 1024, 1024 * 1024 * 1024, 1)
             result = self._engine.run(sql, "JSONCompact", policy, params={k: str(v) for k, v in params.items()},
                                       settings={"output_format_json_quote_64bit_integers": "0",
