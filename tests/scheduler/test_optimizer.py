@@ -138,7 +138,7 @@ def test_public_j30_instances_reach_optimum(bench_data: Path) -> None:
 
 def test_tournament_partner_is_another_slice_and_the_better_of_two() -> None:
     """A crossover partner is never the slice itself, and it wins its tournament."""
-    algo = QuantumAnnealing(AnnealingSettings(replicas=8, partner="tournament"))
+    algo = QuantumAnnealing(AnnealingSettings(replicas=8, partner="tournament", selection="metropolis"))
     algo.setup(read_psplib(TESTDATA / "small.sm"), MaxSchedules(200), seed=5)
     algo.objs = np.zeros((8, 3))
     algo.objs[:, 0] = np.arange(8)[::-1]  # slice 7 is the best, slice 0 the worst

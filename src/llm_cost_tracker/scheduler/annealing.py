@@ -1,4 +1,4 @@
-"""Simulated quantum annealing over a population of schedule replicas.
+"""Simulated quantum annealing over a population of schedule replicas, and its elitist variant.
 
 Replicas are Trotter slices on a ring. Each generation every slice proposes a move (shift one
 activity, change one mode, or copy a segment from a tournament-chosen slice), all proposals are decoded
@@ -7,7 +7,12 @@ objective plus a coupling term that rewards agreeing with its neighbours. The co
 path-integral schedule J = -T/2 ln tanh(Gamma) with Gamma falling to ~0, so slices explore
 independently early and are pulled together late. Setting ``coupling=0`` and ``exchange=0`` gives
 the same number of independent annealing chains, which the benchmark compares against.
-"""
+
+When only the makespan varies (PSPLIB, job shop; issue 20) the same moves run as an elitist genetic
+search instead: each generation decodes in the direction opposite to the last one (directions.py,
+one schedule per proposal instead of three), half the crossovers copy the partner's densest time
+window (peak.py), and parents and children compete for the places (population.py). Task batches
+(cost and tardiness vary, deadlines) keep the annealing slices and full justification."""
 
 from __future__ import annotations
 
@@ -17,11 +22,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from llm_cost_tracker.scheduler import directions
 from llm_cost_tracker.scheduler import modes as modes_mod
 from llm_cost_tracker.scheduler import operators as ops
 from llm_cost_tracker.scheduler.errors import InfeasibleError
 from llm_cost_tracker.scheduler.pareto import hypervolume, pick_default, unique_front
-from llm_cost_tracker.scheduler.problem import Arrays, FloatArray, IntArray, Problem, compile_problem
+from llm_cost_tracker.scheduler.peak import peak_cuts
+from llm_cost_tracker.scheduler.population import survivors
+from llm_cost_tracker.scheduler.problem import (
+    NO_DEADLINE,
+    Arrays,
+    FloatArray,
+    IntArray,
+    Problem,
+    compile_problem,
+)
 from llm_cost_tracker.scheduler.result import Schedule, ScheduleResult
 from llm_cost_tracker.scheduler.sgs import justify, serial_sgs
 from llm_cost_tracker.scheduler.termination import Termination
@@ -56,6 +71,26 @@ class AnnealingSettings:
     repair_modes: bool = True
     """Greedily repair proposals that break a non-renewable capacity before decoding them."""
     justify: bool = True
+    alternate: bool = True
+    """Decode each generation in the direction opposite to the last one, on lists taken from the
+    current schedules (by increasing start for a forward decode, by decreasing finish for a backward
+    one), instead of justifying every proposal: a proposal costs one schedule instead of three, and
+    a proposal that keeps its parent's list is exactly one pass of forward-backward improvement
+    (the bi-directional scheme of Debels & Vanhoucke 2007). Only where no activity has a deadline:
+    a right-justified schedule is as late as it can be, which tardiness would punish."""
+    peak: float = 0.5
+    """Share of crossovers whose copied stretch is the partner's densest time window (peak.py)
+    instead of a random one; only with ``alternate``, whose lists follow the schedules' time order."""
+    selection: str = "elitist"
+    """``elitist``: when only the makespan varies (PSPLIB, job shop), parents and children compete
+    together and the best distinct ``population`` survive (population.py), partners drawn by
+    ``elitist_tournament``; ``metropolis``: each of ``replicas`` slices accepts its own proposal by
+    the Metropolis rule (always the rule when cost or tardiness vary: one weight vector per slice)."""
+    population: int = 64
+    """Population of the elitist search (``replicas`` is the slice count of the Metropolis one)."""
+    elitist_tournament: int = 2
+    """Partner tournament of the elitist search (a binary tournament: survivor selection already
+    keeps the pressure high, and 4 converged too early)."""
     penalty: float = 10.0
     front_size: int = 64
     makespan_slack: float = 0.2
@@ -85,8 +120,15 @@ class QuantumAnnealing:
         if status is modes_mod.Status.INFEASIBLE:
             raise InfeasibleError(why)
         self.base_modes = base_modes
+        timed = bool((a.deadline < NO_DEADLINE).any())
+        self.alternate = s.alternate and s.justify and not timed
+        self.elitist = s.selection == "elitist" and not timed and not bool((a.cost != a.cost[:, :1]).any())
+        self.tournament = s.elitist_tournament if self.elitist else s.tournament
+        self.backward = False  # this generation decodes backward (alternate only)
+        self.reversed = directions.reversed_arrays(a)
         left = termination.remaining_schedules(self)
-        pop = self.pop = max(1, s.replicas if left is None else min(s.replicas, left))
+        size = s.population if self.elitist else s.replicas
+        pop = self.pop = max(1, size if left is None else min(size, left))
         f_max = np.array([a.cp_lb, a.cost.max(initial=0) * a.n, float(a.weight.sum()) * max(a.cp_lb, 1)])
         self.scale = np.where(f_max > 0, f_max, 1.0).astype(np.float64)
         self.weights = self._replica_weights(pop)
@@ -114,6 +156,7 @@ class QuantumAnnealing:
         rows = np.ones(pop, bool)
         first = self._evaluate(order, m0, rows) if start is None else self._evaluate(order, m0, rows, start)
         self.order, self.modes, self.f, self.exc, self.objs = first
+        self.start = self._new_start
 
     def has_next(self) -> bool:
         """True while no criterion has fired and at least one schedule of budget is left."""
@@ -129,13 +172,22 @@ class QuantumAnnealing:
         """Proposals for every slice and the mask of slices the remaining budget can decode."""
         s, a, pop, rng = self.settings, self.a, self.pop, self.rng
         left = self.termination.remaining_schedules(self)
-        per = 3 if s.justify else 1
+        per = 1 if self.alternate or not s.justify else 3
         k = pop if left is None else min(pop, max(left // per, min(left, pop)))
         rows = np.arange(pop) < k
         partner = self._partners()
         swap = rng.random(pop) < s.exchange
-        order, modes = ops.exchange(self.order, self.modes, partner, rng, swap)
-        order = ops.shift(order, a, rng, ~swap | (rng.random(pop) < 0.5))
+        base = self.order
+        if self.alternate:
+            self.backward = not self.backward
+            base = directions.list_of(self.start, self.modes, a, backward=self.backward)
+        cuts = None
+        if self.alternate and s.peak > 0:
+            rand = np.sort(rng.integers(0, a.n + 1, (pop, 2)), axis=1)
+            peak = peak_cuts(self.start[partner], self.modes[partner], a, rng, backward=self.backward)
+            cuts = np.where((rng.random(pop) < s.peak)[:, None], peak, rand)
+        order, modes = ops.exchange(base, self.modes, partner, rng, swap, cuts)
+        order = ops.shift(order, self.reversed if self.backward else a, rng, ~swap | (rng.random(pop) < 0.5))
         modes = ops.mutate_modes(modes, a, rng, rng.random(pop) < s.mode_mutation)
         if s.repair_modes:
             modes = modes_mod.repair(modes, a, rng, None)
@@ -145,6 +197,9 @@ class QuantumAnnealing:
         """Decode the proposals of ``rows`` and accept each by Metropolis with the coupling term."""
         prog = self.termination.progress(self)
         order, modes, f_new, exc_new, objs_new = self._evaluate(order, modes, rows)
+        if self.elitist:
+            self._select(order, modes, f_new, exc_new, objs_new, rows)
+            return
         temp = self.settings.t_start * (self.settings.t_end / self.settings.t_start) ** prog
         j_perp = self._coupling(prog, temp)
         delta = f_new - self.f
@@ -152,6 +207,7 @@ class QuantumAnnealing:
             delta = delta + j_perp * (self._ring_distance(order, modes) - self._ring_distance(self.order, self.modes))
         accept = rows & ((delta <= 0) | (self.rng.random(self.pop) < np.exp(-np.maximum(delta, 0) / temp)))
         self.order = np.where(accept[:, None], order, self.order)
+        self.start = np.where(accept[:, None], self._new_start, self.start)
         self.modes = np.where(accept[:, None], modes, self.modes)
         self.f = np.where(accept, f_new, self.f)
         self.exc = np.where(accept, exc_new, self.exc)
@@ -199,16 +255,20 @@ class QuantumAnnealing:
         sel = np.flatnonzero(rows)
         out_order, f, exc = order.copy(), np.full(self.pop, np.inf), np.zeros(self.pop, np.int64)
         out_objs = np.zeros((self.pop, 3))
+        self._new_start = np.zeros((self.pop, a.n), np.int64)
         if sel.size == 0:
             return out_order, modes, f, exc, out_objs
         o, m = order[sel], modes[sel]
-        if start is None:
+        if self.alternate and start is None:
+            start = directions.decode(o, m, a, backward=self.backward)
+            self.schedules_evaluated += sel.size
+        elif start is None:
             start = serial_sgs(o, m, a)
             self.schedules_evaluated += sel.size
         else:
             start = start[sel]
         left = self.termination.remaining_schedules(self)
-        if self.settings.justify and (left is None or left >= 2 * sel.size):
+        if self.settings.justify and not self.alternate and (left is None or left >= 2 * sel.size):
             start, o = justify(start, m, a)
             self.schedules_evaluated += 2 * sel.size
         objs = objectives(start, m, a)
@@ -220,14 +280,32 @@ class QuantumAnnealing:
         )
         exc[sel] = e
         out_objs[sel] = objs
+        self._new_start[sel] = start
         return out_order, modes, f, exc, out_objs
+
+    def _select(
+        self, order: IntArray, modes: IntArray, f: FloatArray, exc: IntArray, objs: FloatArray, rows: np.ndarray
+    ) -> None:
+        """Elitist survivors among the decoded children (first) and the current population."""
+        pick = survivors(
+            np.concatenate([f[rows], self.f]),
+            np.concatenate([self._new_start[rows], self.start]),
+            np.concatenate([modes[rows], self.modes]),
+            self.pop,
+        )
+        self.order = np.concatenate([order[rows], self.order])[pick]
+        self.modes = np.concatenate([modes[rows], self.modes])[pick]
+        self.start = np.concatenate([self._new_start[rows], self.start])[pick]
+        self.f = np.concatenate([f[rows], self.f])[pick]
+        self.exc = np.concatenate([exc[rows], self.exc])[pick]
+        self.objs = np.concatenate([objs[rows], self.objs])[pick]
 
     def _partners(self) -> IntArray:
         """Crossover partner of every slice (never itself when there are two or more slices)."""
         pop, rng, idx = self.pop, self.rng, np.arange(self.pop)
         if self.settings.partner == "ring" or pop < 3:
             return (idx + np.where(rng.random(pop) < 0.5, 1, -1)) % pop
-        cand = (idx[:, None] + rng.integers(1, pop, (pop, self.settings.tournament))) % pop  # others
+        cand = (idx[:, None] + rng.integers(1, pop, (pop, self.tournament))) % pop  # others
         score = (self.objs[cand] / self.scale * self.weights[:, None, :]).sum(axis=2)
         score = score + self.settings.penalty * self.exc[cand] / max(int(self.a.ncap.sum()), 1)
         chosen: IntArray = cand[idx, score.argmin(axis=1)]

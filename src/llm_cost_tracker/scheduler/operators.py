@@ -68,15 +68,21 @@ def shift(order: IntArray, a: Arrays, rng: np.random.Generator, active: np.ndarr
 
 
 def exchange(
-    order: IntArray, modes: IntArray, partner: IntArray, rng: np.random.Generator, active: np.ndarray
+    order: IntArray,
+    modes: IntArray,
+    partner: IntArray,
+    rng: np.random.Generator,
+    active: np.ndarray,
+    cuts: IntArray | None = None,
 ) -> tuple[IntArray, IntArray]:
     """Two-point crossover with a partner replica: own head, partner's middle, own tail.
 
-    Activities taken from the partner also take the partner's modes.
+    Activities taken from the partner also take the partner's modes. ``cuts`` (``[P, 2]``, sorted)
+    are the list positions of the middle; random when not given.
     """
     pop, n = order.shape
     rows = np.arange(pop)
-    c = np.sort(rng.integers(0, n + 1, (pop, 2)), axis=1)
+    c = np.sort(rng.integers(0, n + 1, (pop, 2)), axis=1) if cuts is None else cuts
     pos = positions(order)
     ppos = positions(order[partner])
     head = pos < c[:, :1]

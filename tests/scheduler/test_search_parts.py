@@ -1,0 +1,157 @@
+"""The parts of the elitist search (issue 20): alternating decode directions, peak crossover cut
+points, survivor selection, and the search they make: valid schedules, same seed same result, and
+an exactly spent budget."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from llm_cost_tracker.scheduler import (
+    AnnealingSettings,
+    MaxSchedules,
+    QuantumAnnealing,
+    SolveSettings,
+    check_schedule,
+    minimize,
+    optimize,
+    read_batch,
+    read_jobshop,
+    read_psplib,
+)
+from llm_cost_tracker.scheduler.directions import decode, justify_once, list_of, reversed_arrays
+from llm_cost_tracker.scheduler.operators import exchange, sample_lists, shift
+from llm_cost_tracker.scheduler.peak import peak_cuts
+from llm_cost_tracker.scheduler.population import survivors
+from llm_cost_tracker.scheduler.problem import Activity, Mode, Problem, Resource, compile_problem
+from tests.scheduler.conftest import TESTDATA
+
+PUBLIC = TESTDATA / "public"
+J120 = PUBLIC / "psplib" / "j120" / "j1207_1.sm"
+
+
+def _valid(p: Problem, starts: np.ndarray, modes: np.ndarray) -> None:
+    for st, md in zip(starts, modes, strict=True):
+        assert check_schedule(p, [int(x) for x in st], [int(x) for x in md]) == []
+
+
+def test_backward_lists_decode_to_valid_right_justified_schedules_and_justifying_never_hurts() -> None:
+    """Lists of a schedule in either direction decode to feasible schedules, and each justification
+    pass keeps or shortens the makespan (forward -> right-justified -> left-justified)."""
+    p = read_psplib(J120)
+    a = compile_problem(p)
+    rng = np.random.default_rng(4)
+    order = sample_lists(12, a, rng, rng.uniform(0, 2, 12))
+    modes = np.zeros((12, a.n), np.int64)
+    fwd = decode(order, modes, a, backward=False)
+    right, back_lists = justify_once(fwd, modes, a, to_right=True)
+    left, _ = justify_once(right, modes, a, to_right=False)
+    d = a.dur[np.arange(a.n)[None, :], modes]
+    for st in (fwd, right, left):
+        _valid(p, st, modes)
+        assert st.min(axis=1).tolist() == [0] * 12
+    span = [(st + d).max(axis=1) for st in (fwd, right, left)]
+    assert (span[1] <= span[0]).all() and (span[2] <= span[1]).all()
+    assert (span[2] < span[0]).any()  # on random lists justification does shorten some
+    # a backward list is feasible for the reversed graph: every successor comes before its predecessor
+    pos = np.argsort(back_lists, axis=1)
+    for i, act in enumerate(p.activities):
+        for s in act.successors:
+            assert (pos[:, s] < pos[:, i]).all()
+    # a decoded schedule's own list, in its direction, decodes back to it (what each generation uses)
+    assert np.array_equal(decode(list_of(right, modes, a, backward=True), modes, a, backward=True), right)
+    assert np.array_equal(decode(list_of(left, modes, a, backward=False), modes, a, backward=False), left)
+
+
+def test_operators_on_the_reversed_graph_keep_backward_lists_feasible() -> None:
+    """Shift and crossover given the reversed arrays produce lists the backward decode accepts."""
+    p = read_psplib(J120)
+    a = compile_problem(p)
+    rng = np.random.default_rng(9)
+    modes = np.zeros((16, a.n), np.int64)
+    start = decode(sample_lists(16, a, rng, rng.uniform(0, 2, 16)), modes, a, backward=False)
+    back = list_of(start, modes, a, backward=True)
+    ra = reversed_arrays(a)
+    for _ in range(20):
+        back, _ = exchange(back, modes, rng.permutation(16), rng, np.ones(16, bool))
+        back = shift(back, ra, rng, np.ones(16, bool))
+    pos = np.argsort(back, axis=1)
+    for i, act in enumerate(p.activities):
+        for s in act.successors:
+            assert (pos[:, s] < pos[:, i]).all()
+    _valid(p, decode(back, modes, a, backward=True), modes)
+
+
+def test_peak_cuts_bound_the_densest_window() -> None:
+    """With a window of half the makespan, the cut points enclose the two busiest slots, counted in
+    list order for either direction."""
+    acts = tuple(Activity(f"a{i}", (Mode(1, (q,)),)) for i, q in enumerate((1, 2, 2, 1)))
+    a = compile_problem(Problem("peak", acts, renewable=(Resource("r", 2),)))
+    start = np.array([[0, 1, 2, 3]])
+    modes = np.zeros((1, 4), np.int64)
+    rng = np.random.default_rng(0)
+    fwd = peak_cuts(start, modes, a, rng, backward=False, low=0.5, high=0.5)
+    back = peak_cuts(start, modes, a, rng, backward=True, low=0.5, high=0.5)
+    assert fwd.tolist() == [[1, 3]]  # activities 1 and 2, after activity 0 in a forward list
+    assert back.tolist() == [[1, 3]]  # the same two, after activity 3 in a backward list
+
+
+def test_survivors_prefer_distinct_schedules_then_better_then_children() -> None:
+    """The best distinct schedules survive; a duplicate only fills up; on equal makespans the earlier
+    candidate (a child) wins."""
+    f = np.array([5.0, 3.0, 3.0, 1.0, 3.0])
+    start = np.array([[0, 1], [0, 2], [0, 3], [0, 4], [0, 2]])  # 4 duplicates 1
+    modes = np.zeros((5, 2), np.int64)
+    assert survivors(f, start, modes, 3).tolist() == [3, 1, 2]
+    assert survivors(f, start, modes, 5).tolist() == [3, 1, 2, 0, 4]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [J120, PUBLIC / "psplib" / "mrcpsp-j30" / "j3012_1.mm", PUBLIC / "jsplib" / "la06"],
+)
+def test_elitist_search_valid_deterministic_and_on_budget(path: object) -> None:
+    """On single-objective instances the default is the elitist search with alternating directions:
+    its schedule passes the checker, a seed fixes the result, and the budget is spent exactly."""
+    from pathlib import Path
+
+    assert isinstance(path, Path)
+    p = read_jobshop(path) if path.parent.name == "jsplib" else read_psplib(path)
+    settings = SolveSettings(max_schedules=700, time_limit=None, seed=11)
+    r1, r2 = optimize(p, settings), optimize(p, settings)
+    assert r1.schedule is not None and r1.schedule == r2.schedule
+    assert check_schedule(p, r1.schedule.starts, r1.schedule.modes) == []
+    assert r1.schedules_evaluated == r2.schedules_evaluated == 700
+    algo = QuantumAnnealing()
+    algo.setup(p, MaxSchedules(700), seed=11)
+    assert algo.elitist and algo.alternate and algo.pop == AnnealingSettings().population
+
+
+@pytest.mark.parametrize("budget", [1, 2, 63, 65, 130, 997])
+def test_alternating_search_counts_one_schedule_per_decode(budget: int) -> None:
+    """Each generation decodes one schedule per member (no justification passes on top) and the run
+    stops exactly at the budget, whatever is left for the last generation."""
+    p = read_psplib(J120)
+    algo = QuantumAnnealing()
+    algo.setup(p, MaxSchedules(budget), seed=2)
+    assert algo.schedules_evaluated == min(budget, 64)
+    while algo.has_next():
+        before = algo.schedules_evaluated
+        algo.next()
+        assert algo.schedules_evaluated - before == min(64, budget - before)
+    assert algo.result().schedules_evaluated == budget
+
+
+def test_batches_keep_the_metropolis_search_with_full_justification() -> None:
+    """A task batch (costs and deadlines vary) still runs the annealing slices with forward-backward
+    improvement: three schedules per proposal, 32 slices."""
+    batch = read_batch(TESTDATA / "batch.json")
+    algo = QuantumAnnealing()
+    algo.setup(batch.problem, MaxSchedules(2000), seed=1)
+    assert not algo.elitist and not algo.alternate and algo.pop == 32
+    before = algo.schedules_evaluated
+    algo.next()
+    assert algo.schedules_evaluated - before == 3 * 32
+    r = minimize(batch.problem, QuantumAnnealing(), MaxSchedules(500), seed=1)
+    assert r.schedule is not None
+    assert check_schedule(batch.problem, r.schedule.starts, r.schedule.modes) == []
