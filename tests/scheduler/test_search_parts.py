@@ -155,3 +155,9 @@ def test_batches_keep_the_metropolis_search_with_full_justification() -> None:
     r = minimize(batch.problem, QuantumAnnealing(), MaxSchedules(500), seed=1)
     assert r.schedule is not None
     assert check_schedule(batch.problem, r.schedule.starts, r.schedule.modes) == []
+
+
+def test_unknown_selection_is_refused() -> None:
+    """A misspelt selection rule fails loudly instead of silently running the annealing slices."""
+    with pytest.raises(ValueError, match="selection"):
+        QuantumAnnealing(AnnealingSettings(selection="elite")).setup(read_psplib(J120), MaxSchedules(100), seed=1)

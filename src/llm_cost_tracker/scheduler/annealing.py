@@ -120,6 +120,8 @@ class QuantumAnnealing:
         if status is modes_mod.Status.INFEASIBLE:
             raise InfeasibleError(why)
         self.base_modes = base_modes
+        if s.selection not in ("elitist", "metropolis"):
+            raise ValueError(f"selection must be 'elitist' or 'metropolis', not {s.selection!r}")
         timed = bool((a.deadline < NO_DEADLINE).any())
         self.alternate = s.alternate and s.justify and not timed
         self.elitist = s.selection == "elitist" and not timed and not bool((a.cost != a.cost[:, :1]).any())

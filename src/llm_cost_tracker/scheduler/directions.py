@@ -1,14 +1,16 @@
-"""Decoding in alternating directions: every proposal is one decode plus one justification pass.
+"""Decoding in alternating directions: one decoded schedule per proposal, every one justified.
 
 Forward-backward improvement (double justification) spends three decoded schedules per proposal:
 forward, right-justify, left-justify. The bi-population scheme of Debels & Vanhoucke (2007) spends
-two: a population of forward lists is decoded forward and right-justified, and the right-justified
-schedules' lists (by decreasing finish, feasible for the reversed precedence graph) are what the
-next generation varies; those are decoded backward and left-justified, and so on. Every schedule
-the search keeps is still justified, but the same budget buys half as many proposals again.
+one: a generation varies lists taken from the current schedules in one direction (by increasing
+start) and decodes them forward; the next takes its lists from those schedules by decreasing finish
+(feasible for the reversed precedence graph) and decodes them backward, which right-justifies them,
+and so on. A proposal that keeps its parent's list is exactly one justification pass.
 
 The variation operators only need a precedence graph, so on a backward generation they are given
 :func:`reversed_arrays`, whose predecessors are the successors. The serial SGS is used as it is.
+:func:`justify_once` is the pass on its own (the tests check with it that a pass never lengthens a
+schedule).
 """
 
 from __future__ import annotations
