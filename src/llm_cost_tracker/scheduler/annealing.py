@@ -171,7 +171,11 @@ class QuantumAnnealing:
         self.tell(order, modes, rows)
 
     def ask(self) -> tuple[IntArray, IntArray, np.ndarray]:
-        """Proposals for every slice and the mask of slices the remaining budget can decode."""
+        """Proposals for every slice and the mask of slices the remaining budget can decode.
+
+        With alternating directions each call turns the direction: the proposals are lists for it,
+        taken from the current schedules, and :meth:`tell` decodes them that way.
+        """
         s, a, pop, rng = self.settings, self.a, self.pop, self.rng
         left = self.termination.remaining_schedules(self)
         per = 1 if self.alternate or not s.justify else 3
@@ -196,7 +200,8 @@ class QuantumAnnealing:
         return order, modes, rows
 
     def tell(self, order: IntArray, modes: IntArray, rows: np.ndarray) -> None:
-        """Decode the proposals of ``rows`` and accept each by Metropolis with the coupling term."""
+        """Decode the proposals of ``rows`` and accept each by Metropolis with the coupling term (the
+        elitist search instead keeps the best distinct of parents and children)."""
         prog = self.termination.progress(self)
         order, modes, f_new, exc_new, objs_new = self._evaluate(order, modes, rows)
         if self.elitist:
