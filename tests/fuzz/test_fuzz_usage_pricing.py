@@ -146,10 +146,14 @@ def test_quote_never_raises_and_is_monotone(catalog: PriceCatalog, provider: str
 @given(st.sampled_from(MODEL_NAMES), st.sampled_from(PROVIDERS[:4]), usages, st.integers(2, 10))
 def test_scaling_usage_scales_cost_up(catalog: PriceCatalog, model: str, provider: str, usage: TokenUsage,
                                       k: int) -> None:
-    """Multiplying every token count by k >= 2 never lowers the cost of a known model."""
+    """Multiplying every token count by k >= 2 never lowers the cost of a known model.
+
+    Every count is scaled, none clipped: clipping broke the proportions the property rests on (input and
+    cache reads both clipped to one value leave no uncached input, priced at a tenth of the input rate;
+    a fresh clone found it: claude-sonnet-4-5, 572,963,528 input with 302,965,128 cached, k=10)."""
     at = 1_750_000_000_000_000_000
     quote = catalog.quote(provider, model, at, usage)
     assume(quote is not None)
-    scaled = TokenUsage(*(min(c * k, 3 * MAX_TOKENS) for c in dataclasses.astuple(usage)[:5]))  # the text counts
+    scaled = TokenUsage(*(c * k for c in dataclasses.astuple(usage)[:5]))  # the text counts
     again = catalog.quote(provider, model, at, scaled)
     assert again is not None and again.cost_pusd >= quote.cost_pusd
