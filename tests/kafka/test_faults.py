@@ -125,14 +125,18 @@ def test_consumer_killed_mid_stream_costs_still_add_up(kafka_settings: Settings,
         consumer.kill()
     sent = priced_cost_by_model(100, 500)
     assert time.monotonic() > killed_after
-    rows = sql(data_dir, "SELECT response_model AS m, count() AS n, uniqExact(span_id) AS u, "
-                         "toString(sum(cost_usd)) AS c FROM llm_spans GROUP BY m")
-    assert sum(r["n"] for r in rows) == 50_000
-    assert all(r["n"] == r["u"] for r in rows)
+    # one `sql` run reads the raw table and both rollups (t names the table of each row)
+    everything = sql(data_dir, "SELECT 'llm_spans' AS t, response_model AS m, count() AS n, uniqExact(span_id) AS u, "
+                               "toString(sum(cost_usd)) AS c FROM llm_spans GROUP BY m"
+                               + "".join(f" UNION ALL SELECT '{table}' AS t, model AS m, sum(requests) AS n, 0 AS u, "
+                                         f"toString(sum(cost_usd)) AS c FROM {table} GROUP BY m"
+                                         for table in ("llm_spend_hourly", "llm_spend_daily")))
+    rows = [r for r in everything if r["t"] == "llm_spans"]
+    assert sum(int(r["n"]) for r in rows) == 50_000
+    assert all(int(r["n"]) == int(r["u"]) for r in rows)
     assert {r["m"]: Decimal(r["c"]) for r in rows} == sent
     for table in ("llm_spend_hourly", "llm_spend_daily"):
-        rollup = sql(data_dir, f"SELECT model AS m, toString(sum(cost_usd)) AS c, sum(requests) AS n "
-                               f"FROM {table} GROUP BY m")
+        rollup = [r for r in everything if r["t"] == table]
         assert {r["m"]: Decimal(r["c"]) for r in rollup} == sent, table
         assert sum(int(r["n"]) for r in rollup) == 50_000, table
 

@@ -74,10 +74,18 @@ def send(stub: Any, spans: list[Any]) -> None:
 
 
 def wait_rows(service: ServiceProcess, n: int) -> None:
-    deadline = time.monotonic() + 60
-    while service.sql("SELECT count() AS n FROM llm_spans")[0]["n"] < n:
-        assert time.monotonic() < deadline, service.log()[-3000:]
-        time.sleep(0.3)
+    """Until ``n`` spans are stored, polled on the service's SQL endpoint (one client, not a CLI run per poll)."""
+    import clickhouse_connect
+
+    client = clickhouse_connect.get_client(host="127.0.0.1", port=service.sql_port, username="default",
+                                           password="admin-token")
+    try:
+        deadline = time.monotonic() + 60
+        while client.command("SELECT count() FROM llm_spans") < n:
+            assert time.monotonic() < deadline, service.log()[-3000:]
+            time.sleep(0.2)
+    finally:
+        client.close()
 
 
 def plan(service: ServiceProcess, batch: dict[str, Any]) -> dict[str, Any]:

@@ -60,13 +60,14 @@ def budget_spent(svc: ServiceProcess) -> Decimal:
 
 
 def stored(svc: ServiceProcess) -> dict[str, tuple[int, Decimal]]:
-    """(requests, cost) in llm_spans and both rollups (the service must be stopped)."""
-    out = {}
-    for table, count in (("llm_spans", "count()"), ("llm_spend_hourly", "sum(requests)"),
-                         ("llm_spend_daily", "sum(requests)")):
-        row = svc.sql(f"SELECT {count} AS n, toString(sum(cost_usd)) AS c FROM {table}")[0]
-        out[table] = (int(row["n"]), Decimal(row["c"]))
-    return out
+    """(requests, cost) in llm_spans and both rollups (the service must be stopped), read by one ``sql`` run."""
+    query = " UNION ALL ".join(
+        f"SELECT '{table}' AS t, toUInt64({count}) AS n, toString(sum(cost_usd)) AS c FROM {table}"
+        for table, count in (("llm_spans", "count()"), ("llm_spend_hourly", "sum(requests)"),
+                             ("llm_spend_daily", "sum(requests)")))
+    rows = svc.sql(query)
+    assert len(rows) == 3, rows
+    return {row["t"]: (int(row["n"]), Decimal(row["c"])) for row in rows}
 
 
 def start(tmp_path: Path, *args: str, env: dict[str, str] | None = None, cls: type = ServiceProcess) -> Any:
