@@ -69,7 +69,7 @@ def test_concurrency_limit(running: Running) -> None:
 
     def run(_: int) -> int:
         try:
-            running.client(ADMIN).query(slow)
+            running.new_client(ADMIN).query(slow)  # a client (and connection) per concurrent query
         except DatabaseError as exc:
             return int(str(exc).split("Code: ", 1)[1].split(".", 1)[0])
         return 0
