@@ -64,7 +64,7 @@ run: $(VENV)/.installed-run
 # The two venvs install side by side (each waits on downloads and disk as much as on a core), then lint
 # (ruff, mypy --strict, the import-linter layers: ~20 s), so CI (`make test`) checks them too, then the suite.
 test:
-	@$(MAKE) --no-print-directory -j2 $(VENV)/.installed-test .venv-openlit/.installed
+	@$(MAKE) -s --no-print-directory -j2 $(VENV)/.installed-test .venv-openlit/.installed
 	@$(MAKE) --no-print-directory lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
