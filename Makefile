@@ -7,10 +7,10 @@ PYTEST_ARGS ?=
 
 .PHONY: run test bench lint clean
 
-# pip prints one line per package it collects, so a first install shows its progress. --no-compile: pip
-# would byte-compile all ~13,000 installed modules (20-40 s of a 2-core machine); Python compiles the few
-# thousand a run imports, once, on first use.
-PIP_INSTALL := $(PIP) install --progress-bar off --disable-pip-version-check --no-compile
+# pip prints one line per package it collects, so a first install shows its progress. It byte-compiles what
+# it installs (kept: where PYTHONDONTWRITEBYTECODE is set, nothing else would, and every process of the suite
+# would compile its imports again).
+PIP_INSTALL := $(PIP) install --progress-bar off --disable-pip-version-check
 
 $(BIN)/python:
 	@echo "== creating the virtual environment $(VENV) (once)"
@@ -51,7 +51,7 @@ OPENLIT_PINS := openlit==1.45.0 opentelemetry-sdk==1.41.1 opentelemetry-api==1.4
 .venv-openlit/.installed: Makefile
 	@echo "== OpenLIT's own small venv for the real-client matrix (.venv-openlit, ~40 s the first time, beside the main install)"
 	$(PYTHON) -m venv .venv-openlit
-	.venv-openlit/bin/python -m pip install --quiet --progress-bar off --disable-pip-version-check --no-compile $(OPENLIT_PINS)
+	.venv-openlit/bin/python -m pip install --quiet --progress-bar off --disable-pip-version-check $(OPENLIT_PINS)
 	touch $@
 
 $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
@@ -63,9 +63,12 @@ run: $(VENV)/.installed-run
 
 # The two venvs install side by side (each waits on downloads and disk as much as on a core), then lint
 # (ruff, mypy --strict, the import-linter layers: ~20 s), so CI (`make test`) checks them too, then the suite.
+# src is byte-compiled first: the editable install is not, and where PYTHONDONTWRITEBYTECODE is set each of
+# the service and CLI processes the suite starts would each compile it again (~0.2 s a process).
 test:
 	@$(MAKE) -s --no-print-directory -j2 $(VENV)/.installed-test .venv-openlit/.installed
 	@$(MAKE) --no-print-directory lint
+	@$(BIN)/python -m compileall -q src
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed-bench

@@ -40,11 +40,13 @@ def call(svc: ServiceProcess, path: str, token: str | None, body: dict | None = 
                      "POST" if body else "GET", token)
 
 
-@pytest.fixture
-def service(tmp_path):
-    config = tmp_path / "lct.toml"
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    """One service for the module: its tests only read (budgets, advice, /metrics), none changes its state."""
+    root = tmp_path_factory.mktemp("budget-access")
+    config = root / "lct.toml"
     config.write_text(CONFIG)
-    svc = ServiceProcess(tmp_path / "store", "--config", str(config)).start()
+    svc = ServiceProcess(root / "store", "--config", str(config)).start()
     yield svc
     svc.stop()
 
