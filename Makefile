@@ -63,8 +63,8 @@ run: $(VENV)/.installed-run
 
 # The two venvs install side by side (each waits on downloads and disk as much as on a core), then lint
 # (ruff, mypy --strict, the import-linter layers: ~20 s), so CI (`make test`) checks them too, then the suite.
-# src is byte-compiled first: the editable install is not, and where PYTHONDONTWRITEBYTECODE is set each of
-# the service and CLI processes the suite starts would each compile it again (~0.2 s a process).
+# src is byte-compiled first: the editable install is not, and where PYTHONDONTWRITEBYTECODE is set
+# every service and CLI process the suite starts would compile it again (~0.2 s a process).
 test:
 	@$(MAKE) -s --no-print-directory -j2 $(VENV)/.installed-test .venv-openlit/.installed
 	@$(MAKE) --no-print-directory lint
