@@ -93,7 +93,7 @@ class AllInOne:
         if self.forwarder is not None:
             self.forwarder.start()
             publisher = ForwardGate(self.queue, self.forwarder.room, always=s.forward_all)
-        self.front.bind(publisher, ack_timeout=max(5.0, 3 * s.batch_age_seconds), ready=self.ready,
+        self.front.bind(publisher, ack_timeout=max(s.ack_timeout_seconds, 3 * s.batch_age_seconds), ready=self.ready,
                         passthrough=self.forwarder.passthrough if self.forwarder is not None and s.forward_all
                         else None)
         self.sql = SqlEndpoint.from_config(s.sql, s.store, s.access.tls(), self.front.tokens)  # port checked after OTLP's

@@ -123,9 +123,10 @@ class QueueConfig(Section):
     queue_capacity: int
     queue_max_bytes: int
     ack: str
+    ack_timeout_seconds: float
 
     def validate(self) -> list[str]:
-        problems = positive(self, "queue_max_bytes", "queue_capacity")
+        problems = positive(self, "queue_max_bytes", "queue_capacity", "ack_timeout_seconds")
         if self.ack not in ACK_MODES:
             problems.append(f"ack: must be one of {', '.join(ACK_MODES)}, got {self.ack!r}")
         return problems

@@ -123,6 +123,8 @@ class Settings:
     batch_size: int = 10_000
     batch_age_seconds: float = 1.0
     ack: str = "queued"
+    ack_timeout_seconds: float = 5.0
+    """With ack stored: how long an Export waits for its spans to be stored before UNAVAILABLE (at least 3 batch ages)."""
     shutdown_timeout_seconds: float = 30.0
     sink_retry_max_seconds: float = 30.0
     max_attributes_per_span: int = 1024
