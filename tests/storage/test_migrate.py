@@ -28,7 +28,7 @@ def test_fresh_database_dry_run_lists_everything_and_creates_nothing(store_setti
         assert migrate(client) == []
         assert drifted(client) == []
     finally:
-        client.command(f"DROP DATABASE IF EXISTS `{store_settings.clickhouse_database}`")
+        client.command(f"DROP DATABASE IF EXISTS `{store_settings.clickhouse_database}` SYNC")
         client.close()
 
 

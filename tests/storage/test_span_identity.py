@@ -81,7 +81,7 @@ def test_migration_6_moves_an_existing_store_to_first_arrival_rollups(store_sett
         assert totals(client)["llm_spend_hourly"][:2] == (3, 1)
         assert migrate(client) == []
     finally:
-        client.command(f"DROP DATABASE IF EXISTS `{store_settings.clickhouse_database}`")
+        client.command(f"DROP DATABASE IF EXISTS `{store_settings.clickhouse_database}` SYNC")
         client.close()
 
 
