@@ -139,26 +139,6 @@ class BatchTable:
         found = self.entry_index[id(resolution.entry)]
         return -2 - found if resolution.discount else found
 
-    def quote(
-        self,
-        names: Sequence[tuple[str, str]] | None,
-        coded: np.ndarray,
-        at_ns: npt.ArrayLike,
-        input_tokens: npt.ArrayLike,
-        output_tokens: npt.ArrayLike,
-        cache_read_tokens: npt.ArrayLike,
-        cache_write_tokens: npt.ArrayLike,
-        reasoning_tokens: npt.ArrayLike,
-        tenant: str = "",
-        service_tier: str = "standard",
-        row_names: Callable[[int], tuple[str, str]] | None = None,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Price rows given their entry codes (see ``entries_for``/``code_of``)."""
-        cost, priced, entry, _ = self.quote_slots(
-            names, coded, at_ns, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
-            reasoning_tokens, tenant, service_tier, row_names)
-        return cost, priced, entry
-
     def quote_slots(
         self,
         names: Sequence[tuple[str, str]] | None,
@@ -173,8 +153,8 @@ class BatchTable:
         service_tier: str = "standard",
         row_names: Callable[[int], tuple[str, str]] | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """:meth:`quote` plus each row's version slot (``slot_models``/``slot_version_names`` name it; -1
-        where the row is not priced)."""
+        """Price rows given their entry codes (see ``entries_for``/``code_of``): ``(cost_pusd, priced, entry
+        index, version slot)``; ``slot_models``/``slot_version_names`` name a slot; -1 where not priced."""
         if service_tier not in SERVICE_TIERS:
             service_tier = "standard"
         n = len(coded)

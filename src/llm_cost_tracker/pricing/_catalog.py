@@ -378,10 +378,11 @@ class PriceCatalog:
         def row_names(i: int) -> tuple[str, str]:
             return (providers if isinstance(providers, str) else providers[i]), models[i]
 
-        return table.quote(
+        cost, priced, entry, _ = table.quote_slots(
             None, coded, at_ns, input_tokens, output_tokens, cache_read_tokens,
             cache_write_tokens, reasoning_tokens, tenant, service_tier, row_names,
         )
+        return cost, priced, entry
 
     def quote_batch_encoded(
         self,
@@ -411,10 +412,11 @@ class PriceCatalog:
         def row_names(i: int) -> tuple[str, str]:
             return names[int(code_array[i])]
 
-        return table.quote(
+        cost, priced, entry, _ = table.quote_slots(
             names, coded, at_ns, input_tokens, output_tokens, cache_read_tokens,
             cache_write_tokens, reasoning_tokens, tenant, service_tier, row_names,
         )
+        return cost, priced, entry
 
     def code_of(self, provider: str, model: str, tenant: str = "") -> int:
         """The entry code :meth:`quote_rows` takes for a name: -1 if unresolved (see ``BatchTable.code_of``)."""
