@@ -25,6 +25,7 @@ import numpy as np
 from llm_cost_tracker.scheduler import directions
 from llm_cost_tracker.scheduler import modes as modes_mod
 from llm_cost_tracker.scheduler import operators as ops
+from llm_cost_tracker.scheduler.decomposition import improve_window
 from llm_cost_tracker.scheduler.errors import InfeasibleError
 from llm_cost_tracker.scheduler.pareto import hypervolume, pick_default, unique_front
 from llm_cost_tracker.scheduler.peak import peak_cuts
@@ -91,6 +92,17 @@ class AnnealingSettings:
     elitist_tournament: int = 2
     """Partner tournament of the elitist search (a binary tournament: survivor selection already
     keeps the pressure high, and 4 converged too early)."""
+    decompose_every: int = 0
+    """Decomposition (decomposition.py; off, it did not beat seed noise on j120): every this many
+    generations of the elitist search from progress ``decompose_after`` on, re-solve a window of the
+    best schedule (``decompose_size / 3`` to ``decompose_size`` of the activities; at the end with
+    probability ``decompose_tail``, around the least used time with ``decompose_valley``) against its
+    boundary, with ``decompose_decodes`` decodes counted as schedules; 0 = never."""
+    decompose_decodes: int = 32
+    decompose_after: float = 0.0
+    decompose_size: float = 0.3
+    decompose_tail: float = 0.0
+    decompose_valley: float = 0.0
     penalty: float = 10.0
     front_size: int = 64
     makespan_slack: float = 0.2
@@ -127,6 +139,7 @@ class QuantumAnnealing:
         self.elitist = s.selection == "elitist" and not timed and not bool((a.cost != a.cost[:, :1]).any())
         self.tournament = s.elitist_tournament if self.elitist else s.tournament
         self.backward = False  # this generation decodes backward (alternate only)
+        self.generation = 0
         self.reversed = directions.reversed_arrays(a)
         left = termination.remaining_schedules(self)
         size = s.population if self.elitist else s.replicas
@@ -206,6 +219,10 @@ class QuantumAnnealing:
         order, modes, f_new, exc_new, objs_new = self._evaluate(order, modes, rows)
         if self.elitist:
             self._select(order, modes, f_new, exc_new, objs_new, rows)
+            self.generation += 1
+            every = self.settings.decompose_every
+            if every and self.generation % every == 0 and prog >= self.settings.decompose_after:
+                self._decompose()
             return
         temp = self.settings.t_start * (self.settings.t_end / self.settings.t_start) ** prog
         j_perp = self._coupling(prog, temp)
@@ -306,6 +323,26 @@ class QuantumAnnealing:
         self.f = np.concatenate([f[rows], self.f])[pick]
         self.exc = np.concatenate([exc[rows], self.exc])[pick]
         self.objs = np.concatenate([objs[rows], self.objs])[pick]
+
+    def _decompose(self) -> None:
+        """Re-solve a window of the best member against its boundary; the result joins as a child."""
+        s, left = self.settings, self.termination.remaining_schedules(self)
+        budget = s.decompose_decodes if left is None else min(s.decompose_decodes, left)
+        best = int(np.argmin(self.f))
+        if budget <= 0 or self.exc[best] > 0:
+            return
+        start, spent = improve_window(
+            self.start[best], self.modes[best], self.a, self.rng, budget,
+            low=s.decompose_size / 3, high=s.decompose_size, tail=s.decompose_tail,
+            valley=s.decompose_valley, donors=self.start[np.arange(self.pop) != best],
+        )
+        self.schedules_evaluated += spent
+        start, m = start[None, :], self.modes[best:best + 1]
+        objs = objectives(start, m, self.a)
+        self._archive(objs, np.zeros(1, np.int64), start, m)
+        self._new_start = start
+        f = (objs / self.scale * self.weights[best:best + 1]).sum(axis=1)
+        self._select(self.order[best:best + 1], m, f, np.zeros(1, np.int64), objs, np.ones(1, bool))
 
     def _partners(self) -> IntArray:
         """Crossover partner of every slice (never itself when there are two or more slices)."""
