@@ -244,6 +244,31 @@ def _parse_card(raw: Mapping[str, Any], where: str, errors: list[str]) -> tuple[
     return tier, above, rates
 
 
+_RESOLVED: dict[tuple[object, ...], dict[str, tuple[RateCard, ...]]] = {}
+"""Resolved tiers by (declared cards, whether Anthropic's cache rules apply): the only inputs they depend on.
+More than half of the bundled versions repeat another's rates (regional and reseller copies of a model), and
+resolving is most of loading the catalog. Cards are immutable, so versions share them."""
+_RESOLVED_LIMIT = 20_000
+
+
+def _resolved_tiers(
+    declared: dict[tuple[str, int], dict[str, int]], provider: str, model: str, where: str, errors: list[str]
+) -> dict[str, tuple[RateCard, ...]]:
+    """:func:`_resolve_tiers`, remembered for declarations that resolve without a problem."""
+    key = (tuple(sorted((card, tuple(sorted(rates.items()))) for card, rates in declared.items())),
+           _is_anthropic_model(provider, model))
+    found = _RESOLVED.get(key)
+    if found is not None:
+        return dict(found)
+    problems = len(errors)
+    tiers = _resolve_tiers(declared, provider, model, where, errors)
+    if len(errors) == problems and tiers:
+        if len(_RESOLVED) >= _RESOLVED_LIMIT:
+            _RESOLVED.clear()
+        _RESOLVED[key] = tiers
+    return dict(tiers)
+
+
 def _resolve_tiers(
     declared: dict[tuple[str, int], dict[str, int]], provider: str, model: str, where: str, errors: list[str]
 ) -> dict[str, tuple[RateCard, ...]]:
@@ -328,7 +353,7 @@ def parse_version(
         if (tier, above) in declared:
             errors.append(f"{where}.rates[{i}]: duplicate card for tier {tier} above {above}")
         declared[(tier, above)] = rates
-    tiers = _resolve_tiers(declared, provider, model, where, errors)
+    tiers = _resolved_tiers(declared, provider, model, where, errors)
     if not tiers:
         return None
     return PriceVersion(
