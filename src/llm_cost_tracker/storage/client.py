@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import clickhouse_connect
-from clickhouse_connect.driver import options as _driver_options
 
 from llm_cost_tracker.config import Settings, StoreConfig, config_sections
 from llm_cost_tracker.storage.endpoint import find
@@ -21,14 +20,6 @@ sink's batches, and the rollup deltas of ``reprice`` and ``forget``)."""
 
 _OPENED: set[Path] = set()
 """Embedded stores this process has opened (chDB keeps one engine per process; reopening is fine)."""
-
-
-if "pd" not in vars(_driver_options):
-    # clickhouse-connect asks of every row insert whether its data is a pandas DataFrame, and asking imports
-    # pandas: ~0.35 s of CPU, a sixth of a fresh service's start-up (the migrations' bookkeeping inserts).
-    # Nothing here passes or asks for DataFrames (Arrow is the insert format), so it is told pandas is absent.
-    _driver_options.pd = None
-    _driver_options.pd_time_test = None
 
 
 class StoreLocked(RuntimeError):
