@@ -11,7 +11,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from llm_cost_tracker.config._checks import listens, missing_files, positive, split_host_port
+from llm_cost_tracker.config._checks import at_least_zero, listens, missing_files, positive, split_host_port
 from llm_cost_tracker.config._section import Section
 
 if TYPE_CHECKING:
@@ -98,11 +98,9 @@ class DecodeConfig(Section):
     max_future_span_seconds: int
 
     def validate(self) -> list[str]:
-        problems = positive(self, "max_attributes_per_span", "max_attribute_value_bytes", "max_spans_per_request",
-                            "max_attributes_per_request", "max_attribute_depth", "max_attribute_key_bytes")
-        if self.max_future_span_seconds < 0:
-            problems.append(f"max_future_span_seconds: must be >= 0, got {self.max_future_span_seconds}")
-        return problems
+        return [*positive(self, "max_attributes_per_span", "max_attribute_value_bytes", "max_spans_per_request",
+                          "max_attributes_per_request", "max_attribute_depth", "max_attribute_key_bytes"),
+                *at_least_zero(self, "max_future_span_seconds")]
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,10 +139,7 @@ class BatchConfig(Section):
     sink_retry_max_seconds: float
 
     def validate(self) -> list[str]:
-        problems = positive(self, "batch_size")
-        if self.batch_age_seconds <= 0:
-            problems.append(f"batch_age_seconds: must be > 0, got {self.batch_age_seconds}")
-        return problems
+        return positive(self, "batch_size", "batch_age_seconds")
 
 
 @dataclass(frozen=True, slots=True)
