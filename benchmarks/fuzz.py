@@ -5,7 +5,8 @@ a fast seeded random generator for as many inputs as you give it (default 1,000,
 four targets:
 
 - ``wire``: realistic Export payloads (benchmarks/_workload.py) with flipped, cut, duplicated and
-  spliced bytes -> parse -> decode -> transforms -> Arrow rows.
+  spliced bytes -> parse -> decode -> transforms -> Arrow rows; the receiver's wire scan must give
+  the same answer as protobuf whenever it does not leave the request to it.
 - ``structured``: random requests (random AnyValues nested up to 40 deep, huge and odd strings,
   random ids, times and status codes) -> wire -> the same chain.
 - ``usage``: random attribute dicts -> Detect -> ExtractUsage -> Price -> Arrow rows.
@@ -53,12 +54,15 @@ from llm_cost_tracker.pricing import PriceCatalog  # noqa: E402
 from llm_cost_tracker.pricing import _catalog as catalog_module  # noqa: E402
 from llm_cost_tracker.sources import otlp_decode  # noqa: E402
 from llm_cost_tracker.sources.otlp_decode import (  # noqa: E402
+    DecodedBatch,
     DecodeError,
     DecodeLimits,
     LimitExceeded,
     decode_spans,
     parse_request,  # noqa: E402
 )
+from llm_cost_tracker.sources.otlp_records import decode_scan, warm_up  # noqa: E402
+from llm_cost_tracker.sources.otlp_scan import scan_request  # noqa: E402
 from llm_cost_tracker.storage.rows import records_to_arrow  # noqa: E402
 from llm_cost_tracker.transforms import price as price_module  # noqa: E402
 from llm_cost_tracker.transforms.detect import Detect  # noqa: E402
@@ -270,15 +274,30 @@ class Targets:
             kept.append(record)
         records_to_arrow(kept)
 
+    def scan(self, payload: bytes) -> DecodedBatch | str | None:
+        """The receiver's wire scan: its batch, a request limit's message, or None (left to protobuf)."""
+        try:
+            scan = scan_request(payload, self.limits)
+        except LimitExceeded as exc:
+            return str(exc)
+        return None if scan is None else decode_scan(scan, payload, self.limits)
+
     def decode(self, payload: bytes) -> None:
+        scanned = self.scan(payload)  # must be protobuf's answer whenever it answers
         try:
             request = parse_request(payload)
         except DecodeError:
+            if scanned is not None:
+                raise AssertionError("the wire scan read a request protobuf refuses") from None
             return
         try:
             batch = decode_spans(request, self.limits)
-        except LimitExceeded:
+        except LimitExceeded as exc:
+            if scanned is not None and scanned != str(exc):
+                raise AssertionError("the wire scan and protobuf disagree on a request limit") from None
             return
+        if scanned is not None and scanned != batch:
+            raise AssertionError("the wire scan's records differ from protobuf's")
         spans = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
         if len(batch.records) + batch.rejected_count != spans:
             raise AssertionError("a span was neither a record nor a counted rejection")
@@ -351,6 +370,7 @@ def main() -> int:
     gen = Gen(args.seed)
     targets = Targets()
     proc = psutil.Process()
+    warm_up()  # numba loads (or compiles) the wire scan once, before any input is timed
     signal.signal(signal.SIGALRM, _alarm)
     counts = {"wire": 0, "structured": 0, "usage": 0, "pricing": 0}
     failures: list[dict[str, object]] = []

@@ -1,6 +1,6 @@
 """Where the ingest path's CPU goes: each stage's CPU per span, in one process, against the store floor.
 
-Runs the all-in-one service's hot path without the network (decode -> detect -> usage -> quirks ->
+Runs the all-in-one service's hot path without the network (scan -> decode -> detect -> usage -> quirks ->
 scrub -> price -> redact -> call identity -> span identity -> Arrow -> insert into an embedded chDB
 store) over the benchmark workload (``_workload.py``: 512 spans per request, batches of 10,000 like
 the writer's), timing each stage with ``time.process_time`` (all threads of the process: chDB's
@@ -10,6 +10,7 @@ the store floor: ClickHouse alone inserting the same rows. Figures only, no asse
     python benchmarks/stages.py --requests 60            # with the service's GC settings (runtime.tune_gc)
     python benchmarks/stages.py --requests 60 --default-gc
     python benchmarks/stages.py --requests 60 --per-span   # Price one span at a time (the per-span engine)
+    python benchmarks/stages.py --requests 60 --protobuf   # decode through protobuf objects (the reference)
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from llm_cost_tracker.metrics import Metrics  # noqa: E402
 from llm_cost_tracker.runtime import tune_gc  # noqa: E402
 from llm_cost_tracker.sinks.identity import FirstArrivals, spend_rows  # noqa: E402
 from llm_cost_tracker.sources.otlp_decode import check_request, decode_spans, parse_request  # noqa: E402
+from llm_cost_tracker.sources.otlp_records import decode_scan  # noqa: E402
+from llm_cost_tracker.sources.otlp_scan import scan_request  # noqa: E402
 from llm_cost_tracker.storage import client as store  # noqa: E402
 from llm_cost_tracker.storage.migrate import migrate  # noqa: E402
 from llm_cost_tracker.storage.rows import records_to_arrow  # noqa: E402
@@ -49,6 +52,8 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=60, help="Export requests of 512 spans")
     parser.add_argument("--batch", type=int, default=10_000, help="spans per insert (the writer's batch size)")
     parser.add_argument("--default-gc", action="store_true", help="CPython's default GC thresholds")
+    parser.add_argument("--protobuf", action="store_true",
+                        help="decode through protobuf's Python objects (the reference decoder) instead of the wire scan")
     parser.add_argument("--per-span", action="store_true",
                         help="run batch stages (Price) span by span, as before the columnar path")
     args = parser.parse_args()
@@ -59,6 +64,7 @@ def main() -> int:
     catalog.current.compile_columns()  # once per catalog in a running service (on its first request), not per span
     transforms = default_transforms(lambda: catalog.current, metrics, Redact.from_settings(settings, metrics))
     limits = decode_limits(settings.decode)
+    scan_request(payloads[0], limits)  # numba loads (or compiles) the scan once per process, not per span
     calls = call_identity(settings.calls, metrics)
     client = store.connect(settings)
     migrate(client, settings=settings)
@@ -84,9 +90,16 @@ def main() -> int:
     spans = 0
     pending: list[SpanRecord] = []
     for i, payload in enumerate(payloads):
-        request = timed("parse", parse_request, payload)
-        timed("check", check_request, request, limits)
-        records = timed("decode", decode_spans, request, limits, True).records
+        if args.protobuf:
+            request = timed("parse", parse_request, payload)
+            timed("check", check_request, request, limits)
+            records = timed("decode", decode_spans, request, limits, True).records
+        else:  # what the receiver runs: the wire scan, then records from its tables
+            scan = timed("scan", scan_request, payload, limits)  # counts and checks the request limits first
+            assert scan is not None, "the benchmark's requests are well-formed"
+            decoded = timed("decode", decode_scan, scan, payload, limits)
+            assert decoded is not None, "the benchmark's values are within the limits"
+            records = decoded.records
         spans += len(records)
         for transform in transforms:
             started = time.process_time()

@@ -8,6 +8,7 @@ part from its section of the settings (``listeners``, ``access``, ``decode``, ``
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from llm_cost_tracker.sources.export import ExportCore
 from llm_cost_tracker.sources.otlp_decode import DecodeLimits
 from llm_cost_tracker.sources.otlp_grpc import OtlpGrpcServer, TraceExportHandler
 from llm_cost_tracker.sources.otlp_http import TRACES_PATH, Answer, OtlpHttpHandler
+from llm_cost_tracker.sources.otlp_records import warm_up
 from llm_cost_tracker.sources.span_time import SpanTimeBounds
 from llm_cost_tracker.transforms.calls import CallIdentity, CallWindow
 from llm_cost_tracker.transforms.detect import Detect
@@ -237,6 +239,7 @@ class FrontEnd:
     def start(self) -> None:
         if self.grpc is None:
             raise RuntimeError("FrontEnd.start() before bind()")
+        threading.Thread(target=warm_up, name="otlp-scan-warm-up", daemon=True).start()
         self.grpc.start()
         if self.otlp_http is not None:
             self.otlp_http.start()

@@ -9,7 +9,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from llm_cost_tracker.metrics import Metrics
-from llm_cost_tracker.sources.otlp_decode import DecodeLimits
+from llm_cost_tracker.sources.export import SCAN_MIN_BYTES
+from llm_cost_tracker.sources.otlp_decode import DecodeLimits, parse_request
 from llm_cost_tracker.sources.otlp_grpc import TRANSFORM_ERROR, OtlpGrpcServer, TraceExportHandler
 from llm_cost_tracker.testing import RecordingPublisher, genai_attributes, make_request, make_span
 from llm_cost_tracker.types import SpanRecord
@@ -42,3 +43,24 @@ def test_a_transform_bug_rejects_only_its_span() -> None:
     assert [r.attributes["gen_ai.request.model"] for r in publisher.records] == ["gpt-4o", "gpt-4o-mini"]
     rejected = metrics.spans_rejected.labels(reason=TRANSFORM_ERROR)._value.get()
     assert rejected == 1
+
+
+def test_big_requests_take_the_wire_scan_and_get_protobufs_records() -> None:
+    """A request of SCAN_MIN_BYTES or more is decoded by the wire scan, with the records protobuf gives.
+
+    The scan shares one string per distinct value (``"chat"`` on every span is one object); protobuf
+    builds a string per value, which is how the two paths are told apart here."""
+    spans = [make_span({**genai_attributes(model=m), "user.id": f"user-{i}"})
+             for i, m in enumerate(["gpt-4o", "claude-3-haiku", "gpt-4o-mini"] * 40)]
+    payload = make_request(spans, {"service.name": "svc", "tenant.id": "t"}).SerializeToString()
+    assert len(payload) >= SCAN_MIN_BYTES
+    by_path = {}
+    for path, parse in (("scan", parse_request), ("protobuf", lambda body: parse_request(body))):
+        publisher = RecordingPublisher()
+        handler = TraceExportHandler([], publisher, DecodeLimits(), Metrics())
+        handler.core.export(payload, {}, parse)
+        by_path[path] = publisher.records
+    scanned, decoded = by_path["scan"], by_path["protobuf"]
+    assert scanned == decoded and len(scanned) == 120
+    assert scanned[0].attributes["gen_ai.operation.name"] is scanned[1].attributes["gen_ai.operation.name"]
+    assert decoded[0].attributes["gen_ai.operation.name"] is not decoded[1].attributes["gen_ai.operation.name"]

@@ -23,8 +23,8 @@ from dataclasses import replace
 
 import numpy as np
 
+from llm_cost_tracker.compiled import compiled
 from llm_cost_tracker.scheduler import operators as ops
-from llm_cost_tracker.scheduler.compiled import compiled
 from llm_cost_tracker.scheduler.problem import Arrays, IntArray
 from llm_cost_tracker.scheduler.sgs import order_of, serial_sgs
 

@@ -11,7 +11,7 @@ from enum import Enum
 
 import numpy as np
 
-from llm_cost_tracker.scheduler.compiled import compiled
+from llm_cost_tracker.compiled import compiled
 from llm_cost_tracker.scheduler.problem import Arrays, BoolArray, FloatArray, IntArray
 
 _DP_STATES = 2_000_000

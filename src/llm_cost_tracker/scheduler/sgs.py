@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from llm_cost_tracker.scheduler.compiled import compiled
+from llm_cost_tracker.compiled import compiled
 from llm_cost_tracker.scheduler.problem import Arrays, IntArray
 
 __all__ = ["justify", "order_of", "serial_sgs"]

@@ -46,6 +46,8 @@ from llm_cost_tracker.sources.otlp_decode import (
     decode_spans,
     parse_request,
 )
+from llm_cost_tracker.sources.otlp_records import decode_scan
+from llm_cost_tracker.sources.otlp_scan import scan_request
 from llm_cost_tracker.transforms.calls import CallIdentity
 from llm_cost_tracker.transforms.chain import TRANSFORM_ERROR, Chain
 from llm_cost_tracker.types import (
@@ -58,7 +60,7 @@ from llm_cost_tracker.types import (
 )
 
 __all__ = ["BUSY", "GRPC_CODES", "INVALID", "OVER_BURST", "TOO_LARGE", "TRANSFORM_ERROR", "UNAUTHENTICATED",
-           "UNAVAILABLE", "ExportCore", "Metadata", "Parser", "Refused", "spans_of"]
+           "SCAN_MIN_BYTES", "UNAVAILABLE", "ExportCore", "Metadata", "Parser", "Refused", "spans_of"]
 
 _NO_TOKENS = TokenTable()
 
@@ -98,6 +100,12 @@ def spans_of(request: ExportTraceServiceRequest, ids: set[tuple[bytes, bytes]]) 
             scope.schema_url = scope_spans.schema_url
             scope.spans.extend(kept)
     return out
+
+
+SCAN_MIN_BYTES = 16_384
+"""Protobuf requests this big or bigger are decoded by the wire scan (``otlp_scan``, ~40% less CPU per
+span); smaller ones by protobuf, which is cheaper below ~30 spans: the scan has a fixed cost of about
+0.1-0.2 ms per request (its numpy and compiled calls)."""
 
 
 class Refused(Exception):
@@ -200,18 +208,26 @@ class ExportCore:
 
     def _export(self, payload: bytes, principal: Principal, tenant: str | None,
                 parse: Parser) -> ExportTraceServiceResponse:
-        try:
-            request = parse(payload)
-        except (DecodeError, ValueError) as exc:
-            raise self.refusal(INVALID, f"malformed ExportTraceServiceRequest ({len(payload)} bytes): {exc}") from None
-        try:
-            spans = check_request(request, self._limits)  # counts without decoding a span
-            self._admit(principal, spans, len(payload))
-            decoded = decode_spans(request, self._limits, checked=True)
+        scannable = parse is parse_request and self._passthrough is None and len(payload) >= SCAN_MIN_BYTES
+        try:  # the wire scan (otlp_scan): the same records as protobuf's, without its objects
+            scan = scan_request(payload, self._limits) if scannable else None
         except LimitExceeded as exc:
             raise self.refusal(INVALID, str(exc)) from None
-        if self._passthrough is None:
-            del request  # its records are all that is needed now
+        if scan is not None:
+            self._admit(principal, scan.span_count, len(payload))
+            scanned = decode_scan(scan, payload, self._limits)
+            decoded = scanned if scanned is not None else self._decode(payload, parse)
+            del scan
+        else:  # JSON, a request the scan leaves to protobuf, or other spans to pass on (they need the request)
+            request = self._parse(payload, parse)
+            try:
+                spans = check_request(request, self._limits)  # counts without decoding a span
+                self._admit(principal, spans, len(payload))
+                decoded = decode_spans(request, self._limits, checked=True)
+            except LimitExceeded as exc:
+                raise self.refusal(INVALID, str(exc)) from None
+            if self._passthrough is None:
+                del request  # its records are all that is needed now
         if self._time_bounds is not None:
             self._time_bounds(decoded)
         if tenant is not KEEP_PAYLOAD_TENANT:
@@ -239,6 +255,19 @@ class ExportCore:
             response.partial_success.rejected_spans = decoded.rejected_count
             response.partial_success.error_message = "; ".join(decoded.messages)
         return response
+
+    def _parse(self, payload: bytes, parse: Parser) -> ExportTraceServiceRequest:
+        try:
+            return parse(payload)
+        except (DecodeError, ValueError) as exc:
+            raise self.refusal(INVALID, f"malformed ExportTraceServiceRequest ({len(payload)} bytes): {exc}") from None
+
+    def _decode(self, payload: bytes, parse: Parser) -> DecodedBatch:
+        """The reference decoder, for a scanned request a per-value limit cuts (counted and admitted already)."""
+        try:
+            return decode_spans(self._parse(payload, parse), self._limits, checked=True)
+        except LimitExceeded as exc:  # pragma: no cover - checked with the scan's counts
+            raise self.refusal(INVALID, str(exc)) from None
 
     def _publish(self, records: list[SpanRecord]) -> None:
         try:

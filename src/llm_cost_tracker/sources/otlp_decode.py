@@ -16,8 +16,8 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from llm_cost_tracker.types import SpanRecord
 
-__all__ = ["DecodeError", "DecodeLimits", "DecodedBatch", "LimitExceeded", "any_value_to_str", "check_request",
-           "decode_spans", "parse_request"]
+__all__ = ["DecodeError", "DecodeLimits", "DecodedBatch", "LimitExceeded", "any_value_to_str", "check_counts",
+           "check_request", "decode_spans", "finish", "parse_request", "render_value"]
 
 _PRIORITY_PREFIXES = ("gen_ai.", "llm.", "openinference.", "tenant.", "service.")
 TRUNCATED_SUFFIX = "...[truncated]"
@@ -160,14 +160,21 @@ def check_request(request: ExportTraceServiceRequest, limits: DecodeLimits) -> i
         attributes += len(resource_spans.resource.attributes)
         for scope_spans in resource_spans.scope_spans:
             spans += len(scope_spans.spans)
-    if spans > limits.max_spans:
-        raise LimitExceeded(
-            f"request holds {spans} spans, over the limit of {limits.max_spans} per request "
-            f"(--max-spans-per-request); send smaller batches (collector: send_batch_max_size)")
+    check_counts(spans, 0, limits)
     for resource_spans in request.resource_spans:
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
                 attributes += len(span.attributes)
+    return check_counts(spans, attributes, limits)
+
+
+def check_counts(spans: int, attributes: int, limits: DecodeLimits) -> int:
+    """``spans``, or :class:`LimitExceeded` when a request's ``spans`` or span and resource ``attributes`` in
+    all are over the limits (the spans are checked first: counting them is cheaper)."""
+    if spans > limits.max_spans:
+        raise LimitExceeded(
+            f"request holds {spans} spans, over the limit of {limits.max_spans} per request "
+            f"(--max-spans-per-request); send smaller batches (collector: send_batch_max_size)")
     if attributes > limits.max_request_attributes:
         raise LimitExceeded(
             f"request holds {attributes} attributes, over the limit of {limits.max_request_attributes} per "
@@ -180,7 +187,7 @@ _RENDERED: dict[tuple[bytes, int, int], str] = {}
 _RENDERED_LIMIT = 4096
 
 
-def _render_cached(value: AnyValue, max_depth: int, max_items: int, batch: DecodedBatch) -> str:
+def render_value(value: AnyValue, max_depth: int, max_items: int, batch: DecodedBatch) -> str:
     """``_render`` for arrays, kvlists and bytes, remembering small values (``finish_reasons: ["stop"]``
     arrives on nearly every span, and JSON rendering costs more than the rest of the attribute)."""
     wire = value.SerializeToString()
@@ -222,7 +229,7 @@ def _attributes(kvs: object, limits: DecodeLimits, batch: DecodedBatch) -> dict[
             elif kind == "bool_value":
                 text = "true" if value.bool_value else "false"
             elif kind != "string_value":
-                text = _render_cached(value, max_depth, max_items, batch)
+                text = render_value(value, max_depth, max_items, batch)
         out[kv.key] = text
         if len(text) > quarter:
             long = True  # may be over max_bytes once encoded: checked below
@@ -305,6 +312,11 @@ def decode_spans(request: ExportTraceServiceRequest, limits: DecodeLimits, check
                 ))
                 if scope_name:
                     records[-1].scope_name = scope_name
+    return finish(batch, limits)
+
+
+def finish(batch: DecodedBatch, limits: DecodeLimits) -> DecodedBatch:
+    """``batch`` with the messages that say what the limits cut (the client reads them in partial_success)."""
     if batch.truncated_attributes:
         batch.messages.append(
             f"{batch.truncated_attributes} attribute(s) over the limits ({limits.max_attributes} per span, "

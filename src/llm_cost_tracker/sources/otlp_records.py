@@ -1,0 +1,209 @@
+"""A request's wire tables (``otlp_scan``) -> the records ``otlp_decode.decode_spans`` would give.
+
+The result is the reference decoder's, record for record, rejection for rejection and message for
+message (the fuzz tests compare the two on every request they make). What changes is the cost: one
+Python string per *distinct* key and short value of the request instead of four objects per
+attribute, and per span one dict built by ``dict(zip(...))`` over slices of two lists.
+
+A request that would be cut by a per-value limit (a key over ``max_key_bytes``, a value or name over
+``max_value_bytes``, a span over ``max_attributes``) is left to the reference decoder: cutting is rare
+and its rules (priority prefixes, counting) live there once. :func:`decode_scan` returns None then.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+from llm_cost_tracker.sources.otlp_decode import (
+    MAX_START_NS,
+    DecodedBatch,
+    DecodeLimits,
+    finish,
+    render_value,
+)
+from llm_cost_tracker.sources.otlp_scan import (
+    A_ANY_LEN,
+    A_ANY_OFF,
+    A_KEY_LEN,
+    A_KEY_OFF,
+    A_KIND,
+    A_NUMBER,
+    A_VALUE_LEN,
+    A_VALUE_OFF,
+    BOOL,
+    C_NAME_LEN,
+    C_NAME_OFF,
+    DOUBLE,
+    INT,
+    OTHER,
+    R_ATTR_BEGIN,
+    R_ATTR_END,
+    S_ATTR_BEGIN,
+    S_ATTR_END,
+    S_END,
+    S_NAME_LEN,
+    S_NAME_OFF,
+    S_PARENT_LEN,
+    S_PARENT_OFF,
+    S_RESOURCE,
+    S_SCOPE,
+    S_SPAN_LEN,
+    S_SPAN_OFF,
+    S_START,
+    S_STATUS,
+    S_TRACE_LEN,
+    S_TRACE_OFF,
+    STRING,
+    WireScan,
+    intern,
+    scan_request,
+)
+from llm_cost_tracker.types import SpanRecord
+
+__all__ = ["decode_scan", "warm_up"]
+
+
+def _strings(payload: bytes, offsets: list[int], lengths: list[int]) -> list[str]:
+    return [payload[o:o + n].decode() for o, n in zip(offsets, lengths, strict=True)]
+
+
+def _distinct(scan: WireScan, payload: bytes, offsets: np.ndarray, lengths: np.ndarray) -> list[str]:
+    """The strings at ``offsets``/``lengths``, one object per distinct value (shared by equal ones)."""
+    ids, firsts = intern(scan, offsets, lengths)
+    pool = _strings(payload, offsets[firsts].tolist(), lengths[firsts].tolist())
+    return list(map(pool.__getitem__, ids.tolist()))
+
+
+def _hex(buf: np.ndarray, offsets: np.ndarray, width: int) -> list[str]:
+    """``buf[o:o+width].hex()`` for every offset, from one hex string of the gathered bytes."""
+    if not len(offsets):
+        return []
+    text = buf[offsets[:, None] + np.arange(width)].tobytes().hex()
+    step = 2 * width
+    return [text[i:i + step] for i in range(0, len(text), step)]
+
+
+def _over_limits(scan: WireScan, limits: DecodeLimits) -> bool:
+    """Whether the reference decoder would cut something (keys, values, names, attributes per owner)."""
+    a, s, r = scan.attributes, scan.spans, scan.resources
+    if len(a) and (int(a[:, A_KEY_LEN].max()) > limits.max_key_bytes
+                   or int(a[:, A_VALUE_LEN].max()) > limits.max_value_bytes):
+        return True
+    if len(s) and (int(s[:, S_NAME_LEN].max()) > limits.max_value_bytes
+                   or int((s[:, S_ATTR_END] - s[:, S_ATTR_BEGIN]).max()) > limits.max_attributes):
+        return True
+    return bool(len(r) and int((r[:, R_ATTR_END] - r[:, R_ATTR_BEGIN]).max()) > limits.max_attributes)
+
+
+def _values(scan: WireScan, payload: bytes, needed: np.ndarray, limits: DecodeLimits,
+            batch: DecodedBatch) -> list[str] | None:
+    """Every attribute's value as the reference decoder renders it (None: leave the request to it)."""
+    a = scan.attributes
+    kinds = a[:, A_KIND]
+    numbers = a[:, A_NUMBER]
+    pool = ["", "true", "false"]  # an empty AnyValue, the two booleans
+    index = np.zeros(len(a), np.int64)
+    index[kinds == BOOL] = np.where(numbers[kinds == BOOL] != 0, 1, 2)
+    mask = kinds == STRING
+    if mask.any():
+        ids, firsts = intern(scan, a[mask, A_VALUE_OFF], a[mask, A_VALUE_LEN])
+        index[mask] = len(pool) + ids
+        pool += _strings(payload, a[mask, A_VALUE_OFF][firsts].tolist(), a[mask, A_VALUE_LEN][firsts].tolist())
+    mask = kinds == INT
+    if mask.any():
+        distinct, inverse = np.unique(numbers[mask], return_inverse=True)
+        index[mask] = len(pool) + inverse
+        pool += map(str, distinct.tolist())
+    mask = kinds == DOUBLE
+    if mask.any():
+        index[mask] = len(pool) + np.arange(int(mask.sum()))
+        pool += map(repr, numbers[mask].view(np.float64).tolist())
+    rows = np.flatnonzero((kinds == OTHER) & needed)  # as the reference renders them: spans it rejects are not
+    if len(rows):  # each distinct value parsed and rendered once (``finish_reasons: ["stop"]`` is on most spans)
+        ids, firsts = intern(scan, a[rows, A_ANY_OFF], a[rows, A_ANY_LEN], max_len=1 << 30)
+        index[rows] = len(pool) + ids
+        occurrences = np.bincount(ids).tolist()
+        quarter = limits.max_value_bytes // 4
+        for off, length, times in zip(a[rows[firsts], A_ANY_OFF].tolist(), a[rows[firsts], A_ANY_LEN].tolist(),
+                                      occurrences, strict=True):
+            try:
+                value = AnyValue.FromString(payload[off:off + length])
+            except DecodeError:  # pragma: no cover - the scan checked every nested value
+                return None
+            cut_before = batch.truncated_attributes
+            text = render_value(value, limits.max_depth, limits.max_value_bytes, batch)
+            if len(text) > quarter and len(text.encode()) > limits.max_value_bytes:
+                return None  # cut by the reference decoder
+            batch.truncated_attributes += (batch.truncated_attributes - cut_before) * (times - 1)  # once per copy
+            pool.append(text)
+    return list(map(pool.__getitem__, index.tolist()))
+
+
+def decode_scan(scan: WireScan, payload: bytes, limits: DecodeLimits) -> DecodedBatch | None:
+    """The records of the request ``scan`` was made of, as ``decode_spans`` gives them; None when a per-value
+    limit would cut something (the caller decodes with ``decode_spans`` then). The request limits were
+    checked by ``scan_request``."""
+    if _over_limits(scan, limits):
+        return None
+    batch = DecodedBatch()
+    s, a, buf = scan.spans, scan.attributes, scan.buffer
+    starts = s[:, S_START].view(np.uint64)
+    valid_id = (s[:, S_TRACE_LEN] == 16) & (s[:, S_SPAN_LEN] == 8)
+    accepted = valid_id & (starts <= MAX_START_NS)
+    for position in np.flatnonzero(~accepted).tolist():  # in order: the first five become messages
+        if not valid_id[position]:
+            batch.reject("invalid_id", f"span #{position}: trace_id must be 16 bytes and span_id 8 bytes")
+        else:
+            batch.reject("invalid_timestamp", f"span #{position}: start time {int(starts[position])} ns is past 2262")
+    needed = np.ones(len(a), bool)  # the reference renders no value of a span it rejects
+    for begin, end in s[~accepted][:, [S_ATTR_BEGIN, S_ATTR_END]].tolist():
+        needed[begin:end] = False
+    values = _values(scan, payload, needed, limits, batch)
+    if values is None:
+        return None
+    keys = _distinct(scan, payload, a[:, A_KEY_OFF], a[:, A_KEY_LEN])
+    tenant_key = limits.tenant_attribute
+    resources = [dict(zip(keys[b:e], values[b:e], strict=True)) for b, e in scan.resources.tolist()]
+    services = [r.get("service.name", "unknown_service") for r in resources]
+    tenants = [r.get(tenant_key, "") for r in resources]
+    scopes = [payload[o:o + n].decode()[:256] for o, n in
+              zip(scan.scopes[:, C_NAME_OFF].tolist(), scan.scopes[:, C_NAME_LEN].tolist(), strict=True)]
+    kept = np.flatnonzero(accepted)
+    k = s[kept]
+    trace_ids = _hex(buf, k[:, S_TRACE_OFF], 16)
+    span_ids = _hex(buf, k[:, S_SPAN_OFF], 8)
+    parents = [payload[o:o + n].hex() if n else ""
+               for o, n in zip(k[:, S_PARENT_OFF].tolist(), k[:, S_PARENT_LEN].tolist(), strict=True)]
+    names = _distinct(scan, payload, k[:, S_NAME_OFF], k[:, S_NAME_LEN])
+    start = starts[kept]
+    end = k[:, S_END].view(np.uint64)
+    durations = np.where(end >= start, end - start, 0).tolist()
+    start_ns = start.tolist()
+    status = k[:, S_STATUS]
+    status = np.where((status >= 0) & (status <= 2), status, 0).tolist()
+    spans_by_resource = k[:, S_RESOURCE].tolist()
+    ranges = list(map(slice, k[:, S_ATTR_BEGIN].tolist(), k[:, S_ATTR_END].tolist()))
+    attributes = list(map(dict, map(zip, map(keys.__getitem__, ranges), map(values.__getitem__, ranges))))
+    span_tenants = [tenants[r] or a.get(tenant_key, "") for r, a in zip(spans_by_resource, attributes, strict=True)]
+    records = list(map(SpanRecord, trace_ids, span_ids, parents, start_ns, durations,
+                       map(services.__getitem__, spans_by_resource), names, status,
+                       map(resources.__getitem__, spans_by_resource), attributes, span_tenants))
+    if any(scopes):
+        for record, scope in zip(records, k[:, S_SCOPE].tolist(), strict=True):
+            if scopes[scope]:
+                record.scope_name = scopes[scope]
+    batch.records = records
+    return finish(batch, limits)
+
+
+_WARM_UP = bytes.fromhex("0a2a122812260a1000000000000000000000000000000001120800000000000000014a080a016b12030a0176")
+"""A request of one span with one attribute (``k: "v"``)."""
+
+
+def warm_up() -> None:
+    """Load (or compile) the scan's compiled code now, not on the first Export: ~0.3 s from numba's cache,
+    ~3 s without one. Run on a thread at start; an Export that comes sooner waits for it, then proceeds."""
+    scan = scan_request(_WARM_UP, DecodeLimits())
+    assert scan is not None and decode_scan(scan, _WARM_UP, DecodeLimits()) is not None

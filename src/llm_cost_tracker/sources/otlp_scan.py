@@ -1,0 +1,484 @@
+"""One pass over an Export request's wire bytes into flat arrays: the receiver's decoder without protobuf objects.
+
+Why: ``otlp_decode`` reads a request through protobuf's Python API, which builds a wrapper object per
+message and a string per field it is asked for: four objects per attribute, ~20 us of CPU per span, the
+largest stage of the ingest path (issue 19, docs/architecture.md "Where the CPU goes"). This module
+walks the bytes once in compiled code (numba) and returns where each span, attribute, key and value
+lies; ``otlp_columns`` turns that into the same records with one string per distinct key and value.
+
+What it must not do is accept a request protobuf would refuse, or read one differently. So:
+
+* **The schema comes from the installed descriptors** (``ExportTraceServiceRequest`` and every message
+  under it), not from hand-written field numbers: every field protobuf knows is checked the way upb
+  checks it (UTF-8 of every string, in events, links and nested values too; lengths inside their
+  message; the nesting limit), and a field it does not know is skipped as upb skips it.
+* **Anything unusual declines** instead of guessing: a group, a varint over 10 bytes, a message
+  nested deeper than :data:`MAX_DEPTH`, a singular message given twice (protobuf merges the two), a
+  field number 0. The caller then runs the protobuf decoder, which gives the answer (often a
+  ``DecodeError``). Real exporters never send these, so declining costs nothing in practice.
+* **Values that are not plain scalars** (arrays, kvlists, bytes) are located, not rendered: the caller
+  parses just that ``AnyValue`` with protobuf and renders it as ``otlp_decode`` does.
+
+The walk is table-driven: each message type is a row of per-field (wire kind, sub-message, action)
+codes, so the loop is one explicit stack and a switch, with no recursion for numba to compile.
+The tests check it against protobuf on fuzzed requests (tests/sources/test_otlp_scan.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from llm_cost_tracker.compiled import compiled
+from llm_cost_tracker.sources.otlp_decode import DecodeLimits, check_counts
+
+__all__ = ["MAX_DEPTH", "WireScan", "scan_request"]
+
+MAX_DEPTH = 64
+"""Messages nested deeper decline (upb refuses past 100; the caller's protobuf parse decides)."""
+
+# Wire kinds of a known field (0: not a field of this message, skipped like upb's unknown fields).
+_VARINT, _I64, _I32, _STRING, _BYTES, _MESSAGE = 1, 2, 3, 4, 5, 6
+_WIRE_TYPE = np.array([-1, 0, 1, 5, 2, 2, 2], dtype=np.int64)
+"""The wire type each kind arrives as; another wire type makes the field unknown to upb (skipped)."""
+
+# Actions: what the walk records when it meets a field. Values 1-19 on entering a message field.
+(_NONE, _RESOURCE_SPANS, _RESOURCE, _SCOPE_SPANS, _SPAN, _RESOURCE_ATTR, _SPAN_ATTR, _ATTR_VALUE, _SCOPE,
+ _SCOPE_NAME, _TRACE_ID, _SPAN_ID, _PARENT_ID, _NAME, _START, _END, _STATUS_CODE, _KEY, _VALUE_STRING,
+ _VALUE_BOOL, _VALUE_INT, _VALUE_DOUBLE, _VALUE_OTHER, _STATUS) = range(24)
+
+# Value kinds of an attribute (column ``value_kind``).
+EMPTY, STRING, BOOL, INT, DOUBLE, OTHER = 0, 1, 2, 3, 4, 5
+
+_RESOURCE_ATTR_TYPE = "KeyValue@resource"
+_SPAN_ATTR_TYPE = "KeyValue@span"
+_ATTR_VALUE_TYPE = "AnyValue@attribute"
+"""Pseudo types: KeyValue and AnyValue where they are a resource's or span's own attributes (recorded),
+as distinct from the same messages inside events, links, scopes and nested values (only checked)."""
+
+
+def _kind(field: FieldDescriptor) -> int:
+    t = field.type
+    if t == FieldDescriptor.TYPE_MESSAGE:
+        return _MESSAGE
+    if t == FieldDescriptor.TYPE_STRING:
+        return _STRING
+    if t == FieldDescriptor.TYPE_BYTES:
+        return _BYTES
+    if t in (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FIXED64, FieldDescriptor.TYPE_SFIXED64):
+        return _I64
+    if t in (FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_FIXED32, FieldDescriptor.TYPE_SFIXED32):
+        return _I32
+    if t == FieldDescriptor.TYPE_GROUP:  # not in OTLP; a schema with one is not walked
+        raise ValueError(f"group field {field.full_name}")
+    return _VARINT
+
+
+_ACTIONS = {  # (message, field) -> action; the message names are the descriptors' (or the pseudo types)
+    ("ExportTraceServiceRequest", "resource_spans"): _RESOURCE_SPANS,
+    ("ResourceSpans", "resource"): _RESOURCE,
+    ("ResourceSpans", "scope_spans"): _SCOPE_SPANS,
+    ("Resource", "attributes"): _RESOURCE_ATTR,
+    ("ScopeSpans", "scope"): _SCOPE,
+    ("ScopeSpans", "spans"): _SPAN,
+    ("InstrumentationScope", "name"): _SCOPE_NAME,
+    ("Span", "trace_id"): _TRACE_ID,
+    ("Span", "span_id"): _SPAN_ID,
+    ("Span", "parent_span_id"): _PARENT_ID,
+    ("Span", "name"): _NAME,
+    ("Span", "start_time_unix_nano"): _START,
+    ("Span", "end_time_unix_nano"): _END,
+    ("Span", "attributes"): _SPAN_ATTR,
+    ("Span", "status"): _STATUS,
+    ("Status", "code"): _STATUS_CODE,
+    (_RESOURCE_ATTR_TYPE, "key"): _KEY,
+    (_SPAN_ATTR_TYPE, "key"): _KEY,
+    (_RESOURCE_ATTR_TYPE, "value"): _ATTR_VALUE,
+    (_SPAN_ATTR_TYPE, "value"): _ATTR_VALUE,
+    (_ATTR_VALUE_TYPE, "string_value"): _VALUE_STRING,
+    (_ATTR_VALUE_TYPE, "bool_value"): _VALUE_BOOL,
+    (_ATTR_VALUE_TYPE, "int_value"): _VALUE_INT,
+    (_ATTR_VALUE_TYPE, "double_value"): _VALUE_DOUBLE,
+}
+_PSEUDO = {("Resource", "attributes"): _RESOURCE_ATTR_TYPE, ("Span", "attributes"): _SPAN_ATTR_TYPE,
+           (_RESOURCE_ATTR_TYPE, "value"): _ATTR_VALUE_TYPE, (_SPAN_ATTR_TYPE, "value"): _ATTR_VALUE_TYPE}
+"""Fields whose messages are walked as a pseudo type (their own row of actions)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Schema:
+    kind: np.ndarray  # [type, field number] -> wire kind (0: unknown)
+    sub: np.ndarray  # [type, field number] -> type of the message field
+    action: np.ndarray  # [type, field number] -> action
+    repeated: np.ndarray  # [type, field number] -> 1 when repeated (a singular message given twice declines)
+
+
+def _schema() -> _Schema:
+    root: Descriptor = ExportTraceServiceRequest.DESCRIPTOR
+    names: list[str] = []
+    descriptors: dict[str, Descriptor] = {}
+    todo: list[tuple[str, Descriptor]] = [(root.name, root)]
+    while todo:
+        name, descriptor = todo.pop(0)
+        if name in descriptors:
+            continue
+        names.append(name)
+        descriptors[name] = descriptor
+        for field in descriptor.fields:
+            if field.message_type is not None:
+                todo.append((_PSEUDO.get((name, field.name), field.message_type.name), field.message_type))
+    top = max(f.number for d in descriptors.values() for f in d.fields) + 1
+    shape = (len(names), top)
+    kind, sub, action, repeated = (np.zeros(shape, np.int64) for _ in range(4))
+    for t, name in enumerate(names):
+        for field in descriptors[name].fields:
+            kind[t, field.number] = _kind(field)
+            repeated[t, field.number] = int(field.is_repeated)
+            action[t, field.number] = _ACTIONS.get((name, field.name), _VALUE_OTHER if name == _ATTR_VALUE_TYPE else _NONE)
+            if field.message_type is not None:
+                sub[t, field.number] = names.index(_PSEUDO.get((name, field.name), field.message_type.name))
+    return _Schema(kind, sub, action, repeated)
+
+
+_SCHEMA = _schema()
+
+
+# Columns of the span table (int64; the times are a uint64's bits).
+(S_RESOURCE, S_SCOPE, S_TRACE_OFF, S_TRACE_LEN, S_SPAN_OFF, S_SPAN_LEN, S_PARENT_OFF, S_PARENT_LEN, S_NAME_OFF,
+ S_NAME_LEN, S_START, S_END, S_STATUS, S_ATTR_BEGIN, S_ATTR_END) = range(15)
+# Columns of the attribute table: the key's bytes, the value's kind, a string value's bytes, a number
+# (int, bool, or a double's bits), and the whole AnyValue's bytes (parsed by protobuf when kind is OTHER).
+A_KEY_OFF, A_KEY_LEN, A_KIND, A_VALUE_OFF, A_VALUE_LEN, A_NUMBER, A_ANY_OFF, A_ANY_LEN = range(8)
+# Columns of the resource table (its attributes' rows) and of the scope table.
+R_ATTR_BEGIN, R_ATTR_END = range(2)
+C_RESOURCE, C_NAME_OFF, C_NAME_LEN = range(3)
+
+OK, MALFORMED, UNUSUAL = 0, 1, 2
+"""A scan's status: accepted, or declined because protobuf would refuse it (or might), or because it is
+unusual (merged messages, deep nesting); a declined request goes to the protobuf decoder."""
+
+
+@compiled
+def _walk(buf: np.ndarray, kind: np.ndarray, sub: np.ndarray, action: np.ndarray, repeated: np.ndarray,
+          wire: np.ndarray, fill: bool, spans: np.ndarray, attrs: np.ndarray, resources: np.ndarray,
+          scopes: np.ndarray, counts: np.ndarray) -> int:  # pragma: no cover - compiled (tests run py_func too)
+    """Walk ``buf`` as an ExportTraceServiceRequest; count (``fill`` false) or fill the tables. Returns a status."""
+    n = buf.shape[0]
+    top = kind.shape[1]
+    ends = np.empty(MAX_DEPTH + 1, np.int64)
+    types = np.empty(MAX_DEPTH + 1, np.int64)
+    acts = np.empty(MAX_DEPTH + 1, np.int64)
+    seen = np.empty(MAX_DEPTH + 1, np.int64)
+    depth = 0
+    ends[0] = n
+    types[0] = 0
+    acts[0] = 0
+    seen[0] = 0
+    pos = 0
+    n_spans = n_attrs = n_resources = n_scopes = 0
+    resource = scope = span = attr = -1
+    while True:
+        end = ends[depth]
+        if pos == end:
+            if depth == 0:
+                break
+            act = acts[depth]
+            if fill:
+                if act == 4:  # _SPAN
+                    spans[span, 14] = n_attrs  # S_ATTR_END
+                elif act == 2:  # _RESOURCE
+                    resources[resource, 1] = n_attrs  # R_ATTR_END
+            depth -= 1
+            continue
+        # the tag: a varint of at most 5 bytes
+        tag = 0
+        shift = 0
+        while True:
+            if pos >= end or shift > 28:
+                return 1
+            byte = buf[pos]
+            pos += 1
+            tag |= (int(byte) & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                break
+        field = tag >> 3
+        wt = tag & 7
+        if field == 0:
+            return 1
+        t = types[depth]
+        k = kind[t, field] if field < top else 0
+        if k != 0 and wire[k] != wt:
+            k = 0  # the wrong wire type: an unknown field to upb
+        value = np.uint64(0)
+        length = 0
+        if wt == 0:
+            shift = 0
+            while True:
+                if pos >= end or shift > 63:
+                    return 1
+                byte = buf[pos]
+                pos += 1
+                value |= (np.uint64(byte) & np.uint64(0x7F)) << np.uint64(shift)
+                shift += 7
+                if byte < 0x80:
+                    break
+        elif wt == 1:
+            if pos + 8 > end:
+                return 1
+            for b in range(8):
+                value |= np.uint64(buf[pos + b]) << np.uint64(8 * b)
+            pos += 8
+        elif wt == 5:
+            if pos + 4 > end:
+                return 1
+            pos += 4
+        elif wt == 2:
+            shift = 0
+            while True:
+                if pos >= end or shift > 28:
+                    return 1
+                byte = buf[pos]
+                pos += 1
+                length |= (int(byte) & 0x7F) << shift
+                shift += 7
+                if byte < 0x80:
+                    break
+            if length > end - pos:
+                return 1
+        elif wt == 3 or wt == 4:
+            return 2  # groups: not in OTLP
+        else:
+            return 1
+        if k == 0:
+            pos += length
+            continue
+        a = action[t, field]
+        if k == 6:  # _MESSAGE: descend
+            if repeated[t, field] == 0:
+                bit = np.int64(1) << field
+                if seen[depth] & bit:
+                    return 2  # a singular message twice: protobuf merges them
+                seen[depth] |= bit
+            if depth == MAX_DEPTH:
+                return 2
+            if a == 1:  # _RESOURCE_SPANS
+                resource = n_resources
+                n_resources += 1
+                if fill:
+                    resources[resource, 0] = n_attrs
+                    resources[resource, 1] = n_attrs
+            elif a == 2:  # _RESOURCE
+                if fill:
+                    resources[resource, 0] = n_attrs
+            elif a == 3:  # _SCOPE_SPANS
+                scope = n_scopes
+                n_scopes += 1
+                if fill:
+                    scopes[scope, 0] = resource
+                    scopes[scope, 1] = 0
+                    scopes[scope, 2] = 0
+            elif a == 4:  # _SPAN
+                span = n_spans
+                n_spans += 1
+                if fill:
+                    spans[span, :] = 0
+                    spans[span, 0] = resource
+                    spans[span, 1] = scope
+                    spans[span, 13] = n_attrs
+                    spans[span, 14] = n_attrs
+            elif a == 5 or a == 6:  # _RESOURCE_ATTR, _SPAN_ATTR
+                attr = n_attrs
+                n_attrs += 1
+                if fill:
+                    attrs[attr, :] = 0
+            elif a == 7:  # _ATTR_VALUE: the whole AnyValue, for protobuf when it is not a plain scalar
+                if fill:
+                    attrs[attr, 6] = pos
+                    attrs[attr, 7] = length
+            elif a == 22:  # _VALUE_OTHER: an array or kvlist value (walked below to check it)
+                if fill:
+                    attrs[attr, 2] = 5
+            depth += 1
+            ends[depth] = pos + length
+            types[depth] = sub[t, field]
+            acts[depth] = a
+            seen[depth] = 0
+            continue
+        if k == 4:  # _STRING: UTF-8 as upb checks it (no overlongs, surrogates, or past U+10FFFF)
+            i = pos
+            stop = pos + length
+            while i < stop:
+                c = buf[i]
+                if c < 0x80:
+                    i += 1
+                    continue
+                if 0xC2 <= c <= 0xDF:
+                    need = 1
+                elif 0xE0 <= c <= 0xEF:
+                    need = 2
+                elif 0xF0 <= c <= 0xF4:
+                    need = 3
+                else:
+                    return 1
+                if i + need >= stop:
+                    return 1
+                c1 = buf[i + 1]
+                if c1 < 0x80 or c1 > 0xBF:
+                    return 1
+                if (c == 0xE0 and c1 < 0xA0) or (c == 0xED and c1 > 0x9F) or (c == 0xF0 and c1 < 0x90) \
+                        or (c == 0xF4 and c1 > 0x8F):
+                    return 1
+                for j in range(2, need + 1):
+                    cj = buf[i + j]
+                    if cj < 0x80 or cj > 0xBF:
+                        return 1
+                i += need + 1
+        if fill and a != 0:
+            if a == 9:  # _SCOPE_NAME
+                scopes[scope, 1] = pos
+                scopes[scope, 2] = length
+            elif a == 10:  # _TRACE_ID
+                spans[span, 2] = pos
+                spans[span, 3] = length
+            elif a == 11:  # _SPAN_ID
+                spans[span, 4] = pos
+                spans[span, 5] = length
+            elif a == 12:  # _PARENT_ID
+                spans[span, 6] = pos
+                spans[span, 7] = length
+            elif a == 13:  # _NAME
+                spans[span, 8] = pos
+                spans[span, 9] = length
+            elif a == 14:  # _START
+                spans[span, 10] = np.int64(value)
+            elif a == 15:  # _END
+                spans[span, 11] = np.int64(value)
+            elif a == 16:  # _STATUS_CODE: an int32 enum, so its low 32 bits (0-2 are the codes; others read as 0)
+                spans[span, 12] = np.int64(value & np.uint64(0xFFFFFFFF))
+            elif a == 17:  # _KEY
+                attrs[attr, 0] = pos
+                attrs[attr, 1] = length
+            elif a == 18:  # _VALUE_STRING
+                attrs[attr, 2] = 1
+                attrs[attr, 3] = pos
+                attrs[attr, 4] = length
+            elif a == 19:  # _VALUE_BOOL
+                attrs[attr, 2] = 2
+                attrs[attr, 5] = 1 if value != 0 else 0
+            elif a == 20:  # _VALUE_INT
+                attrs[attr, 2] = 3
+                attrs[attr, 5] = np.int64(value)
+            elif a == 21:  # _VALUE_DOUBLE
+                attrs[attr, 2] = 4
+                attrs[attr, 5] = np.int64(value)
+            elif a == 22:  # _VALUE_OTHER: bytes or a string table index
+                attrs[attr, 2] = 5
+        pos += length
+    counts[0] = n_spans
+    counts[1] = n_attrs
+    counts[2] = n_resources
+    counts[3] = n_scopes
+    return 0
+
+
+@compiled
+def _intern(buf: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, ids: np.ndarray,
+            firsts: np.ndarray, max_len: int) -> int:  # pragma: no cover - compiled (tests run py_func too)
+    """Number the distinct byte strings ``buf[offsets[i]:offsets[i]+lengths[i]]`` in order of first sight.
+
+    ``ids[i]`` gets the number of item i, ``firsts[j]`` the item that first showed number j. Items longer
+    than ``max_len`` get a number of their own without hashing (long values are prompts: rarely repeated).
+    Returns how many numbers were given."""
+    count = offsets.shape[0]
+    size = 16
+    while size < 2 * count:
+        size *= 2
+    table = np.full(size, -1, np.int64)
+    mask = size - 1
+    distinct = 0
+    for i in range(count):
+        off = offsets[i]
+        length = lengths[i]
+        if length > max_len:
+            ids[i] = distinct
+            firsts[distinct] = i
+            distinct += 1
+            continue
+        h = np.uint64(14695981039346656037)
+        for b in range(length):
+            h = (h ^ np.uint64(buf[off + b])) * np.uint64(1099511628211)
+        slot = np.int64(h & np.uint64(mask))
+        while True:
+            j = table[slot]
+            if j < 0:
+                table[slot] = distinct
+                ids[i] = distinct
+                firsts[distinct] = i
+                distinct += 1
+                break
+            other = firsts[j]
+            if lengths[other] == length:
+                o2 = offsets[other]
+                same = True
+                for b in range(length):
+                    if buf[off + b] != buf[o2 + b]:
+                        same = False
+                        break
+                if same:
+                    ids[i] = j
+                    break
+            slot = (slot + 1) & mask
+    return distinct
+
+
+@dataclass(frozen=True, slots=True)
+class WireScan:
+    """Where everything of one request lies in its bytes (tables of int64, columns named above)."""
+
+    buffer: np.ndarray
+    spans: np.ndarray
+    attributes: np.ndarray
+    resources: np.ndarray
+    scopes: np.ndarray
+
+    @property
+    def span_count(self) -> int:
+        return int(self.spans.shape[0])
+
+    @property
+    def attribute_count(self) -> int:
+        return int(self.attributes.shape[0])
+
+
+def scan_request(payload: bytes, limits: DecodeLimits) -> WireScan | None:
+    """The tables of ``payload``, or None when the protobuf decoder must decide (see the module docstring).
+
+    Raises :class:`LimitExceeded` when the request holds more spans or attributes than ``limits`` allow,
+    counted by a first walk before any table is allocated (so a hostile request costs no memory)."""
+    buf = np.frombuffer(payload, dtype=np.uint8)
+    s = _SCHEMA
+    counts = np.zeros(4, np.int64)
+    empty = np.zeros((0, 15), np.int64)
+    if _walk(buf, s.kind, s.sub, s.action, s.repeated, _WIRE_TYPE, False, empty, empty, empty, empty, counts) != OK:
+        return None
+    check_counts(int(counts[0]), int(counts[1]), limits)
+    spans = np.empty((counts[0], 15), np.int64)
+    attrs = np.empty((counts[1], 8), np.int64)
+    resources = np.empty((counts[2], 2), np.int64)
+    scopes = np.empty((counts[3], 3), np.int64)
+    status = _walk(buf, s.kind, s.sub, s.action, s.repeated, _WIRE_TYPE, True, spans, attrs, resources, scopes, counts)
+    if status != OK:  # pragma: no cover - the first walk saw the same bytes
+        return None
+    return WireScan(buf, spans, attrs, resources, scopes)
+
+
+def intern(scan: WireScan, offsets: np.ndarray, lengths: np.ndarray, max_len: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """``(ids, firsts)``: a number per item (equal bytes, equal number) and the first item of each number."""
+    ids = np.empty(offsets.shape[0], np.int64)
+    firsts = np.empty(offsets.shape[0], np.int64)
+    distinct = _intern(scan.buffer, np.ascontiguousarray(offsets), np.ascontiguousarray(lengths), ids, firsts, max_len)
+    return ids, firsts[:distinct]

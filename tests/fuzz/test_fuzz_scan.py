@@ -1,0 +1,217 @@
+"""The wire scan (``otlp_scan`` + ``otlp_records``) against protobuf, the reference decoder.
+
+Whatever the bytes, the scan either declines (protobuf decides) or gives exactly what protobuf and
+``decode_spans`` give: the same records, rejections, messages and request-limit errors. And it must not
+decline what real exporters send, or the receiver would pay for both decoders.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
+from llm_cost_tracker.sources import otlp_scan
+from llm_cost_tracker.sources.otlp_decode import (
+    DecodedBatch,
+    DecodeError,
+    DecodeLimits,
+    LimitExceeded,
+    decode_spans,
+    parse_request,
+)
+from llm_cost_tracker.sources.otlp_records import decode_scan
+from llm_cost_tracker.sources.otlp_scan import scan_request
+from llm_cost_tracker.testing import genai_attributes, make_request, make_span
+from tests.fuzz.test_fuzz_decode import FUZZ, SMALL, deep_value, requests
+
+Outcome = DecodedBatch | str | None
+"""A decoder's answer: the batch, the text of a refusal (malformed or over a request limit), or None
+(the scan declined)."""
+
+
+def reference(payload: bytes, limits: DecodeLimits) -> DecodedBatch | str:
+    try:
+        return decode_spans(parse_request(payload), limits)
+    except (DecodeError, LimitExceeded) as exc:
+        return f"{type(exc).__name__}: {exc}" if isinstance(exc, LimitExceeded) else "DecodeError"
+
+
+def scanned(payload: bytes, limits: DecodeLimits) -> Outcome:
+    try:
+        scan = scan_request(payload, limits)
+    except LimitExceeded as exc:
+        return f"LimitExceeded: {exc}"
+    return None if scan is None else decode_scan(scan, payload, limits)
+
+
+def agree(payload: bytes, limits: DecodeLimits) -> Outcome:
+    """The scan's outcome, after checking it is the reference's whenever the scan answers."""
+    fast = scanned(payload, limits)
+    if fast is not None:
+        assert fast == reference(payload, limits)
+    return fast
+
+
+@FUZZ
+@given(requests())
+def test_scan_gives_the_reference_records(request: ExportTraceServiceRequest) -> None:
+    """Random well-formed requests (odd text, ids, times, nested values): the scan answers, and as protobuf does."""
+    payload = request.SerializeToString()
+    assert scan_request(payload, DecodeLimits(max_spans=10**6, max_request_attributes=10**9)) is not None  # never left to protobuf
+    outcome = agree(payload, DecodeLimits())
+    expected = reference(payload, DecodeLimits())
+    # only what a per-value limit cuts is left to protobuf (a long key, value or name; too many attributes)
+    assert outcome is not None or (isinstance(expected, DecodedBatch) and expected.truncated_attributes)
+    agree(payload, SMALL)
+
+
+@FUZZ
+@given(requests(), st.randoms(use_true_random=False))
+def test_scan_of_mutated_bytes_declines_or_agrees(request: ExportTraceServiceRequest, rng: random.Random) -> None:
+    """Flipped, dropped or duplicated bytes: the scan declines whatever protobuf refuses, else agrees."""
+    data = bytearray(request.SerializeToString())
+    for _ in range(rng.randint(1, 8)):
+        if not data:
+            break
+        i = rng.randrange(len(data))
+        choice = rng.random()
+        if choice < 0.5:
+            data[i] = rng.randrange(256)
+        elif choice < 0.75:
+            del data[i: i + rng.randint(1, 16)]
+        else:
+            data[i:i] = data[i: i + rng.randint(1, 64)]
+    agree(bytes(data), DecodeLimits())
+
+
+@FUZZ
+@given(st.binary(max_size=2000))
+def test_scan_of_random_bytes_declines_or_agrees(payload: bytes) -> None:
+    agree(payload, DecodeLimits())
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+        n >>= 7
+        if not n:
+            return bytes(out)
+
+
+def _field(number: int, data: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(data)) + data
+
+
+def _request_of(span_bytes: bytes, resource_spans_extra: bytes = b"") -> bytes:
+    return _field(1, _field(2, _field(2, span_bytes)) + resource_spans_extra)
+
+
+GOOD_SPAN = make_span({"gen_ai.request.model": "gpt-4o", "gen_ai.usage.input_tokens": 10}).SerializeToString()
+
+
+@pytest.mark.parametrize(("case", "payload", "answered"), [
+    ("bad UTF-8 in an event's name (a message the scan only checks)",
+     _request_of(GOOD_SPAN + _field(11, _field(2, b"\xff"))), False),
+    ("a surrogate in an event's name", _request_of(GOOD_SPAN + _field(11, _field(2, b"\xed\xa0\x80"))), False),
+    ("an overlong encoding in a link's trace state", _request_of(GOOD_SPAN + _field(13, _field(3, b"\xc0\xaf"))), False),
+    ("a surrogate in a nested kvlist key",
+     _request_of(GOOD_SPAN + _field(9, _field(1, b"k") + _field(2, _field(6, _field(1, _field(1, b"\xed\xa0\x80")))))),
+     False),
+    ("the name as a varint: an unknown field to protobuf, so no name", _request_of(GOOD_SPAN + bytes([5 << 3, 7])), True),
+    ("two status messages: protobuf merges them", _request_of(
+        GOOD_SPAN + _field(15, Status(code=2).SerializeToString()) + _field(15, Status(message="x").SerializeToString())),
+     False),
+    ("a group", _request_of(GOOD_SPAN + _varint((30 << 3) | 3) + _varint((30 << 3) | 4)), False),
+    ("unknown fields of every wire type", _request_of(
+        GOOD_SPAN + _varint(40 << 3) + b"\5" + _varint((41 << 3) | 1) + b"\0" * 8 + _varint((42 << 3) | 5) + b"\0" * 4
+        + _field(43, b"\xff\xff")), True),
+    ("a resource after its scope spans",
+     _request_of(GOOD_SPAN, _field(1, _field(1, KeyValue(key="service.name", value=AnyValue(string_value="svc"))
+                                             .SerializeToString()))), True),
+    ("a field number 0", _request_of(GOOD_SPAN + bytes([0, 0])), False),
+    ("a length past the end", _request_of(GOOD_SPAN)[:-3], False),
+])
+def test_edge_cases_decline_or_agree(case: str, payload: bytes, answered: bool) -> None:
+    outcome = agree(payload, DecodeLimits())
+    assert (outcome is not None) == answered, case
+
+
+def _nested(depth: int) -> bytes:
+    """An attribute whose value is an array in an array ... ``depth`` deep, as wire bytes."""
+    value = _field(1, b"bottom")
+    for _ in range(depth):
+        value = _field(5, _field(1, value))  # AnyValue.array_value -> ArrayValue.values
+    return _field(9, _field(1, b"deep") + _field(2, value))
+
+
+@pytest.mark.parametrize(("depth", "answered", "parses"), [(20, True, True), (40, False, True), (70, False, False)])
+def test_deep_nesting_is_left_to_protobuf(depth: int, answered: bool, parses: bool) -> None:
+    """Past the scan's depth protobuf decides: it parses 40 levels and refuses 70 (past its limit of 100)."""
+    payload = _request_of(GOOD_SPAN + _nested(depth))
+    assert (agree(payload, DecodeLimits()) is not None) == answered
+    assert (reference(payload, DecodeLimits()) != "DecodeError") == parses
+
+
+def test_values_protobuf_renders_are_rendered_once_but_counted_per_copy() -> None:
+    """A value cut by the nesting limit on many spans counts one truncation per span, as the reference does."""
+    spans = [make_span(genai_attributes()) for _ in range(5)]
+    for span in spans:
+        span.attributes.add(key="nested", value=deep_value(8))
+    payload = make_request(spans).SerializeToString()
+    outcome = agree(payload, DecodeLimits(max_depth=4))
+    assert isinstance(outcome, DecodedBatch) and outcome.truncated_attributes == 5
+
+
+def test_rejected_spans_as_the_reference_reports_them() -> None:
+    spans = [make_span(genai_attributes()) for _ in range(8)]
+    spans[2].trace_id = b"short"
+    spans[5].start_time_unix_nano = 2**63 + 5
+    outcome = agree(make_request(spans).SerializeToString(), DecodeLimits())
+    assert isinstance(outcome, DecodedBatch)
+    assert outcome.rejected == {"invalid_id": 1, "invalid_timestamp": 1} and len(outcome.records) == 6
+
+
+def test_over_a_per_value_limit_the_reference_decides() -> None:
+    """A value the limits cut is left to decode_spans (the scan gives None after the counts passed)."""
+    payload = make_request([make_span({"gen_ai.prompt": "x" * 300})]).SerializeToString()
+    assert scanned(payload, SMALL) is None
+    assert isinstance(scanned(payload, DecodeLimits()), DecodedBatch)
+
+
+def test_compiled_walk_equals_its_python_source() -> None:
+    """The numba-compiled walk fills the same tables as its Python source (what the coverage run reads)."""
+    payload = make_request([make_span(genai_attributes()), Span(name="other")],
+                           {"service.name": "svc", "tenant.id": "t"}).SerializeToString()
+    compiled = scan_request(payload, DecodeLimits())
+    assert compiled is not None
+    s = otlp_scan._SCHEMA
+    buf = np.frombuffer(payload, np.uint8)
+    counts = np.zeros(4, np.int64)
+    tables = [np.empty_like(compiled.spans), np.empty_like(compiled.attributes), np.empty_like(compiled.resources),
+              np.empty_like(compiled.scopes)]
+    status = otlp_scan._walk.py_func(buf, s.kind, s.sub, s.action, s.repeated, otlp_scan._WIRE_TYPE, True, *tables,
+                                     counts)
+    assert status == otlp_scan.OK
+    for ours, theirs in zip(tables, [compiled.spans, compiled.attributes, compiled.resources, compiled.scopes],
+                            strict=True):
+        assert np.array_equal(ours, theirs)
+
+
+def test_tenant_from_the_resource_else_the_span() -> None:
+    """The resource's tenant.id wins; without one, each span's own (as decode_spans reads them)."""
+    own = make_span({**genai_attributes(), "tenant.id": "from-span"})
+    plain = make_span(genai_attributes())
+    with_resource = make_request([own, plain], {"service.name": "svc", "tenant.id": "from-resource"})
+    without = make_request([own, plain], {"service.name": "svc"})
+    both = ExportTraceServiceRequest(resource_spans=[*with_resource.resource_spans, *without.resource_spans])
+    outcome = agree(both.SerializeToString(), DecodeLimits())
+    assert isinstance(outcome, DecodedBatch)
+    assert [r.tenant for r in outcome.records] == ["from-resource", "from-resource", "from-span", ""]
