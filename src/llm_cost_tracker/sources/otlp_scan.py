@@ -187,10 +187,10 @@ def _walk(buf: np.ndarray, kind: np.ndarray, sub: np.ndarray, action: np.ndarray
                 break
             act = acts[depth]
             if fill:
-                if act == 4:  # _SPAN
-                    spans[span, 14] = n_attrs  # S_ATTR_END
-                elif act == 2:  # _RESOURCE
-                    resources[resource, 1] = n_attrs  # R_ATTR_END
+                if act == _SPAN:
+                    spans[span, S_ATTR_END] = n_attrs
+                elif act == _RESOURCE:
+                    resources[resource, R_ATTR_END] = n_attrs
             depth -= 1
             continue
         # the tag: a varint of at most 5 bytes
@@ -198,7 +198,7 @@ def _walk(buf: np.ndarray, kind: np.ndarray, sub: np.ndarray, action: np.ndarray
         shift = 0
         while True:
             if pos >= end or shift > 28:
-                return 1
+                return MALFORMED
             byte = buf[pos]
             pos += 1
             tag |= (int(byte) & 0x7F) << shift
@@ -208,7 +208,7 @@ def _walk(buf: np.ndarray, kind: np.ndarray, sub: np.ndarray, action: np.ndarray
         field = tag >> 3
         wt = tag & 7
         if field == 0:
-            return 1
+            return MALFORMED
         t = types[depth]
         k = kind[t, field] if field < top else 0
         if k != 0 and wire[k] != wt:
@@ -219,7 +219,7 @@ def _walk(buf: np.ndarray, kind: np.ndarray, sub: np.ndarray, action: np.ndarray
             shift = 0
             while True:
                 if pos >= end or shift > 63:
-                    return 1
+                    return MALFORMED
                 byte = buf[pos]
                 pos += 1
                 value |= (np.uint64(byte) & np.uint64(0x7F)) << np.uint64(shift)
@@ -228,19 +228,19 @@ def _walk(buf: np.ndarray, kind: np.ndarray, sub: np.ndarray, action: np.ndarray
                     break
         elif wt == 1:
             if pos + 8 > end:
-                return 1
+                return MALFORMED
             for b in range(8):
                 value |= np.uint64(buf[pos + b]) << np.uint64(8 * b)
             pos += 8
         elif wt == 5:
             if pos + 4 > end:
-                return 1
+                return MALFORMED
             pos += 4
         elif wt == 2:
             shift = 0
             while True:
                 if pos >= end or shift > 28:
-                    return 1
+                    return MALFORMED
                 byte = buf[pos]
                 pos += 1
                 length |= (int(byte) & 0x7F) << shift
@@ -248,67 +248,67 @@ def _walk(buf: np.ndarray, kind: np.ndarray, sub: np.ndarray, action: np.ndarray
                 if byte < 0x80:
                     break
             if length > end - pos:
-                return 1
+                return MALFORMED
         elif wt == 3 or wt == 4:
-            return 2  # groups: not in OTLP
+            return UNUSUAL  # groups: not in OTLP
         else:
-            return 1
+            return MALFORMED
         if k == 0:
             pos += length
             continue
         a = action[t, field]
-        if k == 6:  # _MESSAGE: descend
+        if k == _MESSAGE:  # descend
             if repeated[t, field] == 0:
                 bit = np.int64(1) << field
                 if seen[depth] & bit:
-                    return 2  # a singular message twice: protobuf merges them
+                    return UNUSUAL  # a singular message twice: protobuf merges them
                 seen[depth] |= bit
             if depth == MAX_DEPTH:
-                return 2
-            if a == 1:  # _RESOURCE_SPANS
+                return UNUSUAL
+            if a == _RESOURCE_SPANS:
                 resource = n_resources
                 n_resources += 1
                 if fill:
-                    resources[resource, 0] = n_attrs
-                    resources[resource, 1] = n_attrs
-            elif a == 2:  # _RESOURCE
+                    resources[resource, R_ATTR_BEGIN] = n_attrs
+                    resources[resource, R_ATTR_END] = n_attrs
+            elif a == _RESOURCE:
                 if fill:
-                    resources[resource, 0] = n_attrs
-            elif a == 3:  # _SCOPE_SPANS
+                    resources[resource, R_ATTR_BEGIN] = n_attrs
+            elif a == _SCOPE_SPANS:
                 scope = n_scopes
                 n_scopes += 1
                 if fill:
-                    scopes[scope, 0] = resource
-                    scopes[scope, 1] = 0
-                    scopes[scope, 2] = 0
-            elif a == 4:  # _SPAN
+                    scopes[scope, C_RESOURCE] = resource
+                    scopes[scope, C_NAME_OFF] = 0
+                    scopes[scope, C_NAME_LEN] = 0
+            elif a == _SPAN:
                 span = n_spans
                 n_spans += 1
                 if fill:
                     spans[span, :] = 0
-                    spans[span, 0] = resource
-                    spans[span, 1] = scope
-                    spans[span, 13] = n_attrs
-                    spans[span, 14] = n_attrs
-            elif a == 5 or a == 6:  # _RESOURCE_ATTR, _SPAN_ATTR
+                    spans[span, S_RESOURCE] = resource
+                    spans[span, S_SCOPE] = scope
+                    spans[span, S_ATTR_BEGIN] = n_attrs
+                    spans[span, S_ATTR_END] = n_attrs
+            elif a == _RESOURCE_ATTR or a == _SPAN_ATTR:
                 attr = n_attrs
                 n_attrs += 1
                 if fill:
                     attrs[attr, :] = 0
-            elif a == 7:  # _ATTR_VALUE: the whole AnyValue, for protobuf when it is not a plain scalar
+            elif a == _ATTR_VALUE:  # the whole AnyValue, for protobuf when it is not a plain scalar
                 if fill:
-                    attrs[attr, 6] = pos
-                    attrs[attr, 7] = length
-            elif a == 22:  # _VALUE_OTHER: an array or kvlist value (walked below to check it)
+                    attrs[attr, A_ANY_OFF] = pos
+                    attrs[attr, A_ANY_LEN] = length
+            elif a == _VALUE_OTHER:  # an array or kvlist value (walked below to check it)
                 if fill:
-                    attrs[attr, 2] = 5
+                    attrs[attr, A_KIND] = OTHER
             depth += 1
             ends[depth] = pos + length
             types[depth] = sub[t, field]
             acts[depth] = a
             seen[depth] = 0
             continue
-        if k == 4:  # _STRING: UTF-8 as upb checks it (no overlongs, surrogates, or past U+10FFFF)
+        if k == _STRING:  # UTF-8 as upb checks it (no overlongs, surrogates, or past U+10FFFF)
             i = pos
             stop = pos + length
             while i < stop:
@@ -323,66 +323,66 @@ def _walk(buf: np.ndarray, kind: np.ndarray, sub: np.ndarray, action: np.ndarray
                 elif 0xF0 <= c <= 0xF4:
                     need = 3
                 else:
-                    return 1
+                    return MALFORMED
                 if i + need >= stop:
-                    return 1
+                    return MALFORMED
                 c1 = buf[i + 1]
                 if c1 < 0x80 or c1 > 0xBF:
-                    return 1
+                    return MALFORMED
                 if (c == 0xE0 and c1 < 0xA0) or (c == 0xED and c1 > 0x9F) or (c == 0xF0 and c1 < 0x90) \
                         or (c == 0xF4 and c1 > 0x8F):
-                    return 1
+                    return MALFORMED
                 for j in range(2, need + 1):
                     cj = buf[i + j]
                     if cj < 0x80 or cj > 0xBF:
-                        return 1
+                        return MALFORMED
                 i += need + 1
         if fill and a != 0:
-            if a == 9:  # _SCOPE_NAME
-                scopes[scope, 1] = pos
-                scopes[scope, 2] = length
-            elif a == 10:  # _TRACE_ID
-                spans[span, 2] = pos
-                spans[span, 3] = length
-            elif a == 11:  # _SPAN_ID
-                spans[span, 4] = pos
-                spans[span, 5] = length
-            elif a == 12:  # _PARENT_ID
-                spans[span, 6] = pos
-                spans[span, 7] = length
-            elif a == 13:  # _NAME
-                spans[span, 8] = pos
-                spans[span, 9] = length
-            elif a == 14:  # _START
-                spans[span, 10] = np.int64(value)
-            elif a == 15:  # _END
-                spans[span, 11] = np.int64(value)
-            elif a == 16:  # _STATUS_CODE: an int32 enum, so its low 32 bits (0-2 are the codes; others read as 0)
-                spans[span, 12] = np.int64(value & np.uint64(0xFFFFFFFF))
-            elif a == 17:  # _KEY
-                attrs[attr, 0] = pos
-                attrs[attr, 1] = length
-            elif a == 18:  # _VALUE_STRING
-                attrs[attr, 2] = 1
-                attrs[attr, 3] = pos
-                attrs[attr, 4] = length
-            elif a == 19:  # _VALUE_BOOL
-                attrs[attr, 2] = 2
-                attrs[attr, 5] = 1 if value != 0 else 0
-            elif a == 20:  # _VALUE_INT
-                attrs[attr, 2] = 3
-                attrs[attr, 5] = np.int64(value)
-            elif a == 21:  # _VALUE_DOUBLE
-                attrs[attr, 2] = 4
-                attrs[attr, 5] = np.int64(value)
-            elif a == 22:  # _VALUE_OTHER: bytes or a string table index
-                attrs[attr, 2] = 5
+            if a == _SCOPE_NAME:
+                scopes[scope, C_NAME_OFF] = pos
+                scopes[scope, C_NAME_LEN] = length
+            elif a == _TRACE_ID:
+                spans[span, S_TRACE_OFF] = pos
+                spans[span, S_TRACE_LEN] = length
+            elif a == _SPAN_ID:
+                spans[span, S_SPAN_OFF] = pos
+                spans[span, S_SPAN_LEN] = length
+            elif a == _PARENT_ID:
+                spans[span, S_PARENT_OFF] = pos
+                spans[span, S_PARENT_LEN] = length
+            elif a == _NAME:
+                spans[span, S_NAME_OFF] = pos
+                spans[span, S_NAME_LEN] = length
+            elif a == _START:
+                spans[span, S_START] = np.int64(value)
+            elif a == _END:
+                spans[span, S_END] = np.int64(value)
+            elif a == _STATUS_CODE:  # an int32 enum, so its low 32 bits (0-2 are the codes; others read as 0)
+                spans[span, S_STATUS] = np.int64(value & np.uint64(0xFFFFFFFF))
+            elif a == _KEY:
+                attrs[attr, A_KEY_OFF] = pos
+                attrs[attr, A_KEY_LEN] = length
+            elif a == _VALUE_STRING:
+                attrs[attr, A_KIND] = STRING
+                attrs[attr, A_VALUE_OFF] = pos
+                attrs[attr, A_VALUE_LEN] = length
+            elif a == _VALUE_BOOL:
+                attrs[attr, A_KIND] = BOOL
+                attrs[attr, A_NUMBER] = 1 if value != 0 else 0
+            elif a == _VALUE_INT:
+                attrs[attr, A_KIND] = INT
+                attrs[attr, A_NUMBER] = np.int64(value)
+            elif a == _VALUE_DOUBLE:
+                attrs[attr, A_KIND] = DOUBLE
+                attrs[attr, A_NUMBER] = np.int64(value)
+            elif a == _VALUE_OTHER:  # bytes, or a string table's index
+                attrs[attr, A_KIND] = OTHER
         pos += length
     counts[0] = n_spans
     counts[1] = n_attrs
     counts[2] = n_resources
     counts[3] = n_scopes
-    return 0
+    return OK
 
 
 @compiled
