@@ -142,6 +142,52 @@ def test_alternating_search_counts_one_schedule_per_decode(budget: int) -> None:
     assert algo.result().schedules_evaluated == budget
 
 
+def _moved(child: np.ndarray, base: np.ndarray) -> int:
+    """Fewest activities that must be moved to turn ``base`` into ``child`` (n minus their longest
+    common subsequence)."""
+    n = len(base)
+    common = np.zeros((n + 1, n + 1), np.int64)
+    for i in range(n):
+        for j in range(n):
+            same = common[i, j] + 1 if child[i] == base[j] else 0
+            common[i + 1, j + 1] = max(same, common[i, j + 1], common[i + 1, j])
+    return n - int(common[n, n])
+
+
+def _moves_per_proposal(path: object, **settings: object) -> list[int]:
+    """Activities moved in each mutation-only proposal (no crossover) of one generation after the first."""
+    from pathlib import Path
+
+    from llm_cost_tracker.scheduler.directions import list_of as lists
+
+    assert isinstance(path, Path)
+    algo = QuantumAnnealing(AnnealingSettings(exchange=0.0, **settings))  # type: ignore[arg-type]
+    algo.setup(read_psplib(path), MaxSchedules(5000), seed=3)
+    algo.next()
+    if algo.alternate:
+        base = lists(algo.start, algo.modes, algo.a, backward=not algo.backward)
+    else:
+        base = algo.order.copy()
+    order, _, _ = algo.ask()
+    return [_moved(c, b) for c, b in zip(order, base, strict=True)]
+
+
+def test_single_mode_elitist_proposals_shift_two_activities() -> None:
+    """On a single-mode instance the elitist search moves two activities per mutated proposal
+    (`shifts`, 2 by default); with `shifts=1` exactly one, as before."""
+    j30 = PUBLIC / "psplib" / "j30" / "j3025_2.sm"
+    two = _moves_per_proposal(j30)
+    assert max(two) == 2 and two.count(2) >= len(two) // 4  # a shift may land where it started
+    assert max(_moves_per_proposal(j30, shifts=1)) == 1
+
+
+def test_multi_mode_and_annealing_slices_keep_one_shift() -> None:
+    """Multi-mode proposals also change a mode, and the annealing slices keep their moves: one shift."""
+    assert max(_moves_per_proposal(PUBLIC / "psplib" / "mrcpsp-j30" / "j3012_1.mm")) <= 1
+    j30 = PUBLIC / "psplib" / "j30" / "j3025_2.sm"
+    assert max(_moves_per_proposal(j30, selection="metropolis", alternate=False)) <= 1
+
+
 def test_batches_keep_the_metropolis_search_with_full_justification() -> None:
     """A task batch (costs and deadlines vary) still runs the annealing slices with forward-backward
     improvement: three schedules per proposal, 32 slices."""
