@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import grpc
+import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
 
 from llm_cost_tracker.metrics import Metrics
+from llm_cost_tracker.sources import export, otlp_records
 from llm_cost_tracker.sources.export import SCAN_MIN_BYTES
 from llm_cost_tracker.sources.otlp_decode import DecodeLimits, parse_request
 from llm_cost_tracker.sources.otlp_grpc import TRANSFORM_ERROR, OtlpGrpcServer, TraceExportHandler
+from llm_cost_tracker.sources.otlp_records import ScanState
 from llm_cost_tracker.testing import RecordingPublisher, genai_attributes, make_request, make_span
 from llm_cost_tracker.types import SpanRecord
 
@@ -64,3 +67,40 @@ def test_big_requests_take_the_wire_scan_and_get_protobufs_records() -> None:
     assert scanned == decoded and len(scanned) == 120
     assert scanned[0].attributes["gen_ai.operation.name"] is scanned[1].attributes["gen_ai.operation.name"]
     assert decoded[0].attributes["gen_ai.operation.name"] is not decoded[1].attributes["gen_ai.operation.name"]
+
+
+def test_a_failing_scan_leaves_the_request_to_protobuf(monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """A bug in the wire scan (injected here) costs neither the request nor a secret in the log."""
+    secret_key = "sk-live-" + "a" * 40
+    spans = [make_span({**genai_attributes(), "note": secret_key}) for _ in range(120)]
+    payload = make_request(spans, {"service.name": "svc"}).SerializeToString()
+    assert len(payload) >= SCAN_MIN_BYTES
+
+    def broken(*_: object) -> None:
+        raise IndexError(f"index {secret_key} is out of bounds")
+
+    for target in ("scan_request", "decode_scan"):
+        with monkeypatch.context() as patched:
+            patched.setattr(export, target, broken)
+            publisher = RecordingPublisher()
+            TraceExportHandler([], publisher, DecodeLimits(), Metrics()).core.export(payload, {})
+        assert len(publisher.records) == 120, target
+        logged = capsys.readouterr()
+        assert "wire scan" in logged.err + logged.out and secret_key not in logged.err + logged.out
+
+
+def test_without_the_scan_protobuf_decodes_every_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A warm-up that fails (no working compiler, say) turns the scan off, logged, and nothing else."""
+    state = ScanState()
+    monkeypatch.setattr(otlp_records, "SCAN", state)
+    monkeypatch.setattr(export, "SCAN", state)
+    monkeypatch.setattr(otlp_records, "scan_request", lambda *_: (_ for _ in ()).throw(OSError("no LLVM")))
+    otlp_records.warm_up()
+    assert not state.usable and "no LLVM" in state.error
+    payload = make_request([make_span(genai_attributes()) for _ in range(120)]).SerializeToString()
+    publisher = RecordingPublisher()
+    TraceExportHandler([], publisher, DecodeLimits(), Metrics()).core.export(payload, {})
+    assert len(publisher.records) == 120
+    assert publisher.records[0].attributes["gen_ai.operation.name"] is not \
+        publisher.records[1].attributes["gen_ai.operation.name"]  # protobuf's strings: the scan was not used

@@ -35,6 +35,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from llm_cost_tracker.access.guard import KEEP_PAYLOAD_TENANT, AccessGuard, OverBurst
 from llm_cost_tracker.access.tokens import Principal, TokenTable
+from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.metrics import Metrics
 from llm_cost_tracker.sources.admission import MemoryBudget, decode_cost
 from llm_cost_tracker.sources.otlp_decode import (
@@ -46,8 +47,8 @@ from llm_cost_tracker.sources.otlp_decode import (
     decode_spans,
     parse_request,
 )
-from llm_cost_tracker.sources.otlp_records import decode_scan
-from llm_cost_tracker.sources.otlp_scan import scan_request
+from llm_cost_tracker.sources.otlp_records import SCAN, decode_scan
+from llm_cost_tracker.sources.otlp_scan import WireScan, scan_request
 from llm_cost_tracker.transforms.calls import CallIdentity
 from llm_cost_tracker.transforms.chain import TRANSFORM_ERROR, Chain
 from llm_cost_tracker.types import (
@@ -62,6 +63,7 @@ from llm_cost_tracker.types import (
 __all__ = ["BUSY", "GRPC_CODES", "INVALID", "OVER_BURST", "TOO_LARGE", "TRANSFORM_ERROR", "UNAUTHENTICATED",
            "SCAN_MIN_BYTES", "UNAVAILABLE", "ExportCore", "Metadata", "Parser", "Refused", "spans_of"]
 
+log = get_logger("export")
 _NO_TOKENS = TokenTable()
 
 UNAUTHENTICATED = "unauthenticated"
@@ -208,15 +210,10 @@ class ExportCore:
 
     def _export(self, payload: bytes, principal: Principal, tenant: str | None,
                 parse: Parser) -> ExportTraceServiceResponse:
-        scannable = parse is parse_request and self._passthrough is None and len(payload) >= SCAN_MIN_BYTES
-        try:  # the wire scan (otlp_scan): the same records as protobuf's, without its objects
-            scan = scan_request(payload, self._limits) if scannable else None
-        except LimitExceeded as exc:
-            raise self.refusal(INVALID, str(exc)) from None
+        scan = self._scan(payload) if parse is parse_request and self._passthrough is None else None
         if scan is not None:
             self._admit(principal, scan.span_count, len(payload))
-            scanned = decode_scan(scan, payload, self._limits)
-            decoded = scanned if scanned is not None else self._decode(payload, parse)
+            decoded = self._decode_scan(scan, payload, parse)
             del scan
         else:  # JSON, a request the scan leaves to protobuf, or other spans to pass on (they need the request)
             request = self._parse(payload, parse)
@@ -255,6 +252,29 @@ class ExportCore:
             response.partial_success.rejected_spans = decoded.rejected_count
             response.partial_success.error_message = "; ".join(decoded.messages)
         return response
+
+    def _scan(self, payload: bytes) -> WireScan | None:
+        """The wire scan's tables of a big enough request, or None for protobuf (see ``SCAN_MIN_BYTES``).
+
+        Only a request limit refuses here; any other failure of the scan leaves the request to protobuf."""
+        if len(payload) < SCAN_MIN_BYTES or not SCAN.usable:
+            return None
+        try:
+            return scan_request(payload, self._limits)
+        except LimitExceeded as exc:
+            raise self.refusal(INVALID, str(exc)) from None
+        except Exception as exc:  # noqa: BLE001 - a bug of the scan must not cost the request
+            log.error("wire scan failed; decoding with protobuf", error=type(exc).__name__)  # its text may quote the request
+            return None
+
+    def _decode_scan(self, scan: WireScan, payload: bytes, parse: Parser) -> DecodedBatch:
+        """The records of a scanned request; protobuf's when a per-value limit cuts it or the records fail."""
+        try:
+            decoded = decode_scan(scan, payload, self._limits)
+        except Exception as exc:  # noqa: BLE001 - as in _scan: the reference decoder decides
+            log.error("wire scan records failed; decoding with protobuf", error=type(exc).__name__)
+            decoded = None
+        return decoded if decoded is not None else self._decode(payload, parse)
 
     def _parse(self, payload: bytes, parse: Parser) -> ExportTraceServiceRequest:
         try:

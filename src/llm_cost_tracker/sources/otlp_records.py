@@ -16,6 +16,7 @@ import numpy as np
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
+from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.sources.otlp_decode import (
     MAX_START_NS,
     DecodedBatch,
@@ -62,7 +63,9 @@ from llm_cost_tracker.sources.otlp_scan import (
 )
 from llm_cost_tracker.types import SpanRecord
 
-__all__ = ["decode_scan", "warm_up"]
+log = get_logger("otlp_records")
+
+__all__ = ["SCAN", "ScanState", "decode_scan", "warm_up"]
 
 
 def _strings(payload: bytes, offsets: list[int], lengths: list[int]) -> list[str]:
@@ -202,8 +205,29 @@ _WARM_UP = bytes.fromhex("0a2a122812260a1000000000000000000000000000000001120800
 """A request of one span with one attribute (``k: "v"``)."""
 
 
+class ScanState:
+    """Whether the wire scan can be used: false once its compiled code failed to load or compile
+    (every request then goes through protobuf, as it did before the scan; the error is logged once)."""
+
+    def __init__(self) -> None:
+        self.error = ""
+
+    @property
+    def usable(self) -> bool:
+        return not self.error
+
+
+SCAN = ScanState()
+
+
 def warm_up() -> None:
     """Load (or compile) the scan's compiled code now, not on the first Export: ~0.3 s from numba's cache,
-    ~3 s without one. Run on a thread at start; an Export that comes sooner waits for it, then proceeds."""
-    scan = scan_request(_WARM_UP, DecodeLimits())
-    assert scan is not None and decode_scan(scan, _WARM_UP, DecodeLimits()) is not None
+    ~3 s without one. Run on a thread at start; an Export that comes sooner waits for it, then proceeds.
+    A failure (no working LLVM, say) leaves the receiver on protobuf: logged, never raised."""
+    try:
+        scan = scan_request(_WARM_UP, DecodeLimits())
+        if scan is None or decode_scan(scan, _WARM_UP, DecodeLimits()) is None:
+            raise RuntimeError("the wire scan declined its own warm-up request")
+    except Exception as exc:  # noqa: BLE001 - any failure means the same thing: decode with protobuf
+        SCAN.error = f"{type(exc).__name__}: {exc}"
+        log.error("the wire scan is unavailable; protobuf decodes every request", error=SCAN.error)
