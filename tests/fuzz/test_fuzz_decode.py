@@ -111,6 +111,23 @@ def requests(draw: st.DrawFn) -> ExportTraceServiceRequest:
     return request
 
 
+def mutate(payload: bytes, rng: random.Random) -> bytes:
+    """``payload`` with 1 to 8 bytes flipped, runs dropped or runs duplicated."""
+    data = bytearray(payload)
+    for _ in range(rng.randint(1, 8)):
+        if not data:
+            break
+        i = rng.randrange(len(data))
+        choice = rng.random()
+        if choice < 0.5:
+            data[i] = rng.randrange(256)
+        elif choice < 0.75:
+            del data[i: i + rng.randint(1, 16)]
+        else:
+            data[i:i] = data[i: i + rng.randint(1, 64)]
+    return bytes(data)
+
+
 def span_count(request: ExportTraceServiceRequest) -> int:
     return sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
 
@@ -156,20 +173,8 @@ def test_random_bytes_parse_or_raise_decode_error(payload: bytes) -> None:
 def test_mutated_wire_bytes_parse_or_raise_decode_error(request: ExportTraceServiceRequest,
                                                         rng: random.Random) -> None:
     """A valid request's bytes with flipped, dropped or duplicated bytes parse or raise DecodeError."""
-    data = bytearray(request.SerializeToString())
-    for _ in range(rng.randint(1, 8)):
-        if not data:
-            break
-        i = rng.randrange(len(data))
-        choice = rng.random()
-        if choice < 0.5:
-            data[i] = rng.randrange(256)
-        elif choice < 0.75:
-            del data[i: i + rng.randint(1, 16)]
-        else:
-            data[i:i] = data[i: i + rng.randint(1, 64)]
     try:
-        parsed = parse_request(bytes(data))
+        parsed = parse_request(mutate(request.SerializeToString(), rng))
     except DecodeError:
         return
     check_batch(parsed, DecodeLimits())

@@ -29,7 +29,7 @@ from llm_cost_tracker.sources.otlp_decode import (
 from llm_cost_tracker.sources.otlp_records import decode_scan
 from llm_cost_tracker.sources.otlp_scan import scan_request
 from llm_cost_tracker.testing import genai_attributes, make_request, make_span
-from tests.fuzz.test_fuzz_decode import FUZZ, SMALL, deep_value, requests
+from tests.fuzz.test_fuzz_decode import FUZZ, SMALL, deep_value, mutate, requests
 
 Outcome = DecodedBatch | str | None
 """A decoder's answer: the batch, the text of a refusal (malformed or over a request limit), or None
@@ -76,19 +76,7 @@ def test_scan_gives_the_reference_records(request: ExportTraceServiceRequest) ->
 @given(requests(), st.randoms(use_true_random=False))
 def test_scan_of_mutated_bytes_declines_or_agrees(request: ExportTraceServiceRequest, rng: random.Random) -> None:
     """Flipped, dropped or duplicated bytes: the scan declines whatever protobuf refuses, else agrees."""
-    data = bytearray(request.SerializeToString())
-    for _ in range(rng.randint(1, 8)):
-        if not data:
-            break
-        i = rng.randrange(len(data))
-        choice = rng.random()
-        if choice < 0.5:
-            data[i] = rng.randrange(256)
-        elif choice < 0.75:
-            del data[i: i + rng.randint(1, 16)]
-        else:
-            data[i:i] = data[i: i + rng.randint(1, 64)]
-    agree(bytes(data), DecodeLimits())
+    agree(mutate(request.SerializeToString(), rng), DecodeLimits())
 
 
 @FUZZ

@@ -215,7 +215,7 @@ def _walk(buf: np.ndarray, kind: np.ndarray, sub: np.ndarray, action: np.ndarray
             k = 0  # the wrong wire type: an unknown field to upb
         value = np.uint64(0)
         length = 0
-        if wt == 0:
+        if wt == 0 or wt == 2:  # a varint: the value, or the length of what follows
             shift = 0
             while True:
                 if pos >= end or shift > 63:
@@ -226,6 +226,10 @@ def _walk(buf: np.ndarray, kind: np.ndarray, sub: np.ndarray, action: np.ndarray
                 shift += 7
                 if byte < 0x80:
                     break
+            if wt == 2:
+                if value > np.uint64(end - pos):
+                    return MALFORMED
+                length = int(np.int64(value))
         elif wt == 1:
             if pos + 8 > end:
                 return MALFORMED
@@ -236,19 +240,6 @@ def _walk(buf: np.ndarray, kind: np.ndarray, sub: np.ndarray, action: np.ndarray
             if pos + 4 > end:
                 return MALFORMED
             pos += 4
-        elif wt == 2:
-            shift = 0
-            while True:
-                if pos >= end or shift > 28:
-                    return MALFORMED
-                byte = buf[pos]
-                pos += 1
-                length |= (int(byte) & 0x7F) << shift
-                shift += 7
-                if byte < 0x80:
-                    break
-            if length > end - pos:
-                return MALFORMED
         elif wt == 3 or wt == 4:
             return UNUSUAL  # groups: not in OTLP
         else:
