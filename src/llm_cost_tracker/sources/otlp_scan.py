@@ -156,6 +156,10 @@ A_KEY_OFF, A_KEY_LEN, A_KIND, A_VALUE_OFF, A_VALUE_LEN, A_NUMBER, A_ANY_OFF, A_A
 R_ATTR_BEGIN, R_ATTR_END = range(2)
 C_RESOURCE, C_NAME_OFF, C_NAME_LEN = range(3)
 
+assert (_SPAN_ID, _PARENT_ID, _NAME) == (_TRACE_ID + 1, _TRACE_ID + 2, _TRACE_ID + 3)
+assert (S_SPAN_OFF, S_PARENT_OFF, S_NAME_OFF) == (S_TRACE_OFF + 2, S_TRACE_OFF + 4, S_TRACE_OFF + 6)
+"""The walk stores a span's byte ranges by arithmetic on these (see ``_walk``)."""
+
 OK, MALFORMED, UNUSUAL = 0, 1, 2
 """A scan's status: accepted, or declined because protobuf would refuse it (or might), or because it is
 unusual (merged messages, deep nesting); a declined request goes to the protobuf decoder."""
@@ -332,18 +336,10 @@ def _walk(buf: np.ndarray, kind: np.ndarray, sub: np.ndarray, action: np.ndarray
             if a == _SCOPE_NAME:
                 scopes[scope, C_NAME_OFF] = pos
                 scopes[scope, C_NAME_LEN] = length
-            elif a == _TRACE_ID:
-                spans[span, S_TRACE_OFF] = pos
-                spans[span, S_TRACE_LEN] = length
-            elif a == _SPAN_ID:
-                spans[span, S_SPAN_OFF] = pos
-                spans[span, S_SPAN_LEN] = length
-            elif a == _PARENT_ID:
-                spans[span, S_PARENT_OFF] = pos
-                spans[span, S_PARENT_LEN] = length
-            elif a == _NAME:
-                spans[span, S_NAME_OFF] = pos
-                spans[span, S_NAME_LEN] = length
+            elif _TRACE_ID <= a <= _NAME:  # a span's four byte ranges, in (offset, length) column pairs
+                column = S_TRACE_OFF + 2 * (a - _TRACE_ID)
+                spans[span, column] = pos
+                spans[span, column + 1] = length
             elif a == _START:
                 spans[span, S_START] = np.int64(value)
             elif a == _END:
