@@ -4,7 +4,7 @@ Imports nothing from the rest of the pipeline except the price catalog; what a r
 (its prices, measured speeds, budget remainders) comes in as a :class:`PlanInputs` of plain callables.
 """
 
-from llm_cost_tracker.scheduler.annealing import AnnealingSettings, QuantumAnnealing
+from llm_cost_tracker.scheduler.annealing import QuantumAnnealing
 from llm_cost_tracker.scheduler.batch import TaskBatch, parse_batch, read_batch
 from llm_cost_tracker.scheduler.breaker import BreakerState, CircuitBreaker
 from llm_cost_tracker.scheduler.checker import check_schedule
@@ -16,6 +16,7 @@ from llm_cost_tracker.scheduler.pareto import find_non_dominated, hypervolume, p
 from llm_cost_tracker.scheduler.problem import Activity, Mode, Problem, Resource
 from llm_cost_tracker.scheduler.psplib import parse_psplib, read_psplib
 from llm_cost_tracker.scheduler.result import Schedule, ScheduleResult
+from llm_cost_tracker.scheduler.search_settings import AnnealingSettings
 from llm_cost_tracker.scheduler.solve import Scheduler, SolveSettings, minimize, optimize, solve_batch
 from llm_cost_tracker.scheduler.termination import MaxSchedules, TerminateIfAny, TimeLimit
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -42,95 +41,9 @@ from llm_cost_tracker.scheduler.problem import (
     compile_problem,
 )
 from llm_cost_tracker.scheduler.result import Schedule, ScheduleResult
+from llm_cost_tracker.scheduler.search_settings import AnnealingSettings
 from llm_cost_tracker.scheduler.sgs import justify, serial_sgs
 from llm_cost_tracker.scheduler.termination import Termination
-
-
-@dataclass(frozen=True, slots=True)
-class AnnealingSettings:
-    """Search parameters; the defaults are what the benchmark in docs/scheduler.md measured."""
-
-    replicas: int = 32
-    coupling: float = 0.0
-    """Strength of the inter-slice coupling energy. Off by default: at 10 it changed nothing measurable
-    on j30 (docs/scheduler.md), so per issue 7 it is kept only as an option."""
-    exchange: float = 0.8
-    """Probability that a slice proposes a segment copied from another slice (0 = never). This is the
-    slice coupling that measurably helps, so it is on by default (0.8 measured better than 0.5 on j120)."""
-    partner: str = "tournament"
-    """Where a slice's crossover partner comes from: ``tournament`` (the best, under the receiving
-    slice's own weights, of ``tournament`` other slices drawn at random; the default, 0.7 to 1.2
-    points better on j120) or ``ring`` (slice k±1, the earlier design)."""
-    tournament: int = 4
-    """Slices drawn per partner tournament; the best under the receiver's weights is copied. 4 against
-    2 (issue 20, 5,000 schedules): j120 all 180 33.29% vs 33.61%, mrcpsp-j30 1.60% vs 2.04%, job
-    shop 1.75% vs 1.97%, j30 0.16% (90/96 optimal) vs 0.12% (89/96)."""
-    init_pool: int = 1
-    """Initial lists sampled per slice; each slice keeps the best of its ``init_pool`` forward decodes
-    (every one counted). 4 was within seed noise on j120, so it is off by default."""
-    gamma0: float = 3.0
-    t_start: float = 0.02
-    t_end: float = 0.001
-    mode_mutation: float = 1.0
-    repair_modes: bool = True
-    """Greedily repair proposals that break a non-renewable capacity before decoding them."""
-    justify: bool = True
-    alternate: bool = True
-    """Decode each generation in the direction opposite to the last one, on lists taken from the
-    current schedules (by increasing start for a forward decode, by decreasing finish for a backward
-    one), instead of justifying every proposal: a proposal costs one schedule instead of three, and
-    a proposal that keeps its parent's list is exactly one pass of forward-backward improvement
-    (the bi-directional scheme of Debels & Vanhoucke 2007). Only where no activity has a deadline:
-    a right-justified schedule is as late as it can be, which tardiness would punish."""
-    peak: float = 0.5
-    """Share of crossovers whose copied stretch is the partner's densest time window (peak.py)
-    instead of a random one; only with ``alternate``, whose lists follow the schedules' time order."""
-    selection: str = "elitist"
-    """``elitist``: when only the makespan varies (PSPLIB, job shop), parents and children compete
-    together and the best distinct ``population`` survive (population.py), partners drawn by
-    ``elitist_tournament``; ``metropolis``: each of ``replicas`` slices accepts its own proposal by
-    the Metropolis rule (always the rule when cost or tardiness vary: one weight vector per slice)."""
-    population: int = 64
-    """Population of the elitist search (``replicas`` is the slice count of the Metropolis one)."""
-    elitist_tournament: int = 2
-    """Partner tournament of the elitist search (a binary tournament: survivor selection already
-    keeps the pressure high, and 4 converged too early)."""
-    shifts: int = 2
-    """Shift moves per mutated proposal of the elitist search on single-mode problems (one elsewhere:
-    a multi-mode proposal also changes a mode, and the annealing slices keep their moves). Issue 20,
-    5,000 schedules: j120 all 180 33.07% / 33.09% / 33.19% (seeds 1-3) against 33.19% / 33.40% /
-    33.24% with one; j30 0.09% (0.08%), job shop 0.96% (1.01%). Multi-mode j30 with two: 0.98% /
-    0.90% against 0.78% / 0.97%, so it keeps one. Operators aimed at the critical chain or at events
-    were at best even with a random shift (docs/scheduler.md)."""
-    decompose_every: int = 0
-    """Decomposition (decomposition.py; off, it did not beat seed noise on j120): every this many
-    generations of the elitist search from progress ``decompose_after`` on, re-solve a window of the
-    best schedule (``decompose_size / 3`` to ``decompose_size`` of the activities; at the end with
-    probability ``decompose_tail``, around the least used time with ``decompose_valley``) against its
-    boundary, with ``decompose_decodes`` decodes counted as schedules; 0 = never."""
-    decompose_decodes: int = 32
-    decompose_after: float = 0.0
-    decompose_size: float = 0.3
-    decompose_tail: float = 0.0
-    decompose_valley: float = 0.0
-    intensify_at: float = 0.0
-    """Progress from which the elitist search rebuilds its population around its best member once
-    (intensify.py: Valls et al. 2008's second phase); 0 = never, the default: on top of two shifts
-    it moved j120 by 0.05 points (seed noise) and cost j30 an optimum (docs/scheduler.md). Only
-    where every activity has one mode: the neighbours share their parent's modes, which cost
-    multi-mode j30 0.19 points."""
-    intensify_spread: int = 1
-    """Rebuild only once the members' makespans lie within this many slots of each other (from
-    ``intensify_at`` on): a population that has not collapsed still has diversity to lose (at 1,000
-    schedules an unconditional rebuild cost the j120 subset 0.54 points, this one 0.11). A large
-    value rebuilds at ``intensify_at`` whatever the population."""
-    intensify_elite: int = 1
-    """Best distinct members a rebuild keeps; the other places are their neighbours."""
-    intensify_noise: float = 2.0
-    """Time noise of a neighbour's list, in mean activity durations (intensify.py)."""
-    penalty: float = 10.0
-    front_size: int = 64
-    makespan_slack: float = 0.2
 
 
 class QuantumAnnealing:

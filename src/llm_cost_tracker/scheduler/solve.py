@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from llm_cost_tracker.scheduler import metrics
-from llm_cost_tracker.scheduler.annealing import AnnealingSettings, QuantumAnnealing
+from llm_cost_tracker.scheduler.annealing import QuantumAnnealing
 from llm_cost_tracker.scheduler.batch import TaskBatch
 from llm_cost_tracker.scheduler.breaker import CircuitBreaker
 from llm_cost_tracker.scheduler.errors import InfeasibleError
 from llm_cost_tracker.scheduler.greedy import greedy_schedule
 from llm_cost_tracker.scheduler.problem import Problem
 from llm_cost_tracker.scheduler.result import ScheduleResult
+from llm_cost_tracker.scheduler.search_settings import AnnealingSettings
 from llm_cost_tracker.scheduler.termination import (
     Cancelled,
     MaxSchedules,
