@@ -7,7 +7,6 @@ or Decimal object per row) and fast on both chDB and a ClickHouse server.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from itertools import accumulate, chain
 from operator import attrgetter
 
 import numpy as np
@@ -37,10 +36,9 @@ def pico_to_decimal_array(values: list[int | None]) -> pa.Array:
 
 
 def _map_array(dicts: list[dict[str, str]]) -> pa.Array:
-    offsets = pa.array(list(accumulate(map(len, dicts), initial=0)), type=pa.int32())
-    keys = pa.array(list(chain.from_iterable(dicts)), type=pa.string())
-    values = pa.array(list(chain.from_iterable(d.values() for d in dicts)), type=pa.string())
-    return pa.MapArray.from_arrays(offsets, keys, values)
+    """The Map column of ``dicts``, in their order: Arrow walks the dicts itself (2-2.5x faster than
+    flattening them into key and value lists in Python first)."""
+    return pa.array(dicts, type=_MAP_TYPE)
 
 
 def records_to_arrow(records: list[SpanRecord]) -> pa.Table:

@@ -1,0 +1,23 @@
+"""The Map columns of the Arrow rows hold every record's attributes exactly: keys, values and order."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from llm_cost_tracker.storage.rows import records_to_arrow
+from llm_cost_tracker.testing import span_record
+
+text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=30)
+attribute_dicts = st.dictionaries(text, text, max_size=12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(attribute_dicts, attribute_dicts), max_size=20))
+def test_map_columns_hold_every_attribute_in_order(pairs: list[tuple[dict[str, str], dict[str, str]]]) -> None:
+    records = [span_record(attributes=attrs, resource_attributes=resource) for attrs, resource in pairs]
+    table = records_to_arrow(records)
+    assert table.num_rows == len(records)
+    for column, field in (("attributes", "attributes"), ("resource_attributes", "resource_attributes")):
+        stored = table.column(column).to_pylist()
+        assert stored == [list(getattr(r, field).items()) for r in records]
