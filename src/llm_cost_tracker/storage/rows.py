@@ -23,16 +23,16 @@ STRING_COLUMNS = ("tenant", "trace_id", "span_id", "parent_span_id", "service_na
 
 
 def pico_to_decimal_array(values: list[int | None]) -> pa.Array:
-    """Exact Decimal128(38, 12) array from integer pico-USD (None -> null), without Decimal objects."""
-    n = len(values)
-    valid = np.fromiter((v is not None for v in values), dtype=bool, count=n)
-    low = np.fromiter((v or 0 for v in values), dtype=np.int64, count=n)
+    """Exact Decimal128(38, 12) array from integer pico-USD (None -> null), without Decimal objects: the
+    integers are the decimals' unscaled values, so Arrow's int64 array (its nulls included) gives the
+    low words and their sign the high ones."""
+    ints = pa.array(values, type=pa.int64())
+    n = len(ints)
+    low = np.frombuffer(ints.buffers()[1], dtype=np.int64, count=n) if n else np.zeros(0, np.int64)
     words = np.empty((n, 2), dtype=np.int64)
     words[:, 0] = low
     words[:, 1] = np.where(low < 0, -1, 0)
-    null_count = int(n - valid.sum())
-    validity = pa.array(valid).buffers()[1] if null_count else None
-    return pa.Array.from_buffers(COST_TYPE, n, [validity, pa.py_buffer(words.tobytes())], null_count=null_count)
+    return pa.Array.from_buffers(COST_TYPE, n, [ints.buffers()[0], pa.py_buffer(words)], null_count=ints.null_count)
 
 
 def _map_array(dicts: list[dict[str, str]]) -> pa.Array:

@@ -1,11 +1,13 @@
-"""The Map columns of the Arrow rows hold every record's attributes exactly: keys, values and order."""
+"""The Arrow rows hold every record exactly: attributes (keys, values, order) and money (to the pico-USD)."""
 
 from __future__ import annotations
+
+from decimal import Decimal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llm_cost_tracker.storage.rows import records_to_arrow
+from llm_cost_tracker.storage.rows import pico_to_decimal_array, records_to_arrow
 from llm_cost_tracker.testing import span_record
 
 text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=30)
@@ -21,3 +23,11 @@ def test_map_columns_hold_every_attribute_in_order(pairs: list[tuple[dict[str, s
     for column, field in (("attributes", "attributes"), ("resource_attributes", "resource_attributes")):
         stored = table.column(column).to_pylist()
         assert stored == [list(getattr(r, field).items()) for r in records]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1)), max_size=50))
+def test_costs_are_exact_decimals_of_the_pico_usd(values: list[int | None]) -> None:
+    """Decimal(38, 12) from integer pico-USD: null stays null, every other value exact, negatives included."""
+    stored = pico_to_decimal_array(values).to_pylist()
+    assert stored == [None if v is None else Decimal(v).scaleb(-12) for v in values]
