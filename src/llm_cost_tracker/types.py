@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 PICO_PER_USD = 10**12
@@ -82,6 +82,11 @@ class TokenUsage:
         return max(self.input_tokens - self.cache_read_tokens - self.cache_write_tokens, 0)
 
 
+ZERO_USAGE = TokenUsage()
+"""A record's usage until ``usage`` sets it: one shared instance (it is frozen), since building a
+TokenUsage per span cost 0.7 us of the 1 us a SpanRecord takes to make."""
+
+
 @dataclass(slots=True)
 class SpanRecord:
     """One LLM span, as it moves from the receiver to the store.
@@ -106,7 +111,7 @@ class SpanRecord:
     provider: str = ""
     request_model: str = ""
     response_model: str = ""
-    usage: TokenUsage = field(default_factory=TokenUsage)
+    usage: TokenUsage = ZERO_USAGE
     pricing_model: str = ""
     price_version: str = ""
     cost_pusd: int | None = None
