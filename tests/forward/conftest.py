@@ -27,12 +27,15 @@ class NextHop:
         self.spans: dict[str, list[tuple[Span, dict[str, str]]]] = {}
         self.failing = False
         self.refused = 0
+        self.refused_once = threading.Event()
+        """Set on the first refusal: the sender has tried this hop at least once."""
         self.lock = threading.Lock()
 
     def take(self, request: ExportTraceServiceRequest) -> bool:
         with self.lock:
             if self.failing:
                 self.refused += 1
+                self.refused_once.set()
                 return False
             for resource_spans in request.resource_spans:
                 resource = {kv.key: kv.value.string_value for kv in resource_spans.resource.attributes}

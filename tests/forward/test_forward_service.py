@@ -109,12 +109,17 @@ def test_a_failing_next_hop_loses_nothing_and_pushes_back_on_ingest(grpc_hop: tu
                 stub.Export(request, timeout=30)
             except grpc.RpcError as exc:
                 assert exc.code() == grpc.StatusCode.UNAVAILABLE
+                if not any(why in (exc.details() or "") for why in ("forwarding queue is full", "not confirmed stored")):
+                    continue  # not the service pushing back (a connection blip): a collector retries it
                 refused_at = request
                 break
             sent |= span_ids(request)
             time.sleep(0.2)
         assert refused_at is not None, "ingest never pushed back while the next hop was down"
-        assert hop.refused > 0 and not hop.spans
+        # ingest can refuse (the forwarding queue is full) before the sender's first try has reached the
+        # hop, under load: what must hold is that it does try, and that nothing got through meanwhile
+        assert hop.refused_once.wait(30), "the forwarder never tried the next hop"
+        assert not hop.spans
         hop.failing = False  # the next hop recovers; the collector retries what was refused
         export_until_accepted(stub, refused_at)
         sent |= span_ids(refused_at)
