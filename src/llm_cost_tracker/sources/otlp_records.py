@@ -68,14 +68,17 @@ log = get_logger("otlp_records")
 __all__ = ["SCAN", "ScanState", "decode_scan", "warm_up"]
 
 
-def _strings(payload: bytes, offsets: list[int], lengths: list[int]) -> list[str]:
-    return [payload[o:o + n].decode() for o, n in zip(offsets, lengths, strict=True)]
+def _pool(scan: WireScan, payload: bytes, offsets: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """``(ids, pool)``: the strings at ``offsets``/``lengths`` decoded once per distinct value, ``pool[ids[i]]``
+    being item i's."""
+    ids, firsts = intern(scan, offsets, lengths)
+    pool = [payload[o:o + n].decode() for o, n in zip(offsets[firsts].tolist(), lengths[firsts].tolist(), strict=True)]
+    return ids, pool
 
 
 def _distinct(scan: WireScan, payload: bytes, offsets: np.ndarray, lengths: np.ndarray) -> list[str]:
     """The strings at ``offsets``/``lengths``, one object per distinct value (shared by equal ones)."""
-    ids, firsts = intern(scan, offsets, lengths)
-    pool = _strings(payload, offsets[firsts].tolist(), lengths[firsts].tolist())
+    ids, pool = _pool(scan, payload, offsets, lengths)
     return list(map(pool.__getitem__, ids.tolist()))
 
 
@@ -111,9 +114,9 @@ def _values(scan: WireScan, payload: bytes, needed: np.ndarray, limits: DecodeLi
     index[kinds == BOOL] = np.where(numbers[kinds == BOOL] != 0, 1, 2)
     mask = kinds == STRING
     if mask.any():
-        ids, firsts = intern(scan, a[mask, A_VALUE_OFF], a[mask, A_VALUE_LEN])
+        ids, strings = _pool(scan, payload, a[mask, A_VALUE_OFF], a[mask, A_VALUE_LEN])
         index[mask] = len(pool) + ids
-        pool += _strings(payload, a[mask, A_VALUE_OFF][firsts].tolist(), a[mask, A_VALUE_LEN][firsts].tolist())
+        pool += strings
     mask = kinds == INT
     if mask.any():
         distinct, inverse = np.unique(numbers[mask], return_inverse=True)
@@ -189,7 +192,8 @@ def decode_scan(scan: WireScan, payload: bytes, limits: DecodeLimits) -> Decoded
     spans_by_resource = k[:, S_RESOURCE].tolist()
     ranges = list(map(slice, k[:, S_ATTR_BEGIN].tolist(), k[:, S_ATTR_END].tolist()))
     attributes = list(map(dict, map(zip, map(keys.__getitem__, ranges), map(values.__getitem__, ranges))))
-    span_tenants = [tenants[r] or a.get(tenant_key, "") for r, a in zip(spans_by_resource, attributes, strict=True)]
+    span_tenants = [tenants[r] or attrs.get(tenant_key, "")
+                    for r, attrs in zip(spans_by_resource, attributes, strict=True)]
     records = list(map(SpanRecord, trace_ids, span_ids, parents, start_ns, durations,
                        map(services.__getitem__, spans_by_resource), names, status,
                        map(resources.__getitem__, spans_by_resource), attributes, span_tenants))

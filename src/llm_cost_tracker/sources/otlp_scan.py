@@ -45,12 +45,12 @@ _VARINT, _I64, _I32, _STRING, _BYTES, _MESSAGE = 1, 2, 3, 4, 5, 6
 _WIRE_TYPE = np.array([-1, 0, 1, 5, 2, 2, 2], dtype=np.int64)
 """The wire type each kind arrives as; another wire type makes the field unknown to upb (skipped)."""
 
-# Actions: what the walk records when it meets a field. Values 1-19 on entering a message field.
-(_NONE, _RESOURCE_SPANS, _RESOURCE, _SCOPE_SPANS, _SPAN, _RESOURCE_ATTR, _SPAN_ATTR, _ATTR_VALUE, _SCOPE,
- _SCOPE_NAME, _TRACE_ID, _SPAN_ID, _PARENT_ID, _NAME, _START, _END, _STATUS_CODE, _KEY, _VALUE_STRING,
- _VALUE_BOOL, _VALUE_INT, _VALUE_DOUBLE, _VALUE_OTHER, _STATUS) = range(24)
+# Actions: what the walk records when it meets a field (_NONE: nothing; the message is still walked).
+(_NONE, _RESOURCE_SPANS, _RESOURCE, _SCOPE_SPANS, _SPAN, _RESOURCE_ATTR, _SPAN_ATTR, _ATTR_VALUE, _SCOPE_NAME,
+ _TRACE_ID, _SPAN_ID, _PARENT_ID, _NAME, _START, _END, _STATUS_CODE, _KEY, _VALUE_STRING, _VALUE_BOOL,
+ _VALUE_INT, _VALUE_DOUBLE, _VALUE_OTHER) = range(22)
 
-# Value kinds of an attribute (column ``value_kind``).
+# Value kinds of an attribute (column ``A_KIND``).
 EMPTY, STRING, BOOL, INT, DOUBLE, OTHER = 0, 1, 2, 3, 4, 5
 
 _RESOURCE_ATTR_TYPE = "KeyValue@resource"
@@ -82,7 +82,6 @@ _ACTIONS = {  # (message, field) -> action; the message names are the descriptor
     ("ResourceSpans", "resource"): _RESOURCE,
     ("ResourceSpans", "scope_spans"): _SCOPE_SPANS,
     ("Resource", "attributes"): _RESOURCE_ATTR,
-    ("ScopeSpans", "scope"): _SCOPE,
     ("ScopeSpans", "spans"): _SPAN,
     ("InstrumentationScope", "name"): _SCOPE_NAME,
     ("Span", "trace_id"): _TRACE_ID,
@@ -92,7 +91,6 @@ _ACTIONS = {  # (message, field) -> action; the message names are the descriptor
     ("Span", "start_time_unix_nano"): _START,
     ("Span", "end_time_unix_nano"): _END,
     ("Span", "attributes"): _SPAN_ATTR,
-    ("Span", "status"): _STATUS,
     ("Status", "code"): _STATUS_CODE,
     (_RESOURCE_ATTR_TYPE, "key"): _KEY,
     (_SPAN_ATTR_TYPE, "key"): _KEY,

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from llm_cost_tracker.types import SpanRecord, TokenUsage
+from llm_cost_tracker.types import ZERO_USAGE, SpanRecord, TokenUsage
 
 __all__ = ["KEY_ALIASES", "QUIRKS", "QUIRKS_ATTRIBUTE", "Quirk", "Quirks", "openlit_sdk"]
 
@@ -124,7 +124,7 @@ class Quirks:
             if outcome is None:
                 continue
             if outcome == ESTIMATED:
-                record.usage = TokenUsage()
+                record.usage = ZERO_USAGE
                 outcome = quirk.name
             applied.append(outcome)
         if applied:
