@@ -18,6 +18,10 @@ attribute_dicts = st.dictionaries(text, text, max_size=12)
 @given(st.lists(st.tuples(attribute_dicts, attribute_dicts), max_size=20))
 def test_map_columns_hold_every_attribute_in_order(pairs: list[tuple[dict[str, str], dict[str, str]]]) -> None:
     records = [span_record(attributes=attrs, resource_attributes=resource) for attrs, resource in pairs]
+    # the spans of one resource share its dict object: a run of shared dicts as well as distinct ones
+    resources = [resource for _, resource in pairs[:3]] or [{}]
+    records += [span_record(attributes=attrs, resource_attributes=resources[i % len(resources)])
+                for i, (attrs, _) in enumerate(pairs * 4)]
     table = records_to_arrow(records)
     assert table.num_rows == len(records)
     for column, field in (("attributes", "attributes"), ("resource_attributes", "resource_attributes")):

@@ -41,6 +41,20 @@ def _map_array(dicts: list[dict[str, str]]) -> pa.Array:
     return pa.array(dicts, type=_MAP_TYPE)
 
 
+def _shared_map_array(dicts: list[dict[str, str]]) -> pa.Array:
+    """The Map column of dicts that are mostly the same few objects: the spans of one resource share its
+    dict (the decoders make one per resource, redaction keeps it shared), so each distinct dict is
+    converted once and the column is taken from those rows in C (0.35 against 0.83 us per span with
+    4-entry resources, and the gap grows with the resource: Kubernetes resources carry 10-30 entries).
+    Mostly distinct dicts are converted as they are."""
+    first: dict[int, int] = {}
+    positions = [first.setdefault(id(d), len(first)) for d in dicts]  # ids are stable: ``dicts`` holds them all
+    if len(first) * 4 > len(dicts):
+        return _map_array(dicts)
+    distinct = list({id(d): d for d in dicts}.values())  # first-seen order, as ``positions`` numbers them
+    return _map_array(distinct).take(pa.array(positions, type=pa.int32()))
+
+
 def records_to_arrow(records: list[SpanRecord]) -> pa.Table:
     """The ``llm_spans`` columns of ``records``."""
     def column(name: str, of: list[object] | list[SpanRecord] = records) -> list[object]:
@@ -59,7 +73,7 @@ def records_to_arrow(records: list[SpanRecord]) -> pa.Table:
     columns["cache_savings_usd"] = pico_to_decimal_array(column("cache_savings_pusd"))  # type: ignore[arg-type]
     columns["duration_ns"] = pa.array(column("duration_ns"), type=pa.uint64())
     columns["status_code"] = pa.array(column("status_code"), type=pa.uint8())
-    columns["resource_attributes"] = _map_array(column("resource_attributes"))  # type: ignore[arg-type]
+    columns["resource_attributes"] = _shared_map_array(column("resource_attributes"))  # type: ignore[arg-type]
     columns["attributes"] = _map_array(column("attributes"))  # type: ignore[arg-type]
     return pa.table(columns)
 
@@ -129,6 +143,6 @@ def columns_to_arrow(c: dict[str, list[object]]) -> pa.Table:
     columns["cache_savings_usd"] = pico_to_decimal_array(c["cache_savings_pusd"])  # type: ignore[arg-type]
     columns["duration_ns"] = pa.array(c["duration_ns"], type=pa.uint64())
     columns["status_code"] = pa.array(c["status_code"], type=pa.uint8())
-    columns["resource_attributes"] = _map_array(c["resource_attributes"])  # type: ignore[arg-type]
+    columns["resource_attributes"] = _shared_map_array(c["resource_attributes"])  # type: ignore[arg-type]
     columns["attributes"] = _map_array(c["attributes"])  # type: ignore[arg-type]
     return pa.table(columns)
