@@ -142,6 +142,28 @@ def test_memory_is_bounded_by_entries_and_age() -> None:
         ("", "svc", "i-1", "openai", 1000, 200)}
 
 
+def test_carriers_sharing_one_usage_are_matched_and_forgotten_in_order() -> None:
+    """Calls with the same token counts from one instance share a usage bucket: a span of another scope
+    matches the carrier it overlaps, evicted carriers leave the bucket oldest first, and an emptied
+    bucket leaves nothing behind."""
+    now = [0.0]
+    calls = CallIdentity(CallWindow(max_entries=3, max_age_seconds=60), clock=lambda: now[0])
+    carriers = [span(f"c{i}", scope="sdk", trace=f"t{i}", start=10 * i * S, end=(10 * i + 1) * S) for i in range(5)]
+    for c in carriers:
+        calls([c])  # one scope: never each other's duplicates
+    assert statuses(carriers) == ["priced"] * 5 and calls.size == 3  # c0 and c1 forgotten
+    early = span("e1", scope="instr", trace="u1", start=10 * S, end=11 * S)  # overlaps c1 (forgotten)
+    late = span("e3", scope="instr", trace="u3", start=30 * S, end=31 * S)  # overlaps c3
+    calls([early])
+    calls([late])
+    assert (early.pricing_status, late.pricing_status) == ("priced", "duplicate")
+    assert late.attributes[DUPLICATE_OF] == carriers[3].span_id
+    now[0] = 61.0
+    calls([])
+    calls([span("x", scope="sdk", trace="x", usage=(7, 7))])
+    assert calls.size == 1 and list(calls._by_usage) == [("", "svc", "i-1", "openai", 7, 7)]
+
+
 def test_threads_share_one_window() -> None:
     """Export handlers run on several threads: each call is still priced exactly once."""
     calls = CallIdentity()

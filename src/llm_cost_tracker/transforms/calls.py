@@ -115,7 +115,9 @@ class CallIdentity:
         self._lock = threading.Lock()
         self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
         self._by_response: dict[tuple[str, ...], _Entry] = {}
-        self._by_usage: dict[tuple[object, ...], deque[_Entry]] = {}
+        self._by_usage: dict[tuple[object, ...], _Entry | deque[_Entry]] = {}
+        """Carriers by usage key: the entry itself while it is alone (most keys: a deque costs ~400 bytes
+        more, 40 MB in a full window), a deque once a second carrier shares its usage."""
 
     @property
     def size(self) -> int:
@@ -164,8 +166,9 @@ class CallIdentity:
             rule = "response_id"
         if carrier is None and usage_key is not None and r.scope_name:
             bucket = self._by_usage.get(usage_key)
-            if bucket:
-                carrier, rule = self._by_usage_match(r, bucket, response_key)
+            if bucket is not None:
+                carrier, rule = self._by_usage_match(r, (bucket,) if isinstance(bucket, _Entry) else bucket,
+                                                     response_key)
         if carrier is not None:
             self._mark(r, carrier, rule)
             return
@@ -176,12 +179,14 @@ class CallIdentity:
         if usage_key is not None:
             bucket = self._by_usage.get(usage_key)
             if bucket is None:
-                self._by_usage[usage_key] = deque((entry,))
+                self._by_usage[usage_key] = entry
+            elif isinstance(bucket, _Entry):
+                self._by_usage[usage_key] = deque((bucket, entry))
             else:
                 bucket.append(entry)
 
     @staticmethod
-    def _by_usage_match(r: SpanRecord, bucket: deque[_Entry],
+    def _by_usage_match(r: SpanRecord, bucket: deque[_Entry] | tuple[_Entry],
                         response_key: tuple[str, ...] | None) -> tuple[_Entry | None, str]:
         start, end = r.start_time_ns, r.start_time_ns + r.duration_ns
         overlapping = None
@@ -216,14 +221,17 @@ class CallIdentity:
         if e.response_key is not None and self._by_response.get(e.response_key) is e:
             del self._by_response[e.response_key]
         if e.usage_key is not None:
-            # entries leave in arrival order (age and capacity alike), so e is its bucket's oldest
             bucket = self._by_usage.get(e.usage_key)
-            if bucket and bucket[0] is e:
-                bucket.popleft()
-            elif bucket:
-                bucket.remove(e)
-            if not bucket:
-                self._by_usage.pop(e.usage_key, None)
+            if bucket is e:
+                del self._by_usage[e.usage_key]
+            elif isinstance(bucket, deque):
+                # entries leave in arrival order (age and capacity alike), so e is its bucket's oldest
+                if bucket[0] is e:
+                    bucket.popleft()
+                else:
+                    bucket.remove(e)
+                if len(bucket) == 1:
+                    self._by_usage[e.usage_key] = bucket[0]
 
     def _expire(self, now: float) -> None:
         limit = now - self.window.max_age_seconds
