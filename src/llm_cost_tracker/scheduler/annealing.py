@@ -110,6 +110,9 @@ class QuantumAnnealing:
             pick = score.argmin(axis=0) * pop + np.arange(pop)
             order, m0, start = order[pick], m0[pick], pool_start[pick]
         self.order, self.modes = order, m0
+        self.gene = self._proposal_gene = None
+        if s.parallel_gene > 0:
+            self.gene = self._proposal_gene = self.rng.random(pop) < s.parallel
         rows = np.ones(pop, bool)
         first = self._evaluate(order, m0, rows) if start is None else self._evaluate(order, m0, rows, start)
         self.order, self.modes, self.f, self.exc, self.objs = first
@@ -154,6 +157,8 @@ class QuantumAnnealing:
         modes = ops.mutate_modes(modes, a, rng, rng.random(pop) < s.mode_mutation)
         if s.repair_modes:
             modes = modes_mod.repair(modes, a, rng, None)
+        if self.gene is not None:
+            self._proposal_gene = self.gene ^ (rng.random(pop) < s.parallel_gene)
         return order, modes, rows
 
     def tell(self, order: IntArray, modes: IntArray, rows: np.ndarray) -> None:
@@ -231,7 +236,15 @@ class QuantumAnnealing:
             return out_order, modes, f, exc, out_objs
         o, m = order[sel], modes[sel]
         if self.alternate and start is None:
-            start = directions.decode(o, m, a, backward=self.backward)
+            s = self.settings
+            par = None
+            prog = self.termination.progress(self)
+            if self._proposal_gene is not None:
+                par = self._proposal_gene[sel]
+            elif s.parallel > 0 and prog < s.parallel_until and s.parallel_dir != (1 if self.backward else 2):
+                share = s.parallel * (1 - prog / s.parallel_until) if s.parallel_decay else s.parallel
+                par = self.rng.random(sel.size) < share
+            start = directions.decode(o, m, a, backward=self.backward, parallel=par)
             self.schedules_evaluated += sel.size
         elif start is None:
             start = serial_sgs(o, m, a)
@@ -264,6 +277,8 @@ class QuantumAnnealing:
             np.concatenate([modes[rows], self.modes]),
             self.pop,
         )
+        if self.gene is not None and self._proposal_gene is not None and rows.size == self.gene.size:
+            self.gene = np.concatenate([self._proposal_gene[rows], self.gene])[pick]
         self.order = np.concatenate([order[rows], self.order])[pick]
         self.modes = np.concatenate([modes[rows], self.modes])[pick]
         self.start = np.concatenate([self._new_start[rows], self.start])[pick]

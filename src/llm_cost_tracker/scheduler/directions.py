@@ -19,6 +19,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from llm_cost_tracker.scheduler.parallel_sgs import parallel_sgs
 from llm_cost_tracker.scheduler.problem import Arrays, IntArray
 from llm_cost_tracker.scheduler.sgs import serial_sgs
 
@@ -30,14 +31,22 @@ def reversed_arrays(a: Arrays) -> Arrays:
     return replace(a, pred_pad=a.succ_pad, succ_pad=a.pred_pad)
 
 
-def decode(order: IntArray, modes: IntArray, a: Arrays, *, backward: bool) -> IntArray:
+def decode(
+    order: IntArray, modes: IntArray, a: Arrays, *, backward: bool, parallel: np.ndarray | None = None
+) -> IntArray:
     """Start times in real time of lists decoded in their direction (one schedule each).
 
     A backward list is feasible for the reversed graph; its schedule is right-justified and starts at 0.
+    ``parallel`` (a row mask) decodes those rows with the parallel SGS instead (parallel_sgs.py).
     """
-    if not backward:
-        return serial_sgs(order, modes, a)
-    return _right_start(serial_sgs(order, modes, a, reverse=True), _durations(modes, a))
+    if parallel is None or not parallel.any():
+        start = serial_sgs(order, modes, a, reverse=backward)
+    else:
+        start = np.empty_like(order)
+        serial = ~parallel
+        start[serial] = serial_sgs(order[serial], modes[serial], a, reverse=backward)
+        start[parallel] = parallel_sgs(order[parallel], modes[parallel], a, reverse=backward)
+    return _right_start(start, _durations(modes, a)) if backward else start
 
 
 def justify_once(start: IntArray, modes: IntArray, a: Arrays, *, to_right: bool) -> tuple[IntArray, IntArray]:

@@ -93,6 +93,14 @@ class AnnealingSettings:
     """Best distinct members a rebuild keeps; the other places are their neighbours."""
     intensify_noise: float = 2.0
     """Time noise of a neighbour's list, in mean activity durations (intensify.py)."""
+    parallel: float = 0.0
+    """Share of the elitist search's decodes (alternating directions) made with the parallel SGS
+    (parallel_sgs.py: non-delay schedules) instead of the serial one, while progress is below
+    ``parallel_until``; each is one schedule. 0 = never, the default (docs/scheduler.md)."""
+    parallel_until: float = 1.0
+    parallel_decay: bool = False
+    parallel_gene: float = 0.0
+    parallel_dir: int = 0
     penalty: float = 10.0
     front_size: int = 64
     makespan_slack: float = 0.2
