@@ -122,6 +122,11 @@ def test_no_rebuild_by_default_when_switched_off_or_where_modes_vary() -> None:
     multi.setup(read_psplib(MM), MaxSchedules(500), seed=1)
     assert multi.elitist and multi.rebuild_at > 1.0
     eager = replace(ON, intensify_spread=10**9)
-    r_on = minimize(j120, QuantumAnnealing(eager), MaxSchedules(1500), seed=4)
-    r_off = minimize(j120, QuantumAnnealing(), MaxSchedules(1500), seed=4)
-    assert r_on.schedule != r_off.schedule  # the phase changes the search
+    pops = []
+    for algo in (QuantumAnnealing(eager), QuantumAnnealing()):
+        algo.setup(j120, MaxSchedules(1500), seed=4)
+        while algo.has_next():
+            algo.next()
+        pops.append(algo.start)
+    # the phase changes the search (its population: both runs may well end on the same best schedule)
+    assert pops[0].shape != pops[1].shape or (pops[0] != pops[1]).any()

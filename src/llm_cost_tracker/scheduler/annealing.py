@@ -10,11 +10,12 @@ the same number of independent annealing chains, which the benchmark compares ag
 
 When only the makespan varies (PSPLIB, job shop; issue 20) the same moves run as an elitist genetic
 search instead: each generation decodes in the direction opposite to the last one (directions.py,
-one schedule per proposal instead of three), half the crossovers copy the partner's densest time
-window (peak.py), and parents and children compete for the places (population.py); optionally a
-single-mode search is rebuilt around its best member once its makespans have collapsed
-(intensify.py, off by default). Task batches (cost and tardiness vary, deadlines) keep the
-annealing slices and full justification."""
+one schedule per proposal instead of three; a single-mode search decodes 70% of them with the
+parallel SGS until 30% of the budget, parallel_sgs.py), half the crossovers copy the partner's
+densest time window (peak.py), and parents and children compete for the places (population.py);
+optionally a single-mode search is rebuilt around its best member once its makespans have collapsed
+(intensify.py, off). Task batches (cost and tardiness vary, deadlines) keep the annealing slices
+and full justification."""
 
 from __future__ import annotations
 
@@ -78,6 +79,7 @@ class QuantumAnnealing:
         self.tournament = s.elitist_tournament if self.elitist else s.tournament
         single_mode = bool((a.valid.sum(axis=1) <= 1).all())
         self.shifts = max(1, s.shifts) if self.elitist and single_mode else 1
+        self.parallel = s.parallel if self.elitist and self.alternate and single_mode else 0.0
         self.backward = False  # this generation decodes backward (alternate only)
         rebuild = self.elitist and self.alternate and single_mode and s.intensify_at > 0
         self.rebuild_at = s.intensify_at if rebuild else 2.0  # progress from which to rebuild (2: never)
@@ -110,9 +112,6 @@ class QuantumAnnealing:
             pick = score.argmin(axis=0) * pop + np.arange(pop)
             order, m0, start = order[pick], m0[pick], pool_start[pick]
         self.order, self.modes = order, m0
-        self.gene = self._proposal_gene = None
-        if s.parallel_gene > 0:
-            self.gene = self._proposal_gene = self.rng.random(pop) < s.parallel
         rows = np.ones(pop, bool)
         first = self._evaluate(order, m0, rows) if start is None else self._evaluate(order, m0, rows, start)
         self.order, self.modes, self.f, self.exc, self.objs = first
@@ -157,8 +156,6 @@ class QuantumAnnealing:
         modes = ops.mutate_modes(modes, a, rng, rng.random(pop) < s.mode_mutation)
         if s.repair_modes:
             modes = modes_mod.repair(modes, a, rng, None)
-        if self.gene is not None:
-            self._proposal_gene = self.gene ^ (rng.random(pop) < s.parallel_gene)
         return order, modes, rows
 
     def tell(self, order: IntArray, modes: IntArray, rows: np.ndarray) -> None:
@@ -236,14 +233,8 @@ class QuantumAnnealing:
             return out_order, modes, f, exc, out_objs
         o, m = order[sel], modes[sel]
         if self.alternate and start is None:
-            s = self.settings
-            par = None
-            prog = self.termination.progress(self)
-            if self._proposal_gene is not None:
-                par = self._proposal_gene[sel]
-            elif s.parallel > 0 and prog < s.parallel_until and s.parallel_dir != (1 if self.backward else 2):
-                share = s.parallel * (1 - prog / s.parallel_until) if s.parallel_decay else s.parallel
-                par = self.rng.random(sel.size) < share
+            early = self.parallel > 0 and self.termination.progress(self) < self.settings.parallel_until
+            par = self.rng.random(sel.size) < self.parallel if early else None  # rows for the parallel SGS
             start = directions.decode(o, m, a, backward=self.backward, parallel=par)
             self.schedules_evaluated += sel.size
         elif start is None:
@@ -277,8 +268,6 @@ class QuantumAnnealing:
             np.concatenate([modes[rows], self.modes]),
             self.pop,
         )
-        if self.gene is not None and self._proposal_gene is not None and rows.size == self.gene.size:
-            self.gene = np.concatenate([self._proposal_gene[rows], self.gene])[pick]
         self.order = np.concatenate([order[rows], self.order])[pick]
         self.modes = np.concatenate([modes[rows], self.modes])[pick]
         self.start = np.concatenate([self._new_start[rows], self.start])[pick]

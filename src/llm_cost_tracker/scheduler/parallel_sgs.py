@@ -50,7 +50,6 @@ def _decode(order: IntArray, modes: IntArray, dur: IntArray, dem: IntArray, pred
         count, first, t, busy_end = 0, 0, 0, 0
         while count < n:
             again = True
-            started = False
             while again:  # zero durations finish at t: their successors are eligible at t too
                 again = False
                 for i in range(first, n):
@@ -63,52 +62,40 @@ def _decode(order: IntArray, modes: IntArray, dur: IntArray, dem: IntArray, pred
                         if not placed[q] or finish[q] > t:
                             ok = False
                             break
-                    if not ok:
-                        continue
                     m = modes[p, j]
                     for r in range(n_res):
-                        if dem[j, m, r] > rem[r, t]:
+                        if not ok or dem[j, m, r] > rem[r, t]:
                             ok = False
                             break
                     if not ok:
                         continue
                     d = dur[j, m]
                     for r in range(n_res):
-                        q = dem[j, m, r]
-                        if q > 0:
-                            for u in range(t, t + d):
-                                rem[r, u] -= q
+                        for u in range(t, t + d):
+                            rem[r, u] -= dem[j, m, r]
                     start[p, j] = t
                     finish[j] = t + d
                     placed[j] = True
                     count += 1
-                    started = True
                     busy_end = max(busy_end, t + d)
-                    if d == 0:
-                        again = True
+                    again = again or d == 0
                 while first < n and placed[order[p, first]]:
                     first += 1
             if count == n:
                 break
-            nxt = busy_end
+            nxt = busy_end  # the next decision time: the earliest finish after t
             for j in range(n):
                 if placed[j] and t < finish[j] < nxt:
                     nxt = finish[j]
-            if nxt <= t:
-                # nothing runs and nothing fits: a mode over a capacity (never drawn by the
-                # operators); put the first eligible activity at t so the loop ends
-                for i in range(first, n):
-                    j = order[p, i]
-                    if not placed[j]:
-                        start[p, j] = t
-                        finish[j] = t + dur[j, modes[p, j]]
-                        placed[j] = True
-                        count += 1
-                        busy_end = max(busy_end, finish[j])
-                        break
-                if not started:
-                    nxt = max(busy_end, t + 1)
-            t = max(nxt, t)
+            if nxt > t:
+                t = nxt
+            else:  # nothing runs and nothing fits: a mode over a capacity, which no operator draws;
+                j = order[p, first]  # placed at t unchecked so that the loop ends (not a schedule)
+                start[p, j] = t
+                finish[j] = t + dur[j, modes[p, j]]
+                placed[j] = True
+                count += 1
+                busy_end = max(busy_end, finish[j])
         for r in range(n_res):
             for u in range(min(busy_end + 1, length + 1)):
                 rem[r, u] = cap[r]
