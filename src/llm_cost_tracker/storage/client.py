@@ -57,7 +57,7 @@ def _without_pandas() -> None:
     """Tell clickhouse-connect that pandas is absent, before its first insert asks.
 
     Every ``client.insert`` checks whether its data is a pandas DataFrame, and to check, the driver
-    imports pandas (installed as a dependency of chDB): 0.6-0.8 s of CPU and ~70 MB in every process
+    imports pandas (installed as a dependency of chDB): 0.6-0.8 s of CPU and ~36 MiB in every process
     that inserts a row, the service at its first migration included. Nothing here passes DataFrames
     or asks for them back (rows are lists, batches Arrow), so the driver's answer to "is pandas
     there?" is set to "no" (the value it records itself when the import fails). A driver that

@@ -117,7 +117,7 @@ class CallIdentity:
         self._by_response: dict[tuple[str, ...], _Entry] = {}
         self._by_usage: dict[tuple[object, ...], _Entry | deque[_Entry]] = {}
         """Carriers by usage key: the entry itself while it is alone (most keys: a deque costs ~400 bytes
-        more, 40 MB in a full window), a deque once a second carrier shares its usage."""
+        more, ~70 MiB in a full window), a deque once a second carrier shares its usage."""
 
     @property
     def size(self) -> int:
