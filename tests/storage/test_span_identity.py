@@ -5,16 +5,19 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from decimal import Decimal
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from llm_cost_tracker.metrics import Metrics
 from llm_cost_tracker.queue.memory import MemoryQueue
 from llm_cost_tracker.sinks.batcher import BatchPolicy, BatchWriter
 from llm_cost_tracker.sinks.clickhouse import ClickHouseSink, is_retriable
-from llm_cost_tracker.sinks.identity import FirstArrivals
+from llm_cost_tracker.sinks.identity import FirstArrivals, time_ranges
 from llm_cost_tracker.sinks.parking import ParkingLot
 from llm_cost_tracker.storage.migrate import bundled_migrations, migrate
 
@@ -104,6 +107,41 @@ def test_first_arrivals_leaves_out_stored_and_repeated_spans(store: Any, route: 
     assert repeats == 7
     assert first_arrivals([]) == ([], 0)
     assert first_arrivals(list(reversed(stored))) == ([], 5)  # the scratch table holds this batch's ids only
+
+
+@pytest.mark.parametrize("route", ["table", "bound"])
+def test_copies_far_apart_in_time_are_all_found(store: Any, route: str) -> None:
+    """A batch whose spans started hours and days apart (a client's clock off, a drained retry queue) is
+    looked up as separate time ranges: copies in each range are left out, and a span stored between
+    the ranges with the same ids but another start time is not taken for one of them."""
+    sink = ClickHouseSink(store)
+    starts = [T0, T0 + 0.5, T0 + 3600, T0 + 3600.25, T0 + 86_400 * 3]
+    stored = [span(at, cost=10) for at in starts]
+    between = dataclasses.replace(stored[0], start_time_ns=int((T0 + 1800) * 10**9))  # other start: another span
+    sink.write([*stored, between])
+    new = [span(at + 10, cost=20) for at in starts]
+    moved = dataclasses.replace(stored[1], start_time_ns=stored[1].start_time_ns + 7 * 10**9)
+    first_arrivals = FirstArrivals(store)
+    first_arrivals.route = route
+    fresh, repeats = first_arrivals([*stored, *new, moved])
+    assert fresh == [*new, moved]
+    assert repeats == len(stored)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 10**13), min_size=1, max_size=60), st.integers(1, 6))
+def test_time_ranges_cover_every_start_and_split_at_the_widest_gaps(times: list[int], most: int) -> None:
+    gap = 10**11
+    ranges = time_ranges(times, gap_ns=gap, most=most)
+    assert 1 <= len(ranges) <= most
+    assert all(lo <= hi for lo, hi in ranges)
+    assert all(a[1] < b[0] for a, b in pairwise(ranges))  # sorted, disjoint
+    assert all(any(lo <= t <= hi for lo, hi in ranges) for t in times)
+    assert {lo for lo, _ in ranges} <= set(times) and {hi for _, hi in ranges} <= set(times)  # tight
+    wide = sorted(b - a for a, b in pairwise(sorted(set(times))) if b - a > gap)
+    assert len(ranges) == min(len(wide), most - 1) + 1
+    inner = [b[0] - a[1] for a, b in pairwise(ranges)]
+    assert sorted(inner) == wide[len(wide) - len(inner):]  # the widest gaps are the ones left open
 
 
 def _writer(store: Any, queue: MemoryQueue, metrics: Metrics, tmp_path: Path, sink: Any = None) -> BatchWriter:

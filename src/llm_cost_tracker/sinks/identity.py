@@ -24,25 +24,58 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from llm_cost_tracker.types import Key, Records, SpanRecord, SpendRow
 
-__all__ = ["FirstArrivals", "Key", "SpendRow", "identity_keys", "lookup_route", "spend_rows", "subset", "token_hash"]
+__all__ = ["FirstArrivals", "Key", "SpendRow", "identity_keys", "lookup_route", "spend_rows", "subset", "time_ranges",
+           "token_hash"]
 
 _MISSING = "llm_cost_tracker.pricing.missing"
 """The attribute naming what a partial price lacks (transforms/price.py MISSING_ATTRIBUTE)."""
 
-_FIELDS = "SELECT tenant, trace_id, span_id, toUnixTimestamp64Nano(timestamp), insert_token FROM {table} "
-_WINDOW = ("WHERE timestamp >= fromUnixTimestamp64Nano({{lo:Int64}}, 'UTC') "
-           "AND timestamp <= fromUnixTimestamp64Nano({{hi:Int64}}, 'UTC') ")
-_LOOKUP = _FIELDS + _WINDOW + "AND tenant IN {{tenants:Array(String)}} AND trace_id IN {{traces:Array(String)}}"
+_FIELDS = "SELECT tenant, trace_id, span_id, toUnixTimestamp64Nano(timestamp), insert_token FROM {table} WHERE "
+_LOOKUP = _FIELDS + "{{window}} AND tenant IN {{tenants:Array(String)}} AND trace_id IN {{traces:Array(String)}}"
 _CHUNK = 2048
 """Trace ids per bound-list query (keeps the bound parameters well under HTTP and query size limits)."""
 _KEYS_TABLE = "_lct_identity_keys"
 """The embedded store's scratch table of a batch's (tenant, trace id) pairs (Memory engine: never on disk)."""
-_JOIN = _FIELDS + _WINDOW + "AND (tenant, trace_id) IN (SELECT tenant, trace_id FROM {keys})"
+_JOIN = _FIELDS + "{{window}} AND (tenant, trace_id) IN (SELECT tenant, trace_id FROM {keys})"
 _KEYS_STRUCTURE = "tenant String, trace_id String"
+GAP_NS = 60 * 10**9
+"""Start times further apart than this are looked up as separate time ranges (see :func:`time_ranges`)."""
+MAX_RANGES = 16
+"""Time ranges per lookup at most: past it the closest ranges are merged (a bound on the query's size)."""
+
+
+def time_ranges(times: Sequence[int], gap_ns: int = GAP_NS, most: int = MAX_RANGES) -> list[tuple[int, int]]:
+    """The start times of a batch as a few ``(lo, hi)`` ranges that cover them all, split where they are
+    more than ``gap_ns`` apart (the ``most - 1`` widest gaps at most).
+
+    The lookup reads the table's granules in its time window, so one window from the earliest to the
+    latest span would make its cost grow with everything stored in between: a span of an hour ago in
+    a batch of this second's (a client's clock off by an hour, a collector draining its retry queue)
+    would read an hour of rows, on every batch. Per range, a batch reads only its own neighbourhood.
+    """
+    ordered = np.unique(np.asarray(times, dtype=np.int64))
+    if not len(ordered):
+        return []
+    gaps = np.diff(ordered)
+    cuts = np.flatnonzero(gaps > gap_ns)
+    if len(cuts) >= most:
+        cuts = np.sort(cuts[np.argsort(gaps[cuts], kind="stable")[len(cuts) - (most - 1):]])
+    los = [int(ordered[0]), *ordered[cuts + 1].tolist()]
+    his = [*ordered[cuts].tolist(), int(ordered[-1])]
+    return list(zip(los, his, strict=True))
+
+
+def _window(ranges: list[tuple[int, int]]) -> tuple[str, dict[str, int]]:
+    """The WHERE clause of ``ranges`` (an OR of closed time ranges) and its bound parameters."""
+    clauses = [f"timestamp BETWEEN fromUnixTimestamp64Nano({{lo{i}:Int64}}, 'UTC') "
+               f"AND fromUnixTimestamp64Nano({{hi{i}:Int64}}, 'UTC')" for i in range(len(ranges))]
+    parameters = {f"{edge}{i}": value for i, (lo, hi) in enumerate(ranges) for edge, value in (("lo", lo), ("hi", hi))}
+    return "(" + " OR ".join(clauses) + ")", parameters
 
 
 def lookup_route(client: Any) -> str:
@@ -124,14 +157,14 @@ class FirstArrivals:
         return self._stored_bound(keys) if self.route == "bound" else self._stored_table(keys)
 
     def _stored_table(self, keys: list[Key]) -> dict[Key, int]:
-        times = [k[3] for k in keys]
+        window, parameters = _window(time_ranges([k[3] for k in keys]))
         client = self._client
         if not self._ready:
             client.command(f"CREATE TABLE IF NOT EXISTS {_KEYS_TABLE} ({_KEYS_STRUCTURE}) ENGINE = Memory")
             self._ready = True
         client.command(f"TRUNCATE TABLE {_KEYS_TABLE}")
         client.insert_arrow(_KEYS_TABLE, pa.table({"tenant": [k[0] for k in keys], "trace_id": [k[1] for k in keys]}))
-        return _found(client.query(self._join, parameters={"lo": min(times), "hi": max(times)}).result_rows)
+        return _found(client.query(self._join.replace("{window}", window), parameters=parameters).result_rows)
 
     def _stored_bound(self, keys: list[Key]) -> dict[Key, int]:
         by_trace: dict[str, list[Key]] = {}
@@ -141,10 +174,9 @@ class FirstArrivals:
         found: dict[Key, int] = {}
         for start in range(0, len(traces), _CHUNK):
             chunk = [k for t in traces[start:start + _CHUNK] for k in by_trace[t]]
-            times = [k[3] for k in chunk]
-            rows = self._client.query(self._sql, parameters={
-                "lo": min(times), "hi": max(times), "tenants": sorted({k[0] for k in chunk}),
-                "traces": traces[start:start + _CHUNK]}).result_rows
+            window, parameters = _window(time_ranges([k[3] for k in chunk]))
+            rows = self._client.query(self._sql.replace("{window}", window), parameters={
+                **parameters, "tenants": sorted({k[0] for k in chunk}), "traces": traces[start:start + _CHUNK]}).result_rows
             found.update(_found(rows))
         return found
 
