@@ -81,10 +81,6 @@ class QuantumAnnealing:
         self.shifts = max(1, s.shifts) if self.elitist and single_mode else 1
         self.parallel = s.parallel if self.elitist and self.alternate and single_mode else 0.0
         self.backward = False  # this generation decodes backward (alternate only)
-        self.swap = np.zeros(0, bool)  # proposals of the last ask made by crossover
-        self.par_rows = np.zeros(0, bool)  # rows of the last decode made with the parallel SGS
-        self.tie = _tie_key(a) if s.parallel_ties == "lft" else None
-        self.par_gain = 0  # last generation in which a parallel decode improved the best (dev)
         rebuild = self.elitist and self.alternate and single_mode and s.intensify_at > 0
         self.rebuild_at = s.intensify_at if rebuild else 2.0  # progress from which to rebuild (2: never)
         self.generation = 0
@@ -143,11 +139,11 @@ class QuantumAnnealing:
         k = pop if left is None else min(pop, max(left // per, min(left, pop)))
         rows = np.arange(pop) < k
         partner = self._partners()
-        swap = self.swap = rng.random(pop) < s.exchange
+        swap = rng.random(pop) < s.exchange
         base = self.order
         if self.alternate:
             self.backward = not self.backward
-            base = directions.list_of(self.start, self.modes, a, backward=self.backward, tie=self.tie)
+            base = directions.list_of(self.start, self.modes, a, backward=self.backward)
         cuts = None
         if self.alternate and s.peak > 0:
             rand = np.sort(rng.integers(0, a.n + 1, (pop, 2)), axis=1)
@@ -168,8 +164,6 @@ class QuantumAnnealing:
         prog = self.termination.progress(self)
         order, modes, f_new, exc_new, objs_new = self._evaluate(order, modes, rows)
         if self.elitist:
-            if self.par_rows.size == f_new.size and (f_new[self.par_rows] < self.f.min()).any():
-                self.par_gain = self.generation + 1
             self._select(order, modes, f_new, exc_new, objs_new, rows)
             self.generation += 1
             if prog >= self.rebuild_at and np.ptp(self.objs[:, 0]) <= self.settings.intensify_spread:
@@ -240,23 +234,9 @@ class QuantumAnnealing:
         o, m = order[sel], modes[sel]
         if self.alternate and start is None:
             early = self.parallel > 0 and self.termination.progress(self) < self.settings.parallel_until
-            patience = self.settings.parallel_patience
-            early = early and (patience <= 0 or self.generation - self.par_gain <= patience)
             par = self.rng.random(sel.size) < self.parallel if early else None  # rows for the parallel SGS
-            role = self.settings.parallel_role
-            if par is not None and role != "any" and self.swap.size == self.pop:
-                par &= self.swap[sel] if role == "cross" else ~self.swap[sel]  # (development)
-            self.par_rows = np.zeros(self.pop, bool)
-            if par is not None:
-                self.par_rows[sel[par]] = True
             start = directions.decode(o, m, a, backward=self.backward, parallel=par)
             self.schedules_evaluated += sel.size
-            left = self.termination.remaining_schedules(self)
-            if par is not None and self.settings.parallel_fbi and par.any() and (left is None or left >= 2 * par.sum()):
-                mp = m[par]  # (development) both justification passes after a parallel decode
-                s1, _ = directions.justify_once(start[par], mp, a, to_right=not self.backward)
-                start[par], _ = directions.justify_once(s1, mp, a, to_right=self.backward)
-                self.schedules_evaluated += 2 * int(par.sum())
         elif start is None:
             start = serial_sgs(o, m, a)
             self.schedules_evaluated += sel.size
@@ -407,13 +387,6 @@ class QuantumAnnealing:
             nb_modes = np.roll(self.modes, shift, axis=0)
             d += np.abs(pos - nb_pos).mean(axis=1) + (modes != nb_modes).mean(axis=1)
         return d
-
-
-def _tie_key(a: Arrays) -> IntArray:
-    """(development) Latest finish, then rank, as one key: smaller first (forward); larger earliest
-    start first on backward lists (the key is negated there by ``list_of``)."""
-    key: IntArray = (a.lft * a.n + a.rank).astype(np.int64)
-    return key
 
 
 def objectives(start: IntArray, modes: IntArray, a: Arrays) -> FloatArray:

@@ -60,16 +60,12 @@ def justify_once(start: IntArray, modes: IntArray, a: Arrays, *, to_right: bool)
     return decode(lists, modes, a, backward=to_right), lists
 
 
-def list_of(
-    start: IntArray, modes: IntArray, a: Arrays, *, backward: bool, tie: IntArray | None = None
-) -> IntArray:
+def list_of(start: IntArray, modes: IntArray, a: Arrays, *, backward: bool) -> IntArray:
     """Lists of schedules in a direction: by increasing start, or (backward) by decreasing finish.
 
     Decoding a schedule's list in the other direction gives a makespan no worse than its own.
-    ``tie``: a precedence-consistent key per activity (smaller first) for equal starts (finishes);
-    the topological rank by default.
     """
-    rank = np.broadcast_to(a.rank if tie is None else tie, start.shape)
+    rank = np.broadcast_to(a.rank, start.shape)
     if backward:
         out: IntArray = np.lexsort((-rank, -(start + _durations(modes, a))), axis=1)
     else:

@@ -102,17 +102,6 @@ class AnnealingSettings:
     1.29% / 1.38%; j30 0.09% / 0.06% / 0.13% against 0.09% / 0.05% / 0.11%. Parallel decodes
     throughout, or only for the start population, did worse (docs/scheduler.md). 0 = never."""
     parallel_until: float = 0.3
-    parallel_patience: int = 0
-    """(development) End the parallel share also once this many generations have passed without a
-    parallel decode improving the best; 0 = only ``parallel_until``."""
-    parallel_fbi: bool = False
-    """(development) Justify every parallel decode both ways (two more serial passes, counted)."""
-    parallel_role: str = "any"
-    """(development) Which proposals may be decoded in parallel: ``any``, ``cross`` (crossovers) or
-    ``shift`` (the others)."""
-    parallel_ties: str = "rank"
-    """(development) Order of activities of equal start in the lists taken from schedules: ``rank``
-    (a fixed topological order) or ``lft`` (latest finish first forward, earliest start first backward)."""
     penalty: float = 10.0
     front_size: int = 64
     makespan_slack: float = 0.2
