@@ -1,4 +1,4 @@
-"""Parallel schedule generation scheme: non-delay schedules, the list as a priority (issue 20, off).
+"""Parallel schedule generation scheme: non-delay schedules, the list as a priority (issue 20).
 
 The serial SGS places activities in list order, each at its earliest feasible start, and can build
 every active schedule, an optimal one among them. The parallel SGS (Kelley 1963; Kolisch 1996) walks
