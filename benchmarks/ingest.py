@@ -182,21 +182,22 @@ def run(mode: str, payloads: list[bytes], json_payloads: list[bytes], args: argp
                     retries += 1
                 time.sleep(0.05)
 
+        def wait_until_written(n: int) -> None:  # the service's counters (and the hop's) include the warm-up
+            while sum(rows_written(svc)) < n or (hop is not None and hop.spans < n):
+                time.sleep(0.1)  # each /metrics answer costs the service ~5 ms of its GIL: every 20 ms was ~2 us per span
+
         # Warm-up, untimed: what a service does once (loading the compiled scan, the catalog's price
         # columns on the first request, lazy imports) would otherwise be counted as per-span cost.
         with ThreadPoolExecutor(args.streams) as pool:
             list(pool.map(lambda i: send_one(i, warm_bodies), range(len(warm_bodies))))
-        while sum(rows_written(svc)) < warm_total or (hop is not None and hop.spans < warm_total):
-            time.sleep(0.1)
+        wait_until_written(warm_total)
         retries = 0
-        total += warm_total  # the counters below include the warm-up's spans
         cpu_before = proc.cpu_times()
         started = time.perf_counter()
         with ThreadPoolExecutor(args.streams) as pool:
             list(pool.map(send_one, range(requests)))
         accepted_at = time.perf_counter() - started
-        while sum(rows_written(svc)) < total or (hop is not None and hop.spans < total):
-            time.sleep(0.1)  # each /metrics answer costs the service ~5 ms of its GIL: every 20 ms was ~2 us per span
+        wait_until_written(warm_total + total)
         elapsed = time.perf_counter() - started
         cpu_after = proc.cpu_times()
         stop_sampling.set()
@@ -208,13 +209,9 @@ def run(mode: str, payloads: list[bytes], json_payloads: list[bytes], args: argp
     if hop is not None:
         hop.stop()
     cpu = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
-    total -= warm_total
-    stored -= warm_total
-    written -= warm_total
-    if hop is not None:
-        hop.spans -= warm_total
-    return {"mode": mode, "total": total, "requests": requests, "stored": stored, "written": written,
-            "repeats": repeats, "forwarded": hop.spans if hop is not None else None, "accepted_at": accepted_at,
+    return {"mode": mode, "total": total, "requests": requests, "stored": stored - warm_total,
+            "written": written - warm_total, "repeats": repeats,
+            "forwarded": hop.spans - warm_total if hop is not None else None, "accepted_at": accepted_at,
             "retries": retries, "elapsed": elapsed, "rate": total / elapsed, "cores": cpu / elapsed,
             "us_per_span": cpu / total * 1e6, "peak_rss": peak_rss, "body_bytes": sum(map(len, bodies[:requests]))}
 
