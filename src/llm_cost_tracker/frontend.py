@@ -197,7 +197,8 @@ class FrontEnd:
             default_transforms(lambda: self.catalog.current, self.metrics, self.redact, self.pricing), publisher,
             decode_limits(s.decode), self.metrics, guard=self.guard, ack_timeout=ack_timeout,
             calls=call_identity(s.calls, self.metrics), memory=MemoryBudget(listeners.max_decode_bytes),
-            time_bounds=SpanTimeBounds.from_config(s.decode, s.store), passthrough=passthrough)
+            time_bounds=SpanTimeBounds.from_config(s.decode, s.store), passthrough=passthrough,
+            stage_workers=listeners.stage_workers)
         self.handler = TraceExportHandler(core=self.core)
         if listens(listeners.otlp_http):
             self._bind_otlp_http(self.core, tls)

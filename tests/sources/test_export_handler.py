@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import Future
+
 import grpc
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -104,3 +107,88 @@ def test_without_the_scan_protobuf_decodes_every_request(monkeypatch: pytest.Mon
     assert len(publisher.records) == 120
     assert publisher.records[0].attributes["gen_ai.operation.name"] is not \
         publisher.records[1].attributes["gen_ai.operation.name"]  # protobuf's strings: the scan was not used
+
+
+class _Gauge:
+    """A transform that counts the requests inside the stages at once, and holds each until released."""
+
+    def __init__(self) -> None:
+        self.inside = 0
+        self.most = 0
+        self.entered = threading.Condition()
+        self.release = threading.Event()
+
+    def __call__(self, record: SpanRecord) -> SpanRecord:
+        with self.entered:
+            self.inside += 1
+            self.most = max(self.most, self.inside)
+            self.entered.notify_all()
+        self.release.wait(10)
+        with self.entered:
+            self.inside -= 1
+        return record
+
+
+def _payload(model: str) -> bytes:
+    return make_request([make_span(genai_attributes(model=model))]).SerializeToString()
+
+
+@pytest.mark.parametrize("stage_workers", [1, 2])
+def test_stage_workers_bound_the_requests_in_the_stages(stage_workers: int) -> None:
+    """``stage_workers`` requests at most run decode and the stages at once (they hold the GIL: more only
+    interleave and starve the writer); the others wait their turn and are accepted too."""
+    gauge, publisher = _Gauge(), RecordingPublisher()
+    core = export.ExportCore([gauge], publisher, DecodeLimits(64, 4096, "tenant.id"), Metrics(),
+                             stage_workers=stage_workers)
+    threads = [threading.Thread(target=core.export, args=(_payload(m), ())) for m in ("gpt-4o", "gpt-4o-mini")]
+    for thread in threads:
+        thread.start()
+    with gauge.entered:  # every chance for the second request to enter while the first is held
+        gauge.entered.wait_for(lambda: gauge.most >= 2, timeout=2.0)
+    gauge.release.set()
+    for thread in threads:
+        thread.join(10)
+    assert gauge.most == stage_workers
+    assert sorted(r.attributes["gen_ai.request.model"] for r in publisher.records) == ["gpt-4o", "gpt-4o-mini"]
+
+
+class _HeldAcks:
+    """A Publisher whose acknowledgements wait until the test gives them (``ack=stored`` with a slow store)."""
+
+    def __init__(self) -> None:
+        self.records: list[SpanRecord] = []
+        self.acks: list[Future[None]] = []
+        self.published = threading.Semaphore(0)
+
+    def publish(self, records: list[SpanRecord]) -> Future[None]:
+        ack: Future[None] = Future()
+        self.records.extend(records)
+        self.acks.append(ack)
+        self.published.release()
+        return ack
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_request_waiting_for_its_ack_leaves_the_stages_to_the_next() -> None:
+    """The stage bound covers decode to queue, not the wait for the acknowledgement: with one stage worker,
+    a second request is decoded and queued while the first waits to be stored, and both are answered OK."""
+    publisher = _HeldAcks()
+    core = export.ExportCore([], publisher, DecodeLimits(64, 4096, "tenant.id"), Metrics(), stage_workers=1)
+    answers: list[ExportTraceServiceResponse] = []
+    def send(payload: bytes) -> None:
+        answers.append(core.export(payload, ()))
+
+    threads = [threading.Thread(target=send, args=(_payload(m),)) for m in ("gpt-4o", "gpt-4o-mini")]
+    for thread in threads:
+        thread.start()
+    assert publisher.published.acquire(timeout=10) and publisher.published.acquire(timeout=10), \
+        "the second request waited for the first one's acknowledgement"
+    assert not answers  # neither is answered before it is acknowledged
+    for ack in publisher.acks:
+        ack.set_result(None)
+    for thread in threads:
+        thread.join(10)
+    assert len(answers) == 2 and not any(a.partial_success.rejected_spans for a in answers)
+    assert sorted(r.attributes["gen_ai.request.model"] for r in publisher.records) == ["gpt-4o", "gpt-4o-mini"]

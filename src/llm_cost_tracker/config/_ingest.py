@@ -34,6 +34,7 @@ class ListenersConfig(Section):
     http: str
     max_message_bytes: int
     grpc_workers: int
+    stage_workers: int
     grpc_max_streams: int
     grpc_receive_timeout_seconds: float
     max_decode_bytes: int
@@ -51,7 +52,7 @@ class ListenersConfig(Section):
                 split_host_port(self.otlp_http)
             except ValueError as exc:
                 problems.append(f"otlp_http: {exc} (or 'off')")
-        return problems + positive(self, "max_message_bytes", "grpc_workers", "grpc_max_streams",
+        return problems + positive(self, "max_message_bytes", "grpc_workers", "stage_workers", "grpc_max_streams",
                                    "grpc_receive_timeout_seconds", "max_decode_bytes", "http_max_connections")
 
 

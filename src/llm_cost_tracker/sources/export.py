@@ -25,8 +25,12 @@ name of its outcome (``OK`` or the code in the table), so one error-ratio alert 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from concurrent import futures
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import NoReturn
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -50,7 +54,7 @@ from llm_cost_tracker.sources.otlp_decode import (
 from llm_cost_tracker.sources.otlp_records import SCAN, decode_scan
 from llm_cost_tracker.sources.otlp_scan import WireScan, scan_request
 from llm_cost_tracker.transforms.calls import CallIdentity
-from llm_cost_tracker.transforms.chain import TRANSFORM_ERROR, Chain
+from llm_cost_tracker.transforms.chain import TRANSFORM_ERROR, Chain, Processed
 from llm_cost_tracker.types import (
     Publisher,
     QueueBusy,
@@ -110,6 +114,18 @@ span); smaller ones by protobuf, which is cheaper below ~30 spans: the scan has 
 0.1-0.2 ms per request (its numpy and compiled calls)."""
 
 
+@dataclass(slots=True)
+class _Staged:
+    """A request after its stages: what it decoded to, the records handed to the queue, the spans that are
+    not LLM spans (kept only to pass them on) and the request itself (only then), and the queue's ack."""
+
+    decoded: DecodedBatch
+    processed: Processed
+    others: list[SpanRecord] | None
+    request: ExportTraceServiceRequest | None
+    acked: Future[None]
+
+
 class Refused(Exception):
     """An Export not accepted. ``kind`` decides each protocol's answer; ``retry_after`` (seconds) is set for
     ``busy`` (and may be for ``unavailable``); ``message`` is safe to send to the client."""
@@ -139,13 +155,23 @@ class ExportCore:
             (``SpanTimeBounds``); None accepts any start time the decoder does.
         passthrough: takes the request's spans that are not LLM spans, untouched, once the request is
             accepted (``--forward-all``: the forwarder); None drops them after counting.
+        stage_workers: requests decoded and run through the stages at once, over both protocols (see
+            :attr:`stages`); None: no bound beyond the listeners' own.
     """
 
     def __init__(self, transforms: list[Transform], publisher: Publisher, limits: DecodeLimits,
                  metrics: Metrics, guard: AccessGuard | None = None, ack_timeout: float = 10.0,
                  calls: CallIdentity | None = None, memory: MemoryBudget | None = None,
                  memory_wait: float = 5.0, time_bounds: Callable[[DecodedBatch], None] | None = None,
-                 passthrough: Callable[[ExportTraceServiceRequest, int], None] | None = None) -> None:
+                 passthrough: Callable[[ExportTraceServiceRequest, int], None] | None = None,
+                 stage_workers: int | None = None) -> None:
+        self.stages = threading.BoundedSemaphore(stage_workers) if stage_workers else None
+        """Held from decoding a request to handing its records to the queue, not while its acknowledgement
+        is awaited. Those steps are Python and hold the GIL, so a second request decoding at the same time
+        only interleaves with the first: every switch costs CPU, and the batch writer, one thread among
+        all of them, gets a smaller share of the GIL, falls behind, and the queue fills (clients are asked
+        to retry). One at a time (the default, ``stage_workers``) took ~5% less CPU per span and no retries
+        in ``benchmarks/ingest.py`` (docs/architecture.md)."""
         self._passthrough = passthrough
         self._time_bounds = time_bounds
         self._chain = Chain(transforms, calls)  # the stages and their failure rules, shared by every protocol
@@ -210,32 +236,17 @@ class ExportCore:
 
     def _export(self, payload: bytes, principal: Principal, tenant: str | None,
                 parse: Parser) -> ExportTraceServiceResponse:
-        scan = self._scan(payload) if parse is parse_request and self._passthrough is None else None
-        if scan is not None:
-            self._admit(principal, scan.span_count, len(payload))
-            decoded = self._decode_scan(scan, payload, parse)
-            del scan
-        else:  # JSON, a request the scan leaves to protobuf, or other spans to pass on (they need the request)
-            request = self._parse(payload, parse)
-            try:
-                spans = check_request(request, self._limits)  # counts without decoding a span
-                self._admit(principal, spans, len(payload))
-                decoded = decode_spans(request, self._limits, checked=True)
-            except LimitExceeded as exc:
-                raise self.refusal(INVALID, str(exc)) from None
-            if self._passthrough is None:
-                del request  # its records are all that is needed now
-        if self._time_bounds is not None:
-            self._time_bounds(decoded)
-        if tenant is not KEEP_PAYLOAD_TENANT:
-            for record in decoded.records:
-                record.tenant = tenant  # the token (or an admin's header) decides the tenant, not the payload
-        others: list[SpanRecord] | None = [] if self._passthrough is not None else None
-        processed = self._chain.process(decoded.records, decoded.reject, others)
-        records = processed.records
-        self._publish(records)
+        if self.stages is None:
+            staged = self._stage(payload, principal, tenant, parse)
+        else:
+            with self.stages:
+                staged = self._stage(payload, principal, tenant, parse)
+        decoded, processed, records = staged.decoded, staged.processed, staged.processed.records
+        self._await(records, staged.acked)  # outside ``stages``: another request may decode meanwhile
+        others = staged.others
         if others and self._passthrough is not None:  # accepted: the other spans go on as they arrived
-            kept = spans_of(request, {(bytes.fromhex(r.trace_id), bytes.fromhex(r.span_id)) for r in others})
+            assert staged.request is not None
+            kept = spans_of(staged.request, {(bytes.fromhex(r.trace_id), bytes.fromhex(r.span_id)) for r in others})
             self._passthrough(kept, len(others))
         m = self._metrics  # spend is counted by the writer, after the store, from first arrivals only
         if records:
@@ -252,6 +263,33 @@ class ExportCore:
             response.partial_success.rejected_spans = decoded.rejected_count
             response.partial_success.error_message = "; ".join(decoded.messages)
         return response
+
+    def _stage(self, payload: bytes, principal: Principal, tenant: str | None, parse: Parser) -> _Staged:
+        """Decode the request, run the stages and hand the records to the queue (the part ``stages`` bounds)."""
+        request: ExportTraceServiceRequest | None = None
+        scan = self._scan(payload) if parse is parse_request and self._passthrough is None else None
+        if scan is not None:
+            self._admit(principal, scan.span_count, len(payload))
+            decoded = self._decode_scan(scan, payload, parse)
+            del scan
+        else:  # JSON, a request the scan leaves to protobuf, or other spans to pass on (they need the request)
+            request = self._parse(payload, parse)
+            try:
+                spans = check_request(request, self._limits)  # counts without decoding a span
+                self._admit(principal, spans, len(payload))
+                decoded = decode_spans(request, self._limits, checked=True)
+            except LimitExceeded as exc:
+                raise self.refusal(INVALID, str(exc)) from None
+            if self._passthrough is None:
+                request = None  # its records are all that is needed now
+        if self._time_bounds is not None:
+            self._time_bounds(decoded)
+        if tenant is not KEEP_PAYLOAD_TENANT:
+            for record in decoded.records:
+                record.tenant = tenant  # the token (or an admin's header) decides the tenant, not the payload
+        others: list[SpanRecord] | None = [] if self._passthrough is not None else None
+        processed = self._chain.process(decoded.records, decoded.reject, others)
+        return _Staged(decoded, processed, others, request, self._enqueue(processed.records))
 
     def _scan(self, payload: bytes) -> WireScan | None:
         """The wire scan's tables of a big enough request, or None for protobuf (see ``SCAN_MIN_BYTES``).
@@ -287,18 +325,29 @@ class ExportCore:
         so ``checked``: no request limit is looked at again)."""
         return decode_spans(self._parse(payload, parse), self._limits, checked=True)
 
-    def _publish(self, records: list[SpanRecord]) -> None:
+    def _enqueue(self, records: list[SpanRecord]) -> Future[None]:
+        """Hand ``records`` to the queue: the future of their acknowledgement (a refusal now raises)."""
         try:
-            self._publisher.publish(records).result(timeout=self._ack_timeout)  # raises a failed ack's error
-        except QueueBusy as exc:
-            self._forget(records)
-            delay = max(exc.retry_after_seconds, 0.0)
-            raise self.refusal(BUSY, f"too many spans in flight, retry in {delay:g}s: {exc}",
-                               retry_after=delay) from None
-        except (QueueFull, QueueUnavailable) as exc:
-            self._forget(records)
-            raise self.refusal(UNAVAILABLE, f"cannot accept spans now, retry later: {exc}", retry_after=1.0) from None
+            return self._publisher.publish(records)
+        except (QueueBusy, QueueFull, QueueUnavailable) as exc:
+            self._refuse_unqueued(records, exc)
+
+    def _await(self, records: list[SpanRecord], acked: Future[None]) -> None:
+        """Wait for the queue's acknowledgement of ``records``; raises :class:`Refused` when it fails or is late."""
+        try:
+            acked.result(timeout=self._ack_timeout)  # raises a failed ack's error
+        except (QueueBusy, QueueFull, QueueUnavailable) as exc:
+            self._refuse_unqueued(records, exc)
         except futures.TimeoutError:
             self._forget(records)
             raise self.refusal(UNAVAILABLE, f"spans not confirmed stored within {self._ack_timeout}s, retry later",
                                retry_after=1.0) from None
+
+    def _refuse_unqueued(self, records: list[SpanRecord], exc: Exception) -> NoReturn:
+        """The refusal of records the queue did not take: forgotten by call identity (a retry is no copy)."""
+        self._forget(records)
+        if isinstance(exc, QueueBusy):
+            delay = max(exc.retry_after_seconds, 0.0)
+            raise self.refusal(BUSY, f"too many spans in flight, retry in {delay:g}s: {exc}",
+                               retry_after=delay) from None
+        raise self.refusal(UNAVAILABLE, f"cannot accept spans now, retry later: {exc}", retry_after=1.0) from None
