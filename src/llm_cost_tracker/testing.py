@@ -206,7 +206,7 @@ class RecordingPublisher:
     def __init__(self) -> None:
         self.records: list[SpanRecord] = []
 
-    def publish(self, records: list[SpanRecord]) -> Future[None]:
+    def publish(self, records: list[SpanRecord], wire_bytes: int | None = None) -> Future[None]:
         self.records.extend(records)
         done: Future[None] = Future()
         done.set_result(None)

@@ -231,8 +231,11 @@ class QueueBusy(Exception):
 class Publisher(Protocol):
     """Receiver side of a queue: accepts the records of one request."""
 
-    def publish(self, records: list[SpanRecord]) -> Future[None]:
+    def publish(self, records: list[SpanRecord], wire_bytes: int | None = None) -> Future[None]:
         """Hand over ``records``; the future completes when the queue's durability promise is kept.
+
+        ``wire_bytes``, when given, is the size of the request they were decoded from: a queue bounded in
+        memory may estimate what they hold from it instead of reading every string.
 
         Raises :class:`QueueFull`, :class:`QueueBusy` or :class:`QueueUnavailable` when it cannot take
         them now; the future may fail with :class:`QueueUnavailable`.

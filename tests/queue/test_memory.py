@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from llm_cost_tracker.queue.memory import MemoryQueue
+from llm_cost_tracker.queue.memory import MemoryQueue, record_bytes, wire_record_bytes
 from llm_cost_tracker.testing import span_record
 from llm_cost_tracker.types import QueueFull, SpanRecord
 
@@ -112,3 +112,52 @@ def test_a_request_bigger_than_a_batch_is_written_in_parts_and_acknowledged_afte
         q.commit(batch)
     assert sizes == [10, 10, 5]
     assert ack.done() and q.depth == 0 and q.bytes == 0
+
+
+def _decoded(values: list[str]) -> tuple[list[SpanRecord], int, int]:
+    """Records decoded from one request whose spans carry ``values`` (and the usual GenAI attributes):
+    (records, the request's bytes, the Python memory the records hold, measured)."""
+    import gc
+    import tracemalloc
+
+    from llm_cost_tracker.sources.otlp_decode import DecodeLimits, decode_spans, parse_request
+    from llm_cost_tracker.testing import genai_attributes, make_request, make_span
+
+    spans = [make_span({**genai_attributes(model="gpt-4o"), "app.note": v, "app.count": i, "app.ratio": i / 7})
+             for i, v in enumerate(values)]
+    payload = make_request(spans, {"service.name": "svc", "k8s.pod.name": "pod-" + "p" * 40}).SerializeToString()
+    request = parse_request(payload)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        records = decode_spans(request, DecodeLimits(max_value_bytes=1 << 20), checked=False).records
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    return records, len(payload), held
+
+
+@pytest.mark.parametrize("values", [
+    ["short"] * 50,  # tiny values: the per-entry overhead dominates
+    ["x" * 20_000] * 5,  # a few big prompts
+    ["prix: 12 € — 価格 ¥" * 50] * 20,  # non-ASCII: 2-4 bytes per character in a str, 1-3 in UTF-8
+])
+def test_the_estimate_from_the_request_size_covers_what_decoded_records_hold(values: list[str]) -> None:
+    """The receiver hands the queue its request's size; the estimate from it (no string read) is at least
+    the memory the decoded records really hold, so the byte bound keeps bounding memory."""
+    records, wire, held = _decoded(values)
+    assert wire_record_bytes(records, wire) >= held
+    assert wire_record_bytes(records, wire) <= 2 * record_bytes(records) + wire  # and not a wild over-count
+
+
+def test_a_publish_with_the_request_size_is_bounded_by_it() -> None:
+    """Bytes are counted from the request's size when the receiver gives it, and the bound applies to them."""
+    q = MemoryQueue(capacity=1_000_000, max_bytes=10 * 1024 * 1024)
+    q.publish(recs(10), wire_bytes=6 * 1024 * 1024)
+    assert q.bytes >= 6 * 1024 * 1024
+    with pytest.raises(QueueFull, match="MiB"):
+        q.publish(recs(10), wire_bytes=6 * 1024 * 1024)
+    batch = q.take(1000, 0.0)
+    assert batch is not None
+    q.commit(batch)
+    assert q.bytes == 0

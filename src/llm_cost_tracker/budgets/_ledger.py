@@ -170,12 +170,12 @@ class TrackingQueue:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
-    def publish(self, records: list[SpanRecord]) -> Future[None]:
+    def publish(self, records: list[SpanRecord], wire_bytes: int | None = None) -> Future[None]:
         agg = self.ledger.aggregate(records)
         if agg:
             self.ledger.add(agg)  # before the writer can see the records: never briefly uncounted
         try:
-            return self._inner.publish(records)  # type: ignore[no-any-return]
+            return self._inner.publish(records, wire_bytes)  # type: ignore[no-any-return]
         except BaseException:
             if agg:
                 self.ledger.subtract(agg)

@@ -200,10 +200,10 @@ class ForwardGate:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._publisher, name)
 
-    def publish(self, records: list[SpanRecord]) -> Future[None]:
+    def publish(self, records: list[SpanRecord], wire_bytes: int | None = None) -> Future[None]:
         if (records or self._always) and not self._room():
             raise QueueFull("the forwarding queue is full (the next hop is slow or down)")
-        return self._publisher.publish(records)
+        return self._publisher.publish(records, wire_bytes)
 
     def close(self) -> None:
         self._publisher.close()

@@ -172,7 +172,8 @@ class KafkaPublisher:
 
     # --- publish (handler threads) -------------------------------------------------------------
 
-    def publish(self, records: list[SpanRecord]) -> Future[None]:
+    def publish(self, records: list[SpanRecord], wire_bytes: int | None = None) -> Future[None]:
+        """``wire_bytes`` is not needed: the in-flight bound counts records."""
         future: Future[None] = Future()
         n = len(records)
         if not n:

@@ -6,11 +6,12 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future
+from operator import attrgetter
 
 from llm_cost_tracker.config import QueueConfig
 from llm_cost_tracker.types import Batch, QueueFull, SpanRecord
 
-__all__ = ["RECORD_BYTES", "STRING_BYTES", "MemoryQueue", "record_bytes"]
+__all__ = ["RECORD_BYTES", "STRING_BYTES", "MemoryQueue", "record_bytes", "wire_record_bytes"]
 RECORD_BYTES = 1200
 """Python memory of a SpanRecord without its attributes (slots, ids, names, usage), rounded up."""
 STRING_BYTES = 200
@@ -36,6 +37,23 @@ def record_bytes(records: list[SpanRecord]) -> int:
             last, last_bytes = resource, _dict_bytes(resource)
         total += RECORD_BYTES + len(r.span_name) + len(r.service_name) + _dict_bytes(r.attributes) + last_bytes
     return total
+
+
+_attributes = attrgetter("attributes")
+_resource = attrgetter("resource_attributes")
+
+
+def wire_record_bytes(records: list[SpanRecord], wire_bytes: int) -> int:
+    """:func:`record_bytes` of records decoded from a request of ``wire_bytes`` bytes, without reading a string.
+
+    The characters of every id, name, key and value came from the request, which held each of them in at
+    least as many bytes as a ``str`` of ASCII holds characters (JSON escapes and varint numbers aside: the
+    ``STRING_BYTES`` of each entry covers an int's digits), and a resource's entries once, where
+    :func:`record_bytes` counts them for every span. So the request's size stands for the characters,
+    and only the entries are counted, in C: ~0.1 us per span instead of ~1.1 (one ``len`` per string).
+    """
+    entries = sum(map(len, map(_attributes, records))) + sum(map(len, map(_resource, records)))
+    return RECORD_BYTES * len(records) + STRING_BYTES * entries + wire_bytes
 
 
 class _Ack:
@@ -89,12 +107,12 @@ class MemoryQueue:
         """Records accepted and not yet committed by the sink."""
         return self._queued + self._in_flight
 
-    def publish(self, records: list[SpanRecord]) -> Future[None]:
+    def publish(self, records: list[SpanRecord], wire_bytes: int | None = None) -> Future[None]:
         future: Future[None] = Future()
         if not records:
             future.set_result(None)
             return future
-        size = record_bytes(records)
+        size = record_bytes(records) if wire_bytes is None else wire_record_bytes(records, wire_bytes)
         with self._cond:
             if self._closed:
                 raise QueueFull("queue is closed (shutting down)")

@@ -289,7 +289,7 @@ class ExportCore:
                 record.tenant = tenant  # the token (or an admin's header) decides the tenant, not the payload
         others: list[SpanRecord] | None = [] if self._passthrough is not None else None
         processed = self._chain.process(decoded.records, decoded.reject, others)
-        return _Staged(decoded, processed, others, request, self._enqueue(processed.records))
+        return _Staged(decoded, processed, others, request, self._enqueue(processed.records, len(payload)))
 
     def _scan(self, payload: bytes) -> WireScan | None:
         """The wire scan's tables of a big enough request, or None for protobuf (see ``SCAN_MIN_BYTES``).
@@ -325,10 +325,11 @@ class ExportCore:
         so ``checked``: no request limit is looked at again)."""
         return decode_spans(self._parse(payload, parse), self._limits, checked=True)
 
-    def _enqueue(self, records: list[SpanRecord]) -> Future[None]:
-        """Hand ``records`` to the queue: the future of their acknowledgement (a refusal now raises)."""
+    def _enqueue(self, records: list[SpanRecord], wire_bytes: int) -> Future[None]:
+        """Hand ``records`` (decoded from ``wire_bytes`` of request) to the queue: the future of their
+        acknowledgement (a refusal now raises)."""
         try:
-            return self._publisher.publish(records)
+            return self._publisher.publish(records, wire_bytes)
         except (QueueBusy, QueueFull, QueueUnavailable) as exc:
             self._refuse_unqueued(records, exc)
 
