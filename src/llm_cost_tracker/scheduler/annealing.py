@@ -33,6 +33,7 @@ from llm_cost_tracker.scheduler.intensify import neighbour_lists
 from llm_cost_tracker.scheduler.pareto import hypervolume, pick_default, unique_front
 from llm_cost_tracker.scheduler.peak import peak_cuts
 from llm_cost_tracker.scheduler.population import survivors
+from llm_cost_tracker.scheduler.priority_rules import start_lists
 from llm_cost_tracker.scheduler.problem import (
     NO_DEADLINE,
     Arrays,
@@ -45,6 +46,9 @@ from llm_cost_tracker.scheduler.result import Schedule, ScheduleResult
 from llm_cost_tracker.scheduler.search_settings import AnnealingSettings
 from llm_cost_tracker.scheduler.sgs import justify, serial_sgs
 from llm_cost_tracker.scheduler.termination import Termination
+
+
+_STATE = ("order", "modes", "start", "f", "exc", "objs")
 
 
 class QuantumAnnealing:
@@ -84,6 +88,7 @@ class QuantumAnnealing:
         rebuild = self.elitist and self.alternate and single_mode and s.intensify_at > 0
         self.rebuild_at = s.intensify_at if rebuild else 2.0  # progress from which to rebuild (2: never)
         self.generation = 0
+        self.other: tuple[np.ndarray, ...] | None = None  # the population of the other direction (bipop)
         self.reversed = directions.reversed_arrays(a)
         left = termination.remaining_schedules(self)
         size = s.population if self.elitist else s.replicas
@@ -96,8 +101,7 @@ class QuantumAnnealing:
         self.objs = np.zeros((pop, 3))
         self.exc = np.zeros(pop, np.int64)
         k = s.init_pool if left is None or left >= pop * (s.init_pool + 2) else 1
-        bias = np.where(np.arange(pop * k) % 4 == 0, 0.0, self.rng.uniform(0.5, 3.0, pop * k))
-        order = ops.sample_lists(pop * k, a, self.rng, bias)
+        order = start_lists(pop * k, a, self.rng, rules=s.init_rules)
         m0 = np.concatenate([self._initial_modes(pop) for _ in range(k)])
         start = None
         if k > 1:
@@ -164,6 +168,11 @@ class QuantumAnnealing:
         prog = self.termination.progress(self)
         order, modes, f_new, exc_new, objs_new = self._evaluate(order, modes, rows)
         if self.elitist:
+            if self.settings.bipop and self.alternate:  # parents: the other direction's population
+                mine = tuple(getattr(self, k) for k in _STATE)
+                for k, v in zip(_STATE, self.other or mine, strict=True):
+                    setattr(self, k, v)
+                self.other = mine
             self._select(order, modes, f_new, exc_new, objs_new, rows)
             self.generation += 1
             if prog >= self.rebuild_at and np.ptp(self.objs[:, 0]) <= self.settings.intensify_spread:

@@ -33,6 +33,12 @@ class AnnealingSettings:
     init_pool: int = 1
     """Initial lists sampled per slice; each slice keeps the best of its ``init_pool`` forward decodes
     (every one counted). 4 was within seed noise on j120, so it is off by default."""
+    init_rules: bool = False
+    """Sample the start population on several priority rules in turn (priority_rules.py) instead of
+    latest finish times only."""
+    bipop: bool = False
+    """Two populations, one per direction (Debels & Vanhoucke's bi-population GA): a generation's
+    parents are the other direction's population, its children compete with their own direction's."""
     gamma0: float = 3.0
     t_start: float = 0.02
     t_end: float = 0.001
