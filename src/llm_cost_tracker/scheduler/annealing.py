@@ -12,7 +12,8 @@ When only the makespan varies (PSPLIB, job shop; issue 20) the same moves run as
 search instead: each generation decodes in the direction opposite to the last one (directions.py,
 one schedule per proposal instead of three; a single-mode search decodes 70% of them with the
 parallel SGS until 30% of the budget, parallel_sgs.py), half the crossovers copy the partner's
-densest time window (peak.py), and parents and children compete for the places (population.py);
+densest time window (peak.py), and parents and children compete for the places (population.py;
+single-mode: one population per direction, the parents taken from the other direction's);
 optionally a single-mode search is rebuilt around its best member once its makespans have collapsed
 (intensify.py, off). Task batches (cost and tardiness vary, deadlines) keep the annealing slices
 and full justification."""
@@ -30,10 +31,9 @@ from llm_cost_tracker.scheduler import operators as ops
 from llm_cost_tracker.scheduler.decomposition import improve_window
 from llm_cost_tracker.scheduler.errors import InfeasibleError
 from llm_cost_tracker.scheduler.intensify import neighbour_lists
-from llm_cost_tracker.scheduler.pareto import hypervolume, pick_default, unique_front
+from llm_cost_tracker.scheduler.pareto import normalized_hypervolume, pick_default, unique_front
 from llm_cost_tracker.scheduler.peak import peak_cuts
 from llm_cost_tracker.scheduler.population import survivors
-from llm_cost_tracker.scheduler.priority_rules import start_lists
 from llm_cost_tracker.scheduler.problem import (
     NO_DEADLINE,
     Arrays,
@@ -41,6 +41,7 @@ from llm_cost_tracker.scheduler.problem import (
     IntArray,
     Problem,
     compile_problem,
+    objectives,
 )
 from llm_cost_tracker.scheduler.result import Schedule, ScheduleResult
 from llm_cost_tracker.scheduler.search_settings import AnnealingSettings
@@ -48,7 +49,7 @@ from llm_cost_tracker.scheduler.sgs import justify, serial_sgs
 from llm_cost_tracker.scheduler.termination import Termination
 
 
-_STATE = ("order", "modes", "start", "f", "exc", "objs")
+_STATE = ("order", "modes", "start", "f", "exc", "objs")  # one population of the elitist search
 
 
 class QuantumAnnealing:
@@ -88,7 +89,8 @@ class QuantumAnnealing:
         rebuild = self.elitist and self.alternate and single_mode and s.intensify_at > 0
         self.rebuild_at = s.intensify_at if rebuild else 2.0  # progress from which to rebuild (2: never)
         self.generation = 0
-        self.other: tuple[np.ndarray, ...] | None = None  # the population of the other direction (bipop)
+        self.bipop = s.bipop and self.elitist and self.alternate and single_mode
+        self.other: tuple[np.ndarray, ...] | None = None  # bipop: the population of the other direction
         self.reversed = directions.reversed_arrays(a)
         left = termination.remaining_schedules(self)
         size = s.population if self.elitist else s.replicas
@@ -101,7 +103,8 @@ class QuantumAnnealing:
         self.objs = np.zeros((pop, 3))
         self.exc = np.zeros(pop, np.int64)
         k = s.init_pool if left is None or left >= pop * (s.init_pool + 2) else 1
-        order = start_lists(pop * k, a, self.rng, rules=s.init_rules)
+        bias = np.where(np.arange(pop * k) % 4 == 0, 0.0, self.rng.uniform(0.5, 3.0, pop * k))
+        order = ops.sample_lists(pop * k, a, self.rng, bias)
         m0 = np.concatenate([self._initial_modes(pop) for _ in range(k)])
         start = None
         if k > 1:
@@ -168,9 +171,9 @@ class QuantumAnnealing:
         prog = self.termination.progress(self)
         order, modes, f_new, exc_new, objs_new = self._evaluate(order, modes, rows)
         if self.elitist:
-            if self.settings.bipop and self.alternate:  # parents: the other direction's population
+            if self.bipop:  # the parents were the other direction's population; the children join their own
                 mine = tuple(getattr(self, k) for k in _STATE)
-                for k, v in zip(_STATE, self.other or mine, strict=True):
+                for k, v in zip(_STATE, self.other or mine, strict=True):  # the first generation: the parents'
                     setattr(self, k, v)
                 self.other = mine
             self._select(order, modes, f_new, exc_new, objs_new, rows)
@@ -312,6 +315,7 @@ class QuantumAnnealing:
         self.objs = np.where(rows[:, None], objs, self.objs)[keep]
         self.weights = self.weights[keep]
         self.pop = elite + new
+        self.other = None  # bipop: the other direction's population starts again from this one
 
     def _decompose(self) -> None:
         """Re-solve a window of the best member against its boundary; the result joins as a child."""
@@ -397,19 +401,3 @@ class QuantumAnnealing:
             d += np.abs(pos - nb_pos).mean(axis=1) + (modes != nb_modes).mean(axis=1)
         return d
 
-
-def objectives(start: IntArray, modes: IntArray, a: Arrays) -> FloatArray:
-    """``[P, 3]`` makespan, total cost and weighted tardiness of decoded schedules."""
-    cols = np.arange(a.n)[None, :]
-    finish = start + a.dur[cols, modes]
-    late = np.maximum(finish - a.deadline[None, :], 0) * a.weight[None, :]
-    return np.stack([finish.max(axis=1), a.cost[cols, modes].sum(axis=1), late.sum(axis=1)], axis=1).astype(
-        np.float64
-    )
-
-
-def normalized_hypervolume(front: FloatArray) -> float:
-    """Hypervolume of the front scaled to the unit cube per objective, reference point 1.1."""
-    lo, hi = front.min(axis=0), front.max(axis=0)
-    span = np.where(hi > lo, hi - lo, 1.0)
-    return hypervolume((front - lo) / span, np.full(3, 1.1))

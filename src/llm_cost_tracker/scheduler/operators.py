@@ -19,14 +19,11 @@ def positions(order: IntArray) -> IntArray:
     return pos
 
 
-def sample_lists(
-    pop: int, a: Arrays, rng: np.random.Generator, bias: np.ndarray, prio: np.ndarray | None = None
-) -> IntArray:
+def sample_lists(pop: int, a: Arrays, rng: np.random.Generator, bias: np.ndarray) -> IntArray:
     """Regret-biased random sampling on latest finish times (Kolisch 1995), one list per replica.
 
     ``bias[p]`` is the exponent of the regret weight: 0 samples uniformly among eligible
-    activities, larger values follow the LFT rule more closely. ``prio`` (``[pop, n]``, lower first)
-    replaces the latest finish times per replica (priority_rules.py).
+    activities, larger values follow the LFT rule more closely.
     """
     n = a.n
     rows = np.arange(pop)
@@ -35,11 +32,11 @@ def sample_lists(
     waiting[:, :n] = npred
     done = np.zeros((pop, n), bool)
     order = np.empty((pop, n), np.int64)
-    lft = np.broadcast_to(a.lft.astype(np.float64)[None, :] if prio is None else prio, (pop, n))
+    lft = a.lft.astype(np.float64)
     for step in range(n):
         eligible = (waiting[:, :n] == 0) & ~done
-        worst = np.where(eligible, lft, -np.inf).max(axis=1, keepdims=True)
-        base = np.where(eligible, worst - lft + 1.0, 1.0)
+        worst = np.where(eligible, lft[None, :], -np.inf).max(axis=1, keepdims=True)
+        base = np.where(eligible, worst - lft[None, :] + 1.0, 1.0)
         w = np.where(eligible, base ** bias[:, None], 0.0)
         cum = np.cumsum(w, axis=1)
         u = rng.random(pop)[:, None] * cum[:, -1:]

@@ -113,3 +113,10 @@ def pick_default(f: ArrayLike, makespan_slack: float = 0.2) -> int:
     idx = idx[a[idx, 0] <= shortest * (1.0 + makespan_slack) + 1e-9]
     best = np.lexsort((a[idx, 0], a[idx, 1]))[0]
     return int(idx[best])
+
+
+def normalized_hypervolume(front: FloatArray) -> float:
+    """Hypervolume of the front scaled to the unit cube per objective, reference point 1.1."""
+    lo, hi = front.min(axis=0), front.max(axis=0)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    return hypervolume((front - lo) / span, np.full(3, 1.1))

@@ -222,3 +222,13 @@ def _pad(lists: list[list[int]], fill: int) -> IntArray:
     for i, xs in enumerate(lists):
         out[i, : len(xs)] = xs
     return out
+
+
+def objectives(start: IntArray, modes: IntArray, a: Arrays) -> FloatArray:
+    """``[P, 3]`` makespan, total cost and weighted tardiness of decoded schedules."""
+    cols = np.arange(a.n)[None, :]
+    finish = start + a.dur[cols, modes]
+    late = np.maximum(finish - a.deadline[None, :], 0) * a.weight[None, :]
+    return np.stack([finish.max(axis=1), a.cost[cols, modes].sum(axis=1), late.sum(axis=1)], axis=1).astype(
+        np.float64
+    )
