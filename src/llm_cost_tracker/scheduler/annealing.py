@@ -36,7 +36,6 @@ from llm_cost_tracker.scheduler.peak import peak_cuts
 from llm_cost_tracker.scheduler.population import survivors
 from llm_cost_tracker.scheduler.problem import (
     NO_DEADLINE,
-    Arrays,
     FloatArray,
     IntArray,
     Problem,
@@ -47,7 +46,6 @@ from llm_cost_tracker.scheduler.result import Schedule, ScheduleResult
 from llm_cost_tracker.scheduler.search_settings import AnnealingSettings
 from llm_cost_tracker.scheduler.sgs import justify, serial_sgs
 from llm_cost_tracker.scheduler.termination import Termination
-
 
 _STATE = ("order", "modes", "start", "f", "exc", "objs")  # one population of the elitist search
 
