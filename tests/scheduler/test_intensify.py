@@ -64,7 +64,7 @@ def test_rebuild_keeps_the_budget_exact_and_the_schedule_valid(budget: int) -> N
 
 def test_rebuild_happens_once_at_its_progress_keeps_the_best_and_counts_its_decodes() -> None:
     p = read_psplib(J120)
-    algo = QuantumAnnealing(replace(ON, intensify_noise=1.0, intensify_spread=10**9))
+    algo = QuantumAnnealing(replace(ON, intensify_noise=1.0, intensify_spread=10**9, shrink_to=0))  # 64 throughout
     algo.setup(p, MaxSchedules(4000), seed=2)
     rebuilds = 0
     while algo.has_next():

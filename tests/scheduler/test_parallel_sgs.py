@@ -81,9 +81,9 @@ def test_single_mode_elitist_search_decodes_in_parallel_until_its_progress_then_
     """With every early decode parallel, the generations before ``parallel_until`` (0.5 of 640
     schedules: the start population and 4 generations) hold no delayed activity, the ones after do;
     with ``parallel=0`` (the serial SGS only) the early ones have delays too."""
-    early = _delays_per_generation(AnnealingSettings(parallel=1.0, parallel_until=0.5), 640)
+    early = _delays_per_generation(AnnealingSettings(parallel=1.0, parallel_until=0.5, shrink_to=0), 640)
     assert len(early) == 10 and early[:5] == [0] * 5 and sum(early[5:]) > 0
-    assert sum(_delays_per_generation(AnnealingSettings(parallel=0.0), 640)[:5]) > 0
+    assert sum(_delays_per_generation(AnnealingSettings(parallel=0.0, shrink_to=0), 640)[:5]) > 0
 
 
 def test_multi_mode_instances_and_batches_never_decode_in_parallel() -> None:

@@ -130,16 +130,46 @@ def test_elitist_search_valid_deterministic_and_on_budget(path: object) -> None:
 @pytest.mark.parametrize("budget", [1, 2, 63, 65, 130, 997])
 def test_alternating_search_counts_one_schedule_per_decode(budget: int) -> None:
     """Each generation decodes one schedule per member (no justification passes on top) and the run
-    stops exactly at the budget, whatever is left for the last generation."""
+    stops exactly at the budget, whatever is left for the last generation. From half the budget on
+    the two populations hold 32 members each (`shrink_to`), so a generation decodes 32."""
     p = read_psplib(J120)
     algo = QuantumAnnealing()
     algo.setup(p, MaxSchedules(budget), seed=2)
     assert algo.schedules_evaluated == min(budget, 64)
     while algo.has_next():
         before = algo.schedules_evaluated
+        members = algo.pop  # the populations halve after a generation, not during one
         algo.next()
-        assert algo.schedules_evaluated - before == min(64, budget - before)
+        assert algo.schedules_evaluated - before == min(members, budget - before)
     assert algo.result().schedules_evaluated == budget
+    assert budget < 200 or algo.pop == 32
+
+
+def test_populations_halve_at_half_the_budget_keeping_their_best() -> None:
+    """Two populations of 64 until progress `shrink_at` (0.5), then each keeps its first 32 members in
+    survivor order (distinct schedules first, then the best); with `shrink_to=0` they stay at 64."""
+    p = read_psplib(J120)
+    algo = QuantumAnnealing()
+    algo.setup(p, MaxSchedules(2000), seed=3)
+    while algo.pop == 64:
+        before_f, before_other = algo.f.copy(), algo.other
+        algo.next()
+    assert algo.termination.progress(algo) >= 0.5 and algo.pop == 32
+    assert 1000 <= algo.schedules_evaluated - 64 < 1000 + 64  # after the first generation from half the budget
+    assert algo.other is not None and before_other is not None
+    assert all(x.shape[0] == 32 for x in algo.other) and algo.f.shape == (32,) and algo.weights.shape[0] == 32
+    assert np.array_equal(algo.other[3], before_f[:32])  # the parents' first 32 in survivor order
+    assert algo.other[3].max() <= np.sort(before_f)[40]  # which are among their best
+    while algo.has_next():
+        algo.next()
+    r = algo.result()
+    assert r.schedules_evaluated == 2000 and r.schedule is not None
+    assert check_schedule(p, r.schedule.starts, r.schedule.modes) == []
+    keep = QuantumAnnealing(AnnealingSettings(shrink_to=0))
+    keep.setup(p, MaxSchedules(2000), seed=3)
+    while keep.has_next():
+        keep.next()
+    assert keep.pop == 64 and keep.result().schedules_evaluated == 2000
 
 
 def _origins(algo: QuantumAnnealing, generations: int) -> int:

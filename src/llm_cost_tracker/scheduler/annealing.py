@@ -176,6 +176,8 @@ class QuantumAnnealing:
                 self.other = mine
             self._select(order, modes, f_new, exc_new, objs_new, rows)
             self.generation += 1
+            if self.bipop and prog >= self.settings.shrink_at and self.pop > self.settings.shrink_to > 0:
+                self._shrink(self.settings.shrink_to)
             if prog >= self.rebuild_at and np.ptp(self.objs[:, 0]) <= self.settings.intensify_spread:
                 self.rebuild_at = 2.0  # once: two or four rebuilds did worse (docs/scheduler.md)
                 self._rebuild()
@@ -187,7 +189,9 @@ class QuantumAnnealing:
         j_perp = self._coupling(prog, temp)
         delta = f_new - self.f
         if j_perp > 0:
-            delta = delta + j_perp * (self._ring_distance(order, modes) - self._ring_distance(self.order, self.modes))
+            near = ops.ring_distance(order, modes, self.order, self.modes) - ops.ring_distance(
+                self.order, self.modes, self.order, self.modes)
+            delta = delta + j_perp * near
         accept = rows & ((delta <= 0) | (self.rng.random(self.pop) < np.exp(-np.maximum(delta, 0) / temp)))
         self.order = np.where(accept[:, None], order, self.order)
         self.start = np.where(accept[:, None], self._new_start, self.start)
@@ -315,6 +319,13 @@ class QuantumAnnealing:
         self.pop = elite + new
         self.other = None  # bipop: the other direction's population starts again from this one
 
+    def _shrink(self, size: int) -> None:
+        """Both populations keep their first ``size`` members in survivor order (distinct, then best)."""
+        for k in _STATE:
+            setattr(self, k, getattr(self, k)[:size])
+        self.other = None if self.other is None else tuple(x[:size] for x in self.other)
+        self.weights, self.pop = self.weights[:size], size
+
     def _decompose(self) -> None:
         """Re-solve a window of the best member against its boundary; the result joins as a child."""
         s, left = self.settings, self.termination.remaining_schedules(self)
@@ -387,15 +398,3 @@ class QuantumAnnealing:
             return 0.0
         gamma = max(s.gamma0 * (1.0 - prog), 1e-3)
         return s.coupling * temp * -0.5 * math.log(math.tanh(gamma))
-
-    def _ring_distance(self, order: IntArray, modes: IntArray) -> FloatArray:
-        """Each slice's disagreement with the current state of its two ring neighbours."""
-        pos = ops.positions(order).astype(np.float64) / self.a.n
-        cur_pos = ops.positions(self.order).astype(np.float64) / self.a.n
-        d = np.zeros(self.pop)
-        for shift in (1, -1):
-            nb_pos = np.roll(cur_pos, shift, axis=0)
-            nb_modes = np.roll(self.modes, shift, axis=0)
-            d += np.abs(pos - nb_pos).mean(axis=1) + (modes != nb_modes).mean(axis=1)
-        return d
-

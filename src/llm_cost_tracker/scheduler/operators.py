@@ -118,3 +118,17 @@ def mutate_modes(
     sel = active & (cum[:, -1] > 0)
     out[rows[sel], act[sel]] = new_mode[sel]
     return out
+
+
+def ring_distance(order: IntArray, modes: IntArray, cur_order: IntArray, cur_modes: IntArray) -> np.ndarray:
+    """Each slice's disagreement (mean position distance plus mode-disagreement rate) with the current
+    state (``cur_order``, ``cur_modes``) of its two ring neighbours: the annealing slices' coupling term."""
+    n = order.shape[1]
+    pos = positions(order).astype(np.float64) / n
+    cur_pos = positions(cur_order).astype(np.float64) / n
+    d = np.zeros(order.shape[0])
+    for step in (1, -1):
+        nb_pos = np.roll(cur_pos, step, axis=0)
+        nb_modes = np.roll(cur_modes, step, axis=0)
+        d += np.abs(pos - nb_pos).mean(axis=1) + (modes != nb_modes).mean(axis=1)
+    return d
