@@ -30,6 +30,7 @@ from llm_cost_tracker.scheduler import modes as modes_mod
 from llm_cost_tracker.scheduler import operators as ops
 from llm_cost_tracker.scheduler.decomposition import improve_window
 from llm_cost_tracker.scheduler.errors import InfeasibleError
+from llm_cost_tracker.scheduler.fresh import DecodedLists
 from llm_cost_tracker.scheduler.intensify import neighbour_lists
 from llm_cost_tracker.scheduler.pareto import normalized_hypervolume, pick_default, unique_front
 from llm_cost_tracker.scheduler.peak import peak_cuts
@@ -89,6 +90,7 @@ class QuantumAnnealing:
         self.generation = 0
         self.bipop = s.bipop and self.elitist and self.alternate and single_mode
         self.other: tuple[np.ndarray, ...] | None = None  # bipop: the population of the other direction
+        self.lists = DecodedLists(a.n) if self.bipop and s.fresh > 0 else None  # fresh.py
         self.reversed = directions.reversed_arrays(a)
         left = termination.remaining_schedules(self)
         size = s.population if self.elitist else s.replicas
@@ -161,6 +163,9 @@ class QuantumAnnealing:
         modes = ops.mutate_modes(modes, a, rng, rng.random(pop) < s.mode_mutation)
         if s.repair_modes:
             modes = modes_mod.repair(modes, a, rng, None)
+        if self.lists is not None:
+            order, _ = self.lists.renew(order, self.reversed if self.backward else a, rng, backward=self.backward,
+                                        tries=s.fresh)
         return order, modes, rows
 
     def tell(self, order: IntArray, modes: IntArray, rows: np.ndarray) -> None:
@@ -251,6 +256,8 @@ class QuantumAnnealing:
             par = self.rng.random(sel.size) < self.parallel if early else None  # rows for the parallel SGS
             start = directions.decode(o, m, a, backward=self.backward, parallel=par)
             self.schedules_evaluated += sel.size
+            if self.lists is not None:  # the serial SGS's lists, whose decodes would repeat
+                self.lists.add(o if par is None else o[~par], backward=self.backward)
         elif start is None:
             start = serial_sgs(o, m, a)
             self.schedules_evaluated += sel.size
