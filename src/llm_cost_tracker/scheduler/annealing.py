@@ -30,12 +30,10 @@ from llm_cost_tracker.scheduler import modes as modes_mod
 from llm_cost_tracker.scheduler import operators as ops
 from llm_cost_tracker.scheduler.decomposition import improve_window
 from llm_cost_tracker.scheduler.errors import InfeasibleError
-from llm_cost_tracker.scheduler.fresh import DecodedLists
 from llm_cost_tracker.scheduler.intensify import neighbour_lists
 from llm_cost_tracker.scheduler.pareto import normalized_hypervolume, pick_default, unique_front
 from llm_cost_tracker.scheduler.peak import peak_cuts
 from llm_cost_tracker.scheduler.population import survivors
-from llm_cost_tracker.scheduler.relink import path_lists
 from llm_cost_tracker.scheduler.problem import (
     NO_DEADLINE,
     FloatArray,
@@ -91,7 +89,6 @@ class QuantumAnnealing:
         self.generation = 0
         self.bipop = s.bipop and self.elitist and self.alternate and single_mode
         self.other: tuple[np.ndarray, ...] | None = None  # bipop: the population of the other direction
-        self.lists = DecodedLists(a.n) if self.bipop and s.fresh > 0 else None  # fresh.py
         self.reversed = directions.reversed_arrays(a)
         left = termination.remaining_schedules(self)
         size = s.population if self.elitist else s.replicas
@@ -104,17 +101,13 @@ class QuantumAnnealing:
         self.objs = np.zeros((pop, 3))
         self.exc = np.zeros(pop, np.int64)
         k = s.init_pool if left is None or left >= pop * (s.init_pool + 2) else 1
-        both = self.parallel > 0 and s.init_both and k == 1 and (left is None or left >= 4 * pop)
         bias = np.where(np.arange(pop * k) % 4 == 0, 0.0, self.rng.uniform(0.5, 3.0, pop * k))
         order = ops.sample_lists(pop * k, a, self.rng, bias)
         m0 = np.concatenate([self._initial_modes(pop) for _ in range(k)])
         start = None
-        if both:  # every list decoded by both SGS (forward), each counted; the better kept below
-            order, m0, k = np.concatenate([order, order]), np.concatenate([m0, m0]), 2
         if k > 1:
             # decode the whole pool forward; slice i keeps the best of lists i, i + pop, i + 2 pop, ...
-            par = np.arange(pop * k) >= pop if both else None
-            pool_start = directions.decode(order, m0, a, backward=False, parallel=par) if both else serial_sgs(order, m0, a)
+            pool_start = serial_sgs(order, m0, a)
             self.schedules_evaluated += order.shape[0]
             pool_objs = objectives(pool_start, m0, a)
             pool_exc = modes_mod.excess(m0, a)
@@ -168,17 +161,6 @@ class QuantumAnnealing:
         modes = ops.mutate_modes(modes, a, rng, rng.random(pop) < s.mode_mutation)
         if s.repair_modes:
             modes = modes_mod.repair(modes, a, rng, None)
-        if self.lists is not None:
-            order, _ = self.lists.renew(order, self.reversed if self.backward else a, rng, backward=self.backward,
-                                        tries=s.fresh)
-        prog = self.termination.progress(self)
-        if self.bipop and s.relink > 0 and self.other is not None and prog >= s.relink_after \
-                and self.generation % s.relink_every == 0:
-            j = int(np.argmin(self.other[3]))
-            b = directions.list_of(self.other[2][j:j + 1], self.other[1][j:j + 1], a, backward=self.backward)[0]
-            path = path_lists(base[int(np.argmin(self.f))], b, min(s.relink, pop))
-            if path.shape[0]:
-                order[pop - path.shape[0]:] = path
         return order, modes, rows
 
     def tell(self, order: IntArray, modes: IntArray, rows: np.ndarray) -> None:
@@ -269,8 +251,6 @@ class QuantumAnnealing:
             par = self.rng.random(sel.size) < self.parallel if early else None  # rows for the parallel SGS
             start = directions.decode(o, m, a, backward=self.backward, parallel=par)
             self.schedules_evaluated += sel.size
-            if self.lists is not None:  # the serial SGS's lists, whose decodes would repeat
-                self.lists.add(o if par is None else o[~par], backward=self.backward)
         elif start is None:
             start = serial_sgs(o, m, a)
             self.schedules_evaluated += sel.size

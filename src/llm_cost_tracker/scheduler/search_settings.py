@@ -52,17 +52,6 @@ class AnnealingSettings:
     budget. Issue 20, 5,000 schedules: j120 all 180 32.39% / 32.35% / 32.28% (seeds 1-3; 4-6:
     32.38% / 32.35% / 32.35%) against 32.42% / 32.48% / 32.53% (32.52% / 32.63% / 32.49%) without;
     j30 0.10% / 0.09% / 0.06% (4-6: 0.09% / 0.08% / 0.08%); job shop 0.67% / 0.70% / 0.64%."""
-    init_both: bool = False
-    """With the parallel SGS early, decode each start list by both SGS (each counted), keep the better."""
-    relink: int = 0
-    relink_every: int = 4
-    relink_after: float = 0.5
-    """Path relinking (relink.py): every ``relink_every`` generations from ``relink_after``, the last
-    ``relink`` proposals are lists on the path from the parents' best to the children's population's best."""
-    fresh: int = 0
-    """With two populations (``bipop``), a proposal whose list the serial SGS already decoded in its
-    direction (or that repeats an earlier proposal of its generation) is shifted again, up to
-    ``fresh`` times, before it is decoded (fresh.py); 0 = never."""
     gamma0: float = 3.0
     t_start: float = 0.02
     t_end: float = 0.001
