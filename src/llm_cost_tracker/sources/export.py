@@ -29,6 +29,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent import futures
 from concurrent.futures import Future
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -236,11 +237,8 @@ class ExportCore:
 
     def _export(self, payload: bytes, principal: Principal, tenant: str | None,
                 parse: Parser) -> ExportTraceServiceResponse:
-        if self.stages is None:
+        with self.stages or nullcontext():
             staged = self._stage(payload, principal, tenant, parse)
-        else:
-            with self.stages:
-                staged = self._stage(payload, principal, tenant, parse)
         decoded, processed, records = staged.decoded, staged.processed, staged.processed.records
         self._await(records, staged.acked)  # outside ``stages``: another request may decode meanwhile
         others = staged.others
