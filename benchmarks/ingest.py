@@ -45,6 +45,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _threads import ThreadClock, service_env  # noqa: E402
 from _workload import make_payloads  # noqa: E402
 
 from llm_cost_tracker.sources.otlp_decode import parse_request  # noqa: E402
@@ -151,8 +152,10 @@ def run(mode: str, payloads: list[bytes], json_payloads: list[bytes], args: argp
     hop = NextHop() if mode == "grpc+forward" else None
     extra = ["--forward-otlp", f"grpc://127.0.0.1:{hop.port}"] if hop is not None else []
     with tempfile.TemporaryDirectory(prefix="lct-ingest-") as tmp:
-        svc = ServiceProcess(tmp, *extra, *args.service_arg).start()
+        thread_log = Path(tmp) / "threads.log"
+        svc = ServiceProcess(tmp, *extra, *args.service_arg, env=service_env(thread_log) if args.threads else None).start()
         proc = psutil.Process(svc.proc.pid)
+        clock = ThreadClock(svc.proc.pid, thread_log) if args.threads else None
         peak_rss = 0
         stop_sampling = threading.Event()
 
@@ -193,6 +196,8 @@ def run(mode: str, payloads: list[bytes], json_payloads: list[bytes], args: argp
         wait_until_written(warm_total)
         retries = 0
         cpu_before = proc.cpu_times()
+        if clock is not None:
+            clock.mark()
         started = time.perf_counter()
         with ThreadPoolExecutor(args.streams) as pool:
             list(pool.map(send_one, range(requests)))
@@ -200,6 +205,11 @@ def run(mode: str, payloads: list[bytes], json_payloads: list[bytes], args: argp
         wait_until_written(warm_total + total)
         elapsed = time.perf_counter() - started
         cpu_after = proc.cpu_times()
+        threads = None
+        if clock is not None:
+            clock.mark()
+            clock.stop()
+            threads = clock.by_role()  # reads the thread log, which the data directory holds
         stop_sampling.set()
         sampler.join()
         close()
@@ -213,7 +223,8 @@ def run(mode: str, payloads: list[bytes], json_payloads: list[bytes], args: argp
             "written": written - warm_total, "repeats": repeats,
             "forwarded": hop.spans - warm_total if hop is not None else None, "accepted_at": accepted_at,
             "retries": retries, "elapsed": elapsed, "rate": total / elapsed, "cores": cpu / elapsed,
-            "us_per_span": cpu / total * 1e6, "peak_rss": peak_rss, "body_bytes": sum(map(len, bodies[:requests]))}
+            "us_per_span": cpu / total * 1e6, "peak_rss": peak_rss, "body_bytes": sum(map(len, bodies[:requests])),
+            "threads": threads}
 
 
 def main() -> int:
@@ -227,6 +238,8 @@ def main() -> int:
     parser.add_argument("--warmup-spans", type=int, default=20_480,
                         help="spans sent and written before the clock starts (0: measure from a cold start)")
     parser.add_argument("--service-arg", action="append", default=[], help="extra flag for the service")
+    parser.add_argument("--threads", action="store_true",
+                        help="also print the service's CPU per span by thread (Linux: /proc/<pid>/task)")
     args = parser.parse_args()
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if not modes or set(modes) - set(MODES):
@@ -256,6 +269,9 @@ def main() -> int:
         print(f"end to end                 {r['rate']:,.0f} spans/s  ({r['elapsed']:.2f} s until all written"
               + (" and forwarded)" if r["forwarded"] is not None else ")"))
         print(f"service CPU                {r['cores']:.2f} cores  ({r['us_per_span']:.1f} us CPU per span)")
+        for role, seconds in (r["threads"] or {}).most_common():
+            if seconds >= 0.005 * r["cores"] * r["elapsed"]:  # what holds at least 0.5% of the service's CPU
+                print(f"  {seconds / r['total'] * 1e6:5.1f} us per span  {role}")
         print(f"service peak RSS           {r['peak_rss'] / 2**20:,.0f} MiB")
         print(f"ratio end-to-end / floor   {r['rate'] / floor:.3f}")
     print(f"protobuf decode floor      {floor:,.0f} spans/s (same payloads, this process)")

@@ -1,0 +1,29 @@
+"""Loaded by a service child that ``benchmarks/ingest.py --threads`` starts (this directory first on its
+PYTHONPATH): writes each Python thread's OS id and name to ``$LCT_BENCH_THREAD_LOG`` as it starts, so the
+benchmark can tell whose CPU time ``/proc/<pid>/task`` shows. OS thread names cannot tell: Python 3.11
+does not set them, and chDB renames the thread that runs a query. Benchmark-only: the service itself
+never loads this file."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+_PATH = os.environ.get("LCT_BENCH_THREAD_LOG", "")
+_LOCK = threading.Lock()
+
+
+def _log(name: str) -> None:
+    with _LOCK, open(_PATH, "a", encoding="utf-8") as out:
+        out.write(f"{threading.get_native_id()}\t{name}\n")
+
+
+if _PATH:
+    _log("MainThread")
+    _start = threading.Thread._bootstrap_inner  # type: ignore[attr-defined]
+
+    def _logged(self: threading.Thread) -> None:
+        _log(self.name)
+        _start(self)
+
+    threading.Thread._bootstrap_inner = _logged  # type: ignore[attr-defined]
