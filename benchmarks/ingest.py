@@ -13,6 +13,7 @@ process that counts what it receives: the run ends when every span is written an
 
     python benchmarks/ingest.py --spans 300000 --streams 4
     python benchmarks/ingest.py --spans 100000 --modes grpc,http,json,grpc+forward
+    python benchmarks/ingest.py --spans 200000 --threads    # + the service's CPU per span by thread
 
 The clock starts after ``--warmup-spans`` (20,480 by default) are sent and written: a running service
 has loaded its compiled scan and its catalog's price columns long before, and those one-time costs
