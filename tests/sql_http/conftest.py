@@ -47,6 +47,10 @@ class Running:
         self.stub.Export(request, metadata=[("authorization", f"Bearer {token}")], timeout=10)
 
     def new_client(self, token: str, **kwargs: Any) -> Any:
+        """A new clickhouse-connect client with ``token``. It does not retry: by default clickhouse-connect sends
+        a query again after a 503 or 504 (a 202 too many queries, a 159 timeout) twice, so a test would see
+        the third answer, after three times the execution limit, instead of the service's answer to its query."""
+        kwargs.setdefault("query_retries", 0)
         return clickhouse_connect.get_client(host="127.0.0.1", port=self.service.sql_port, username="default",
                                              password=token, **kwargs)
 
