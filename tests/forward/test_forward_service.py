@@ -52,6 +52,20 @@ def export_until_accepted(stub: Any, request: ExportTraceServiceRequest) -> int:
     raise AssertionError("never accepted")
 
 
+def recover_once_refused_while_stopping(hop: NextHop, service: ServiceProcess) -> None:
+    """Bring the next hop back once the service has logged the SIGTERM and been refused by the hop after that:
+    the drain then certainly found the next hop down and had to wait for it (an event, not a timer)."""
+    deadline = time.monotonic() + 60
+    while '"signal received"' not in Path(service.log_path).read_text(errors="replace"):
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.05)
+    refused = hop.refused
+    while hop.refused == refused and time.monotonic() < deadline:
+        time.sleep(0.05)
+    hop.failing = False
+
+
 def test_stored_spans_reach_a_grpc_next_hop_once_with_their_exact_cost(grpc_hop: tuple[NextHop, int],
                                                                         tmp_path: Path) -> None:
     hop, port = grpc_hop
@@ -139,7 +153,7 @@ def test_forward_all_over_http_passes_other_spans_untouched_and_drains_on_sigter
         http_hop: tuple[NextHop, int], tmp_path: Path) -> None:
     hop, port = http_hop
     svc = ServiceProcess(tmp_path / "store", "--forward-otlp", f"http://127.0.0.1:{port}/v1/traces", "--forward-all",
-                         env={"LCT_FORWARD_HEADERS": "x-hop-token=s3cret"}).start()
+                         env={"LCT_FORWARD_HEADERS": "x-hop-token=s3cret", "LCT_FORWARD_RETRY_MAX_SECONDS": "0.5"}).start()
     try:
         stub = trace_service_pb2_grpc.TraceServiceStub(grpc.insecure_channel(svc.endpoint))
         other = make_span({"http.method": "GET", "http.url": "https://example.com/x?api_key=sk-abcdefghijklmnop123456"},
@@ -152,8 +166,10 @@ def test_forward_all_over_http_passes_other_spans_untouched_and_drains_on_sigter
         late = llm_request("gw", 2)
         stub.Export(late, timeout=30)
         stored_costs(svc, "gw", 5)  # stored, so handed to the forwarder
-        threading.Timer(3.0, lambda: setattr(hop, "failing", False)).start()
+        recovery = threading.Thread(target=recover_once_refused_while_stopping, args=(hop, svc), daemon=True)
+        recovery.start()
         assert svc.stop() == 0, svc.log()  # SIGTERM: drains the queue once the next hop is back
+        recovery.join(5)
     finally:
         if svc.proc.poll() is None:
             svc.kill()
