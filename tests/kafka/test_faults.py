@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import threading
 import time
@@ -110,6 +111,9 @@ def test_consumer_killed_mid_stream_costs_still_add_up(kafka_settings: Settings,
         killed_after = time.monotonic()
         consumer = KafkaProcess("consumer", data_dir, *consumer_args(tansu)).start()
         sender.join(180)
+        # the reference totals are priced here while the consumer process drains (this process is idle then)
+        reference = concurrent.futures.ThreadPoolExecutor(1)
+        priced = reference.submit(priced_cost_by_model, 100, 500)
         assert not errors, errors
         assert metrics.spans_received.labels(kind="llm")._value.get() == 50_000
         deadline = time.monotonic() + 120
@@ -123,7 +127,8 @@ def test_consumer_killed_mid_stream_costs_still_add_up(kafka_settings: Settings,
     finally:
         receiver.stop()
         consumer.kill()
-    sent = priced_cost_by_model(100, 500)
+    sent = priced.result()
+    reference.shutdown()
     assert time.monotonic() > killed_after
     # one `sql` run reads the raw table and both rollups (t names the table of each row)
     everything = sql(data_dir, "SELECT 'llm_spans' AS t, response_model AS m, count() AS n, uniqExact(span_id) AS u, "
@@ -152,7 +157,7 @@ def test_broker_down_gives_unavailable_then_everything_arrives_once(kafka_settin
     consumer = Consumer(kafka_settings, Metrics(), serve_http=False)
     consumer.start()
     try:
-        tansu.stop()  # memory storage: topics, offsets and groups are gone with it
+        tansu.kill()  # memory storage: topics, offsets and groups are gone with it
         result: dict[str, int] = {}
         sender = threading.Thread(target=lambda: result.update(send_spans(f"127.0.0.1:{receiver.grpc_port}", 1500)))
         sender.start()

@@ -69,6 +69,7 @@ class TansuBroker:
         raise TimeoutError(f"tansu not listening on {self.port} within {timeout}s")
 
     def stop(self) -> None:
+        """SIGTERM and wait (tansu waits up to 5 s for connected clients to leave)."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -76,6 +77,13 @@ class TansuBroker:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self.proc = None
+
+    def kill(self) -> None:
+        """SIGKILL: the broker is gone at once, its clients' connections dropped (its storage is lost either way)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
         self.proc = None
 
 
