@@ -26,7 +26,7 @@ __all__ = [
     "SECRETS", "SPAN_START_NS", "AttributeValue", "RecordingPublisher", "ServiceProcess", "any_value", "free_port",
     "genai_attributes", "http_get", "http_json", "key_values", "leaked_secrets", "legacy_attributes", "make_request",
     "make_span", "openinference_attributes", "recorded_request", "rotel_agent_path", "rotel_command",
-    "secret_probe_request", "span_record",
+    "secret_probe_request", "span_record", "wait_listening",
 ]
 
 AttributeValue = str | bool | int | float | bytes | list[Any] | Mapping[str, Any]
@@ -373,6 +373,21 @@ def rotel_command(target: str, grpc_port: int, http_port: int, workdir: str, *ex
             "--otlp-exporter-endpoint", f"http://{target}", "--otlp-exporter-protocol", "grpc",
             "--pid-file", os.path.join(workdir, "rotel.pid"), "--log-file", os.path.join(workdir, "rotel.log"),
             *extra]
+
+
+def wait_listening(port: int, proc: Any, timeout: float = 30.0) -> bool:
+    """Wait until the child process ``proc`` (a collector, a broker) accepts connections on 127.0.0.1:``port``:
+    the event a test waits for instead of a fixed sleep. False if it exited first or the timeout passed."""
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return True
+        except OSError:
+            time.sleep(0.02)
+    return False
 
 
 def http_get(port: int, path: str, *authorization: str, timeout: float = 10.0) -> tuple[int, bytes]:

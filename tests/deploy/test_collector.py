@@ -174,6 +174,7 @@ def test_rotel_in_front_of_the_service(tmp_path: Path) -> None:
         genai_attributes,
         openinference_attributes,
         rotel_agent_path,
+        wait_listening,
     )
 
     token = "t0ken-for-the-rotel-test"
@@ -215,7 +216,7 @@ def test_rotel_in_front_of_the_service(tmp_path: Path) -> None:
         assert received("other") == 1
         rotel_out = open(tmp_path / "rotel.out", "wb")  # noqa: SIM115 - closed with the process
         rotel = subprocess.Popen(argv, env=env, stdout=rotel_out, stderr=subprocess.STDOUT)
-        time.sleep(1.0)
+        wait_listening(grpc_port, rotel)  # rotel accepts spans (or has exited: asserted next)
         assert rotel.poll() is None, (tmp_path / "rotel.log").read_text() if (tmp_path / "rotel.log").exists() else ""
         spans = []
         for i in range(300):

@@ -93,7 +93,13 @@ def test_rotel_shapes_deliver_priced_spans_to_the_next_hop(shape: str, tmp_path:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    from llm_cost_tracker.testing import ServiceProcess, free_port, genai_attributes, rotel_agent_path
+    from llm_cost_tracker.testing import (
+        ServiceProcess,
+        free_port,
+        genai_attributes,
+        rotel_agent_path,
+        wait_listening,
+    )
 
     gateway = shape.startswith("b")
     received: list[Any] = []
@@ -125,7 +131,7 @@ def test_rotel_shapes_deliver_priced_spans_to_the_next_hop(shape: str, tmp_path:
     try:
         with open(tmp_path / "rotel.out", "wb") as rotel_out:
             rotel = subprocess.Popen(argv, env=env, stdout=rotel_out, stderr=subprocess.STDOUT)
-        time.sleep(1.0)
+        wait_listening(grpc_port, rotel)  # rotel accepts spans (or has exited: asserted next)
         assert rotel.poll() is None, (tmp_path / "rotel.out").read_text()
         provider = TracerProvider(resource=Resource.create({"service.name": "behind-rotel"}))
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"127.0.0.1:{grpc_port}",

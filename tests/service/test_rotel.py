@@ -12,7 +12,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from llm_cost_tracker.testing import free_port, genai_attributes, rotel_command
+from llm_cost_tracker.testing import free_port, genai_attributes, rotel_command, wait_listening
 
 
 def test_rotel_delivers_every_span(service_factory, tmp_path) -> None:
@@ -23,7 +23,7 @@ def test_rotel_delivers_every_span(service_factory, tmp_path) -> None:
     rotel = subprocess.Popen(rotel_command(svc.endpoint, grpc_port, http_port, str(tmp_path)), env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     try:
-        time.sleep(0.5)
+        wait_listening(grpc_port, rotel)  # rotel accepts spans (or has exited: asserted next)
         assert rotel.poll() is None, (tmp_path / "rotel.log").read_text() if (tmp_path / "rotel.log").exists() else ""
         provider = TracerProvider(resource=Resource.create({"service.name": "via-rotel"}))
         provider.add_span_processor(BatchSpanProcessor(
