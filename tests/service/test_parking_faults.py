@@ -45,7 +45,7 @@ def start(tmp_path: Path, tmpdir: Path) -> tuple[ServiceProcess, Path]:
     data = tmp_path / "store"
     svc = UnprivilegedService(data, "--batch-age-seconds", "600", "--batch-size", "100000",
                               "--queue-capacity", "200000",
-                              env={"TMPDIR": str(tmpdir), "LCT_SHUTDOWN_TIMEOUT_SECONDS": "3"})
+                              env={"TMPDIR": str(tmpdir), "LCT_SHUTDOWN_TIMEOUT_SECONDS": "1"})
     svc.log_path = str(tmp_path / "service.log")  # outside the directory made read-only
     return svc.start(), data
 
