@@ -344,6 +344,9 @@ class HttpServer:
     def stop(self) -> None:
         async def close() -> None:
             self._listener.close()
+            # as aiohttp's own runner does: idle keep-alive connections close now (without this each one held
+            # the shutdown for its whole timeout); a request in progress still gets up to 1 s to finish
+            self._server.pre_shutdown()
             await self._server.shutdown(1.0)
 
         if self._loop.is_running():
