@@ -129,8 +129,8 @@ def test_stalled_store_and_a_retrying_client_store_every_span_once(tmp_path: Pat
     """--ack stored with a store that cannot be written: Exports time out UNAVAILABLE, the client retries like a
     collector, and once the store is back every span is stored, rolled up, counted and budgeted once."""
     request = spans_request(60)
-    # an Export waits 2 s (not the default 5) for its spans to be stored before UNAVAILABLE: two of them time out
-    svc = start(tmp_path, env={"LCT_SINK_RETRY_MAX_SECONDS": "0.5", "LCT_ACK_TIMEOUT_SECONDS": "2"}, cls=NoDacOverride)
+    # an Export waits 1 s (not the default 5) for its spans to be stored before UNAVAILABLE: two of them time out
+    svc = start(tmp_path, env={"LCT_SINK_RETRY_MAX_SECONDS": "0.5", "LCT_ACK_TIMEOUT_SECONDS": "1"}, cls=NoDacOverride)
     data = str(tmp_path / "store")
     codes: list[str] = []
     try:
