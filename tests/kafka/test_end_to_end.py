@@ -65,7 +65,12 @@ def test_two_consumers_store_every_span_once(kafka_settings: Settings, store: An
             c.start()
         sent = send_spans(f"127.0.0.1:{receiver.grpc_port}", 3000)
         assert wait_rows(store, 3000) == 3000
-        time.sleep(1.0)  # anything extra would show up now
+        # anything extra would show up once every record produced is committed: a range inserted twice (one
+        # member's batch redelivered to the other) is inserted again before its commit
+        deadline = time.monotonic() + 30
+        while sum(c.kafka_metrics.committed_records._value.get() for c in consumers) < km.produced._value.get():
+            assert time.monotonic() < deadline, "not every produced record was committed"
+            time.sleep(0.05)
         rows = store.query("SELECT response_model, count(), uniqExact(span_id), sum(cost_usd) FROM llm_spans "
                            "GROUP BY response_model").result_rows
         assert {m: n for m, n, _, _ in rows} == sent
