@@ -34,7 +34,6 @@ from llm_cost_tracker.scheduler.intensify import neighbour_lists
 from llm_cost_tracker.scheduler.pareto import normalized_hypervolume, pick_default, unique_front
 from llm_cost_tracker.scheduler.peak import peak_cuts
 from llm_cost_tracker.scheduler.population import survivors
-from llm_cost_tracker.scheduler.tiebreak import tie_measure
 from llm_cost_tracker.scheduler.problem import (
     NO_DEADLINE,
     FloatArray,
@@ -83,7 +82,6 @@ class QuantumAnnealing:
         self.tournament = s.elitist_tournament if self.elitist else s.tournament
         single_mode = bool((a.valid.sum(axis=1) <= 1).all())
         self.shifts = max(1, s.shifts) if self.elitist and single_mode else 1
-        self.late_shifts = s.late_shifts if self.elitist and single_mode else 0
         self.parallel = s.parallel if self.elitist and self.alternate and single_mode else 0.0
         self.backward = False  # this generation decodes backward (alternate only)
         rebuild = self.elitist and self.alternate and single_mode and s.intensify_at > 0
@@ -154,16 +152,11 @@ class QuantumAnnealing:
         cuts = None
         if self.alternate and s.peak > 0:
             rand = np.sort(rng.integers(0, a.n + 1, (pop, 2)), axis=1)
-            peak = peak_cuts(self.start[partner], self.modes[partner], a, rng, backward=self.backward,
-                             by_resource=rng.random(pop) < s.peak_resource if s.peak_resource > 0 else None,
-                             low=s.peak_low, high=s.peak_high)
+            peak = peak_cuts(self.start[partner], self.modes[partner], a, rng, backward=self.backward)
             cuts = np.where((rng.random(pop) < s.peak)[:, None], peak, rand)
         order, modes = ops.exchange(base, self.modes, partner, rng, swap, cuts)
         moving = ~swap | (rng.random(pop) < 0.5)
-        nshift = self.shifts
-        if self.late_shifts and self.termination.progress(self) >= s.late_shifts_at:
-            nshift = self.late_shifts
-        for _ in range(nshift):
+        for _ in range(self.shifts):
             order = ops.shift(order, self.reversed if self.backward else a, rng, moving)
         modes = ops.mutate_modes(modes, a, rng, rng.random(pop) < s.mode_mutation)
         if s.repair_modes:
@@ -183,9 +176,7 @@ class QuantumAnnealing:
                 self.other = mine
             self._select(order, modes, f_new, exc_new, objs_new, rows)
             self.generation += 1
-            early = self.settings.shrink_early and prog >= self.settings.shrink_early and self.other is not None \
-                and max(np.ptp(self.objs[:, 0]), np.ptp(self.other[5][:, 0])) <= self.settings.shrink_spread
-            if self.bipop and (prog >= self.settings.shrink_at or early) and self.pop > self.settings.shrink_to > 0:
+            if self.bipop and prog >= self.settings.shrink_at and self.pop > self.settings.shrink_to > 0:
                 self._shrink(self.settings.shrink_to)
             if prog >= self.rebuild_at and np.ptp(self.objs[:, 0]) <= self.settings.intensify_spread:
                 self.rebuild_at = 2.0  # once: two or four rebuilds did worse (docs/scheduler.md)
@@ -258,11 +249,7 @@ class QuantumAnnealing:
         if self.alternate and start is None:
             early = self.parallel > 0 and self.termination.progress(self) < self.settings.parallel_until
             par = self.rng.random(sel.size) < self.parallel if early else None  # rows for the parallel SGS
-            dl = None
-            if par is not None and (self.settings.delay_slots > 0 or self.settings.delay_max > 0):
-                lo, hi = self.settings.delay_slots, max(self.settings.delay_slots, self.settings.delay_max)
-                dl = self.rng.integers(lo, hi + 1, sel.size)
-            start = directions.decode(o, m, a, backward=self.backward, parallel=par, delay=dl)
+            start = directions.decode(o, m, a, backward=self.backward, parallel=par)
             self.schedules_evaluated += sel.size
         elif start is None:
             start = serial_sgs(o, m, a)
@@ -289,45 +276,18 @@ class QuantumAnnealing:
         self, order: IntArray, modes: IntArray, f: FloatArray, exc: IntArray, objs: FloatArray, rows: np.ndarray
     ) -> None:
         """Elitist survivors among the decoded children (first) and the current population."""
-        if self.settings.crowd_at and self.termination.progress(self) >= self.settings.crowd_at:
-            self._crowd(order, modes, f, exc, objs, rows)
-            return
-        all_start = np.concatenate([self._new_start[rows], self.start])
-        all_modes = np.concatenate([modes[rows], self.modes])
-        tie = None
-        if self.settings.tie == "rand":
-            nc = int(rows.sum())
-            tie = self.rng.random(all_start.shape[0]) * 0.5 + (np.arange(all_start.shape[0]) >= nc)
-        elif self.settings.tie and self.elitist:
-            all_f = np.concatenate([f[rows], self.f])
-            tie = self.settings.tie_sign * tie_measure(
-                self.settings.tie, all_start, all_modes, self.a, self.backward, all_f)
-        pick = survivors(np.concatenate([f[rows], self.f]), all_start, all_modes, self.pop, tie)
+        pick = survivors(
+            np.concatenate([f[rows], self.f]),
+            np.concatenate([self._new_start[rows], self.start]),
+            np.concatenate([modes[rows], self.modes]),
+            self.pop,
+        )
         self.order = np.concatenate([order[rows], self.order])[pick]
         self.modes = np.concatenate([modes[rows], self.modes])[pick]
         self.start = np.concatenate([self._new_start[rows], self.start])[pick]
         self.f = np.concatenate([f[rows], self.f])[pick]
         self.exc = np.concatenate([exc[rows], self.exc])[pick]
         self.objs = np.concatenate([objs[rows], self.objs])[pick]
-
-    def _crowd(
-        self, order: IntArray, modes: IntArray, f: FloatArray, exc: IntArray, objs: FloatArray, rows: np.ndarray
-    ) -> None:
-        """DEV: each child replaces its nearest member (start distance) when not worse and not a copy."""
-        for k in _STATE:
-            setattr(self, k, getattr(self, k).copy())
-        for i in np.flatnonzero(rows):
-            st = self._new_start[i]
-            dist = np.abs(self.start - st[None, :]).sum(axis=1)
-            if (dist == 0).any():
-                continue
-            j = int(np.argmin(dist))
-            if f[i] <= self.f[j]:
-                self.order[j], self.modes[j], self.start[j] = order[i], modes[i], st
-                self.f[j], self.exc[j], self.objs[j] = f[i], exc[i], objs[i]
-        o = np.lexsort((np.arange(self.pop), self.f))
-        for k in _STATE:
-            setattr(self, k, getattr(self, k)[o])
 
     def _rebuild(self) -> None:
         """Keep the best distinct members, replace the others by their neighbours, decoded (and
@@ -394,9 +354,6 @@ class QuantumAnnealing:
         cand = (idx[:, None] + rng.integers(1, pop, (pop, self.tournament))) % pop  # others
         score = (self.objs[cand] / self.scale * self.weights[:, None, :]).sum(axis=2)
         score = score + self.settings.penalty * self.exc[cand] / max(int(self.a.ncap.sum()), 1)
-        if self.settings.partner_tie:
-            dist = np.abs(self.start[cand] - self.start[:, None, :]).mean(axis=2) / max(self.a.cp_lb, 1)
-            score = score + self.settings.partner_tie * 1e-3 * dist / max(self.a.cp_lb, 1)
         chosen: IntArray = cand[idx, score.argmin(axis=1)]
         return chosen
 

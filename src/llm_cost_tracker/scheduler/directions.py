@@ -32,8 +32,7 @@ def reversed_arrays(a: Arrays) -> Arrays:
 
 
 def decode(
-    order: IntArray, modes: IntArray, a: Arrays, *, backward: bool, parallel: np.ndarray | None = None,
-    delay: IntArray | None = None,
+    order: IntArray, modes: IntArray, a: Arrays, *, backward: bool, parallel: np.ndarray | None = None
 ) -> IntArray:
     """Start times in real time of lists decoded in their direction (one schedule each).
 
@@ -46,11 +45,7 @@ def decode(
         start = np.empty_like(order)
         serial = ~parallel
         start[serial] = serial_sgs(order[serial], modes[serial], a, reverse=backward)
-        if delay is None:
-            start[parallel] = parallel_sgs(order[parallel], modes[parallel], a, reverse=backward)
-        else:
-            from llm_cost_tracker.scheduler.delay_sgs import delay_sgs
-            start[parallel] = delay_sgs(order[parallel], modes[parallel], a, delay[parallel], reverse=backward)
+        start[parallel] = parallel_sgs(order[parallel], modes[parallel], a, reverse=backward)
     return _right_start(start, _durations(modes, a)) if backward else start
 
 

@@ -18,7 +18,7 @@ __all__ = ["peak_cuts"]
 
 def peak_cuts(
     start: IntArray, modes: IntArray, a: Arrays, rng: np.random.Generator, *, backward: bool,
-    low: float = 0.1, high: float = 0.5, by_resource: np.ndarray | None = None,
+    low: float = 0.1, high: float = 0.5,
 ) -> IntArray:
     """``[P, 2]`` list positions of each schedule's densest time window.
 
@@ -33,10 +33,6 @@ def peak_cuts(
     finish = start + d
     cap = np.maximum(a.cap, 1).astype(np.float64)
     w = (a.dem[cols, modes] / cap).sum(axis=2) if a.cap.size else np.zeros((pop, n))
-    if by_resource is not None and a.cap.size:
-        r = rng.integers(0, a.cap.size, pop)
-        one = a.dem[cols, modes][rows[:, None], cols, r[:, None]] / cap[r][:, None]
-        w = np.where(by_resource[:, None], one, w)
     span = int(finish.max()) + 1
     diff = np.zeros((pop, span + 1))
     np.add.at(diff, (np.repeat(rows, n), start.ravel()), w.ravel())

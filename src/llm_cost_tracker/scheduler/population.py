@@ -16,7 +16,7 @@ from llm_cost_tracker.scheduler.problem import FloatArray, IntArray
 __all__ = ["survivors"]
 
 
-def survivors(f: FloatArray, start: IntArray, modes: IntArray, size: int, tie: FloatArray | None = None) -> IntArray:
+def survivors(f: FloatArray, start: IntArray, modes: IntArray, size: int) -> IntArray:
     """Indices of the ``size`` best candidates by ``f``, distinct (start, modes) pairs first.
 
     Candidates are in priority order (children before parents): ties in ``f`` keep that order. When
@@ -31,9 +31,6 @@ def survivors(f: FloatArray, start: IntArray, modes: IntArray, size: int, tie: F
     _, first = np.unique(fingerprint, return_index=True)
     distinct = np.zeros(f.shape[0], bool)
     distinct[first] = True
-    if tie is None:
-        rank = np.lexsort((np.arange(f.shape[0]), f, ~distinct))
-    else:
-        rank = np.lexsort((np.arange(f.shape[0]), tie, f, ~distinct))
+    rank = np.lexsort((np.arange(f.shape[0]), f, ~distinct))
     out: IntArray = rank[:size]
     return out

@@ -121,19 +121,6 @@ class AnnealingSettings:
     1.29% / 1.38%; j30 0.09% / 0.06% / 0.13% against 0.09% / 0.05% / 0.11%. Parallel decodes
     throughout, or only for the start population, did worse (docs/scheduler.md). 0 = never."""
     parallel_until: float = 0.3
-    late_shifts: int = 0  # DEV
-    late_shifts_at: float = 0.5  # DEV
-    peak_resource: float = 0.0  # DEV
-    tie: str = ""  # DEV
-    tie_sign: float = 1.0  # DEV
-    crowd_at: float = 0.0  # DEV
-    shrink_early: float = 0.0  # DEV
-    delay_slots: int = 0  # DEV
-    partner_tie: float = 0.0  # DEV
-    peak_low: float = 0.1  # DEV
-    peak_high: float = 0.5  # DEV
-    delay_max: int = 0  # DEV
-    shrink_spread: int = 0  # DEV
     penalty: float = 10.0
     front_size: int = 64
     makespan_slack: float = 0.2
