@@ -10,8 +10,8 @@ the same number of independent annealing chains, which the benchmark compares ag
 
 When only the makespan varies (PSPLIB, job shop; issue 20) the same moves run as an elitist genetic
 search instead: each generation decodes in the direction opposite to the last one (directions.py,
-one schedule per proposal instead of three; a single-mode search decodes 70% of them with the
-parallel SGS until 30% of the budget, parallel_sgs.py), half the crossovers copy the partner's
+one schedule per proposal instead of three; a single-mode search decodes 70% of them with the parallel
+SGS until 30% of the budget, parallel_sgs.py, sgs_choice.py), half the crossovers copy the partner's
 densest time window (peak.py), and parents and children compete for the places (population.py;
 single-mode: one population per direction, the parents taken from the other direction's);
 optionally a single-mode search is rebuilt around its best member once its makespans have collapsed
@@ -45,9 +45,10 @@ from llm_cost_tracker.scheduler.problem import (
 from llm_cost_tracker.scheduler.result import Schedule, ScheduleResult
 from llm_cost_tracker.scheduler.search_settings import AnnealingSettings
 from llm_cost_tracker.scheduler.sgs import justify, serial_sgs
+from llm_cost_tracker.scheduler.sgs_choice import SgsChoice
 from llm_cost_tracker.scheduler.termination import Termination
 
-_STATE = ("order", "modes", "start", "f", "exc", "objs")  # one population of the elitist search
+_STATE = ("order", "modes", "start", "f", "exc", "objs", "gene")  # one population of the elitist search
 
 
 class QuantumAnnealing:
@@ -83,6 +84,7 @@ class QuantumAnnealing:
         single_mode = bool((a.valid.sum(axis=1) <= 1).all())
         self.shifts = max(1, s.shifts) if self.elitist and single_mode else 1
         self.parallel = s.parallel if self.elitist and self.alternate and single_mode else 0.0
+        self.sgs = SgsChoice(s.sgs_choice, self.rng, self.parallel, s.parallel_until, s.sgs_flip)
         self.backward = False  # this generation decodes backward (alternate only)
         rebuild = self.elitist and self.alternate and single_mode and s.intensify_at > 0
         self.rebuild_at = s.intensify_at if rebuild else 2.0  # progress from which to rebuild (2: never)
@@ -100,6 +102,7 @@ class QuantumAnnealing:
         self.front_x: list[tuple[IntArray, IntArray]] = []
         self.objs = np.zeros((pop, 3))
         self.exc = np.zeros(pop, np.int64)
+        self.gene = np.zeros(pop, bool)  # the SGS that decoded each member (True: parallel; sgs_choice.py)
         k = s.init_pool if left is None or left >= pop * (s.init_pool + 2) else 1
         bias = np.where(np.arange(pop * k) % 4 == 0, 0.0, self.rng.uniform(0.5, 3.0, pop * k))
         order = ops.sample_lists(pop * k, a, self.rng, bias)
@@ -120,7 +123,7 @@ class QuantumAnnealing:
         rows = np.ones(pop, bool)
         first = self._evaluate(order, m0, rows) if start is None else self._evaluate(order, m0, rows, start)
         self.order, self.modes, self.f, self.exc, self.objs = first
-        self.start = self._new_start
+        self.start, self.gene = self._new_start, self._new_gene
 
     def has_next(self) -> bool:
         """True while no criterion has fired and at least one schedule of budget is left."""
@@ -243,13 +246,14 @@ class QuantumAnnealing:
         out_order, f, exc = order.copy(), np.full(self.pop, np.inf), np.zeros(self.pop, np.int64)
         out_objs = np.zeros((self.pop, 3))
         self._new_start = np.zeros((self.pop, a.n), np.int64)
+        self._new_gene = np.zeros(self.pop, bool)
         if sel.size == 0:
             return out_order, modes, f, exc, out_objs
         o, m = order[sel], modes[sel]
         if self.alternate and start is None:
-            early = self.parallel > 0 and self.termination.progress(self) < self.settings.parallel_until
-            par = self.rng.random(sel.size) < self.parallel if early else None  # rows for the parallel SGS
+            par = self.sgs.rows(self.termination.progress(self), self.gene[sel])  # rows for the parallel SGS
             start = directions.decode(o, m, a, backward=self.backward, parallel=par)
+            self._new_gene[sel] = False if par is None else par
             self.schedules_evaluated += sel.size
         elif start is None:
             start = serial_sgs(o, m, a)
@@ -276,18 +280,13 @@ class QuantumAnnealing:
         self, order: IntArray, modes: IntArray, f: FloatArray, exc: IntArray, objs: FloatArray, rows: np.ndarray
     ) -> None:
         """Elitist survivors among the decoded children (first) and the current population."""
-        pick = survivors(
-            np.concatenate([f[rows], self.f]),
-            np.concatenate([self._new_start[rows], self.start]),
-            np.concatenate([modes[rows], self.modes]),
-            self.pop,
-        )
-        self.order = np.concatenate([order[rows], self.order])[pick]
-        self.modes = np.concatenate([modes[rows], self.modes])[pick]
-        self.start = np.concatenate([self._new_start[rows], self.start])[pick]
-        self.f = np.concatenate([f[rows], self.f])[pick]
-        self.exc = np.concatenate([exc[rows], self.exc])[pick]
-        self.objs = np.concatenate([objs[rows], self.objs])[pick]
+        kids = dict(zip(_STATE, (order, modes, self._new_start, f, exc, objs, self._new_gene), strict=True))
+        both = {k: np.concatenate([kids[k][rows], getattr(self, k)]) for k in _STATE}
+        pick = survivors(both["f"], both["start"], both["modes"], self.pop)
+        for k in _STATE:
+            setattr(self, k, both[k][pick])
+        n = int(rows.sum())
+        self.sgs.observe(self._new_gene[rows], np.isin(np.arange(n), pick))
 
     def _rebuild(self) -> None:
         """Keep the best distinct members, replace the others by their neighbours, decoded (and
@@ -315,6 +314,7 @@ class QuantumAnnealing:
         self.f = np.where(rows, f, self.f)[keep]
         self.exc = np.where(rows, exc, self.exc)[keep]
         self.objs = np.where(rows[:, None], objs, self.objs)[keep]
+        self.gene = np.where(rows, self._new_gene, self.gene)[keep]
         self.weights = self.weights[keep]
         self.pop = elite + new
         self.other = None  # bipop: the other direction's population starts again from this one
@@ -342,7 +342,7 @@ class QuantumAnnealing:
         start, m = start[None, :], self.modes[best:best + 1]
         objs = objectives(start, m, self.a)
         self._archive(objs, np.zeros(1, np.int64), start, m)
-        self._new_start = start
+        self._new_start, self._new_gene = start, np.zeros(1, bool)  # a serial decode
         f = (objs / self.scale * self.weights[best:best + 1]).sum(axis=1)
         self._select(self.order[best:best + 1], m, f, np.zeros(1, np.int64), objs, np.ones(1, bool))
 

@@ -121,6 +121,12 @@ class AnnealingSettings:
     1.29% / 1.38%; j30 0.09% / 0.06% / 0.13% against 0.09% / 0.05% / 0.11%. Parallel decodes
     throughout, or only for the start population, did worse (docs/scheduler.md). 0 = never."""
     parallel_until: float = 0.3
+    sgs_choice: str = "share"
+    """How the SGS of each decode is chosen where ``parallel`` applies (sgs_choice.py): ``share`` (the
+    fixed share until ``parallel_until``), ``gene`` (each member carries the SGS that decoded it, a child
+    takes its list's parent's, flipped with probability ``sgs_flip``, the whole run; Hartmann 2002) or
+    ``adaptive`` (a share for the whole run that follows the parallel children's survival rate)."""
+    sgs_flip: float = 0.1
     penalty: float = 10.0
     front_size: int = 64
     makespan_slack: float = 0.2
