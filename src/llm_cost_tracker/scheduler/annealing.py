@@ -285,8 +285,7 @@ class QuantumAnnealing:
         pick = survivors(both["f"], both["start"], both["modes"], self.pop)
         for k in _STATE:
             setattr(self, k, both[k][pick])
-        n = int(rows.sum())
-        self.sgs.observe(self._new_gene[rows], np.isin(np.arange(n), pick))
+        self.sgs.observe(self._new_gene[rows], np.isin(np.arange(int(rows.sum())), pick))  # children first
 
     def _rebuild(self) -> None:
         """Keep the best distinct members, replace the others by their neighbours, decoded (and
@@ -301,6 +300,7 @@ class QuantumAnnealing:
         parents = np.arange(new) % elite  # survivors sort the population best first
         order, modes = self.order.copy(), self.modes.copy()
         modes[elite:elite + new] = self.modes[parents]
+        self.gene = np.concatenate([self.gene[:elite], self.gene[parents], self.gene[elite + new:]])  # inherited
         order[elite:elite + new] = neighbour_lists(
             self.start[parents], self.modes[parents], self.a, self.rng, s.intensify_noise, backward=self.backward
         )
