@@ -237,14 +237,8 @@ class ExportCore:
 
     def _export(self, payload: bytes, principal: Principal, tenant: str | None,
                 parse: Parser) -> ExportTraceServiceResponse:
-        # The wire scan is compiled and releases the GIL, so it runs before the bound, beside another
-        # request's stages; the per-span Python (records, the stages) is what ``stages`` serialises.
-        scan = self._scan(payload) if parse is parse_request and self._passthrough is None else None
-        if scan is not None:
-            self._admit(principal, scan.span_count, len(payload))
         with self.stages or nullcontext():
-            staged = self._stage(payload, scan, principal, tenant, parse)
-        del scan
+            staged = self._stage(payload, principal, tenant, parse)
         decoded, processed, records = staged.decoded, staged.processed, staged.processed.records
         self._await(records, staged.acked)  # outside ``stages``: another request may decode meanwhile
         others = staged.others
@@ -268,13 +262,14 @@ class ExportCore:
             response.partial_success.error_message = "; ".join(decoded.messages)
         return response
 
-    def _stage(self, payload: bytes, scan: WireScan | None, principal: Principal, tenant: str | None,
-               parse: Parser) -> _Staged:
-        """Decode the request (from ``scan``'s tables when there are some), run the stages and hand the records
-        to the queue (the part ``stages`` bounds)."""
+    def _stage(self, payload: bytes, principal: Principal, tenant: str | None, parse: Parser) -> _Staged:
+        """Decode the request, run the stages and hand the records to the queue (the part ``stages`` bounds)."""
         request: ExportTraceServiceRequest | None = None
+        scan = self._scan(payload) if parse is parse_request and self._passthrough is None else None
         if scan is not None:
+            self._admit(principal, scan.span_count, len(payload))
             decoded = self._decode_scan(scan, payload, parse)
+            del scan
         else:  # JSON, a request the scan leaves to protobuf, or other spans to pass on (they need the request)
             request = self._parse(payload, parse)
             try:
