@@ -280,12 +280,17 @@ class QuantumAnnealing:
         self, order: IntArray, modes: IntArray, f: FloatArray, exc: IntArray, objs: FloatArray, rows: np.ndarray
     ) -> None:
         """Elitist survivors among the decoded children (first) and the current population."""
-        kids = dict(zip(_STATE, (order, modes, self._new_start, f, exc, objs, self._new_gene), strict=True))
+        kids = self._kids(order, modes, f, exc, objs)
         both = {k: np.concatenate([kids[k][rows], getattr(self, k)]) for k in _STATE}
         pick = survivors(both["f"], both["start"], both["modes"], self.pop)
         for k in _STATE:
             setattr(self, k, both[k][pick])
         self.sgs.observe(self._new_gene[rows], np.isin(np.arange(int(rows.sum())), pick))  # children first
+
+    def _kids(self, order: IntArray, modes: IntArray, f: FloatArray, exc: IntArray,
+              objs: FloatArray) -> dict[str, np.ndarray]:
+        """The decoded proposals as population state (``_STATE``), starts and genes from :meth:`_evaluate`."""
+        return dict(zip(_STATE, (order, modes, self._new_start, f, exc, objs, self._new_gene), strict=True))
 
     def _rebuild(self) -> None:
         """Keep the best distinct members, replace the others by their neighbours, decoded (and
@@ -308,13 +313,8 @@ class QuantumAnnealing:
         rows[elite:elite + new] = True
         order, modes, f, exc, objs = self._evaluate(order, modes, rows)
         keep = slice(0, elite + new)
-        self.order = np.where(rows[:, None], order, self.order)[keep]
-        self.modes = np.where(rows[:, None], modes, self.modes)[keep]
-        self.start = np.where(rows[:, None], self._new_start, self.start)[keep]
-        self.f = np.where(rows, f, self.f)[keep]
-        self.exc = np.where(rows, exc, self.exc)[keep]
-        self.objs = np.where(rows[:, None], objs, self.objs)[keep]
-        self.gene = np.where(rows, self._new_gene, self.gene)[keep]
+        for k, v in self._kids(order, modes, f, exc, objs).items():
+            setattr(self, k, np.where(rows.reshape(-1, *[1] * (v.ndim - 1)), v, getattr(self, k))[keep])
         self.weights = self.weights[keep]
         self.pop = elite + new
         self.other = None  # bipop: the other direction's population starts again from this one
