@@ -7,7 +7,6 @@ storage is memory only: stopping it loses every topic, offset and group.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from llm_cost_tracker.testing import free_port
+from llm_cost_tracker.testing import free_port, wait_listening
 
 
 def tansu_binary() -> Path | None:
@@ -57,15 +56,10 @@ class TansuBroker:
             self.proc = subprocess.Popen(
                 [str(self.binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
                  "--storage-engine", "memory://tansu/"], stdout=out, stderr=subprocess.STDOUT, env=env)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"tansu exited with {self.proc.returncode}: {self.log_path.read_text()[-2000:]}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self
-            except OSError:
-                time.sleep(0.02)
+        if wait_listening(self.port, self.proc, timeout):
+            return self
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"tansu exited with {self.proc.returncode}: {self.log_path.read_text()[-2000:]}")
         raise TimeoutError(f"tansu not listening on {self.port} within {timeout}s")
 
     def stop(self) -> None:
