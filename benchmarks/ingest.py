@@ -270,7 +270,7 @@ def main() -> int:
         print(f"end to end                 {r['rate']:,.0f} spans/s  ({r['elapsed']:.2f} s until all written"
               + (" and forwarded)" if r["forwarded"] is not None else ")"))
         print(f"service CPU                {r['cores']:.2f} cores  ({r['us_per_span']:.1f} us CPU per span)")
-        for role, seconds in (r["threads"] or {}).most_common():
+        for role, seconds in (r["threads"].most_common() if r["threads"] else ()):
             if seconds >= 0.005 * r["cores"] * r["elapsed"]:  # what holds at least 0.5% of the service's CPU
                 print(f"  {seconds / r['total'] * 1e6:5.1f} us per span  {role}")
         print(f"service peak RSS           {r['peak_rss'] / 2**20:,.0f} MiB")

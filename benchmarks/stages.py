@@ -97,6 +97,7 @@ def main() -> int:
     spans = 0
     pending: list[SpanRecord] = []
     for i, payload in enumerate(payloads):
+        columns = None
         if args.protobuf:
             request = timed("parse", parse_request, payload)
             timed("check", check_request, request, limits)
@@ -106,12 +107,12 @@ def main() -> int:
             assert scan is not None, "the benchmark's requests are well-formed"
             decoded = timed("decode", decode_scan, scan, payload, limits)
             assert decoded is not None, "the benchmark's values are within the limits"
-            records = decoded.records
+            records, columns = decoded.records, decoded.columns
         spans += len(records)
         for transform in transforms:
             started = time.thread_time()
             if isinstance(transform, BatchTransform) and not args.per_span:
-                records = transform.process(records)
+                records = transform.process(records, columns)
             else:
                 kept = []
                 for r in records:

@@ -145,15 +145,55 @@ class Transform(Protocol):
     def __call__(self, record: SpanRecord) -> SpanRecord: ...
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class AttributeColumns:
+    """A request's span attributes as the wire scan read them: one string per distinct key and value, and
+    per attribute (a *slot*, in wire order) the ids of its key and value in those pools.
+
+    Why: the per-record stages read a dict per span, but a stage that asks one question of every value
+    (redaction's "may this hold a secret?") can ask it once per distinct value, with the answer taken to
+    the slots by array indexing: no Python work per attribute. Only the wire scan makes these
+    (``sources/otlp_records``); a request decoded through protobuf has none, and its stages run per record.
+
+    Row ``i`` is the span whose decoded attribute dict is ``dicts[i]``: a stage finds a record's row by that
+    dict's identity (``row_of``), which no later change to the list of records can break. A row describes
+    the record only while the record still holds that dict with ``sizes[i]`` keys: the stages may add keys
+    to it (call identity, quirks, a partial price do) but never change the value of one they did not add,
+    and a record whose dict was replaced or grew is simply not described any more.
+    """
+
+    keys: list[str]
+    """Distinct keys of the request."""
+    values: list[str]
+    """Distinct values, rendered as the records hold them."""
+    key_ids: Any
+    """``int64[slots]``: each slot's index in ``keys``."""
+    value_ids: Any
+    """``int64[slots]``: each slot's index in ``values``."""
+    begins: Any
+    """``int64[rows]``: each row's first slot (a row's slots are ``begins[i]:ends[i]``)."""
+    ends: Any
+    """``int64[rows]``: one past each row's last slot."""
+    sizes: list[int]
+    """Keys in each row's dict as decoded (fewer than its slots when a key repeats on the wire)."""
+    dicts: list[dict[str, str]]
+    """The attribute dict each row's record was given, in row order."""
+
+    def row_of(self) -> dict[int, int]:
+        """``id(dict) -> row`` for the rows' dicts (alive as long as these columns are)."""
+        return {id(d): i for i, d in enumerate(self.dicts)}
+
+
 @runtime_checkable
 class BatchTransform(Transform, Protocol):
     """A stage that also runs over a request's records at once (the price stage's columnar path).
 
     ``process`` fills the records in place and returns those that go on; it must decide each record as
     ``__call__`` would, which stays the per-record path (a failing batch is re-run record by record, so
-    one span's bad input rejects that span only)."""
+    one span's bad input rejects that span only). ``columns`` are the request's attributes as the wire
+    scan read them, when it did (None otherwise): a stage may use them for the records they describe."""
 
-    def process(self, records: list[SpanRecord]) -> list[SpanRecord]: ...
+    def process(self, records: list[SpanRecord], columns: AttributeColumns | None = None) -> list[SpanRecord]: ...
 
 
 Key = tuple[str, str, str, int]

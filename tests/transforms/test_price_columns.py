@@ -112,7 +112,7 @@ def test_chain_runs_the_price_stage_on_the_whole_request_and_falls_back_per_span
     calls: list[int] = []
 
     class Flaky(Price):
-        def process(self, records):  # type: ignore[no-untyped-def]
+        def process(self, records, columns=None):  # type: ignore[no-untyped-def]
             calls.append(len(records))
             raise RuntimeError("batch bug")
 

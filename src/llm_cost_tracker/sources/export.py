@@ -286,7 +286,7 @@ class ExportCore:
             for record in decoded.records:
                 record.tenant = tenant  # the token (or an admin's header) decides the tenant, not the payload
         others: list[SpanRecord] | None = [] if self._passthrough is not None else None
-        processed = self._chain.process(decoded.records, decoded.reject, others)
+        processed = self._chain.process(decoded.records, decoded.reject, others, decoded.columns)
         return _Staged(decoded, processed, others, request, self._enqueue(processed.records, len(payload)))
 
     def _scan(self, payload: bytes) -> WireScan | None:

@@ -14,7 +14,7 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from llm_cost_tracker.types import SpanRecord
+from llm_cost_tracker.types import AttributeColumns, SpanRecord
 
 __all__ = ["DecodeError", "DecodeLimits", "DecodedBatch", "LimitExceeded", "any_value_to_str", "check_counts",
            "check_request", "decode_spans", "finish", "parse_request", "render_value"]
@@ -59,6 +59,9 @@ class DecodedBatch:
     long_keys: int = 0
     """Attributes dropped for a key over ``max_key_bytes`` (also counted in ``truncated_attributes``)."""
     messages: list[str] = field(default_factory=list)
+    columns: AttributeColumns | None = field(default=None, compare=False, repr=False)
+    """The records' attributes as columns, when the wire scan decoded the request (``otlp_records``): a
+    way to read them, not part of what was decoded (two decoders agree when their records do)."""
 
     def reject(self, reason: str, message: str) -> None:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1

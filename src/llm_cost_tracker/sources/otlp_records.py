@@ -61,7 +61,7 @@ from llm_cost_tracker.sources.otlp_scan import (
     intern,
     scan_request,
 )
-from llm_cost_tracker.types import SpanRecord
+from llm_cost_tracker.types import AttributeColumns, SpanRecord
 
 log = get_logger("otlp_records")
 
@@ -104,8 +104,9 @@ def _over_limits(scan: WireScan, limits: DecodeLimits) -> bool:
 
 
 def _values(scan: WireScan, payload: bytes, needed: np.ndarray, limits: DecodeLimits,
-            batch: DecodedBatch) -> list[str] | None:
-    """Every attribute's value as the reference decoder renders it (None: leave the request to it)."""
+            batch: DecodedBatch) -> tuple[list[str], np.ndarray] | None:
+    """``(pool, index)``: every attribute's value as the reference decoder renders it is ``pool[index[i]]``
+    (None: leave the request to it). Values of spans the reference rejects are not rendered (index 0)."""
     a = scan.attributes
     kinds = a[:, A_KIND]
     numbers = a[:, A_NUMBER]
@@ -144,7 +145,7 @@ def _values(scan: WireScan, payload: bytes, needed: np.ndarray, limits: DecodeLi
                 return None  # cut by the reference decoder
             batch.truncated_attributes += (batch.truncated_attributes - cut_before) * (times - 1)  # once per copy
             pool.append(text)
-    return list(map(pool.__getitem__, index.tolist()))
+    return pool, index
 
 
 def decode_scan(scan: WireScan, payload: bytes, limits: DecodeLimits) -> DecodedBatch | None:
@@ -166,10 +167,13 @@ def decode_scan(scan: WireScan, payload: bytes, limits: DecodeLimits) -> Decoded
     needed = np.ones(len(a), bool)  # the reference renders no value of a span it rejects
     for begin, end in s[~accepted][:, [S_ATTR_BEGIN, S_ATTR_END]].tolist():
         needed[begin:end] = False
-    values = _values(scan, payload, needed, limits, batch)
-    if values is None:
+    rendered = _values(scan, payload, needed, limits, batch)
+    if rendered is None:
         return None
-    keys = _distinct(scan, payload, a[:, A_KEY_OFF], a[:, A_KEY_LEN])
+    value_pool, value_ids = rendered
+    values = list(map(value_pool.__getitem__, value_ids.tolist()))
+    key_ids, key_pool = _pool(scan, payload, a[:, A_KEY_OFF], a[:, A_KEY_LEN])
+    keys = list(map(key_pool.__getitem__, key_ids.tolist()))
     tenant_key = limits.tenant_attribute
     resources = [dict(zip(keys[b:e], values[b:e], strict=True)) for b, e in scan.resources.tolist()]
     services = [r.get("service.name", "unknown_service") for r in resources]
@@ -202,7 +206,11 @@ def decode_scan(scan: WireScan, payload: bytes, limits: DecodeLimits) -> Decoded
             if scopes[scope]:
                 record.scope_name = scopes[scope]
     batch.records = records
+    begins, ends = k[:, S_ATTR_BEGIN], k[:, S_ATTR_END]
+    batch.columns = AttributeColumns(key_pool, value_pool, key_ids, value_ids, begins, ends,
+                                     list(map(len, attributes)), attributes)
     return finish(batch, limits)
+
 
 
 _WARM_UP = bytes.fromhex("0a2a122812260a1000000000000000000000000000000001120800000000000000014a080a016b12030a0176")

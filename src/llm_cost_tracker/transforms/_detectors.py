@@ -10,8 +10,10 @@ numbers last). Offsets are byte offsets in the UTF-8 text.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from llm_cost_tracker.transforms import _finders as f
@@ -99,6 +101,18 @@ def _blank(shape: bytes, found: list[tuple[int, int, Detector]]) -> bytes:
     return bytes(hidden)
 
 
+def _utf8_length(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _owners(texts: Sequence[str], positions: list[int], size: Callable[[str], int]) -> list[int]:
+    """For each position in ``texts`` joined by newlines (measured by ``size``), the index of its text."""
+    if not positions:
+        return []
+    ends = list(itertools.accumulate(size(t) + 1 for t in texts))  # one past each text's newline
+    return [bisect.bisect_right(ends, position) for position in positions]
+
+
 class Scanner:
     """Finds and replaces the entities of a fixed set of detectors (built once, then only called).
 
@@ -140,6 +154,25 @@ class Scanner:
         shape = text.encode("utf-8", "surrogatepass").translate(SHAPE)
         # a card has 13 digits or more (most text has fewer: one C count), in the grouping of _CARD_SHAPE
         return shape.count(b"0") >= 13 and _CARD_SHAPE.search(shape) is not None
+
+    def flag(self, texts: Sequence[str]) -> list[int]:
+        """Indexes of the ``texts`` for which :meth:`maybe` of a text that contains one of them may be true.
+
+        One search of the gate (and of the card shape) over the texts joined by newlines, which no anchor
+        and no card shape contains, so every match lies within one text. Per text the 13-digit count of
+        cards is not asked (it is a property of a whole text, which may hold more than this one), so this
+        says "maybe" at least wherever :meth:`maybe` of the texts joined would: a text not flagged adds
+        nothing :meth:`maybe` could find.
+        """
+        if not texts:
+            return []
+        joined = "\n".join(texts)
+        flagged = set(_owners(texts, [m.start() for m in self.gate.finditer(joined)], len))
+        if self._card_gate:
+            shape = joined.encode("utf-8", "surrogatepass").translate(SHAPE)
+            cards = [m.start() for m in _CARD_SHAPE.finditer(shape)]  # byte offsets: characters only if ASCII
+            flagged.update(_owners(texts, cards, len if len(shape) == len(joined) else _utf8_length))
+        return sorted(flagged)
 
     @property
     def names(self) -> tuple[str, ...]:

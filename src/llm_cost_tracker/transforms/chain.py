@@ -7,8 +7,9 @@ that span with its reason; an exception in a stage (a bug on one span's input) r
 fail-closed (it is never stored half-redacted), and the log names the stage and the error, never values.
 
 A stage that can run over many records at once (a :class:`~llm_cost_tracker.types.BatchTransform`: the
-price stage) gets the survivors of the stages before it in one call; if that call fails, the records
-are run through it one by one, so the rules above still decide span by span.
+price and redaction stages) gets the survivors of the stages before it in one call, with the request's
+attribute columns when the wire scan made them; if that call fails, the records are run through it one
+by one, so the rules above still decide span by span.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.transforms.calls import CallIdentity
 from llm_cost_tracker.transforms.detect import NOT_LLM
-from llm_cost_tracker.types import BatchTransform, Drop, SpanRecord, Transform
+from llm_cost_tracker.types import AttributeColumns, BatchTransform, Drop, SpanRecord, Transform
 
 __all__ = ["TRANSFORM_ERROR", "Chain", "Processed"]
 
@@ -59,10 +60,11 @@ class Chain:
                 self._segments.append([transform])
 
     def process(self, spans: Sequence[SpanRecord], reject: Callable[[str, str], None],
-                others: list[SpanRecord] | None = None) -> Processed:
+                others: list[SpanRecord] | None = None, columns: AttributeColumns | None = None) -> Processed:
         """``spans`` through every stage; each rejected span is told to ``reject(reason, message)`` (the
         decoded request's ``DecodedBatch.reject``, which counts it for the client's ``partial_success``).
-        ``others``, when given, collects the spans that are not LLM spans (``--forward-all`` passes them on)."""
+        ``others``, when given, collects the spans that are not LLM spans (``--forward-all`` passes them on).
+        ``columns``, the request's attributes as the wire scan read them, go to the batch stages."""
         records = list(spans)
         other = 0
         for segment in self._segments:
@@ -71,7 +73,7 @@ class Chain:
                 other += dropped
             else:
                 try:
-                    records = segment.process(records)
+                    records = segment.process(records, columns)
                 except Exception as exc:  # a bug the batch met: decide span by span, as if it ran per record
                     log.error("batch transform failed; running it per span", transform=type(segment).__name__,
                               error=type(exc).__name__)

@@ -33,7 +33,7 @@ import numpy as np
 
 from llm_cost_tracker.pricing import TIER_ATTRIBUTES, USAGE_ATTRIBUTES
 from llm_cost_tracker.protocols import Catalog, Quote
-from llm_cost_tracker.types import NO_DETAIL, NO_USAGE, PRICED, UNPRICED, SpanRecord
+from llm_cost_tracker.types import NO_DETAIL, NO_USAGE, PRICED, UNPRICED, AttributeColumns, SpanRecord
 
 __all__ = ["MISSING_ATTRIBUTE", "NO_USAGE", "PARTIAL", "PRICED", "PRICING_ATTRIBUTES", "REPORTED", "UNPRICED",
            "Catalog", "Price", "Quote"]
@@ -79,8 +79,9 @@ class Price:
     def __call__(self, record: SpanRecord) -> SpanRecord:
         return self._one(record, self._catalog())
 
-    def process(self, records: list[SpanRecord]) -> list[SpanRecord]:
-        """Prices ``records`` in place (the columnar path where it applies, see the module docstring)."""
+    def process(self, records: list[SpanRecord], columns: AttributeColumns | None = None) -> list[SpanRecord]:
+        """Prices ``records`` in place (the columnar path where it applies, see the module docstring); the
+        usage it reads is already in the records, so the attribute ``columns`` are not needed."""
         catalog = self._catalog()
         by_tenant: dict[str, _Rows] = {}
         resolved: dict[tuple[str, str, str, str], tuple[int, str]] = {}

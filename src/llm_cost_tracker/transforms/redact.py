@@ -37,7 +37,8 @@ from llm_cost_tracker.transforms._detectors import (
     SECRET_DETECTORS,
     Scanner,
 )
-from llm_cost_tracker.types import SpanRecord
+from llm_cost_tracker.transforms._value_gate import clean_rows
+from llm_cost_tracker.types import AttributeColumns, SpanRecord
 
 MODES = ("drop", "mask", "hash", "keep")
 SCAN_CHOICES = ("secrets", "all", "off")
@@ -389,6 +390,51 @@ class Redact:
     def __call__(self, record: SpanRecord) -> SpanRecord:
         counts: dict[tuple[str, str], int] = {}
         record.attributes = self.redact_attributes(record.attributes, counts)
+        self._resource(record, counts)
+        self._count(counts)
+        return record
+
+    def process(self, records: list[SpanRecord], columns: AttributeColumns | None = None) -> list[SpanRecord]:
+        """``records`` redacted in place, as ``__call__`` would one by one; with the request's ``columns``, the
+        records they show clean (``_value_gate``) keep their dict without a look at each value.
+
+        All or nothing: if one record fails, every record gets its attributes back and nothing is counted,
+        so the chain's re-run record by record redacts each exactly once (a hash is not hashed again)."""
+        clean: list[bool] = []
+        rows: dict[int, int] = {}
+        dicts: list[dict[str, str]] = []
+        sizes: list[int] = []
+        if columns is not None and records:
+            clean = clean_rows(columns, self._gate_of)
+            rows = columns.row_of()
+            dicts, sizes = columns.dicts, columns.sizes
+        counts: dict[tuple[str, str], int] = {}
+        before = [(r.attributes, r.resource_attributes) for r in records]
+        last_resource = self._last_resource
+        try:
+            for record in records:
+                attrs = record.attributes
+                row = rows.get(id(attrs))
+                # the row still describes the record: the same dict (kept alive by the columns, so its id is
+                # not reused), with no key added by a stage since it was decoded
+                if row is None or not clean[row] or dicts[row] is not attrs or len(attrs) != sizes[row]:
+                    record.attributes = self.redact_attributes(attrs, counts)
+                self._resource(record, counts)
+        except BaseException:
+            for record, (attrs, resource) in zip(records, before, strict=True):
+                record.attributes, record.resource_attributes = attrs, resource
+            self._last_resource = last_resource
+            raise
+        self._count(counts)
+        return records
+
+    def _gate_of(self, key: str) -> Scanner | None:
+        """The scanner whose gate the values of ``key`` go through when its record's plan is "scan or keep"
+        (``redact_attributes``), or None when ``key`` is neither."""
+        action = self.decide(key)[0]
+        return self._scan_scanner if action == _SCAN else self._cards if action == _KEEP else None
+
+    def _resource(self, record: SpanRecord, counts: dict[tuple[str, str], int]) -> None:
         # The spans of one resource share its attribute dict: redact it once, not once per span.
         resource = record.resource_attributes
         last = self._last_resource  # one tuple read: atomic across the handler threads
@@ -397,10 +443,11 @@ class Redact:
         else:
             record.resource_attributes = self.redact_attributes(resource, counts)
             self._last_resource = (resource, record.resource_attributes)
+
+    def _count(self, counts: dict[tuple[str, str], int]) -> None:
         if counts and self._counter is not None:
             for labels, n in counts.items():
                 child = self._children.get(labels)
                 if child is None:
                     child = self._children[labels] = self._counter.labels(detector=labels[0], mode=labels[1])
                 child.inc(n)
-        return record
