@@ -20,7 +20,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span
 
-from llm_cost_tracker.types import SpanRecord
+from llm_cost_tracker.types import AttributeColumns, SpanRecord
 
 __all__ = [
     "SECRETS", "SPAN_START_NS", "AttributeValue", "RecordingPublisher", "ServiceProcess", "any_value", "free_port",
@@ -206,7 +206,8 @@ class RecordingPublisher:
     def __init__(self) -> None:
         self.records: list[SpanRecord] = []
 
-    def publish(self, records: list[SpanRecord], wire_bytes: int | None = None) -> Future[None]:
+    def publish(self, records: list[SpanRecord], wire_bytes: int | None = None,
+                columns: AttributeColumns | None = None) -> Future[None]:
         self.records.extend(records)
         done: Future[None] = Future()
         done.set_result(None)

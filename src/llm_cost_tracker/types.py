@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 PICO_PER_USD = 10**12
@@ -247,6 +247,10 @@ class Batch:
     records: Records
     dedup_token: str = ""
     handle: Any = None
+    columns: list[AttributeColumns] = field(default_factory=list)
+    """The attribute columns the requests of ``records`` were decoded with, where the queue kept them (the
+    in-process queue does): a sink may build a record's attribute map from them while they still describe
+    it (``AttributeColumns``), instead of reading its dict."""
 
 
 class QueueFull(Exception):
@@ -271,11 +275,14 @@ class QueueBusy(Exception):
 class Publisher(Protocol):
     """Receiver side of a queue: accepts the records of one request."""
 
-    def publish(self, records: list[SpanRecord], wire_bytes: int | None = None) -> Future[None]:
+    def publish(self, records: list[SpanRecord], wire_bytes: int | None = None,
+                columns: AttributeColumns | None = None) -> Future[None]:
         """Hand over ``records``; the future completes when the queue's durability promise is kept.
 
         ``wire_bytes``, when given, is the size of the request they were decoded from: a queue bounded in
-        memory may estimate what they hold from it instead of reading every string.
+        memory may estimate what they hold from it instead of reading every string. ``columns``, when given,
+        are that request's attribute columns: a queue that hands its batches over in memory passes them on
+        (``Batch.columns``), others ignore them.
 
         Raises :class:`QueueFull`, :class:`QueueBusy` or :class:`QueueUnavailable` when it cannot take
         them now; the future may fail with :class:`QueueUnavailable`.

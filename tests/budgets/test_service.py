@@ -104,8 +104,8 @@ class SlowSink:
     def __init__(self, inner: ClickHouseSink, pause: float) -> None:
         self.inner, self.pause = inner, pause
 
-    def write(self, records, dedup_token: str = "") -> None:
-        self.inner.write(records, dedup_token)
+    def write(self, records, dedup_token: str = "", columns=()) -> None:
+        self.inner.write(records, dedup_token, columns)
         time.sleep(self.pause)
 
 

@@ -24,7 +24,7 @@ class _Refusing:
         self.exc = exc
         self.in_future = in_future
 
-    def publish(self, records: list[SpanRecord], wire_bytes: int | None = None) -> Future[None]:
+    def publish(self, records: list[SpanRecord], wire_bytes: int | None = None, columns: object = None) -> Future[None]:
         if not self.in_future:
             raise self.exc
         future: Future[None] = Future()

@@ -24,7 +24,7 @@ class FlakySink:
         self.tried = threading.Event()
         """Set at the first write: the writer holds a batch."""
 
-    def write(self, records, dedup_token=""):
+    def write(self, records, dedup_token="", columns=()):
         self.tried.set()
         if self.failures:
             self.failures -= 1

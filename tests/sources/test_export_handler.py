@@ -160,7 +160,7 @@ class _HeldAcks:
         self.acks: list[Future[None]] = []
         self.published = threading.Semaphore(0)
 
-    def publish(self, records: list[SpanRecord], wire_bytes: int | None = None) -> Future[None]:
+    def publish(self, records: list[SpanRecord], wire_bytes: int | None = None, columns: object = None) -> Future[None]:
         ack: Future[None] = Future()
         self.records.extend(records)
         self.acks.append(ack)

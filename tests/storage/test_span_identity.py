@@ -177,9 +177,9 @@ class FailsAfterStoring:
         self.inner = inner
         self.calls = 0
 
-    def write(self, records: Any, dedup_token: str = "") -> None:
+    def write(self, records: Any, dedup_token: str = "", columns: Any = ()) -> None:
         self.calls += 1
-        self.inner.write(records, dedup_token)
+        self.inner.write(records, dedup_token, columns)
         if self.calls == 1:
             raise ConnectionError("response lost after the insert")
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
-from llm_cost_tracker.types import Batch, SpanRecord
+from llm_cost_tracker.types import AttributeColumns, Batch, SpanRecord
 
 BUCKET_NS = 15 * 60 * 10**9
 """Pending spend is bucketed by span start time in 15 minutes: every period bound in every current
@@ -170,12 +170,13 @@ class TrackingQueue:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
-    def publish(self, records: list[SpanRecord], wire_bytes: int | None = None) -> Future[None]:
+    def publish(self, records: list[SpanRecord], wire_bytes: int | None = None,
+                columns: AttributeColumns | None = None) -> Future[None]:
         agg = self.ledger.aggregate(records)
         if agg:
             self.ledger.add(agg)  # before the writer can see the records: never briefly uncounted
         try:
-            return self._inner.publish(records, wire_bytes)  # type: ignore[no-any-return]
+            return self._inner.publish(records, wire_bytes, columns)  # type: ignore[no-any-return]
         except BaseException:
             if agg:
                 self.ledger.subtract(agg)

@@ -28,7 +28,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from llm_cost_tracker.forward.sender import Rejected, Retryable, Sender
 from llm_cost_tracker.forward.spans import Split, as_records, priced_requests
 from llm_cost_tracker.log import get_logger
-from llm_cost_tracker.types import Publisher, QueueFull, SpanRecord
+from llm_cost_tracker.types import AttributeColumns, Publisher, QueueFull, SpanRecord
 
 __all__ = ["ForwardGate", "ForwardMetrics", "Forwarder"]
 log = get_logger("forward")
@@ -200,10 +200,11 @@ class ForwardGate:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._publisher, name)
 
-    def publish(self, records: list[SpanRecord], wire_bytes: int | None = None) -> Future[None]:
+    def publish(self, records: list[SpanRecord], wire_bytes: int | None = None,
+                columns: AttributeColumns | None = None) -> Future[None]:
         if (records or self._always) and not self._room():
             raise QueueFull("the forwarding queue is full (the next hop is slow or down)")
-        return self._publisher.publish(records, wire_bytes)
+        return self._publisher.publish(records, wire_bytes, columns)
 
     def close(self) -> None:
         self._publisher.close()

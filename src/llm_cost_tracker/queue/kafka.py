@@ -42,7 +42,7 @@ from llm_cost_tracker.queue.kafka_client import (
     start_producer,
 )
 from llm_cost_tracker.queue.kafka_metrics import KafkaMetrics
-from llm_cost_tracker.types import QueueBusy, QueueUnavailable, SpanRecord
+from llm_cost_tracker.types import AttributeColumns, QueueBusy, QueueUnavailable, SpanRecord
 
 log = get_logger("kafka_producer")
 _PROBE_SECONDS = 1.0
@@ -172,8 +172,10 @@ class KafkaPublisher:
 
     # --- publish (handler threads) -------------------------------------------------------------
 
-    def publish(self, records: list[SpanRecord], wire_bytes: int | None = None) -> Future[None]:
-        """``wire_bytes`` is not needed: the in-flight bound counts records."""
+    def publish(self, records: list[SpanRecord], wire_bytes: int | None = None,
+                columns: AttributeColumns | None = None) -> Future[None]:
+        """``wire_bytes`` is not needed: the in-flight bound counts records; nor are the ``columns``: the topic
+        carries each record's own fields."""
         future: Future[None] = Future()
         n = len(records)
         if not n:

@@ -9,7 +9,7 @@ from concurrent.futures import Future
 from operator import attrgetter
 
 from llm_cost_tracker.config import QueueConfig
-from llm_cost_tracker.types import Batch, QueueFull, SpanRecord
+from llm_cost_tracker.types import AttributeColumns, Batch, QueueFull, SpanRecord
 
 __all__ = ["RECORD_BYTES", "STRING_BYTES", "MemoryQueue", "record_bytes", "wire_record_bytes"]
 RECORD_BYTES = 1200
@@ -96,7 +96,7 @@ class MemoryQueue:
         self.bytes = 0
         """Estimated bytes of the records accepted and not yet committed."""
         self._ack_when_stored = ack_when_stored
-        self._chunks: deque[tuple[float, list[SpanRecord], _Ack, int]] = deque()
+        self._chunks: deque[tuple[float, list[SpanRecord], _Ack, int, AttributeColumns | None]] = deque()
         self._queued = 0
         self._in_flight = 0
         self._closed = False
@@ -107,7 +107,8 @@ class MemoryQueue:
         """Records accepted and not yet committed by the sink."""
         return self._queued + self._in_flight
 
-    def publish(self, records: list[SpanRecord], wire_bytes: int | None = None) -> Future[None]:
+    def publish(self, records: list[SpanRecord], wire_bytes: int | None = None,
+                columns: AttributeColumns | None = None) -> Future[None]:
         future: Future[None] = Future()
         if not records:
             future.set_result(None)
@@ -120,7 +121,7 @@ class MemoryQueue:
                 raise QueueFull(f"queue full ({self.depth} of {self.capacity} records)")
             if self.bytes and self.bytes + size > self.max_bytes:
                 raise QueueFull(f"queue full ({self.bytes >> 20} of {self.max_bytes >> 20} MiB)")
-            self._chunks.append((time.monotonic(), records, _Ack(future), size))
+            self._chunks.append((time.monotonic(), records, _Ack(future), size, columns))
             self._queued += len(records)
             self.bytes += size
             self._cond.notify()
@@ -148,26 +149,29 @@ class MemoryQueue:
                     self._cond.wait()
             records: list[SpanRecord] = []
             acks: list[_Ack] = []
+            columns: list[AttributeColumns] = []
             size = 0
             while self._chunks and len(records) < max_records:
-                born, chunk, ack, chunk_size = self._chunks.popleft()
+                born, chunk, ack, chunk_size, chunk_columns = self._chunks.popleft()
                 room = max_records - len(records)
                 if len(chunk) > room:
                     if records:  # whole chunks only, unless a chunk alone is bigger than a batch
-                        self._chunks.appendleft((born, chunk, ack, chunk_size))
+                        self._chunks.appendleft((born, chunk, ack, chunk_size, chunk_columns))
                         break
                     # one request bigger than a batch is written in batch-sized parts, so the writer's
                     # memory follows batch_size, not the largest request; it is acknowledged after the last
                     part_size = chunk_size * room // len(chunk)
-                    self._chunks.appendleft((born, chunk[room:], ack, chunk_size - part_size))
+                    self._chunks.appendleft((born, chunk[room:], ack, chunk_size - part_size, chunk_columns))
                     ack.parts += 1
                     chunk, chunk_size = chunk[:room], part_size
                 records.extend(chunk)
                 acks.append(ack)
                 size += chunk_size
+                if chunk_columns is not None:
+                    columns.append(chunk_columns)
             self._queued -= len(records)
             self._in_flight += len(records)
-        return Batch(records=records, handle=(acks, size))
+        return Batch(records=records, handle=(acks, size), columns=columns)
 
     def commit(self, batch: Batch) -> None:
         acks, size = batch.handle

@@ -23,7 +23,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -32,7 +32,7 @@ from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.metrics import Metrics
 from llm_cost_tracker.sinks.identity import spend_rows
 from llm_cost_tracker.sinks.parking import ParkingLot
-from llm_cost_tracker.types import Batch, BatchReader, Records
+from llm_cost_tracker.types import AttributeColumns, Batch, BatchReader, Records
 
 log = get_logger("sink")
 
@@ -41,7 +41,10 @@ class Sink(Protocol):
     """Where batches are written (``ClickHouseSink``): one insert per call, a repeat of the same non-empty
     ``dedup_token`` a no-op."""
 
-    def write(self, records: Records, dedup_token: str = "") -> None: ...
+    def write(self, records: Records, dedup_token: str = "", columns: Sequence[AttributeColumns] = ()) -> None:
+        """``columns``: the batch's attribute columns (``Batch.columns``), which a sink may build attribute
+        maps from."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +140,7 @@ class BatchWriter:
                     else:
                         records, repeats = self._first_arrivals(batch.records, token)
                 if len(records):
-                    self._sink.write(records, token)
+                    self._sink.write(records, token, columns=batch.columns)
             except Exception as exc:
                 retriable = self._is_retriable(exc)
                 self.healthy = False

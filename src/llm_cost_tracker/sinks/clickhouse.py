@@ -6,6 +6,7 @@ import hashlib
 import os
 import re
 import tempfile
+from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -14,7 +15,7 @@ from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.sinks.identity import token_hash
 from llm_cost_tracker.storage.client import DEDUP_SETTINGS
 from llm_cost_tracker.storage.rows import records_to_arrow
-from llm_cost_tracker.types import Records, WireRecords
+from llm_cost_tracker.types import AttributeColumns, Records, WireRecords
 
 log = get_logger("sink")
 
@@ -150,8 +151,10 @@ class ClickHouseSink:
         self.protobuf_route = protobuf_route(client)
         """How protobuf records reach ClickHouse (see :func:`protobuf_route`); ``""`` once the store refused it."""
 
-    def write(self, records: Records, dedup_token: str = "") -> None:
-        """Insert ``records`` in one statement; a non-empty ``dedup_token`` makes a repeat a no-op.
+    def write(self, records: Records, dedup_token: str = "", columns: Sequence[AttributeColumns] = ()) -> None:
+        """Insert ``records`` in one statement; a non-empty ``dedup_token`` makes a repeat a no-op. The
+        attribute ``columns`` the records were decoded with, when given, build their attribute maps
+        (``storage.rows.records_to_arrow``).
 
         ``records`` are SpanRecords (inserted as Arrow), or wire records from the Kafka consumer, which ClickHouse
         parses itself (``FORMAT ProtobufList``) where it can; a store that refuses that statement (a server
@@ -164,7 +167,7 @@ class ClickHouseSink:
         settings = INSERT_SETTINGS | (DEDUP_SETTINGS | {"insert_deduplication_token": dedup_token} if dedup_token else {})
         stamp = token_hash(dedup_token)  # each row's insert_token (sinks/identity.py)
         if isinstance(records, list):
-            table = records_to_arrow(records)
+            table = records_to_arrow(records, columns)
         elif self.protobuf_route:
             self._write_protobuf(records, settings, stamp)
             return

@@ -57,6 +57,7 @@ from llm_cost_tracker.sources.otlp_scan import WireScan, scan_request
 from llm_cost_tracker.transforms.calls import CallIdentity
 from llm_cost_tracker.transforms.chain import TRANSFORM_ERROR, Chain, Processed
 from llm_cost_tracker.types import (
+    AttributeColumns,
     Publisher,
     QueueBusy,
     QueueFull,
@@ -287,7 +288,10 @@ class ExportCore:
                 record.tenant = tenant  # the token (or an admin's header) decides the tenant, not the payload
         others: list[SpanRecord] | None = [] if self._passthrough is not None else None
         processed = self._chain.process(decoded.records, decoded.reject, others, decoded.columns)
-        return _Staged(decoded, processed, others, request, self._enqueue(processed.records, len(payload)))
+        columns = decoded.columns
+        if columns is not None and 2 * len(processed.records) < len(columns.dicts):
+            columns = None  # mostly other spans: the queue would hold their attributes too, uncounted
+        return _Staged(decoded, processed, others, request, self._enqueue(processed.records, len(payload), columns))
 
     def _scan(self, payload: bytes) -> WireScan | None:
         """The wire scan's tables of a big enough request, or None for protobuf (see ``SCAN_MIN_BYTES``).
@@ -323,11 +327,12 @@ class ExportCore:
         so ``checked``: no request limit is looked at again)."""
         return decode_spans(self._parse(payload, parse), self._limits, checked=True)
 
-    def _enqueue(self, records: list[SpanRecord], wire_bytes: int) -> Future[None]:
-        """Hand ``records`` (decoded from ``wire_bytes`` of request) to the queue: the future of their
-        acknowledgement (a refusal now raises)."""
+    def _enqueue(self, records: list[SpanRecord], wire_bytes: int,
+                 columns: AttributeColumns | None = None) -> Future[None]:
+        """Hand ``records`` (decoded from ``wire_bytes`` of request, with its attribute ``columns`` when the wire
+        scan made them) to the queue: the future of their acknowledgement (a refusal now raises)."""
         try:
-            return self._publisher.publish(records, wire_bytes)
+            return self._publisher.publish(records, wire_bytes, columns)
         except (QueueBusy, QueueFull, QueueUnavailable) as exc:
             self._refuse_unqueued(records, exc)
 
