@@ -23,7 +23,7 @@ from llm_cost_tracker.types import AttributeColumns, SpanRecord
 
 def _payload(rng: random.Random, spans: int) -> bytes:
     out = []
-    for i in range(spans):
+    for _ in range(spans):
         attrs: dict[str, object] = dict(genai_attributes(input_tokens=rng.randrange(1, 5000)))
         if rng.random() < 0.2:
             attrs["note"] = f"key {SECRETS['openai_key']}"  # redaction gives this span another dict

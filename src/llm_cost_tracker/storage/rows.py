@@ -68,7 +68,7 @@ def _columns_map_array(dicts: list[dict[str, str]], columns: Sequence[AttributeC
     where: dict[int, int] = {}  # id(dict) -> its row, numbered across all the columns
     first_rows = [0]
     for c in columns:
-        where.update(zip(map(id, c.dicts), range(first_rows[-1], first_rows[-1] + len(c.dicts))))
+        where.update(zip(map(id, c.dicts), range(first_rows[-1], first_rows[-1] + len(c.dicts)), strict=True))
         first_rows.append(first_rows[-1] + len(c.dicts))
     if not first_rows[-1]:
         return _map_array(dicts)
