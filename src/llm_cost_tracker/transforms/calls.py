@@ -29,6 +29,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Final
 
 from llm_cost_tracker.types import DUPLICATE, SpanRecord
 
@@ -60,33 +61,23 @@ class CallWindow:
     max_age_seconds: float = 300.0
 
 
-_NONE_ABSORBED: dict[str, str] = {}
-"""Read-only by convention: replaced by a dict of its own on an entry's first match (``_Entry.absorb``)."""
+_Entry = tuple[str, str, str, int, int, str, float, "tuple[str, ...] | None", "tuple[object, ...] | None"]
+"""A carrier: (trace_id, span_id, parent_span_id, start, end, scope, arrived, response_key, usage_key).
 
-
-class _Entry:
-    __slots__ = ("trace_id", "span_id", "parent_span_id", "start", "end", "scope", "arrived", "response_key",
-                 "usage_key", "absorbed")
-
-    def __init__(self, r: SpanRecord, arrived: float, response_key: tuple[str, ...] | None,
-                 usage_key: tuple[object, ...] | None) -> None:
-        self.trace_id = r.trace_id
-        self.span_id = r.span_id
-        self.parent_span_id = r.parent_span_id
-        self.start = r.start_time_ns
-        self.end = r.start_time_ns + r.duration_ns
-        self.scope = r.scope_name
-        self.arrived = arrived
-        self.response_key = response_key
-        self.usage_key = usage_key
-        self.absorbed: dict[str, str] = _NONE_ABSORBED
-        """Scope -> the span of that scope matched to this call by ``overlap``/``nested`` (one per scope); the
-        shared empty dict until the first match (most carriers never absorb one: no allocation per span)."""
-
-    def absorb(self, scope: str, span_id: str) -> None:
-        if self.absorbed is _NONE_ABSORBED:
-            self.absorbed = {}
-        self.absorbed[scope] = span_id
+A plain tuple rather than an object of a class: it is built in C, and the garbage collector stops
+tracking it once it has survived one collection (it holds only strings, numbers and tuples of them), so
+a full window (100,000 carriers, the usual state from a few hundred spans per second on) is not walked
+by every later collection. The few carriers that absorb a span of another scope keep that in
+``CallIdentity._absorbed``."""
+TRACE: Final = 0
+SPAN: Final = 1
+PARENT: Final = 2
+START: Final = 3
+END: Final = 4
+SCOPE: Final = 5
+ARRIVED: Final = 6
+RESPONSE_KEY: Final = 7
+USAGE_KEY: Final = 8
 
 
 def _end(r: SpanRecord) -> tuple[int, str]:
@@ -118,6 +109,9 @@ class CallIdentity:
         self._by_usage: dict[tuple[object, ...], _Entry | deque[_Entry]] = {}
         """Carriers by usage key: the entry itself while it is alone (most keys: a deque costs ~400 bytes
         more, ~70 MiB in a full window), a deque once a second carrier shares its usage."""
+        self._absorbed: dict[tuple[str, str], dict[str, str]] = {}
+        """(trace id, span id) of a carrier -> scope -> the span of that scope matched to its call by
+        ``overlap``/``nested`` (one per scope); only carriers that absorbed one are here."""
 
     @property
     def size(self) -> int:
@@ -167,12 +161,13 @@ class CallIdentity:
         if carrier is None and usage_key is not None and r.scope_name:
             bucket = self._by_usage.get(usage_key)
             if bucket is not None:
-                carrier, rule = self._by_usage_match(r, (bucket,) if isinstance(bucket, _Entry) else bucket,
+                carrier, rule = self._by_usage_match(r, (bucket,) if isinstance(bucket, tuple) else bucket,
                                                      response_key)
         if carrier is not None:
             self._mark(r, carrier, rule)
             return
-        entry = _Entry(r, now, response_key, usage_key)
+        entry: _Entry = (r.trace_id, r.span_id, r.parent_span_id, r.start_time_ns, r.start_time_ns + r.duration_ns,
+                          r.scope_name, now, response_key, usage_key)
         entries[key] = entry
         if response_key is not None:
             self._by_response[response_key] = entry
@@ -180,50 +175,59 @@ class CallIdentity:
             bucket = self._by_usage.get(usage_key)
             if bucket is None:
                 self._by_usage[usage_key] = entry
-            elif isinstance(bucket, _Entry):
+            elif isinstance(bucket, tuple):
                 self._by_usage[usage_key] = deque((bucket, entry))
             else:
                 bucket.append(entry)
 
-    @staticmethod
-    def _by_usage_match(r: SpanRecord, bucket: deque[_Entry] | tuple[_Entry],
+    def _by_usage_match(self, r: SpanRecord, bucket: deque[_Entry] | tuple[_Entry],
                         response_key: tuple[str, ...] | None) -> tuple[_Entry | None, str]:
         start, end = r.start_time_ns, r.start_time_ns + r.duration_ns
+        absorbed = self._absorbed
         overlapping = None
         for i in range(len(bucket) - 1, max(len(bucket) - 1 - SCAN, -1), -1):
             e = bucket[i]
-            if e.scope == r.scope_name or e.absorbed.get(r.scope_name, r.span_id) != r.span_id:
-                continue  # same instrumentation, or its span of this call is known (a retry of it matches)
-            if response_key is not None and e.response_key is not None:
+            if e[SCOPE] == r.scope_name:
+                continue  # same instrumentation
+            taken = absorbed.get((e[TRACE], e[SPAN])) if absorbed else None
+            if taken is not None and taken.get(r.scope_name, r.span_id) != r.span_id:
+                continue  # its span of this scope is known (a retry of it matches)
+            if response_key is not None and e[RESPONSE_KEY] is not None:
                 continue  # both name their response, and not the same one: two calls
-            if e.trace_id == r.trace_id and (e.span_id == r.parent_span_id or e.parent_span_id == r.span_id):
-                e.absorb(r.scope_name, r.span_id)
+            if e[TRACE] == r.trace_id and (e[SPAN] == r.parent_span_id or e[PARENT] == r.span_id):
+                self._absorb(e, r)
                 return e, "nested"
-            if overlapping is None and e.start <= end and start <= e.end:
+            if overlapping is None and e[START] <= end and start <= e[END]:
                 overlapping = e
         if overlapping is not None:
-            overlapping.absorb(r.scope_name, r.span_id)
+            self._absorb(overlapping, r)
             return overlapping, "overlap"
         return None, ""
+
+    def _absorb(self, carrier: _Entry, r: SpanRecord) -> None:
+        self._absorbed.setdefault((carrier[TRACE], carrier[SPAN]), {})[r.scope_name] = r.span_id
 
     def _mark(self, r: SpanRecord, carrier: _Entry, rule: str) -> None:
         r.pricing_status = DUPLICATE
         r.cost_pusd = None
         r.cache_savings_pusd = None
         r.reported_cost_pusd = None
-        r.attributes[DUPLICATE_OF] = carrier.span_id
-        r.attributes[DUPLICATE_OF_TRACE] = carrier.trace_id
+        r.attributes[DUPLICATE_OF] = carrier[SPAN]
+        r.attributes[DUPLICATE_OF_TRACE] = carrier[TRACE]
         r.attributes[DUPLICATE_RULE] = rule
         if self._on_duplicate is not None:
             self._on_duplicate(rule)
 
     def _forget(self, e: _Entry) -> None:
-        if e.response_key is not None and self._by_response.get(e.response_key) is e:
-            del self._by_response[e.response_key]
-        if e.usage_key is not None:
-            bucket = self._by_usage.get(e.usage_key)
+        response_key, usage_key = e[RESPONSE_KEY], e[USAGE_KEY]
+        if response_key is not None and self._by_response.get(response_key) is e:
+            del self._by_response[response_key]
+        if self._absorbed:
+            self._absorbed.pop((e[TRACE], e[SPAN]), None)
+        if usage_key is not None:
+            bucket = self._by_usage.get(usage_key)
             if bucket is e:
-                del self._by_usage[e.usage_key]
+                del self._by_usage[usage_key]
             elif isinstance(bucket, deque):
                 # entries leave in arrival order (age and capacity alike), so e is its bucket's oldest
                 if bucket[0] is e:
@@ -231,14 +235,14 @@ class CallIdentity:
                 else:
                     bucket.remove(e)
                 if len(bucket) == 1:
-                    self._by_usage[e.usage_key] = bucket[0]
+                    self._by_usage[usage_key] = bucket[0]
 
     def _expire(self, now: float) -> None:
         limit = now - self.window.max_age_seconds
         n = 0
         while self._entries:
             key, e = next(iter(self._entries.items()))
-            if e.arrived > limit:
+            if e[ARRIVED] > limit:
                 break
             del self._entries[key]
             self._forget(e)
