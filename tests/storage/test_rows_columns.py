@@ -12,13 +12,12 @@ import random
 
 from llm_cost_tracker.queue.memory import MemoryQueue
 from llm_cost_tracker.sources.otlp_decode import DecodeLimits, decode_spans, parse_request
-from llm_cost_tracker.sources.otlp_records import decode_scan
-from llm_cost_tracker.sources.otlp_scan import scan_request
 from llm_cost_tracker.storage.rows import records_to_arrow
 from llm_cost_tracker.testing import SECRETS, genai_attributes, make_request, make_span
 from llm_cost_tracker.transforms.calls import CallIdentity
 from llm_cost_tracker.transforms.redact import Redact
 from llm_cost_tracker.types import AttributeColumns, SpanRecord
+from tests.transforms.test_redact_columns import scanned
 
 
 def _payload(rng: random.Random, spans: int) -> bytes:
@@ -39,22 +38,13 @@ def _payload(rng: random.Random, spans: int) -> bytes:
     return make_request(out, {"service.name": "svc"}).SerializeToString()
 
 
-def _decoded(payload: bytes) -> tuple[list[SpanRecord], AttributeColumns]:
-    limits = DecodeLimits()
-    scan = scan_request(payload, limits)
-    assert scan is not None
-    decoded = decode_scan(scan, payload, limits)
-    assert decoded is not None and decoded.columns is not None
-    return decoded.records, decoded.columns
-
-
 def _staged(seed: int, requests: int = 4) -> tuple[list[SpanRecord], list[AttributeColumns]]:
     rng = random.Random(seed)
     redact, calls = Redact(), CallIdentity()
     records: list[SpanRecord] = []
     columns = []
     for _ in range(requests):
-        got, c = _decoded(_payload(rng, rng.randrange(1, 120)))
+        got, c = scanned(_payload(rng, rng.randrange(1, 120)))
         got = calls(redact.process(got, c))
         for record in got:
             record.scope_name = ""
@@ -88,7 +78,7 @@ def test_records_without_columns_mix_in() -> None:
 def test_described_rows_are_read_from_the_pools() -> None:
     """The point of the columns: a described dict is not read. Changing one of its values in place (which
     the stages never do, ``AttributeColumns``) shows in the dict path only."""
-    records, columns = _decoded(_payload(random.Random(1), 20))
+    records, columns = scanned(_payload(random.Random(1), 20))
     plain = next(r for r in records if r.attributes.get("gen_ai.request.model") == "gpt-4o-mini"
                  and "note" not in r.attributes)
     plain.attributes["gen_ai.request.model"] = "changed"
@@ -100,7 +90,7 @@ def test_described_rows_are_read_from_the_pools() -> None:
 
 
 def test_the_memory_queue_hands_the_columns_to_the_writer() -> None:
-    records, columns = _decoded(_payload(random.Random(2), 30))
+    records, columns = scanned(_payload(random.Random(2), 30))
     queue = MemoryQueue(capacity=1000)
     queue.publish(records[:10], columns=columns)
     queue.publish(records[10:])

@@ -66,7 +66,8 @@ def _request(rng: random.Random, spans: int) -> bytes:
     return make_request(out, resource).SerializeToString()
 
 
-def _decoded(payload: bytes) -> tuple[list[SpanRecord], AttributeColumns]:
+def scanned(payload: bytes) -> tuple[list[SpanRecord], AttributeColumns]:
+    """The records the wire scan decodes ``payload`` to, and their attribute columns."""
     limits = DecodeLimits()
     scan = scan_request(payload, limits)
     assert scan is not None
@@ -85,7 +86,7 @@ def _both(policy: RedactionConfig, payload: bytes, grow: float = 0.0,
     """The records redacted one by one, and through the columns; and both runs' redaction counters."""
     out = []
     for columnar in (False, True):
-        records, columns = _decoded(payload)
+        records, columns = scanned(payload)
         rng = random.Random(seed)
         for record in records:  # a stage before redaction may add a key (quirks, a partial price)
             if rng.random() < grow:
@@ -142,7 +143,7 @@ def test_clean_rows_skip_the_per_record_path() -> None:
     values (only its resource is redacted, once)."""
     spans = [make_span(genai_attributes(input_tokens=i + 1), trace_id=os.urandom(16), span_id=os.urandom(8))
              for i in range(50)]
-    records, columns = _decoded(make_request(spans, {"service.name": "svc"}).SerializeToString())
+    records, columns = scanned(make_request(spans, {"service.name": "svc"}).SerializeToString())
     looked: list[int] = []
 
     class Counting(Redact):
@@ -169,7 +170,7 @@ def test_a_failing_batch_restores_every_record_and_counts_nothing() -> None:
     payload = _request(rng, 40)
     policy = POLICIES["rules"]
     (per_record, counted), _ = _both(policy, payload)
-    records, columns = _decoded(payload)
+    records, columns = scanned(payload)
     metrics = Metrics()
     seen: list[int] = []
 
