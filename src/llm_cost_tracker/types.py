@@ -167,13 +167,13 @@ class AttributeColumns:
     values: list[str]
     """Distinct values, rendered as the records hold them."""
     key_ids: Any
-    """``int64[slots]``: each slot's index in ``keys``."""
+    """``int32[slots]``: each slot's index in ``keys``."""
     value_ids: Any
-    """``int64[slots]``: each slot's index in ``values``."""
+    """``int32[slots]``: each slot's index in ``values``."""
     begins: Any
-    """``int64[rows]``: each row's first slot (a row's slots are ``begins[i]:ends[i]``)."""
+    """``int32[rows]``: each row's first slot (a row's slots are ``begins[i]:ends[i]``)."""
     ends: Any
-    """``int64[rows]``: one past each row's last slot."""
+    """``int32[rows]``: one past each row's last slot."""
     sizes: list[int]
     """Keys in each row's dict as decoded (fewer than its slots when a key repeats on the wire)."""
     dicts: list[dict[str, str]]

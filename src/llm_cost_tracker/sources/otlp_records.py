@@ -206,8 +206,10 @@ def decode_scan(scan: WireScan, payload: bytes, limits: DecodeLimits) -> Decoded
             if scopes[scope]:
                 record.scope_name = scopes[scope]
     batch.records = records
-    begins, ends = k[:, S_ATTR_BEGIN], k[:, S_ATTR_END]
-    batch.columns = AttributeColumns(key_pool, value_pool, key_ids, value_ids, begins, ends,
+    # int32 copies: the queue holds the columns until the batch is written, and a view into ``k`` would
+    # hold all of its columns
+    batch.columns = AttributeColumns(key_pool, value_pool, key_ids.astype(np.int32), value_ids.astype(np.int32),
+                                     k[:, S_ATTR_BEGIN].astype(np.int32), k[:, S_ATTR_END].astype(np.int32),
                                      list(map(len, attributes)), attributes)
     return finish(batch, limits)
 
