@@ -60,7 +60,7 @@ class Settings:
     """Export requests handled at once per protocol (decoding, or waiting for their acknowledgement)."""
     stage_workers: int = 1
     """Export requests decoded and run through the stages at once, over both protocols. They hold the GIL,
-    so more than one only interleave, and starve the batch writer (docs/architecture.md)."""
+    so more than one only interleave, and starve the batch writer (docs/performance.md)."""
     grpc_max_streams: int = 64
     """Export calls in progress at once (receiving, waiting or decoding); more get RESOURCE_EXHAUSTED."""
     grpc_receive_timeout_seconds: float = 10.0

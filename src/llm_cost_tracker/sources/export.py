@@ -173,7 +173,7 @@ class ExportCore:
         only interleaves with the first: every switch costs CPU, and the batch writer, one thread among
         all of them, gets a smaller share of the GIL, falls behind, and the queue fills (clients are asked
         to retry). One at a time (the default, ``stage_workers``) took ~5% less CPU per span and no retries
-        in ``benchmarks/ingest.py`` (docs/architecture.md)."""
+        in ``benchmarks/ingest.py`` (docs/performance.md)."""
         self._passthrough = passthrough
         self._time_bounds = time_bounds
         self._chain = Chain(transforms, calls)  # the stages and their failure rules, shared by every protocol

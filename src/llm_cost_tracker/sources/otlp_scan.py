@@ -2,7 +2,7 @@
 
 Why: ``otlp_decode`` reads a request through protobuf's Python API, which builds a wrapper object per
 message and a string per field it is asked for: four objects per attribute, ~20 us of CPU per span, the
-largest stage of the ingest path (issue 19, docs/architecture.md "Where the CPU goes"). This module
+largest stage of the ingest path (issue 19, docs/performance.md). This module
 walks the bytes once in compiled code (numba) and returns where each span, attribute, key and value
 lies; ``otlp_columns`` turns that into the same records with one string per distinct key and value.
 
