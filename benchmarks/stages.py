@@ -45,7 +45,7 @@ from llm_cost_tracker.storage.rows import records_to_arrow  # noqa: E402
 from llm_cost_tracker.transforms.calls import CallIdentity  # noqa: E402
 from llm_cost_tracker.transforms.redact import Redact  # noqa: E402
 from llm_cost_tracker.transforms.usage import ExtractUsage  # noqa: E402
-from llm_cost_tracker.types import BatchTransform, Drop, SpanRecord  # noqa: E402
+from llm_cost_tracker.types import AttributeColumns, BatchTransform, Drop, SpanRecord  # noqa: E402
 
 STORE = ("insert", "span identity")
 """Stages whose CPU is mostly ClickHouse's (the rest is the service's Python)."""
@@ -116,6 +116,7 @@ def main() -> int:
     gc.callbacks.append(on_gc)
     spans = 0
     pending: list[SpanRecord] = []
+    pending_columns: list[AttributeColumns] = []  # what the in-process queue hands the writer (Batch.columns)
     for i, payload in enumerate(payloads):
         columns = None
         if args.protobuf:
@@ -143,11 +144,13 @@ def main() -> int:
                 records = kept
             spent[type(transform).__name__] += time.thread_time() - started
         pending.extend(timed("call identity", calls, records))
+        if columns is not None:
+            pending_columns.append(columns)
         if len(pending) < args.batch and i < len(payloads) - 1:
             continue
-        batch, pending = pending, []
+        (batch, pending), (batch_columns, pending_columns) = (pending, []), (pending_columns, [])
         fresh, _ = timed("span identity", first_arrivals, batch, f"bench-{i}")
-        table = timed("arrow", records_to_arrow, fresh)
+        table = timed("arrow", records_to_arrow, fresh, batch_columns)
         timed("spend metrics rows", spend_rows, fresh)
         timed("insert", client.insert_arrow, "llm_spans", table)
     gc.callbacks.remove(on_gc)
