@@ -42,14 +42,11 @@ from llm_cost_tracker.scheduler.problem import (
     compile_problem,
     objectives,
 )
-from llm_cost_tracker.scheduler.resource_cross import ResourceCross
 from llm_cost_tracker.scheduler.result import Schedule, ScheduleResult
-from llm_cost_tracker.scheduler.ruin import Ruin
 from llm_cost_tracker.scheduler.search_settings import AnnealingSettings
 from llm_cost_tracker.scheduler.sgs import justify, serial_sgs
 from llm_cost_tracker.scheduler.sgs_choice import SgsChoice
 from llm_cost_tracker.scheduler.termination import Termination
-from llm_cost_tracker.scheduler.tightness import resource_strength
 
 _STATE = ("order", "modes", "start", "f", "exc", "objs", "gene")  # one population of the elitist search
 
@@ -93,11 +90,6 @@ class QuantumAnnealing:
         self.rebuild_at = s.intensify_at if rebuild else 2.0  # progress from which to rebuild (2: never)
         self.generation = 0
         self.bipop = s.bipop and self.elitist and self.alternate and single_mode
-        self.ruin = Ruin(a, share=s.ruin, after=s.ruin_from, size=s.ruin_size, peak=s.ruin_peak, rule=s.ruin_rule,
-                         bias=s.ruin_bias) if s.ruin > 0 and self.elitist and self.alternate and single_mode else None
-        tight = s.tight_exchange > 0 and self.bipop and resource_strength(a) < s.tight_below
-        self.exchange = s.tight_exchange if tight else s.exchange  # tightness.py
-        self.rcross = ResourceCross(a, share=s.resource_cross) if s.resource_cross > 0 and self.bipop else None
         self.other: tuple[np.ndarray, ...] | None = None  # bipop: the population of the other direction
         self.reversed = directions.reversed_arrays(a)
         left = termination.remaining_schedules(self)
@@ -155,7 +147,7 @@ class QuantumAnnealing:
         k = pop if left is None else min(pop, max(left // per, min(left, pop)))
         rows = np.arange(pop) < k
         partner = self._partners()
-        swap = rng.random(pop) < self.exchange
+        swap = rng.random(pop) < s.exchange
         base = self.order
         if self.alternate:
             self.backward = not self.backward
@@ -166,18 +158,9 @@ class QuantumAnnealing:
             peak = peak_cuts(self.start[partner], self.modes[partner], a, rng, backward=self.backward)
             cuts = np.where((rng.random(pop) < s.peak)[:, None], peak, rand)
         order, modes = ops.exchange(base, self.modes, partner, rng, swap, cuts)
-        if self.rcross is not None:  # a share of the crossovers on one contended resource (resource_cross.py)
-            order = self.rcross.apply(order, base, partner, swap, rng, backward=self.backward)
         moving = ~swap | (rng.random(pop) < 0.5)
-        graph = self.reversed if self.backward else a
-        swapping = moving & (rng.random(pop) < s.swap) if s.swap > 0 and self.shifts > 1 else np.zeros(pop, bool)
-        for k in range(self.shifts):  # with ``swap``, the last shift of some proposals is a swap instead
-            order = ops.shift(order, graph, rng, moving & ~swapping if k == self.shifts - 1 else moving)
-        if swapping.any():
-            order = ops.swap(order, graph, rng, swapping, max(1, round(s.swap_width * a.n)))
-        if self.ruin is not None:  # a share of the proposals re-sequence a window instead (ruin.py)
-            order = self.ruin.apply(order, base, self.start, self.modes, self.termination.progress(self), rng,
-                                    backward=self.backward)
+        for _ in range(self.shifts):
+            order = ops.shift(order, self.reversed if self.backward else a, rng, moving)
         modes = ops.mutate_modes(modes, a, rng, rng.random(pop) < s.mode_mutation)
         if s.repair_modes:
             modes = modes_mod.repair(modes, a, rng, None)

@@ -67,29 +67,6 @@ def shift(order: IntArray, a: Arrays, rng: np.random.Generator, active: np.ndarr
     return np.where(active[:, None], new, order)
 
 
-def swap(order: IntArray, a: Arrays, rng: np.random.Generator, active: np.ndarray, width: int) -> IntArray:
-    """Exchange the list places of two activities at most ``width`` places apart, where that keeps the
-    list feasible (the later one's predecessors all before the earlier place, the earlier one's
-    successors all after the later place; every other row, and an infeasible pair, is unchanged).
-
-    On lists taken from schedules nearby places are nearby times, so a swap trades one activity of a
-    packing for another, which two independent shifts rarely do.
-    """
-    pop, n = int(order.shape[0]), int(order.shape[1])
-    rows = np.arange(pop)
-    pos = np.concatenate([positions(order), np.full((pop, 1), -1)], axis=1)
-    i = rng.integers(0, n, pop)
-    j = np.minimum(i + 1 + np.floor(rng.random(pop) * max(width, 1)).astype(np.int64), n - 1)
-    x, y = order[rows, i], order[rows, j]
-    ok = pos[rows[:, None], a.pred_pad[y]].max(axis=1) < i
-    pos[:, n] = n
-    ok &= pos[rows[:, None], a.succ_pad[x]].min(axis=1) > j
-    ok &= active & (j > i)
-    out = order.copy()
-    out[rows[ok], i[ok]], out[rows[ok], j[ok]] = y[ok], x[ok]
-    return out
-
-
 def exchange(
     order: IntArray,
     modes: IntArray,

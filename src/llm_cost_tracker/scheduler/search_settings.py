@@ -132,35 +132,6 @@ class AnnealingSettings:
     fixed share stays the default."""
     sgs_flip: float = 0.1
     """Probability that a child's SGS gene is flipped from its parent's (``sgs_choice="gene"``)."""
-    ruin: float = 0.0
-    """Share of the proposals of a single-mode elitist search that are ruin-and-recreate moves from
-    progress ``ruin_from`` on (ruin.py): the parent's list with the activities of one window of its
-    schedule (``ruin_size / 3`` to ``ruin_size`` of the makespan; its densest window with probability
-    ``ruin_peak``, else a random stretch) re-sequenced by ``ruin_rule`` (``random``, ``work``: greatest
-    resource work first, ``lft``: latest finish first) with regret exponent ``ruin_bias``. Each is one
-    decode, as any proposal. 0 = never, the default (docs/scheduler.md, "Ruin and recreate")."""
-    ruin_from: float = 0.5
-    ruin_size: float = 0.2
-    ruin_peak: float = 1.0
-    ruin_rule: str = "work"
-    ruin_bias: float = 1.0
-    resource_cross: float = 0.0
-    """Share of the crossovers of a single-mode elitist search (two populations) that copy the
-    partner's order of the activities contending for one resource (each demanding more than half of
-    it), the receiver's order elsewhere (resource_cross.py; a no-op where no resource is so
-    contended). 0 = never, the default (docs/scheduler.md, "Ruin and recreate, a resource-order
-    crossover")."""
-    swap: float = 0.0
-    """Share of the mutated proposals of a single-mode elitist search whose last shift is a swap of
-    two activities at most ``swap_width`` of the list apart (operators.swap; infeasible pairs left as
-    they are). 0 = never, the default (docs/scheduler.md, "Ruin and recreate, a resource-order
-    crossover, swaps")."""
-    swap_width: float = 0.1
-    tight_exchange: float = 0.0
-    """``exchange`` of a single-mode elitist search (two populations) on instances whose resource
-    strength (tightness.py, read from the instance) is below ``tight_below``; 0 = ``exchange``
-    everywhere, the default (docs/scheduler.md, "Ruin and recreate, ...")."""
-    tight_below: float = 0.15
     penalty: float = 10.0
     front_size: int = 64
     makespan_slack: float = 0.2
