@@ -90,6 +90,8 @@ class QuantumAnnealing:
         self.rebuild_at = s.intensify_at if rebuild else 2.0  # progress from which to rebuild (2: never)
         self.generation = 0
         self.bipop = s.bipop and self.elitist and self.alternate and single_mode
+        big = self.bipop and a.n >= s.large  # crossover-only proposals, more peak windows (search_settings.py)
+        self.exchange, self.peak = (s.large_exchange, s.large_peak) if big else (s.exchange, s.peak)
         self.other: tuple[np.ndarray, ...] | None = None  # bipop: the population of the other direction
         self.reversed = directions.reversed_arrays(a)
         left = termination.remaining_schedules(self)
@@ -147,16 +149,16 @@ class QuantumAnnealing:
         k = pop if left is None else min(pop, max(left // per, min(left, pop)))
         rows = np.arange(pop) < k
         partner = self._partners()
-        swap = rng.random(pop) < s.exchange
+        swap = rng.random(pop) < self.exchange
         base = self.order
         if self.alternate:
             self.backward = not self.backward
             base = directions.list_of(self.start, self.modes, a, backward=self.backward)
         cuts = None
-        if self.alternate and s.peak > 0:
+        if self.alternate and self.peak > 0:
             rand = np.sort(rng.integers(0, a.n + 1, (pop, 2)), axis=1)
             peak = peak_cuts(self.start[partner], self.modes[partner], a, rng, backward=self.backward)
-            cuts = np.where((rng.random(pop) < s.peak)[:, None], peak, rand)
+            cuts = np.where((rng.random(pop) < self.peak)[:, None], peak, rand)
         order, modes = ops.exchange(base, self.modes, partner, rng, swap, cuts)
         moving = ~swap | (rng.random(pop) < 0.5)
         for _ in range(self.shifts):

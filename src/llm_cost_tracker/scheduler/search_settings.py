@@ -69,6 +69,17 @@ class AnnealingSettings:
     peak: float = 0.5
     """Share of crossovers whose copied stretch is the partner's densest time window (peak.py)
     instead of a random one; only with ``alternate``, whose lists follow the schedules' time order."""
+    large: int = 60
+    """Activities (dummies included) from which a search with two populations (``bipop``) proposes with
+    ``large_exchange`` and ``large_peak`` instead of ``exchange`` and ``peak``."""
+    large_exchange: float = 1.0
+    large_peak: float = 0.7
+    """Where ``large`` applies every proposal is a crossover (half of them shifted as before, none
+    shifted only) and 70% of the crossovers copy the partner's densest window. Issue 20, eighth session,
+    5,000 schedules: j120 all 180 32.12% / 32.27% / 32.16% (seeds 1-3, mean 32.18%; 4-6 in
+    docs/scheduler.md) against 32.39% / 32.35% / 32.28% with 0.8 and 0.5. Not below ``large``: on j30
+    (32 activities) the same values gave 0.12% / 0.17% / 0.08% against 0.10% / 0.09% / 0.06%, so small
+    instances, multi-mode (one population) and the annealing slices keep ``exchange`` and ``peak``."""
     selection: str = "elitist"
     """``elitist``: when only the makespan varies (PSPLIB, job shop), parents and children compete
     together and the best distinct ``population`` survive (population.py), partners drawn by
