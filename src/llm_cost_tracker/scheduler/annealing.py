@@ -12,7 +12,8 @@ When only the makespan varies (PSPLIB, job shop; issue 20) the same moves run as
 search instead: each generation decodes in the direction opposite to the last one (directions.py,
 one schedule per proposal instead of three; a single-mode search decodes 70% of them with the parallel
 SGS until 30% of the budget, parallel_sgs.py, sgs_choice.py), half the crossovers copy the partner's
-densest time window (peak.py), and parents and children compete for the places (population.py;
+densest time window (peak.py; from 60 activities every proposal is a crossover, 70% of them at the
+peak), and parents and children compete for the places (population.py;
 single-mode: one population per direction, the parents taken from the other direction's);
 optionally a single-mode search is rebuilt around its best member once its makespans have collapsed
 (intensify.py, off). Task batches (cost and tardiness vary, deadlines) keep the annealing slices

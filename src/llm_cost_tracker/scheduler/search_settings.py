@@ -21,7 +21,8 @@ class AnnealingSettings:
     on j30 (docs/scheduler.md), so per issue 7 it is kept only as an option."""
     exchange: float = 0.8
     """Probability that a slice proposes a segment copied from another slice (0 = never). This is the
-    slice coupling that measurably helps, so it is on by default (0.8 measured better than 0.5 on j120)."""
+    slice coupling that measurably helps, so it is on by default (0.8 measured better than 0.5 on j120).
+    A search with two populations of ``large`` activities or more uses ``large_exchange`` instead."""
     partner: str = "tournament"
     """Where a slice's crossover partner comes from: ``tournament`` (the best, under the receiving
     slice's own weights, of ``tournament`` other slices drawn at random; the default, 0.7 to 1.2
@@ -68,7 +69,8 @@ class AnnealingSettings:
     a right-justified schedule is as late as it can be, which tardiness would punish."""
     peak: float = 0.5
     """Share of crossovers whose copied stretch is the partner's densest time window (peak.py)
-    instead of a random one; only with ``alternate``, whose lists follow the schedules' time order."""
+    instead of a random one; only with ``alternate``, whose lists follow the schedules' time order.
+    A search with two populations of ``large`` activities or more uses ``large_peak`` instead."""
     large: int = 60
     """Activities (dummies included) from which a search with two populations (``bipop``) proposes with
     ``large_exchange`` and ``large_peak`` instead of ``exchange`` and ``peak``."""
@@ -76,7 +78,7 @@ class AnnealingSettings:
     large_peak: float = 0.7
     """Where ``large`` applies every proposal is a crossover (half of them shifted as before, none
     shifted only) and 70% of the crossovers copy the partner's densest window. Issue 20, eighth session,
-    5,000 schedules: j120 all 180 32.12% / 32.27% / 32.16% (seeds 1-3, mean 32.18%; 4-6 in
+    5,000 schedules: j120 all 180 32.12% / 32.27% / 32.15% (seeds 1-3, mean 32.18%; 4-6 in
     docs/scheduler.md) against 32.39% / 32.35% / 32.28% with 0.8 and 0.5. Not below ``large``: on j30
     (32 activities) the same values gave 0.12% / 0.17% / 0.08% against 0.10% / 0.09% / 0.06%, so small
     instances, multi-mode (one population) and the annealing slices keep ``exchange`` and ``peak``."""
