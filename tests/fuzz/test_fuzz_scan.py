@@ -85,6 +85,16 @@ def test_scan_of_random_bytes_declines_or_agrees(payload: bytes) -> None:
     agree(payload, DecodeLimits())
 
 
+@pytest.mark.parametrize("payload", [
+    b"\x80\x80\x80\x80\x10\x00",  # a tag of 2**32 (field 2**29): found by the random-bytes test above
+    b"\xf8\xff\xff\xff\x7f\x00",  # the largest five-byte tag (2**35 - 8): beyond uint32
+    b"\xf8\xff\xff\xff\x0f\x00",  # the largest valid tag (field 2**29 - 1, a varint): skipped as unknown
+])
+def test_scan_reads_a_tag_as_32_bits_as_protobuf_does(payload: bytes) -> None:
+    """A tag is a uint32 to upb: a five-byte varint over 2**32 - 1 is malformed, not an unknown field."""
+    agree(payload, DecodeLimits())
+
+
 def _varint(n: int) -> bytes:
     out = bytearray()
     while True:

@@ -195,7 +195,7 @@ def _walk(buf: np.ndarray, kind: np.ndarray, sub: np.ndarray, action: np.ndarray
                     resources[resource, R_ATTR_END] = n_attrs
             depth -= 1
             continue
-        # the tag: a varint of at most 5 bytes
+        # the tag: a varint of at most 5 bytes, at most 2**32 - 1
         tag = 0
         shift = 0
         while True:
@@ -207,6 +207,8 @@ def _walk(buf: np.ndarray, kind: np.ndarray, sub: np.ndarray, action: np.ndarray
             shift += 7
             if byte < 0x80:
                 break
+        if tag > 0xFFFFFFFF:
+            return MALFORMED  # upb reads a tag as a uint32: a fifth byte over 0x0F is an error, not a field
         field = tag >> 3
         wt = tag & 7
         if field == 0:
