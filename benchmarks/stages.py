@@ -148,7 +148,8 @@ def main() -> int:
             pending_columns.append(columns)
         if len(pending) < args.batch and i < len(payloads) - 1:
             continue
-        (batch, pending), (batch_columns, pending_columns) = (pending, []), (pending_columns, [])
+        batch, batch_columns = pending, pending_columns
+        pending, pending_columns = [], []
         fresh, _ = timed("span identity", first_arrivals, batch, f"bench-{i}")
         table = timed("arrow", records_to_arrow, fresh, batch_columns)
         timed("spend metrics rows", spend_rows, fresh)

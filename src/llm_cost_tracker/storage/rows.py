@@ -56,6 +56,12 @@ def _shared_map_array(dicts: list[dict[str, str]]) -> pa.Array:
     return _map_array(distinct).take(pa.array(positions, type=pa.int32()))
 
 
+def _entry_positions(firsts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """For runs that start at ``firsts`` and hold ``lengths`` entries, the position of every entry, run by run."""
+    within = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return np.repeat(firsts, lengths) + within  # type: ignore[no-any-return]
+
+
 def _columns_map_array(dicts: list[dict[str, str]], columns: Sequence[AttributeColumns]) -> pa.Array:
     """The Map column of ``dicts``, built from the wire scan's ``columns`` where they describe a dict.
 
@@ -92,10 +98,8 @@ def _columns_map_array(dicts: list[dict[str, str]], columns: Sequence[AttributeC
     for k, c in enumerate(columns):
         mine = np.flatnonzero(group == k)
         if len(mine):
-            lengths = counts[mine]
-            within = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-            slots = np.repeat(c.begins[row[mine]], lengths) + within
-            to = np.repeat(offsets[mine], lengths) + within
+            slots = _entry_positions(c.begins[row[mine]], counts[mine])
+            to = _entry_positions(offsets[mine], counts[mine])
             key_index[to] = c.key_ids[slots] + key_base
             value_index[to] = c.value_ids[slots] + value_base
             key_pools.append(pa.array(c.keys, type=pa.string()))
@@ -106,9 +110,7 @@ def _columns_map_array(dicts: list[dict[str, str]], columns: Sequence[AttributeC
     if others:
         keys = list(itertools.chain.from_iterable(dicts[i] for i in others))
         values = list(itertools.chain.from_iterable(dicts[i].values() for i in others))
-        lengths = counts[others]
-        within = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        to = np.repeat(offsets[others], lengths) + within
+        to = _entry_positions(offsets[others], counts[others])
         key_index[to] = np.arange(len(keys)) + key_base
         value_index[to] = np.arange(len(values)) + value_base
         key_pools.append(pa.array(keys, type=pa.string()))

@@ -402,12 +402,11 @@ class Redact:
         so the chain's re-run record by record redacts each exactly once (a hash is not hashed again)."""
         clean: list[bool] = []
         rows: dict[int, int] = {}
-        dicts: list[dict[str, str]] = []
         sizes: list[int] = []
         if columns is not None and records:
             clean = clean_rows(columns, self._gate_of)
             rows = columns.row_of()
-            dicts, sizes = columns.dicts, columns.sizes
+            sizes = columns.sizes
         counts: dict[tuple[str, str], int] = {}
         before = [(r.attributes, r.resource_attributes) for r in records]
         last_resource = self._last_resource
@@ -415,9 +414,9 @@ class Redact:
             for record in records:
                 attrs = record.attributes
                 row = rows.get(id(attrs))
-                # the row still describes the record: the same dict (kept alive by the columns, so its id is
-                # not reused), with no key added by a stage since it was decoded
-                if row is None or not clean[row] or dicts[row] is not attrs or len(attrs) != sizes[row]:
+                # the row still describes the record: its id is that very dict's (the columns keep every row's
+                # dict alive, so no other object has it), with no key added by a stage since it was decoded
+                if row is None or not clean[row] or len(attrs) != sizes[row]:
                     record.attributes = self.redact_attributes(attrs, counts)
                 self._resource(record, counts)
         except BaseException:
