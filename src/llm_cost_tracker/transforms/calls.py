@@ -151,28 +151,30 @@ class CallIdentity:
         elif response_key is None:
             return
         key = (r.trace_id, r.span_id)
+        entry: _Entry = (r.trace_id, r.span_id, r.parent_span_id, r.start_time_ns, r.start_time_ns + r.duration_ns,
+                          r.scope_name, now, response_key, usage_key)
         entries = self._entries
-        if key in entries:
+        if entries.setdefault(key, entry) is not entry:
             return  # the same span again (a retried Export): span identity, not a second instrumentation
+        # ``key`` holds ``entry`` from here on (one probe of the window, not a look-up and then an insert);
+        # a span that turns out to be a duplicate is taken out again below
         carrier, rule = None, ""
         if response_key is not None:
             carrier = self._by_response.get(response_key)
             rule = "response_id"
-        if carrier is None and usage_key is not None and r.scope_name:
+        bucket = None
+        if usage_key is not None:
             bucket = self._by_usage.get(usage_key)
-            if bucket is not None:
+            if carrier is None and bucket is not None and r.scope_name:
                 carrier, rule = self._by_usage_match(r, (bucket,) if isinstance(bucket, tuple) else bucket,
                                                      response_key)
         if carrier is not None:
+            del entries[key]
             self._mark(r, carrier, rule)
             return
-        entry: _Entry = (r.trace_id, r.span_id, r.parent_span_id, r.start_time_ns, r.start_time_ns + r.duration_ns,
-                          r.scope_name, now, response_key, usage_key)
-        entries[key] = entry
         if response_key is not None:
             self._by_response[response_key] = entry
         if usage_key is not None:
-            bucket = self._by_usage.get(usage_key)
             if bucket is None:
                 self._by_usage[usage_key] = entry
             elif isinstance(bucket, tuple):
@@ -251,10 +253,11 @@ class CallIdentity:
             self._on_evict("age", n)
 
     def _trim(self) -> None:
-        n = 0
-        while len(self._entries) > self.window.max_entries:
-            _, e = self._entries.popitem(last=False)
-            self._forget(e)
-            n += 1
-        if n and self._on_evict is not None:
-            self._on_evict("capacity", n)
+        excess = len(self._entries) - self.window.max_entries
+        if excess <= 0:
+            return
+        pop, forget = self._entries.popitem, self._forget
+        for _ in range(excess):
+            forget(pop(last=False)[1])
+        if self._on_evict is not None:
+            self._on_evict("capacity", excess)
