@@ -156,27 +156,25 @@ class CallIdentity:
         entries = self._entries
         if entries.setdefault(key, entry) is not entry:
             return  # the same span again (a retried Export): span identity, not a second instrumentation
-        # ``key`` holds ``entry`` from here on (one probe of the window, not a look-up and then an insert);
-        # a span that turns out to be a duplicate is taken out again below
-        carrier, rule = None, ""
+        # Each index is probed once: ``setdefault`` finds the carrier or files this span as one. A span found
+        # to be a duplicate is taken out again (rare: most spans carry their call's cost).
         if response_key is not None:
-            carrier = self._by_response.get(response_key)
-            rule = "response_id"
-        bucket = None
+            carrier = self._by_response.setdefault(response_key, entry)
+            if carrier is not entry:
+                del entries[key]
+                self._mark(r, carrier, "response_id")
+                return
         if usage_key is not None:
-            bucket = self._by_usage.get(usage_key)
-            if carrier is None and bucket is not None and r.scope_name:
-                carrier, rule = self._by_usage_match(r, (bucket,) if isinstance(bucket, tuple) else bucket,
-                                                     response_key)
-        if carrier is not None:
-            del entries[key]
-            self._mark(r, carrier, rule)
-            return
-        if response_key is not None:
-            self._by_response[response_key] = entry
-        if usage_key is not None:
-            if bucket is None:
-                self._by_usage[usage_key] = entry
+            bucket = self._by_usage.setdefault(usage_key, entry)
+            if bucket is entry:
+                return
+            carrier, rule = (self._by_usage_match(r, (bucket,) if isinstance(bucket, tuple) else bucket, response_key)
+                             if r.scope_name else (None, ""))
+            if carrier is not None:
+                del entries[key]
+                if response_key is not None:
+                    del self._by_response[response_key]
+                self._mark(r, carrier, rule)
             elif isinstance(bucket, tuple):
                 self._by_usage[usage_key] = deque((bucket, entry))
             else:
@@ -221,23 +219,27 @@ class CallIdentity:
             self._on_duplicate(rule)
 
     def _forget(self, e: _Entry) -> None:
+        """Take the carrier ``e`` out of the indexes (it has left the window). Each index is probed once,
+        with ``pop``: an index names each carrier of the window under its keys, so what it pops is ``e``
+        (or a bucket holding it); anything else is put back."""
         response_key, usage_key = e[RESPONSE_KEY], e[USAGE_KEY]
-        if response_key is not None and self._by_response.get(response_key) is e:
-            del self._by_response[response_key]
+        if response_key is not None:
+            held = self._by_response.pop(response_key, None)
+            if held is not e and held is not None:
+                self._by_response[response_key] = held
         if self._absorbed:
             self._absorbed.pop((e[TRACE], e[SPAN]), None)
         if usage_key is not None:
-            bucket = self._by_usage.get(usage_key)
-            if bucket is e:
-                del self._by_usage[usage_key]
-            elif isinstance(bucket, deque):
+            bucket = self._by_usage.pop(usage_key, None)
+            if isinstance(bucket, deque):
                 # entries leave in arrival order (age and capacity alike), so e is its bucket's oldest
                 if bucket[0] is e:
                     bucket.popleft()
                 else:
                     bucket.remove(e)
-                if len(bucket) == 1:
-                    self._by_usage[usage_key] = bucket[0]
+                self._by_usage[usage_key] = bucket[0] if len(bucket) == 1 else bucket
+            elif bucket is not e and bucket is not None:
+                self._by_usage[usage_key] = bucket
 
     def _expire(self, now: float) -> None:
         limit = now - self.window.max_age_seconds
