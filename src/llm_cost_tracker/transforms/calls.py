@@ -159,10 +159,10 @@ class CallIdentity:
         # Each index is probed once: ``setdefault`` finds the carrier or files this span as one. A span found
         # to be a duplicate is taken out again (rare: most spans carry their call's cost).
         if response_key is not None:
-            carrier = self._by_response.setdefault(response_key, entry)
-            if carrier is not entry:
+            named = self._by_response.setdefault(response_key, entry)
+            if named is not entry:
                 del entries[key]
-                self._mark(r, carrier, "response_id")
+                self._mark(r, named, "response_id")
                 return
         if usage_key is not None:
             bucket = self._by_usage.setdefault(usage_key, entry)
