@@ -197,6 +197,7 @@ def run(mode: str, payloads: list[bytes], json_payloads: list[bytes], args: argp
         wait_until_written(warm_total)
         retries = 0
         cpu_before = proc.cpu_times()
+        client_before, machine_before = psutil.Process().cpu_times(), psutil.cpu_times()
         if clock is not None:
             clock.mark()
         started = time.perf_counter()
@@ -206,6 +207,7 @@ def run(mode: str, payloads: list[bytes], json_payloads: list[bytes], args: argp
         wait_until_written(warm_total + total)
         elapsed = time.perf_counter() - started
         cpu_after = proc.cpu_times()
+        client_after, machine_after = psutil.Process().cpu_times(), psutil.cpu_times()
         threads = None
         if clock is not None:
             clock.mark()
@@ -220,7 +222,11 @@ def run(mode: str, payloads: list[bytes], json_payloads: list[bytes], args: argp
     if hop is not None:
         hop.stop()
     cpu = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
-    return {"mode": mode, "total": total, "requests": requests, "stored": stored - warm_total,
+    client = (client_after.user + client_after.system) - (client_before.user + client_before.system)
+    idle = (machine_after.idle - machine_before.idle) + (getattr(machine_after, "iowait", 0.0)
+                                                        - getattr(machine_before, "iowait", 0.0))
+    return {"client_cores": client / elapsed, "client_us": client / total * 1e6,
+            "machine_busy": psutil.cpu_count() - idle / elapsed,"mode": mode, "total": total, "requests": requests, "stored": stored - warm_total,
             "written": written - warm_total, "repeats": repeats,
             "forwarded": hop.spans - warm_total if hop is not None else None, "accepted_at": accepted_at,
             "retries": retries, "elapsed": elapsed, "rate": total / elapsed, "cores": cpu / elapsed,
@@ -273,6 +279,10 @@ def main() -> int:
         for role, seconds in (r["threads"].most_common() if r["threads"] else ()):
             if seconds >= 0.005 * r["cores"] * r["elapsed"]:  # what holds at least 0.5% of the service's CPU
                 print(f"  {seconds / r['total'] * 1e6:5.1f} us per span  {role}")
+        print(f"benchmark client CPU       {r['client_cores']:.2f} cores  ({r['client_us']:.1f} us CPU per span, sending the "
+              "prepared requests)")
+        print(f"machine busy               {r['machine_busy']:.2f} of {psutil.cpu_count()} cores  (the service, this "
+              "client and anything else running)")
         print(f"service peak RSS           {r['peak_rss'] / 2**20:,.0f} MiB")
         print(f"ratio end-to-end / floor   {r['rate'] / floor:.3f}")
     print(f"protobuf decode floor      {floor:,.0f} spans/s (same payloads, this process)")
