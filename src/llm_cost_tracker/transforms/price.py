@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from operator import attrgetter, itemgetter
 
 import numpy as np
 
@@ -80,83 +81,97 @@ class Price:
         return self._one(record, self._catalog())
 
     def process(self, records: list[SpanRecord], columns: AttributeColumns | None = None) -> list[SpanRecord]:
-        """Prices ``records`` in place (the columnar path where it applies, see the module docstring); the
-        usage it reads is already in the records, so the attribute ``columns`` are not needed."""
+        """Prices ``records`` in place (the columnar path where it applies, see the module docstring).
+
+        The usage it reads is already in the records; the attribute ``columns`` only answer "does this span
+        carry an attribute that pricing reads?" for every record they describe at once: when no key of the
+        request is one, none of those records does (:func:`_plain_dicts`), and 15 set probes per span are saved.
+        """
         catalog = self._catalog()
+        plain = _plain_dicts(columns)
+        resolved: dict[tuple[str, str, str, str], tuple[tuple[int, str], _Rows | None]] = {}
+        groups: list[_Rows] = []
         by_tenant: dict[str, _Rows] = {}
-        resolved: dict[tuple[str, str, str, str], tuple[int, str]] = {}
         for record in records:
             if record.reported_cost_pusd == 0:
                 record.reported_cost_pusd = None  # a producer's 0 means "I had no price", not "free"
-            if record.usage.detail is not NO_DETAIL or not PRICING_ATTRIBUTES.isdisjoint(record.attributes):
+            attrs = record.attributes
+            if record.usage.detail is not NO_DETAIL or (
+                    plain.get(id(attrs)) != len(attrs) and not PRICING_ATTRIBUTES.isdisjoint(attrs)):
                 self._one(record, catalog)
                 continue
             key = (record.tenant, record.provider, record.response_model, record.request_model)
             found = resolved.get(key)
             if found is None:
-                found = resolved[key] = _code(catalog, record)
-            code, name = found
-            if code == -1:
-                self._unpriced(record, name)
-                continue
-            rows = by_tenant.get(record.tenant)
+                pair = _code(catalog, record)
+                rows = None
+                if pair[0] != -1:
+                    rows = by_tenant.get(record.tenant)
+                    if rows is None:
+                        rows = by_tenant[record.tenant] = _Rows(record.tenant)
+                        groups.append(rows)
+                found = resolved[key] = (pair, rows)
+            pair, rows = found
             if rows is None:
-                rows = by_tenant[record.tenant] = _Rows()
+                self._unpriced(record, pair[1])
+                continue
             rows.records.append(record)
-            rows.codes.append(code)
-            rows.names.append(name)
-        for tenant, rows in by_tenant.items():
-            self._columns(catalog, tenant, rows)
+            rows.found.append(pair)
+        for rows in groups:
+            self._columns(catalog, rows)
         return records
 
-    def _columns(self, catalog: Catalog, tenant: str, rows: _Rows) -> None:
-        """One tenant's resolved standard-tier rows priced at once; what the arrays cannot settle, one by one."""
-        records, names = rows.records, rows.names
+    def _columns(self, catalog: Catalog, rows: _Rows) -> None:
+        """One tenant's resolved standard-tier rows priced at once; what the arrays cannot settle, one by one.
+
+        Each row's outcome is decided in arrays (priced or not, no usage, cache reads), so the loop over the
+        records only stores fields; the rows with cache reads are quoted again without them first, for their
+        savings."""
+        records, found, tenant = rows.records, rows.found, rows.tenant
         n = len(records)
-        usage = np.array([(u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens,
-                           u.reasoning_tokens) for u in (r.usage for r in records)], dtype=np.int64).reshape(n, 5)
-        at = np.fromiter((r.start_time_ns for r in records), dtype=np.int64, count=n)
-        codes = np.array(rows.codes, dtype=np.int64)
-        quotes = catalog.quote_rows(codes, at, usage[:, 0], usage[:, 1], usage[:, 2], usage[:, 3], usage[:, 4],
-                                    tenant, lambda i: (records[i].provider, names[i]))
+        usages = list(map(_USAGE, records))
+        inp = np.fromiter(map(_INPUT, usages), dtype=np.int64, count=n)
+        out = np.fromiter(map(_OUTPUT, usages), dtype=np.int64, count=n)
+        cr = np.fromiter(map(_CACHE_READ, usages), dtype=np.int64, count=n)
+        cw = np.fromiter(map(_CACHE_WRITE, usages), dtype=np.int64, count=n)
+        reasoning = np.fromiter(map(_REASONING, usages), dtype=np.int64, count=n)
+        at = np.fromiter(map(_START, records), dtype=np.int64, count=n)
+        codes = np.fromiter(map(_FOUND_CODE, found), dtype=np.int64, count=n)
+
+        def names(i: int) -> tuple[str, str]:
+            return records[i].provider, found[i][1]
+
+        quotes = catalog.quote_rows(codes, at, inp, out, cr, cw, reasoning, tenant, names)
+        cost, priced = quotes.cost, quotes.priced
+        no_usage = priced & (cost == 0) & (inp == 0) & (out == 0)  # a known model and no usage: not $0
+        cached = np.flatnonzero(priced & ~no_usage & (cr > 0))
+        savings: dict[int, int] = {}
+        if cached.size:
+            uncached = catalog.quote_rows(codes[cached], at[cached], inp[cached], out[cached],
+                                          np.zeros(cached.size, np.int64), cw[cached], reasoning[cached], tenant,
+                                          lambda j: names(int(cached[j])))
+            for i, full, again, ok in zip(cached.tolist(), cost[cached].tolist(), uncached.cost.tolist(),
+                                          uncached.priced.tolist(), strict=True):
+                savings[i] = again - full if ok else self._cache_savings(catalog, records[i], found[i][1], full, None)
+        # what each row is: 0 settled one by one, 1 no usage, 2 priced (its savings 0 unless listed above)
+        kind = priced.astype(np.int8) + (priced & ~no_usage)
         models, versions = quotes.models, quotes.versions
-        cached: list[int] = []
-        for i, (record, cost, priced, slot) in enumerate(zip(records, quotes.cost.tolist(), quotes.priced.tolist(),
-                                                               quotes.slot.tolist(), strict=True)):
-            if not priced:
-                self._one(record, catalog)  # no version in force, or a used dimension without a price
-                continue
-            record.pricing_model = models[slot]
-            record.price_version = versions[slot]
-            u = record.usage
-            if not cost and not (u.input_tokens or u.output_tokens):
-                record.cost_pusd = None  # a known model and no usage: not $0
+        for i, (record, what, pusd, slot) in enumerate(zip(records, kind.tolist(), cost.tolist(),
+                                                            quotes.slot.tolist(), strict=True)):
+            if what == 2:
+                record.pricing_model = models[slot]
+                record.price_version = versions[slot]
+                record.cost_pusd = pusd
+                record.pricing_status = PRICED
+                record.cache_savings_pusd = savings.get(i, 0)
+            elif what == 1:
+                record.pricing_model = models[slot]
+                record.price_version = versions[slot]
+                record.cost_pusd = None
                 record.cache_savings_pusd = None
                 record.pricing_status = NO_USAGE
-                continue
-            record.cost_pusd = cost
-            record.pricing_status = PRICED
-            if u.cache_read_tokens:
-                cached.append(i)
             else:
-                record.cache_savings_pusd = 0
-        if cached:
-            self._cache_savings_columns(catalog, tenant, rows, cached, codes, at, usage)
-
-    def _cache_savings_columns(self, catalog: Catalog, tenant: str, rows: _Rows, cached: list[int],
-                               codes: np.ndarray, at: np.ndarray, usage: np.ndarray) -> None:
-        """:meth:`_cache_savings` for the priced rows that read from a cache, at once."""
-        records, names = rows.records, rows.names
-        index = np.array(cached, dtype=np.int64)
-        u = usage[index]
-        uncached = catalog.quote_rows(codes[index], at[index], u[:, 0], u[:, 1], np.zeros(len(index), np.int64),
-                                      u[:, 3], u[:, 4], tenant, lambda j: (records[cached[j]].provider,
-                                                                           names[cached[j]]))
-        for i, cost, priced in zip(cached, uncached.cost.tolist(), uncached.priced.tolist(), strict=True):
-            record = records[i]
-            assert record.cost_pusd is not None  # priced above
-            record.cache_savings_pusd = (cost - record.cost_pusd if priced else
-                                         self._cache_savings(catalog, record, names[i], record.cost_pusd, None))
+                self._one(record, catalog)  # no version in force, or a used dimension without a price
 
     def _one(self, record: SpanRecord, catalog: Catalog) -> SpanRecord:
         """The per-span path: every kind of span, every status."""
@@ -221,11 +236,32 @@ class Price:
 
 @dataclasses.dataclass(slots=True)
 class _Rows:
-    """One tenant's records on the columnar path, with each one's entry code and the name it resolved with."""
+    """One tenant's records on the columnar path, with what each one's names resolved to (the entry code and
+    the name that resolved, shared by every record of the same names)."""
 
+    tenant: str
     records: list[SpanRecord] = dataclasses.field(default_factory=list)
-    codes: list[int] = dataclasses.field(default_factory=list)
-    names: list[str] = dataclasses.field(default_factory=list)
+    found: list[tuple[int, str]] = dataclasses.field(default_factory=list)
+
+
+_USAGE = attrgetter("usage")
+_INPUT = attrgetter("input_tokens")
+_OUTPUT = attrgetter("output_tokens")
+_CACHE_READ = attrgetter("cache_read_tokens")
+_CACHE_WRITE = attrgetter("cache_write_tokens")
+_REASONING = attrgetter("reasoning_tokens")
+_START = attrgetter("start_time_ns")
+_FOUND_CODE = itemgetter(0)
+
+
+def _plain_dicts(columns: AttributeColumns | None) -> dict[int, int]:
+    """``id(dict) -> keys as decoded`` of the rows of ``columns`` when no key of the request is a pricing
+    attribute (empty otherwise, or without columns). A record whose attributes are such a dict, still of that
+    size, carries no pricing attribute (docs/performance.md, "Columns from the source to the sink"); the dicts
+    are alive as long as the columns, so an id names one of them."""
+    if columns is None or not PRICING_ATTRIBUTES.isdisjoint(columns.keys):
+        return {}
+    return dict(zip(map(id, columns.dicts), columns.sizes, strict=True))
 
 
 def _code(catalog: Catalog, record: SpanRecord) -> tuple[int, str]:

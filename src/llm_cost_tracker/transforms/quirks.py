@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import attrgetter
 
-from llm_cost_tracker.types import ZERO_USAGE, SpanRecord, TokenUsage
+from llm_cost_tracker.types import ZERO_USAGE, AttributeColumns, SpanRecord, TokenUsage
 
 __all__ = ["KEY_ALIASES", "QUIRKS", "QUIRKS_ATTRIBUTE", "Quirk", "Quirks", "openlit_sdk"]
 
@@ -75,7 +76,7 @@ def _openlit_openai_estimate(record: SpanRecord) -> str | None:
 def _openai_v2_no_cache(record: SpanRecord) -> str | None:
     """``opentelemetry-instrumentation-openai-v2`` (2.x) reports no cached-token count: cache reads are
     billed at the input rate, so its chat cost is an upper bound. Marked, not changed (nothing to read)."""
-    if record.scope_name != "opentelemetry.instrumentation.openai_v2" or record.operation != "chat":
+    if record.scope_name != _OPENAI_V2 or record.operation != "chat":
         return None
     if "gen_ai.usage.cache_read.input_tokens" in record.attributes:
         return None  # a later version that reports them
@@ -91,18 +92,28 @@ class Quirk:
         producer: who deviates, and from which version it was recorded.
         fix: changes the record when the span is this producer's; returns the name to record (or
             :data:`ESTIMATED`), or None when the span is not concerned.
+        concerns: ``(provider, operation, scope_name) -> False`` when ``fix`` returns None for every span
+            with these three (a necessary condition, never sufficient): :meth:`Quirks.process` asks it once
+            per distinct three of a request and calls ``fix`` only where it may apply.
     """
 
     name: str
     producer: str
     fix: Callable[[SpanRecord], str | None]
+    concerns: Callable[[str, str, str], bool] = lambda provider, operation, scope: True
 
 
+_OPENAI_V2 = "opentelemetry.instrumentation.openai_v2"
 QUIRKS: tuple[Quirk, ...] = (
-    Quirk("openlit_anthropic_raw_input", "openlit 1.45.0 (anthropic 0.125)", _openlit_anthropic_raw_input),
-    Quirk("openlit_openai_estimate", "openlit 1.45.0 (openai 2.54)", _openlit_openai_estimate),
-    Quirk("openai_v2_no_cache_count", "opentelemetry-instrumentation-openai-v2 2.4b0", _openai_v2_no_cache),
+    Quirk("openlit_anthropic_raw_input", "openlit 1.45.0 (anthropic 0.125)", _openlit_anthropic_raw_input,
+          lambda provider, operation, scope: provider == "anthropic"),
+    Quirk("openlit_openai_estimate", "openlit 1.45.0 (openai 2.54)", _openlit_openai_estimate,
+          lambda provider, operation, scope: provider == "openai" and operation == "chat"),
+    Quirk("openai_v2_no_cache_count", "opentelemetry-instrumentation-openai-v2 2.4b0", _openai_v2_no_cache,
+          lambda provider, operation, scope: scope == _OPENAI_V2 and operation == "chat"),
 )
+_WHO = attrgetter("provider", "operation", "scope_name")
+"""What :attr:`Quirk.concerns` is asked of."""
 
 
 class Quirks:
@@ -118,8 +129,34 @@ class Quirks:
         self._quirks = quirks
 
     def __call__(self, record: SpanRecord) -> SpanRecord:
+        return self._apply(record, self._quirks)
+
+    def process(self, records: list[SpanRecord], columns: AttributeColumns | None = None) -> list[SpanRecord]:
+        """``records`` fixed in place: which quirks may concern a span is decided once per distinct (provider,
+        operation, scope) of the request (:attr:`Quirk.concerns`), and only those are tried on it."""
+        concerned: dict[tuple[str, str, str], tuple[Quirk, ...]] = {}
+        for record in records:
+            who = _WHO(record)
+            quirks = concerned.get(who)
+            if quirks is None:
+                quirks = concerned[who] = tuple(q for q in self._quirks if q.concerns(*who))
+            if not quirks:
+                continue
+            applied = []  # (as _apply, inline: most spans of a concerned provider are not fixed)
+            for quirk in quirks:
+                outcome = quirk.fix(record)
+                if outcome is not None:
+                    applied.append(quirk.name if outcome == ESTIMATED else outcome)
+                    if outcome == ESTIMATED:
+                        record.usage = ZERO_USAGE
+            if applied:
+                record.attributes[QUIRKS_ATTRIBUTE] = ",".join(applied)
+        return records
+
+    @staticmethod
+    def _apply(record: SpanRecord, quirks: tuple[Quirk, ...]) -> SpanRecord:
         applied = []
-        for quirk in self._quirks:
+        for quirk in quirks:
             outcome = quirk.fix(record)
             if outcome is None:
                 continue

@@ -11,11 +11,14 @@ span is stored unpriced under that name and counted. The span name, free text, i
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
+from operator import attrgetter
 from typing import Any
 
 from llm_cost_tracker.transforms._detectors import NEVER_CLEAR, Scanner
 from llm_cost_tracker.transforms.usage import LOWERED_NAMES
-from llm_cost_tracker.types import SpanRecord
+from llm_cost_tracker.types import AttributeColumns, SpanRecord
 
 __all__ = ["NAME_FIELDS", "ScrubNames"]
 
@@ -25,6 +28,15 @@ operation too, checked as they were before usage lower-cased them: :data:`.usage
 _CACHE_LIMIT = 4096
 _CACHED_CHARS = 256
 """Names this long or shorter are remembered (at most 4,096 of them: ~4 MiB for adversarial names)."""
+_NAMES = attrgetter("span_name", *NAME_FIELDS, *(field for field, _ in LOWERED_NAMES))
+"""A record's names, in the order :meth:`ScrubNames.__call__` checks them."""
+Outcome = tuple[tuple[tuple[str, str], ...], tuple[str, ...]]
+"""What scrubbing does to a record with given names: (field, value to store) pairs and the detectors found."""
+_RAW: Outcome = ((), tuple(["raw"]))
+"""Outcome of names whose provider or operation is long enough to be checked: that reads the attribute the
+name was lower-cased from, so each such record goes through :meth:`ScrubNames.__call__` (compared by identity)."""
+_UNSEEN: Outcome = ((), tuple(["unseen"]))
+"""``dict.get`` default: names not decided yet (compared by identity)."""
 
 
 class ScrubNames:
@@ -59,17 +71,74 @@ class ScrubNames:
         return entry
 
     def __call__(self, record: SpanRecord) -> SpanRecord:
+        outcome = self._decide(record)
+        if outcome is not None:
+            _apply(record, outcome)
+            self._count(outcome[1])
+        return record
+
+    def process(self, records: list[SpanRecord], columns: AttributeColumns | None = None) -> list[SpanRecord]:
+        """``records`` scrubbed in place, each distinct tuple of names decided once (a request repeats a few
+        services, models and span names; most hold nothing and leave the record as it is).
+
+        Every record is decided before any is changed or counted, so a batch that fails part way (the chain
+        then runs :meth:`__call__` span by span) has changed and counted nothing."""
+        outcomes: dict[tuple[str, ...], Outcome | None] = {}
+        changed: list[tuple[SpanRecord, Outcome]] = []
+        for record in records:
+            names = _NAMES(record)
+            outcome = outcomes.get(names, _UNSEEN)
+            if outcome is _UNSEEN:
+                outcome = outcomes[names] = self._names_outcome(names)
+            if outcome is _RAW:
+                outcome = self._decide(record)
+            if outcome is not None:
+                changed.append((record, outcome))
+        found: list[str] = []
+        for record, outcome in changed:
+            _apply(record, outcome)
+            found += outcome[1]
+        self._count(found)
+        return records
+
+    def _names_outcome(self, names: tuple[str, ...]) -> Outcome | None:
+        """What :meth:`_decide` says of a record with these names, or :data:`_RAW` when it depends on more than
+        the names (a provider or operation long enough to hold a secret is checked as sent, before lower-casing)."""
         min_length = self._scanner.min_length
+        span_name, *fields, provider, operation = names
+        if len(provider) >= min_length or len(operation) >= min_length:
+            return _RAW
+        changes: list[tuple[str, str]] = []
+        found: list[str] = []
+        if len(span_name) >= min_length:
+            clean, hit = self._clean(span_name, False)
+            if hit:
+                changes.append(("span_name", clean))
+                found.extend(hit)
+        for field, value in zip(NAME_FIELDS, fields, strict=True):
+            if len(value) >= min_length:
+                clean, hit = self._clean(value, True)
+                if hit:
+                    changes.append((field, clean))
+                    found.extend(hit)
+        return (tuple(changes), tuple(found)) if found else None
+
+    def _decide(self, record: SpanRecord) -> Outcome | None:
+        """The names of ``record`` to replace and the detectors found (None when there is none); changes nothing."""
+        min_length = self._scanner.min_length
+        changes: list[tuple[str, str]] = []
         found: list[str] = []
         if len(record.span_name) >= min_length:
-            record.span_name, hit = self._clean(record.span_name, False)
-            found.extend(hit)
+            clean, hit = self._clean(record.span_name, False)
+            if hit:
+                changes.append(("span_name", clean))
+                found.extend(hit)
         for field in NAME_FIELDS:
             value = getattr(record, field)
             if len(value) >= min_length:
                 clean, hit = self._clean(value, True)
                 if hit:
-                    setattr(record, field, clean)
+                    changes.append((field, clean))
                     found.extend(hit)
         attrs = record.attributes
         for field, keys in LOWERED_NAMES:
@@ -77,9 +146,16 @@ class ScrubNames:
                 raw = next((v for k in keys if (v := attrs.get(k))), "")
                 clean, hit = self._clean(raw, True)
                 if hit:
-                    setattr(record, field, clean.lower())
+                    changes.append((field, clean.lower()))
                     found.extend(hit)
+        return (tuple(changes), tuple(found)) if found else None
+
+    def _count(self, found: Sequence[str]) -> None:
         if found and self._counter is not None:
-            for detector in found:
-                self._counter.labels(detector=detector, mode="mask").inc()
-        return record
+            for detector, n in Counter(found).items():
+                self._counter.labels(detector=detector, mode="mask").inc(n)
+
+
+def _apply(record: SpanRecord, outcome: Outcome) -> None:
+    for field, value in outcome[0]:
+        setattr(record, field, value)
