@@ -91,10 +91,11 @@ NAMES = ["", "OpenAI", "anthropic", "gpt-4o", "Chat", "LLM", "0.0", "0"]
 def make_attributes(pick: Callable[[Sequence[Any]], Any], integer: Callable[[int, int], int]) -> dict[str, str]:
     """Any mix of the dialects' keys (several for one field, in any order), with odd counts now and then: from
     hypothesis's draws in the property test, from a seeded ``random.Random`` where a test needs many at once."""
-    keys = COUNT_KEYS + NAME_KEYS + [*u._REPORTED_COST, "other.key"]
+    groups = [[k for _, k in u._INPUT], [k for _, k in u._OUTPUT], u._CACHE_READ, u._CACHE_WRITE, u._REASONING,
+              u._PROVIDER, u._OPERATION, u._REQUEST_MODEL, u._RESPONSE_MODEL, u._REPORTED_COST, ["other.key"]]
     attrs = {}
-    for _ in range(integer(0, 12)):
-        key = pick(keys)
+    for _ in range(integer(0, 14)):  # several keys of one field now and then (the first non-empty one wins)
+        key = pick(pick(groups))
         if key in COUNT_KEYS:
             attrs[key] = str(integer(0, 5_000)) if integer(0, 3) else pick(ODD_COUNTS)
         elif key in u._REPORTED_COST:
