@@ -330,7 +330,8 @@ def test_chain_with_columns_gives_the_per_record_result(seed: int, pricing_key: 
         transforms = stages(metrics, 0.2, seed)
         rejected: list[str] = []
         if batched:
-            kept = Chain(transforms).process(records, lambda reason, _: rejected.append(reason), None, columns).records
+            kept = Chain(transforms).process(records, lambda reason, _, out=rejected: out.append(reason), None,
+                                             columns).records
         else:
             kept = []
             for record in records:

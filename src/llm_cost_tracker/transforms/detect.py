@@ -20,8 +20,6 @@ AGGREGATE_OPERATIONS = frozenset({
     "chain", "retriever", "reranker", "guardrail", "evaluator",  # OpenInference span kinds
 })
 NOT_LLM = "not_llm"
-_KIND_KEYS = ("gen_ai.operation.name", "traceloop.span.kind", "openinference.span.kind")
-_LLM_KEYS = frozenset(MODEL_KEYS + USAGE_KEYS)
 
 
 class Detect:
@@ -31,10 +29,14 @@ class Detect:
 
     def __call__(self, record: SpanRecord) -> SpanRecord:
         attrs = record.attributes
-        for key in _KIND_KEYS:
+        for key in ("gen_ai.operation.name", "traceloop.span.kind", "openinference.span.kind"):
             kind = attrs.get(key)
             if kind is not None and kind.lower() in AGGREGATE_OPERATIONS:
                 raise Drop(NOT_LLM)
-        if attrs.keys().isdisjoint(_LLM_KEYS):  # no model and no usage key (one C loop over the shorter)
-            raise Drop(NOT_LLM)
-        return record
+        for key in MODEL_KEYS:
+            if key in attrs:
+                return record
+        for key in USAGE_KEYS:
+            if key in attrs:
+                return record
+        raise Drop(NOT_LLM)
