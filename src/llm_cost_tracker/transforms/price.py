@@ -124,9 +124,9 @@ class Price:
     def _columns(self, catalog: Catalog, rows: _Rows) -> None:
         """One tenant's resolved standard-tier rows priced at once; what the arrays cannot settle, one by one.
 
-        Each row's outcome is decided in arrays (priced or not, no usage, cache reads), so the loop over the
-        records only stores fields; the rows with cache reads are quoted again without them first, for their
-        savings."""
+        The rows with cache reads are quoted a second time in the same call, without them (their savings: rows
+        are priced independently, so appending them changes no other row's quote), and each row's outcome is
+        decided in arrays (priced or not, no usage), so the loop over the records only stores fields."""
         records, found, tenant = rows.records, rows.found, rows.tenant
         n = len(records)
         usages = list(map(_USAGE, records))
@@ -137,27 +137,32 @@ class Price:
         reasoning = np.fromiter(map(_REASONING, usages), dtype=np.int64, count=n)
         at = np.fromiter(map(_START, records), dtype=np.int64, count=n)
         codes = np.fromiter(map(_FOUND_CODE, found), dtype=np.int64, count=n)
+        reads = np.flatnonzero(cr)  # rows n, n + 1, ... are these again, their cache reads billed as input
 
         def names(i: int) -> tuple[str, str]:
-            return records[i].provider, found[i][1]
+            j = i if i < n else int(reads[i - n])
+            return records[j].provider, found[j][1]
 
-        quotes = catalog.quote_rows(codes, at, inp, out, cr, cw, reasoning, tenant, names)
-        cost, priced = quotes.cost, quotes.priced
+        if reads.size:
+            quotes = catalog.quote_rows(*(np.concatenate((a, a[reads])) for a in (codes, at, inp, out)),
+                                        np.concatenate((cr, np.zeros(reads.size, np.int64))),
+                                        *(np.concatenate((a, a[reads])) for a in (cw, reasoning)), tenant, names)
+        else:
+            quotes = catalog.quote_rows(codes, at, inp, out, cr, cw, reasoning, tenant, names)
+        cost, priced = quotes.cost[:n], quotes.priced[:n]
         no_usage = priced & (cost == 0) & (inp == 0) & (out == 0)  # a known model and no usage: not $0
-        cached = np.flatnonzero(priced & ~no_usage & (cr > 0))
         savings: dict[int, int] = {}
-        if cached.size:
-            uncached = catalog.quote_rows(codes[cached], at[cached], inp[cached], out[cached],
-                                          np.zeros(cached.size, np.int64), cw[cached], reasoning[cached], tenant,
-                                          lambda j: names(int(cached[j])))
-            for i, full, again, ok in zip(cached.tolist(), cost[cached].tolist(), uncached.cost.tolist(),
-                                          uncached.priced.tolist(), strict=True):
+        if reads.size:
+            saved = (priced & ~no_usage)[reads]
+            for i, full, again, ok in zip(reads[saved].tolist(), cost[reads[saved]].tolist(),
+                                          quotes.cost[n:][saved].tolist(), quotes.priced[n:][saved].tolist(),
+                                          strict=True):
                 savings[i] = again - full if ok else self._cache_savings(catalog, records[i], found[i][1], full, None)
         # what each row is: 0 settled one by one, 1 no usage, 2 priced (its savings 0 unless listed above)
         kind = priced.astype(np.int8) + (priced & ~no_usage)
         models, versions = quotes.models, quotes.versions
         for i, (record, what, pusd, slot) in enumerate(zip(records, kind.tolist(), cost.tolist(),
-                                                            quotes.slot.tolist(), strict=True)):
+                                                            quotes.slot[:n].tolist(), strict=True)):
             if what == 2:
                 record.pricing_model = models[slot]
                 record.price_version = versions[slot]
