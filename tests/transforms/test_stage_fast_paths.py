@@ -123,10 +123,14 @@ def test_extract_usage_reads_as_the_plain_code_does(attrs: dict[str, str]) -> No
     assert extracted(SHARED, attrs) == expected  # a second time, from the plan made by the first
 
 
-@given(st.tuples(*[st.integers(0, 2**62)] * 5))
-def test_fast_usage_is_the_dataclass(counts: tuple[int, int, int, int, int]) -> None:
-    fast, made = u._usage(*counts), TokenUsage(*counts)
-    assert fast == made and hash(fast) == hash(made) and repr(fast) == repr(made)
+@given(st.tuples(*[st.integers(0, u.MAX_TOKENS)] * 5))
+def test_the_usage_built_slot_by_slot_is_the_dataclass(counts: tuple[int, int, int, int, int]) -> None:
+    keys = ("gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "gen_ai.usage.cache_read.input_tokens",
+            "gen_ai.usage.cache_creation.input_tokens", "gen_ai.usage.reasoning.output_tokens")
+    fast = u.ExtractUsage()(span_record(attributes={k: str(n) for k, n in zip(keys, counts, strict=True)})).usage
+    i, o, r, w, x = counts
+    made = TokenUsage(i + r + w if r + w > i else i, o + x if x > o else o, r, w, x)
+    assert type(fast) is TokenUsage and fast == made and hash(fast) == hash(made) and repr(fast) == repr(made)
     assert fast.detail is NO_DETAIL and fast.uncached_input_tokens == made.uncached_input_tokens
     with pytest.raises(dataclasses.FrozenInstanceError):
         fast.input_tokens = 1  # type: ignore[misc]
