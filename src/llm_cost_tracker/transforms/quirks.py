@@ -133,24 +133,16 @@ class Quirks:
 
     def process(self, records: list[SpanRecord], columns: AttributeColumns | None = None) -> list[SpanRecord]:
         """``records`` fixed in place: which quirks may concern a span is decided once per distinct (provider,
-        operation, scope) of the request (:attr:`Quirk.concerns`), and only those are tried on it."""
+        operation, scope) of the request (:attr:`Quirk.concerns`), and only those are tried on it. A fix reads
+        nothing it changes, so a batch that fails part way can be run again span by span (as the chain does)."""
         concerned: dict[tuple[str, str, str], tuple[Quirk, ...]] = {}
         for record in records:
             who = _WHO(record)
             quirks = concerned.get(who)
             if quirks is None:
                 quirks = concerned[who] = tuple(q for q in self._quirks if q.concerns(*who))
-            if not quirks:
-                continue
-            applied = []  # (as _apply, inline: most spans of a concerned provider are not fixed)
-            for quirk in quirks:
-                outcome = quirk.fix(record)
-                if outcome is not None:
-                    applied.append(quirk.name if outcome == ESTIMATED else outcome)
-                    if outcome == ESTIMATED:
-                        record.usage = ZERO_USAGE
-            if applied:
-                record.attributes[QUIRKS_ATTRIBUTE] = ",".join(applied)
+            if quirks:
+                self._apply(record, quirks)
         return records
 
     @staticmethod
