@@ -144,9 +144,12 @@ class Price:
             return records[j].provider, found[j][1]
 
         if reads.size:
-            quotes = catalog.quote_rows(*(np.concatenate((a, a[reads])) for a in (codes, at, inp, out)),
-                                        np.concatenate((cr, np.zeros(reads.size, np.int64))),
-                                        *(np.concatenate((a, a[reads])) for a in (cw, reasoning)), tenant, names)
+            def again(a: np.ndarray) -> np.ndarray:
+                return np.concatenate((a, a[reads]))
+
+            quotes = catalog.quote_rows(again(codes), again(at), again(inp), again(out),
+                                        np.concatenate((cr, np.zeros(reads.size, np.int64))), again(cw),
+                                        again(reasoning), tenant, names)
         else:
             quotes = catalog.quote_rows(codes, at, inp, out, cr, cw, reasoning, tenant, names)
         cost, priced = quotes.cost[:n], quotes.priced[:n]

@@ -29,13 +29,13 @@ _CACHE_LIMIT = 4096
 _CACHED_CHARS = 256
 """Names this long or shorter are remembered (at most 4,096 of them: ~4 MiB for adversarial names)."""
 _NAMES = attrgetter("span_name", *NAME_FIELDS, *(field for field, _ in LOWERED_NAMES))
-"""A record's names, in the order :meth:`ScrubNames.__call__` checks them."""
-Outcome = tuple[tuple[tuple[str, str], ...], tuple[str, ...]]
-"""What scrubbing does to a record with given names: (field, value to store) pairs and the detectors found."""
-_RAW: Outcome = ((), tuple(["raw"]))
+"""A record's names: the span name, :data:`NAME_FIELDS`, then provider and operation."""
+_Outcome = tuple[tuple[tuple[str, str], ...], tuple[str, ...]]
+"""What scrubbing does to a record: (field, value to store) pairs, and the detectors found."""
+_RAW: _Outcome = ((), tuple(["raw"]))
 """Outcome of names whose provider or operation is long enough to be checked: that reads the attribute the
-name was lower-cased from, so each such record goes through :meth:`ScrubNames.__call__` (compared by identity)."""
-_UNSEEN: Outcome = ((), tuple(["unseen"]))
+name was lower-cased from, so each such record is decided on its own (compared by identity)."""
+_UNSEEN: _Outcome = ((), tuple(["unseen"]))
 """``dict.get`` default: names not decided yet (compared by identity)."""
 
 
@@ -83,8 +83,8 @@ class ScrubNames:
 
         Every record is decided before any is changed or counted, so a batch that fails part way (the chain
         then runs :meth:`__call__` span by span) has changed and counted nothing."""
-        outcomes: dict[tuple[str, ...], Outcome | None] = {}
-        changed: list[tuple[SpanRecord, Outcome]] = []
+        outcomes: dict[tuple[str, ...], _Outcome | None] = {}
+        changed: list[tuple[SpanRecord, _Outcome]] = []
         for record in records:
             names = _NAMES(record)
             outcome = outcomes.get(names, _UNSEEN)
@@ -101,13 +101,28 @@ class ScrubNames:
         self._count(found)
         return records
 
-    def _names_outcome(self, names: tuple[str, ...]) -> Outcome | None:
-        """What :meth:`_decide` says of a record with these names, or :data:`_RAW` when it depends on more than
-        the names (a provider or operation long enough to hold a secret is checked as sent, before lower-casing)."""
+    def _names_outcome(self, names: tuple[str, ...]) -> _Outcome | None:
+        """What :meth:`_decide` says of a record with these names (:data:`_NAMES`), or :data:`_RAW` when it
+        depends on more than the names (a provider or operation long enough to hold a secret is checked as
+        sent, before lower-casing)."""
         min_length = self._scanner.min_length
         span_name, *fields, provider, operation = names
         if len(provider) >= min_length or len(operation) >= min_length:
             return _RAW
+        return self._outcome(span_name, fields, ())
+
+    def _decide(self, record: SpanRecord) -> _Outcome | None:
+        """The names of ``record`` to replace and the detectors found (None when there is none); changes nothing."""
+        min_length = self._scanner.min_length
+        attrs = record.attributes
+        lowered = [(field, next((v for k in keys if (v := attrs.get(k))), "")) for field, keys in LOWERED_NAMES
+                   if len(getattr(record, field)) >= min_length]
+        return self._outcome(record.span_name, [getattr(record, field) for field in NAME_FIELDS], lowered)
+
+    def _outcome(self, span_name: str, fields: Sequence[str], lowered: Sequence[tuple[str, str]]) -> _Outcome | None:
+        """The changes for a span name, the :data:`NAME_FIELDS` values, and the provider or operation long
+        enough to check with the attribute value each was lower-cased from."""
+        min_length = self._scanner.min_length
         changes: list[tuple[str, str]] = []
         found: list[str] = []
         if len(span_name) >= min_length:
@@ -121,33 +136,11 @@ class ScrubNames:
                 if hit:
                     changes.append((field, clean))
                     found.extend(hit)
-        return (tuple(changes), tuple(found)) if found else None
-
-    def _decide(self, record: SpanRecord) -> Outcome | None:
-        """The names of ``record`` to replace and the detectors found (None when there is none); changes nothing."""
-        min_length = self._scanner.min_length
-        changes: list[tuple[str, str]] = []
-        found: list[str] = []
-        if len(record.span_name) >= min_length:
-            clean, hit = self._clean(record.span_name, False)
+        for field, raw in lowered:
+            clean, hit = self._clean(raw, True)
             if hit:
-                changes.append(("span_name", clean))
+                changes.append((field, clean.lower()))
                 found.extend(hit)
-        for field in NAME_FIELDS:
-            value = getattr(record, field)
-            if len(value) >= min_length:
-                clean, hit = self._clean(value, True)
-                if hit:
-                    changes.append((field, clean))
-                    found.extend(hit)
-        attrs = record.attributes
-        for field, keys in LOWERED_NAMES:
-            if len(getattr(record, field)) >= min_length:
-                raw = next((v for k in keys if (v := attrs.get(k))), "")
-                clean, hit = self._clean(raw, True)
-                if hit:
-                    changes.append((field, clean.lower()))
-                    found.extend(hit)
         return (tuple(changes), tuple(found)) if found else None
 
     def _count(self, found: Sequence[str]) -> None:
@@ -156,6 +149,6 @@ class ScrubNames:
                 self._counter.labels(detector=detector, mode="mask").inc(n)
 
 
-def _apply(record: SpanRecord, outcome: Outcome) -> None:
+def _apply(record: SpanRecord, outcome: _Outcome) -> None:
     for field, value in outcome[0]:
         setattr(record, field, value)
