@@ -121,6 +121,19 @@ def test_extract_usage_reads_as_the_plain_code_does(attrs: dict[str, str]) -> No
     assert extracted(u.ExtractUsage(), attrs) == expected
     assert extracted(SHARED, attrs) == expected
     assert extracted(SHARED, attrs) == expected  # a second time, from the plan made by the first
+    other = {k.encode().decode(): v for k, v in attrs.items()}  # equal keys, other objects: another request's
+    assert extracted(SHARED, other) == expected
+
+
+def test_a_plan_is_filed_again_under_the_latest_request_keys() -> None:
+    """Each request's key strings are other objects: the plan found with equal strings is filed under the
+    new tuple, so the next span of that request compares its keys by identity, not by their characters."""
+    stage = u.ExtractUsage()
+    first = {"gen_ai.usage.input_tokens": "3", "gen_ai.request.model": "m"}
+    later = {k.encode().decode(): v for k, v in first.items()}
+    assert extracted(stage, first) == extracted(stage, later) == plain_extract(first)
+    [(keys, plan)] = stage._plans.items()
+    assert all(a is b for a, b in zip(keys, later, strict=True)) and plan.first is keys[0]
 
 
 @given(st.tuples(*[st.integers(0, u.MAX_TOKENS)] * 5))

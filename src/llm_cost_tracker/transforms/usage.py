@@ -107,13 +107,14 @@ class _Plan:
     present, or None. ``names``: per name field (provider, operation, request and response model), the one
     key present, or None; ``names`` is None when a field has two keys or more present (the first non-empty
     one wins, so the value decides: :meth:`ExtractUsage._names` reads them in order). The dialect depends on
-    the keys alone.
+    the keys alone. ``first``: the first key object of the tuple the plan is filed under.
     """
 
     __slots__ = ("counts", "names", "dialect", "provider", "operation", "request_model", "response_model",
-                 "reported_cost")
+                 "reported_cost", "first")
 
     def __init__(self, keys: tuple[str, ...]) -> None:
+        self.first = keys[0] if keys else ""
         present = set(keys)
         inputs = [p for p in _INPUT if p[1] in present]
         outputs = [p for p in _OUTPUT if p[1] in present]
@@ -152,10 +153,24 @@ class ExtractUsage:
         self._plans[keys] = plan
         return plan
 
+    def _refile(self, keys: tuple[str, ...], plan: _Plan) -> _Plan:
+        """``plan`` filed again under ``keys``, the same strings as other objects. Each request's keys are
+        other objects (the source makes one string per distinct key and request) and a dict keeps the key
+        it was first given, so finding the plan compared every string by its characters, span after span;
+        filed under this request's tuple, the next span's compare finds the same objects."""
+        self._plans.pop(keys, None)
+        plan.first = keys[0]
+        self._plans[keys] = plan
+        return plan
+
     def __call__(self, record: SpanRecord) -> SpanRecord:
         attrs = record.attributes
         keys = tuple(attrs)
-        plan = self._plans.get(keys) or self._plan(keys)
+        plan = self._plans.get(keys)
+        if plan is None:
+            plan = self._plan(keys)
+        elif keys and plan.first is not keys[0]:
+            plan = self._refile(keys, plan)
         i, o, r, w, x = plan.counts
         try:
             input_tokens = 0 if i is None else int(attrs[i])
