@@ -21,7 +21,8 @@ common span (standard tier, token usage only) is priced with the others in a few
 cost. A span with a tier, an extra unit or usage detail, and every row the arrays cannot settle (a
 name with no version in force, a used dimension without a price), goes through :meth:`Price.__call__`,
 the per-span path, which also prices single spans (re-pricing, tests). Both give the same fields for the
-same span: ``tests/transforms/test_price_columns.py`` compares them on generated spans.
+same span: ``tests/transforms/test_price_columns.py`` compares them on generated spans (and
+``test_stage_fast_paths.py`` with the attribute columns of wire-scanned requests).
 """
 
 from __future__ import annotations
@@ -157,10 +158,11 @@ class Price:
         savings: dict[int, int] = {}
         if reads.size:
             saved = (priced & ~no_usage)[reads]
-            for i, full, again, ok in zip(reads[saved].tolist(), cost[reads[saved]].tolist(),
-                                          quotes.cost[n:][saved].tolist(), quotes.priced[n:][saved].tolist(),
-                                          strict=True):
-                savings[i] = again - full if ok else self._cache_savings(catalog, records[i], found[i][1], full, None)
+            for i, full, uncached, ok in zip(reads[saved].tolist(), cost[reads[saved]].tolist(),
+                                             quotes.cost[n:][saved].tolist(), quotes.priced[n:][saved].tolist(),
+                                             strict=True):
+                savings[i] = (uncached - full if ok else
+                              self._cache_savings(catalog, records[i], found[i][1], full, None))
         # what each row is: 0 settled one by one, 1 no usage, 2 priced (its savings 0 unless listed above)
         kind = priced.astype(np.int8) + (priced & ~no_usage)
         models, versions = quotes.models, quotes.versions
