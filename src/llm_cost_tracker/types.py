@@ -86,6 +86,29 @@ ZERO_USAGE = TokenUsage()
 """A record's usage until ``usage`` sets it: one shared instance (it is frozen), since building a
 TokenUsage per span cost 0.7 us of the 1 us a SpanRecord takes to make."""
 
+_COUNT_SETTERS = tuple(TokenUsage.__dict__[name].__set__ for name in (
+    "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "detail"))
+
+
+def counted_usage(input_tokens: int, output_tokens: int, cache_read_tokens: int, cache_write_tokens: int,
+                  reasoning_tokens: int) -> TokenUsage:
+    """``TokenUsage(input_tokens, ..., reasoning_tokens)``, without detail, built in ~40% of the time.
+
+    Why: the usage stage makes one per LLM span, and a frozen dataclass's ``__init__`` sets each field
+    through ``object.__setattr__`` (a global look-up and a call each): ~1 us. Setting the slots through
+    their descriptors makes the same object (``==``, hash and repr: tests/transforms/test_stage_fast_paths.py)
+    in ~0.4 us. Anything that is not on the hot path builds its usage as usual.
+    """
+    usage = TokenUsage.__new__(TokenUsage)
+    set_input, set_output, set_read, set_write, set_reasoning, set_detail = _COUNT_SETTERS
+    set_input(usage, input_tokens)
+    set_output(usage, output_tokens)
+    set_read(usage, cache_read_tokens)
+    set_write(usage, cache_write_tokens)
+    set_reasoning(usage, reasoning_tokens)
+    set_detail(usage, NO_DETAIL)
+    return usage
+
 
 @dataclass(slots=True)
 class SpanRecord:

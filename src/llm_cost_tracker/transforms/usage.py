@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from llm_cost_tracker.types import NO_DETAIL, PICO_PER_USD, Drop, SpanRecord, TokenUsage
+from llm_cost_tracker.types import PICO_PER_USD, Drop, SpanRecord, counted_usage
 
 INVALID_TOKENS = "invalid_token_count"
 
@@ -92,12 +92,6 @@ def parse_reported_cost(text: str) -> int | None:
 _PLAN_LIMIT = 1024
 _FAST_BOUND = 2**29
 """Counts whose bitwise OR lies in ``[0, 2**29)`` are each in ``[0, MAX_TOKENS]``: one comparison instead of ten."""
-_COUNT_SLOTS = tuple(TokenUsage.__dict__[name].__set__ for name in (
-    "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "detail"))
-"""The setters of TokenUsage's slots, in field order. ``TokenUsage(...)`` costs 1 us: a frozen dataclass's
-``__init__`` sets each field through ``object.__setattr__`` (a global lookup and a call each); a new object
-with its slots set directly is the same object in 0.4 us (tests/transforms/test_stage_fast_paths.py compares)."""
-_new_usage = TokenUsage.__new__
 
 
 class _Plan:
@@ -197,15 +191,7 @@ class ExtractUsage:
             record.operation = "" if op is None else attrs[op].lower()
             record.request_model = "" if rq is None else attrs[rq]
             record.response_model = "" if rs is None else attrs[rs]
-        usage = _new_usage(TokenUsage)  # TokenUsage(...) in 40% of its time (_COUNT_SLOTS)
-        set_input, set_output, set_read, set_write, set_reasoning, set_detail = _COUNT_SLOTS
-        set_input(usage, input_tokens)
-        set_output(usage, output_tokens)
-        set_read(usage, cache_read)
-        set_write(usage, cache_write)
-        set_reasoning(usage, reasoning)
-        set_detail(usage, NO_DETAIL)
-        record.usage = usage
+        record.usage = counted_usage(input_tokens, output_tokens, cache_read, cache_write, reasoning)
         if plan.reported_cost:
             reported = _first(attrs, plan.reported_cost)
             if reported:
