@@ -209,7 +209,8 @@ class AttributeColumns:
 
 @runtime_checkable
 class BatchTransform(Transform, Protocol):
-    """A stage that also runs over a request's records at once (the price and redaction stages' columnar paths).
+    """A stage that also runs over a request's records at once (quirks, name scrubbing, price and redaction:
+    their columnar paths).
 
     ``process`` fills the records in place and returns those that go on; it must decide each record as
     ``__call__`` would, which stays the per-record path (a failing batch is re-run record by record, so

@@ -6,8 +6,8 @@ their decoded batch here): a span that is not an LLM span is counted and left ou
 that span with its reason; an exception in a stage (a bug on one span's input) rejects that span only,
 fail-closed (it is never stored half-redacted), and the log names the stage and the error, never values.
 
-A stage that can run over many records at once (a :class:`~llm_cost_tracker.types.BatchTransform`: the
-price and redaction stages) gets the survivors of the stages before it in one call, with the request's
+A stage that can run over many records at once (a :class:`~llm_cost_tracker.types.BatchTransform`: quirks,
+name scrubbing, price and redaction) gets the survivors of the stages before it in one call, with the request's
 attribute columns when the wire scan made them; if that call fails, the records are run through it one
 by one, so the rules above still decide span by span.
 """
