@@ -31,7 +31,7 @@ from aiokafka.errors import KafkaError, KafkaTimeoutError
 
 from llm_cost_tracker.config import KafkaConfig
 from llm_cost_tracker.log import get_logger
-from llm_cost_tracker.queue import kafka_codec
+from llm_cost_tracker.queue import kafka_attributes, kafka_codec
 from llm_cost_tracker.queue.kafka_client import (
     IdempotenceRefused,
     LoopThread,
@@ -106,6 +106,7 @@ class KafkaPublisher:
 
         If they did not, the publisher still runs: it answers UNAVAILABLE and keeps probing.
         """
+        threading.Thread(target=kafka_attributes.warm_up, name="kafka-encode-warm-up", daemon=True).start()
         self._loop.call(self._start())
         deadline = time.monotonic() + wait_seconds
         while not self.healthy and self.refusal is None and time.monotonic() < deadline:
@@ -174,8 +175,8 @@ class KafkaPublisher:
 
     def publish(self, records: list[SpanRecord], wire_bytes: int | None = None,
                 columns: AttributeColumns | None = None) -> Future[None]:
-        """``wire_bytes`` is not needed: the in-flight bound counts records; nor are the ``columns``: the topic
-        carries each record's own fields."""
+        """``wire_bytes`` is not needed: the in-flight bound counts records. The ``columns`` (the wire scan's) let
+        the records' attribute maps be written from the request's pools instead of each record's dict."""
         future: Future[None] = Future()
         n = len(records)
         if not n:
@@ -194,7 +195,7 @@ class KafkaPublisher:
             self._in_flight += n
         try:
             partitions = self._partitions
-            messages = self._messages(records, partitions)
+            messages = self._messages(records, partitions, columns)
         except Exception:
             self._release(n)
             raise
@@ -203,21 +204,26 @@ class KafkaPublisher:
         return future
 
     @staticmethod
-    def _messages(records: list[SpanRecord], partitions: int) -> list[tuple[int, int, bytes]]:
-        """(partition, record count, SpanRecordBatchV1 value) per message of this request."""
+    def _messages(records: list[SpanRecord], partitions: int,
+                  columns: AttributeColumns | None = None) -> list[tuple[int, int, bytes]]:
+        """(partition, record count, SpanRecordBatchV1 value) per message of this request.
+
+        The records are encoded together (with the request's attribute ``columns``, see
+        ``kafka_codec.encode_many``), then grouped by partition in request order."""
         keys = [r.trace_id.encode() for r in records]
-        groups: dict[int, list[SpanRecord]] = {}
-        for record, partition in zip(records, partitions_for_keys(keys, partitions).tolist(), strict=True):
+        groups: dict[int, list[bytes]] = {}
+        for value, partition in zip(kafka_codec.encode_many(records, columns),
+                                    partitions_for_keys(keys, partitions).tolist(), strict=True):
             group = groups.get(partition)
             if group is None:
-                groups[partition] = [record]
+                groups[partition] = [value]
             else:
-                group.append(record)
+                group.append(value)
         out: list[tuple[int, int, bytes]] = []
         for partition, group in groups.items():
             values: list[bytes] = []
             size = 0
-            for value in kafka_codec.encode_many(group):
+            for value in group:
                 if values and size + len(value) > _MAX_MESSAGE_BYTES:
                     out.append((partition, len(values), kafka_codec.encode_batch(values)))
                     values, size = [], 0

@@ -16,9 +16,13 @@ from typing import Any
 
 from google.protobuf.message import DecodeError
 
+from llm_cost_tracker.log import get_logger
+from llm_cost_tracker.queue import kafka_attributes
 from llm_cost_tracker.queue.kafka_record_v1_pb2 import SpanRecordBatchV1, SpanRecordV1
 from llm_cost_tracker.storage.rows import SPAN_COLUMNS, SpanColumns
-from llm_cost_tracker.types import SpanRecord, TokenUsage
+from llm_cost_tracker.types import AttributeColumns, SpanRecord, TokenUsage
+
+_log = get_logger("kafka_codec")
 
 # SpanRecord.cache_savings_pusd is being added by the storage work (issue 5); carry it once it exists.
 _HAS_SAVINGS = "cache_savings_pusd" in SpanRecord.__dataclass_fields__
@@ -66,35 +70,51 @@ def encode(record: SpanRecord) -> bytes:
     return msg.SerializeToString()
 
 
-def encode_many(records: list[SpanRecord]) -> list[bytes]:
+def encode_many(records: list[SpanRecord], columns: AttributeColumns | None = None) -> list[bytes]:
     """The SpanRecordV1 encoding of each record, as :func:`encode` (the same message once parsed).
 
     The fields a record shares with the rest of its resource (``service_name``, ``resource_attributes``,
     ``tenant``) are encoded once per resource and request and put in front of the span's own fields:
-    protobuf reads fields in any order, and ClickHouse's ProtobufList reader too.
+    protobuf reads fields in any order, and ClickHouse's ProtobufList reader too. With the request's
+    attribute ``columns`` (the wire scan's), the ``attributes`` of the records they describe are written from
+    them (``kafka_attributes``) and put behind, ~3 us per record less than upb's encoding of the dict.
     """
+    fields = _attribute_fields(records, columns) if columns is not None else None
     prefixes: dict[tuple[int, str, str], bytes] = {}
     out = []
-    for record in records:
+    for i, record in enumerate(records):
         key = (id(record.resource_attributes), record.service_name, record.tenant)  # all alive: ids are unique
         prefix = prefixes.get(key)
         if prefix is None:
             prefix = prefixes[key] = SpanRecordV1(service_name=record.service_name, tenant=record.tenant,
                                                   resource_attributes=record.resource_attributes).SerializeToString()
+        attributes = fields[i] if fields is not None else None
         u = record.usage
         msg = SpanRecordV1(
             trace_id=record.trace_id, span_id=record.span_id, parent_span_id=record.parent_span_id,
             start_time_ns=record.start_time_ns, duration_ns=record.duration_ns, span_name=record.span_name,
-            status_code=record.status_code, attributes=record.attributes, dialect=record.dialect,
-            operation=record.operation, provider=record.provider, request_model=record.request_model,
-            response_model=record.response_model, input_tokens=u.input_tokens, output_tokens=u.output_tokens,
-            cache_read_tokens=u.cache_read_tokens, cache_write_tokens=u.cache_write_tokens,
-            reasoning_tokens=u.reasoning_tokens, pricing_model=record.pricing_model,
-            price_version=record.price_version, pricing_status=record.pricing_status, cost_pusd=record.cost_pusd,
+            status_code=record.status_code, attributes=record.attributes if attributes is None else None,
+            dialect=record.dialect, operation=record.operation, provider=record.provider,
+            request_model=record.request_model, response_model=record.response_model, input_tokens=u.input_tokens,
+            output_tokens=u.output_tokens, cache_read_tokens=u.cache_read_tokens,
+            cache_write_tokens=u.cache_write_tokens, reasoning_tokens=u.reasoning_tokens,
+            pricing_model=record.pricing_model, price_version=record.price_version,
+            pricing_status=record.pricing_status, cost_pusd=record.cost_pusd,
             reported_cost_pusd=record.reported_cost_pusd, cache_savings_pusd=record.cache_savings_pusd,
         )
-        out.append(prefix + msg.SerializeToString())
+        out.append(prefix + msg.SerializeToString() + attributes if attributes is not None
+                   else prefix + msg.SerializeToString())
     return out
+
+
+def _attribute_fields(records: list[SpanRecord], columns: AttributeColumns) -> list[bytes | None] | None:
+    """The records' ``attributes`` fields written from ``columns`` (None where not described), or None if that
+    fails: a bug there (or numba failing to load) must not cost the request, which the dicts still encode."""
+    try:
+        return kafka_attributes.attribute_fields(records, columns)
+    except Exception as exc:  # noqa: BLE001
+        _log.error("attribute columns not encodable; encoding the records' dicts", error=type(exc).__name__)
+        return None
 
 
 def _varint(n: int) -> bytes:

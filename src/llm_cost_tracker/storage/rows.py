@@ -62,32 +62,49 @@ def _entry_positions(firsts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.repeat(firsts, lengths) + within  # type: ignore[no-any-return]
 
 
-def _columns_map_array(dicts: list[dict[str, str]], columns: Sequence[AttributeColumns]) -> pa.Array:
-    """The Map column of ``dicts``, built from the wire scan's ``columns`` where they describe a dict.
+def described_rows(dicts: Sequence[dict[str, str]], columns: Sequence[AttributeColumns],
+                   counts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Which of ``columns`` describes each of ``dicts`` (``group``, -1 for none) and its row there (``row``).
 
     A dict is described when it is a row's own dict (its identity), with the keys it was decoded with
     (none added by a stage since; a dict redaction changed is another dict) and no key repeated on the
-    wire: then its entries are the row's slots, in order. Those entries come from the request's key and
-    value pools by index (``take``, in C), and only the other dicts are walked; one pool array per request
-    (~0.6 against ~2 us per span for the benchmark's 15 attributes, built from dicts).
+    wire: then its entries are the row's slots, in order. The one rule for every consumer of the columns
+    (the Arrow maps here, the Kafka records' maps in ``queue/kafka_attributes``). ``counts``: the dicts'
+    lengths, when the caller has them.
     """
+    n = len(dicts)
     where: dict[int, int] = {}  # id(dict) -> its row, numbered across all the columns
     first_rows = [0]
     for c in columns:
         where.update(zip(map(id, c.dicts), range(first_rows[-1], first_rows[-1] + len(c.dicts)), strict=True))
         first_rows.append(first_rows[-1] + len(c.dicts))
     if not first_rows[-1]:
-        return _map_array(dicts)
+        return np.full(n, -1, np.int64), np.full(n, -1, np.int64)
+    if counts is None:
+        counts = np.fromiter(map(len, dicts), np.int64, n)
     sizes = np.fromiter(itertools.chain.from_iterable(c.sizes for c in columns), np.int64, first_rows[-1])
     whole = np.concatenate([c.ends - c.begins for c in columns]) == sizes  # no key repeated on the wire
-    n = len(dicts)
-    counts = np.fromiter(map(len, dicts), np.int64, n)
     # a dict's id is a row's only while that dict is alive, and the columns hold every row's dict: an id
     # found is that very dict
     found = np.fromiter(map(where.get, map(id, dicts), itertools.repeat(-1)), np.int64, n)
     described = (found >= 0) & (sizes[found] == counts) & whole[found]
     group = np.where(described, np.searchsorted(first_rows, found, side="right") - 1, -1)
-    row = found - np.asarray(first_rows)[np.maximum(group, 0)]
+    return group, found - np.asarray(first_rows)[np.maximum(group, 0)]
+
+
+def _columns_map_array(dicts: list[dict[str, str]], columns: Sequence[AttributeColumns]) -> pa.Array:
+    """The Map column of ``dicts``, built from the wire scan's ``columns`` where they describe a dict
+    (:func:`described_rows`).
+
+    A described dict's entries come from the request's key and value pools by index (``take``, in C), and
+    only the other dicts are walked; one pool array per request (~0.6 against ~2 us per span for the
+    benchmark's 15 attributes, built from dicts).
+    """
+    if not any(c.dicts for c in columns):
+        return _map_array(dicts)
+    n = len(dicts)
+    counts = np.fromiter(map(len, dicts), np.int64, n)
+    group, row = described_rows(dicts, columns, counts)
     offsets = np.zeros(n + 1, np.int64)
     np.cumsum(counts, out=offsets[1:])
     key_index = np.empty(int(offsets[-1]), np.int64)
