@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,6 +15,7 @@ from llm_cost_tracker.metrics import Metrics
 from llm_cost_tracker.queue import kafka as kafka_queue
 from llm_cost_tracker.queue import kafka_attributes, kafka_codec
 from llm_cost_tracker.queue.kafka_record_v1_pb2 import SpanRecordBatchV1, SpanRecordV1
+from llm_cost_tracker.sinks.clickhouse import ClickHouseSink
 from llm_cost_tracker.sources.otlp_decode import DecodeLimits, decode_spans, parse_request
 from llm_cost_tracker.sources.otlp_records import decode_scan
 from llm_cost_tracker.sources.otlp_scan import scan_request
@@ -152,3 +154,24 @@ def test_a_request_split_across_partitions_and_messages(monkeypatch: pytest.Monk
         assert kafka_codec.decode_message(a, kafka_codec.batch_headers(n)) == kafka_codec.decode_message(
             b, kafka_codec.batch_headers(n))
     assert sum(n for _, n, _ in with_columns) == len(records)
+
+
+def test_clickhouse_reads_the_maps_as_arrow_stores_them(store: Any) -> None:
+    """ClickHouse's ProtobufList reader (the consumer's insert) stores the maps written from the columns as the
+    Arrow insert stores the records' dicts: same entries, none repeated (a key repeated on the wire included)."""
+    records, columns = scanned(payload())
+    records[2].attributes = {**records[2].attributes, "user.id": "[REDACTED]"}
+    records[4].attributes["llm_cost_tracker.quirks"] = "added"
+    batch = kafka_codec.WireBatch()
+    batch.add(kafka_codec.encode_batch(kafka_codec.encode_many(records, columns)),
+              kafka_codec.batch_headers(len(records)))
+    sink = ClickHouseSink(store)
+    sink.write(batch, "tok-columns")
+    assert sink.protobuf_route == "file"  # the ProtobufList insert, not the Arrow fall back
+    store.command("CREATE TABLE arrow_copy AS llm_spans")
+    ClickHouseSink(store, table="arrow_copy").write(records, "tok-columns")  # SpanRecords: the Arrow insert of the dicts
+    query = "SELECT span_id, mapSort(attributes), length(mapKeys(attributes)) FROM {} ORDER BY span_id"
+    rows = store.query(query.format("llm_spans")).result_rows
+    assert rows == store.query(query.format("arrow_copy")).result_rows and len(rows) == len(records)
+    assert all(n == len(r.attributes) for r, (_, _, n) in zip(sorted(records, key=lambda r: r.span_id), rows,
+                                                                strict=True))
