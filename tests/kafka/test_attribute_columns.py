@@ -19,7 +19,14 @@ from llm_cost_tracker.sinks.clickhouse import ClickHouseSink
 from llm_cost_tracker.sources.otlp_decode import DecodeLimits, decode_spans, parse_request
 from llm_cost_tracker.sources.otlp_records import decode_scan
 from llm_cost_tracker.sources.otlp_scan import scan_request
-from llm_cost_tracker.testing import SECRETS, genai_attributes, key_values, make_request, make_span, span_record
+from llm_cost_tracker.testing import (
+    SECRETS,
+    genai_attributes,
+    key_values,
+    make_request,
+    make_span,
+    span_record,
+)
 from llm_cost_tracker.transforms.redact import Redact
 from llm_cost_tracker.types import AttributeColumns, BatchTransform, Drop, SpanRecord
 

@@ -1,19 +1,20 @@
 """SpanRecordV1's ``attributes`` field written from a request's attribute columns, not from each record's dict.
 
-Why: upb encodes a ``map<string, string>`` entry by entry from the Python dict, ~3.4 us of the ~6-7 us a
+Why: upb encodes a ``map<string, string>`` entry by entry from the Python dict, ~3 us of the ~6.5 us a
 record costs to encode with the benchmark's 15 attributes. The wire scan already holds the request's
 attributes as columns (:class:`~llm_cost_tracker.types.AttributeColumns`: each distinct key and value
 once, and per attribute the ids of its key and value), so the field's bytes can be written from those in
-compiled code: each distinct string is encoded to UTF-8 once per request (one ``encode`` of all values
-joined), and one loop copies every entry (~0.1 us per record; the Python around it, matching records to
-rows and slicing each record's bytes, costs more).
+compiled code: the distinct strings are encoded to UTF-8 once per request (one ``encode`` of them all
+joined), and one loop writes every entry. ~1.1 us per record in all (benchmarks/kafka_encode.py): the loop
+~0.4, finding each record's row ~0.25, the UTF-8 pools ~0.25, cutting each record's bytes ~0.25.
 
 The bytes are those protobuf writes for the map, in the dict's order (upb writes its own hash order; map
-order is unspecified, and protobuf and ClickHouse's ``ProtobufList`` reader both take any): per entry the
-``attributes`` tag, the entry's length, then key (field 1) and value (field 2), each tag, length and
-UTF-8 bytes, both always written as upb does. Only records the columns still describe are written this
-way (:func:`~llm_cost_tracker.storage.rows.described_rows`: the dict they were decoded with, no key added
-or repeated on the wire); the others get ``None`` and keep the per-record encoding.
+order is unspecified, and protobuf and ClickHouse's ``ProtobufList`` reader take any): per entry the
+``attributes`` tag, the entry's length, then key (field 1) and value (field 2), each tag, length and UTF-8
+bytes, both always written as upb does. Only records the columns still describe are written this way
+(:func:`~llm_cost_tracker.storage.rows.described_rows`: the dict they were decoded with, no key added, none
+repeated on the wire: ClickHouse would store a key written twice twice, where the dict holds its last value
+once); the others get ``None`` and keep upb's encoding of their dict.
 """
 
 from __future__ import annotations
