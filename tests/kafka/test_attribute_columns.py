@@ -182,3 +182,14 @@ def test_clickhouse_reads_the_maps_as_arrow_stores_them(store: Any) -> None:
     assert rows == store.query(query.format("arrow_copy")).result_rows and len(rows) == len(records)
     assert all(n == len(r.attributes) for r, (_, _, n) in zip(sorted(records, key=lambda r: r.span_id), rows,
                                                                 strict=True))
+
+
+def test_encode_batch_is_upbs_batch_at_every_length_prefix_size() -> None:
+    """encode_batch's framing (cached per length) is byte for byte what upb writes for the batch, at lengths on
+    both sides of each varint size and above the cached ones, and twice in a row (from the cache)."""
+    values = [SpanRecordV1(trace_id="a" * n).SerializeToString() for n in
+              (0, 1, 124, 125, 126, 127, 128, 200, 16378, 16379, 16380, 16381, 20_000, 2_100_000)]
+    values.append(b"")
+    expected = SpanRecordBatchV1(records=[SpanRecordV1.FromString(v) for v in values]).SerializeToString()
+    assert kafka_codec.encode_batch(values) == expected == kafka_codec.encode_batch(values)
+    assert kafka_codec.encode_batch([]) == b""
