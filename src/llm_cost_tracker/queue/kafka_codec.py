@@ -103,8 +103,8 @@ def encode_many(records: list[SpanRecord], columns: AttributeColumns | None = No
             pricing_status=record.pricing_status, cost_pusd=record.cost_pusd,
             reported_cost_pusd=record.reported_cost_pusd, cache_savings_pusd=record.cache_savings_pusd,
         )
-        out.append(prefix + msg.SerializeToString() + attributes if attributes is not None
-                   else prefix + msg.SerializeToString())
+        value = prefix + msg.SerializeToString()
+        out.append(value if attributes is None else value + attributes)
     return out
 
 
