@@ -43,9 +43,10 @@ Request = tuple[list[SpanRecord], AttributeColumns]
 
 def receiver_requests(count: int) -> list[Request]:
     """``count`` workload requests as the receiver hands them to the Kafka publisher: records and columns."""
-    settings = Settings(data_dir=tempfile.mkdtemp(prefix="lct-kafka-encode-"))
+    with tempfile.TemporaryDirectory(prefix="lct-kafka-encode-") as data_dir:  # nothing is stored: prices only
+        settings = Settings(data_dir=data_dir)
+        catalog = load_catalog(settings.pricing, settings.store)
     metrics = Metrics()
-    catalog = load_catalog(settings.pricing, settings.store)
     stages = default_transforms(lambda: catalog.current, metrics, Redact.from_settings(settings, metrics))
     calls = call_identity(settings.calls, metrics)
     limits = decode_limits(settings.decode)
