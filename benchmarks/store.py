@@ -18,7 +18,7 @@ row to deduplicate). Merges are stopped while inserting; then each table's parts
 ``OPTIMIZE ... FINAL`` (one merge level; background merges use the same vertical algorithm, and a running
 store merges a row once per level). ``fixed`` is a one-row insert: what each insert costs whatever its size.
 
-Then the whole schema at other batch sizes against the writer's (``batch_size``, 10,000): the insert's
+Then the whole schema's insert at other batch sizes against the writer's (``batch_size``, 10,000): the
 fixed cost spreads over more rows; ``--levels`` also runs a store that merges in the background, paced
 like a busy service, then merges what is left into one part, and reads the merges' CPU (bigger parts
 reach the same part in fewer merge levels).
@@ -182,8 +182,8 @@ def merge(client: Any, tables: list[str]) -> list[float]:
     """Each table's parts merged into one (``OPTIMIZE ... FINAL``), the process CPU of each."""
     spent = []
     for table in tables:
+        started = time.process_time()  # before the start: a background merge may pick the parts up at once
         client.command(f"SYSTEM START MERGES {table}")
-        started = time.process_time()
         client.command(f"OPTIMIZE TABLE {table} FINAL")
         spent.append(time.process_time() - started)
     return spent
@@ -202,8 +202,10 @@ def measure_parts(schema: Schema, insert: Inserter, batches: list[pa.Table], rou
         for b, rows in enumerate(batches):
             for name in names[b % len(names):] + names[:b % len(names)]:  # a different one goes first each time
                 inserts[name].append(insert(tables[name][0], rows) / rows.num_rows)
+        for _ in range(5):  # before any merge starts (process time would count a merge running beside)
+            for name in names:
+                fixed[name].append(insert(tables[name][0], batches[0].slice(0, 1)))
         for name in names:
-            fixed[name].append(insert(tables[name][0], batches[0].slice(0, 1)))
             if not dict(PARTS)[name].get("null"):
                 spent = merge(schema.client, tables[name])
                 merges[name].append(spent[0] / spans)
@@ -215,18 +217,16 @@ def measure_parts(schema: Schema, insert: Inserter, batches: list[pa.Table], rou
                    "view merges": min(view_merges[name]) * 1e6 if view_merges[name] else 0.0} for name in names}
 
 
-def measure_sizes(schema: Schema, insert: Inserter, rows: pa.Table, sizes: list[int], rounds: int) -> dict[int, tuple[float, float]]:
-    """Per batch size: the whole schema's insert and one merge of its parts (us/span, min over rounds)."""
-    out: dict[int, list[tuple[float, float]]] = collections.defaultdict(list)
+def measure_sizes(schema: Schema, insert: Inserter, rows: pa.Table, sizes: list[int], rounds: int) -> dict[int, float]:
+    """Per batch size: the whole schema's insert (us/span, min of two inserts a round: as many samples for every
+    size, since a minimum falls with the number of samples)."""
+    out: dict[int, list[float]] = collections.defaultdict(list)
     for r in range(rounds):
         for size in sizes if r % 2 == 0 else sizes[::-1]:
             tables = schema.create("bench_size")
-            parts = [rows.slice(at, size) for at in range(0, rows.num_rows - size + 1, size)]
-            spent = min(insert(tables[0], part) / part.num_rows for part in parts)
-            spans = sum(part.num_rows for part in parts)
-            out[size].append((spent * 1e6, sum(merge(schema.client, tables)) / spans * 1e6))
+            out[size] += [insert(tables[0], rows.slice(at, size)) / size for at in (0, size)]
             schema.drop("bench_size")
-    return {size: (min(v[0] for v in got), min(v[1] for v in got)) for size, got in out.items()}
+    return {size: min(got) * 1e6 for size, got in out.items()}
 
 
 def _thread_cpu() -> dict[str, tuple[str, float]]:
@@ -318,9 +318,7 @@ def main() -> int:
     base = by_size[sizes[0]]
     print(f"whole schema by batch size (baseline {sizes[0]:,}); load {os.getloadavg()[0]:.1f}")
     for size in sizes:
-        got = by_size[size]
-        print(f"  {size:7,} spans per insert: insert {got[0]:5.2f} us/span ({got[0] / base[0]:.2f}x), one merge "
-              f"{got[1]:5.2f} us/span ({got[1] / base[1]:.2f}x)")
+        print(f"  {size:7,} spans per insert: insert {by_size[size]:5.2f} us/span ({by_size[size] / base:.2f}x)")
     if args.levels:
         levels = measure_levels(schema, insert, rows.slice(0, args.levels_spans), sizes, args.rate)
         base_levels = levels[sizes[0]]
