@@ -112,7 +112,7 @@ class Schema:
     def __init__(self, client: Any, database: str) -> None:
         self.client, self.database = client, database
         ddl = client.command(f"SHOW CREATE TABLE {database}.llm_spans").replace("\\n", "\n").replace("\\'", "'")
-        head, rest = ddl.split("(\n", 1)
+        rest = ddl.split("(\n", 1)[1]
         body, self.tail = rest.rsplit("\n)\n", 1)
         items = [line.strip().rstrip(",") for line in body.splitlines() if line.strip()]
         self.columns = [item for item in items if not item.startswith("INDEX ")]
