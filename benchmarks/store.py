@@ -63,9 +63,8 @@ from llm_cost_tracker.transforms.redact import Redact  # noqa: E402
 from llm_cost_tracker.types import BatchTransform, Drop  # noqa: E402
 
 
-def build_batches(requests: int, batch: int) -> list[pa.Table]:
+def build_batches(requests: int, batch: int, settings: Settings) -> list[pa.Table]:
     """The writer's Arrow tables for ``requests`` Export requests of 512 spans, ``batch`` spans per insert."""
-    settings = Settings(data_dir=tempfile.mkdtemp(prefix="lct-store-rows-"))
     metrics = Metrics()
     catalog = load_catalog(settings.pricing, settings.store)
     catalog.current.compile_columns()
@@ -285,12 +284,16 @@ def main() -> int:
     parser.add_argument("--levels-spans", type=int, default=204_800)
     parser.add_argument("--rate", type=float, default=30_000, help="spans/s the --levels inserts arrive at")
     args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="lct-store-") as data_dir:  # stores are big: gone at the end
+        return run(args, Settings(data_dir=data_dir))
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
     sizes = [int(s) for s in args.sizes.split(",")]
     spans = max(args.batch * args.batches, max(sizes) * 2, args.levels_spans if args.levels else 0)
-    batches = build_batches(-(-spans // 512), args.batch)
+    batches = build_batches(-(-spans // 512), args.batch, settings)
     rows = pa.concat_tables(batches)
     batches = batches[:args.batches]
-    settings = Settings(data_dir=tempfile.mkdtemp(prefix="lct-store-"))
     client = store.connect(settings)
     migrate(client, settings=settings)
     schema = Schema(client, settings.clickhouse_database)
