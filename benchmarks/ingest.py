@@ -46,6 +46,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _gil import GilSampler  # noqa: E402
 from _threads import ThreadClock, service_env  # noqa: E402
 from _workload import make_payloads  # noqa: E402
 
@@ -157,6 +158,7 @@ def run(mode: str, payloads: list[bytes], json_payloads: list[bytes], args: argp
         svc = ServiceProcess(tmp, *extra, *args.service_arg, env=service_env(thread_log) if args.threads else None).start()
         proc = psutil.Process(svc.proc.pid)
         clock = ThreadClock(svc.proc.pid, thread_log) if args.threads else None
+        gil = GilSampler(svc.proc.pid, Path(tmp) / "gil.txt") if args.gil else None
         peak_rss = 0
         stop_sampling = threading.Event()
 
@@ -200,6 +202,8 @@ def run(mode: str, payloads: list[bytes], json_payloads: list[bytes], args: argp
         client_before, machine_before = psutil.Process().cpu_times(), psutil.cpu_times()
         if clock is not None:
             clock.mark()
+        if gil is not None:
+            gil.start()
         started = time.perf_counter()
         with ThreadPoolExecutor(args.streams) as pool:
             list(pool.map(send_one, range(requests)))
@@ -208,6 +212,7 @@ def run(mode: str, payloads: list[bytes], json_payloads: list[bytes], args: argp
         elapsed = time.perf_counter() - started
         cpu_after = proc.cpu_times()
         client_after, machine_after = psutil.Process().cpu_times(), psutil.cpu_times()
+        gil_parts = gil.stop() if gil is not None else None
         threads = None
         if clock is not None:
             clock.mark()
@@ -231,7 +236,8 @@ def run(mode: str, payloads: list[bytes], json_payloads: list[bytes], args: argp
             "forwarded": hop.spans - warm_total if hop is not None else None, "accepted_at": accepted_at,
             "retries": retries, "elapsed": elapsed, "rate": total / elapsed, "cores": cpu / elapsed,
             "us_per_span": cpu / total * 1e6, "peak_rss": peak_rss, "body_bytes": sum(map(len, bodies[:requests])),
-            "threads": threads}
+            "threads": threads, "gil": gil_parts, "gil_seconds": gil.seconds if gil is not None else 0.0,
+            "gil_rate": gil.rate if gil is not None else 0}
 
 
 def main() -> int:
@@ -245,12 +251,16 @@ def main() -> int:
     parser.add_argument("--warmup-spans", type=int, default=20_480,
                         help="spans sent and written before the clock starts (0: measure from a cold start)")
     parser.add_argument("--service-arg", action="append", default=[], help="extra flag for the service")
+    parser.add_argument("--gil", action="store_true",
+                        help="also sample who holds the service's GIL in the timed window (py-spy, the bench extra)")
     parser.add_argument("--threads", action="store_true",
                         help="also print the service's CPU per span by thread (Linux: /proc/<pid>/task)")
     args = parser.parse_args()
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if not modes or set(modes) - set(MODES):
         parser.error(f"--modes: choose from {', '.join(MODES)}")
+    if args.gil and GilSampler.binary() is None:
+        parser.error("--gil needs py-spy (`make bench` installs it)")
 
     requests = args.spans // args.spans_per_request
     payloads = make_payloads(args.distinct_payloads or requests, args.spans_per_request)
@@ -279,6 +289,12 @@ def main() -> int:
         for role, seconds in (r["threads"].most_common() if r["threads"] else ()):
             if seconds >= 0.005 * r["cores"] * r["elapsed"]:  # what holds at least 0.5% of the service's CPU
                 print(f"  {seconds / r['total'] * 1e6:5.1f} us per span  {role}")
+        if r["gil"] is not None:
+            held = sum(r["gil"].values()) / r["gil_rate"]
+            print(f"GIL held                   {held / r['gil_seconds']:.0%} of the window  "
+                  f"({held / r['total'] * 1e6:.1f} us per span; py-spy --gil at {r['gil_rate']} Hz)")
+            for part, samples in r["gil"].most_common():
+                print(f"  {samples / r['gil_rate'] / r['total'] * 1e6:5.1f} us per span  {part}")
         print(f"benchmark client CPU       {r['client_cores']:.2f} cores  ({r['client_us']:.1f} us CPU per span, sending the "
               "prepared requests)")
         print(f"machine busy               {r['machine_busy']:.2f} of {psutil.cpu_count()} cores  (the service, this "
