@@ -72,7 +72,7 @@ test:
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed-bench
-	@echo "benchmarks: see benchmarks/README.md, e.g. $(BIN)/python benchmarks/ingest.py"
+	@echo "benchmarks: see README.md (Performance) and docs/performance.md, e.g. $(BIN)/python benchmarks/ingest.py"
 
 # ruff (style), mypy (strict types, pyproject [tool.mypy]), lint-imports (dependencies point one way,
 # pyproject [tool.importlinter]); the tools are in the `test` extra.
