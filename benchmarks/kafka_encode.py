@@ -35,10 +35,15 @@ from llm_cost_tracker.queue.kafka import KafkaPublisher  # noqa: E402
 from llm_cost_tracker.queue.kafka_record_v1_pb2 import SpanRecordBatchV1  # noqa: E402
 from llm_cost_tracker.sources.otlp_records import decode_scan  # noqa: E402
 from llm_cost_tracker.sources.otlp_scan import scan_request  # noqa: E402
+from llm_cost_tracker.transforms.chain import Chain  # noqa: E402
 from llm_cost_tracker.transforms.redact import Redact  # noqa: E402
-from llm_cost_tracker.types import AttributeColumns, BatchTransform, Drop, SpanRecord  # noqa: E402
+from llm_cost_tracker.types import AttributeColumns, SpanRecord  # noqa: E402
 
 Request = tuple[list[SpanRecord], AttributeColumns]
+
+
+def _ignore(reason: str, message: str) -> None:
+    """A rejected span's reason: the workload's spans are all kept."""
 
 
 def receiver_requests(count: int) -> list[Request]:
@@ -47,8 +52,8 @@ def receiver_requests(count: int) -> list[Request]:
         settings = Settings(data_dir=data_dir)
         catalog = load_catalog(settings.pricing, settings.store)
     metrics = Metrics()
-    stages = default_transforms(lambda: catalog.current, metrics, Redact.from_settings(settings, metrics))
-    calls = call_identity(settings.calls, metrics)
+    chain = Chain(default_transforms(lambda: catalog.current, metrics, Redact.from_settings(settings, metrics)),
+                  call_identity(settings.calls, metrics))
     limits = decode_limits(settings.decode)
     out = []
     for payload in make_payloads(count, 512, seed=11):
@@ -56,19 +61,7 @@ def receiver_requests(count: int) -> list[Request]:
         assert scan is not None, "the benchmark's requests are well-formed"
         decoded = decode_scan(scan, payload, limits)
         assert decoded is not None and decoded.columns is not None
-        records = decoded.records
-        for stage in stages:
-            if isinstance(stage, BatchTransform):
-                records = stage.process(records, decoded.columns)
-            else:
-                kept = []
-                for r in records:
-                    try:
-                        kept.append(stage(r))
-                    except Drop:
-                        pass
-                records = kept
-        out.append((calls(records), decoded.columns))
+        out.append((chain.process(decoded.records, _ignore, columns=decoded.columns).records, decoded.columns))
     return out
 
 

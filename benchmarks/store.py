@@ -59,8 +59,12 @@ from llm_cost_tracker.storage import client as store  # noqa: E402
 from llm_cost_tracker.storage.client import DEDUP_SETTINGS  # noqa: E402
 from llm_cost_tracker.storage.migrate import migrate  # noqa: E402
 from llm_cost_tracker.storage.rows import records_to_arrow  # noqa: E402
+from llm_cost_tracker.transforms.chain import Chain  # noqa: E402
 from llm_cost_tracker.transforms.redact import Redact  # noqa: E402
-from llm_cost_tracker.types import BatchTransform, Drop  # noqa: E402
+
+
+def _ignore(reason: str, message: str) -> None:
+    """A rejected span's reason: the workload's spans are all kept."""
 
 
 def build_batches(requests: int, batch: int, settings: Settings) -> list[pa.Table]:
@@ -68,7 +72,7 @@ def build_batches(requests: int, batch: int, settings: Settings) -> list[pa.Tabl
     metrics = Metrics()
     catalog = load_catalog(settings.pricing, settings.store)
     catalog.current.compile_columns()
-    transforms = default_transforms(lambda: catalog.current, metrics, Redact.from_settings(settings, metrics))
+    chain = Chain(default_transforms(lambda: catalog.current, metrics, Redact.from_settings(settings, metrics)))
     limits = decode_limits(settings.decode)
     out: list[pa.Table] = []
     pending: list[Any] = []
@@ -79,18 +83,7 @@ def build_batches(requests: int, batch: int, settings: Settings) -> list[pa.Tabl
         assert scan is not None
         decoded = decode_scan(scan, payload, limits)
         assert decoded is not None
-        records = decoded.records
-        for transform in transforms:
-            if isinstance(transform, BatchTransform):
-                records = transform.process(records, decoded.columns)
-            else:
-                kept = []
-                for r in records:
-                    try:
-                        kept.append(transform(r))
-                    except Drop:
-                        pass
-                records = kept
+        records = chain.process(decoded.records, _ignore, columns=decoded.columns).records
         pending.extend(records)
         pending_columns.append(decoded.columns)
         if len(pending) >= batch or i == len(payloads) - 1:

@@ -27,8 +27,9 @@ from llm_cost_tracker.testing import (
     make_span,
     span_record,
 )
+from llm_cost_tracker.transforms.chain import Chain
 from llm_cost_tracker.transforms.redact import Redact
-from llm_cost_tracker.types import AttributeColumns, BatchTransform, Drop, SpanRecord
+from llm_cost_tracker.types import AttributeColumns, SpanRecord
 
 LONG = "x" * 200  # a value whose entry length takes two varint bytes
 HUGE = "ü" * 10_000  # 20,000 bytes of UTF-8: three varint bytes for its length and its entry's
@@ -129,17 +130,7 @@ def test_after_the_receiver_stages(tmp_path: Path) -> None:
     noted = {records[i].span_id for i in (0, 10)}
     for i in (0, 10):
         records[i].attributes["note"] = f"key {SECRETS['openai_key']}"  # grown, then replaced by redaction
-    for stage in stages:
-        if isinstance(stage, BatchTransform):
-            records = stage.process(records, columns)
-        else:
-            kept = []
-            for r in records:
-                try:
-                    kept.append(stage(r))
-                except Drop:
-                    pass
-            records = kept
+    records = Chain(stages).process(records, lambda reason, message: None, columns=columns).records
     assert all("sk-proj" not in v for r in records for v in r.attributes.values())
     fields = kafka_attributes.attribute_fields(records, columns)
     assert {r.span_id for r, f in zip(records, fields, strict=True) if f is None} >= noted
