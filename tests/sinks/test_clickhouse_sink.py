@@ -1,5 +1,6 @@
-"""The ClickHouse sink's protobuf insert (the Kafka consumer's batches): same rows as Arrow, deduplicated, and a
-clean fall back to Arrow where the store refuses it."""
+"""The ClickHouse sink: the Arrow insert into chDB from a file (the same rows as clickhouse-connect's insert, no
+copy of the batch alive during it), and the protobuf insert (the Kafka consumer's batches): same rows as Arrow,
+deduplicated, and a clean fall back to Arrow where the store refuses it."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
 from llm_cost_tracker.queue import kafka_codec
-from llm_cost_tracker.sinks.clickhouse import ClickHouseSink
+from llm_cost_tracker.sinks.clickhouse import INSERT_SETTINGS, ClickHouseSink, is_retriable
+from llm_cost_tracker.storage.client import DEDUP_SETTINGS
+from llm_cost_tracker.storage.rows import records_to_arrow
 from llm_cost_tracker.sinks.identity import token_hash
 from llm_cost_tracker.testing import span_record
 from llm_cost_tracker.types import SpanRecord, TokenUsage
@@ -50,6 +54,63 @@ def sample() -> list[SpanRecord]:
         record(22, cost_pusd=0, reported_cost_pusd=123_456_789_012, usage=TokenUsage()),
         record(23, start_time_ns=0, tenant="", service_name="", span_name=""),
     ]
+
+
+def test_records_into_chdb_are_the_rows_clickhouse_connect_inserts(store: Any) -> None:
+    """The chDB Arrow insert (an IPC file read by INSERT ... FROM INFILE) stores what clickhouse-connect's
+    insert_arrow of the same stamped table stores, every column; a repeat of its token is a no-op in the table
+    and both rollups, a new token is not."""
+    records = sample()
+    sink = ClickHouseSink(store)
+    sink.write(records, "tok-arrow")
+    store.command("CREATE TABLE arrow_copy AS llm_spans")
+    stamped = records_to_arrow(records).append_column(
+        "insert_token", pa.array([token_hash("tok-arrow")] * len(records), pa.uint64()))
+    store.insert_arrow("arrow_copy", stamped,
+                       settings=INSERT_SETTINGS | DEDUP_SETTINGS | {"insert_deduplication_token": "tok-arrow"})
+    rows = store.query(ROWS.format("llm_spans")).result_rows
+    assert rows == store.query(ROWS.format("arrow_copy")).result_rows and len(rows) == len(records)
+
+    def totals() -> tuple[object, ...]:
+        return (store.query("SELECT count(), sum(cost_usd) FROM llm_spans").result_rows[0]
+                + store.query("SELECT sum(requests), sum(cost_usd) FROM llm_spend_hourly").result_rows[0]
+                + store.query("SELECT sum(requests) FROM llm_spend_daily").result_rows[0])
+
+    once = totals()
+    assert once[0] == once[2] == once[4] == len(records)
+    sink.write(records, "tok-arrow")
+    assert totals() == once
+    sink.write(records, "tok-other")
+    assert totals()[0] == 2 * len(records)
+
+
+def test_the_chdb_arrow_insert_holds_no_copy_of_the_batch_and_leaves_no_file(
+        store: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While chDB reads the batch, the Arrow table it was written from is freed (its buffers are back in
+    pyarrow's pool) and the batch exists only in its temporary file, removed afterwards, also when the insert
+    fails; a refused batch fails with a permanent error (the writer parks it)."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    records = [record(i) for i in range(2_000)]
+    size = records_to_arrow(records).nbytes
+    seen: list[tuple[int, list[Path]]] = []
+    command = store.command
+
+    def spy(sql: str, *args: Any, **kwargs: Any) -> Any:
+        if "FROM INFILE" in sql:
+            seen.append((pa.total_allocated_bytes(), sorted(tmp_path.iterdir())))
+        return command(sql, *args, **kwargs)
+
+    monkeypatch.setattr(store, "command", spy)
+    before = pa.total_allocated_bytes()
+    ClickHouseSink(store).write(records, "tok")
+    ((allocated, files),) = seen
+    assert allocated - before < size // 4, "the batch's Arrow table is alive during chDB's insert"
+    assert [f.suffix for f in files] == [".arrow"] and list(tmp_path.iterdir()) == []
+    assert store.query("SELECT count() FROM llm_spans").result_rows[0][0] == len(records)
+    store.command("CREATE TABLE narrow (trace_id String) ENGINE = MergeTree ORDER BY trace_id")
+    with pytest.raises(Exception) as refused:
+        ClickHouseSink(store, table="narrow").write(records, "tok-2")
+    assert not is_retriable(refused.value) and list(tmp_path.iterdir()) == []
 
 
 def test_protobuf_insert_stores_the_rows_arrow_stores(store: Any) -> None:

@@ -6,7 +6,7 @@ import hashlib
 import os
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -117,6 +117,25 @@ def _schema_file(schema: str) -> str:
     return path
 
 
+def _settings_clause(settings: dict[str, Any]) -> str:
+    """``settings`` as a statement's SETTINGS clause (chDB would otherwise SET and restore each one around the call)."""
+    return ", ".join(f"{k} = {_sql_string(v) if isinstance(v, str) else int(v)}" for k, v in settings.items())
+
+
+def _arrow_file(table: pa.Table) -> str:
+    """A temporary file holding ``table`` in the Arrow IPC file format (what ``FORMAT Arrow`` reads), written
+    from the table's buffers without building the file in memory first; the caller removes it."""
+    with tempfile.NamedTemporaryFile(prefix="lct-batch-", suffix=".arrow", delete=False) as out:
+        pass
+    try:
+        with pa.OSFile(out.name, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+    except BaseException:
+        os.unlink(out.name)
+        raise
+    return out.name
+
+
 def _stamped(table: pa.Table, stamp: int) -> pa.Table:
     """``table`` with the ``insert_token`` column every row of this insert carries (left to its default 0 when
     the insert has no token)."""
@@ -150,6 +169,7 @@ class ClickHouseSink:
         self.table = table
         self.protobuf_route = protobuf_route(client)
         """How protobuf records reach ClickHouse (see :func:`protobuf_route`); ``""`` once the store refused it."""
+        self._embedded = type(client).__name__ == "ChdbClient"
 
     def write(self, records: Records, dedup_token: str = "", columns: Sequence[AttributeColumns] = ()) -> None:
         """Insert ``records`` in one statement; a non-empty ``dedup_token`` makes a repeat a no-op. The
@@ -167,13 +187,34 @@ class ClickHouseSink:
         settings = INSERT_SETTINGS | (DEDUP_SETTINGS | {"insert_deduplication_token": dedup_token} if dedup_token else {})
         stamp = token_hash(dedup_token)  # each row's insert_token (sinks/identity.py)
         if isinstance(records, list):
-            table = records_to_arrow(records, columns)
+            self._insert_arrow(lambda: records_to_arrow(records, columns), settings, stamp)
         elif self.protobuf_route:
             self._write_protobuf(records, settings, stamp)
-            return
         else:
-            table = records.to_arrow()
-        self._client.insert_arrow(self.table, _stamped(table, stamp), settings=settings)
+            self._insert_arrow(records.to_arrow, settings, stamp)
+
+    def _insert_arrow(self, build: Callable[[], pa.Table], settings: dict[str, Any], stamp: int) -> None:
+        """Insert the Arrow table ``build`` returns, each row stamped with ``stamp``.
+
+        Into embedded chDB, the table is written as an Arrow IPC file straight from its buffers and dropped
+        before chDB reads the file (``INSERT ... FROM INFILE``, as clickhouse-connect's ``insert_arrow`` does),
+        so the insert's peak holds no Python copy of the batch. ``insert_arrow`` builds the whole file in memory,
+        then copies it into a ``bytes`` to write it, and its caller keeps the table alive throughout: three
+        copies of the batch beside chDB's own (docs/performance.md, "Where the memory goes"). A server gets the
+        table through clickhouse-connect.
+        """
+        if not self._embedded:
+            self._client.insert_arrow(self.table, _stamped(build(), stamp), settings=settings)
+            return
+        table = _stamped(build(), stamp)
+        into = f"INSERT INTO {self.table} ({', '.join(f'`{name}`' for name in table.schema.names)})"
+        path = _arrow_file(table)
+        del table  # the file holds the batch now: its buffers go back before chDB's insert allocates its own
+        try:
+            self._client.command(f"{into} FROM INFILE {_sql_string(path)} SETTINGS {_settings_clause(settings)} "
+                                 "FORMAT Arrow")
+        finally:
+            os.unlink(path)
 
     def _write_protobuf(self, records: WireRecords, settings: dict[str, Any], stamp: int) -> None:
         try:
@@ -181,7 +222,7 @@ class ClickHouseSink:
         except Exception as exc:
             # Whatever the reason, the same rows as Arrow, with the same dedup token (an insert that did land is
             # then a no-op); if that fails too, its error decides (retry or park) as for any batch.
-            self._client.insert_arrow(self.table, _stamped(records.to_arrow(), stamp), settings=settings)
+            self._insert_arrow(records.to_arrow, settings, stamp)
             error = f"{type(exc).__name__}: {exc}"[:500]
             if error_code(exc) in _UNSUPPORTED_CODES or type(exc).__name__ in ("ProgrammingError", "NotSupportedError"):
                 # this store does not take the statement (and took the same rows as Arrow): stop trying it
@@ -205,7 +246,7 @@ class ClickHouseSink:
         # otherwise SET and restore each one around the call)
         settings = settings | {"format_schema": _schema_file(records.protobuf_schema),
                                "format_schema_message_name": records.protobuf_message}
-        clause = ", ".join(f"{k} = {_sql_string(v) if isinstance(v, str) else int(v)}" for k, v in settings.items())
+        clause = _settings_clause(settings)
         with tempfile.NamedTemporaryFile(prefix="lct-batch-", suffix=".pb", delete=False) as out:
             out.write(records.protobuf_list())
         try:
