@@ -113,6 +113,33 @@ def test_the_chdb_arrow_insert_holds_no_copy_of_the_batch_and_leaves_no_file(
     assert not is_retriable(refused.value) and list(tmp_path.iterdir()) == []
 
 
+def test_chdb_purges_its_allocator_after_each_insert_and_a_refusal_keeps_the_batch(
+        store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After each insert into chDB the sink hands the memory chDB freed back (SYSTEM JEMALLOC PURGE); a store
+    that refuses the statement still has the batch written, and is not asked again."""
+    calls: list[str] = []
+    command = store.command
+
+    def spy(sql: str, *args: Any, **kwargs: Any) -> Any:
+        calls.append(sql.split(" (")[0])
+        if sql == "SYSTEM JEMALLOC PURGE" and refuse:
+            raise RuntimeError("Code: 497. DB::Exception: Not enough privileges")
+        return command(sql, *args, **kwargs)
+
+    refuse = False
+    monkeypatch.setattr(store, "command", spy)
+    sink = ClickHouseSink(store)
+    sink.write(sample(), "tok-1")
+    sink.write(batch_of(sample()), "tok-2")  # the protobuf insert too
+    assert calls == ["INSERT INTO llm_spans", "SYSTEM JEMALLOC PURGE"] * 2
+    refuse = True
+    calls.clear()
+    sink.write([record(i) for i in range(100, 110)], "tok-3")
+    sink.write([record(i) for i in range(110, 120)], "tok-4")
+    assert calls == ["INSERT INTO llm_spans", "SYSTEM JEMALLOC PURGE", "INSERT INTO llm_spans"]
+    assert store.query("SELECT count() FROM llm_spans").result_rows[0][0] == 2 * len(sample()) + 20
+
+
 def test_protobuf_insert_stores_the_rows_arrow_stores(store: Any) -> None:
     """Every column equal to the Arrow insert of the same batch: exact decimals, NULL vs 0 costs, maps, times."""
     batch = batch_of(sample())

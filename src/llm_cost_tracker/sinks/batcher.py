@@ -49,7 +49,7 @@ class Sink(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class BatchPolicy:
-    max_records: int = 10_000
+    max_records: int = 20_000
     max_age_seconds: float = 1.0
     retry_initial_seconds: float = 0.1
     retry_max_seconds: float = 30.0

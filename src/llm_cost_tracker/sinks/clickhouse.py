@@ -170,6 +170,7 @@ class ClickHouseSink:
         self.protobuf_route = protobuf_route(client)
         """How protobuf records reach ClickHouse (see :func:`protobuf_route`); ``""`` once the store refused it."""
         self._embedded = type(client).__name__ == "ChdbClient"
+        self._purge = self._embedded
 
     def write(self, records: Records, dedup_token: str = "", columns: Sequence[AttributeColumns] = ()) -> None:
         """Insert ``records`` in one statement; a non-empty ``dedup_token`` makes a repeat a no-op. The
@@ -192,6 +193,25 @@ class ClickHouseSink:
             self._write_protobuf(records, settings, stamp)
         else:
             self._insert_arrow(records.to_arrow, settings, stamp)
+        if self._purge:
+            self._purge_freed()
+
+    def _purge_freed(self) -> None:
+        """Hand the memory chDB freed back to the system after an insert (``SYSTEM JEMALLOC PURGE``).
+
+        chDB's allocator keeps what an insert and the merges beside it freed, ~180 MiB after inserts of 40,960
+        spans, and the queue fills beside it while the next batch waits: in ``benchmarks/ingest.py`` purging
+        took the peak RSS at 20,000-span batches from 904-996 MiB to 868-884, under the 891-915 of 10,000-span
+        batches without it, for ~10 ms a purge and page faults worth ~1 us per span on the next insert
+        (docs/performance.md, "Where the memory goes"). The rows are stored by then: a store that refuses the
+        statement is logged once and not asked again, and the batch stays written.
+        """
+        try:
+            self._client.command("SYSTEM JEMALLOC PURGE")
+        except Exception as exc:
+            self._purge = False
+            log.warning("the embedded store refused to purge its allocator; not asked again",
+                        error=f"{type(exc).__name__}: {exc}"[:300])
 
     def _insert_arrow(self, build: Callable[[], pa.Table], settings: dict[str, Any], stamp: int) -> None:
         """Insert the Arrow table ``build`` returns, each row stamped with ``stamp``.
@@ -210,6 +230,7 @@ class ClickHouseSink:
         into = f"INSERT INTO {self.table} ({', '.join(f'`{name}`' for name in table.schema.names)})"
         path = _arrow_file(table)
         del table  # the file holds the batch now: its buffers go back before chDB's insert allocates its own
+        pa.default_memory_pool().release_unused()  # and pyarrow's allocator returns them instead of keeping them
         try:
             self._client.command(f"{into} FROM INFILE {_sql_string(path)} SETTINGS {_settings_clause(settings)} "
                                  "FORMAT Arrow")
