@@ -15,9 +15,9 @@ import pytest
 
 from llm_cost_tracker.queue import kafka_codec
 from llm_cost_tracker.sinks.clickhouse import INSERT_SETTINGS, ClickHouseSink, is_retriable
+from llm_cost_tracker.sinks.identity import token_hash
 from llm_cost_tracker.storage.client import DEDUP_SETTINGS
 from llm_cost_tracker.storage.rows import records_to_arrow
-from llm_cost_tracker.sinks.identity import token_hash
 from llm_cost_tracker.testing import span_record
 from llm_cost_tracker.types import SpanRecord, TokenUsage
 
