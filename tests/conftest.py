@@ -11,6 +11,20 @@ import pytest
 
 from llm_cost_tracker.config import Settings
 from llm_cost_tracker.queue.kafka_testing import TansuBroker, tansu_binary
+from llm_cost_tracker.sources.otlp_decode import DecodeLimits
+from llm_cost_tracker.sources.otlp_records import decode_scan
+from llm_cost_tracker.sources.otlp_scan import scan_request
+from llm_cost_tracker.types import AttributeColumns, SpanRecord
+
+
+def wire_scanned(payload: bytes) -> tuple[list[SpanRecord], AttributeColumns]:
+    """The records and attribute columns the receiver's wire scan makes of the request ``payload``."""
+    limits = DecodeLimits()
+    scan = scan_request(payload, limits)
+    assert scan is not None
+    decoded = decode_scan(scan, payload, limits)
+    assert decoded is not None and decoded.columns is not None
+    return decoded.records, decoded.columns
 
 _db_counter = itertools.count()
 

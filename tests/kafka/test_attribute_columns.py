@@ -17,7 +17,6 @@ from llm_cost_tracker.queue import kafka_attributes, kafka_codec
 from llm_cost_tracker.queue.kafka_record_v1_pb2 import SpanRecordBatchV1, SpanRecordV1
 from llm_cost_tracker.sinks.clickhouse import ClickHouseSink
 from llm_cost_tracker.sources.otlp_decode import DecodeLimits, decode_spans, parse_request
-from llm_cost_tracker.sources.otlp_records import decode_scan
 from llm_cost_tracker.sources.otlp_scan import scan_request
 from llm_cost_tracker.testing import (
     SECRETS,
@@ -29,7 +28,8 @@ from llm_cost_tracker.testing import (
 )
 from llm_cost_tracker.transforms.chain import Chain
 from llm_cost_tracker.transforms.redact import Redact
-from llm_cost_tracker.types import AttributeColumns, SpanRecord
+from llm_cost_tracker.types import SpanRecord
+from tests.conftest import wire_scanned
 
 LONG = "x" * 200  # a value whose entry length takes two varint bytes
 HUGE = "ü" * 10_000  # 20,000 bytes of UTF-8: three varint bytes for its length and its entry's
@@ -57,16 +57,6 @@ def payload(spans: int = 48) -> bytes:
     return make_request(out, {"service.name": "svc", "tenant.id": "acme", "ü": "✓"}).SerializeToString()
 
 
-def scanned(data: bytes) -> tuple[list[SpanRecord], AttributeColumns]:
-    """The records and attribute columns the receiver's wire scan makes of ``data``."""
-    limits = DecodeLimits()
-    scan = scan_request(data, limits)
-    assert scan is not None
-    decoded = decode_scan(scan, data, limits)
-    assert decoded is not None and decoded.columns is not None
-    return decoded.records, decoded.columns
-
-
 def assert_same_messages(values: list[bytes], records: list[SpanRecord]) -> None:
     """Each value parses to the message upb makes of its record (maps compared as maps) and decodes to it."""
     assert [SpanRecordV1.FromString(v) for v in values] == [SpanRecordV1.FromString(kafka_codec.encode(r))
@@ -77,7 +67,7 @@ def assert_same_messages(values: list[bytes], records: list[SpanRecord]) -> None
 def test_described_records_get_their_maps_from_the_columns() -> None:
     """Records whose dict the columns describe get its map from them; a replaced (redacted) dict, a grown one,
     one with a key repeated on the wire and a record from elsewhere keep upb's: the same messages either way."""
-    records, columns = scanned(payload())
+    records, columns = wire_scanned(payload())
     records[2].attributes = {**records[2].attributes, "user.id": "[REDACTED]"}  # what redaction does to a dict
     records[4].attributes["llm_cost_tracker.quirks"] = "added"  # a stage adding a key: the dict grew
     records.append(span_record(attributes={"other": "request"}))
@@ -93,7 +83,7 @@ def test_described_records_get_their_maps_from_the_columns() -> None:
     values = kafka_codec.encode_many(records, columns)
     assert_same_messages(values, records)
     assert kafka_codec.encode_many(records, columns) == values  # deterministic
-    other_records, _ = scanned(payload(8))
+    other_records, _ = wire_scanned(payload(8))
     assert all(f is None for f in kafka_attributes.attribute_fields(other_records, columns))  # another request's
     assert_same_messages(kafka_codec.encode_many(other_records, columns), other_records)
 
@@ -105,7 +95,7 @@ def test_protobuf_decoded_requests_and_an_unusable_loop_keep_the_dicts(monkeypat
     decoded = decode_spans(parse_request(data), DecodeLimits())
     assert decoded.columns is None
     assert_same_messages(kafka_codec.encode_many(decoded.records, decoded.columns), decoded.records)
-    records, columns = scanned(data)
+    records, columns = wire_scanned(data)
     monkeypatch.setattr(kafka_attributes.STATE, "error", "no LLVM here")
     assert all(f is None for f in kafka_attributes.attribute_fields(records, columns))
     assert_same_messages(kafka_codec.encode_many(records, columns), records)
@@ -120,12 +110,12 @@ def test_after_the_receiver_stages(tmp_path: Path) -> None:
     assert scan is not None
     secret = make_request([make_span({**genai_attributes(), "note": f"key {SECRETS['openai_key']}"},
                                      trace_id=os.urandom(16)) for _ in range(3)]).SerializeToString()
-    records, columns = scanned(data)
+    records, columns = wire_scanned(data)
     settings = Settings(data_dir=str(tmp_path))
     metrics = Metrics()
     catalog = load_catalog(settings.pricing, settings.store)
     stages = default_transforms(lambda: catalog.current, metrics, Redact.from_settings(settings, metrics))
-    for extra_records, _ in [scanned(secret)]:
+    for extra_records, _ in [wire_scanned(secret)]:
         records.extend(extra_records)  # spans with a secret (not described: another request's)
     noted = {records[i].span_id for i in (0, 10)}
     for i in (0, 10):
@@ -141,7 +131,7 @@ def test_after_the_receiver_stages(tmp_path: Path) -> None:
 def test_a_request_split_across_partitions_and_messages(monkeypatch: pytest.MonkeyPatch) -> None:
     """The publisher's messages of one request (several partitions, and messages cut at the size limit) hold
     the same records in the same order with the columns as without."""
-    records, columns = scanned(payload())
+    records, columns = wire_scanned(payload())
     monkeypatch.setattr(kafka_queue, "_MAX_MESSAGE_BYTES", 4096)
     with_columns = kafka_queue.KafkaPublisher._messages(records, 5, columns)
     without = kafka_queue.KafkaPublisher._messages(records, 5)
@@ -157,7 +147,7 @@ def test_a_request_split_across_partitions_and_messages(monkeypatch: pytest.Monk
 def test_clickhouse_reads_the_maps_as_arrow_stores_them(store: Any) -> None:
     """ClickHouse's ProtobufList reader (the consumer's insert) stores the maps written from the columns as the
     Arrow insert stores the records' dicts: same entries, none repeated (a key repeated on the wire included)."""
-    records, columns = scanned(payload())
+    records, columns = wire_scanned(payload())
     records[2].attributes = {**records[2].attributes, "user.id": "[REDACTED]"}
     records[4].attributes["llm_cost_tracker.quirks"] = "added"
     batch = kafka_codec.WireBatch()

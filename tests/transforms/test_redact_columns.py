@@ -19,14 +19,11 @@ from hypothesis import strategies as st
 from prometheus_client import generate_latest
 
 from llm_cost_tracker.metrics import Metrics
-from llm_cost_tracker.sources.otlp_decode import DecodeLimits
-from llm_cost_tracker.sources.otlp_records import decode_scan
-from llm_cost_tracker.sources.otlp_scan import scan_request
 from llm_cost_tracker.testing import SECRETS, genai_attributes, make_request, make_span
 from llm_cost_tracker.transforms._detectors import DETECTOR_NAMES, Scanner
 from llm_cost_tracker.transforms.chain import Chain
 from llm_cost_tracker.transforms.redact import Redact, RedactionConfig
-from llm_cost_tracker.types import AttributeColumns, SpanRecord
+from tests.conftest import wire_scanned
 
 KEY = "k" * 32
 POLICIES = {
@@ -66,16 +63,6 @@ def _request(rng: random.Random, spans: int) -> bytes:
     return make_request(out, resource).SerializeToString()
 
 
-def scanned(payload: bytes) -> tuple[list[SpanRecord], AttributeColumns]:
-    """The records the wire scan decodes ``payload`` to, and their attribute columns."""
-    limits = DecodeLimits()
-    scan = scan_request(payload, limits)
-    assert scan is not None
-    decoded = decode_scan(scan, payload, limits)
-    assert decoded is not None and decoded.columns is not None
-    return decoded.records, decoded.columns
-
-
 def _counts(metrics: Metrics) -> list[str]:
     return sorted(line for line in generate_latest(metrics.registry).decode().splitlines()
                   if line.startswith("llm_redactions_total{"))
@@ -86,7 +73,7 @@ def _both(policy: RedactionConfig, payload: bytes, grow: float = 0.0,
     """The records redacted one by one, and through the columns; and both runs' redaction counters."""
     out = []
     for columnar in (False, True):
-        records, columns = scanned(payload)
+        records, columns = wire_scanned(payload)
         rng = random.Random(seed)
         for record in records:  # a stage before redaction may add a key (quirks, a partial price)
             if rng.random() < grow:
@@ -143,7 +130,7 @@ def test_clean_rows_skip_the_per_record_path() -> None:
     values (only its resource is redacted, once)."""
     spans = [make_span(genai_attributes(input_tokens=i + 1), trace_id=os.urandom(16), span_id=os.urandom(8))
              for i in range(50)]
-    records, columns = scanned(make_request(spans, {"service.name": "svc"}).SerializeToString())
+    records, columns = wire_scanned(make_request(spans, {"service.name": "svc"}).SerializeToString())
     looked: list[int] = []
 
     class Counting(Redact):
@@ -170,7 +157,7 @@ def test_a_failing_batch_restores_every_record_and_counts_nothing() -> None:
     payload = _request(rng, 40)
     policy = POLICIES["rules"]
     (per_record, counted), _ = _both(policy, payload)
-    records, columns = scanned(payload)
+    records, columns = wire_scanned(payload)
     metrics = Metrics()
     seen: list[int] = []
 
