@@ -1,9 +1,12 @@
-"""The scheduler's two hot loops, compiled with numba the first time a process plans.
+"""Hot loops compiled with numba the first time a process runs them.
 
-The serial SGS (``sgs.py``) and the mode repair (``modes.py``) are loops whose every step depends on
-the one before, so numpy cannot shorten them: vectorized across replicas they cost tens of numpy
-calls per step, whose interpreter overhead dominates (issue 20). Written as plain loops over int64
-and float64 arrays and compiled, they run ~10-20x faster with the same results to the bit.
+Written first for the scheduler: the serial SGS (``sgs.py``) and the mode repair (``modes.py``) are loops
+whose every step depends on the one before, so numpy cannot shorten them: vectorized across replicas they
+cost tens of numpy calls per step, whose interpreter overhead dominates (issue 20). Written as plain loops
+over int64 and float64 arrays and compiled, they run ~10-20x faster with the same results to the bit.
+The ingest path uses it the same way for the OTLP wire scan (``sources/otlp_scan.py``) and the Kafka
+receiver's attribute maps (``queue/kafka_attributes.py``). A compiled loop cannot call another one, so
+such loops write their small repeated steps (a varint, say) inline.
 
 :func:`compiled` defers everything to the first call: numba is imported then (~0.2 s, so a process
 that never plans does not pay it), and the machine code is cached on disk (``__pycache__`` beside
