@@ -17,7 +17,7 @@ from llm_cost_tracker.testing import SECRETS, genai_attributes, make_request, ma
 from llm_cost_tracker.transforms.calls import CallIdentity
 from llm_cost_tracker.transforms.redact import Redact
 from llm_cost_tracker.types import AttributeColumns, SpanRecord
-from tests.transforms.test_redact_columns import scanned
+from tests.conftest import wire_scanned
 
 
 def _payload(rng: random.Random, spans: int) -> bytes:
@@ -44,7 +44,7 @@ def _staged(seed: int, requests: int = 4) -> tuple[list[SpanRecord], list[Attrib
     records: list[SpanRecord] = []
     columns = []
     for _ in range(requests):
-        got, c = scanned(_payload(rng, rng.randrange(1, 120)))
+        got, c = wire_scanned(_payload(rng, rng.randrange(1, 120)))
         got = calls(redact.process(got, c))
         for record in got:
             record.scope_name = ""
@@ -78,7 +78,7 @@ def test_records_without_columns_mix_in() -> None:
 def test_described_rows_are_read_from_the_pools() -> None:
     """The point of the columns: a described dict is not read. Changing one of its values in place (which
     the stages never do, ``AttributeColumns``) shows in the dict path only."""
-    records, columns = scanned(_payload(random.Random(1), 20))
+    records, columns = wire_scanned(_payload(random.Random(1), 20))
     plain = next(r for r in records if r.attributes.get("gen_ai.request.model") == "gpt-4o-mini"
                  and "note" not in r.attributes)
     plain.attributes["gen_ai.request.model"] = "changed"
@@ -90,7 +90,7 @@ def test_described_rows_are_read_from_the_pools() -> None:
 
 
 def test_the_memory_queue_hands_the_columns_to_the_writer() -> None:
-    records, columns = scanned(_payload(random.Random(2), 30))
+    records, columns = wire_scanned(_payload(random.Random(2), 30))
     queue = MemoryQueue(capacity=1000)
     queue.publish(records[:10], columns=columns)
     queue.publish(records[10:])

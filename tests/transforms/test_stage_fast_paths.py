@@ -34,7 +34,7 @@ from llm_cost_tracker.transforms.price import Price
 from llm_cost_tracker.transforms.quirks import QUIRKS, Quirks
 from llm_cost_tracker.transforms.scrub import ScrubNames
 from llm_cost_tracker.types import NO_DETAIL, Drop, SpanRecord, TokenUsage
-from tests.transforms.test_redact_columns import scanned
+from tests.conftest import wire_scanned
 
 CATALOG = PriceCatalog.load(Path(__file__).parents[1] / "pricing" / "testdata" / "prices.toml")
 
@@ -342,7 +342,7 @@ def test_chain_with_columns_gives_the_per_record_result(seed: int, pricing_key: 
     payload = request(random.Random(seed), 150, pricing_key)
     results = []
     for batched in (False, True):
-        records, columns = scanned(payload)
+        records, columns = wire_scanned(payload)
         metrics = Metrics()
         transforms = stages(metrics, 0.2, seed)
         rejected: list[str] = []
@@ -371,7 +371,7 @@ def test_chain_with_columns_gives_the_per_record_result(seed: int, pricing_key: 
 def test_price_probes_the_dicts_the_columns_do_not_describe() -> None:
     """A record whose dict grew after decoding (here with a pricing attribute) is not described by its row:
     reading the row would price it as a plain span, without the attribute."""
-    records, columns = scanned(request(random.Random(1), 40, pricing_key=False))
+    records, columns = wire_scanned(request(random.Random(1), 40, pricing_key=False))
     records = [u.ExtractUsage()(r) for r in records if "invoke_agent" not in r.attributes.values()
                and r.attributes.get("gen_ai.usage.output_tokens") != "1.5"]
     for record in records[::2]:
