@@ -144,10 +144,26 @@ def _pool(strings: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
 
 def attribute_fields(records: Sequence[SpanRecord], columns: AttributeColumns) -> list[bytes | None]:
     """Each record's ``attributes`` field bytes (the encoding of its whole map), or None for a record the
-    ``columns`` do not describe (its map must be encoded from its dict)."""
-    out: list[bytes | None] = [None] * len(records)
+    ``columns`` do not describe (its map must be encoded from its dict).
+
+    Never raises: a failure here (a bug, numba failing to load) must not cost the request, whose dicts still
+    encode. It turns the column path off for the process, logged once (:func:`_disable`)."""
     if STATE.error:
-        return out
+        return [None] * len(records)
+    try:
+        return _fields(records, columns)
+    except Exception as exc:  # noqa: BLE001 - any failure means the same thing: encode the dicts
+        _disable(type(exc).__name__)  # the type only: the message of a failure on data could quote a value
+        return [None] * len(records)
+
+
+def _disable(reason: str) -> None:
+    STATE.error = reason
+    log.error("attribute columns unavailable to the Kafka encoding; upb encodes every map", error=reason)
+
+
+def _fields(records: Sequence[SpanRecord], columns: AttributeColumns) -> list[bytes | None]:
+    out: list[bytes | None] = [None] * len(records)
     group, row = described_rows([r.attributes for r in records], [columns])
     mine = np.flatnonzero(group == 0)
     if not len(mine):
@@ -176,5 +192,4 @@ def warm_up() -> None:
         _write_entries(one, one + 1, one, one, np.zeros(1, np.uint8), np.arange(2, dtype=np.uint64),
                        np.zeros(1, np.uint8), np.arange(2, dtype=np.uint64), ATTRIBUTES_TAG)
     except Exception as exc:  # noqa: BLE001 - any failure means the same thing: encode the dicts
-        STATE.error = f"{type(exc).__name__}: {exc}"
-        log.error("attribute columns unavailable to the Kafka encoding; upb encodes every map", error=STATE.error)
+        _disable(f"{type(exc).__name__}: {exc}")  # no request data here: the whole message helps
