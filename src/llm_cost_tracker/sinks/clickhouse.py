@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.sinks.identity import token_hash
-from llm_cost_tracker.storage.client import DEDUP_SETTINGS
+from llm_cost_tracker.storage.client import DEDUP_SETTINGS, is_embedded
 from llm_cost_tracker.storage.rows import records_to_arrow
 from llm_cost_tracker.types import AttributeColumns, Records, WireRecords
 
@@ -148,10 +148,9 @@ def protobuf_route(client: Any) -> str:
     """How ``client`` can be handed protobuf for ClickHouse to parse: ``"file"`` (embedded chDB: a temporary
     file read with ``file()``), ``"input"`` (a server over HTTP: the request body read with ``input()``) or
     ``""`` (unknown client: Arrow only)."""
-    name = type(client).__name__
-    if name == "ChdbClient":
+    if is_embedded(client):
         return "file"
-    if name == "HttpClient":
+    if type(client).__name__ == "HttpClient":
         return "input"
     return ""
 
@@ -169,7 +168,7 @@ class ClickHouseSink:
         self.table = table
         self.protobuf_route = protobuf_route(client)
         """How protobuf records reach ClickHouse (see :func:`protobuf_route`); ``""`` once the store refused it."""
-        self._embedded = type(client).__name__ == "ChdbClient"
+        self._embedded = is_embedded(client)
         self._purge = self._embedded
 
     def write(self, records: Records, dedup_token: str = "", columns: Sequence[AttributeColumns] = ()) -> None:

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from llm_cost_tracker.storage.client import is_embedded
 from llm_cost_tracker.types import Key, Records, SpanRecord, SpendRow
 
 __all__ = ["FirstArrivals", "Key", "SpendRow", "identity_keys", "lookup_route", "spend_rows", "subset", "time_ranges",
@@ -88,7 +89,7 @@ def lookup_route(client: Any) -> str:
     (and may sit behind a load balancer), so it keeps the stateless bound query; an external table sent with
     the query would suit it, and is left for when a server can run in the test suite.
     """
-    return "table" if type(client).__name__ == "ChdbClient" else "bound"
+    return "table" if is_embedded(client) else "bound"
 
 
 def _found(rows: Iterable[Sequence[Any]]) -> dict[Key, int]:

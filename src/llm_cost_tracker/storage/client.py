@@ -13,7 +13,7 @@ from clickhouse_connect.driver import options as driver_options
 from llm_cost_tracker.config import Settings, StoreConfig, config_sections
 from llm_cost_tracker.storage.endpoint import find
 
-__all__ = ["DEDUP_SETTINGS", "StoreLocked", "StoreMissing", "connect", "connect_reader", "describe"]
+__all__ = ["DEDUP_SETTINGS", "StoreLocked", "StoreMissing", "connect", "connect_reader", "describe", "is_embedded"]
 
 DEDUP_SETTINGS = {"insert_deduplicate": 1, "deduplicate_blocks_in_dependent_materialized_views": 1}
 """Per-insert settings that make a token-carrying insert idempotent in llm_spans and its rollups (the
@@ -66,6 +66,12 @@ def _without_pandas() -> None:
     if "pd" not in vars(driver_options):
         driver_options.pd = None
         driver_options.pd_time_test = None
+
+
+def is_embedded(client: Any) -> bool:
+    """Whether ``client`` is the embedded store (chDB, in this process) rather than a server: the writers pick
+    their statements by it (temporary files chDB reads itself, a keys table, its allocator's purge)."""
+    return type(client).__name__ == "ChdbClient"
 
 
 def connect(settings: StoreConfig | Settings, *, create: bool = True) -> Any:
