@@ -45,8 +45,8 @@ def _part(frames: list[str]) -> str:
 class GilSampler:
     """Samples the GIL holder of process ``pid`` from :meth:`start` to :meth:`stop`."""
 
-    def __init__(self, pid: int, out: Path, rate: int = 100) -> None:
-        self.pid, self.out, self.rate = pid, out, rate
+    def __init__(self, pid: int, out: Path, rate: int = 100, keep: Path | None = None) -> None:
+        self.pid, self.out, self.rate, self.keep = pid, out, rate, keep
         self._proc: subprocess.Popen[bytes] | None = None
         self._started = 0.0
         self.seconds = 0.0
@@ -71,6 +71,8 @@ class GilSampler:
         self.seconds = time.perf_counter() - self._started
         self._proc.send_signal(signal.SIGINT)
         self._proc.wait(timeout=60)
+        if self.keep is not None:  # py-spy's folded stacks, for a view by function (or a flame graph)
+            shutil.copyfile(self.out, self.keep)
         parts: Counter[str] = Counter()
         for line in self.out.read_text().splitlines():
             stack, _, count = line.rpartition(" ")

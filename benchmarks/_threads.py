@@ -1,5 +1,5 @@
 """Where a service child's CPU goes, by thread: ``/proc/<pid>/task`` read at the start and the end of a
-timed window, each thread's time named by what it runs (``_thread_log/sitecustomize.py`` logs the Python
+timed window, each thread's time named by what it runs (``_service_child/sitecustomize.py`` logs the Python
 threads' ids; chDB's and gRPC's own threads keep their OS names). Linux only; figures only."""
 
 from __future__ import annotations
@@ -19,11 +19,17 @@ ROLES = (
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
-def service_env(log: Path) -> dict[str, str]:
-    """The environment that makes a service child log its Python threads to ``log``."""
-    here = str(Path(__file__).resolve().parent / "_thread_log")
+def service_env(log: Path | None = None, receive_only: bool = False) -> dict[str, str]:
+    """The environment that makes a service child log its Python threads to ``log`` and, with
+    ``receive_only``, commit its batches without storing them (``_service_child/``)."""
+    here = str(Path(__file__).resolve().parent / "_service_child")
     path = os.environ.get("PYTHONPATH", "")
-    return {"PYTHONPATH": here + (os.pathsep + path if path else ""), "LCT_BENCH_THREAD_LOG": str(log)}
+    env = {"PYTHONPATH": here + (os.pathsep + path if path else "")}
+    if log is not None:
+        env["LCT_BENCH_THREAD_LOG"] = str(log)
+    if receive_only:
+        env["LCT_BENCH_RECEIVE_ONLY"] = "1"
+    return env
 
 
 def _role(python_name: str | None, os_name: str) -> str:

@@ -14,10 +14,16 @@ process that counts what it receives: the run ends when every span is written an
     python benchmarks/ingest.py --spans 300000 --streams 4
     python benchmarks/ingest.py --spans 100000 --modes grpc,http,json,grpc+forward
     python benchmarks/ingest.py --spans 200000 --threads    # + the service's CPU per span by thread
+    python benchmarks/ingest.py --receive-only              # the receiving side alone: nothing is stored
 
 The clock starts after ``--warmup-spans`` (20,480 by default) are sent and written: a running service
 has loaded its compiled scan and its catalog's price columns long before, and those one-time costs
 would otherwise read as per-span cost in a short run. ``--warmup-spans 0`` measures a cold start.
+
+``--receive-only`` measures the receiving side on its own (gRPC, decoding, the stages, call identity, the
+queue): the service child loads ``_service_child/receive_only.py``, whose writer commits every batch
+without building or inserting anything. Its rate, set against a normal run's, tells whether the writer
+or the receiving side bounds the service.
 
 Every request carries spans of its own by default: a payload sent twice is a copy, which the service
 leaves out (span identity, docs/schema.md), so repeating payloads would measure the duplicate path.
@@ -155,10 +161,12 @@ def run(mode: str, payloads: list[bytes], json_payloads: list[bytes], args: argp
     extra = ["--forward-otlp", f"grpc://127.0.0.1:{hop.port}"] if hop is not None else []
     with tempfile.TemporaryDirectory(prefix="lct-ingest-") as tmp:
         thread_log = Path(tmp) / "threads.log"
-        svc = ServiceProcess(tmp, *extra, *args.service_arg, env=service_env(thread_log) if args.threads else None).start()
+        env = (service_env(thread_log if args.threads else None, args.receive_only)
+               if args.threads or args.receive_only else None)
+        svc = ServiceProcess(tmp, *extra, *args.service_arg, env=env).start()
         proc = psutil.Process(svc.proc.pid)
         clock = ThreadClock(svc.proc.pid, thread_log) if args.threads else None
-        gil = GilSampler(svc.proc.pid, Path(tmp) / "gil.txt") if args.gil else None
+        gil = GilSampler(svc.proc.pid, Path(tmp) / "gil.txt", keep=args.gil_raw) if args.gil else None
         peak_rss = 0
         stop_sampling = threading.Event()
 
@@ -223,7 +231,7 @@ def run(mode: str, payloads: list[bytes], json_payloads: list[bytes], args: argp
         close()
         written, repeats = rows_written(svc)
         assert svc.stop() == 0, svc.log()
-        stored = svc.sql("SELECT count() AS n FROM llm_spans")[0]["n"]
+        stored = 0 if args.receive_only else svc.sql("SELECT count() AS n FROM llm_spans")[0]["n"]
     if hop is not None:
         hop.stop()
     cpu = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
@@ -253,6 +261,10 @@ def main() -> int:
     parser.add_argument("--service-arg", action="append", default=[], help="extra flag for the service")
     parser.add_argument("--gil", action="store_true",
                         help="also sample who holds the service's GIL in the timed window (py-spy, the bench extra)")
+    parser.add_argument("--gil-raw", type=Path, default=None,
+                        help="with --gil: also keep py-spy's folded stacks in this file (for a view by function)")
+    parser.add_argument("--receive-only", action="store_true",
+                        help="the receiving side alone: batches are committed without being stored")
     parser.add_argument("--threads", action="store_true",
                         help="also print the service's CPU per span by thread (Linux: /proc/<pid>/task)")
     args = parser.parse_args()
@@ -273,15 +285,20 @@ def main() -> int:
     for mode in modes:
         r = run(mode, payloads, json_payloads, args, warmup)
         results.append(r)
-        good = r["stored"] == distinct == r["written"] and r["forwarded"] in (None, r["total"])
+        stored = distinct if args.receive_only else r["stored"]  # nothing is stored, by design
+        good = stored == distinct == r["written"] and r["forwarded"] in (None, r["total"])
         ok = ok and good
         print(f"== {mode}")
         print(f"spans sent                 {r['total']:,} ({r['requests']} requests of {args.spans_per_request}, "
               f"{args.streams} streams, {r['body_bytes'] / r['requests'] / 1024:,.0f} KiB each), "
               f"after {len(warmup) * args.spans_per_request:,} untimed warm-up spans")
-        print(f"rows in table after stop   {r['stored']:,}  ({'OK' if good else 'MISMATCH'}; "
-              f"{distinct:,} distinct spans, {r['repeats']:,} copies left out"
-              + (f"; {r['forwarded']:,} forwarded)" if r["forwarded"] is not None else ")"))
+        if args.receive_only:
+            print(f"rows committed (not stored) {r['written']:,}  ({'OK' if good else 'MISMATCH'}; "
+                  f"{distinct:,} distinct spans; --receive-only)")
+        else:
+            print(f"rows in table after stop   {r['stored']:,}  ({'OK' if good else 'MISMATCH'}; "
+                  f"{distinct:,} distinct spans, {r['repeats']:,} copies left out"
+                  + (f"; {r['forwarded']:,} forwarded)" if r["forwarded"] is not None else ")"))
         print(f"all accepted after         {r['accepted_at']:.2f} s  (retries asked for: {r['retries']})")
         print(f"end to end                 {r['rate']:,.0f} spans/s  ({r['elapsed']:.2f} s until all written"
               + (" and forwarded)" if r["forwarded"] is not None else ")"))

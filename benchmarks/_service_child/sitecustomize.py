@@ -1,8 +1,11 @@
-"""Loaded by a service child that ``benchmarks/ingest.py --threads`` starts (this directory first on its
-PYTHONPATH): writes each Python thread's OS id and name to ``$LCT_BENCH_THREAD_LOG`` as it starts, so the
+"""Loaded by a service child that ``benchmarks/ingest.py`` starts with ``--threads`` or ``--receive-only``
+(this directory first on its PYTHONPATH; ``_threads.service_env``).
+
+``--threads``: writes each Python thread's OS id and name to ``$LCT_BENCH_THREAD_LOG`` as it starts, so the
 benchmark can tell whose CPU time ``/proc/<pid>/task`` shows. OS thread names cannot tell: Python 3.11
-does not set them, and chDB renames the thread that runs a query. Benchmark-only: the service itself
-never loads this file."""
+does not set them, and chDB renames the thread that runs a query. ``--receive-only``
+(``$LCT_BENCH_RECEIVE_ONLY``): ``receive_only.py`` turns the writer's storing off. Benchmark-only: the
+service itself never loads this file."""
 
 from __future__ import annotations
 
@@ -27,3 +30,7 @@ if _PATH:
         _start(self)
 
     threading.Thread._bootstrap_inner = _logged  # type: ignore[attr-defined]
+
+
+if os.environ.get("LCT_BENCH_RECEIVE_ONLY") == "1":
+    import receive_only  # noqa: F401  (its import is the change)
