@@ -1,7 +1,7 @@
-"""End-to-end rate through Kafka (one receiver, one consumer, a tansu broker), against the raw produce floor.
+"""End-to-end rate through Kafka (receivers, one consumer, a tansu broker), against the raw produce floor.
 
-Sends realistic GenAI spans in batches of 512 over gRPC from concurrent streams to a
-``llm-cost-tracker receiver`` child process; a ``llm-cost-tracker consumer`` child process stores
+Sends realistic GenAI spans in batches of 512 over gRPC from concurrent streams to
+``llm-cost-tracker receiver`` child processes (``--receivers``, 1 by default; request i to receiver i mod N); a ``llm-cost-tracker consumer`` child process stores
 them in its embedded chDB. Reports spans/s from the first Export until the consumer has committed
 every span (checked against the table after shutdown), each process's CPU, and, measured in the
 same run as the floor, the rate at which plain aiokafka ``send()`` (acks=all, same compression and
@@ -10,6 +10,7 @@ broker; and the *store floor*: chDB alone inserting the same records through the
 bounds what any receiver and consumer could reach on this machine. Figures only: nothing here asserts a time.
 
     python benchmarks/kafka_pipeline.py --spans 200000 --streams 4
+    python benchmarks/kafka_pipeline.py --spans 200000 --streams 4 --receivers 2   # more processes
 """
 
 from __future__ import annotations
@@ -139,6 +140,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spans", type=int, default=200_000)
     parser.add_argument("--streams", type=int, default=4, help="concurrent Export streams")
+    parser.add_argument("--receivers", type=int, default=1,
+                        help="receiver processes; request i goes to receiver i mod N (more processes than the GIL's one)")
     parser.add_argument("--spans-per-request", type=int, default=512)
     parser.add_argument("--distinct-payloads", type=int, default=0,
                         help="payloads built and sent round-robin (default: one per request, every span distinct; "
@@ -169,17 +172,21 @@ def main() -> int:
         age = ["--batch-age-seconds", str(args.batch_age_seconds)] if args.batch_age_seconds else []
         consumer = KafkaProcess("consumer", Path(tmp) / "consumer", *common, "--kafka-session-timeout-ms", "3000",
                                 "--kafka-heartbeat-interval-ms", "500", *age).start()
-        receiver = KafkaProcess("receiver", Path(tmp) / "receiver", *common).start()
-        procs = {"receiver": psutil.Process(receiver.proc.pid), "consumer": psutil.Process(consumer.proc.pid),
-                 "tansu": psutil.Process(broker.proc.pid),  # type: ignore[union-attr]
-                 "benchmark client (gRPC)": psutil.Process()}
-        channel = grpc.insecure_channel(receiver.endpoint)
-        export = channel.unary_unary(METHOD, request_serializer=None, response_deserializer=None)
+        receivers = [KafkaProcess("receiver", Path(tmp) / f"receiver-{n}", *common).start()
+                     for n in range(args.receivers)]
+        procs = {f"receiver {n}" if args.receivers > 1 else "receiver": psutil.Process(r.proc.pid)
+                 for n, r in enumerate(receivers)}
+        procs |= {"consumer": psutil.Process(consumer.proc.pid),
+                  "tansu": psutil.Process(broker.proc.pid),  # type: ignore[union-attr]
+                  "benchmark client (gRPC)": psutil.Process()}
+        channels = [grpc.insecure_channel(r.endpoint) for r in receivers]
+        exports = [c.unary_unary(METHOD, request_serializer=None, response_deserializer=None) for c in channels]
         retries = {"UNAVAILABLE": 0, "RESOURCE_EXHAUSTED": 0}
         lock = threading.Lock()
 
         def send(i: int) -> None:
             payload = payloads[i % len(payloads)]
+            export = exports[i % len(exports)]
             while True:
                 try:
                     export(payload, timeout=60)
@@ -203,10 +210,12 @@ def main() -> int:
             time.sleep(0.1)  # each poll is a /metrics scrape of the consumer: 10/s keeps its cost out of the figures
         elapsed = time.perf_counter() - started
         cpu = {name: cpu_seconds(p) - cpu_before[name] for name, p in procs.items()}
-        channel.close()
+        for channel in channels:
+            channel.close()
         batches = consumer.metric("llm_kafka_batches_committed_total")
         markers = consumer.metric("llm_kafka_flush_markers_total")
-        assert receiver.stop() == 0, receiver.log()
+        for receiver in receivers:
+            assert receiver.stop() == 0, receiver.log()
         assert consumer.stop() == 0, consumer.log()
         stored = sql(consumer.data_dir, "SELECT count() AS n FROM llm_spans")[0]["n"]
 
@@ -227,7 +236,7 @@ def main() -> int:
     print(f"load average                 {load_before[0]:.2f} before, {os.getloadavg()[0]:.2f} after (1 min; "
           f"{psutil.cpu_count()} cores)")
     print(f"spans sent                   {total:,} ({requests} requests of {args.spans_per_request}, "
-          f"{args.streams} streams, {args.partitions} partitions, {args.compression})")
+          f"{args.streams} streams to {args.receivers} receiver(s), {args.partitions} partitions, {args.compression})")
     print(f"rows in table after stop     {stored:,}  ({'OK' if stored == distinct else 'MISMATCH'}; "
           f"{distinct:,} distinct spans, {total - distinct:,} copies left out)")
     print(f"all Exports acked after      {acked_at:.2f} s  ({total / acked_at:,.0f} spans/s into Kafka; "
