@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
 from llm_cost_tracker.sources import otlp_scan
 from llm_cost_tracker.sources.otlp_decode import (
@@ -213,3 +213,100 @@ def test_tenant_from_the_resource_else_the_span() -> None:
     outcome = agree(both.SerializeToString(), DecodeLimits())
     assert isinstance(outcome, DecodedBatch)
     assert [r.tenant for r in outcome.records] == ["from-resource", "from-resource", "from-span", ""]
+
+
+def _walked_by_python(payload: bytes, rows: tuple[int, int, int, int]) -> tuple[int, np.ndarray]:
+    """The Python source of the walk filling tables of ``rows`` (spans, attributes, resources, scopes) rows."""
+    s = otlp_scan._SCHEMA
+    counts = np.zeros(4, np.int64)
+    tables = [np.empty((n, width), np.int64) for n, width in zip(rows, (15, 8, 2, 3), strict=True)]
+    status = otlp_scan._walk.py_func(np.frombuffer(payload, np.uint8), s.kind, s.sub, s.action, s.repeated,
+                                     otlp_scan._WIRE_TYPE, True, *tables, counts)
+    return status, counts
+
+
+@pytest.mark.parametrize("table", range(4))
+def test_a_walk_out_of_rows_says_full(table: int) -> None:
+    """Filling stops with FULL when a table has no row left (spans, attributes, resources or scopes): the
+    scan then counts the request and fills tables of its counts."""
+    payload = make_request([make_span(genai_attributes()) for _ in range(3)],
+                           {"service.name": "svc"}).SerializeToString()
+    status, counts = _walked_by_python(payload, (100, 100, 100, 100))
+    assert status == otlp_scan.OK
+    rows = [100, 100, 100, 100]
+    rows[table] = int(counts[table]) - 1
+    assert _walked_by_python(payload, tuple(rows))[0] == otlp_scan.FULL  # type: ignore[arg-type]
+    rows[table] += 1
+    assert _walked_by_python(payload, tuple(rows))[0] == otlp_scan.OK  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("case", "spans"), [
+    ("attributes smaller than the first tables' guess (a key and a bool: 7 bytes)",
+     [make_span({f"k{i}": True for i in range(200)})]),
+    ("spans without ids, smaller than an accepted span", [Span(name="x") for _ in range(300)]),
+    ("empty resources and scopes, two bytes each", None),
+])
+def test_requests_past_the_first_tables_are_counted_then_filled(case: str, spans: list[Span] | None,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request that does not fit the tables sized from its length gives the same answer (and the
+    reference's) through the counting walk."""
+    if spans is None:
+        request = make_request([make_span({"a": 1})], {"service.name": "svc"})
+        request.resource_spans[0].scope_spans.extend(ScopeSpans() for _ in range(100))
+        request.resource_spans.extend(ResourceSpans() for _ in range(100))
+    else:
+        request = make_request(spans, {"service.name": "svc"})
+    payload = request.SerializeToString()
+    outcome = agree(payload, DecodeLimits())
+    assert isinstance(outcome, DecodedBatch), case
+    statuses: list[int] = []
+    walk = otlp_scan._walk
+
+    def spied(*args: object) -> int:
+        statuses.append(walk(*args))  # type: ignore[arg-type]
+        return statuses[-1]
+
+    monkeypatch.setattr(otlp_scan, "_walk", spied)
+    scan = scan_request(payload, DecodeLimits())
+    assert statuses == [otlp_scan.FULL, otlp_scan.OK, otlp_scan.OK]  # filled, out of rows; counted; filled
+    assert scan is not None
+    expected = parse_request(payload)
+    assert scan.span_count == sum(len(ss.spans) for rs in expected.resource_spans for ss in rs.scope_spans)
+    assert len(scan.resources) == len(expected.resource_spans)
+
+
+@pytest.mark.parametrize(("limits", "message"), [
+    (DecodeLimits(max_spans=4), "request holds 5 spans, over the limit of 4"),
+    (DecodeLimits(max_request_attributes=9), "request holds 11 attributes, over the limit of 9"),  # and service.name
+    (DecodeLimits(max_spans=0), "request holds 5 spans, over the limit of 0"),
+])
+def test_request_limits_name_the_whole_count(limits: DecodeLimits, message: str) -> None:
+    """The first tables hold at most the limits' rows, so a request over them is counted in full and its
+    refusal names every span and attribute, as the reference's does."""
+    payload = make_request([make_span({"a": 1, "b": "x"}) for _ in range(5)]).SerializeToString()
+    with pytest.raises(LimitExceeded, match=message):
+        scan_request(payload, limits)
+    assert agree(payload, limits) == f"LimitExceeded: {reference(payload, limits)[len('LimitExceeded: '):]}"
+
+
+_BAD_UTF8 = [b"\xff", b"\xc0\xaf", b"\xed\xa0\x80", b"\xe2\x82", b"\xf4\x90\x80\x80", b"\xc3"]
+_GOOD_UTF8 = [b"\xc3\xa9", b"\xe2\x82\xac", b"\xf0\x9f\x98\x80"]
+
+
+@pytest.mark.parametrize("where", ["key", "value", "name"])
+def test_utf8_checked_at_every_position_of_the_eight_byte_steps(where: str) -> None:
+    """ASCII is checked eight bytes per step: a bad or good multi-byte character at any position of a
+    string of any length up to three steps is still found (or passed) as protobuf does."""
+    for length in range(0, 26):
+        for at in range(length + 1):
+            for piece in _BAD_UTF8 + _GOOD_UTF8:
+                text = b"a" * at + piece + b"b" * (length - at)
+                if where == "key":
+                    span = _field(9, _field(1, text) + _field(2, _field(1, b"v")))
+                elif where == "value":
+                    span = _field(9, _field(1, b"k") + _field(2, _field(1, text)))
+                else:
+                    span = _field(5, text)
+                payload = _request_of(GOOD_SPAN + span)
+                outcome = agree(payload, DecodeLimits())
+                assert (outcome is not None) == (piece in _GOOD_UTF8), (where, text)
