@@ -30,6 +30,7 @@ from llm_cost_tracker.sources.otlp_records import decode_scan
 from llm_cost_tracker.sources.otlp_scan import scan_request
 from llm_cost_tracker.testing import genai_attributes, make_request, make_span
 from tests.fuzz.test_fuzz_decode import FUZZ, SMALL, deep_value, mutate, requests
+from tests.sources.test_otlp_numbering import columns_describe_the_records
 
 Outcome = DecodedBatch | str | None
 """A decoder's answer: the batch, the text of a refusal (malformed or over a request limit), or None
@@ -62,10 +63,13 @@ def agree(payload: bytes, limits: DecodeLimits) -> Outcome:
 @FUZZ
 @given(requests())
 def test_scan_gives_the_reference_records(request: ExportTraceServiceRequest) -> None:
-    """Random well-formed requests (odd text, ids, times, nested values): the scan answers, and as protobuf does."""
+    """Random well-formed requests (odd text, ids, times, nested values): the scan answers, and as protobuf does
+    (its attribute columns describing its records)."""
     payload = request.SerializeToString()
     assert scan_request(payload, DecodeLimits(max_spans=10**6, max_request_attributes=10**9)) is not None  # never left to protobuf
     outcome = agree(payload, DecodeLimits())
+    if isinstance(outcome, DecodedBatch):
+        columns_describe_the_records(payload, outcome)
     expected = reference(payload, DecodeLimits())
     # only what a per-value limit cuts is left to protobuf (a long key, value or name; too many attributes)
     assert outcome is not None or (isinstance(expected, DecodedBatch) and expected.truncated_attributes)

@@ -3,7 +3,10 @@
 The result is the reference decoder's, record for record, rejection for rejection and message for
 message (the fuzz tests compare the two on every request they make). What changes is the cost: one
 Python string per *distinct* key and short value of the request instead of four objects per
-attribute, and per span one dict built by ``dict(zip(...))`` over slices of two lists.
+attribute (ints and doubles too: each distinct one rendered once), one ``(key, value)`` tuple per
+distinct pair, and per span one dict built by ``dict()`` over a slice of the list of pairs. The
+numbering is compiled (``otlp_scan.number``); lists are gathered from pools by indexing arrays of
+objects, two C loops where ``map(pool.__getitem__, ids)`` calls Python per item.
 
 A request that would be cut by a per-value limit (a key over ``max_key_bytes``, a value or name over
 ``max_value_bytes``, a span over ``max_attributes``) is left to the reference decoder: cutting is rare
@@ -11,6 +14,8 @@ and its rules (priority prefixes, counting) live there once. :func:`decode_scan`
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 from google.protobuf.message import DecodeError
@@ -33,11 +38,15 @@ from llm_cost_tracker.sources.otlp_scan import (
     A_NUMBER,
     A_VALUE_LEN,
     A_VALUE_OFF,
-    BOOL,
     C_NAME_LEN,
     C_NAME_OFF,
-    DOUBLE,
-    INT,
+    N_DOUBLES,
+    N_INTS,
+    N_KEYS,
+    N_NAMES,
+    N_OTHERS,
+    N_PAIRS,
+    N_STRINGS,
     OTHER,
     R_ATTR_BEGIN,
     R_ATTR_END,
@@ -56,9 +65,9 @@ from llm_cost_tracker.sources.otlp_scan import (
     S_STATUS,
     S_TRACE_LEN,
     S_TRACE_OFF,
-    STRING,
+    Numbering,
     WireScan,
-    intern,
+    number,
     scan_request,
 )
 from llm_cost_tracker.types import AttributeColumns, SpanRecord
@@ -68,18 +77,15 @@ log = get_logger("otlp_records")
 __all__ = ["SCAN", "ScanState", "decode_scan", "warm_up"]
 
 
-def _pool(scan: WireScan, payload: bytes, offsets: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """``(ids, pool)``: the strings at ``offsets``/``lengths`` decoded once per distinct value, ``pool[ids[i]]``
-    being item i's."""
-    ids, firsts = intern(scan, offsets, lengths)
-    pool = [payload[o:o + n].decode() for o, n in zip(offsets[firsts].tolist(), lengths[firsts].tolist(), strict=True)]
-    return ids, pool
+def _strings(payload: bytes, offsets: np.ndarray, lengths: np.ndarray) -> list[str]:
+    """The UTF-8 strings at ``offsets``/``lengths`` of ``payload`` (checked by the scan)."""
+    return [payload[o:o + n].decode() for o, n in zip(offsets.tolist(), lengths.tolist(), strict=True)]
 
 
-def _distinct(scan: WireScan, payload: bytes, offsets: np.ndarray, lengths: np.ndarray) -> list[str]:
-    """The strings at ``offsets``/``lengths``, one object per distinct value (shared by equal ones)."""
-    ids, pool = _pool(scan, payload, offsets, lengths)
-    return list(map(pool.__getitem__, ids.tolist()))
+def _objects(items: list[Any]) -> np.ndarray:
+    """``items`` as a 1-d array of objects (tuples stay items): ``_objects(pool)[ids].tolist()`` gives
+    ``[pool[i] for i in ids]`` in two C loops (a third of ``map(pool.__getitem__, ids.tolist())``'s time)."""
+    return np.fromiter(items, object, count=len(items))
 
 
 def _hex(buf: np.ndarray, offsets: np.ndarray, width: int) -> list[str]:
@@ -103,38 +109,24 @@ def _over_limits(scan: WireScan, limits: DecodeLimits) -> bool:
     return bool(len(r) and int((r[:, R_ATTR_END] - r[:, R_ATTR_BEGIN]).max()) > limits.max_attributes)
 
 
-def _values(scan: WireScan, payload: bytes, needed: np.ndarray, limits: DecodeLimits,
-            batch: DecodedBatch) -> tuple[list[str], np.ndarray] | None:
-    """``(pool, index)``: every attribute's value as the reference decoder renders it is ``pool[index[i]]``
-    (None: leave the request to it). Values of spans the reference rejects are not rendered (index 0)."""
+def _values(scan: WireScan, payload: bytes, numbering: Numbering, limits: DecodeLimits,
+            batch: DecodedBatch) -> list[str] | None:
+    """Every distinct value as the reference decoder renders it, in the order of ``numbering.value_ids``
+    (None: leave the request to it). Values of spans the reference rejects are not rendered."""
     a = scan.attributes
-    kinds = a[:, A_KIND]
-    numbers = a[:, A_NUMBER]
+    firsts = numbering.firsts
     pool = ["", "true", "false"]  # an empty AnyValue, the two booleans
-    index = np.zeros(len(a), np.int64)
-    index[kinds == BOOL] = np.where(numbers[kinds == BOOL] != 0, 1, 2)
-    mask = kinds == STRING
-    if mask.any():
-        ids, strings = _pool(scan, payload, a[mask, A_VALUE_OFF], a[mask, A_VALUE_LEN])
-        index[mask] = len(pool) + ids
-        pool += strings
-    mask = kinds == INT
-    if mask.any():
-        distinct, inverse = np.unique(numbers[mask], return_inverse=True)
-        index[mask] = len(pool) + inverse
-        pool += map(str, distinct.tolist())
-    mask = kinds == DOUBLE
-    if mask.any():
-        index[mask] = len(pool) + np.arange(int(mask.sum()))
-        pool += map(repr, numbers[mask].view(np.float64).tolist())
-    rows = np.flatnonzero((kinds == OTHER) & needed)  # as the reference renders them: spans it rejects are not
+    rows = firsts[N_STRINGS]
+    pool += _strings(payload, a[rows, A_VALUE_OFF], a[rows, A_VALUE_LEN])
+    pool += map(str, a[firsts[N_INTS], A_NUMBER].tolist())
+    pool += map(repr, a[firsts[N_DOUBLES], A_NUMBER].view(np.float64).tolist())
+    rows = firsts[N_OTHERS]
     if len(rows):  # each distinct value parsed and rendered once (``finish_reasons: ["stop"]`` is on most spans)
-        ids, firsts = intern(scan, a[rows, A_ANY_OFF], a[rows, A_ANY_LEN], max_len=1 << 30)
-        index[rows] = len(pool) + ids
-        occurrences = np.bincount(ids).tolist()
+        others = numbering.value_ids[a[:, A_KIND] == OTHER] - len(pool)  # those of rejected spans: below 0
+        occurrences = np.bincount(others[others >= 0], minlength=len(rows))
         quarter = limits.max_value_bytes // 4
-        for off, length, times in zip(a[rows[firsts], A_ANY_OFF].tolist(), a[rows[firsts], A_ANY_LEN].tolist(),
-                                      occurrences, strict=True):
+        for off, length, times in zip(a[rows, A_ANY_OFF].tolist(), a[rows, A_ANY_LEN].tolist(),
+                                      occurrences.tolist(), strict=True):
             try:
                 value = AnyValue.FromString(payload[off:off + length])
             except DecodeError:  # pragma: no cover - the scan checked every nested value
@@ -145,7 +137,7 @@ def _values(scan: WireScan, payload: bytes, needed: np.ndarray, limits: DecodeLi
                 return None  # cut by the reference decoder
             batch.truncated_attributes += (batch.truncated_attributes - cut_before) * (times - 1)  # once per copy
             pool.append(text)
-    return pool, index
+    return pool
 
 
 def decode_scan(scan: WireScan, payload: bytes, limits: DecodeLimits) -> DecodedBatch | None:
@@ -167,15 +159,20 @@ def decode_scan(scan: WireScan, payload: bytes, limits: DecodeLimits) -> Decoded
     needed = np.ones(len(a), bool)  # the reference renders no value of a span it rejects
     for begin, end in s[~accepted][:, [S_ATTR_BEGIN, S_ATTR_END]].tolist():
         needed[begin:end] = False
-    rendered = _values(scan, payload, needed, limits, batch)
-    if rendered is None:
+    numbering = number(scan, payload, needed)
+    value_pool = _values(scan, payload, numbering, limits, batch)
+    if value_pool is None:
         return None
-    value_pool, value_ids = rendered
-    values = list(map(value_pool.__getitem__, value_ids.tolist()))
-    key_ids, key_pool = _pool(scan, payload, a[:, A_KEY_OFF], a[:, A_KEY_LEN])
-    keys = list(map(key_pool.__getitem__, key_ids.tolist()))
+    firsts = numbering.firsts
+    rows = firsts[N_KEYS]
+    key_pool = _strings(payload, a[rows, A_KEY_OFF], a[rows, A_KEY_LEN])
+    key_ids, value_ids = numbering.key_ids, numbering.value_ids
+    rows = firsts[N_PAIRS]  # one (key, value) tuple per distinct pair; a dict is built from a slice of them
+    pair_pool = zip(_objects(key_pool)[key_ids[rows]].tolist(), _objects(value_pool)[value_ids[rows]].tolist(),
+                    strict=True)
+    pairs = np.fromiter(pair_pool, object, count=len(rows))[numbering.pair_ids].tolist()
     tenant_key = limits.tenant_attribute
-    resources = [dict(zip(keys[b:e], values[b:e], strict=True)) for b, e in scan.resources.tolist()]
+    resources = [dict(pairs[b:e]) for b, e in scan.resources.tolist()]
     services = [r.get("service.name", "unknown_service") for r in resources]
     tenants = [r.get(tenant_key, "") for r in resources]
     scopes = [payload[o:o + n].decode()[:256] for o, n in
@@ -186,7 +183,9 @@ def decode_scan(scan: WireScan, payload: bytes, limits: DecodeLimits) -> Decoded
     span_ids = _hex(buf, k[:, S_SPAN_OFF], 8)
     parents = [payload[o:o + n].hex() if n else ""
                for o, n in zip(k[:, S_PARENT_OFF].tolist(), k[:, S_PARENT_LEN].tolist(), strict=True)]
-    names = _distinct(scan, payload, k[:, S_NAME_OFF], k[:, S_NAME_LEN])
+    rows = firsts[N_NAMES]
+    name_pool = _strings(payload, s[rows, S_NAME_OFF], s[rows, S_NAME_LEN])
+    names = _objects(name_pool)[numbering.name_ids[kept]].tolist()
     start = starts[kept]
     end = k[:, S_END].view(np.uint64)
     durations = np.where(end >= start, end - start, 0).tolist()
@@ -195,7 +194,7 @@ def decode_scan(scan: WireScan, payload: bytes, limits: DecodeLimits) -> Decoded
     status = np.where((status >= 0) & (status <= 2), status, 0).tolist()
     spans_by_resource = k[:, S_RESOURCE].tolist()
     ranges = list(map(slice, k[:, S_ATTR_BEGIN].tolist(), k[:, S_ATTR_END].tolist()))
-    attributes = list(map(dict, map(zip, map(keys.__getitem__, ranges), map(values.__getitem__, ranges))))
+    attributes = list(map(dict, map(pairs.__getitem__, ranges)))
     span_tenants = [tenants[r] or attrs.get(tenant_key, "")
                     for r, attrs in zip(spans_by_resource, attributes, strict=True)]
     records = list(map(SpanRecord, trace_ids, span_ids, parents, start_ns, durations,

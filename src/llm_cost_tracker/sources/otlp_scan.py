@@ -35,7 +35,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from llm_cost_tracker.compiled import compiled
 from llm_cost_tracker.sources.otlp_decode import DecodeLimits, check_counts
 
-__all__ = ["MAX_DEPTH", "WireScan", "scan_request"]
+__all__ = ["MAX_DEPTH", "Numbering", "WireScan", "number", "scan_request", "words_of"]
 
 MAX_DEPTH = 64
 """Messages nested deeper decline (upb refuses past 100; the caller's protobuf parse decides)."""
@@ -387,54 +387,169 @@ def _walk(buf: np.ndarray, kind: np.ndarray, sub: np.ndarray, action: np.ndarray
     return OK
 
 
-@compiled
-def _intern(buf: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, ids: np.ndarray,
-            firsts: np.ndarray, max_len: int) -> int:  # pragma: no cover - compiled (tests run py_func too)
-    """Number the distinct byte strings ``buf[offsets[i]:offsets[i]+lengths[i]]`` in order of first sight.
+# Rows of ``Numbering.firsts`` (and of its counts): what ``_number`` numbers, each from 0.
+N_KEYS, N_STRINGS, N_INTS, N_DOUBLES, N_OTHERS, N_PAIRS, N_NAMES = range(7)
+_FIXED = -1
+"""A value numbered without the table: an empty one (0), a boolean (1 true, 2 false), an array the
+records never show (0)."""
+_FIXED_VALUES = 3
+"""Value numbers before the strings' (``""``, ``"true"``, ``"false"``)."""
 
-    ``ids[i]`` gets the number of item i, ``firsts[j]`` the item that first showed number j. Items longer
-    than ``max_len`` get a number of their own without hashing (long values are prompts: rarely repeated).
-    Returns how many numbers were given."""
-    count = offsets.shape[0]
+
+@compiled
+def _number(buf: np.ndarray, words: np.ndarray, attrs: np.ndarray, needed: np.ndarray, spans: np.ndarray,
+            max_len: int, key_ids: np.ndarray, value_ids: np.ndarray, pair_ids: np.ndarray, name_ids: np.ndarray,
+            firsts: np.ndarray, counts: np.ndarray) -> None:  # pragma: no cover - compiled (tests run py_func too)
+    """Number the distinct keys, values, (key, value) pairs and span names of a request, in order of first sight.
+
+    Four passes over one hash table: the attributes' keys (``key_ids``), their values (``value_ids``:
+    strings, ints, doubles and AnyValues each numbered from 0, then shifted to follow one another after
+    the ``_FIXED_VALUES``, so that equal renderings of one kind share a number), the pairs of the two
+    (``pair_ids``), the spans' names (``name_ids``). ``firsts[r, j]`` is the item that first showed
+    number j of row r (``N_KEYS`` ..), ``counts[r]`` how many numbers row r gave. Byte strings longer
+    than ``max_len`` get a number of their own without hashing (long values are prompts: rarely
+    repeated), except AnyValues (protobuf renders each distinct one).
+
+    ``words`` is ``buf`` read as little-endian uint64 at every byte offset (``words[i]`` is bytes i..i+7):
+    a string is hashed and compared eight bytes per load."""
+    n_attrs = attrs.shape[0]
+    n_spans = spans.shape[0]
+    most = max(n_attrs, n_spans)
     size = 16
-    while size < 2 * count:
+    while size < 2 * most:
         size *= 2
-    table = np.full(size, -1, np.int64)
+    table = np.empty(size, np.int64)
     mask = size - 1
-    distinct = 0
-    for i in range(count):
-        off = offsets[i]
-        length = lengths[i]
-        if length > max_len:
-            ids[i] = distinct
-            firsts[distinct] = i
-            distinct += 1
-            continue
-        h = np.uint64(14695981039346656037)
-        for b in range(length):
-            h = (h ^ np.uint64(buf[off + b])) * np.uint64(1099511628211)
-        slot = np.int64(h & np.uint64(mask))
-        while True:
-            j = table[slot]
-            if j < 0:
-                table[slot] = distinct
-                ids[i] = distinct
-                firsts[distinct] = i
-                distinct += 1
-                break
-            other = firsts[j]
-            if lengths[other] == length:
-                o2 = offsets[other]
-                same = True
-                for b in range(length):
-                    if buf[off + b] != buf[o2 + b]:
-                        same = False
-                        break
-                if same:
-                    ids[i] = j
+    last = words.shape[0] - 1
+    mul = np.uint64(0x9E3779B97F4A7C15)
+    offs = np.empty(most, np.int64)  # the current pass's items: bytes (offset, length), or a number (length -1)
+    lens = np.empty(most, np.int64)
+    nums = np.empty(most, np.int64)
+    rows = np.empty(most, np.int64)  # the row of firsts numbering the item (_FIXED: numbered already)
+    counts[:] = 0
+    for step in range(4):
+        count = n_spans if step == 3 else n_attrs
+        ids = key_ids if step == 0 else value_ids if step == 1 else pair_ids if step == 2 else name_ids
+        table[:] = -1
+        for i in range(count):
+            limit = max_len
+            off = 0
+            length = -1
+            if step == 0:
+                row = N_KEYS
+                off = attrs[i, A_KEY_OFF]
+                length = attrs[i, A_KEY_LEN]
+            elif step == 2:
+                row = N_PAIRS
+                nums[i] = (key_ids[i] << 32) | value_ids[i]
+            elif step == 3:
+                row = N_NAMES
+                off = spans[i, S_NAME_OFF]
+                length = spans[i, S_NAME_LEN]
+            else:
+                kind = attrs[i, A_KIND]
+                row = _FIXED
+                if kind == STRING:
+                    row = N_STRINGS
+                    off = attrs[i, A_VALUE_OFF]
+                    length = attrs[i, A_VALUE_LEN]
+                elif kind == INT:
+                    row = N_INTS
+                    nums[i] = attrs[i, A_NUMBER]
+                elif kind == DOUBLE:
+                    row = N_DOUBLES
+                    nums[i] = attrs[i, A_NUMBER]
+                elif kind == OTHER and needed[i]:
+                    row = N_OTHERS
+                    off = attrs[i, A_ANY_OFF]
+                    length = attrs[i, A_ANY_LEN]
+                    limit = length
+                elif kind == BOOL:
+                    ids[i] = 1 if attrs[i, A_NUMBER] != 0 else 2
+                else:  # empty, or an AnyValue of a span the records leave out
+                    ids[i] = 0
+            rows[i] = row
+            if row == _FIXED:
+                continue
+            lens[i] = length
+            if length > limit:
+                ids[i] = counts[row]
+                firsts[row, counts[row]] = i
+                counts[row] += 1
+                continue
+            if length < 0:  # a number (an int, a double's bits, a pair)
+                h = (np.uint64(nums[i]) ^ np.uint64(row)) * mul
+            else:
+                offs[i] = off
+                h = np.uint64(length + (row << 32)) * mul
+                b = 0
+                while b + 8 <= length:
+                    h = (h ^ words[off + b]) * mul
+                    h ^= h >> np.uint64(32)
+                    b += 8
+                r = length - b
+                if r > 0:  # the last 1-7 bytes, in the low bits of one load
+                    if length >= 8:
+                        w = words[off + length - 8] >> np.uint64(8 * (8 - r))
+                    else:
+                        at = min(off, last)
+                        w = (words[at] >> np.uint64(8 * (off - at))) & ((np.uint64(1) << np.uint64(8 * r))
+                                                                        - np.uint64(1))
+                    h = (h ^ w) * mul
+                    h ^= h >> np.uint64(32)
+            h ^= h >> np.uint64(33)  # murmur3's finalizer: every bit of h reaches the low bits the mask keeps
+            h *= np.uint64(0xFF51AFD7ED558CCD)
+            h ^= h >> np.uint64(33)
+            slot = np.int64(h & np.uint64(mask))
+            while True:
+                j = table[slot]
+                if j < 0:
+                    table[slot] = i
+                    ids[i] = counts[row]
+                    firsts[row, counts[row]] = i
+                    counts[row] += 1
                     break
-            slot = (slot + 1) & mask
-    return distinct
+                if rows[j] == row and lens[j] == length:
+                    if length < 0:
+                        same = nums[j] == nums[i]
+                    else:
+                        o2 = offs[j]
+                        same = True
+                        b = 0
+                        while b + 8 <= length:
+                            if words[off + b] != words[o2 + b]:
+                                same = False
+                                break
+                            b += 8
+                        if same:
+                            for c in range(b, length):
+                                if buf[off + c] != buf[o2 + c]:
+                                    same = False
+                                    break
+                    if same:
+                        ids[i] = ids[j]
+                        break
+                slot = (slot + 1) & mask
+        if step == 1:  # each kind's numbers after the kinds before it
+            base = np.empty(N_OTHERS + 1, np.int64)
+            base[N_STRINGS] = _FIXED_VALUES
+            for row in range(N_INTS, N_OTHERS + 1):
+                base[row] = base[row - 1] + counts[row - 1]
+            for i in range(n_attrs):
+                if rows[i] != _FIXED:
+                    value_ids[i] += base[rows[i]]
+
+
+@dataclass(frozen=True, slots=True)
+class Numbering:
+    """What ``_number`` gave for a request (see there): ids per attribute (and per span for names), and
+    for each row of ``firsts`` the items that first showed each number."""
+
+    key_ids: np.ndarray
+    value_ids: np.ndarray
+    pair_ids: np.ndarray
+    name_ids: np.ndarray
+    firsts: list[np.ndarray]
 
 
 @dataclass(frozen=True, slots=True)
@@ -500,9 +615,21 @@ def scan_request(payload: bytes, limits: DecodeLimits) -> WireScan | None:
     return WireScan(buf, spans, attrs, resources, scopes)
 
 
-def intern(scan: WireScan, offsets: np.ndarray, lengths: np.ndarray, max_len: int = 128) -> tuple[np.ndarray, np.ndarray]:
-    """``(ids, firsts)``: a number per item (equal bytes, equal number) and the first item of each number."""
-    ids = np.empty(offsets.shape[0], np.int64)
-    firsts = np.empty(offsets.shape[0], np.int64)
-    distinct = _intern(scan.buffer, np.ascontiguousarray(offsets), np.ascontiguousarray(lengths), ids, firsts, max_len)
-    return ids, firsts[:distinct]
+def words_of(payload: bytes) -> np.ndarray:
+    """``payload`` as little-endian uint64 at every byte offset (a read-only view; padded when under 8 bytes)."""
+    if len(payload) < 8:
+        payload = payload + bytes(8)
+    return np.ndarray((len(payload) - 7,), np.uint64, buffer=payload, strides=(1,))
+
+
+def number(scan: WireScan, payload: bytes, needed: np.ndarray, max_len: int = 128) -> Numbering:
+    """The numbering of ``scan``'s keys, values, pairs and span names (``_number``); ``needed`` says which
+    attributes' AnyValues are numbered (the others get the empty value's number)."""
+    n_attrs, n_spans = scan.attribute_count, scan.span_count
+    key_ids, value_ids, pair_ids = (np.empty(n_attrs, np.int64) for _ in range(3))
+    name_ids = np.empty(n_spans, np.int64)
+    firsts = np.empty((N_NAMES + 1, max(n_attrs, n_spans)), np.int64)
+    counts = np.empty(N_NAMES + 1, np.int64)
+    _number(scan.buffer, words_of(payload), scan.attributes, needed, scan.spans, max_len, key_ids, value_ids,
+            pair_ids, name_ids, firsts, counts)
+    return Numbering(key_ids, value_ids, pair_ids, name_ids, [firsts[r, :c] for r, c in enumerate(counts.tolist())])
