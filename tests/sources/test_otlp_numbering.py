@@ -1,4 +1,4 @@
-"""``otlp_scan.number``: the compiled numbering of a request's keys, values, pairs and names, against a
+"""``otlp_scan.number``: the compiled numbering of a request's keys, values and span names, against a
 plain Python one (dicts of the items' bytes or numbers), on fuzzed tables and on requests.
 
 The numbering hashes strings eight bytes per load, with the last 1-7 bytes read from a load that may
@@ -37,7 +37,6 @@ from llm_cost_tracker.sources.otlp_scan import (
     N_KEYS,
     N_NAMES,
     N_OTHERS,
-    N_PAIRS,
     N_STRINGS,
     OTHER,
     S_NAME_LEN,
@@ -88,15 +87,13 @@ def reference(payload: bytes, attrs: np.ndarray, needed: np.ndarray, spans: np.n
     for row in (N_INTS, N_DOUBLES, N_OTHERS):
         base[row] = base[row - 1] + len(rows[row - 1])
     value_ids = [n if row < 0 else base[row] + n for row, n in local]
-    pair_ids = [number_of(N_PAIRS, pair, i) for i, pair in enumerate(zip(key_ids, value_ids, strict=True))]
     name_ids = [number_of(N_NAMES, text(int(s[S_NAME_OFF]), int(s[S_NAME_LEN]), max_len), i) for i, s in enumerate(spans)]
-    return {"key_ids": key_ids, "value_ids": value_ids, "pair_ids": pair_ids, "name_ids": name_ids, "firsts": rows}
+    return {"key_ids": key_ids, "value_ids": value_ids, "name_ids": name_ids, "firsts": rows}
 
 
 def compare(numbering: Numbering, expected: dict[str, Any]) -> None:
     assert numbering.key_ids.tolist() == expected["key_ids"]
     assert numbering.value_ids.tolist() == expected["value_ids"]
-    assert numbering.pair_ids.tolist() == expected["pair_ids"]
     assert numbering.name_ids.tolist() == expected["name_ids"]
     assert [f.tolist() for f in numbering.firsts] == expected["firsts"]
 
@@ -104,14 +101,14 @@ def compare(numbering: Numbering, expected: dict[str, Any]) -> None:
 def by_python(payload: bytes, attrs: np.ndarray, needed: np.ndarray, spans: np.ndarray, max_len: int) -> Numbering:
     """``number``'s compiled loop run as Python (its source, as the coverage run reads it)."""
     n, m = len(attrs), len(spans)
-    key_ids, value_ids, pair_ids = (np.empty(n, np.int64) for _ in range(3))
+    key_ids, value_ids = np.empty(n, np.int64), np.empty(n, np.int64)
     name_ids = np.empty(m, np.int64)
     firsts = np.empty((N_NAMES + 1, max(n, m)), np.int64)
     counts = np.empty(N_NAMES + 1, np.int64)
     with np.errstate(over="ignore"):  # the hash multiplies wrap, as they do compiled
         otlp_scan._number.py_func(np.frombuffer(payload, np.uint8), words_of(payload), attrs, needed, spans, max_len,
-                                  key_ids, value_ids, pair_ids, name_ids, firsts, counts)
-    return Numbering(key_ids, value_ids, pair_ids, name_ids, [firsts[r, :c] for r, c in enumerate(counts.tolist())])
+                                  key_ids, value_ids, name_ids, firsts, counts)
+    return Numbering(key_ids, value_ids, name_ids, [firsts[r, :c] for r, c in enumerate(counts.tolist())])
 
 
 @st.composite
@@ -147,7 +144,7 @@ def _scan_of(payload: bytes, attrs: np.ndarray, spans: np.ndarray) -> WireScan:
 @FUZZ
 @given(tables())
 def test_numbering_as_plain_python_numbers(table: tuple[bytes, np.ndarray, np.ndarray, np.ndarray, int]) -> None:
-    """Equal bytes (or numbers, for ints, doubles' bits and pairs) share a number, and only they; long
+    """Equal bytes (or numbers, for ints and doubles' bits) share a number, and only they; long
     strings (keys, strings, names) each have their own; AnyValues of spans the records leave out get 0."""
     payload, attrs, needed, spans, max_len = table
     expected = reference(payload, attrs, needed, spans, max_len)
@@ -189,7 +186,6 @@ def test_many_distinct_strings_that_share_their_first_and_last_bytes() -> None:
     numbering = number(_scan_of(payload, attrs, spans), payload, np.ones(len(attrs), bool))
     assert numbering.key_ids.tolist() == list(range(len(items))) * 2
     assert numbering.value_ids.tolist() == [3 + i for i in range(len(items))] * 2
-    assert numbering.pair_ids.tolist() == list(range(len(items))) * 2
 
 
 def columns_describe_the_records(payload: bytes, decoded: DecodedBatch) -> None:

@@ -3,10 +3,10 @@
 The result is the reference decoder's, record for record, rejection for rejection and message for
 message (the fuzz tests compare the two on every request they make). What changes is the cost: one
 Python string per *distinct* key and short value of the request instead of four objects per
-attribute (ints and doubles too: each distinct one rendered once), one ``(key, value)`` tuple per
-distinct pair, and per span one dict built by ``dict()`` over a slice of the list of pairs. The
-numbering is compiled (``otlp_scan.number``); lists are gathered from pools by indexing arrays of
-objects, two C loops where ``map(pool.__getitem__, ids)`` calls Python per item.
+attribute (ints and doubles too: each distinct one rendered once), and per span one dict built by
+``dict(zip(...))`` over slices of two lists. The numbering is compiled (``otlp_scan.number``); the
+lists are gathered from the pools by indexing arrays of objects, two C loops where
+``map(pool.__getitem__, ids)`` calls Python per item.
 
 A request that would be cut by a per-value limit (a key over ``max_key_bytes``, a value or name over
 ``max_value_bytes``, a span over ``max_attributes``) is left to the reference decoder: cutting is rare
@@ -45,7 +45,6 @@ from llm_cost_tracker.sources.otlp_scan import (
     N_KEYS,
     N_NAMES,
     N_OTHERS,
-    N_PAIRS,
     N_STRINGS,
     OTHER,
     R_ATTR_BEGIN,
@@ -167,12 +166,10 @@ def decode_scan(scan: WireScan, payload: bytes, limits: DecodeLimits) -> Decoded
     rows = firsts[N_KEYS]
     key_pool = _strings(payload, a[rows, A_KEY_OFF], a[rows, A_KEY_LEN])
     key_ids, value_ids = numbering.key_ids, numbering.value_ids
-    rows = firsts[N_PAIRS]  # one (key, value) tuple per distinct pair; a dict is built from a slice of them
-    pair_pool = zip(_objects(key_pool)[key_ids[rows]].tolist(), _objects(value_pool)[value_ids[rows]].tolist(),
-                    strict=True)
-    pairs = np.fromiter(pair_pool, object, count=len(rows))[numbering.pair_ids].tolist()
+    keys = _objects(key_pool)[key_ids].tolist()
+    values = _objects(value_pool)[value_ids].tolist()
     tenant_key = limits.tenant_attribute
-    resources = [dict(pairs[b:e]) for b, e in scan.resources.tolist()]
+    resources = [dict(zip(keys[b:e], values[b:e], strict=True)) for b, e in scan.resources.tolist()]
     services = [r.get("service.name", "unknown_service") for r in resources]
     tenants = [r.get(tenant_key, "") for r in resources]
     scopes = [payload[o:o + n].decode()[:256] for o, n in
@@ -194,7 +191,7 @@ def decode_scan(scan: WireScan, payload: bytes, limits: DecodeLimits) -> Decoded
     status = np.where((status >= 0) & (status <= 2), status, 0).tolist()
     spans_by_resource = k[:, S_RESOURCE].tolist()
     ranges = list(map(slice, k[:, S_ATTR_BEGIN].tolist(), k[:, S_ATTR_END].tolist()))
-    attributes = list(map(dict, map(pairs.__getitem__, ranges)))
+    attributes = list(map(dict, map(zip, map(keys.__getitem__, ranges), map(values.__getitem__, ranges))))
     span_tenants = [tenants[r] or attrs.get(tenant_key, "")
                     for r, attrs in zip(spans_by_resource, attributes, strict=True)]
     records = list(map(SpanRecord, trace_ids, span_ids, parents, start_ns, durations,

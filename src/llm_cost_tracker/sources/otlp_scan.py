@@ -388,7 +388,7 @@ def _walk(buf: np.ndarray, kind: np.ndarray, sub: np.ndarray, action: np.ndarray
 
 
 # Rows of ``Numbering.firsts`` (and of its counts): what ``_number`` numbers, each from 0.
-N_KEYS, N_STRINGS, N_INTS, N_DOUBLES, N_OTHERS, N_PAIRS, N_NAMES = range(7)
+N_KEYS, N_STRINGS, N_INTS, N_DOUBLES, N_OTHERS, N_NAMES = range(6)
 _FIXED = -1
 """A value numbered without the table: an empty one (0), a boolean (1 true, 2 false), an array the
 records never show (0)."""
@@ -398,14 +398,14 @@ _FIXED_VALUES = 3
 
 @compiled
 def _number(buf: np.ndarray, words: np.ndarray, attrs: np.ndarray, needed: np.ndarray, spans: np.ndarray,
-            max_len: int, key_ids: np.ndarray, value_ids: np.ndarray, pair_ids: np.ndarray, name_ids: np.ndarray,
-            firsts: np.ndarray, counts: np.ndarray) -> None:  # pragma: no cover - compiled (tests run py_func too)
-    """Number the distinct keys, values, (key, value) pairs and span names of a request, in order of first sight.
+            max_len: int, key_ids: np.ndarray, value_ids: np.ndarray, name_ids: np.ndarray, firsts: np.ndarray,
+            counts: np.ndarray) -> None:  # pragma: no cover - compiled (tests run py_func too)
+    """Number the distinct keys, values and span names of a request, in order of first sight.
 
-    Four passes over one hash table: the attributes' keys (``key_ids``), their values (``value_ids``:
+    Three passes over one hash table: the attributes' keys (``key_ids``), their values (``value_ids``:
     strings, ints, doubles and AnyValues each numbered from 0, then shifted to follow one another after
-    the ``_FIXED_VALUES``, so that equal renderings of one kind share a number), the pairs of the two
-    (``pair_ids``), the spans' names (``name_ids``). ``firsts[r, j]`` is the item that first showed
+    the ``_FIXED_VALUES``, so that equal renderings of one kind share a number), the spans' names
+    (``name_ids``). ``firsts[r, j]`` is the item that first showed
     number j of row r (``N_KEYS`` ..), ``counts[r]`` how many numbers row r gave. Byte strings longer
     than ``max_len`` get a number of their own without hashing (long values are prompts: rarely
     repeated), except AnyValues (protobuf renders each distinct one).
@@ -427,9 +427,9 @@ def _number(buf: np.ndarray, words: np.ndarray, attrs: np.ndarray, needed: np.nd
     nums = np.empty(most, np.int64)
     rows = np.empty(most, np.int64)  # the row of firsts numbering the item (_FIXED: numbered already)
     counts[:] = 0
-    for step in range(4):
-        count = n_spans if step == 3 else n_attrs
-        ids = key_ids if step == 0 else value_ids if step == 1 else pair_ids if step == 2 else name_ids
+    for step in range(3):
+        count = n_spans if step == 2 else n_attrs
+        ids = key_ids if step == 0 else value_ids if step == 1 else name_ids
         table[:] = -1
         for i in range(count):
             limit = max_len
@@ -440,9 +440,6 @@ def _number(buf: np.ndarray, words: np.ndarray, attrs: np.ndarray, needed: np.nd
                 off = attrs[i, A_KEY_OFF]
                 length = attrs[i, A_KEY_LEN]
             elif step == 2:
-                row = N_PAIRS
-                nums[i] = (key_ids[i] << 32) | value_ids[i]
-            elif step == 3:
                 row = N_NAMES
                 off = spans[i, S_NAME_OFF]
                 length = spans[i, S_NAME_LEN]
@@ -477,7 +474,7 @@ def _number(buf: np.ndarray, words: np.ndarray, attrs: np.ndarray, needed: np.nd
                 firsts[row, counts[row]] = i
                 counts[row] += 1
                 continue
-            if length < 0:  # a number (an int, a double's bits, a pair)
+            if length < 0:  # a number (an int, a double's bits)
                 h = (np.uint64(nums[i]) ^ np.uint64(row)) * mul
             else:
                 offs[i] = off
@@ -547,7 +544,6 @@ class Numbering:
 
     key_ids: np.ndarray
     value_ids: np.ndarray
-    pair_ids: np.ndarray
     name_ids: np.ndarray
     firsts: list[np.ndarray]
 
@@ -623,13 +619,13 @@ def words_of(payload: bytes) -> np.ndarray:
 
 
 def number(scan: WireScan, payload: bytes, needed: np.ndarray, max_len: int = 128) -> Numbering:
-    """The numbering of ``scan``'s keys, values, pairs and span names (``_number``); ``needed`` says which
+    """The numbering of ``scan``'s keys, values and span names (``_number``); ``needed`` says which
     attributes' AnyValues are numbered (the others get the empty value's number)."""
     n_attrs, n_spans = scan.attribute_count, scan.span_count
-    key_ids, value_ids, pair_ids = (np.empty(n_attrs, np.int64) for _ in range(3))
+    key_ids, value_ids = np.empty(n_attrs, np.int64), np.empty(n_attrs, np.int64)
     name_ids = np.empty(n_spans, np.int64)
     firsts = np.empty((N_NAMES + 1, max(n_attrs, n_spans)), np.int64)
     counts = np.empty(N_NAMES + 1, np.int64)
     _number(scan.buffer, words_of(payload), scan.attributes, needed, scan.spans, max_len, key_ids, value_ids,
-            pair_ids, name_ids, firsts, counts)
-    return Numbering(key_ids, value_ids, pair_ids, name_ids, [firsts[r, :c] for r, c in enumerate(counts.tolist())])
+            name_ids, firsts, counts)
+    return Numbering(key_ids, value_ids, name_ids, [firsts[r, :c] for r, c in enumerate(counts.tolist())])
