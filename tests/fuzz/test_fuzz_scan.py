@@ -140,6 +140,9 @@ GOOD_SPAN = make_span({"gen_ai.request.model": "gpt-4o", "gen_ai.usage.input_tok
                                              .SerializeToString()))), True),
     ("a field number 0", _request_of(GOOD_SPAN + bytes([0, 0])), False),
     ("a length past the end", _request_of(GOOD_SPAN)[:-3], False),
+    ("a key and a value over the limits, each given before a short one: protobuf keeps the last", _request_of(
+        GOOD_SPAN + _field(9, _field(1, b"x" * 300) + _field(1, b"k") + _field(2, _field(1, b"v" * 70_000)
+                                                                            + _field(1, b"v")))), True),
 ])
 def test_edge_cases_decline_or_agree(case: str, payload: bytes, answered: bool) -> None:
     outcome = agree(payload, DecodeLimits())
