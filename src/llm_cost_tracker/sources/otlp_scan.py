@@ -4,7 +4,9 @@ Why: ``otlp_decode`` reads a request through protobuf's Python API, which builds
 message and a string per field it is asked for: four objects per attribute, ~20 us of CPU per span, the
 largest stage of the ingest path (issue 19, docs/performance.md). This module
 walks the bytes once in compiled code (numba) and returns where each span, attribute, key and value
-lies; ``otlp_columns`` turns that into the same records with one string per distinct key and value.
+lies (one walk into tables sized from the request's length; a second only for a request that does
+not fit them); :func:`number` numbers the distinct keys, values and names, and ``otlp_records``
+turns that into the same records with one string per distinct key and value.
 
 What it must not do is accept a request protobuf would refuse, or read one differently. So:
 
@@ -21,7 +23,8 @@ What it must not do is accept a request protobuf would refuse, or read one diffe
 
 The walk is table-driven: each message type is a row of per-field (wire kind, sub-message, action)
 codes, so the loop is one explicit stack and a switch, with no recursion for numba to compile.
-The tests check it against protobuf on fuzzed requests (tests/sources/test_otlp_scan.py).
+The tests check it against protobuf on fuzzed requests (tests/fuzz/test_fuzz_scan.py), and the
+numbering against plain Python dicts (tests/sources/test_otlp_numbering.py).
 """
 
 from __future__ import annotations
