@@ -181,3 +181,32 @@ def test_a_failing_batch_restores_every_record_and_counts_nothing() -> None:
     assert len(seen) > 5
     assert [(r.attributes, r.resource_attributes) for r in out] == per_record
     assert _counts(metrics) == counted
+
+
+@pytest.mark.parametrize("policy", ["default", "scan all"])
+def test_flagged_values_alone_are_masked(policy: str) -> None:
+    """A row whose keys are all scanned or kept, with a value the gates flag (a card number, or a hex id that
+    only looks like one), has those values masked without the per-record path, and the same outcome."""
+    values = [SECRETS["credit_card"], "chatcmpl-0123456789abcdef", "4539148803436467 ok", "12345678901234",
+              "sk-", SECRETS["openai_key"], "ana@example.com", "10.0.0.1 and a\nnewline"]
+    spans = [make_span({**genai_attributes(input_tokens=i + 1), "note": values[i % len(values)],
+                        "gen_ai.response.id": values[(i * 3) % len(values)]},
+                       trace_id=os.urandom(16), span_id=os.urandom(8)) for i in range(40)]
+    payload = make_request(spans, {"service.name": "svc"}).SerializeToString()
+    (per_record, counted), (columnar, counted_columnar) = _both(POLICIES[policy], payload)
+    assert columnar == per_record
+    assert counted_columnar == counted
+    assert any(a != before.attributes for (a, _), before in zip(per_record, wire_scanned(payload)[0], strict=True))
+    records, columns = wire_scanned(payload)
+    looked: list[int] = []
+
+    class Counting(Redact):
+        __slots__ = ()
+
+        def redact_attributes(self, attrs: dict[str, str], counts: dict[tuple[str, str], int]) -> dict[str, str]:
+            looked.append(len(attrs))
+            return super().redact_attributes(attrs, counts)
+
+    Counting(POLICIES[policy]).process(records, columns)
+    assert looked == [1]  # the resource's one key: every span row went through the gate's answer
+    assert [(r.attributes, r.resource_attributes) for r in records] == per_record

@@ -37,7 +37,7 @@ from llm_cost_tracker.transforms._detectors import (
     SECRET_DETECTORS,
     Scanner,
 )
-from llm_cost_tracker.transforms._value_gate import clean_rows
+from llm_cost_tracker.transforms._value_gate import Flagged, gate_rows
 from llm_cost_tracker.types import AttributeColumns, SpanRecord
 
 MODES = ("drop", "mask", "hash", "keep")
@@ -396,15 +396,17 @@ class Redact:
 
     def process(self, records: list[SpanRecord], columns: AttributeColumns | None = None) -> list[SpanRecord]:
         """``records`` redacted in place, as ``__call__`` would one by one; with the request's ``columns``, the
-        records they show clean (``_value_gate``) keep their dict without a look at each value.
+        records they show clean (``_value_gate``) keep their dict without a look at each value, and those with
+        every key scanned or kept have only the values the gates flagged masked (:meth:`_mask_flagged`).
 
         All or nothing: if one record fails, every record gets its attributes back and nothing is counted,
         so the chain's re-run record by record redacts each exactly once (a hash is not hashed again)."""
         clean: list[bool] = []
+        flagged: Flagged = {}
         rows: dict[int, int] = {}
         sizes: list[int] = []
         if columns is not None and records:
-            clean = clean_rows(columns, self._gate_of)
+            clean, flagged = gate_rows(columns, self._gate_of)
             rows = columns.row_of()
             sizes = columns.sizes
         counts: dict[tuple[str, str], int] = {}
@@ -416,9 +418,20 @@ class Redact:
                 row = rows.get(id(attrs))
                 # the row still describes the record: its id is that very dict's (the columns keep every row's
                 # dict alive, so no other object has it), with no key added by a stage since it was decoded
-                if row is None or not clean[row] or len(attrs) != sizes[row]:
+                if row is None or len(attrs) != sizes[row]:
                     record.attributes = self.redact_attributes(attrs, counts)
-                self._resource(record, counts)
+                elif not clean[row]:
+                    found = flagged.get(row)
+                    record.attributes = (self.redact_attributes(attrs, counts) if found is None else
+                                         self._mask_flagged(attrs, found, counts))
+                # the spans of one resource share its attribute dict: redact it once (``_resource``, inline)
+                resource = record.resource_attributes
+                last = self._last_resource
+                if last is not None and last[0] is resource:
+                    record.resource_attributes = last[1]
+                else:
+                    record.resource_attributes = self.redact_attributes(resource, counts)
+                    self._last_resource = (resource, record.resource_attributes)
         except BaseException:
             for record, (attrs, resource) in zip(records, before, strict=True):
                 record.attributes, record.resource_attributes = attrs, resource
@@ -426,6 +439,27 @@ class Redact:
             raise
         self._count(counts)
         return records
+
+    @staticmethod
+    def _mask_flagged(attrs: dict[str, str], found: list[tuple[str, Scanner]],
+                      counts: dict[tuple[str, str], int]) -> dict[str, str]:
+        """:meth:`redact_attributes` of a dict whose keys are all scanned or kept, when only the values of the keys
+        in ``found`` (each with its scanner) passed a gate: a value that passes none holds nothing its scanner
+        finds, so masking it (as the plan path does when its row's gate passes) would leave it as it is."""
+        out: dict[str, str] | None = None
+        entities: dict[str, int] = {}
+        for key, scanner in found:
+            value = attrs[key]
+            masked = scanner.mask(value, entities)
+            if masked is not value:
+                if out is None:
+                    out = dict(attrs)
+                out[key] = masked
+        if out is None or not entities:
+            return attrs  # the gates only said "maybe": nothing changed
+        for name, n in entities.items():
+            counts[(name, "mask")] = counts.get((name, "mask"), 0) + n
+        return out
 
     def _gate_of(self, key: str) -> Scanner | None:
         """The scanner whose gate the values of ``key`` go through when its record's plan is "scan or keep"
