@@ -10,14 +10,21 @@ A stage that can run over many records at once (a :class:`~llm_cost_tracker.type
 name scrubbing, price and redaction) gets the survivors of the stages before it in one call, with the request's
 attribute columns when the wire scan made them; if that call fails, the records are run through it one
 by one, so the rules above still decide span by span.
+
+A run of per-record stages that starts with stages able to settle records from the columns (a
+:class:`~._keyed.KeyedTransform`: detect, usage) lets them settle what they can first, each on what the one
+before it settled (:func:`~._keyed.keyed`); every other record goes through the remaining stages' ``__call__``,
+in order, under the rules above. A settled record is one that passes: nothing is dropped or rejected unseen.
 """
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from llm_cost_tracker.log import get_logger
+from llm_cost_tracker.transforms._keyed import KeyedTransform, keyed
 from llm_cost_tracker.transforms.calls import CallIdentity
 from llm_cost_tracker.transforms.detect import NOT_LLM
 from llm_cost_tracker.types import AttributeColumns, BatchTransform, Drop, SpanRecord, Transform
@@ -45,7 +52,7 @@ class Chain:
         calls: call identity (marks the later spans of a provider call as duplicates); None skips it.
     """
 
-    __slots__ = ("_segments", "calls", "transforms")
+    __slots__ = ("_segments", "_leading", "calls", "transforms")
 
     def __init__(self, transforms: Sequence[Transform], calls: CallIdentity | None = None) -> None:
         self.transforms = list(transforms)
@@ -58,6 +65,16 @@ class Chain:
                 self._segments[-1].append(transform)
             else:
                 self._segments.append([transform])
+        self._leading: dict[int, list[KeyedTransform]] = {}
+        """id of a run of per-record stages -> its first stages that settle records from columns (asked here,
+        once: ``isinstance`` of a protocol costs ~10 us)."""
+        for segment in self._segments:
+            if isinstance(segment, list):
+                leading = self._leading[id(segment)] = []
+                for transform in segment:
+                    if not isinstance(transform, KeyedTransform):
+                        break
+                    leading.append(transform)
 
     def process(self, spans: Sequence[SpanRecord], reject: Callable[[str, str], None],
                 others: list[SpanRecord] | None = None, columns: AttributeColumns | None = None) -> Processed:
@@ -69,7 +86,7 @@ class Chain:
         other = 0
         for segment in self._segments:
             if isinstance(segment, list):
-                records, dropped = self._each(segment, records, reject, others)
+                records, dropped = self._each(segment, records, reject, others, columns, self._leading[id(segment)])
                 other += dropped
             else:
                 try:
@@ -84,14 +101,45 @@ class Chain:
         return Processed(records, other)
 
     @staticmethod
+    def _settled(leading: list[KeyedTransform], spans: list[SpanRecord], columns: AttributeColumns) -> list[int]:
+        """Per record of ``spans``, how many of the ``leading`` stages (from the first) have settled it from the
+        ``columns``."""
+        done = [0] * len(spans)
+        stage: Transform = leading[0]
+        try:
+            described = keyed(spans, columns, tuple(sorted(frozenset().union(*(t.keyed_keys for t in leading)))),
+                              tuple(flag for t in leading for flag in t.keyed_flags))
+            for stage in leading:
+                if described is None:
+                    break
+                passed = stage.settle(spans, described)
+                done = list(map(operator.add, done, passed))
+                described = described.restrict(passed)
+        except Exception as exc:  # a bug: the stage runs per span (what it settled, ``__call__`` leaves as it is)
+            log.error("settling from the columns failed; running the stage per span",
+                      transform=type(stage).__name__, error=type(exc).__name__)
+        return done
+
+    @staticmethod
     def _each(transforms: list[Transform], spans: list[SpanRecord], reject: Callable[[str, str], None],
-              others: list[SpanRecord] | None) -> tuple[list[SpanRecord], int]:
-        """``spans`` through ``transforms`` one record at a time: the survivors, and how many were not LLM spans."""
+              others: list[SpanRecord] | None, columns: AttributeColumns | None = None,
+              leading: Sequence[KeyedTransform] = ()) -> tuple[list[SpanRecord], int]:
+        """``spans`` through ``transforms`` one record at a time, after what their ``leading`` stages (the first
+        ones, that can) settled from the ``columns``: the survivors, and how many were not LLM spans."""
+        if columns is not None and leading and spans:
+            settled = Chain._settled(list(leading), spans, columns)
+        else:
+            settled = [0] * len(spans)
+        every = len(transforms)
+        tails = [transforms[k:] for k in range(every)]
         records: list[SpanRecord] = []
         other = 0
-        for record in spans:
+        for record, done in zip(spans, settled, strict=True):
+            if done == every:
+                records.append(record)
+                continue
             try:
-                for transform in transforms:
+                for transform in tails[done]:
                     record = transform(record)
             except Drop as drop:
                 if drop.reason == NOT_LLM:
