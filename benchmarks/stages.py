@@ -13,6 +13,7 @@ the inserted parts (in the background they would be charged to whichever stage t
     python benchmarks/stages.py --requests 60 --default-gc
     python benchmarks/stages.py --requests 60 --per-span   # Price one span at a time (the per-span engine)
     python benchmarks/stages.py --requests 60 --protobuf   # decode through protobuf objects (the reference)
+    python benchmarks/stages.py --requests 60 --chain      # per-record stages through the receivers' Chain
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from llm_cost_tracker.storage.client import DEDUP_SETTINGS  # noqa: E402
 from llm_cost_tracker.storage.migrate import migrate  # noqa: E402
 from llm_cost_tracker.storage.rows import records_to_arrow  # noqa: E402
 from llm_cost_tracker.transforms.calls import CallIdentity  # noqa: E402
+from llm_cost_tracker.transforms.chain import Chain  # noqa: E402
 from llm_cost_tracker.transforms.redact import Redact  # noqa: E402
 from llm_cost_tracker.transforms.usage import ExtractUsage  # noqa: E402
 from llm_cost_tracker.types import AttributeColumns, BatchTransform, Drop, SpanRecord  # noqa: E402
@@ -97,6 +99,10 @@ def main() -> int:
                              "hundred spans per second on)")
     parser.add_argument("--per-span", action="store_true",
                         help="run batch stages (Price) span by span, as before the columnar path")
+    parser.add_argument("--chain", action="store_true",
+                        help="run each run of per-record stages (detect, usage) through transforms.chain.Chain, as "
+                             "the receivers do (where they settle records from the attribute columns), timed as one "
+                             "line; without it they run record by record here")
     args = parser.parse_args()
     payloads = make_payloads(args.requests, 512, seed=11)
     settings = Settings(data_dir=tempfile.mkdtemp(prefix="lct-stages-"))
@@ -104,6 +110,14 @@ def main() -> int:
     catalog = load_catalog(settings.pricing, settings.store)
     catalog.current.compile_columns()  # once per catalog in a running service (on its first request), not per span
     transforms = default_transforms(lambda: catalog.current, metrics, Redact.from_settings(settings, metrics))
+    chains: list[tuple[str, Chain]] = []  # --chain: one Chain per run of per-record stages, one per batch stage
+    for transform in transforms if args.chain else ():
+        if isinstance(transform, BatchTransform) or not chains or isinstance(chains[-1][1].transforms[-1],
+                                                                               BatchTransform):
+            chains.append((type(transform).__name__, Chain([transform])))
+        else:
+            name, chain = chains[-1]
+            chains[-1] = (f"{name}+{type(transform).__name__}", Chain([*chain.transforms, transform]))
     limits = decode_limits(settings.decode)
     scan_request(payloads[0], limits)  # numba loads (or compiles) the scan once per process, not per span
     calls = call_identity(settings.calls, metrics)
@@ -152,7 +166,7 @@ def main() -> int:
             assert decoded is not None, "the benchmark's values are within the limits"
             records, columns = decoded.records, decoded.columns
         spans += len(records)
-        for transform in transforms:
+        for transform in transforms if not args.chain else ():
             started = time.thread_time()
             if isinstance(transform, BatchTransform) and not args.per_span:
                 records = transform.process(records, columns)
@@ -165,6 +179,10 @@ def main() -> int:
                         pass
                 records = kept
             spent[type(transform).__name__] += time.thread_time() - started
+        for name, chain in chains:
+            started = time.thread_time()
+            records = chain.process(records, lambda reason, message: None, None, columns).records
+            spent[name] += time.thread_time() - started
         pending.extend(timed("call identity", calls, records))
         if columns is not None:
             pending_columns.append(columns)
