@@ -132,6 +132,38 @@ KEYED_KEYS = frozenset(key for group in (_INPUT, _OUTPUT) for _, key in group) |
 """Every key whose presence or value :class:`ExtractUsage` reads (the plans depend on these alone)."""
 
 
+def _fill_plain(records: list[SpanRecord], members: list[int], plan: _Plan, out: list[bool]) -> None:
+    """``ExtractUsage._fill`` of ``records[k]`` for each of ``members`` (``out[k]``: whether it did), for a plan
+    with one key per name and no reported cost: the same statements, with the plan read once for them all."""
+    i, o, r, w, x = plan.counts
+    p, op, rq, rs = plan.names  # type: ignore[misc]
+    dialect = plan.dialect
+    for k in members:
+        record = records[k]
+        attrs = record.attributes
+        try:
+            input_tokens = 0 if i is None else int(attrs[i])
+            output_tokens = 0 if o is None else int(attrs[o])
+            cache_read = 0 if r is None else int(attrs[r])
+            cache_write = 0 if w is None else int(attrs[w])
+            reasoning = 0 if x is None else int(attrs[x])
+        except ValueError:
+            continue
+        if not 0 <= input_tokens | output_tokens | cache_read | cache_write | reasoning < _FAST_BOUND:
+            continue
+        if cache_read + cache_write > input_tokens:
+            input_tokens += cache_read + cache_write
+        if reasoning > output_tokens:
+            output_tokens += reasoning
+        record.dialect = dialect
+        record.provider = "" if p is None else attrs[p].lower()
+        record.operation = "" if op is None else attrs[op].lower()
+        record.request_model = "" if rq is None else attrs[rq]
+        record.response_model = "" if rs is None else attrs[rs]
+        record.usage = counted_usage(input_tokens, output_tokens, cache_read, cache_write, reasoning)
+        out[k] = True
+
+
 class ExtractUsage:
     """Transform: fills provider, model, operation, dialect and :class:`TokenUsage`.
 
@@ -186,24 +218,29 @@ class ExtractUsage:
         (``keyed``: once per set and request) rather than by the tuple of every key (~0.6 us a span); True for
         those. A record whose counts ``__call__`` would read with :func:`parse_token_count` (a float, out of
         bounds, not a number: it may be rejected) is left as it was, for ``__call__``."""
-        plans: dict[int, _Plan] = {}
+        groups: dict[int, list[int]] = {}
+        for k, mask in enumerate(keyed.masks):
+            if mask >= 0:
+                members = groups.get(mask)
+                if members is None:
+                    groups[mask] = [k]
+                else:
+                    members.append(k)
         cached = self._keyed_plans
-        fill = self._fill
-        out = []
-        for record, mask in zip(records, keyed.masks, strict=True):
-            if mask < 0:
-                out.append(False)
-                continue
-            plan = plans.get(mask)
+        out = [False] * len(records)
+        for mask, members in groups.items():
+            present = keyed.present(mask)[0]
+            plan = cached.get(present)
             if plan is None:
-                present = keyed.present(mask)[0]
-                plan = cached.get(present)
-                if plan is None:
-                    if len(cached) >= _PLAN_LIMIT:
-                        cached.clear()
-                    plan = cached[present] = _Plan(tuple(present))  # (a plan reads the keys' presence alone)
-                plans[mask] = plan
-            out.append(fill(record, record.attributes, plan))
+                if len(cached) >= _PLAN_LIMIT:
+                    cached.clear()
+                plan = cached[present] = _Plan(tuple(present))  # (a plan reads the keys' presence alone)
+            if plan.names is None or plan.reported_cost:
+                for k in members:
+                    record = records[k]
+                    out[k] = self._fill(record, record.attributes, plan)
+            else:
+                _fill_plain(records, members, plan, out)
         return out
 
     @staticmethod
