@@ -81,13 +81,11 @@ def keyed(records: list[SpanRecord], columns: AttributeColumns, names: tuple[str
     for j, (key, predicate) in enumerate(flags, len(names)):
         if key not in columns.keys:
             continue
-        with_key = columns.key_ids == columns.keys.index(key)
-        used = np.zeros(len(values), bool)
-        used[columns.value_ids[with_key]] = True
-        ids = np.flatnonzero(used)
-        satisfied = np.zeros(len(values), bool)
-        satisfied[ids] = [predicate(values[v]) for v in ids.tolist()]
-        slots |= np.where(with_key & satisfied[columns.value_ids], np.int64(1) << j, 0)
+        with_key = np.flatnonzero(columns.key_ids == columns.keys.index(key))
+        ids = columns.value_ids[with_key]
+        satisfying = [v for v in set(ids.tolist()) if predicate(values[v])]
+        if satisfying:
+            slots[with_key[np.isin(ids, satisfying)]] |= 1 << j
     slots = np.append(slots, 0)  # (a last slot, 0: where the last row's end points)
     bounds = np.empty(2 * len(columns.begins), np.int64)
     bounds[0::2] = columns.begins
