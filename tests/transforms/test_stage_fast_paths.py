@@ -212,6 +212,27 @@ def test_quirks_process_fixes_as_call_does(seed: int) -> None:
     assert sum(q.QUIRKS_ATTRIBUTE in r.attributes for r in got) > 15  # the quirks do apply to some
 
 
+def test_quirks_process_tries_no_fix_on_spans_of_other_producers() -> None:
+    """OpenAI chat spans that are not OpenLIT's (nor from openai-v2's scope) are concerned by no quirk."""
+    tried: list[str] = []
+
+    def counting(quirk: q.Quirk) -> q.Quirk:
+        def fix(record: SpanRecord) -> str | None:
+            tried.append(quirk.name)
+            return quirk.fix(record)
+        return dataclasses.replace(quirk, fix=fix)
+
+    stage = Quirks(tuple(map(counting, QUIRKS)))
+    plain = [span_record(provider="openai", operation="chat", attributes={"gen_ai.usage.input_tokens": "5"},
+                         resource_attributes={"telemetry.sdk.name": "opentelemetry"}) for _ in range(5)]
+    stage.process(plain)
+    assert tried == []
+    openlit = span_record(provider="openai", operation="chat", attributes={"telemetry.sdk.name": "openlit"})
+    stage.process([*plain, openlit])
+    assert tried == ["openlit_openai_estimate"]
+    assert openlit.attributes[q.QUIRKS_ATTRIBUTE] == "openlit_openai_estimate"
+
+
 @pytest.mark.parametrize("quirk", QUIRKS, ids=lambda quirk: quirk.name)
 def test_concerns_holds_wherever_the_fix_applies(quirk: q.Quirk) -> None:
     """``concerns`` lets process skip a fix: it must hold for every span the fix changes or names."""
@@ -221,7 +242,7 @@ def test_concerns_holds_wherever_the_fix_applies(quirk: q.Quirk) -> None:
         record = quirk_record(rng)
         if quirk.fix(clone(record)) is not None:
             applied += 1
-            assert quirk.concerns(record.provider, record.operation, record.scope_name), record
+            assert quirk.concerns(record.provider, record.operation, record.scope_name, q.openlit_sdk(record)), record
     assert applied > 20
 
 

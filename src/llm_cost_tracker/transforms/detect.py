@@ -28,8 +28,6 @@ KIND_KEYS = ("gen_ai.operation.name", "traceloop.span.kind", "openinference.span
 _CALL_KEYS = frozenset(MODEL_KEYS + USAGE_KEYS)
 
 
-
-
 def _aggregate(kind: str) -> bool:
     return kind.lower() in AGGREGATE_OPERATIONS
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from operator import attrgetter
 
 from llm_cost_tracker.types import ZERO_USAGE, AttributeColumns, SpanRecord, TokenUsage
 
@@ -34,8 +33,8 @@ KEY_ALIASES = {
 
 def openlit_sdk(record: SpanRecord) -> bool:
     """The span comes from OpenLIT (it sets ``telemetry.sdk.name`` on the resource and on each span)."""
-    return (record.resource_attributes.get("telemetry.sdk.name") == "openlit"
-            or record.attributes.get("telemetry.sdk.name") == "openlit")
+    return (record.resource_attributes.get(_SDK) == "openlit"
+            or record.attributes.get(_SDK) == "openlit")
 
 
 def _int(text: str | None) -> int | None:
@@ -92,28 +91,28 @@ class Quirk:
         producer: who deviates, and from which version it was recorded.
         fix: changes the record when the span is this producer's; returns the name to record (or
             :data:`ESTIMATED`), or None when the span is not concerned.
-        concerns: ``(provider, operation, scope_name) -> False`` when ``fix`` returns None for every span
-            with these three (a necessary condition, never sufficient): :meth:`Quirks.process` asks it once
-            per distinct three of a request and calls ``fix`` only where it may apply.
+        concerns: ``(provider, operation, scope_name, openlit) -> False`` when ``fix`` returns None for every
+            span with these four (``openlit``: :func:`openlit_sdk` of the span; a necessary condition, never
+            sufficient): :meth:`Quirks.process` asks it once per distinct four of a request and calls ``fix``
+            only where it may apply.
     """
 
     name: str
     producer: str
     fix: Callable[[SpanRecord], str | None]
-    concerns: Callable[[str, str, str], bool] = lambda provider, operation, scope: True
+    concerns: Callable[[str, str, str, bool], bool] = lambda provider, operation, scope, openlit: True
 
 
 _OPENAI_V2 = "opentelemetry.instrumentation.openai_v2"
 QUIRKS: tuple[Quirk, ...] = (
     Quirk("openlit_anthropic_raw_input", "openlit 1.45.0 (anthropic 0.125)", _openlit_anthropic_raw_input,
-          lambda provider, operation, scope: provider == "anthropic"),
+          lambda provider, operation, scope, openlit: openlit and provider == "anthropic"),
     Quirk("openlit_openai_estimate", "openlit 1.45.0 (openai 2.54)", _openlit_openai_estimate,
-          lambda provider, operation, scope: provider == "openai" and operation == "chat"),
+          lambda provider, operation, scope, openlit: openlit and provider == "openai" and operation == "chat"),
     Quirk("openai_v2_no_cache_count", "opentelemetry-instrumentation-openai-v2 2.4b0", _openai_v2_no_cache,
-          lambda provider, operation, scope: scope == _OPENAI_V2 and operation == "chat"),
+          lambda provider, operation, scope, openlit: scope == _OPENAI_V2 and operation == "chat"),
 )
-_WHO = attrgetter("provider", "operation", "scope_name")
-"""What :attr:`Quirk.concerns` is asked of."""
+_SDK = "telemetry.sdk.name"
 
 
 class Quirks:
@@ -133,11 +132,18 @@ class Quirks:
 
     def process(self, records: list[SpanRecord], columns: AttributeColumns | None = None) -> list[SpanRecord]:
         """``records`` fixed in place: which quirks may concern a span is decided once per distinct (provider,
-        operation, scope) of the request (:attr:`Quirk.concerns`), and only those are tried on it. A fix reads
-        nothing it changes, so a batch that fails part way can be run again span by span (as the chain does)."""
-        concerned: dict[tuple[str, str, str], tuple[Quirk, ...]] = {}
+        operation, scope, OpenLIT or not) of the request (:attr:`Quirk.concerns`), and only those are tried on it
+        (most spans: none; the spans of a resource share its dict, asked once). A fix reads nothing it changes,
+        so a batch that fails part way can be run again span by span (as the chain does)."""
+        concerned: dict[tuple[str, str, str, bool], tuple[Quirk, ...]] = {}
+        resource: dict[str, str] | None = None
+        openlit_resource = False
         for record in records:
-            who = _WHO(record)
+            if record.resource_attributes is not resource:
+                resource = record.resource_attributes
+                openlit_resource = resource.get(_SDK) == "openlit"
+            who = (record.provider, record.operation, record.scope_name,
+                   openlit_resource or record.attributes.get(_SDK) == "openlit")
             quirks = concerned.get(who)
             if quirks is None:
                 quirks = concerned[who] = tuple(q for q in self._quirks if q.concerns(*who))
