@@ -27,6 +27,8 @@ import hmac
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import groupby, repeat
+from operator import attrgetter
 from typing import Any
 
 from llm_cost_tracker.config import ConfigError, PrivacyConfig, Settings, config_sections
@@ -75,6 +77,27 @@ _CACHE_LIMIT = 8192
 _CACHED_KEY_CHARS = 1024  # longer keys are decided every time, never remembered (the decoder bounds keys)
 _PLAN_LIMIT = 1024
 _PLAN_KEY_CHARS = 16_384  # key tuples with more characters in all are planned every time (plans: a few MiB)
+
+
+_ATTRIBUTES = attrgetter("attributes")
+_RESOURCE = attrgetter("resource_attributes")
+
+
+def _to_redact(records: list[SpanRecord], attributes: list[dict[str, str]], columns: AttributeColumns,
+               clean: list[bool]) -> list[tuple[SpanRecord, int]]:
+    """The records that the columns' gate does not leave as they are, each with its row (-1: not described).
+
+    A row describes its record while the record holds that very dict (the columns keep every row's dict alive,
+    so no other object has its id) with no key added by a stage since it was decoded. The records of a request
+    in its order (no span dropped before) are its rows one to one: then no ``id`` look-up per record."""
+    sizes = columns.sizes
+    if len(records) == len(columns.dicts):
+        rows: list[int] = [row if a is d and len(a) == size else -1 for row, (a, d, size)
+                           in enumerate(zip(attributes, columns.dicts, sizes, strict=True))]
+    else:
+        where = columns.row_of()
+        rows = [-1 if (row := where.get(id(a))) is None or len(a) != sizes[row] else row for a in attributes]
+    return [(record, row) for record, row in zip(records, rows, strict=True) if row < 0 or not clean[row]]
 
 
 class RedactionConfigError(ConfigError):
@@ -401,39 +424,38 @@ class Redact:
 
         All or nothing: if one record fails, every record gets its attributes back and nothing is counted,
         so the chain's re-run record by record redacts each exactly once (a hash is not hashed again)."""
-        clean: list[bool] = []
+        attributes = list(map(_ATTRIBUTES, records))
+        resources = list(map(_RESOURCE, records))
         flagged: Flagged = {}
-        rows: dict[int, int] = {}
-        sizes: list[int] = []
+        todo: list[tuple[SpanRecord, int]] = list(zip(records, repeat(-1)))
         if columns is not None and records:
             clean, flagged = gate_rows(columns, self._gate_of)
-            rows = columns.row_of()
-            sizes = columns.sizes
+            todo = _to_redact(records, attributes, columns, clean)
         counts: dict[tuple[str, str], int] = {}
-        before = [(r.attributes, r.resource_attributes) for r in records]
         last_resource = self._last_resource
         try:
-            for record in records:
+            for record, row in todo:
                 attrs = record.attributes
-                row = rows.get(id(attrs))
-                # the row still describes the record: its id is that very dict's (the columns keep every row's
-                # dict alive, so no other object has it), with no key added by a stage since it was decoded
-                if row is None or len(attrs) != sizes[row]:
-                    record.attributes = self.redact_attributes(attrs, counts)
-                elif not clean[row]:
-                    found = flagged.get(row)
-                    record.attributes = (self.redact_attributes(attrs, counts) if found is None else
-                                         self._mask_flagged(attrs, found, counts))
-                # the spans of one resource share its attribute dict: redact it once (``_resource``, inline)
-                resource = record.resource_attributes
+                found = flagged.get(row) if row >= 0 else None
+                record.attributes = (self.redact_attributes(attrs, counts) if found is None else
+                                     self._mask_flagged(attrs, found, counts))
+            # the spans of one resource share its attribute dict (and come together): redact it once per run
+            at = 0
+            for _, run in groupby(resources, key=id):
+                size = len(list(run))
+                resource = resources[at]
                 last = self._last_resource
                 if last is not None and last[0] is resource:
-                    record.resource_attributes = last[1]
+                    redacted = last[1]
                 else:
-                    record.resource_attributes = self.redact_attributes(resource, counts)
-                    self._last_resource = (resource, record.resource_attributes)
+                    redacted = self.redact_attributes(resource, counts)
+                    self._last_resource = (resource, redacted)
+                if redacted is not resource:
+                    for record in records[at:at + size]:
+                        record.resource_attributes = redacted
+                at += size
         except BaseException:
-            for record, (attrs, resource) in zip(records, before, strict=True):
+            for record, attrs, resource in zip(records, attributes, resources, strict=True):
                 record.attributes, record.resource_attributes = attrs, resource
             self._last_resource = last_resource
             raise
