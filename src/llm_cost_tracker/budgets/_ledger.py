@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+from llm_cost_tracker.queue.memory import MemoryQueue
 from llm_cost_tracker.types import AttributeColumns, Batch, SpanRecord
 
 BUCKET_NS = 15 * 60 * 10**9
@@ -26,6 +27,26 @@ Dims = tuple[str, str, str, str, tuple[str, ...]]
 Aggregate = dict[tuple[Dims, int], int]
 """(dims, 15-minute bucket) -> pico-USD."""
 T = TypeVar("T")
+
+
+def _aggregate_scoped(records: Iterable[SpanRecord], keys: tuple[str, ...],
+                      entity_keys: tuple[str, ...]) -> Aggregate:
+    """:meth:`SpendLedger.aggregate` with budget attribute keys (``keys``) or entity keys."""
+    out: Aggregate = {}
+    blanks = ("",) * len(keys)
+    for r in records:
+        cost = r.cost_pusd
+        if not cost:
+            continue
+        attrs = r.attributes
+        values = tuple(map(attrs.get, keys, blanks))
+        if entity_keys:
+            resource = r.resource_attributes
+            values += tuple([attrs.get(k) or resource.get(k, "") for k in entity_keys])
+        key = ((r.tenant, r.service_name, r.provider, r.response_model or r.request_model, values),
+               r.start_time_ns // BUCKET_NS)
+        out[key] = out.get(key, 0) + cost
+    return out
 
 
 class SpendLedger:
@@ -49,20 +70,24 @@ class SpendLedger:
         self.writes = 0
 
     def aggregate(self, records: Iterable[SpanRecord]) -> Aggregate:
-        """The priced spend of ``records`` per (dims, bucket); no lock taken."""
-        out: Aggregate = {}
+        """The priced spend of ``records`` per (dims, bucket); no lock taken.
+
+        Runs once per request, on the receiver's path, for every span: the common case (no budget scoped
+        by an attribute) sums per flat key and builds the nested keys once per entry, not per span.
+        """
         keys, entity_keys = self._keys
+        if keys or entity_keys:
+            return _aggregate_scoped(records, keys, entity_keys)
+        flat: dict[tuple[str, str, str, str, int], int] = {}
+        get = flat.get
         for r in records:
             cost = r.cost_pusd
-            if not cost:
-                continue
-            attrs = tuple(r.attributes.get(k, "") for k in keys) if keys else ()
-            if entity_keys:
-                attrs += tuple(r.attributes.get(k) or r.resource_attributes.get(k, "") for k in entity_keys)
-            key = ((r.tenant, r.service_name, r.provider, r.response_model or r.request_model, attrs),
-                   r.start_time_ns // BUCKET_NS)
-            out[key] = out.get(key, 0) + cost
-        return out
+            if cost:
+                key = (r.tenant, r.service_name, r.provider, r.response_model or r.request_model,
+                       r.start_time_ns // BUCKET_NS)
+                flat[key] = get(key, 0) + cost
+        return {((tenant, service, provider, model, ()), bucket): cost
+                for (tenant, service, provider, model, bucket), cost in flat.items()}
 
     @property
     def attribute_keys(self) -> tuple[str, ...]:
@@ -166,6 +191,8 @@ class TrackingQueue:
     def __init__(self, inner: Any, ledger: SpendLedger) -> None:
         self._inner = inner
         self.ledger = ledger
+        self._carries = isinstance(inner, MemoryQueue)
+        """The inner queue hands each request's aggregate back with its batch (saves aggregating twice)."""
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -176,6 +203,8 @@ class TrackingQueue:
         if agg:
             self.ledger.add(agg)  # before the writer can see the records: never briefly uncounted
         try:
+            if self._carries:  # the aggregate travels with the records, for commit to take back out
+                return self._inner.publish(records, wire_bytes, columns, carry=agg)  # type: ignore[no-any-return]
             return self._inner.publish(records, wire_bytes, columns)  # type: ignore[no-any-return]
         except BaseException:
             if agg:
@@ -189,10 +218,31 @@ class TrackingQueue:
         return batch
 
     def commit(self, batch: Batch) -> None:
-        # the in-process queue holds SpanRecords; a wire-form batch (Kafka's) is decoded to be counted
-        records = batch.records if isinstance(batch.records, list) else batch.records.to_records()
-        agg = self.ledger.aggregate(records)
+        agg = self._published(batch)
         try:
             self._inner.commit(batch)
         finally:
             self.ledger.end_write(agg)
+
+    def _published(self, batch: Batch) -> Aggregate:
+        """What ``publish`` added to the ledger for ``batch``'s records.
+
+        The in-process queue hands each request's aggregate back (:meth:`MemoryQueue.carried`): the same
+        entries publish added, so commit takes out exactly those (re-shaped by the ledger if budget keys were
+        added meanwhile). A part of a request split across batches carries none and is aggregated again, as
+        is a batch of any other queue (a wire-form batch, Kafka's, is decoded to be counted).
+        """
+        records = batch.records if isinstance(batch.records, list) else batch.records.to_records()
+        if not self._carries:
+            return self.ledger.aggregate(records)
+        total: Aggregate = {}
+        start = 0
+        for count, carried in MemoryQueue.carried(batch):
+            agg = self.ledger.aggregate(records[start:start + count]) if carried is None else carried
+            start += count
+            if not total:
+                total = dict(agg)
+                continue
+            for key, value in agg.items():
+                total[key] = total.get(key, 0) + value
+        return total

@@ -7,6 +7,7 @@ import time
 from collections import deque
 from concurrent.futures import Future
 from operator import attrgetter
+from typing import Any
 
 from llm_cost_tracker.config import QueueConfig
 from llm_cost_tracker.types import AttributeColumns, Batch, QueueFull, SpanRecord
@@ -96,7 +97,7 @@ class MemoryQueue:
         self.bytes = 0
         """Estimated bytes of the records accepted and not yet committed."""
         self._ack_when_stored = ack_when_stored
-        self._chunks: deque[tuple[float, list[SpanRecord], _Ack, int, AttributeColumns | None]] = deque()
+        self._chunks: deque[tuple[float, list[SpanRecord], _Ack, int, AttributeColumns | None, Any]] = deque()
         self._queued = 0
         self._in_flight = 0
         self._closed = False
@@ -108,7 +109,10 @@ class MemoryQueue:
         return self._queued + self._in_flight
 
     def publish(self, records: list[SpanRecord], wire_bytes: int | None = None,
-                columns: AttributeColumns | None = None) -> Future[None]:
+                columns: AttributeColumns | None = None, carry: Any = None) -> Future[None]:
+        """``carry``: a value handed back with the batch that holds these records (:meth:`carried`), so that
+        what a wrapper worked out per request (the spend ledger's aggregate) need not be worked out again
+        per batch."""
         future: Future[None] = Future()
         if not records:
             future.set_result(None)
@@ -121,7 +125,7 @@ class MemoryQueue:
                 raise QueueFull(f"queue full ({self.depth} of {self.capacity} records)")
             if self.bytes and self.bytes + size > self.max_bytes:
                 raise QueueFull(f"queue full ({self.bytes >> 20} of {self.max_bytes >> 20} MiB)")
-            self._chunks.append((time.monotonic(), records, _Ack(future), size, columns))
+            self._chunks.append((time.monotonic(), records, _Ack(future), size, columns, carry))
             self._queued += len(records)
             self.bytes += size
             self._cond.notify()
@@ -150,31 +154,42 @@ class MemoryQueue:
             records: list[SpanRecord] = []
             acks: list[_Ack] = []
             columns: list[AttributeColumns] = []
+            carried: list[tuple[int, Any]] = []
             size = 0
             while self._chunks and len(records) < max_records:
-                born, chunk, ack, chunk_size, chunk_columns = self._chunks.popleft()
+                born, chunk, ack, chunk_size, chunk_columns, carry = self._chunks.popleft()
                 room = max_records - len(records)
                 if len(chunk) > room:
                     if records:  # whole chunks only, unless a chunk alone is bigger than a batch
-                        self._chunks.appendleft((born, chunk, ack, chunk_size, chunk_columns))
+                        self._chunks.appendleft((born, chunk, ack, chunk_size, chunk_columns, carry))
                         break
                     # one request bigger than a batch is written in batch-sized parts, so the writer's
-                    # memory follows batch_size, not the largest request; it is acknowledged after the last
+                    # memory follows batch_size, not the largest request; it is acknowledged after the last.
+                    # What it carries was the whole request's: neither part carries anything (None)
                     part_size = chunk_size * room // len(chunk)
-                    self._chunks.appendleft((born, chunk[room:], ack, chunk_size - part_size, chunk_columns))
+                    self._chunks.appendleft((born, chunk[room:], ack, chunk_size - part_size, chunk_columns, None))
                     ack.parts += 1
-                    chunk, chunk_size = chunk[:room], part_size
+                    chunk, chunk_size, carry = chunk[:room], part_size, None
                 records.extend(chunk)
                 acks.append(ack)
+                carried.append((len(chunk), carry))
                 size += chunk_size
                 if chunk_columns is not None:
                     columns.append(chunk_columns)
             self._queued -= len(records)
             self._in_flight += len(records)
-        return Batch(records=records, handle=(acks, size), columns=columns)
+        return Batch(records=records, handle=(acks, size, carried), columns=columns)
+
+    @staticmethod
+    def carried(batch: Batch) -> list[tuple[int, Any]]:
+        """What each request of ``batch`` carried (``publish``), in order, with its number of records: the
+        batch's records are these runs, one after the other. A part of a request split across batches
+        carries None."""
+        carried: list[tuple[int, Any]] = batch.handle[2]
+        return carried
 
     def commit(self, batch: Batch) -> None:
-        acks, size = batch.handle
+        acks, size, _ = batch.handle
         with self._cond:
             self._in_flight -= len(batch.records)
             self.bytes -= size

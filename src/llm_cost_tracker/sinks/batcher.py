@@ -30,7 +30,6 @@ from typing import Protocol
 from llm_cost_tracker.config import BatchConfig
 from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.metrics import Metrics
-from llm_cost_tracker.sinks.identity import spend_rows
 from llm_cost_tracker.sinks.parking import ParkingLot
 from llm_cost_tracker.types import AttributeColumns, Batch, BatchReader, Records
 
@@ -177,7 +176,10 @@ class BatchWriter:
             if repeats:
                 self._metrics.spans_deduplicated.inc(repeats)
                 log.info("spans already stored were not written again", repeats=repeats, rows=len(records))
-            self._metrics.spend.observe_rows(spend_rows(records))
+            if isinstance(records, list):  # the in-process queue's SpanRecords: summed without a row per span
+                self._metrics.spend.observe_records(records)
+            else:  # wire records (Kafka) read their spend rows when they were validated
+                self._metrics.spend.observe_rows(records.spend_rows())
             if self._on_stored is not None and len(records):
                 self._stored(records)
             return True

