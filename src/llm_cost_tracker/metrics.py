@@ -81,7 +81,7 @@ class SpendCollector(Collector):
             key = (r.tenant, r.service_name, r.provider, r.response_model or r.request_model, status, pusd is None)
             sums = groups.get(key)
             if sums is None:  # the group's first span: its entries take their place in each family now
-                sums = groups[key] = [0, 0, 0, 0, 0, 0, 0]
+                sums = groups[key] = [0, 0, 0, 0, 0, 0]  # five token counts, then spans (unpriced) or cost
                 dims = key[:4]
                 if dims not in tokens:
                     tokens[dims] = [0, 0, 0, 0, 0]
@@ -97,27 +97,29 @@ class SpendCollector(Collector):
             sums[2] += u.cache_read_tokens
             sums[3] += u.cache_write_tokens
             sums[4] += u.reasoning_tokens
-            sums[5] += 1
-            if pusd is not None:
-                sums[6] += pusd
+            if pusd is None:
+                sums[5] += 1
+            elif status == PRICED:
+                sums[5] += pusd
+                reported = r.reported_cost_pusd
+                if reported is not None and abs(pusd - reported) > tolerance * max(pusd, reported):
+                    dkey = (key[0], key[2], key[3])
+                    disagree[dkey] = disagree.get(dkey, 0) + 1
+            else:
+                sums[5] += pusd
                 if status == PARTIAL:  # the zero rule: counted as not fully priced, naming what is missing
-                    ukey = (key[0], key[2], key[3], "missing:" + (r.attributes.get(MISSING_ATTRIBUTE, "") or "unknown"))
+                    missing = r.attributes.get(MISSING_ATTRIBUTE, "") or "unknown"
+                    ukey = (key[0], key[2], key[3], "missing:" + missing)
                     unpriced[ukey] = unpriced.get(ukey, 0) + 1
-                elif status == PRICED:
-                    reported = r.reported_cost_pusd
-                    if reported is not None and abs(pusd - reported) > tolerance * max(pusd, reported):
-                        dkey = (key[0], key[2], key[3])
-                        disagree[dkey] = disagree.get(dkey, 0) + 1
         for (tenant, service, provider, model, status, unpriced_group), sums in groups.items():
             dims = (tenant, service, provider, model)
             counts = tokens[dims]
             for i in range(5):
                 counts[i] += sums[i]
             if unpriced_group:
-                ukey = (tenant, provider, model, UNPRICED_REASONS.get(status, "unknown_model"))
-                unpriced[ukey] += sums[5]
+                unpriced[(tenant, provider, model, UNPRICED_REASONS.get(status, "unknown_model"))] += sums[5]
             else:
-                cost[dims] += sums[6]
+                cost[dims] += sums[5]
         self._add(cost, tokens, unpriced, disagree)
 
     def observe_rows(self, rows: Iterable[tuple[Any, ...]]) -> None:
