@@ -25,6 +25,19 @@ from llm_cost_tracker.transforms.chain import Chain
 from llm_cost_tracker.transforms.redact import Redact, RedactionConfig
 from tests.conftest import wire_scanned
 
+
+def _counting(looked: list[int]) -> type[Redact]:
+    """A Redact that notes the size of every dict it redacts record by record in ``looked``."""
+
+    class Counting(Redact):
+        __slots__ = ()
+
+        def redact_attributes(self, attrs: dict[str, str], counts: dict[tuple[str, str], int]) -> dict[str, str]:
+            looked.append(len(attrs))
+            return super().redact_attributes(attrs, counts)
+
+    return Counting
+
 KEY = "k" * 32
 POLICIES = {
     "default": RedactionConfig(),
@@ -132,14 +145,7 @@ def test_clean_rows_skip_the_per_record_path() -> None:
              for i in range(50)]
     records, columns = wire_scanned(make_request(spans, {"service.name": "svc"}).SerializeToString())
     looked: list[int] = []
-
-    class Counting(Redact):
-        __slots__ = ()
-
-        def redact_attributes(self, attrs: dict[str, str], counts: dict[tuple[str, str], int]) -> dict[str, str]:
-            looked.append(len(attrs))
-            return super().redact_attributes(attrs, counts)
-
+    Counting = _counting(looked)
     stage = Counting()
     before = [r.attributes for r in records]
     stage.process(records, columns)
@@ -199,14 +205,7 @@ def test_flagged_values_alone_are_masked(policy: str) -> None:
     assert any(a != before.attributes for (a, _), before in zip(per_record, wire_scanned(payload)[0], strict=True))
     records, columns = wire_scanned(payload)
     looked: list[int] = []
-
-    class Counting(Redact):
-        __slots__ = ()
-
-        def redact_attributes(self, attrs: dict[str, str], counts: dict[tuple[str, str], int]) -> dict[str, str]:
-            looked.append(len(attrs))
-            return super().redact_attributes(attrs, counts)
-
+    Counting = _counting(looked)
     Counting(POLICIES[policy]).process(records, columns)
     assert looked == [1]  # the resource's one key: every span row went through the gate's answer
     assert [(r.attributes, r.resource_attributes) for r in records] == per_record
