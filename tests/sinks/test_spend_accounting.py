@@ -32,7 +32,7 @@ from llm_cost_tracker.types import DUPLICATE, NO_USAGE, PRICED, UNPRICED, SpanRe
 _ids = itertools.count(1)
 STATUSES = [PRICED, PRICED, "partial", UNPRICED, NO_USAGE, DUPLICATE, "odd"]
 T0 = 1_750_000_000 * 10**9
-SLOW = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SLOW = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @st.composite
