@@ -106,8 +106,10 @@ def by_python(payload: bytes, attrs: np.ndarray, needed: np.ndarray, spans: np.n
     firsts = np.empty((N_NAMES + 1, max(n, m)), np.int64)
     counts = np.empty(N_NAMES + 1, np.int64)
     with np.errstate(over="ignore"):  # the hash multiplies wrap, as they do compiled
-        otlp_scan._number.py_func(np.frombuffer(payload, np.uint8), words_of(payload), attrs, needed, spans, max_len,
-                                  key_ids, value_ids, name_ids, firsts, counts)
+        finished = otlp_scan._number.py_func(np.frombuffer(payload, np.uint8), words_of(payload), attrs, needed, spans,
+                                             max_len, key_ids, value_ids, name_ids, firsts, counts,
+                                             otlp_scan.PROBES_PER_ITEM)
+    assert finished
     return Numbering(key_ids, value_ids, name_ids, [firsts[r, :c] for r, c in enumerate(counts.tolist())])
 
 
@@ -220,3 +222,71 @@ def test_columns_of_a_request_describe_its_records() -> None:
     columns_describe_the_records(payload, decoded)
     assert sorted(decoded.columns.values[:3]) == ["", "false", "true"]
     assert len(decoded.columns.values) == len(set(decoded.columns.values))  # 0.0 and 0.2 on three spans each: once
+
+
+_MASK64 = (1 << 64) - 1
+
+
+def _colliding_keys(count: int) -> list[bytes]:
+    """``count`` distinct 8-byte keys whose numbering hash ends in 24 zero bits: every one lands on slot 0 of
+    any table up to 2**24 slots (a hostile client's keys). Each is the hash run backwards from a chosen value:
+    the murmur3 finalizer and the loop's multiply and xorshifts are each invertible."""
+    mul, fmix = 0x9E3779B97F4A7C15, 0xFF51AFD7ED558CCD
+    start = (8 * mul) & _MASK64  # the hash of an 8-byte key (row N_KEYS) before its one word
+    keys = []
+    for k in range(1, count + 1):
+        x = k << 24
+        x ^= x >> 33
+        x = (x * pow(fmix, -1, 1 << 64)) & _MASK64
+        x ^= x >> 33
+        x ^= x >> 32
+        x = (x * pow(mul, -1, 1 << 64)) & _MASK64
+        keys.append((x ^ start).to_bytes(8, "little"))
+    return keys
+
+
+def _key_table(keys: list[bytes]) -> tuple[bytes, np.ndarray, np.ndarray]:
+    payload = b"".join(keys)
+    attrs = np.zeros((len(keys), 8), np.int64)
+    attrs[:, A_KEY_OFF] = np.arange(len(keys)) * 8
+    attrs[:, A_KEY_LEN] = 8
+    attrs[:, A_KIND] = EMPTY
+    return payload, attrs, np.zeros((0, 15), np.int64)
+
+
+def test_keys_made_to_collide_are_declined_not_probed_quadratically() -> None:
+    """3,000 keys on one slot would take ~4.5 M probing steps; the numbering gives up after its budget (32 a
+    key) and the request goes to protobuf. As many keys that do not collide are numbered, and the colliding
+    ones are numbered right too when the budget allows it (the decline is the budget's, not a wrong answer)."""
+    keys = _colliding_keys(3000)
+    assert len(set(keys)) == len(keys)
+    payload, attrs, spans = _key_table(keys)
+    needed = np.ones(len(keys), bool)
+    assert number(_scan_of(payload, attrs, spans), payload, needed) is None
+    with np.errstate(over="ignore"):
+        assert not otlp_scan._number.py_func(
+            np.frombuffer(payload, np.uint8), words_of(payload), attrs, needed, spans, 128,
+            np.empty(len(keys), np.int64), np.empty(len(keys), np.int64), np.empty(0, np.int64),
+            np.empty((N_NAMES + 1, len(keys)), np.int64), np.empty(N_NAMES + 1, np.int64), otlp_scan.PROBES_PER_ITEM)
+    few = keys[:200]  # ~20,000 steps: numbered in full with a budget that covers them
+    payload, attrs, spans = _key_table(few)
+    numbering = number(_scan_of(payload, attrs, spans), payload, np.ones(len(few), bool), probes_per_item=200)
+    assert numbering is not None and numbering.key_ids.tolist() == list(range(len(few)))
+    plain = [b"k%07d" % i for i in range(3000)]
+    payload, attrs, spans = _key_table(plain)
+    numbering = number(_scan_of(payload, attrs, spans), payload, np.ones(len(plain), bool))
+    assert numbering is not None and numbering.key_ids.tolist() == list(range(len(plain)))
+
+
+def test_a_declined_numbering_leaves_the_request_to_protobuf(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``decode_scan`` answers None when the numbering declines (the caller then decodes with protobuf)."""
+    from llm_cost_tracker.sources import otlp_records
+
+    spans = [make_span(genai_attributes(input_tokens=i + 1)) for i in range(40)]
+    payload = make_request(spans, {"service.name": "svc"}).SerializeToString()
+    scan = scan_request(payload, DecodeLimits())
+    assert scan is not None
+    assert decode_scan(scan, payload, DecodeLimits()) is not None
+    monkeypatch.setattr(otlp_records, "number",
+                        lambda scan, payload, needed: number(scan, payload, needed, probes_per_item=-1_000))
+    assert decode_scan(scan, payload, DecodeLimits()) is None

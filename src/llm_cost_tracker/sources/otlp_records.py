@@ -141,8 +141,9 @@ def _values(scan: WireScan, payload: bytes, numbering: Numbering, limits: Decode
 
 def decode_scan(scan: WireScan, payload: bytes, limits: DecodeLimits) -> DecodedBatch | None:
     """The records of the request ``scan`` was made of, as ``decode_spans`` gives them; None when a per-value
-    limit would cut something (the caller decodes with ``decode_spans`` then). The request limits were
-    checked by ``scan_request``."""
+    limit would cut something, or when the numbering declined strings made to collide in its table (the
+    caller decodes with ``decode_spans`` then, in linear time). The request limits were checked by
+    ``scan_request``."""
     if _over_limits(scan, limits):
         return None
     batch = DecodedBatch()
@@ -159,6 +160,8 @@ def decode_scan(scan: WireScan, payload: bytes, limits: DecodeLimits) -> Decoded
     for begin, end in s[~accepted][:, [S_ATTR_BEGIN, S_ATTR_END]].tolist():
         needed[begin:end] = False
     numbering = number(scan, payload, needed)
+    if numbering is None:  # strings made to collide in the numbering's table: protobuf decodes it, in linear time
+        return None
     value_pool = _values(scan, payload, numbering, limits, batch)
     if value_pool is None:
         return None

@@ -38,7 +38,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from llm_cost_tracker.compiled import compiled
 from llm_cost_tracker.sources.otlp_decode import DecodeLimits, check_counts
 
-__all__ = ["MAX_DEPTH", "Numbering", "WireScan", "number", "scan_request", "words_of"]
+__all__ = ["MAX_DEPTH", "PROBES_PER_ITEM", "Numbering", "WireScan", "number", "scan_request", "words_of"]
 
 MAX_DEPTH = 64
 """Messages nested deeper decline (upb refuses past 100; the caller's protobuf parse decides)."""
@@ -402,7 +402,7 @@ _FIXED_VALUES = 3
 @compiled
 def _number(buf: np.ndarray, words: np.ndarray, attrs: np.ndarray, needed: np.ndarray, spans: np.ndarray,
             max_len: int, key_ids: np.ndarray, value_ids: np.ndarray, name_ids: np.ndarray, firsts: np.ndarray,
-            counts: np.ndarray) -> None:  # pragma: no cover - compiled (tests run py_func too)
+            counts: np.ndarray, probes_per_item: int) -> bool:  # pragma: no cover - compiled (tests run py_func too)
     """Number the distinct keys, values and span names of a request, in order of first sight.
 
     Three passes over one hash table: the attributes' keys (``key_ids``), their values (``value_ids``:
@@ -414,7 +414,12 @@ def _number(buf: np.ndarray, words: np.ndarray, attrs: np.ndarray, needed: np.nd
     repeated), except AnyValues (protobuf renders each distinct one).
 
     ``words`` is ``buf`` read as little-endian uint64 at every byte offset (``words[i]`` is bytes i..i+7):
-    a string is hashed and compared eight bytes per load."""
+    a string is hashed and compared eight bytes per load.
+
+    Returns False, numbering unfinished, when a pass steps past ``probes_per_item`` slots per item (plus a
+    few): the hash has no secret seed, so a client could send strings that collide in the table's low bits
+    and make the linear probing quadratic; such a request is declined and decoded by protobuf instead,
+    whose cost is linear. Honest requests take ~1-2 steps per item (the table is at most half full)."""
     n_attrs = attrs.shape[0]
     n_spans = spans.shape[0]
     most = max(n_attrs, n_spans)
@@ -434,6 +439,9 @@ def _number(buf: np.ndarray, words: np.ndarray, attrs: np.ndarray, needed: np.nd
         count = n_spans if step == 2 else n_attrs
         ids = key_ids if step == 0 else value_ids if step == 1 else name_ids
         table[:] = -1
+        budget = probes_per_item * count + 64
+        if budget < 0:  # no budget at all (tests ask for this: the decline path without crafted strings)
+            return False
         for i in range(count):
             limit = max_len
             off = 0
@@ -530,6 +538,9 @@ def _number(buf: np.ndarray, words: np.ndarray, attrs: np.ndarray, needed: np.nd
                         ids[i] = ids[j]
                         break
                 slot = (slot + 1) & mask
+                budget -= 1
+                if budget < 0:
+                    return False
         if step == 1:  # each kind's numbers after the kinds before it
             base = np.empty(N_OTHERS + 1, np.int64)
             base[N_STRINGS] = _FIXED_VALUES
@@ -538,6 +549,7 @@ def _number(buf: np.ndarray, words: np.ndarray, attrs: np.ndarray, needed: np.nd
             for i in range(n_attrs):
                 if rows[i] != _FIXED:
                     value_ids[i] += base[rows[i]]
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -621,14 +633,21 @@ def words_of(payload: bytes) -> np.ndarray:
     return np.ndarray((len(payload) - 7,), np.uint64, buffer=payload, strides=(1,))
 
 
-def number(scan: WireScan, payload: bytes, needed: np.ndarray, max_len: int = 128) -> Numbering:
+PROBES_PER_ITEM = 32
+"""Hash-table steps a numbering pass may take per item before it declines the request (``_number``)."""
+
+
+def number(scan: WireScan, payload: bytes, needed: np.ndarray, max_len: int = 128,
+           probes_per_item: int = PROBES_PER_ITEM) -> Numbering | None:
     """The numbering of ``scan``'s keys, values and span names (``_number``); ``needed`` says which
-    attributes' AnyValues are numbered (the others get the empty value's number)."""
+    attributes' AnyValues are numbered (the others get the empty value's number). None when a pass took
+    more than ``probes_per_item`` steps per item (strings made to collide): decode the request with protobuf."""
     n_attrs, n_spans = scan.attribute_count, scan.span_count
     key_ids, value_ids = np.empty(n_attrs, np.int64), np.empty(n_attrs, np.int64)
     name_ids = np.empty(n_spans, np.int64)
     firsts = np.empty((N_NAMES + 1, max(n_attrs, n_spans)), np.int64)
     counts = np.empty(N_NAMES + 1, np.int64)
-    _number(scan.buffer, words_of(payload), scan.attributes, needed, scan.spans, max_len, key_ids, value_ids,
-            name_ids, firsts, counts)
+    if not _number(scan.buffer, words_of(payload), scan.attributes, needed, scan.spans, max_len, key_ids, value_ids,
+                   name_ids, firsts, counts, probes_per_item):
+        return None
     return Numbering(key_ids, value_ids, name_ids, [firsts[r, :c] for r, c in enumerate(counts.tolist())])
