@@ -444,12 +444,7 @@ class Redact:
             for _, run in groupby(resources, key=id):
                 size = len(list(run))
                 resource = resources[at]
-                last = self._last_resource
-                if last is not None and last[0] is resource:
-                    redacted = last[1]
-                else:
-                    redacted = self.redact_attributes(resource, counts)
-                    self._last_resource = (resource, redacted)
+                redacted = self._redacted_resource(resource, counts)
                 if redacted is not resource:
                     for record in records[at:at + size]:
                         record.resource_attributes = redacted
@@ -490,14 +485,17 @@ class Redact:
         return self._scan_scanner if action == _SCAN else self._cards if action == _KEEP else None
 
     def _resource(self, record: SpanRecord, counts: dict[tuple[str, str], int]) -> None:
-        # The spans of one resource share its attribute dict: redact it once, not once per span.
-        resource = record.resource_attributes
+        record.resource_attributes = self._redacted_resource(record.resource_attributes, counts)
+
+    def _redacted_resource(self, resource: dict[str, str], counts: dict[tuple[str, str], int]) -> dict[str, str]:
+        """``resource`` redacted. The spans of one resource share its attribute dict: the last one redacted is
+        remembered, so it is redacted once, not once per span."""
         last = self._last_resource  # one tuple read: atomic across the handler threads
         if last is not None and last[0] is resource:
-            record.resource_attributes = last[1]
-        else:
-            record.resource_attributes = self.redact_attributes(resource, counts)
-            self._last_resource = (resource, record.resource_attributes)
+            return last[1]
+        redacted = self.redact_attributes(resource, counts)
+        self._last_resource = (resource, redacted)
+        return redacted
 
     def _count(self, counts: dict[tuple[str, str], int]) -> None:
         if counts and self._counter is not None:
