@@ -108,7 +108,7 @@ def by_python(payload: bytes, attrs: np.ndarray, needed: np.ndarray, spans: np.n
     with np.errstate(over="ignore"):  # the hash multiplies wrap, as they do compiled
         finished = otlp_scan._number.py_func(np.frombuffer(payload, np.uint8), words_of(payload), attrs, needed, spans,
                                              max_len, key_ids, value_ids, name_ids, firsts, counts,
-                                             otlp_scan.PROBES_PER_ITEM)
+                                             otlp_scan.PROBES_PER_ITEM, otlp_scan.HASH_SEED)
     assert finished
     return Numbering(key_ids, value_ids, name_ids, [firsts[r, :c] for r, c in enumerate(counts.tolist())])
 
@@ -227,12 +227,13 @@ def test_columns_of_a_request_describe_its_records() -> None:
 _MASK64 = (1 << 64) - 1
 
 
-def _colliding_keys(count: int) -> list[bytes]:
-    """``count`` distinct 8-byte keys whose numbering hash ends in 24 zero bits: every one lands on slot 0 of
-    any table up to 2**24 slots (a hostile client's keys). Each is the hash run backwards from a chosen value:
-    the murmur3 finalizer and the loop's multiply and xorshifts are each invertible."""
+def _colliding_keys(count: int, seed: int = 0) -> list[bytes]:
+    """``count`` distinct 8-byte keys whose numbering hash under ``seed`` ends in 24 zero bits: every one lands
+    on slot 0 of any table up to 2**24 slots (a hostile client's keys, had it the seed). Each is the hash run
+    backwards from a chosen value: the murmur3 finalizer and the loop's multiply and xorshifts are each
+    invertible."""
     mul, fmix = 0x9E3779B97F4A7C15, 0xFF51AFD7ED558CCD
-    start = (8 * mul) & _MASK64  # the hash of an 8-byte key (row N_KEYS) before its one word
+    start = ((8 ^ seed) * mul) & _MASK64  # the hash of an 8-byte key (row N_KEYS) before its one word
     keys = []
     for k in range(1, count + 1):
         x = k << 24
@@ -257,25 +258,56 @@ def _key_table(keys: list[bytes]) -> tuple[bytes, np.ndarray, np.ndarray]:
 def test_keys_made_to_collide_are_declined_not_probed_quadratically() -> None:
     """3,000 keys on one slot would take ~4.5 M probing steps; the numbering gives up after its budget (32 a
     key) and the request goes to protobuf. As many keys that do not collide are numbered, and the colliding
-    ones are numbered right too when the budget allows it (the decline is the budget's, not a wrong answer)."""
-    keys = _colliding_keys(3000)
+    ones are numbered right too when the budget allows it (the decline is the budget's, not a wrong answer).
+    The keys are built for a known seed (what a client that could read the process's seed would send)."""
+    seed = 0x5EED
+    keys = _colliding_keys(3000, seed)
     assert len(set(keys)) == len(keys)
     payload, attrs, spans = _key_table(keys)
     needed = np.ones(len(keys), bool)
-    assert number(_scan_of(payload, attrs, spans), payload, needed) is None
+    assert number(_scan_of(payload, attrs, spans), payload, needed, seed=seed) is None
     with np.errstate(over="ignore"):
         assert not otlp_scan._number.py_func(
             np.frombuffer(payload, np.uint8), words_of(payload), attrs, needed, spans, 128,
             np.empty(len(keys), np.int64), np.empty(len(keys), np.int64), np.empty(0, np.int64),
-            np.empty((N_NAMES + 1, len(keys)), np.int64), np.empty(N_NAMES + 1, np.int64), otlp_scan.PROBES_PER_ITEM)
+            np.empty((N_NAMES + 1, len(keys)), np.int64), np.empty(N_NAMES + 1, np.int64), otlp_scan.PROBES_PER_ITEM,
+            seed)
     few = keys[:200]  # ~20,000 steps: numbered in full with a budget that covers them
     payload, attrs, spans = _key_table(few)
-    numbering = number(_scan_of(payload, attrs, spans), payload, np.ones(len(few), bool), probes_per_item=200)
+    numbering = number(_scan_of(payload, attrs, spans), payload, np.ones(len(few), bool), probes_per_item=200,
+                       seed=seed)
     assert numbering is not None and numbering.key_ids.tolist() == list(range(len(few)))
     plain = [b"k%07d" % i for i in range(3000)]
     payload, attrs, spans = _key_table(plain)
     numbering = number(_scan_of(payload, attrs, spans), payload, np.ones(len(plain), bool))
     assert numbering is not None and numbering.key_ids.tolist() == list(range(len(plain)))
+
+
+def test_keys_built_for_one_seed_do_not_collide_under_another() -> None:
+    """What the secret seed buys: the same 3,000 keys, numbered under the process's own seed (and under a few
+    others), spread over the table and are numbered in full, within the budget; keys built for the process's
+    seed are declined again (so the seed is what decides it, not the keys)."""
+    keys = _colliding_keys(3000, 0x5EED)
+    payload, attrs, spans = _key_table(keys)
+    needed = np.ones(len(keys), bool)
+    for seed in (otlp_scan.HASH_SEED, 1, 2**62 + 12345):
+        numbering = number(_scan_of(payload, attrs, spans), payload, needed, seed=seed)
+        assert numbering is not None and numbering.key_ids.tolist() == list(range(len(keys)))
+    assert number(_scan_of(payload, attrs, spans), payload, needed) is not None  # the default: HASH_SEED
+    own = _colliding_keys(3000, otlp_scan.HASH_SEED)
+    payload, attrs, spans = _key_table(own)
+    assert number(_scan_of(payload, attrs, spans), payload, needed) is None
+
+
+def test_the_seed_is_secret_per_process() -> None:
+    """Two processes draw two seeds (63 bits from os.urandom), and the seed fits the compiled loop's int64."""
+    import subprocess
+    import sys
+
+    code = "from llm_cost_tracker.sources import otlp_scan; print(otlp_scan.HASH_SEED)"
+    seeds = {int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+             for _ in range(2)}
+    assert len(seeds) == 2 and all(0 <= s < 2**63 for s in seeds)
 
 
 def test_a_declined_numbering_leaves_the_request_to_protobuf(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -29,6 +29,7 @@ numbering against plain Python dicts (tests/sources/test_otlp_numbering.py).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,7 +39,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from llm_cost_tracker.compiled import compiled
 from llm_cost_tracker.sources.otlp_decode import DecodeLimits, check_counts
 
-__all__ = ["MAX_DEPTH", "PROBES_PER_ITEM", "Numbering", "WireScan", "number", "scan_request", "words_of"]
+__all__ = ["HASH_SEED", "MAX_DEPTH", "PROBES_PER_ITEM", "Numbering", "WireScan", "number", "scan_request", "words_of"]
 
 MAX_DEPTH = 64
 """Messages nested deeper decline (upb refuses past 100; the caller's protobuf parse decides)."""
@@ -402,7 +403,7 @@ _FIXED_VALUES = 3
 @compiled
 def _number(buf: np.ndarray, words: np.ndarray, attrs: np.ndarray, needed: np.ndarray, spans: np.ndarray,
             max_len: int, key_ids: np.ndarray, value_ids: np.ndarray, name_ids: np.ndarray, firsts: np.ndarray,
-            counts: np.ndarray, probes_per_item: int) -> bool:  # pragma: no cover - compiled (tests run py_func too)
+            counts: np.ndarray, probes_per_item: int, seed: int) -> bool:  # pragma: no cover - compiled (tests run py_func too)
     """Number the distinct keys, values and span names of a request, in order of first sight.
 
     Three passes over one hash table: the attributes' keys (``key_ids``), their values (``value_ids``:
@@ -416,9 +417,13 @@ def _number(buf: np.ndarray, words: np.ndarray, attrs: np.ndarray, needed: np.nd
     ``words`` is ``buf`` read as little-endian uint64 at every byte offset (``words[i]`` is bytes i..i+7):
     a string is hashed and compared eight bytes per load.
 
+    ``seed`` (:data:`HASH_SEED`, secret, drawn per process) starts every hash: without it the hash is a
+    fixed function a client could run backwards, and send strings that all land on one slot.
+
     Returns False, numbering unfinished, when a pass steps past ``probes_per_item`` slots per item (plus a
-    few): the hash has no secret seed, so a client could send strings that collide in the table's low bits
-    and make the linear probing quadratic; such a request is declined and decoded by protobuf instead,
+    few): the seed makes collisions a matter of chance for a client that cannot see it, but a multiply and
+    xorshift hash is no keyed PRF (differential attacks found seed-independent collisions in murmur3), so
+    the budget is what bounds the probing; such a request is declined and decoded by protobuf instead,
     whose cost is linear. Honest requests take ~1-2 steps per item (the table is at most half full)."""
     n_attrs = attrs.shape[0]
     n_spans = spans.shape[0]
@@ -430,6 +435,7 @@ def _number(buf: np.ndarray, words: np.ndarray, attrs: np.ndarray, needed: np.nd
     mask = size - 1
     last = words.shape[0] - 1
     mul = np.uint64(0x9E3779B97F4A7C15)
+    key = np.uint64(seed)
     offs = np.empty(most, np.int64)  # the current pass's items: bytes (offset, length), or a number (length -1)
     lens = np.empty(most, np.int64)
     nums = np.empty(most, np.int64)
@@ -486,10 +492,10 @@ def _number(buf: np.ndarray, words: np.ndarray, attrs: np.ndarray, needed: np.nd
                 counts[row] += 1
                 continue
             if length < 0:  # a number (an int, a double's bits)
-                h = (np.uint64(nums[i]) ^ np.uint64(row)) * mul
+                h = (np.uint64(nums[i]) ^ np.uint64(row) ^ key) * mul
             else:
                 offs[i] = off
-                h = np.uint64(length + (row << 32)) * mul
+                h = (np.uint64(length + (row << 32)) ^ key) * mul
                 b = 0
                 while b + 8 <= length:
                     h = (h ^ words[off + b]) * mul
@@ -636,18 +642,24 @@ def words_of(payload: bytes) -> np.ndarray:
 PROBES_PER_ITEM = 32
 """Hash-table steps a numbering pass may take per item before it declines the request (``_number``)."""
 
+HASH_SEED = int.from_bytes(os.urandom(8), "little") >> 1
+"""The numbering hash's secret seed, drawn once per process (63 bits: numba passes it as a non-negative int64,
+which ``np.uint64`` takes in the compiled loop and in its Python twin alike). The ids a
+numbering gives do not depend on it (they follow first sight), only which strings share a slot."""
+
 
 def number(scan: WireScan, payload: bytes, needed: np.ndarray, max_len: int = 128,
-           probes_per_item: int = PROBES_PER_ITEM) -> Numbering | None:
+           probes_per_item: int = PROBES_PER_ITEM, seed: int | None = None) -> Numbering | None:
     """The numbering of ``scan``'s keys, values and span names (``_number``); ``needed`` says which
     attributes' AnyValues are numbered (the others get the empty value's number). None when a pass took
-    more than ``probes_per_item`` steps per item (strings made to collide): decode the request with protobuf."""
+    more than ``probes_per_item`` steps per item (strings made to collide): decode the request with protobuf.
+    ``seed`` is :data:`HASH_SEED` unless given (tests give one to build collisions)."""
     n_attrs, n_spans = scan.attribute_count, scan.span_count
     key_ids, value_ids = np.empty(n_attrs, np.int64), np.empty(n_attrs, np.int64)
     name_ids = np.empty(n_spans, np.int64)
     firsts = np.empty((N_NAMES + 1, max(n_attrs, n_spans)), np.int64)
     counts = np.empty(N_NAMES + 1, np.int64)
     if not _number(scan.buffer, words_of(payload), scan.attributes, needed, scan.spans, max_len, key_ids, value_ids,
-                   name_ids, firsts, counts, probes_per_item):
+                   name_ids, firsts, counts, probes_per_item, HASH_SEED if seed is None else seed):
         return None
     return Numbering(key_ids, value_ids, name_ids, [firsts[r, :c] for r, c in enumerate(counts.tolist())])
