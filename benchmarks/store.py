@@ -30,6 +30,7 @@ the CPU, once). Figures only, no assertions.
 
     python benchmarks/store.py                  # 5 batches of 10,240 spans, 3 rounds (~1 min)
     python benchmarks/store.py --levels         # + background merges by batch size (~1 min more)
+    python benchmarks/store.py --floor          # only the store floor for benchmarks/ingest.py's run
 """
 
 from __future__ import annotations
@@ -267,6 +268,31 @@ def measure_levels(schema: Schema, insert: Inserter, rows: pa.Table, sizes: list
     return out
 
 
+def measure_floor(schema: Schema, insert: Inserter, rows: pa.Table, size: int) -> dict[str, float]:
+    """The store floor end to end (issue 19 compares the service with it): ``rows`` inserted back to back into
+    ``llm_spans`` as migrated (its rollup views included), ``size`` spans per insert, merges running in the
+    background as in the service. Spans/s until the last insert returned, the process CPU per span then, and
+    the CPU per span once the merges those inserts started have stopped (what the store spends on them in all)."""
+    tables = schema.create("bench_floor")
+    for table in tables:
+        schema.client.command(f"SYSTEM START MERGES {table}")
+    started, clock = time.process_time(), time.perf_counter()
+    for at in range(0, rows.num_rows, size):
+        insert(tables[0], rows.slice(at, size))
+    wall, inserted = time.perf_counter() - clock, time.process_time() - started
+    calm = 0
+    while calm < 6:  # 3 s without a merge of these tables running
+        time.sleep(0.5)
+        running = schema.client.query("SELECT count() FROM system.merges WHERE database = currentDatabase() "
+                                      "AND startsWith(table, 'bench_floor')").result_rows[0][0]
+        calm = 0 if running else calm + 1
+    settled = time.process_time() - started
+    schema.drop("bench_floor")
+    n = rows.num_rows
+    return {"rate": n / wall, "inserted": inserted / n * 1e6, "settled": settled / n * 1e6,
+            "cores": inserted / wall}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=10_240, help="spans per insert for the parts (the writer's ~10,000)")
@@ -276,12 +302,42 @@ def main() -> int:
     parser.add_argument("--levels", action="store_true", help="also background merges by batch size (paced)")
     parser.add_argument("--levels-spans", type=int, default=204_800)
     parser.add_argument("--rate", type=float, default=30_000, help="spans/s the --levels inserts arrive at")
+    parser.add_argument("--floor", action="store_true",
+                        help="only the store floor end to end: --floor-spans back to back at the writer's batch size")
+    parser.add_argument("--floor-spans", type=int, default=299_520, help="benchmarks/ingest.py's default run")
+    parser.add_argument("--floor-batch", type=int, default=0, help="spans per insert (0: the service's batch_size)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="lct-store-") as data_dir:  # stores are big: gone at the end
         return run(args, Settings(data_dir=data_dir))
 
 
+def run_floor(args: argparse.Namespace, settings: Settings) -> int:
+    """``--floor``: the store alone taking the service's rows at the service's batch size, as fast as it can."""
+    size = args.floor_batch or settings.batch_size
+    rows = pa.concat_tables(build_batches(-(-args.floor_spans // 512), size, settings)).slice(0, args.floor_spans)
+    client = store.connect(settings)
+    migrate(client, settings=settings)
+    schema = Schema(client, settings.clickhouse_database)
+    insert = Inserter(client)
+    warm = schema.create("bench_warm")  # chDB's allocator grows on a process's first inserts: not per span
+    for at in (0, size):
+        insert(warm[0], rows.slice(at, size))
+    schema.drop("bench_warm")
+    load = os.getloadavg()[0]
+    got = measure_floor(schema, insert, rows, size)
+    print(f"store floor: {rows.num_rows:,} spans into llm_spans as migrated, {size:,} per insert, back to back, "
+          f"merges in the background; load {load:.1f} -> {os.getloadavg()[0]:.1f}")
+    print(f"  {got['rate']:,.0f} spans/s until the last insert returned, at {got['cores']:.2f} cores "
+          f"({got['inserted']:.1f} us CPU per span)")
+    print(f"  {got['settled']:.1f} us CPU per span once its merges stopped (inserts and merges: the store's whole "
+          f"cost, which the service pays too)")
+    client.close()
+    return 0
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.floor:
+        return run_floor(args, settings)
     sizes = [int(s) for s in args.sizes.split(",")]
     spans = max(args.batch * args.batches, max(sizes) * 2, args.levels_spans if args.levels else 0)
     batches = build_batches(-(-spans // 512), args.batch, settings)
