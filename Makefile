@@ -69,7 +69,7 @@ test:
 	@$(MAKE) -s --no-print-directory -j2 $(VENV)/.installed-test .venv-openlit/.installed
 	@$(MAKE) --no-print-directory lint
 	@$(BIN)/python -m compileall -q src
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed-bench
 	@echo "benchmarks: see README.md (Performance) and docs/performance.md, e.g. $(BIN)/python benchmarks/ingest.py"

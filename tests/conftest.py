@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import itertools
-from collections.abc import Iterator
+import os
+import tempfile
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,33 @@ def wire_scanned(payload: bytes) -> tuple[list[SpanRecord], AttributeColumns]:
     return decoded.records, decoded.columns
 
 _db_counter = itertools.count()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, object, object]:
+    """Under pytest-xdist (``make test`` runs two workers), a test marked ``serial`` runs while no other test does.
+
+    The marked tests bound how long something may take under load (a shutdown deadline, a stop time): with the
+    other worker's test on the second core they failed where the suite one test at a time passed (a 1 s
+    shutdown whose last store write took over 5 s at load 6). Every test holds a shared lock on a file
+    the workers of the run share, a serial test an exclusive one; a gate taken before either keeps a waiting
+    serial test from being overtaken by the other worker's next tests.
+    """
+    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if run_id is None:  # one process: every test is serial already
+        return (yield)
+    base = Path(tempfile.gettempdir()) / f"llm-cost-tracker-tests-{run_id}"
+    with open(f"{base}.gate", "a") as gate, open(f"{base}.run", "a") as run:
+        serial = item.get_closest_marker("serial") is not None
+        fcntl.flock(gate, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(run, fcntl.LOCK_EX if serial else fcntl.LOCK_SH)
+        finally:
+            fcntl.flock(gate, fcntl.LOCK_UN)
+        try:
+            return (yield)
+        finally:
+            fcntl.flock(run, fcntl.LOCK_UN)
 
 
 @pytest.fixture(scope="session")

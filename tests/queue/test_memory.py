@@ -23,6 +23,7 @@ def test_full_queue_refuses_instead_of_growing() -> None:
     assert q.depth == 8
 
 
+@pytest.mark.serial  # the waits are timed
 def test_take_waits_for_size_or_age() -> None:
     """A batch is released when it is full, or when its oldest record reaches the age limit."""
     q = MemoryQueue(capacity=100)

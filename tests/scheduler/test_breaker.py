@@ -86,6 +86,7 @@ def test_optimizer_error_falls_back_to_feasible_greedy(monkeypatch: pytest.Monke
     assert _fallbacks("breaker_open") == before_open + 1
 
 
+@pytest.mark.serial  # the answer is timed
 def test_overrun_is_cut_off_and_answered_greedily(monkeypatch: pytest.MonkeyPatch) -> None:
     """An optimizer that overruns its time limit plus grace is abandoned for the greedy schedule."""
     def slow(problem, settings, cancel):  # type: ignore[no-untyped-def]

@@ -59,6 +59,7 @@ def wait_for(what: str, check: Any, proc: subprocess.Popen[bytes], log_path: Pat
     pytest.fail(f"{what} not within {timeout}s:\n{log_path.read_text()[-3000:]}")
 
 
+@pytest.mark.serial  # the stop time is bounded
 @pytest.mark.parametrize(("shutdown", "answered"), [(1.0, False), (15.0, True)], ids=["cancelled", "finished"])
 def test_sigterm_while_solving_cancels_or_finishes_within_the_shutdown_time(
         tmp_path: Path, tansu: TansuBroker, worker_settings: Settings, shutdown: float, answered: bool) -> None:

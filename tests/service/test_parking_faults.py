@@ -17,7 +17,9 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
 from llm_cost_tracker.testing import ServiceProcess, genai_attributes, make_request, make_span
 
-pytestmark = pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv (util-linux)")
+# serial: a 1 s shutdown time, within which (plus the 5 s the writer is waited for) the batch must be parked
+pytestmark = [pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv (util-linux)"),
+              pytest.mark.serial]
 SPANS = 10_000
 
 
