@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import islice
+from operator import add, attrgetter, lt
 from typing import Final
 
 from llm_cost_tracker.types import DUPLICATE, SpanRecord
@@ -61,27 +63,43 @@ class CallWindow:
     max_age_seconds: float = 300.0
 
 
-_Entry = tuple[str, str, str, int, int, str, float, "tuple[str, ...] | None", "tuple[object, ...] | None"]
-"""A carrier: (trace_id, span_id, parent_span_id, start, end, scope, arrived, response_key, usage_key).
+_Entry = tuple["tuple[str, str]", str, int, int, str, float, "tuple[str, ...] | None", "tuple[object, ...] | None"]
+"""A carrier: ((trace_id, span_id), parent_span_id, start, end, scope, arrived, response_key, usage_key).
 
 A plain tuple rather than an object of a class: it is built in C, and the garbage collector stops
 tracking it once it has survived one collection (it holds only strings, numbers and tuples of them), so
 a full window (100,000 carriers, the usual state from a few hundred spans per second on) is not walked
-by every later collection. The few carriers that absorb a span of another scope keep that in
+by every later collection. Its first item is its key in ``CallIdentity._entries``, so that forgetting it
+builds no key. The few carriers that absorb a span of another scope keep that in
 ``CallIdentity._absorbed``."""
-TRACE: Final = 0
-SPAN: Final = 1
-PARENT: Final = 2
-START: Final = 3
-END: Final = 4
-SCOPE: Final = 5
-ARRIVED: Final = 6
-RESPONSE_KEY: Final = 7
-USAGE_KEY: Final = 8
+KEY: Final = 0
+PARENT: Final = 1
+START: Final = 2
+END: Final = 3
+SCOPE: Final = 4
+ARRIVED: Final = 5
+RESPONSE_KEY: Final = 6
+USAGE_KEY: Final = 7
+_COMPACT_MIN = 1024
+"""Forgotten carriers ``_order`` may hold before it is rebuilt without them (also past one per carrier)."""
+
+_starts = attrgetter("start_time_ns")
+_durations = attrgetter("duration_ns")
 
 
 def _end(r: SpanRecord) -> tuple[int, str]:
     return r.start_time_ns + r.duration_ns, r.span_id
+
+
+def _in_order(records: list[SpanRecord]) -> list[SpanRecord]:
+    """``records`` by (end, span id): themselves when their ends strictly increase (spans are exported in
+    the order they end, so most requests are), checked in C without a key tuple per span."""
+    if len(records) < 2:
+        return records
+    ends = list(map(add, map(_starts, records), map(_durations, records)))
+    if all(map(lt, ends, islice(ends, 1, None))):
+        return records
+    return sorted(records, key=_end)
 
 
 class CallIdentity:
@@ -104,7 +122,15 @@ class CallIdentity:
         self._on_evict = on_evict
         self._clock = clock
         self._lock = threading.Lock()
-        self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
+        self._entries: dict[tuple[str, str], _Entry] = {}
+        """(trace id, span id) -> the carrier: the window."""
+        self._order: deque[_Entry] = deque()
+        """The carriers in arrival order, oldest first (they leave from the front, by age or capacity), and
+        those ``forget`` took out, left in place (``_dead`` of them) and passed over when they reach the
+        front. A plain dict and a deque rather than an ``OrderedDict``: no linked node per carrier, and one
+        probe of the dict per insertion and per removal where the ``OrderedDict`` probes its dict and its node
+        table (10% less CPU for call identity with a full window, docs/performance.md)."""
+        self._dead = 0
         self._by_response: dict[tuple[str, ...], _Entry] = {}
         self._by_usage: dict[tuple[object, ...], _Entry | deque[_Entry]] = {}
         """Carriers by usage key: the entry itself while it is alone (most keys: a deque costs ~400 bytes
@@ -121,12 +147,11 @@ class CallIdentity:
     def __call__(self, records: list[SpanRecord]) -> list[SpanRecord]:
         if not records:
             return records
-        ordered = sorted(records, key=_end) if len(records) > 1 else records
+        ordered = _in_order(records)
         with self._lock:
             now = self._clock()
             self._expire(now)
-            for r in ordered:
-                self._one(r, now)
+            self._run(ordered, now)
             self._trim()
         return records
 
@@ -138,47 +163,66 @@ class CallIdentity:
                 e = self._entries.pop((r.trace_id, r.span_id), None)
                 if e is not None:
                     self._forget(e)
+                    self._dead += 1  # still in ``_order``: passed over there
+            if self._dead > _COMPACT_MIN and self._dead > len(self._entries):
+                entries = self._entries
+                self._order = deque(e for e in self._order if entries.get(e[KEY]) is e)
+                self._dead = 0
 
-    def _one(self, r: SpanRecord, now: float) -> None:
-        """One span, under the lock. The hot path: every LLM span passes here once (keys built inline)."""
-        rid = r.attributes.get(RESPONSE_ID)
-        response_key = (r.tenant, r.provider, rid[:_MAX_KEY]) if rid else None
-        u = r.usage
-        usage_key: tuple[object, ...] | None = None
-        if u.input_tokens or u.output_tokens:
-            instance = r.resource_attributes.get("service.instance.id", "")
-            usage_key = (r.tenant, r.service_name, instance[:_MAX_KEY], r.provider, u.input_tokens, u.output_tokens)
-        elif response_key is None:
-            return
-        key = (r.trace_id, r.span_id)
-        entry: _Entry = (r.trace_id, r.span_id, r.parent_span_id, r.start_time_ns, r.start_time_ns + r.duration_ns,
-                          r.scope_name, now, response_key, usage_key)
-        entries = self._entries
-        if entries.setdefault(key, entry) is not entry:
-            return  # the same span again (a retried Export): span identity, not a second instrumentation
-        # Each index is probed once: ``setdefault`` finds the carrier or files this span as one. A span found
-        # to be a duplicate is taken out again (rare: most spans carry their call's cost).
-        if response_key is not None:
-            named = self._by_response.setdefault(response_key, entry)
-            if named is not entry:
-                del entries[key]
-                self._mark(r, named, "response_id")
-                return
-        if usage_key is not None:
-            bucket = self._by_usage.setdefault(usage_key, entry)
-            if bucket is entry:
-                return
-            carrier, rule = (self._by_usage_match(r, (bucket,) if isinstance(bucket, tuple) else bucket, response_key)
-                             if r.scope_name else (None, ""))
-            if carrier is not None:
-                del entries[key]
-                if response_key is not None:
-                    del self._by_response[response_key]
-                self._mark(r, carrier, rule)
-            elif isinstance(bucket, tuple):
-                self._by_usage[usage_key] = deque((bucket, entry))
-            else:
-                bucket.append(entry)
+    def _run(self, ordered: list[SpanRecord], now: float) -> None:
+        """Each span in order, under the lock. The hot path: every LLM span passes here once, so the steps of
+        the usual span (a new carrier) are inline and each index is probed once: ``setdefault`` finds the
+        carrier or files this span as one. A span found to be a duplicate is taken out again (rare: most
+        spans carry their call's cost)."""
+        entries, by_response, by_usage = self._entries, self._by_response, self._by_usage
+        append = self._order.append
+        for r in ordered:
+            rid = r.attributes.get(RESPONSE_ID)
+            response_key = (r.tenant, r.provider, rid[:_MAX_KEY]) if rid else None
+            u = r.usage
+            usage_key: tuple[object, ...] | None = None
+            if u.input_tokens or u.output_tokens:
+                instance = r.resource_attributes.get("service.instance.id", "")
+                usage_key = (r.tenant, r.service_name, instance[:_MAX_KEY], r.provider, u.input_tokens,
+                             u.output_tokens)
+            elif response_key is None:
+                continue
+            key = (r.trace_id, r.span_id)
+            start = r.start_time_ns
+            entry: _Entry = (key, r.parent_span_id, start, start + r.duration_ns, r.scope_name, now, response_key,
+                             usage_key)
+            if entries.setdefault(key, entry) is not entry:
+                continue  # the same span again (a retried Export): span identity, not a second instrumentation
+            if response_key is not None:
+                named = by_response.setdefault(response_key, entry)
+                if named is not entry:
+                    del entries[key]
+                    self._mark(r, named, "response_id")
+                    continue
+            if usage_key is not None:
+                bucket = by_usage.setdefault(usage_key, entry)
+                if bucket is not entry and not self._shared_usage(r, entry, usage_key, bucket):
+                    continue  # a duplicate
+            append(entry)
+
+    def _shared_usage(self, r: SpanRecord, entry: _Entry, usage_key: tuple[object, ...],
+                      bucket: _Entry | deque[_Entry]) -> bool:
+        """``r`` (filed as ``entry``) shares its usage key with the carriers in ``bucket``: mark it a duplicate
+        of the one it matches and take it out (False), or add it to the bucket (True: a carrier)."""
+        response_key = entry[RESPONSE_KEY]
+        carrier, rule = (self._by_usage_match(r, (bucket,) if isinstance(bucket, tuple) else bucket, response_key)
+                         if r.scope_name else (None, ""))
+        if carrier is not None:
+            del self._entries[entry[KEY]]
+            if response_key is not None:
+                del self._by_response[response_key]
+            self._mark(r, carrier, rule)
+            return False
+        if isinstance(bucket, tuple):
+            self._by_usage[usage_key] = deque((bucket, entry))
+        else:
+            bucket.append(entry)
+        return True
 
     def _by_usage_match(self, r: SpanRecord, bucket: deque[_Entry] | tuple[_Entry],
                         response_key: tuple[str, ...] | None) -> tuple[_Entry | None, str]:
@@ -189,12 +233,13 @@ class CallIdentity:
             e = bucket[i]
             if e[SCOPE] == r.scope_name:
                 continue  # same instrumentation
-            taken = absorbed.get((e[TRACE], e[SPAN])) if absorbed else None
+            taken = absorbed.get(e[KEY]) if absorbed else None
             if taken is not None and taken.get(r.scope_name, r.span_id) != r.span_id:
                 continue  # its span of this scope is known (a retry of it matches)
             if response_key is not None and e[RESPONSE_KEY] is not None:
                 continue  # both name their response, and not the same one: two calls
-            if e[TRACE] == r.trace_id and (e[SPAN] == r.parent_span_id or e[PARENT] == r.span_id):
+            trace, span = e[KEY]
+            if trace == r.trace_id and (span == r.parent_span_id or e[PARENT] == r.span_id):
                 self._absorb(e, r)
                 return e, "nested"
             if overlapping is None and e[START] <= end and start <= e[END]:
@@ -205,15 +250,16 @@ class CallIdentity:
         return None, ""
 
     def _absorb(self, carrier: _Entry, r: SpanRecord) -> None:
-        self._absorbed.setdefault((carrier[TRACE], carrier[SPAN]), {})[r.scope_name] = r.span_id
+        self._absorbed.setdefault(carrier[KEY], {})[r.scope_name] = r.span_id
 
     def _mark(self, r: SpanRecord, carrier: _Entry, rule: str) -> None:
         r.pricing_status = DUPLICATE
         r.cost_pusd = None
         r.cache_savings_pusd = None
         r.reported_cost_pusd = None
-        r.attributes[DUPLICATE_OF] = carrier[SPAN]
-        r.attributes[DUPLICATE_OF_TRACE] = carrier[TRACE]
+        trace, span = carrier[KEY]
+        r.attributes[DUPLICATE_OF] = span
+        r.attributes[DUPLICATE_OF_TRACE] = trace
         r.attributes[DUPLICATE_RULE] = rule
         if self._on_duplicate is not None:
             self._on_duplicate(rule)
@@ -228,29 +274,26 @@ class CallIdentity:
             if held is not e and held is not None:
                 self._by_response[response_key] = held
         if self._absorbed:
-            self._absorbed.pop((e[TRACE], e[SPAN]), None)
+            self._absorbed.pop(e[KEY], None)
         if usage_key is not None:
             bucket = self._by_usage.pop(usage_key, None)
-            if isinstance(bucket, deque):
-                # entries leave in arrival order (age and capacity alike), so e is its bucket's oldest
-                if bucket[0] is e:
-                    bucket.popleft()
-                else:
-                    bucket.remove(e)
-                self._by_usage[usage_key] = bucket[0] if len(bucket) == 1 else bucket
-            elif bucket is not e and bucket is not None:
-                self._by_usage[usage_key] = bucket
+            if bucket is not e and bucket is not None:
+                self._unbucket(usage_key, bucket, e)
+
+    def _unbucket(self, usage_key: tuple[object, ...], bucket: _Entry | deque[_Entry], e: _Entry) -> None:
+        """Put back ``bucket`` (popped from ``_by_usage`` under ``usage_key``) without ``e``."""
+        if isinstance(bucket, deque):
+            # entries leave in arrival order (age and capacity alike), so e is its bucket's oldest
+            if bucket[0] is e:
+                bucket.popleft()
+            else:
+                bucket.remove(e)
+            self._by_usage[usage_key] = bucket[0] if len(bucket) == 1 else bucket
+        else:
+            self._by_usage[usage_key] = bucket
 
     def _expire(self, now: float) -> None:
-        limit = now - self.window.max_age_seconds
-        n = 0
-        while self._entries:
-            key, e = next(iter(self._entries.items()))
-            if e[ARRIVED] > limit:
-                break
-            del self._entries[key]
-            self._forget(e)
-            n += 1
+        n = self._evict(now - self.window.max_age_seconds, len(self._entries))
         if n and self._on_evict is not None:
             self._on_evict("age", n)
 
@@ -258,8 +301,39 @@ class CallIdentity:
         excess = len(self._entries) - self.window.max_entries
         if excess <= 0:
             return
-        pop, forget = self._entries.popitem, self._forget
-        for _ in range(excess):
-            forget(pop(last=False)[1])
+        self._evict(None, excess)
         if self._on_evict is not None:
             self._on_evict("capacity", excess)
+
+    def _evict(self, limit: float | None, most: int) -> int:
+        """Forget the oldest carriers: up to ``most`` of them, those that arrived by ``limit`` when one is
+        given; how many were forgotten. Carriers ``forget`` took out are passed over. Inline for the usual
+        carrier (alone under its keys): once the window is full, one leaves per span that arrives."""
+        order, entries, by_response, by_usage = self._order, self._entries, self._by_response, self._by_usage
+        popleft = order.popleft
+        n = 0
+        while n < most and order:
+            e = order[0]
+            if limit is not None and e[ARRIVED] > limit and (not self._dead or entries.get(e[KEY]) is e):
+                break
+            popleft()
+            key = e[KEY]
+            held = entries.pop(key, None)
+            if held is not e:  # taken out by ``forget`` (and perhaps filed again since, as a new carrier)
+                if held is not None:
+                    entries[key] = held
+                self._dead -= 1
+                continue
+            n += 1
+            response_key, usage_key = e[RESPONSE_KEY], e[USAGE_KEY]
+            if response_key is not None:
+                named = by_response.pop(response_key, None)
+                if named is not e and named is not None:
+                    by_response[response_key] = named
+            if self._absorbed:
+                self._absorbed.pop(key, None)
+            if usage_key is not None:
+                bucket = by_usage.pop(usage_key, None)
+                if bucket is not e and bucket is not None:
+                    self._unbucket(usage_key, bucket, e)
+        return n
