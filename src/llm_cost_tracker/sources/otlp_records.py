@@ -15,6 +15,7 @@ and its rules (priority prefixes, counting) live there once. :func:`decode_scan`
 
 from __future__ import annotations
 
+from itertools import islice, repeat
 from typing import Any
 
 import numpy as np
@@ -94,6 +95,24 @@ def _hex(buf: np.ndarray, offsets: np.ndarray, width: int) -> list[str]:
     text = buf[offsets[:, None] + np.arange(width)].tobytes().hex()
     step = 2 * width
     return [text[i:i + step] for i in range(0, len(text), step)]
+
+
+def _dicts(keys: list[str], values: list[str], begins: np.ndarray, ends: np.ndarray) -> list[dict[str, str]]:
+    """``dict(zip(keys[b:e], values[b:e]))`` for each range ``[b, e)`` of ``begins``/``ends`` (in wire order:
+    increasing, apart). One ``zip`` walks both lists once and an ``islice`` per span takes its pairs after
+    skipping the rows between (a resource's, a rejected span's): no slice object and no two list copies per
+    span, ~0.5 us per span less than slicing."""
+    if not len(begins):
+        return []
+    previous = np.empty_like(ends)
+    previous[0] = 0
+    previous[1:] = ends[:-1]
+    skips = begins - previous
+    if int(skips.min()) < 0:  # not from the scan (it writes each span's rows after the one before's)
+        ranges = list(map(slice, begins.tolist(), ends.tolist()))
+        return list(map(dict, map(zip, map(keys.__getitem__, ranges), map(values.__getitem__, ranges))))
+    pairs = zip(keys, values, strict=True)
+    return list(map(dict, map(islice, repeat(pairs), skips.tolist(), (ends - previous).tolist())))
 
 
 def _over_limits(scan: WireScan, limits: DecodeLimits) -> bool:
@@ -193,8 +212,7 @@ def decode_scan(scan: WireScan, payload: bytes, limits: DecodeLimits) -> Decoded
     status = k[:, S_STATUS]
     status = np.where((status >= 0) & (status <= 2), status, 0).tolist()
     spans_by_resource = k[:, S_RESOURCE].tolist()
-    ranges = list(map(slice, k[:, S_ATTR_BEGIN].tolist(), k[:, S_ATTR_END].tolist()))
-    attributes = list(map(dict, map(zip, map(keys.__getitem__, ranges), map(values.__getitem__, ranges))))
+    attributes = _dicts(keys, values, k[:, S_ATTR_BEGIN], k[:, S_ATTR_END])
     span_tenants = [tenants[r] or attrs.get(tenant_key, "")
                     for r, attrs in zip(spans_by_resource, attributes, strict=True)]
     records = list(map(SpanRecord, trace_ids, span_ids, parents, start_ns, durations,
