@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import tempfile
 from decimal import Decimal
 from itertools import pairwise
 from pathlib import Path
@@ -91,7 +92,7 @@ def test_migration_6_moves_an_existing_store_to_first_arrival_rollups(store_sett
 @pytest.mark.parametrize("route", ["table", "bound"])
 def test_first_arrivals_leaves_out_stored_and_repeated_spans(store: Any, route: str) -> None:
     """Spans already stored, and a second copy inside the batch, are left out; another tenant's ids are not
-    (both lookup routes: the embedded store's scratch table, and a server's bound id lists)."""
+    (both lookup routes: the embedded store's file of the batch's ids, and a server's bound id lists)."""
     sink = ClickHouseSink(store)
     stored = [span(T0 + i, cost=10 + i) for i in range(5)]
     sink.write(stored)
@@ -106,7 +107,21 @@ def test_first_arrivals_leaves_out_stored_and_repeated_spans(store: Any, route: 
     assert fresh == [new[0], new[1], other_tenant, new[2], later_start]
     assert repeats == 7
     assert first_arrivals([]) == ([], 0)
-    assert first_arrivals(list(reversed(stored))) == ([], 5)  # the scratch table holds this batch's ids only
+    assert first_arrivals(list(reversed(stored))) == ([], 5)  # each lookup reads this batch's ids only
+
+
+def test_the_embedded_lookup_leaves_no_file_behind(store: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The batch's ids go to the lookup in a temporary Arrow file, removed after the query, failed or not."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    stored = span(T0, cost=1)
+    ClickHouseSink(store).write([stored])
+    first_arrivals = FirstArrivals(store)
+    assert first_arrivals([stored, span(T0 + 1, cost=1)])[1] == 1
+    assert list(tmp_path.iterdir()) == []
+    broken = FirstArrivals(store, table="no_such_table")
+    with pytest.raises(Exception, match="no_such_table"):
+        broken.stored([("t", "0" * 32, "0" * 16, 0)])
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("route", ["table", "bound"])

@@ -21,6 +21,8 @@ the rollup views, which a writer killed between the two inserts never fed, are c
 from __future__ import annotations
 
 import hashlib
+import os
+import tempfile
 from collections.abc import Iterable, Sequence
 from operator import attrgetter, itemgetter
 from typing import Any
@@ -41,10 +43,11 @@ _FIELDS = "SELECT tenant, trace_id, span_id, toUnixTimestamp64Nano(timestamp), i
 _LOOKUP = _FIELDS + "{{window}} AND tenant IN {{tenants:Array(String)}} AND trace_id IN {{traces:Array(String)}}"
 _CHUNK = 2048
 """Trace ids per bound-list query (keeps the bound parameters well under HTTP and query size limits)."""
-_KEYS_TABLE = "_lct_identity_keys"
-"""The embedded store's scratch table of a batch's (tenant, trace id) pairs (Memory engine: never on disk)."""
-_JOIN = _FIELDS + "{{window}} AND (tenant, trace_id) IN (SELECT tenant, trace_id FROM {keys})"
 _KEYS_STRUCTURE = "tenant String, trace_id String"
+_JOIN = (_FIELDS + "{{window}} AND (tenant, trace_id) IN (SELECT tenant, trace_id FROM file({{keys}}, 'Arrow', "
+         f"'{_KEYS_STRUCTURE}'))")
+"""The embedded store's lookup: the batch's (tenant, trace id) pairs from a temporary Arrow file, read by the
+query itself (one statement a batch, where a scratch table took three: truncate, insert, select)."""
 GAP_NS = 60 * 10**9
 """Start times further apart than this are looked up as separate time ranges (see :func:`time_ranges`)."""
 MAX_RANGES = 16
@@ -85,7 +88,7 @@ def _window(ranges: list[tuple[int, int]]) -> tuple[str, dict[str, int]]:
 def lookup_route(client: Any) -> str:
     """How :class:`FirstArrivals` hands a batch's trace ids to ``client``'s store.
 
-    ``"table"`` (embedded chDB: a Memory scratch table filled by an Arrow insert, then a semi-join) or
+    ``"table"`` (embedded chDB: a semi-join on a temporary Arrow file of the pairs, read with ``file()``) or
     ``"bound"`` (a server: the ids as bound list parameters, 2,048 traces per query). The first costs about a
     seventh of the second: ClickHouse parses a bound list of 10,000 ids as SQL text, and clickhouse-connect
     escapes each one in Python (measured in ``benchmarks/stages.py``). A server is shared by several writers
@@ -105,6 +108,20 @@ def token_hash(token: str) -> int:
     if not token:
         return 0
     return int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "big")
+
+
+def _keys_file(table: pa.Table) -> str:
+    """A temporary file holding ``table`` in the Arrow IPC file format (what ``file(..., 'Arrow')`` reads);
+    the caller removes it."""
+    with tempfile.NamedTemporaryFile(prefix="lct-keys-", suffix=".arrow", delete=False) as out:
+        pass
+    try:
+        with pa.OSFile(out.name, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+    except BaseException:
+        os.unlink(out.name)
+        raise
+    return out.name
 
 
 _IDENTITY = attrgetter("tenant", "trace_id", "span_id", "start_time_ns")
@@ -147,14 +164,13 @@ class FirstArrivals:
         table: the raw table.
     """
 
-    __slots__ = ("_client", "_join", "_ready", "_sql", "route")
+    __slots__ = ("_client", "_join", "_sql", "route")
 
     def __init__(self, client: Any, table: str = "llm_spans") -> None:
         self._client = client
         self._sql = _LOOKUP.format(table=table)
         self.route = lookup_route(client)
-        self._join = _JOIN.format(table=table, keys=_KEYS_TABLE)
-        self._ready = False
+        self._join = _JOIN.format(table=table)
 
     def stored(self, keys: Iterable[Key]) -> dict[Key, int]:
         """Which of ``keys`` the table already holds, each with the ``insert_token`` hash of the insert that
@@ -166,14 +182,13 @@ class FirstArrivals:
 
     def _stored_table(self, keys: list[Key]) -> dict[Key, int]:
         window, parameters = _window(time_ranges(list(map(_START, keys))))
-        client = self._client
-        if not self._ready:
-            client.command(f"CREATE TABLE IF NOT EXISTS {_KEYS_TABLE} ({_KEYS_STRUCTURE}) ENGINE = Memory")
-            self._ready = True
-        client.command(f"TRUNCATE TABLE {_KEYS_TABLE}")
-        client.insert_arrow(_KEYS_TABLE, pa.table({"tenant": list(map(_TENANT, keys)),
-                                                     "trace_id": list(map(_TRACE, keys))}))
-        return _found(client.query(self._join.replace("{window}", window), parameters=parameters).result_rows)
+        path = _keys_file(pa.table({"tenant": list(map(_TENANT, keys)), "trace_id": list(map(_TRACE, keys))}))
+        try:
+            literal = "'" + path.replace("\\", "\\\\").replace("'", "\\'") + "'"
+            return _found(self._client.query(self._join.replace("{window}", window).replace("{keys}", literal),
+                                             parameters=parameters).result_rows)
+        finally:
+            os.unlink(path)
 
     def _stored_bound(self, keys: list[Key]) -> dict[Key, int]:
         by_trace: dict[str, list[Key]] = {}
