@@ -12,7 +12,7 @@ import random
 
 from llm_cost_tracker.queue.memory import MemoryQueue
 from llm_cost_tracker.sources.otlp_decode import DecodeLimits, decode_spans, parse_request
-from llm_cost_tracker.storage.rows import records_to_arrow
+from llm_cost_tracker.storage.rows import described_rows, records_to_arrow
 from llm_cost_tracker.testing import SECRETS, genai_attributes, make_request, make_span
 from llm_cost_tracker.transforms.calls import CallIdentity
 from llm_cost_tracker.transforms.redact import Redact
@@ -102,3 +102,23 @@ def test_the_memory_queue_hands_the_columns_to_the_writer() -> None:
     first, second = queue.take(max_records=20, max_age_seconds=0), queue.take(max_records=20, max_age_seconds=0)
     assert first is not None and second is not None
     assert first.columns == [columns] and second.columns == [columns]
+
+
+def test_a_batch_every_record_of_which_is_described() -> None:
+    """The usual batch: several requests, every record still holding the dict it was decoded with (the maps
+    then come from the pools numbered end to end, request after request), in and out of order."""
+    rng = random.Random(5)
+    records: list[SpanRecord] = []
+    columns = []
+    for n in (7, 1, 30, 12):
+        spans = [make_span(dict(genai_attributes(input_tokens=rng.randrange(1, 5000), model=f"m{rng.randrange(4)}")),
+                           trace_id=os.urandom(16), span_id=os.urandom(8)) for _ in range(n)]
+        got, c = wire_scanned(make_request(spans, {"service.name": f"svc{n}"}).SerializeToString())
+        records += got
+        columns.append(c)
+    group, _ = described_rows([r.attributes for r in records], columns)
+    assert (group >= 0).all()
+    assert records_to_arrow(records, columns).equals(records_to_arrow(records))
+    shuffled = rng.sample(records, len(records))
+    assert records_to_arrow(shuffled, columns).equals(records_to_arrow(shuffled))
+    assert records_to_arrow(shuffled[3:], columns[::-1]).equals(records_to_arrow(shuffled[3:]))
