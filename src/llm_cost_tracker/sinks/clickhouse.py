@@ -15,6 +15,7 @@ from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.sinks.identity import token_hash
 from llm_cost_tracker.storage.client import DEDUP_SETTINGS, is_embedded
 from llm_cost_tracker.storage.rows import records_to_arrow
+from llm_cost_tracker.storage.scratch import arrow_file, scratch_file, sweep
 from llm_cost_tracker.types import AttributeColumns, Records, WireRecords
 
 log = get_logger("sink")
@@ -122,20 +123,6 @@ def _settings_clause(settings: dict[str, Any]) -> str:
     return ", ".join(f"{k} = {_sql_string(v) if isinstance(v, str) else int(v)}" for k, v in settings.items())
 
 
-def _arrow_file(table: pa.Table) -> str:
-    """A temporary file holding ``table`` in the Arrow IPC file format (what ``FORMAT Arrow`` reads), written
-    from the table's buffers without building the file in memory first; the caller removes it."""
-    with tempfile.NamedTemporaryFile(prefix="lct-batch-", suffix=".arrow", delete=False) as out:
-        pass
-    try:
-        with pa.OSFile(out.name, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-            writer.write_table(table)
-    except BaseException:
-        os.unlink(out.name)
-        raise
-    return out.name
-
-
 def _stamped(table: pa.Table, stamp: int) -> pa.Table:
     """``table`` with the ``insert_token`` column every row of this insert carries (left to its default 0 when
     the insert has no token)."""
@@ -170,6 +157,10 @@ class ClickHouseSink:
         """How protobuf records reach ClickHouse (see :func:`protobuf_route`); ``""`` once the store refused it."""
         self._embedded = is_embedded(client)
         self._purge = self._embedded
+        if self._embedded:  # the scratch files of writers killed mid-statement (storage/scratch.py)
+            swept = sweep()
+            if swept:
+                log.info("removed scratch files left by processes that no longer run", files=swept)
 
     def write(self, records: Records, dedup_token: str = "", columns: Sequence[AttributeColumns] = ()) -> None:
         """Insert ``records`` in one statement; a non-empty ``dedup_token`` makes a repeat a no-op. The
@@ -227,7 +218,7 @@ class ClickHouseSink:
             return
         table = _stamped(build(), stamp)
         into = f"INSERT INTO {self.table} ({', '.join(f'`{name}`' for name in table.schema.names)})"
-        path = _arrow_file(table)
+        path = arrow_file(table, "batch")
         del table  # the file holds the batch now: its buffers go back before chDB's insert allocates its own
         pa.default_memory_pool().release_unused()  # and pyarrow's allocator returns them instead of keeping them
         try:
@@ -267,13 +258,14 @@ class ClickHouseSink:
         settings = settings | {"format_schema": _schema_file(records.protobuf_schema),
                                "format_schema_message_name": records.protobuf_message}
         clause = _settings_clause(settings)
-        with tempfile.NamedTemporaryFile(prefix="lct-batch-", suffix=".pb", delete=False) as out:
-            out.write(records.protobuf_list())
+        path = scratch_file("batch", ".pb")
         try:
-            self._client.command(f"{into} SETTINGS {clause} SELECT {select} FROM file({_sql_string(out.name)}, "
+            with open(path, "wb") as out:
+                out.write(records.protobuf_list())
+            self._client.command(f"{into} SETTINGS {clause} SELECT {select} FROM file({_sql_string(path)}, "
                                  f"'ProtobufList', {_sql_string(_PROTOBUF_STRUCTURE)})")
         finally:
-            os.unlink(out.name)
+            os.unlink(path)
 
     def healthcheck(self) -> bool:
         """True when the store answers a trivial query."""

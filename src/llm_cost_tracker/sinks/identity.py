@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from operator import attrgetter, itemgetter
 from typing import Any
@@ -31,6 +30,7 @@ import numpy as np
 import pyarrow as pa
 
 from llm_cost_tracker.storage.client import is_embedded
+from llm_cost_tracker.storage.scratch import arrow_file
 from llm_cost_tracker.types import Key, Records, SpanRecord, SpendRow
 
 __all__ = ["FirstArrivals", "Key", "SpendRow", "identity_keys", "lookup_route", "spend_rows", "subset", "time_ranges",
@@ -110,20 +110,6 @@ def token_hash(token: str) -> int:
     return int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "big")
 
 
-def _keys_file(table: pa.Table) -> str:
-    """A temporary file holding ``table`` in the Arrow IPC file format (what ``file(..., 'Arrow')`` reads);
-    the caller removes it."""
-    with tempfile.NamedTemporaryFile(prefix="lct-keys-", suffix=".arrow", delete=False) as out:
-        pass
-    try:
-        with pa.OSFile(out.name, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-            writer.write_table(table)
-    except BaseException:
-        os.unlink(out.name)
-        raise
-    return out.name
-
-
 _IDENTITY = attrgetter("tenant", "trace_id", "span_id", "start_time_ns")
 _TENANT, _TRACE, _START = itemgetter(0), itemgetter(1), itemgetter(3)
 
@@ -182,7 +168,7 @@ class FirstArrivals:
 
     def _stored_table(self, keys: list[Key]) -> dict[Key, int]:
         window, parameters = _window(time_ranges(list(map(_START, keys))))
-        path = _keys_file(pa.table({"tenant": list(map(_TENANT, keys)), "trace_id": list(map(_TRACE, keys))}))
+        path = arrow_file(pa.table({"tenant": list(map(_TENANT, keys)), "trace_id": list(map(_TRACE, keys))}), "keys")
         try:
             literal = "'" + path.replace("\\", "\\\\").replace("'", "\\'") + "'"
             return _found(self._client.query(self._join.replace("{window}", window).replace("{keys}", literal),

@@ -70,7 +70,7 @@ def _without_pandas() -> None:
 
 def is_embedded(client: Any) -> bool:
     """Whether ``client`` is the embedded store (chDB, in this process) rather than a server: the writers pick
-    their statements by it (temporary files chDB reads itself, a keys table, its allocator's purge)."""
+    their statements by it (temporary files chDB reads itself: the insert's rows and span identity's keys; its allocator's purge)."""
     return type(client).__name__ == "ChdbClient"
 
 
