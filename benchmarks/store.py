@@ -237,6 +237,16 @@ def _thread_cpu() -> dict[str, tuple[str, float]]:
     return out
 
 
+def wait_for_merges(client: Any, prefix: str) -> None:
+    """Until 3 s pass without a merge of the tables named ``prefix``... running."""
+    calm = 0
+    while calm < 6:
+        time.sleep(0.5)
+        running = client.query("SELECT count() FROM system.merges WHERE database = currentDatabase() "
+                               "AND startsWith(table, {prefix:String})", parameters={"prefix": prefix}).result_rows[0][0]
+        calm = 0 if running else calm + 1
+
+
 def measure_levels(schema: Schema, insert: Inserter, rows: pa.Table, sizes: list[int], rate: float) -> dict[int, tuple[float, float, int]]:
     """Per batch size: a store merging in the background while batches arrive at ``rate`` spans/s until its merges
     stop, then its parts merged into one (every size ends the same): (process CPU per span, merges' CPU per span
@@ -250,12 +260,7 @@ def measure_levels(schema: Schema, insert: Inserter, rows: pa.Table, sizes: list
         for at in range(0, rows.num_rows, size):
             time.sleep(max(0.0, clock + at / rate - time.perf_counter()))
             insert(tables[0], rows.slice(at, size))
-        calm = 0
-        while calm < 6:  # 3 s without a merge of these tables running
-            time.sleep(0.5)
-            running = schema.client.query("SELECT count() FROM system.merges WHERE database = currentDatabase() "
-                                          "AND startsWith(table, 'bench_levels')").result_rows[0][0]
-            calm = 0 if running else calm + 1
+        wait_for_merges(schema.client, "bench_levels")
         after = _thread_cpu()
         merging = sum(cpu - before.get(tid, (name, 0.0))[1] for tid, (name, cpu) in after.items()
                       if name.startswith("MergeMutate"))
@@ -280,12 +285,7 @@ def measure_floor(schema: Schema, insert: Inserter, rows: pa.Table, size: int) -
     for at in range(0, rows.num_rows, size):
         insert(tables[0], rows.slice(at, size))
     wall, inserted = time.perf_counter() - clock, time.process_time() - started
-    calm = 0
-    while calm < 6:  # 3 s without a merge of these tables running
-        time.sleep(0.5)
-        running = schema.client.query("SELECT count() FROM system.merges WHERE database = currentDatabase() "
-                                      "AND startsWith(table, 'bench_floor')").result_rows[0][0]
-        calm = 0 if running else calm + 1
+    wait_for_merges(schema.client, "bench_floor")
     settled = time.process_time() - started
     schema.drop("bench_floor")
     n = rows.num_rows
