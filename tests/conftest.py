@@ -32,6 +32,28 @@ def wire_scanned(payload: bytes) -> tuple[list[SpanRecord], AttributeColumns]:
 _db_counter = itertools.count()
 
 
+def _lock_base(run_id: str) -> Path:
+    return Path(tempfile.gettempdir()) / f"llm-cost-tracker-tests-{run_id}"
+
+
+_RUN_IDS: set[str] = set()
+"""The xdist runs this controller started (one per session): their lock files go when it ends."""
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """On the xdist controller, per worker: remember the run's id, whose two lock files ``pytest_unconfigure`` removes."""
+    _RUN_IDS.add(str(node.workerinput["testrunuid"]))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The controller removes the run's lock files once its workers have stopped (workers cannot: the other
+    one may still hold them)."""
+    for run_id in _RUN_IDS:
+        for suffix in (".gate", ".run"):
+            Path(f"{_lock_base(run_id)}{suffix}").unlink(missing_ok=True)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, object, object]:
     """Under pytest-xdist (``make test`` runs two workers), a test marked ``serial`` runs while no other test does.
@@ -45,7 +67,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")
     if run_id is None:  # one process: every test is serial already
         return (yield)
-    base = Path(tempfile.gettempdir()) / f"llm-cost-tracker-tests-{run_id}"
+    base = _lock_base(run_id)
     with open(f"{base}.gate", "a") as gate, open(f"{base}.run", "a") as run:
         serial = item.get_closest_marker("serial") is not None
         fcntl.flock(gate, fcntl.LOCK_EX)
