@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llm_cost_tracker.budgets._config import Scope
+from llm_cost_tracker.storage.client import sql_string
 
 QUERY_SETTINGS = {"max_threads": 1}
 """Every budget read runs on one engine thread: the service's other core stays for ingest and for
@@ -30,9 +31,8 @@ _DIM_COLUMNS = {"tenant": ("tenant",), "service": ("service_name", "service"), "
 _COST_COLUMNS = ("cost_usd", "cost", "spend_usd")
 
 
-def quote(value: str) -> str:
-    """A ClickHouse string literal."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+quote = sql_string
+"""A ClickHouse string literal (``storage.client.sql_string``), under the name the budget modules use."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.sinks.identity import token_hash
-from llm_cost_tracker.storage.client import DEDUP_SETTINGS, is_embedded
+from llm_cost_tracker.storage.client import DEDUP_SETTINGS, is_embedded, sql_string
 from llm_cost_tracker.storage.rows import records_to_arrow
 from llm_cost_tracker.storage.scratch import arrow_file, scratch_file, sweep
 from llm_cost_tracker.types import AttributeColumns, Records, WireRecords
@@ -97,10 +97,6 @@ _UNSUPPORTED_CODES = frozenset({
 })
 
 
-def _sql_string(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def _schema_file(schema: str) -> str:
     """An absolute path holding ``schema``, named by its content (written once; same path for the same schema,
     so ClickHouse's cache of parsed schemas holds one entry)."""
@@ -120,7 +116,7 @@ def _schema_file(schema: str) -> str:
 
 def _settings_clause(settings: dict[str, Any]) -> str:
     """``settings`` as a statement's SETTINGS clause (chDB would otherwise SET and restore each one around the call)."""
-    return ", ".join(f"{k} = {_sql_string(v) if isinstance(v, str) else int(v)}" for k, v in settings.items())
+    return ", ".join(f"{k} = {sql_string(v) if isinstance(v, str) else int(v)}" for k, v in settings.items())
 
 
 def _stamped(table: pa.Table, stamp: int) -> pa.Table:
@@ -222,7 +218,7 @@ class ClickHouseSink:
         del table  # the file holds the batch now: its buffers go back before chDB's insert allocates its own
         pa.default_memory_pool().release_unused()  # and pyarrow's allocator returns them instead of keeping them
         try:
-            self._client.command(f"{into} FROM INFILE {_sql_string(path)} SETTINGS {_settings_clause(settings)} "
+            self._client.command(f"{into} FROM INFILE {sql_string(path)} SETTINGS {_settings_clause(settings)} "
                                  "FORMAT Arrow")
         finally:
             os.unlink(path)
@@ -249,7 +245,7 @@ class ClickHouseSink:
         if self.protobuf_route == "input":  # a server over HTTP: the body is the data, settings are URL parameters
             settings = settings | {"format_schema_source": "string", "format_schema": records.protobuf_schema,
                                    "format_schema_message_name": records.protobuf_message}
-            self._client.command(f"{into} SELECT {select} FROM input({_sql_string(_PROTOBUF_STRUCTURE)}) "
+            self._client.command(f"{into} SELECT {select} FROM input({sql_string(_PROTOBUF_STRUCTURE)}) "
                                  "FORMAT ProtobufList", data=records.protobuf_list(), settings=settings)
             return
         # chDB: the batch in a temporary file read with file(), the schema from a file too (a schema given as a
@@ -262,8 +258,8 @@ class ClickHouseSink:
         try:
             with open(path, "wb") as out:
                 out.write(records.protobuf_list())
-            self._client.command(f"{into} SETTINGS {clause} SELECT {select} FROM file({_sql_string(path)}, "
-                                 f"'ProtobufList', {_sql_string(_PROTOBUF_STRUCTURE)})")
+            self._client.command(f"{into} SETTINGS {clause} SELECT {select} FROM file({sql_string(path)}, "
+                                 f"'ProtobufList', {sql_string(_PROTOBUF_STRUCTURE)})")
         finally:
             os.unlink(path)
 

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from llm_cost_tracker.storage.client import is_embedded
+from llm_cost_tracker.storage.client import is_embedded, sql_string
 from llm_cost_tracker.storage.scratch import arrow_file
 from llm_cost_tracker.types import Key, Records, SpanRecord, SpendRow
 
@@ -170,8 +170,7 @@ class FirstArrivals:
         window, parameters = _window(time_ranges(list(map(_START, keys))))
         path = arrow_file(pa.table({"tenant": list(map(_TENANT, keys)), "trace_id": list(map(_TRACE, keys))}), "keys")
         try:
-            literal = "'" + path.replace("\\", "\\\\").replace("'", "\\'") + "'"
-            return _found(self._client.query(self._join.replace("{window}", window).replace("{keys}", literal),
+            return _found(self._client.query(self._join.replace("{window}", window).replace("{keys}", sql_string(path)),
                                              parameters=parameters).result_rows)
         finally:
             os.unlink(path)

@@ -649,17 +649,17 @@ numbering gives do not depend on it (they follow first sight), only which string
 
 
 def number(scan: WireScan, payload: bytes, needed: np.ndarray, max_len: int = 128,
-           probes_per_item: int = PROBES_PER_ITEM, seed: int | None = None) -> Numbering | None:
+           probes_per_item: int = PROBES_PER_ITEM, seed: int = HASH_SEED) -> Numbering | None:
     """The numbering of ``scan``'s keys, values and span names (``_number``); ``needed`` says which
     attributes' AnyValues are numbered (the others get the empty value's number). None when a pass took
     more than ``probes_per_item`` steps per item (strings made to collide): decode the request with protobuf.
-    ``seed`` is :data:`HASH_SEED` unless given (tests give one to build collisions)."""
+    Tests give their own ``seed`` to build collisions."""
     n_attrs, n_spans = scan.attribute_count, scan.span_count
     key_ids, value_ids = np.empty(n_attrs, np.int64), np.empty(n_attrs, np.int64)
     name_ids = np.empty(n_spans, np.int64)
     firsts = np.empty((N_NAMES + 1, max(n_attrs, n_spans)), np.int64)
     counts = np.empty(N_NAMES + 1, np.int64)
     if not _number(scan.buffer, words_of(payload), scan.attributes, needed, scan.spans, max_len, key_ids, value_ids,
-                   name_ids, firsts, counts, probes_per_item, HASH_SEED if seed is None else seed):
+                   name_ids, firsts, counts, probes_per_item, seed):
         return None
     return Numbering(key_ids, value_ids, name_ids, [firsts[r, :c] for r, c in enumerate(counts.tolist())])

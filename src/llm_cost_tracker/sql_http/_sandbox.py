@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from llm_cost_tracker.sql_http._errors import SqlError
+from llm_cost_tracker.storage.client import sql_string
 
 __all__ = ["TENANT_TABLES", "Policy", "Statement", "check_ast", "check_tables", "client_settings",
            "quote", "split_format"]
@@ -105,9 +106,8 @@ def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
-def quote(text: str) -> str:
-    """A ClickHouse string literal."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+quote = sql_string
+"""A ClickHouse string literal (``storage.client.sql_string``)."""
 
 
 def client_settings(params: Mapping[str, str], policy: Policy) -> dict[str, str]:

@@ -13,7 +13,8 @@ from clickhouse_connect.driver import options as driver_options
 from llm_cost_tracker.config import Settings, StoreConfig, config_sections
 from llm_cost_tracker.storage.endpoint import find
 
-__all__ = ["DEDUP_SETTINGS", "StoreLocked", "StoreMissing", "connect", "connect_reader", "describe", "is_embedded"]
+__all__ = ["DEDUP_SETTINGS", "StoreLocked", "StoreMissing", "connect", "connect_reader", "describe", "is_embedded",
+           "sql_string"]
 
 DEDUP_SETTINGS = {"insert_deduplicate": 1, "deduplicate_blocks_in_dependent_materialized_views": 1}
 """Per-insert settings that make a token-carrying insert idempotent in llm_spans and its rollups (the
@@ -66,6 +67,12 @@ def _without_pandas() -> None:
     if "pd" not in vars(driver_options):
         driver_options.pd = None
         driver_options.pd_time_test = None
+
+
+def sql_string(text: str) -> str:
+    """``text`` as a ClickHouse string literal (backslashes and quotes escaped): for what a statement cannot take as
+    a bound parameter (a file path in ``FROM INFILE`` or ``file()``, a setting, a policy's filter)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def is_embedded(client: Any) -> bool:

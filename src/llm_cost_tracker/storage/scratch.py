@@ -26,7 +26,7 @@ __all__ = ["ORPHAN_AGE_SECONDS", "arrow_file", "scratch_file", "sweep"]
 ORPHAN_AGE_SECONDS = 900.0
 """A left-behind file is removed only once it is this old (a statement that reads one lasts seconds)."""
 _KINDS = ("batch", "keys")
-_NAME = re.compile(r"^lct-(?:batch|keys)-(\d+)-")
+_NAME = re.compile(rf"^lct-(?:{'|'.join(_KINDS)})-(\d+)-")
 """``lct-<kind>-<pid>-<random><suffix>``: what :func:`scratch_file` names (the schema files of
 ``sinks/clickhouse.py`` are shared by content and are not scratch)."""
 
@@ -54,14 +54,13 @@ def arrow_file(table: pa.Table, kind: str) -> str:
 
 
 def _running(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
+    """Whether process ``pid`` runs (another user's process, which signal 0 may not reach, runs too)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # another user's process: alive
-        return True
+    except PermissionError:
+        pass
     return True
 
 
