@@ -3,7 +3,7 @@
 Start order: front end prepared (what can fail: policies, prices, tokens) -> store (migrations) ->
 sink loop -> listeners bound -> gRPC serving -> HTTP serving. Stop order follows the data: stop
 accepting (health NOT_SERVING, in-flight Exports finish), close the queue, let the writer drain and
-flush every accepted span, then close the store.
+flush every accepted span (or park what is queued behind a write that hangs), then close the store.
 """
 
 from __future__ import annotations
@@ -54,7 +54,9 @@ class AllInOne:
         self.metrics = metrics if metrics is not None else Metrics()
         self.catalog = catalog
         self.front = FrontEnd(settings, self.metrics, catalog)  # nothing loaded or bound before start()
-        self.queue: LocalQueue = MemoryQueue.from_config(settings.queue)
+        self._memory_queue = MemoryQueue.from_config(settings.queue)
+        """The queue itself, without the budgets' wrapper that start() puts around it (stop() drains it directly)."""
+        self.queue: LocalQueue = self._memory_queue
         self.writer_parking = ParkingLot(Path(settings.data_dir) / "parked", default_fallbacks())
         self.budgets: BudgetHook | None = None
         self.forwarder: Forwarder | None = None
@@ -133,8 +135,15 @@ class AllInOne:
     def stop(self) -> int:
         """Stop accepting, drain and flush every accepted span, close the store.
 
+        The writer gets ``shutdown_timeout_seconds`` to write what is queued (then parks what the store
+        still refuses) and 5 s more to finish. A writer still inside a store write by then (a hung insert)
+        would leave every span queued behind it unwritten, so this thread parks those itself
+        (:meth:`BatchWriter.park_queued`, committing each batch parked, as the writer does); the batch in
+        the hung write stays the writer's and is lost unless that write returns before the count is taken.
+
         Returns the process exit code: 0 when every accepted span was written or parked, 3 when some
-        could be neither (the log names the exact count).
+        could be neither (the log names the exact count: the queue's depth once the drain is over,
+        which counts what is still queued and what the writer holds uncommitted).
         """
         if self._stopped.is_set():
             return 0
@@ -149,7 +158,14 @@ class AllInOne:
         if forwarder is not None:
             forwarder.give_up_after(timeout)  # the writer's hand-over stops waiting by then
         if self.writer is not None and not self.writer.join(timeout + 5):
-            log.error("writer did not finish draining in time", queued=self.queue.depth)
+            queued = self.queue.depth
+            # straight from the queue: the budgets' wrapper would wait for the write gate the stuck batch holds
+            drained = self.writer.park_queued("not written: the batch writer was stuck in a store write at shutdown",
+                                              reader=self._memory_queue)
+            log.error("writer did not finish draining in time: it is stuck in a store write; the spans queued "
+                      "behind it were parked, the batch it holds is LOST unless that write returns before exit",
+                      spans_unwritten=queued, spans_parked=drained.parked, spans_not_parked=drained.unparked,
+                      spans_in_hung_write=max(0, self.queue.depth - drained.unparked))
         lost = self.queue.depth  # accepted and neither written nor parked (lost batches are not committed)
         if forwarder is not None:
             forwarder.close(timeout)  # sends what is queued until the deadline; logs what it could not

@@ -81,3 +81,80 @@ def test_shutdown_deadline_parks_instead_of_hanging(tmp_path) -> None:
     assert writer.join(5)
     assert sink.written == [] and not writer.healthy  # never stored, and readiness says the store is failing
     assert len(ParkingLot(tmp_path).load(ParkingLot(tmp_path).files()[0])) == 3
+
+
+class HangingSink:
+    """A store whose first insert blocks until ``release`` is set (a hung insert); inserts that return are recorded."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        """Set when the first insert starts: the writer holds its batch."""
+        self.release = threading.Event()
+        self.written: list[str] = []
+
+    def write(self, records, dedup_token="", columns=()):
+        if not self.entered.is_set():
+            self.entered.set()
+            assert self.release.wait(60), "the test never released the hung insert"
+        self.written.extend(r.span_id for r in records)
+
+
+def stuck_writer(sink: HangingSink, parking: ParkingLot) -> tuple[BatchWriter, MemoryQueue, list]:
+    """A writer hung in its first insert (a batch of 5), three more batches of 5 queued behind it, the queue closed;
+    the acks of the four (``--ack stored``)."""
+    queue = MemoryQueue(capacity=100, ack_when_stored=True)
+    writer = BatchWriter(queue, sink, parking, lambda e: True, BatchPolicy(5, 0.01), Metrics())
+    writer.start()
+    acks = [queue.publish(recs(5))]
+    assert sink.entered.wait(10), "the writer never started the first insert"
+    acks += [queue.publish(recs(5, start)) for start in (5, 10, 15)]
+    queue.close()
+    return writer, queue, acks
+
+
+class ReleasingParkingLot(ParkingLot):
+    """Before parking its first batch, lets the hung insert return and waits for the writer to finish with it."""
+
+    def __init__(self, directory, sink: HangingSink) -> None:
+        super().__init__(directory)
+        self.sink = sink
+        self.writer: BatchWriter | None = None
+        self.writer_stopped: bool | None = None
+
+    def park(self, records, error):
+        if self.writer_stopped is None:
+            assert self.writer is not None
+            self.sink.release.set()
+            self.writer_stopped = self.writer.join(10)
+        return super().park(records, error)
+
+
+def test_park_queued_takes_over_from_a_writer_that_comes_back(tmp_path) -> None:
+    """The hung insert returns while the stopping thread parks the queue: the writer commits its own batch and
+    takes no other, so each span is written or parked exactly once and nothing stays uncommitted."""
+    sink = HangingSink()
+    lot = ReleasingParkingLot(tmp_path, sink)
+    writer, queue, acks = stuck_writer(sink, lot)
+    lot.writer = writer
+    done = writer.park_queued("writer stuck")
+    assert lot.writer_stopped  # back from its insert, the writer stopped instead of taking the next batch
+    assert sink.written == [f"{i:016x}" for i in range(5)]
+    parked = sorted(r.span_id for path in lot.files() for r in lot.load(path))
+    assert parked == [f"{i:016x}" for i in range(5, 20)] and (done.parked, done.unparked) == (15, 0)
+    assert queue.depth == 0 and all(ack.result(timeout=0) is None for ack in acks)
+    assert "writer stuck" in lot.files()[0].read_text()
+
+
+def test_park_queued_counts_what_cannot_be_parked(tmp_path) -> None:
+    """With no directory to park in, the queued spans stay uncommitted (the queue's depth counts them as lost)
+    and in ``lost``; the hung batch, once its insert returns, is written and committed."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    sink = HangingSink()
+    writer, queue, acks = stuck_writer(sink, ParkingLot(blocker / "parked", [blocker / "fallback"]))
+    done = writer.park_queued("writer stuck")
+    assert (done.parked, done.unparked) == (0, 15) and writer.lost == 15
+    assert queue.depth == 20 and not any(ack.done() for ack in acks)
+    sink.release.set()
+    assert writer.join(10)
+    assert queue.depth == 15 and acks[0].done() and not any(ack.done() for ack in acks[1:])

@@ -16,6 +16,10 @@ When parking fails too (the data disk is read-only or full, and so is every fall
 the writer keeps trying, write then park, until shutdown's deadline; past it the batch is counted
 in :attr:`BatchWriter.lost` (and not committed), so the service can exit non-zero with the exact
 count instead of reporting a clean stop.
+
+A write that never returns (a blocked insert) holds the writer past shutdown's deadline with the
+spans queued behind its batch never tried: :meth:`BatchWriter.park_queued` lets the stopping thread
+park those, so only the batch inside the hung write is lost.
 """
 
 from __future__ import annotations
@@ -44,6 +48,16 @@ class Sink(Protocol):
         """``columns``: the batch's attribute columns (``Batch.columns``), which a sink may build attribute
         maps from."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedParking:
+    """What :meth:`BatchWriter.park_queued` did with the records still queued when the writer was stuck."""
+
+    parked: int
+    """Records parked, then committed (their ``--ack stored`` clients answered)."""
+    unparked: int
+    """Records no parking directory took: left uncommitted, so the queue's depth still counts them as lost."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +103,9 @@ class BatchWriter:
         self._policy = policy
         self._metrics = metrics
         self._give_up_at: float | None = None
+        self._handed_over = threading.Event()
+        """Set by :meth:`park_queued`: what is queued is the stopping thread's, the writer takes no more."""
+        self._lost_lock = threading.Lock()  # lost is counted by the writer and by park_queued's thread
         self._thread = threading.Thread(target=self._run, name="batch-writer", daemon=True)
         self.healthy = True
         """False while the last write attempt failed (drives /readyz)."""
@@ -106,9 +123,50 @@ class BatchWriter:
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
+    def park_queued(self, reason: str, reader: BatchReader | None = None) -> QueuedParking:
+        """Park what is still queued, from the stopping thread, while this writer is stuck in a store write
+        past shutdown's deadline (a hung insert): the spans behind its batch were accepted and would
+        otherwise be lost with it. Call it only once the queue is closed (``take`` would wait for more).
+
+        Each batch is parked, then committed, as the writer does with a batch the store refused, so an
+        ``--ack stored`` client gets its answer; a batch no parking directory takes stays uncommitted (the
+        queue's depth keeps counting it) and is added to :attr:`lost`. The batch inside the stuck write is
+        not touched: it is the writer's, written if that write returns, lost if it never does. From here on
+        the writer takes no new batch, so a writer that comes back during the drain commits its batch and
+        stops; ``take`` is locked, so a batch it took just before is its own (in flight), never both's.
+
+        Args:
+            reason: recorded with each parked record (``_error``).
+            reader: the queue to drain, by default the writer's. The all-in-one service passes its queue
+                without the budgets' tracking wrapper, whose ``take`` waits for the spend ledger's write
+                gate, which the stuck writer's batch holds until committed: through it this would hang.
+        """
+        self._handed_over.set()
+        source = self._reader if reader is None else reader
+        parked = unparked = 0
+        while (batch := source.take(self._policy.max_records, 0.0)) is not None:
+            rows = len(batch.records)
+            try:
+                path = self._parking.park(batch.records, reason)
+            except Exception as exc:
+                unparked += rows
+                log.error("queued batch LOST: the writer is stuck and no parking directory took the batch",
+                          rows=rows, lost_total=self._count_lost(rows), parking_error=str(exc)[:500])
+                continue
+            source.commit(batch)
+            parked += rows
+            log.error("queued batch parked: the writer is stuck in a store write", rows=rows, path=str(path))
+        return QueuedParking(parked, unparked)
+
+    def _count_lost(self, rows: int) -> int:
+        """Add ``rows`` to :attr:`lost`; the new total."""
+        with self._lost_lock:
+            self.lost += rows
+            return self.lost
+
     def _run(self) -> None:
         policy = self._policy
-        while True:
+        while not self._handed_over.is_set():
             batch = self._reader.take(policy.max_records, policy.max_age_seconds)
             if batch is None:
                 return
@@ -117,7 +175,7 @@ class BatchWriter:
             except Exception as exc:  # a bug: count the batch, never die with its records unaccounted
                 log.exception("batch writer failed", rows=len(batch.records), error=type(exc).__name__)
                 kept = False
-                self.lost += len(batch.records)
+                self._count_lost(len(batch.records))
             if kept:
                 self._reader.commit(batch)
 
@@ -151,9 +209,9 @@ class BatchWriter:
                         path = self._parking.park(unstored, f"{type(exc).__name__}: {exc}")
                     except Exception as park_exc:
                         if self._giving_up():
-                            self.lost += len(unstored)
+                            lost = self._count_lost(len(unstored))
                             log.error("batch LOST: neither written nor parked before the shutdown deadline",
-                                      rows=len(batch.records), lost_total=self.lost, error=str(exc)[:300],
+                                      rows=len(batch.records), lost_total=lost, error=str(exc)[:300],
                                       parking_error=str(park_exc)[:500])
                             return False
                         log.error("batch could not be parked; retrying until it is written or parked",
