@@ -167,13 +167,17 @@ def run(mode: str, payloads: list[bytes], json_payloads: list[bytes], args: argp
         proc = psutil.Process(svc.proc.pid)
         clock = ThreadClock(svc.proc.pid, thread_log) if args.threads else None
         gil = GilSampler(svc.proc.pid, Path(tmp) / "gil.txt", keep=args.gil_raw) if args.gil else None
-        peak_rss = 0
+        peak_rss = peak_private = peak_file = 0
         stop_sampling = threading.Event()
 
         def sample() -> None:
-            nonlocal peak_rss
+            nonlocal peak_rss, peak_private, peak_file
             while not stop_sampling.is_set():
-                peak_rss = max(peak_rss, proc.memory_info().rss)
+                memory = proc.memory_info()
+                shared = getattr(memory, "shared", 0)  # Linux: file-backed and shared pages (RssFile + RssShmem)
+                if memory.rss > peak_rss:
+                    peak_rss, peak_file = memory.rss, shared
+                peak_private = max(peak_private, memory.rss - shared)
                 time.sleep(0.05)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -243,7 +247,8 @@ def run(mode: str, payloads: list[bytes], json_payloads: list[bytes], args: argp
             "written": written - warm_total, "repeats": repeats,
             "forwarded": hop.spans - warm_total if hop is not None else None, "accepted_at": accepted_at,
             "retries": retries, "elapsed": elapsed, "rate": total / elapsed, "cores": cpu / elapsed,
-            "us_per_span": cpu / total * 1e6, "peak_rss": peak_rss, "body_bytes": sum(map(len, bodies[:requests])),
+            "us_per_span": cpu / total * 1e6, "peak_rss": peak_rss, "peak_private": peak_private, "peak_file": peak_file,
+            "body_bytes": sum(map(len, bodies[:requests])),
             "threads": threads, "gil": gil_parts, "gil_seconds": gil.seconds if gil is not None else 0.0,
             "gil_rate": gil.rate if gil is not None else 0}
 
@@ -316,7 +321,9 @@ def main() -> int:
               "prepared requests)")
         print(f"machine busy               {r['machine_busy']:.2f} of {psutil.cpu_count()} cores  (the service, this "
               "client and anything else running)")
-        print(f"service peak RSS           {r['peak_rss'] / 2**20:,.0f} MiB")
+        print(f"service peak RSS           {r['peak_rss'] / 2**20:,.0f} MiB  (of it {r['peak_file'] / 2**20:,.0f} MiB "
+              "file-backed: the libraries' code, which the kernel may drop and read again; the private memory's "
+              f"own peak {r['peak_private'] / 2**20:,.0f} MiB)")
         print(f"ratio end-to-end / floor   {r['rate'] / floor:.3f}")
     print(f"protobuf decode floor      {floor:,.0f} spans/s (same payloads, this process)")
     if len(results) > 1:
