@@ -19,6 +19,7 @@ _COMMAND_MODULES = (
     "llm_cost_tracker.cli.kafka",
     "llm_cost_tracker.cli.query",
     "llm_cost_tracker.cli.store",
+    "llm_cost_tracker.cli.parked",
     "llm_cost_tracker.cli.pricing",
     "llm_cost_tracker.cli.schedule",
     "llm_cost_tracker.cli.scheduler_worker",
