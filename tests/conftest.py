@@ -6,6 +6,7 @@ import fcntl
 import itertools
 import os
 import tempfile
+import threading
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -142,3 +143,22 @@ def tansu(tmp_path: Path) -> Iterator[TansuBroker]:
     broker = TansuBroker(tmp_path).start()
     yield broker
     broker.stop()
+
+
+class HangingSink:
+    """A store whose first insert blocks until ``release`` is set (a hung insert); inserts that return are recorded.
+
+    For the tests of a writer stuck in a store write at shutdown (tests/sinks/test_batcher.py,
+    tests/service/test_stuck_writer.py)."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        """Set when the first insert starts: the writer holds its batch."""
+        self.release = threading.Event()
+        self.written: list[str] = []
+
+    def write(self, records: Any, dedup_token: str = "", columns: Any = ()) -> None:
+        if not self.entered.is_set():
+            self.entered.set()
+            assert self.release.wait(60), "the test never released the hung insert"
+        self.written.extend(r.span_id for r in records)

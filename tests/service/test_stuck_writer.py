@@ -21,28 +21,13 @@ from llm_cost_tracker.pipeline import EXIT_SPANS_LOST, AllInOne
 from llm_cost_tracker.sinks.parking import ParkingLot
 from llm_cost_tracker.testing import span_record
 from llm_cost_tracker.types import SpanRecord
+from tests.conftest import HangingSink
 
 # serial: the stuck case waits out the writer's join deadline (0.2 s shutdown + 5 s) and must not hang past it
 pytestmark = pytest.mark.serial
 REQUEST_SPANS = 5
 """Spans per request, and the batch size: each request is one batch."""
 QUEUED_REQUESTS = 3
-
-
-class HangingSink:
-    """A store whose first insert blocks until ``release`` is set; every insert that returns is recorded."""
-
-    def __init__(self) -> None:
-        self.entered = threading.Event()
-        """Set when the first insert starts: the writer holds its batch."""
-        self.release = threading.Event()
-        self.written: list[str] = []
-
-    def write(self, records, dedup_token="", columns=()):
-        if not self.entered.is_set():
-            self.entered.set()
-            assert self.release.wait(60), "the test never released the hung insert"
-        self.written.extend(r.span_id for r in records)
 
 
 def request(number: int) -> list[SpanRecord]:

@@ -8,6 +8,7 @@ from llm_cost_tracker.sinks.batcher import BatchPolicy, BatchWriter
 from llm_cost_tracker.sinks.parking import ParkingLot
 from llm_cost_tracker.testing import span_record
 from llm_cost_tracker.types import SpanRecord
+from tests.conftest import HangingSink
 
 
 def recs(n: int, start: int = 0) -> list[SpanRecord]:
@@ -81,22 +82,6 @@ def test_shutdown_deadline_parks_instead_of_hanging(tmp_path) -> None:
     assert writer.join(5)
     assert sink.written == [] and not writer.healthy  # never stored, and readiness says the store is failing
     assert len(ParkingLot(tmp_path).load(ParkingLot(tmp_path).files()[0])) == 3
-
-
-class HangingSink:
-    """A store whose first insert blocks until ``release`` is set (a hung insert); inserts that return are recorded."""
-
-    def __init__(self) -> None:
-        self.entered = threading.Event()
-        """Set when the first insert starts: the writer holds its batch."""
-        self.release = threading.Event()
-        self.written: list[str] = []
-
-    def write(self, records, dedup_token="", columns=()):
-        if not self.entered.is_set():
-            self.entered.set()
-            assert self.release.wait(60), "the test never released the hung insert"
-        self.written.extend(r.span_id for r in records)
 
 
 def stuck_writer(sink: HangingSink, parking: ParkingLot) -> tuple[BatchWriter, MemoryQueue, list]:
