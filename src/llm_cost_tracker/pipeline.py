@@ -91,6 +91,7 @@ class AllInOne:
             on_stored=self.forwarder.stored if self.forwarder is not None else None,  # forward what was stored
         )
         self.writer.start()
+        self._report_parked()
         publisher: Any = self.queue
         if self.forwarder is not None:
             self.forwarder.start()
@@ -131,6 +132,18 @@ class AllInOne:
     def reload(self) -> None:
         """SIGHUP: reload the price catalog and the token table; on error keep what is in force."""
         self.front.reload()
+
+    def _report_parked(self) -> None:
+        """Say at start that parked batches wait (they are in no table, rollup or budget until replayed)."""
+        try:
+            waiting = self.writer_parking.files()
+        except OSError as exc:
+            log.warning("cannot read the parking directory", error=f"{type(exc).__name__}: {exc}"[:300])
+            return
+        if waiting:
+            log.warning("parked batches wait to be replayed", files=len(waiting),
+                        directories=sorted({str(p.parent) for p in waiting}),
+                        command="llm-cost-tracker parked replay (with this service stopped)")
 
     def stop(self) -> int:
         """Stop accepting, drain and flush every accepted span, close the store.
