@@ -267,3 +267,25 @@ def test_time_ranges_as_made_unique(times: list[int], gap: int, most: int) -> No
     """Sorting without np.unique: repeated times (gaps of 0) change no range, and ties between gaps still
     go to the first."""
     assert time_ranges(times, gap_ns=gap, most=most) == reference_time_ranges(times, gap, most)
+
+
+def test_a_batch_mixing_key_layouts_takes_out_every_request() -> None:
+    """Budget keys added while a request bigger than a batch is half written: the batch holding its second part
+    (aggregated again, with the new keys) and a whole request published before the change (its aggregate
+    re-shaped on the way out) has two entries that land on one key. Both are taken out, so nothing stays
+    pending (found by the property test above: the second used to replace the first, leaving its spend pending
+    for good)."""
+    ledger = SpendLedger()
+    queue = TrackingQueue(MemoryQueue(10_000), ledger)
+    split = [span_record(service_name="svc-b", cost_pusd=193_993 if i == 5 else None) for i in range(7)]
+    whole = [span_record(service_name="svc-b", cost_pusd=1), span_record(), span_record()]
+    queue.publish(split)
+    queue.publish(whole)
+    first = queue.take(4, 0.0)
+    assert first is not None and len(first.records) == 4
+    queue.commit(first)
+    ledger.extend_keys(("team",), ("user.id",))
+    rest = queue.take(6, 0.0)
+    assert rest is not None and [n for n, _ in MemoryQueue.carried(rest)] == [3, 3]
+    queue.commit(rest)
+    assert ledger.snapshot() == {}

@@ -127,7 +127,13 @@ class SpendLedger:
         with self._lock:
             pending = self._pending
             if self._layouts:
-                agg = {self._reshape(k): v for k, v in agg.items()}
+                # an aggregate may mix layouts (a batch's requests, some aggregated before keys were added):
+                # entries that re-shape to one key are summed, never one kept for the other
+                reshaped: Aggregate = {}
+                for key, value in agg.items():
+                    key = self._reshape(key)
+                    reshaped[key] = reshaped.get(key, 0) + value
+                agg = reshaped
             for key, value in agg.items():
                 total = pending.get(key, 0) + sign * value
                 if total:
