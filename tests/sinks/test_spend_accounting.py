@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 from llm_cost_tracker import metrics as metrics_module
 from llm_cost_tracker.access.cardinality import LabelFolder
 from llm_cost_tracker.budgets import SpendLedger, TrackingQueue
-from llm_cost_tracker.budgets._ledger import BUCKET_NS, Aggregate
+from llm_cost_tracker.budgets._ledger import BUCKET_NS, Aggregate, _Published
 from llm_cost_tracker.metrics import MISSING_ATTRIBUTE, SpendCollector
-from llm_cost_tracker.queue.memory import MemoryQueue
+from llm_cost_tracker.queue.memory import MemoryQueue, Part
 from llm_cost_tracker.sinks import identity
 from llm_cost_tracker.sinks.identity import FirstArrivals, Key, spend_rows, time_ranges, token_hash
 from llm_cost_tracker.testing import span_record
@@ -142,14 +142,14 @@ def test_tracking_queue_takes_out_what_publish_added(requests: list[list[SpanRec
                                                      extend_at: int, data: Any) -> None:
     """Publish, take (splitting requests bigger than a batch) and commit in a random interleaving, with budget
     keys added at some step: at every step the pending spend is the uncommitted spans' costs, per entry while
-    the keys are unchanged, in total across a change; once everything is committed nothing is left pending
-    (a residue per entry only where a request was split across the change)."""
+    the keys are unchanged, in total across a change; once everything is committed nothing is left pending,
+    also where a request was split across the change (each part is aggregated with the request's keys)."""
     ledger = SpendLedger()
     queue = TrackingQueue(MemoryQueue(10_000), ledger)
     pending: list[SpanRecord] = []
     published = iter(requests)
     takes_left = iter(takes * 4)
-    extended = split_across = False
+    extended = False
     step = 0
     while True:
         step += 1
@@ -163,8 +163,6 @@ def test_tracking_queue_takes_out_what_publish_added(requests: list[list[SpanRec
             size = next(takes_left, 15)
             batch = queue.take(size, 0.0)
             assert batch is not None
-            split = any(carry is None for _, carry in MemoryQueue.carried(batch))
-            split_across = split_across or (split and extended)
             queue.commit(batch)
             del pending[:len(batch.records)]
         elif next(published, None) is None:
@@ -177,8 +175,7 @@ def test_tracking_queue_takes_out_what_publish_added(requests: list[list[SpanRec
             assert ledger.snapshot() == {k: v for k, v in reference_aggregate(ledger, pending).items() if v}
     assert queue.depth == 0
     assert not pending or sum(r.cost_pusd or 0 for r in pending) == 0
-    if not split_across:
-        assert ledger.snapshot() == {}
+    assert ledger.snapshot() == {}
 
 
 def test_budget_keys_added_between_publish_and_commit_leave_nothing_pending() -> None:
@@ -196,18 +193,19 @@ def test_budget_keys_added_between_publish_and_commit_leave_nothing_pending() ->
 
 
 def test_a_request_split_across_batches_is_taken_out_in_parts() -> None:
-    """A request bigger than a batch carries no aggregate into its parts: each part is aggregated at commit."""
+    """A request bigger than a batch carries its whole aggregate into each part (a ``Part``), which does not describe
+    the part: each part is aggregated at commit."""
     ledger = SpendLedger()
     queue = TrackingQueue(MemoryQueue(100), ledger)
     queue.publish([span_record(cost_pusd=c, start_time_ns=T0 + c * BUCKET_NS) for c in (1, 2, 3, 4, 5)])
     queue.publish([span_record(cost_pusd=10)])
     first = queue.take(3, 0.0)
-    assert first is not None and MemoryQueue.carried(first) == [(3, None)]
+    assert first is not None and [(n, type(c)) for n, c in MemoryQueue.carried(first)] == [(3, Part)]
     queue.commit(first)
     assert sum(ledger.snapshot().values()) == 4 + 5 + 10
     second = queue.take(10, 0.0)
     assert second is not None and [n for n, _ in MemoryQueue.carried(second)] == [2, 1]
-    assert MemoryQueue.carried(second)[0][1] is None and MemoryQueue.carried(second)[1][1] is not None
+    assert [type(c) for _, c in MemoryQueue.carried(second)] == [Part, _Published]
     queue.commit(second)
     assert ledger.snapshot() == {}
 
@@ -287,5 +285,23 @@ def test_a_batch_mixing_key_layouts_takes_out_every_request() -> None:
     ledger.extend_keys(("team",), ("user.id",))
     rest = queue.take(6, 0.0)
     assert rest is not None and [n for n, _ in MemoryQueue.carried(rest)] == [3, 3]
+    queue.commit(rest)
+    assert ledger.snapshot() == {}
+
+
+def test_a_request_split_across_a_key_change_leaves_no_residue() -> None:
+    """Budget keys added between the parts of a request bigger than a batch: the second part is aggregated with the
+    keys the request was aggregated with, so it takes out exactly the (re-shaped) entries publish added. Aggregated
+    with the new keys it left +cost under ("", "") and -cost under ("a", "x") for good."""
+    ledger = SpendLedger()
+    queue = TrackingQueue(MemoryQueue(100), ledger)
+    queue.publish([span_record(cost_pusd=c, attributes={"team": "a", "user.id": "x"}) for c in (1, 2, 3, 4)])
+    first = queue.take(2, 0.0)
+    assert first is not None
+    queue.commit(first)
+    ledger.extend_keys(("team",), ("user.id",))
+    assert [(dims[4], cost) for (dims, _), cost in ledger.snapshot().items()] == [(("", ""), 7)]
+    rest = queue.take(10, 0.0)
+    assert rest is not None
     queue.commit(rest)
     assert ledger.snapshot() == {}

@@ -13,9 +13,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from llm_cost_tracker.queue.memory import MemoryQueue
+from llm_cost_tracker.queue.memory import MemoryQueue, Part
 from llm_cost_tracker.types import AttributeColumns, Batch, SpanRecord
 
 BUCKET_NS = 15 * 60 * 10**9
@@ -26,6 +27,8 @@ Dims = tuple[str, str, str, str, tuple[str, ...]]
 """(tenant, service, provider, model, values of the budgets' attribute keys then of their entity keys)."""
 Aggregate = dict[tuple[Dims, int], int]
 """(dims, 15-minute bucket) -> pico-USD."""
+Layout = tuple[tuple[str, ...], tuple[str, ...]]
+"""(attribute keys, entity keys): which values an aggregate's dims hold."""
 T = TypeVar("T")
 
 
@@ -69,13 +72,14 @@ class SpendLedger:
         """Held by the writer from take to commit, or by a reader around its store query."""
         self.writes = 0
 
-    def aggregate(self, records: Iterable[SpanRecord]) -> Aggregate:
-        """The priced spend of ``records`` per (dims, bucket); no lock taken.
+    def aggregate(self, records: Iterable[SpanRecord], layout: Layout | None = None) -> Aggregate:
+        """The priced spend of ``records`` per (dims, bucket), with the keys of ``layout`` (default: the
+        current ones, :attr:`layout`); no lock taken.
 
         Runs once per request, on the receiver's path, for every span: the common case (no budget scoped
         by an attribute) sums per flat key and builds the nested keys once per entry, not per span.
         """
-        keys, entity_keys = self._keys
+        keys, entity_keys = self._keys if layout is None else layout
         if keys or entity_keys:
             return _aggregate_scoped(records, keys, entity_keys)
         flat: dict[tuple[str, str, str, str, int], int] = {}
@@ -88,6 +92,12 @@ class SpendLedger:
                 flat[key] = get(key, 0) + cost
         return {((tenant, service, provider, model, ()), bucket): cost
                 for (tenant, service, provider, model, bucket), cost in flat.items()}
+
+    @property
+    def layout(self) -> Layout:
+        """The keys entries are aggregated with now (an aggregate made with them is re-shaped if keys are
+        added before it is applied)."""
+        return self._keys
 
     @property
     def attribute_keys(self) -> tuple[str, ...]:
@@ -184,6 +194,14 @@ class SpendLedger:
                 self._gate.release()
 
 
+@dataclass(frozen=True, slots=True)
+class _Published:
+    """What :meth:`TrackingQueue.publish` added for one request, and the keys it was aggregated with."""
+
+    aggregate: Aggregate
+    layout: Layout
+
+
 class TrackingQueue:
     """A queue (publisher and batch reader) that keeps a :class:`SpendLedger` of what it holds.
 
@@ -205,12 +223,14 @@ class TrackingQueue:
 
     def publish(self, records: list[SpanRecord], wire_bytes: int | None = None,
                 columns: AttributeColumns | None = None) -> Future[None]:
-        agg = self.ledger.aggregate(records)
+        layout = self.ledger.layout
+        agg = self.ledger.aggregate(records, layout)
         if agg:
             self.ledger.add(agg)  # before the writer can see the records: never briefly uncounted
         try:
             if self._carries:  # the aggregate travels with the records, for commit to take back out
-                return self._inner.publish(records, wire_bytes, columns, carry=agg)  # type: ignore[no-any-return]
+                return self._inner.publish(records, wire_bytes, columns,  # type: ignore[no-any-return]
+                                           carry=_Published(agg, layout))
             return self._inner.publish(records, wire_bytes, columns)  # type: ignore[no-any-return]
         except BaseException:
             if agg:
@@ -235,8 +255,10 @@ class TrackingQueue:
 
         The in-process queue hands each request's aggregate back (:meth:`MemoryQueue.carried`): the same
         entries publish added, so commit takes out exactly those (re-shaped by the ledger if budget keys were
-        added meanwhile). A part of a request split across batches carries none and is aggregated again, as
-        is a batch of any other queue (a wire-form batch, Kafka's, is decoded to be counted).
+        added meanwhile). A part of a request split across batches carries the whole request's (a
+        :class:`~llm_cost_tracker.queue.memory.Part`) and is aggregated again with the keys the request was
+        aggregated with, so its entries are those publish added too, whatever keys were added since. A
+        batch of any other queue is aggregated again (a wire-form batch, Kafka's, is decoded to be counted).
         """
         records = batch.records if isinstance(batch.records, list) else batch.records.to_records()
         if not self._carries:
@@ -244,11 +266,12 @@ class TrackingQueue:
         total: Aggregate = {}
         start = 0
         for count, carried in MemoryQueue.carried(batch):
-            agg = self.ledger.aggregate(records[start:start + count]) if carried is None else carried
+            if isinstance(carried, _Published):
+                agg = carried.aggregate
+            else:
+                layout = carried.whole.layout if isinstance(carried, Part) else None
+                agg = self.ledger.aggregate(records[start:start + count], layout)
             start += count
-            if not total:
-                total = dict(agg)
-                continue
-            for key, value in agg.items():
+            for key, value in agg.items():  # the ledger re-shapes and sums these when it applies them
                 total[key] = total.get(key, 0) + value
         return total

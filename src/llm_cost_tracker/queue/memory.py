@@ -6,13 +6,14 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future
+from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
 
 from llm_cost_tracker.config import QueueConfig
 from llm_cost_tracker.types import AttributeColumns, Batch, QueueFull, SpanRecord
 
-__all__ = ["RECORD_BYTES", "STRING_BYTES", "MemoryQueue", "record_bytes", "wire_record_bytes"]
+__all__ = ["RECORD_BYTES", "STRING_BYTES", "MemoryQueue", "Part", "record_bytes", "wire_record_bytes"]
 RECORD_BYTES = 1200
 """Python memory of a SpanRecord without its attributes (slots, ids, names, usage), rounded up."""
 STRING_BYTES = 200
@@ -55,6 +56,19 @@ def wire_record_bytes(records: list[SpanRecord], wire_bytes: int) -> int:
     """
     entries = sum(map(len, map(_attributes, records))) + sum(map(len, map(_resource, records)))
     return RECORD_BYTES * len(records) + STRING_BYTES * entries + wire_bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """What each part of a request written in several batches carries (:meth:`MemoryQueue.carried`): the whole
+    request's carry, which describes more records than the part holds (the spend ledger aggregates the part
+    again, the way it aggregated the request)."""
+
+    whole: Any
+
+
+def _part(carry: Any) -> Any:
+    return carry if carry is None or isinstance(carry, Part) else Part(carry)
 
 
 class _Ack:
@@ -165,11 +179,12 @@ class MemoryQueue:
                         break
                     # one request bigger than a batch is written in batch-sized parts, so the writer's
                     # memory follows batch_size, not the largest request; it is acknowledged after the last.
-                    # What it carries was the whole request's: neither part carries anything (None)
+                    # What it carries was the whole request's: each part carries it as a Part
                     part_size = chunk_size * room // len(chunk)
-                    self._chunks.appendleft((born, chunk[room:], ack, chunk_size - part_size, chunk_columns, None))
+                    carry = _part(carry)
+                    self._chunks.appendleft((born, chunk[room:], ack, chunk_size - part_size, chunk_columns, carry))
                     ack.parts += 1
-                    chunk, chunk_size, carry = chunk[:room], part_size, None
+                    chunk, chunk_size = chunk[:room], part_size
                 records.extend(chunk)
                 acks.append(ack)
                 carried.append((len(chunk), carry))
@@ -184,7 +199,8 @@ class MemoryQueue:
     def carried(batch: Batch) -> list[tuple[int, Any]]:
         """What each request of ``batch`` carried (``publish``), in order, with its number of records: the
         batch's records are these runs, one after the other. A part of a request split across batches
-        carries None."""
+        carries :class:`Part` (the request's carry, describing the whole request); a request published
+        without a carry, None."""
         carried: list[tuple[int, Any]] = batch.handle[2]
         return carried
 
