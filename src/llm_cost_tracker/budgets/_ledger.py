@@ -269,7 +269,8 @@ class TrackingQueue:
             if isinstance(carried, _Published):
                 agg = carried.aggregate
             else:
-                layout = carried.whole.layout if isinstance(carried, Part) else None
+                whole = carried.whole if isinstance(carried, Part) else None
+                layout = whole.layout if isinstance(whole, _Published) else None
                 agg = self.ledger.aggregate(records[start:start + count], layout)
             start += count
             for key, value in agg.items():  # the ledger re-shapes and sums these when it applies them
