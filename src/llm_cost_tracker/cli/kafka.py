@@ -1,11 +1,11 @@
-"""``receiver`` and ``consumer``: the two halves of the Kafka deployment (docs/kafka.md)."""
+"""``receiver`` and ``consumer``: the two halves of the Kafka deployment, and ``dlq replay`` (docs/kafka.md)."""
 
 from __future__ import annotations
 
 import argparse
 
 from llm_cost_tracker import config, log
-from llm_cost_tracker.cli._common import add_service_flags, serve, settings_from
+from llm_cost_tracker.cli._common import add_config_flag, add_service_flags, serve, settings_from
 
 
 def add_kafka_flags(parser: argparse.ArgumentParser, consumer: bool = False) -> None:
@@ -53,6 +53,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_service_flags(p)
     add_kafka_flags(p, consumer=True)
     p.set_defaults(func=_consumer)
+    p = sub.add_parser("dlq", help="replay the dead-letter topic onto the spans topic",
+                       description="Dead letters (undecodable messages, batches the store refused) stay in the "
+                                   "dead-letter topic. Once the cause is fixed, replay produces every letter that "
+                                   "now decodes to the spans topic again, for the consumers to store (span identity "
+                                   "keeps a span stored before from counting twice); a letter that still does not "
+                                   "decode is reported and left. Each run starts where the last one stopped.")
+    actions = p.add_subparsers(dest="dlq_command", metavar="ACTION")
+    actions.required = True
+    q = actions.add_parser("replay", help="produce the letters that decode to the spans topic again")
+    q.add_argument("--dry-run", action="store_true", help="read and check the letters, produce and commit nothing")
+    add_config_flag(q)
+    add_kafka_flags(q, consumer=True)
+    q.set_defaults(func=_dlq_replay)
 
 
 def _start(args: argparse.Namespace, kind: str) -> int:
@@ -73,6 +86,30 @@ def _receiver(args: argparse.Namespace) -> int:
 
 def _consumer(args: argparse.Namespace) -> int:
     return _start(args, "consumer")
+
+
+def _dlq_replay(args: argparse.Namespace) -> int:
+    import asyncio
+    import sys
+
+    from llm_cost_tracker.queue.kafka_dlq import replay_dead_letters  # aiokafka: this command only
+
+    settings = settings_from(args)
+    if not settings.kafka_bootstrap:
+        print("llm-cost-tracker: dlq replay needs --kafka-bootstrap (or LCT_KAFKA_BOOTSTRAP)", file=sys.stderr)
+        return 2
+    try:
+        result = asyncio.run(replay_dead_letters(settings.kafka, dry_run=args.dry_run))
+    except Exception as exc:
+        print(f"llm-cost-tracker: dlq replay failed: {type(exc).__name__}: {exc}"[:600], file=sys.stderr)
+        return 1
+    for source, error in result.undecodable:
+        print(f"still undecodable: {source}: {error}", file=sys.stderr)
+    verb = "would send" if args.dry_run else "sent"
+    print(f"{result.read} dead letter(s) read from {settings.kafka_dlq_topic}: {verb} {result.sent} "
+          f"({result.records} span record(s)) to {settings.kafka_topic}; {len(result.undecodable)} still undecodable",
+          file=sys.stderr)
+    return 1 if result.undecodable else 0
 
 
 def run_kafka(settings: config.Settings) -> int:
