@@ -141,9 +141,11 @@ class AllInOne:
             log.warning("cannot read the parking directory", error=f"{type(exc).__name__}: {exc}"[:300])
             return
         if waiting:
+            when = " (with this service stopped: the embedded store is one process's)" if store.is_embedded(
+                self._client) else ""
             log.warning("parked batches wait to be replayed", files=len(waiting),
-                        directories=sorted({str(p.parent) for p in waiting}),
-                        command="llm-cost-tracker parked replay (with this service stopped)")
+                        directories=sorted({str(p.parent) for p in waiting}), command="llm-cost-tracker parked replay"
+                        + when)
 
     def stop(self) -> int:
         """Stop accepting, drain and flush every accepted span, close the store.

@@ -29,4 +29,4 @@ def test_parked_files_are_reported_at_start(store_settings: Settings, tmp_path: 
     (warning,) = _started_logs(store_settings, lot)
     assert warning["files"] == 2
     assert warning["directories"] == sorted([str(tmp_path / "parked"), str(tmp_path / "fallback")])
-    assert "parked replay" in str(warning["command"])
+    assert str(warning["command"]).startswith("llm-cost-tracker parked replay (with this service stopped")
