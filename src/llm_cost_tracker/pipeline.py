@@ -22,7 +22,7 @@ from llm_cost_tracker.protocols import LocalQueue
 from llm_cost_tracker.queue.memory import MemoryQueue
 from llm_cost_tracker.services.schedules_api import SchedulesApi
 from llm_cost_tracker.services.spend_api import SpendApi
-from llm_cost_tracker.sinks.batcher import BatchPolicy, BatchWriter
+from llm_cost_tracker.sinks.batcher import BatchPolicy, BatchWriter, QueuedParking
 from llm_cost_tracker.sinks.clickhouse import ClickHouseSink, is_retriable
 from llm_cost_tracker.sinks.identity import FirstArrivals
 from llm_cost_tracker.sinks.parking import ParkingLot, default_fallbacks
@@ -133,6 +133,20 @@ class AllInOne:
         """SIGHUP: reload the price catalog and the token table; on error keep what is in force."""
         self.front.reload()
 
+    def _park_queued(self, seconds: float) -> QueuedParking | None:
+        """Park what is queued behind a stuck writer (:meth:`BatchWriter.park_queued`), waiting ``seconds`` at
+        most: a parking directory that hangs as well (the same stalled disk) must not hang the stop, which
+        then still ends with the exact count of what is neither written nor parked. None if it did not finish."""
+        assert self.writer is not None
+        writer, done = self.writer, []
+        # straight from the queue: the budgets' wrapper would wait for the write gate the stuck batch holds
+        parking = threading.Thread(target=lambda: done.append(writer.park_queued(
+            "not written: the batch writer was stuck in a store write at shutdown", reader=self._memory_queue)),
+            name="stop-parking", daemon=True)
+        parking.start()
+        parking.join(seconds)
+        return done[0] if done else None
+
     def _report_parked(self) -> None:
         """Say at start that parked batches wait (they are in no table, rollup or budget until replayed)."""
         try:
@@ -174,13 +188,16 @@ class AllInOne:
             forwarder.give_up_after(timeout)  # the writer's hand-over stops waiting by then
         if self.writer is not None and not self.writer.join(timeout + 5):
             queued = self.queue.depth
-            # straight from the queue: the budgets' wrapper would wait for the write gate the stuck batch holds
-            drained = self.writer.park_queued("not written: the batch writer was stuck in a store write at shutdown",
-                                              reader=self._memory_queue)
-            log.error("writer did not finish draining in time: it is stuck in a store write; the spans queued "
-                      "behind it were parked, the batch it holds is LOST unless that write returns before exit",
-                      spans_unwritten=queued, spans_parked=drained.parked, spans_not_parked=drained.unparked,
-                      spans_in_hung_write=max(0, self.queue.depth - drained.unparked))
+            drained = self._park_queued(timeout + 5)
+            if drained is None:
+                log.error("writer did not finish draining in time, and parking what was queued behind it did not "
+                          "finish either (the parking directory hangs too): what is not parked is LOST",
+                          spans_unwritten=queued, spans_not_stored=self.queue.depth)
+            else:
+                log.error("writer did not finish draining in time: it is stuck in a store write; the spans queued "
+                          "behind it were parked, the batch it holds is LOST unless that write returns before exit",
+                          spans_unwritten=queued, spans_parked=drained.parked, spans_not_parked=drained.unparked,
+                          spans_in_hung_write=max(0, self.queue.depth - drained.unparked))
         lost = self.queue.depth  # accepted and neither written nor parked (lost batches are not committed)
         if forwarder is not None:
             forwarder.close(timeout)  # sends what is queued until the deadline; logs what it could not

@@ -46,7 +46,12 @@ def sink() -> Iterator[HangingSink]:
 
 
 @pytest.fixture
-def service(store_settings: Settings, tmp_path: Path, sink: HangingSink,
+def parking(tmp_path: Path) -> ParkingLot:
+    return ParkingLot(tmp_path / "parked")  # not in the session's shared chDB directory
+
+
+@pytest.fixture
+def service(store_settings: Settings, parking: ParkingLot, sink: HangingSink,
             monkeypatch: pytest.MonkeyPatch) -> Iterator[AllInOne]:
     """The all-in-one service with ``--ack stored``, one request per batch and a 0.2 s shutdown timeout."""
     settings = store_settings.replace(otlp_grpc="127.0.0.1:0", otlp_http="off", http="127.0.0.1:0", sql_http="off",
@@ -54,7 +59,7 @@ def service(store_settings: Settings, tmp_path: Path, sink: HangingSink,
                                       shutdown_timeout_seconds=0.2)
     monkeypatch.setattr(pipeline, "ClickHouseSink", lambda client: sink)
     svc = AllInOne(settings)
-    svc.writer_parking = ParkingLot(tmp_path / "parked")  # not in the session's shared chDB directory
+    svc.writer_parking = parking
     svc.start()
     yield svc
     svc.stop()  # a no-op when the test stopped it
@@ -112,3 +117,35 @@ def test_insert_returning_before_the_deadline_writes_everything(service: AllInOn
     assert sorted(sink.written) == sorted(ids([r for n in range(QUEUED_REQUESTS + 1) for r in request(n)]))
     assert all(ack.result(timeout=0) is None for ack in (in_flight, *queued))
     assert ParkingLot(tmp_path / "parked").files() == []
+
+
+class HangingParking(ParkingLot):
+    """A parking directory on the same stalled disk: every park blocks until ``release`` is set."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(directory)
+        self.release = threading.Event()
+
+    def park(self, records, error):  # type: ignore[no-untyped-def]
+        assert self.release.wait(60), "the test never released the hung parking"
+        return super().park(records, error)
+
+
+class TestParkingHangsToo:
+    @pytest.fixture
+    def parking(self, tmp_path: Path) -> Iterator[ParkingLot]:
+        hanging = HangingParking(tmp_path / "parked")
+        yield hanging
+        hanging.release.set()
+
+    def test_the_stop_ends_and_counts_every_unparked_span_lost(self, service: AllInOne, sink: HangingSink) -> None:
+        """The store write and the parking both hang: the stop still returns (after its two bounded waits) with
+        exit 3, and every accepted span not written is counted lost, the queued ones too."""
+        accept_behind_a_hung_insert(service, sink)
+        with capture_logs() as logs:
+            code = stop_within(service, 60)
+        assert code == EXIT_SPANS_LOST
+        (final,) = [e for e in logs if "spans_lost" in e]
+        assert final["spans_lost"] == (QUEUED_REQUESTS + 1) * REQUEST_SPANS
+        (stuck,) = [e for e in logs if e["event"].startswith("writer did not finish")]
+        assert "parking what was queued" in stuck["event"]
