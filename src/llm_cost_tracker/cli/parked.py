@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from llm_cost_tracker.cli._common import add_config_flag, add_format_flag, add_store_flags, settings_from
+
+if TYPE_CHECKING:
+    from llm_cost_tracker.config import Settings
+    from llm_cost_tracker.sinks.parking import ParkingLot
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -46,7 +50,7 @@ def _add_dir_flag(parser: argparse.ArgumentParser) -> None:
                              "fallback; a Kafka consumer's disk fallback is the directory its log names)")
 
 
-def _lot(args: argparse.Namespace) -> Any:
+def _lot(args: argparse.Namespace) -> tuple[Settings, ParkingLot]:
     from llm_cost_tracker.sinks.parking import ParkingLot, default_fallbacks
 
     settings = settings_from(args)

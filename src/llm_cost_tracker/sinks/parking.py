@@ -79,13 +79,23 @@ class ParkingLot:
 
     def load(self, path: str | Path) -> list[SpanRecord]:
         """The records of one parked file."""
-        records = []
-        for line in Path(path).read_text(encoding="utf-8").splitlines():
+        return self.parse(Path(path).read_text(encoding="utf-8"))[0]
+
+    @staticmethod
+    def parse(text: str) -> tuple[list[SpanRecord], str]:
+        """The records of a parked file's ``text`` and the error they were parked with (the first record's: the
+        writer records the batch's with each), "" for an empty file. Raises ValueError (not JSON), TypeError
+        or KeyError (not a parked record)."""
+        records: list[SpanRecord] = []
+        error = ""
+        for line in text.splitlines():
             row = json.loads(line)
+            if not records:
+                error = str(row.get("_error", ""))
             row.pop("_error", None)
             row["usage"] = TokenUsage(**row["usage"])
             records.append(SpanRecord(**row))
-        return records
+        return records, error
 
     def files(self) -> list[Path]:
         """Parked files in the primary directory and every fallback, oldest name first per directory."""

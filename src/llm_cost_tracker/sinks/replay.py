@@ -32,6 +32,14 @@ REPLAYED_DIR = "replayed"
 """Where a replayed file goes, beside the parked files (``ParkingLot.files`` does not look inside it)."""
 
 
+_UNREADABLE = (OSError, ValueError, TypeError, KeyError)
+"""What reading a parked file raises when it cannot be read or is not a parked file (``ParkingLot.parse``)."""
+
+
+def _unreadable(exc: BaseException) -> str:
+    return f"unreadable: {type(exc).__name__}: {exc}"[:500]
+
+
 @dataclass(frozen=True, slots=True)
 class ParkedFile:
     """What a parked file holds, as ``parked list`` shows it."""
@@ -57,26 +65,16 @@ class ReplayResult:
     moved_to: Path | None = None
 
 
-def _first_error(path: Path) -> str:
-    import json
-
-    with path.open(encoding="utf-8") as lines:
-        for line in lines:
-            return str(json.loads(line).get("_error", ""))
-    return ""
-
-
 def inspect(lot: ParkingLot) -> list[ParkedFile]:
     """The parked files of ``lot`` (its directory and fallbacks) with their span counts and errors; a file
     that does not parse is listed with that as its error and no spans."""
     out = []
     for path in lot.files():
         try:
-            spans = len(lot.load(path))
-            error = _first_error(path)
-        except (OSError, ValueError, TypeError, KeyError) as exc:
-            spans, error = 0, f"unreadable: {type(exc).__name__}: {exc}"
-        out.append(ParkedFile(path, spans, error))
+            records, error = lot.parse(path.read_text(encoding="utf-8"))
+        except _UNREADABLE as exc:
+            records, error = [], _unreadable(exc)
+        out.append(ParkedFile(path, len(records), error))
     return out
 
 
@@ -96,9 +94,9 @@ def replay(lot: ParkingLot, write: Callable[[list[SpanRecord], str], None],
     for path in (lot.files() if paths is None else paths):
         try:
             data = path.read_bytes()
-            records = lot.load(path)
-        except (OSError, ValueError, TypeError, KeyError) as exc:
-            results.append(ReplayResult(path, 0, error=f"unreadable: {type(exc).__name__}: {exc}"[:500]))
+            records, _ = lot.parse(data.decode("utf-8"))
+        except _UNREADABLE as exc:
+            results.append(ReplayResult(path, 0, error=_unreadable(exc)))
             continue
         token = f"lct-parked:{hashlib.sha256(data).hexdigest()[:32]}"  # the same file, the same insert
         try:
