@@ -224,8 +224,8 @@ Key = tuple[str, str, str, int]
 """(tenant, trace_id, span_id, start_time_ns): a span's identity (``sinks/identity.py``)."""
 SpendRow = tuple[str, str, str, str, int, int, int, int, int, "int | None", str, str, "int | None"]
 """What the spend metrics count of one span: (tenant, service, provider, model, input, output, cache_read,
-cache_write, reasoning tokens, cost_pusd, pricing_status, missing dimension of a partial price,
-reported_cost_pusd)."""
+cache_write, reasoning tokens, cost_pusd, pricing_status, the missing dimension of a partial price ("" for
+any other status), the reported cost of a priced span (None for any other status))."""
 
 
 class WireRecords(Protocol):

@@ -9,6 +9,7 @@ requests aggregated again) against the ledger's invariant. Span identity: ``time
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Iterable
 from typing import Any
@@ -23,6 +24,7 @@ from llm_cost_tracker.access.cardinality import LabelFolder
 from llm_cost_tracker.budgets import SpendLedger, TrackingQueue
 from llm_cost_tracker.budgets._ledger import BUCKET_NS, Aggregate, _Published
 from llm_cost_tracker.metrics import MISSING_ATTRIBUTE, SpendCollector
+from llm_cost_tracker.queue import kafka_codec
 from llm_cost_tracker.queue.memory import MemoryQueue, Part
 from llm_cost_tracker.sinks import identity
 from llm_cost_tracker.sinks.identity import FirstArrivals, Key, spend_rows, time_ranges, token_hash
@@ -305,3 +307,31 @@ def test_a_request_split_across_a_key_change_leaves_no_residue() -> None:
     assert rest is not None
     queue.commit(rest)
     assert ledger.snapshot() == {}
+
+
+def _wire_safe(r: SpanRecord) -> SpanRecord:
+    """``r`` with its counts and costs within what a Kafka record carries (uint64 tokens, int64 costs)."""
+    def fits(n: int | None) -> int | None:
+        return n if n is None or n < 2**63 else n % 2**63
+    return dataclasses.replace(r, usage=TokenUsage(*(n % 2**64 for n in (
+        r.usage.input_tokens, r.usage.output_tokens, r.usage.cache_read_tokens, r.usage.cache_write_tokens,
+        r.usage.reasoning_tokens))), cost_pusd=fits(r.cost_pusd), reported_cost_pusd=fits(r.reported_cost_pusd))
+
+
+@SLOW
+@given(batch=st.lists(spans(), max_size=30))
+def test_the_kafka_consumers_rows_count_as_the_records_do(batch: list[SpanRecord]) -> None:
+    """The Kafka consumer's spend rows, read from the wire records (``WireBatch``), are the records' own rows
+    and count what the in-process writer counts of the same records: a partial price's missing dimension and
+    a priced span's reported cost included."""
+    batch = [_wire_safe(r) for r in batch]
+    wire = kafka_codec.WireBatch()
+    if batch:
+        encoded = kafka_codec.encode_many(batch)
+        wire.add(kafka_codec.encode_batch(encoded), kafka_codec.batch_headers(len(encoded)))
+    assert wire.spend_rows() == spend_rows(batch)
+    from_wire = SpendCollector(LabelFolder(default_limit=3, global_limit=5))
+    from_wire.observe_rows(wire.spend_rows())
+    from_records = SpendCollector(LabelFolder(default_limit=3, global_limit=5))
+    from_records.observe_records(batch)
+    assert families(from_wire) == families(from_records)

@@ -17,10 +17,11 @@ from typing import Any
 
 from google.protobuf.message import DecodeError
 
+from llm_cost_tracker.metrics import MISSING_ATTRIBUTE, PARTIAL
 from llm_cost_tracker.queue import kafka_attributes
 from llm_cost_tracker.queue.kafka_record_v1_pb2 import SpanRecordBatchV1, SpanRecordV1
 from llm_cost_tracker.storage.rows import SPAN_COLUMNS, SpanColumns
-from llm_cost_tracker.types import AttributeColumns, SpanRecord, TokenUsage
+from llm_cost_tracker.types import PRICED, AttributeColumns, SpanRecord, TokenUsage
 
 # SpanRecord.cache_savings_pusd is being added by the storage work (issue 5); carry it once it exists.
 _HAS_SAVINGS = "cache_savings_pusd" in SpanRecord.__dataclass_fields__
@@ -348,15 +349,18 @@ def _validated(value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> tup
 
 _identity = attrgetter("tenant", "trace_id", "span_id", "start_time_ns")
 _spend = attrgetter("tenant", "service_name", "provider", "response_model", "request_model", "input_tokens",
-                    "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
+                    "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "pricing_status")
 
 
 def _spend_row(m: SpanRecordV1) -> tuple[Any, ...]:
-    tenant, service, provider, response, request, i, o, cr, cw, rs = _spend(m)
+    """The record's ``SpendRow``. The attribute map is read only for a partial price and the reported cost
+    only for a priced span (the only rows whose counts they change): the map's view and a presence check on
+    every record cost a fifth of the consumer's spend accounting."""
+    tenant, service, provider, response, request, i, o, cr, cw, rs, status = _spend(m)
     return (tenant, service, provider, response or request, i, o, cr, cw, rs,
-            m.cost_pusd if m.HasField("cost_pusd") else None, m.pricing_status,
-            m.attributes.get("llm_cost_tracker.pricing.missing", ""),
-            m.reported_cost_pusd if m.HasField("reported_cost_pusd") else None)
+            m.cost_pusd if m.HasField("cost_pusd") else None, status,
+            m.attributes.get(MISSING_ATTRIBUTE, "") if status == PARTIAL else "",
+            (m.reported_cost_pusd if m.HasField("reported_cost_pusd") else None) if status == PRICED else None)
 
 
 class WireBatch:

@@ -29,15 +29,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from llm_cost_tracker.metrics import MISSING_ATTRIBUTE, PARTIAL
 from llm_cost_tracker.storage.client import is_embedded, sql_string
 from llm_cost_tracker.storage.scratch import arrow_file
-from llm_cost_tracker.types import Key, Records, SpanRecord, SpendRow
+from llm_cost_tracker.types import PRICED, Key, Records, SpanRecord, SpendRow
 
 __all__ = ["FirstArrivals", "Key", "SpendRow", "identity_keys", "lookup_route", "spend_rows", "subset", "time_ranges",
            "token_hash"]
 
-_MISSING = "llm_cost_tracker.pricing.missing"
-"""The attribute naming what a partial price lacks (transforms/price.py MISSING_ATTRIBUTE)."""
 
 _FIELDS = "SELECT tenant, trace_id, span_id, toUnixTimestamp64Nano(timestamp), insert_token FROM {table} WHERE "
 _LOOKUP = _FIELDS + "{{window}} AND tenant IN {{tenants:Array(String)}} AND trace_id IN {{traces:Array(String)}}"
@@ -137,9 +136,11 @@ def spend_rows(records: Records) -> list[SpendRow]:
 
 def _spend_row(r: SpanRecord) -> SpendRow:
     u = r.usage
+    status = r.pricing_status
     return (r.tenant, r.service_name, r.provider, r.response_model or r.request_model, u.input_tokens,
             u.output_tokens, u.cache_read_tokens, u.cache_write_tokens, u.reasoning_tokens, r.cost_pusd,
-            r.pricing_status, r.attributes.get(_MISSING, ""), r.reported_cost_pusd)
+            status, r.attributes.get(MISSING_ATTRIBUTE, "") if status == PARTIAL else "",
+            r.reported_cost_pusd if status == PRICED else None)
 
 
 class FirstArrivals:
