@@ -15,6 +15,7 @@ process that counts what it receives: the run ends when every span is written an
     python benchmarks/ingest.py --spans 100000 --modes grpc,http,json,grpc+forward
     python benchmarks/ingest.py --spans 200000 --threads    # + the service's CPU per span by thread
     python benchmarks/ingest.py --receive-only              # the receiving side alone: nothing is stored
+    python benchmarks/ingest.py --baseline HEAD~1 --rounds 3  # against another commit, runs alternating
 
 The clock starts after ``--warmup-spans`` (20,480 by default) are sent and written: a running service
 has loaded its compiled scan and its catalog's price columns long before, and those one-time costs
@@ -25,6 +26,11 @@ queue): the service child loads ``_service_child/receive_only.py``, whose writer
 without building or inserting anything. Its rate, set against a normal run's, tells whether the writer
 or the receiving side bounds the service.
 
+``--baseline REV`` answers "is this change faster?" on a machine whose speed drifts from one run to the
+next (figures here moved by a fifth within an hour): it extracts commit REV's ``src`` (``git archive``) and
+runs the service from it and from this checkout in turns, swapping the order every round, then prints
+each round's ratio and the ratio of the medians. Only runs interleaved like this compare.
+
 Every request carries spans of its own by default: a payload sent twice is a copy, which the service
 leaves out (span identity, docs/schema.md), so repeating payloads would measure the duplicate path.
 """
@@ -33,8 +39,13 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import io
+import os
 import re
+import statistics
+import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
@@ -151,9 +162,37 @@ def http_sender(svc: ServiceProcess, content_type: str) -> tuple[Callable[[bytes
     return send, close
 
 
+def baseline_tree(rev: str, into: Path) -> Path:
+    """The ``src`` directory of commit ``rev`` of this repository, extracted under ``into`` (``git archive``)."""
+    root = Path(__file__).resolve().parent.parent
+    archive = subprocess.run(["git", "-C", str(root), "archive", "--format=tar", rev, "src"], check=True,
+                             capture_output=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    return into / "src"
+
+
+def source_env(source: Path, env: dict[str, str] | None) -> dict[str, str]:
+    """``env`` (or none) with ``source`` first on the service's PYTHONPATH, behind the benchmark's own hooks
+    (``_service_child``, when ``env`` has them): ahead of the editable install's path, so its package is the one
+    imported."""
+    env = dict(env or {})
+    path = env.get("PYTHONPATH", os.environ.get("PYTHONPATH", ""))
+    hooks, rest = (path.split(os.pathsep, 1) + [""])[:2] if "_service_child" in path else ("", path)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (hooks, str(source), rest) if p)
+    return env
+
+
+def imported_from(env: dict[str, str]) -> str:
+    """Where a service child with ``env`` imports ``llm_cost_tracker`` from."""
+    return subprocess.run([sys.executable, "-c", "import llm_cost_tracker; print(llm_cost_tracker.__file__)"],
+                          env={**os.environ, **env}, check=True, capture_output=True, text=True).stdout.strip()
+
+
 def run(mode: str, payloads: list[bytes], json_payloads: list[bytes], args: argparse.Namespace,
-        warmup: list[bytes]) -> dict[str, Any]:
-    """One fresh service, ``warmup`` sent and written first (untimed), then every request through ``mode``."""
+        warmup: list[bytes], source: Path | None = None) -> dict[str, Any]:
+    """One fresh service, ``warmup`` sent and written first (untimed), then every request through ``mode``;
+    the service runs the package under ``source`` (a ``src`` directory) when given, else this checkout's."""
     requests = args.spans // args.spans_per_request
     total = requests * args.spans_per_request
     warm_total = len(warmup) * args.spans_per_request
@@ -163,6 +202,8 @@ def run(mode: str, payloads: list[bytes], json_payloads: list[bytes], args: argp
         thread_log = Path(tmp) / "threads.log"
         env = (service_env(thread_log if args.threads else None, args.receive_only)
                if args.threads or args.receive_only else None)
+        if source is not None:
+            env = source_env(source, env)
         svc = ServiceProcess(tmp, *extra, *args.service_arg, env=env).start()
         proc = psutil.Process(svc.proc.pid)
         clock = ThreadClock(svc.proc.pid, thread_log) if args.threads else None
@@ -253,6 +294,81 @@ def run(mode: str, payloads: list[bytes], json_payloads: list[bytes], args: argp
             "gil_rate": gil.rate if gil is not None else 0}
 
 
+def report(r: dict[str, Any], args: argparse.Namespace, warm: int, distinct: int, floor: float, good: bool,
+           title: str) -> None:
+    """Print one run's figures."""
+    print(f"== {title}")
+    print(f"spans sent                 {r['total']:,} ({r['requests']} requests of {args.spans_per_request}, "
+          f"{args.streams} streams, {r['body_bytes'] / r['requests'] / 1024:,.0f} KiB each), "
+          f"after {warm:,} untimed warm-up spans")
+    if args.receive_only:
+        print(f"rows committed (not stored) {r['written']:,}  ({'OK' if good else 'MISMATCH'}; "
+              f"{distinct:,} distinct spans; --receive-only)")
+    else:
+        print(f"rows in table after stop   {r['stored']:,}  ({'OK' if good else 'MISMATCH'}; "
+              f"{distinct:,} distinct spans, {r['repeats']:,} copies left out"
+              + (f"; {r['forwarded']:,} forwarded)" if r["forwarded"] is not None else ")"))
+    print(f"all accepted after         {r['accepted_at']:.2f} s  (retries asked for: {r['retries']})")
+    print(f"end to end                 {r['rate']:,.0f} spans/s  ({r['elapsed']:.2f} s until all written"
+          + (" and forwarded)" if r["forwarded"] is not None else ")"))
+    print(f"service CPU                {r['cores']:.2f} cores  ({r['us_per_span']:.1f} us CPU per span)")
+    for role, seconds in (r["threads"].most_common() if r["threads"] else ()):
+        if seconds >= 0.005 * r["cores"] * r["elapsed"]:  # what holds at least 0.5% of the service's CPU
+            print(f"  {seconds / r['total'] * 1e6:5.1f} us per span  {role}")
+    if r["gil"] is not None:
+        held = sum(r["gil"].values()) / r["gil_rate"]
+        print(f"GIL held                   {held / r['gil_seconds']:.0%} of the window  "
+              f"({held / r['total'] * 1e6:.1f} us per span; py-spy --gil at {r['gil_rate']} Hz)")
+        for part, samples in r["gil"].most_common():
+            print(f"  {samples / r['gil_rate'] / r['total'] * 1e6:5.1f} us per span  {part}")
+    print(f"benchmark client CPU       {r['client_cores']:.2f} cores  ({r['client_us']:.1f} us CPU per span, sending the "
+          "prepared requests)")
+    print(f"machine busy               {r['machine_busy']:.2f} of {psutil.cpu_count()} cores  (the service, this "
+          "client and anything else running)")
+    print(f"service peak RSS           {r['peak_rss'] / 2**20:,.0f} MiB  (of it {r['peak_file'] / 2**20:,.0f} MiB "
+          "file-backed: the libraries' code, which the kernel may drop and read again; the private memory's "
+          f"own peak {r['peak_private'] / 2**20:,.0f} MiB)")
+    print(f"ratio end-to-end / floor   {r['rate'] / floor:.3f}")
+
+
+def verified(r: dict[str, Any], args: argparse.Namespace, distinct: int) -> bool:
+    """Whether every span was written once (and forwarded, in that mode)."""
+    stored = distinct if args.receive_only else r["stored"]  # nothing is stored, by design
+    return bool(stored == distinct == r["written"] and r["forwarded"] in (None, r["total"]))
+
+
+def compare(mode: str, payloads: list[bytes], json_payloads: list[bytes], args: argparse.Namespace,
+            warmup: list[bytes], baseline: Path, distinct: int, floor: float) -> int:
+    """``--baseline``: rounds of two fresh services on the same requests, the baseline's code and this
+    checkout's, their order swapped every round (so that a machine that drifts slower or faster during the
+    rounds weighs on both alike); each run's figures, then per round the ratio of the two and the medians."""
+    warm = len(warmup) * args.spans_per_request
+    pairs: list[dict[str, dict[str, Any]]] = []
+    ok = True
+    for round_ in range(args.rounds):
+        pair: dict[str, dict[str, Any]] = {}
+        for side in ("baseline", "this") if round_ % 2 == 0 else ("this", "baseline"):
+            load = os.getloadavg()[0]
+            r = run(mode, payloads, json_payloads, args, warmup, baseline if side == "baseline" else None)
+            good = verified(r, args, distinct)
+            ok = ok and good
+            report(r, args, warm, distinct, floor, good,
+                   f"{mode}, round {round_ + 1}, {side} ({args.baseline if side == 'baseline' else 'this checkout'}), "
+                   f"load {load:.2f}")
+            pair[side] = r
+        pairs.append(pair)
+    print(f"== this checkout against {args.baseline}, {args.rounds} round(s), {mode}")
+    for name, key, unit in (("end to end", "rate", "spans/s"), ("service CPU", "us_per_span", "us per span"),
+                            ("peak RSS", "peak_rss", "MiB")):
+        scale = 2**-20 if key == "peak_rss" else 1.0
+        this = [p["this"][key] * scale for p in pairs]
+        base = [p["baseline"][key] * scale for p in pairs]
+        ratios = ", ".join(f"{t / b:.3f}" for t, b in zip(this, base, strict=True))
+        print(f"{name:26s} {statistics.median(this):,.1f} against {statistics.median(base):,.1f} {unit} (medians): "
+              f"{statistics.median(this) / statistics.median(base):.3f}x; per round {ratios}")
+    return 0 if ok else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spans", type=int, default=300_000)
@@ -270,6 +386,10 @@ def main() -> int:
                         help="with --gil: also keep py-spy's folded stacks in this file (for a view by function)")
     parser.add_argument("--receive-only", action="store_true",
                         help="the receiving side alone: batches are committed without being stored")
+    parser.add_argument("--baseline", metavar="REV", default=None,
+                        help="also run the service at git commit REV, alternating with this checkout's, and print "
+                             "the ratios (the first --modes mode only; see --rounds)")
+    parser.add_argument("--rounds", type=int, default=3, help="with --baseline: pairs of runs (default 3)")
     parser.add_argument("--threads", action="store_true",
                         help="also print the service's CPU per span by thread (Linux: /proc/<pid>/task)")
     args = parser.parse_args()
@@ -287,44 +407,21 @@ def main() -> int:
     floor = decode_rate(payloads, args.spans_per_request)
     ok = True
     results = []
+    warm = len(warmup) * args.spans_per_request
+    if args.baseline:
+        with tempfile.TemporaryDirectory(prefix="lct-baseline-") as tree:
+            source = baseline_tree(args.baseline, Path(tree))
+            where = imported_from(source_env(source, None))
+            if not where.startswith(tree):
+                print(f"the baseline service would import {where}, not {source}", file=sys.stderr)
+                return 2
+            return compare(modes[0], payloads, json_payloads, args, warmup, source, distinct, floor)
     for mode in modes:
         r = run(mode, payloads, json_payloads, args, warmup)
         results.append(r)
-        stored = distinct if args.receive_only else r["stored"]  # nothing is stored, by design
-        good = stored == distinct == r["written"] and r["forwarded"] in (None, r["total"])
+        good = verified(r, args, distinct)
         ok = ok and good
-        print(f"== {mode}")
-        print(f"spans sent                 {r['total']:,} ({r['requests']} requests of {args.spans_per_request}, "
-              f"{args.streams} streams, {r['body_bytes'] / r['requests'] / 1024:,.0f} KiB each), "
-              f"after {len(warmup) * args.spans_per_request:,} untimed warm-up spans")
-        if args.receive_only:
-            print(f"rows committed (not stored) {r['written']:,}  ({'OK' if good else 'MISMATCH'}; "
-                  f"{distinct:,} distinct spans; --receive-only)")
-        else:
-            print(f"rows in table after stop   {r['stored']:,}  ({'OK' if good else 'MISMATCH'}; "
-                  f"{distinct:,} distinct spans, {r['repeats']:,} copies left out"
-                  + (f"; {r['forwarded']:,} forwarded)" if r["forwarded"] is not None else ")"))
-        print(f"all accepted after         {r['accepted_at']:.2f} s  (retries asked for: {r['retries']})")
-        print(f"end to end                 {r['rate']:,.0f} spans/s  ({r['elapsed']:.2f} s until all written"
-              + (" and forwarded)" if r["forwarded"] is not None else ")"))
-        print(f"service CPU                {r['cores']:.2f} cores  ({r['us_per_span']:.1f} us CPU per span)")
-        for role, seconds in (r["threads"].most_common() if r["threads"] else ()):
-            if seconds >= 0.005 * r["cores"] * r["elapsed"]:  # what holds at least 0.5% of the service's CPU
-                print(f"  {seconds / r['total'] * 1e6:5.1f} us per span  {role}")
-        if r["gil"] is not None:
-            held = sum(r["gil"].values()) / r["gil_rate"]
-            print(f"GIL held                   {held / r['gil_seconds']:.0%} of the window  "
-                  f"({held / r['total'] * 1e6:.1f} us per span; py-spy --gil at {r['gil_rate']} Hz)")
-            for part, samples in r["gil"].most_common():
-                print(f"  {samples / r['gil_rate'] / r['total'] * 1e6:5.1f} us per span  {part}")
-        print(f"benchmark client CPU       {r['client_cores']:.2f} cores  ({r['client_us']:.1f} us CPU per span, sending the "
-              "prepared requests)")
-        print(f"machine busy               {r['machine_busy']:.2f} of {psutil.cpu_count()} cores  (the service, this "
-              "client and anything else running)")
-        print(f"service peak RSS           {r['peak_rss'] / 2**20:,.0f} MiB  (of it {r['peak_file'] / 2**20:,.0f} MiB "
-              "file-backed: the libraries' code, which the kernel may drop and read again; the private memory's "
-              f"own peak {r['peak_private'] / 2**20:,.0f} MiB)")
-        print(f"ratio end-to-end / floor   {r['rate'] / floor:.3f}")
+        report(r, args, warm, distinct, floor, good, mode)
     print(f"protobuf decode floor      {floor:,.0f} spans/s (same payloads, this process)")
     if len(results) > 1:
         base = results[0]
