@@ -26,6 +26,11 @@ queue): the service child loads ``_service_child/receive_only.py``, whose writer
 without building or inserting anything. Its rate, set against a normal run's, tells whether the writer
 or the receiving side bounds the service.
 
+Each run also reports how fast the machine's CPU ran meanwhile (``_speed.py``: a fixed loop timed ten times
+a second in this process; the same loop's time has doubled from one second to the next here) and the rate
+times that time, "spans per probe loop": the rate with the machine's speed taken out, to set runs against
+each other.
+
 ``--baseline REV`` answers "is this change faster?" on a machine whose speed drifts from one run to the
 next (figures here moved by a fifth within an hour): it extracts commit REV's ``src`` (``git archive``) and
 runs the service from it and from this checkout in turns, swapping the order every round, then prints
@@ -67,6 +72,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _gil import GilSampler  # noqa: E402
+from _speed import SpeedProbe  # noqa: E402
 from _threads import ThreadClock, service_env  # noqa: E402
 from _workload import make_payloads  # noqa: E402
 
@@ -260,12 +266,14 @@ def run(mode: str, payloads: list[bytes], json_payloads: list[bytes], args: argp
             clock.mark()
         if gil is not None:
             gil.start()
+        speed = SpeedProbe().start()
         started = time.perf_counter()
         with ThreadPoolExecutor(args.streams) as pool:
             list(pool.map(send_one, range(requests)))
         accepted_at = time.perf_counter() - started
         wait_until_written(warm_total + total)
         elapsed = time.perf_counter() - started
+        probe_ms = speed.stop()
         cpu_after = proc.cpu_times()
         client_after, machine_after = psutil.Process().cpu_times(), psutil.cpu_times()
         gil_parts = gil.stop() if gil is not None else None
@@ -294,7 +302,8 @@ def run(mode: str, payloads: list[bytes], json_payloads: list[bytes], args: argp
             "us_per_span": cpu / total * 1e6, "peak_rss": peak_rss, "peak_private": peak_private, "peak_file": peak_file,
             "body_bytes": sum(map(len, bodies[:requests])),
             "threads": threads, "gil": gil_parts, "gil_seconds": gil.seconds if gil is not None else 0.0,
-            "gil_rate": gil.rate if gil is not None else 0}
+            "gil_rate": gil.rate if gil is not None else 0, "probe_ms": probe_ms, "probes": len(speed.samples),
+            "per_probe": total / elapsed * probe_ms / 1e3}
 
 
 def report(r: dict[str, Any], args: argparse.Namespace, warm: int, distinct: int, floor: float, good: bool,
@@ -332,6 +341,9 @@ def report(r: dict[str, Any], args: argparse.Namespace, warm: int, distinct: int
           "file-backed: the libraries' code, which the kernel may drop and read again; the private memory's "
           f"own peak {r['peak_private'] / 2**20:,.0f} MiB)")
     print(f"ratio end-to-end / floor   {r['rate'] / floor:.3f}")
+    print(f"CPU speed probe            {r['probe_ms']:.2f} ms per fixed loop (median of {r['probes']}, in this "
+          f"process; lower is faster, see _speed.py): {r['per_probe']:,.1f} spans per probe loop, the rate with "
+          "the machine's speed taken out")
 
 
 def verified(r: dict[str, Any], args: argparse.Namespace, distinct: int) -> bool:
@@ -361,7 +373,8 @@ def compare(mode: str, payloads: list[bytes], json_payloads: list[bytes], args: 
             pair[side] = r
         pairs.append(pair)
     print(f"== this checkout against {args.baseline}, {args.rounds} round(s), {mode}")
-    for name, key, unit in (("end to end", "rate", "spans/s"), ("service CPU", "us_per_span", "us per span"),
+    for name, key, unit in (("end to end", "rate", "spans/s"), ("per probe loop", "per_probe", "spans"),
+                            ("CPU speed probe", "probe_ms", "ms"), ("service CPU", "us_per_span", "us per span"),
                             ("peak RSS", "peak_rss", "MiB")):
         scale = 2**-20 if key == "peak_rss" else 1.0
         this = [p["this"][key] * scale for p in pairs]
