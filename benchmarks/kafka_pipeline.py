@@ -31,6 +31,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _speed import SpeedProbe  # noqa: E402
 from _workload import make_payloads  # noqa: E402
 
 from llm_cost_tracker.queue.kafka_testing import KafkaProcess, TansuBroker, sql  # noqa: E402
@@ -200,6 +201,7 @@ def main() -> int:
                     time.sleep(0.05)
 
         cpu_before = {name: cpu_seconds(p) for name, p in procs.items()}
+        speed = SpeedProbe().start()
         started = time.perf_counter()
         with ThreadPoolExecutor(args.streams) as pool:
             list(pool.map(send, range(requests)))
@@ -209,6 +211,7 @@ def main() -> int:
         while consumer.metric("llm_kafka_committed_records_total") < total:
             time.sleep(0.1)  # each poll is a /metrics scrape of the consumer: 10/s keeps its cost out of the figures
         elapsed = time.perf_counter() - started
+        probe_ms = speed.stop()
         cpu = {name: cpu_seconds(p) - cpu_before[name] for name, p in procs.items()}
         for channel in channels:
             channel.close()
@@ -243,6 +246,8 @@ def main() -> int:
           f"retries {retries})")
     print(f"end to end                   {rate:,.0f} spans/s  ({elapsed:.2f} s until all committed; "
           f"{batches:.0f} batches, {markers:.0f} flush markers)")
+    print(f"CPU speed probe              {probe_ms:.2f} ms per fixed loop (median of {len(speed.samples)}, in this "
+          f"process; lower is faster, _speed.py): {rate * probe_ms / 1e3:,.1f} spans per probe loop")
     print(f"consumer at the last ack     {behind:,.0f} spans behind; CPU until then "
           f"{consumer_cpu_at_ack / max(total - behind, 1) * 1e6:.1f} us per committed span")
     for name, seconds in cpu.items():

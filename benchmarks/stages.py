@@ -22,6 +22,7 @@ import argparse
 import collections
 import gc
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -32,6 +33,7 @@ from typing import Any
 import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _speed import probe_once  # noqa: E402
 from _workload import make_payloads  # noqa: E402
 
 from llm_cost_tracker.config import Settings  # noqa: E402
@@ -131,6 +133,7 @@ def main() -> int:
     first_arrivals.stored([("", "0" * 32, "0" * 16, 0)])
     warm_store(client, limits, args.batch)
     client.command("SYSTEM STOP MERGES")
+    probes = [probe_once() for _ in range(9)]  # how fast the machine runs now (_speed.py), and again at the end
     spent: collections.Counter[str] = collections.Counter()
     paused = [0.0]
 
@@ -205,6 +208,7 @@ def main() -> int:
     started = time.process_time()
     client.command("OPTIMIZE TABLE llm_spans FINAL")
     merged = time.process_time() - started
+    probes += [probe_once() for _ in range(9)]
     total = sum(spent.values())
     python = total - sum(spent[name] for name in STORE)
     load = os.getloadavg()[0]
@@ -220,6 +224,8 @@ def main() -> int:
           f"all stages / floor = {total / spans / floor:.1f}x")
     print(f"  one merge of the inserted parts {merged / spans * 1e6:.2f} us per span (chDB's background work, not "
           f"counted above; the running service pays it once per merge level, ingest.py --threads shows it)")
+    print(f"  CPU speed probe {statistics.median(probes) * 1e3:.2f} ms per fixed loop (median of {len(probes)} before "
+          "and after; lower is faster, _speed.py): the machine's speed, to set this run against another")
     return 0
 
 
