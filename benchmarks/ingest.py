@@ -32,12 +32,13 @@ times that time, "spans per probe loop": the rate with the machine's speed taken
 each other.
 
 ``--baseline REV`` answers "is this change faster?" on a machine whose speed drifts from one run to the
-next (figures here moved by a fifth within an hour): it extracts commit REV's ``src`` (``git archive``) and
-runs the service from it and from this checkout in turns, swapping the order every round, then prints
-each round's ratio and the ratio of the medians. Only runs interleaved like this compare, and even they
-scatter: an A/A run (this checkout against ``HEAD``, the same code) read 1.263 and 1.064 in its two rounds,
-and the same code read 0.949 / 0.860 / 0.905 against a commit with no change on the hot path. A change
-smaller than ~10% needs many rounds, or an in-process harness (``stages.py``) that times it alone.
+next (figures here moved by a fifth within an hour): it extracts commit REV's ``src`` (``git archive``),
+copies this checkout's ``src`` beside it (both sides then import from a copy and fill their own numba cache
+first: ``_baseline.py``), and runs the service from each in turns, swapping the order every round, then
+prints each round's ratio and the ratio of the medians. Only runs interleaved like this compare, and even
+they scatter: an A/A run (the same code on both sides, before the copy) read 1.263 and 1.064 in its two
+rounds. A change smaller than ~10% needs many rounds, or an in-process harness (``stages.py``) that times
+it alone.
 
 Every request carries spans of its own by default: a payload sent twice is a copy, which the service
 leaves out (span identity, docs/schema.md), so repeating payloads would measure the duplicate path.
@@ -47,13 +48,10 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import io
 import os
 import re
 import statistics
-import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 import time
@@ -71,6 +69,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _baseline import baseline_tree, checkout_tree, imported_from, source_env, warm_compiled  # noqa: E402
 from _gil import GilSampler  # noqa: E402
 from _speed import SpeedProbe  # noqa: E402
 from _threads import ThreadClock, service_env  # noqa: E402
@@ -169,33 +168,6 @@ def http_sender(svc: ServiceProcess, content_type: str) -> tuple[Callable[[bytes
             connection.close()
 
     return send, close
-
-
-def baseline_tree(rev: str, into: Path) -> Path:
-    """The ``src`` directory of commit ``rev`` of this repository, extracted under ``into`` (``git archive``)."""
-    root = Path(__file__).resolve().parent.parent
-    archive = subprocess.run(["git", "-C", str(root), "archive", "--format=tar", rev, "src"], check=True,
-                             capture_output=True).stdout
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(into, filter="data")
-    return into / "src"
-
-
-def source_env(source: Path, env: dict[str, str] | None) -> dict[str, str]:
-    """``env`` (or none) with ``source`` first on the service's PYTHONPATH, behind the benchmark's own hooks
-    (``_service_child``, when ``env`` has them): ahead of the editable install's path, so its package is the one
-    imported."""
-    env = dict(env or {})
-    path = env.get("PYTHONPATH", os.environ.get("PYTHONPATH", ""))
-    hooks, rest = (path.split(os.pathsep, 1) + [""])[:2] if "_service_child" in path else ("", path)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (hooks, str(source), rest) if p)
-    return env
-
-
-def imported_from(env: dict[str, str]) -> str:
-    """Where a service child with ``env`` imports ``llm_cost_tracker`` from."""
-    return subprocess.run([sys.executable, "-c", "import llm_cost_tracker; print(llm_cost_tracker.__file__)"],
-                          env={**os.environ, **env}, check=True, capture_output=True, text=True).stdout.strip()
 
 
 def run(mode: str, payloads: list[bytes], json_payloads: list[bytes], args: argparse.Namespace,
@@ -353,10 +325,11 @@ def verified(r: dict[str, Any], args: argparse.Namespace, distinct: int) -> bool
 
 
 def compare(mode: str, payloads: list[bytes], json_payloads: list[bytes], args: argparse.Namespace,
-            warmup: list[bytes], baseline: Path, distinct: int, floor: float) -> int:
+            warmup: list[bytes], baseline: Path, this: Path, distinct: int, floor: float) -> int:
     """``--baseline``: rounds of two fresh services on the same requests, the baseline's code and this
-    checkout's, their order swapped every round (so that a machine that drifts slower or faster during the
-    rounds weighs on both alike); each run's figures, then per round the ratio of the two and the medians."""
+    checkout's (a copy of it, as the baseline is: ``_baseline.checkout_tree``), their order swapped every round
+    (so that a machine that drifts slower or faster during the rounds weighs on both alike); each run's
+    figures, then per round the ratio of the two and the medians."""
     warm = len(warmup) * args.spans_per_request
     pairs: list[dict[str, dict[str, Any]]] = []
     ok = True
@@ -364,7 +337,7 @@ def compare(mode: str, payloads: list[bytes], json_payloads: list[bytes], args: 
         pair: dict[str, dict[str, Any]] = {}
         for side in ("baseline", "this") if round_ % 2 == 0 else ("this", "baseline"):
             load = os.getloadavg()[0]
-            r = run(mode, payloads, json_payloads, args, warmup, baseline if side == "baseline" else None)
+            r = run(mode, payloads, json_payloads, args, warmup, baseline if side == "baseline" else this)
             good = verified(r, args, distinct)
             ok = ok and good
             report(r, args, warm, distinct, floor, good,
@@ -425,13 +398,17 @@ def main() -> int:
     results = []
     warm = len(warmup) * args.spans_per_request
     if args.baseline:
-        with tempfile.TemporaryDirectory(prefix="lct-baseline-") as tree:
+        with tempfile.TemporaryDirectory(prefix="lct-baseline-") as tree, \
+                tempfile.TemporaryDirectory(prefix="lct-checkout-") as mine:
             source = baseline_tree(args.baseline, Path(tree))
+            this = checkout_tree(Path(mine))
+            for src in (source, this):
+                warm_compiled(source_env(src, None))
             where = imported_from(source_env(source, None))
-            if not where.startswith(tree):
+            if not where.startswith(tree) or not imported_from(source_env(this, None)).startswith(mine):
                 print(f"the baseline service would import {where}, not {source}", file=sys.stderr)
                 return 2
-            return compare(modes[0], payloads, json_payloads, args, warmup, source, distinct, floor)
+            return compare(modes[0], payloads, json_payloads, args, warmup, source, this, distinct, floor)
     for mode in modes:
         r = run(mode, payloads, json_payloads, args, warmup)
         results.append(r)

@@ -11,6 +11,7 @@ bounds what any receiver and consumer could reach on this machine. Figures only:
 
     python benchmarks/kafka_pipeline.py --spans 200000 --streams 4
     python benchmarks/kafka_pipeline.py --spans 200000 --streams 4 --receivers 2   # more processes
+    python benchmarks/kafka_pipeline.py --receivers 2 --spans 300000 --baseline HEAD~1 --rounds 3
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import sys
 import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import grpc
 import psutil
@@ -31,6 +34,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _baseline import baseline_tree, checkout_tree, imported_from, source_env, warm_compiled  # noqa: E402
 from _speed import SpeedProbe  # noqa: E402
 from _workload import make_payloads  # noqa: E402
 
@@ -156,15 +160,67 @@ def main() -> int:
                         help="batch size of the store floor (chDB alone inserting the same records; 0 skips it)")
     parser.add_argument("--no-per-span-floor", action="store_true",
                         help="skip the second floor (the same records as one message per span, as v1.0 wrote)")
+    parser.add_argument("--baseline", metavar="REV", default=None,
+                        help="also run the receivers and the consumer at git commit REV, alternating with this "
+                             "checkout's, and print the ratios (no floors then; see --rounds)")
+    parser.add_argument("--rounds", type=int, default=3, help="with --baseline: pairs of runs (default 3)")
     args = parser.parse_args()
-
-    load_before = os.getloadavg()
     requests = args.spans // args.spans_per_request
     payloads = make_payloads(args.distinct_payloads or requests, args.spans_per_request)
+    if args.baseline:
+        with tempfile.TemporaryDirectory(prefix="lct-baseline-") as tree, \
+                tempfile.TemporaryDirectory(prefix="lct-checkout-") as mine:
+            source = baseline_tree(args.baseline, Path(tree))
+            this = checkout_tree(Path(mine))
+            for src in (source, this):
+                warm_compiled(source_env(src, None))
+            where = imported_from(source_env(source, None))
+            if not where.startswith(tree) or not imported_from(source_env(this, None)).startswith(mine):
+                print(f"the baseline processes would import {where}, not {source}", file=sys.stderr)
+                return 2
+            return compare(args, payloads, source, this)
+    r = pipeline(args, payloads, None, floors=True)
+    report(r, args)
+    return 0 if r["stored"] == r["total"] else 1
+
+
+def compare(args: argparse.Namespace, payloads: list[bytes], baseline: Path, this: Path) -> int:
+    """``--baseline``: rounds of the pipeline run by the baseline's code and by this checkout's (both copies,
+    ``_baseline.checkout_tree``), their order swapped every round; each run's figures, then per round the ratio
+    of the two and the medians."""
+    pairs: list[dict[str, dict[str, Any]]] = []
+    ok = True
+    for round_ in range(args.rounds):
+        pair: dict[str, dict[str, Any]] = {}
+        for side in ("baseline", "this") if round_ % 2 == 0 else ("this", "baseline"):
+            r = pipeline(args, payloads, baseline if side == "baseline" else this, floors=False)
+            print(f"== round {round_ + 1}, {side} ({args.baseline if side == 'baseline' else 'this checkout'})")
+            report(r, args)
+            ok = ok and r["stored"] == r["total"]
+            pair[side] = r
+        pairs.append(pair)
+    print(f"== this checkout against {args.baseline}, {args.rounds} round(s)")
+    for name, key, unit in (("end to end", "rate", "spans/s"), ("per probe loop", "per_probe", "spans"),
+                            ("CPU speed probe", "probe_ms", "ms"), ("consumer CPU", "consumer_us", "us per span"),
+                            ("receivers' CPU", "receivers_us", "us per span")):
+        this = [p["this"][key] for p in pairs]
+        base = [p["baseline"][key] for p in pairs]
+        ratios = ", ".join(f"{t / b:.3f}" for t, b in zip(this, base, strict=True))
+        print(f"{name:26s} {statistics.median(this):,.1f} against {statistics.median(base):,.1f} {unit} (medians): "
+              f"{statistics.median(this) / statistics.median(base):.3f}x; per round {ratios}")
+    return 0 if ok else 1
+
+
+def pipeline(args: argparse.Namespace, payloads: list[bytes], source: Path | None, floors: bool) -> dict[str, Any]:
+    """One run: a broker, the consumer and the receivers (the code under ``source``, a ``src`` directory, when
+    given, else this checkout's), every request sent, until the consumer committed them all; with ``floors``,
+    the raw produce floor and the store floor after it."""
+    load_before = os.getloadavg()
+    requests = args.spans // args.spans_per_request
     total = requests * args.spans_per_request
     distinct = min(len(payloads), requests) * args.spans_per_request
     compression = None if args.compression == "none" else args.compression
-
+    env = source_env(source, None) if source is not None else None
     with tempfile.TemporaryDirectory(prefix="lct-kafka-bench-") as tmp:
         broker = TansuBroker(tmp).start()
         common = ["--kafka-bootstrap", broker.bootstrap, "--no-kafka-idempotence", "--kafka-compression",
@@ -172,8 +228,8 @@ def main() -> int:
                   str(args.linger_ms), "--log-level", "warning"]
         age = ["--batch-age-seconds", str(args.batch_age_seconds)] if args.batch_age_seconds else []
         consumer = KafkaProcess("consumer", Path(tmp) / "consumer", *common, "--kafka-session-timeout-ms", "3000",
-                                "--kafka-heartbeat-interval-ms", "500", *age).start()
-        receivers = [KafkaProcess("receiver", Path(tmp) / f"receiver-{n}", *common).start()
+                                "--kafka-heartbeat-interval-ms", "500", *age, env=env).start()
+        receivers = [KafkaProcess("receiver", Path(tmp) / f"receiver-{n}", *common, env=env).start()
                      for n in range(args.receivers)]
         procs = {f"receiver {n}" if args.receivers > 1 else "receiver": psutil.Process(r.proc.pid)
                  for n, r in enumerate(receivers)}
@@ -226,37 +282,53 @@ def main() -> int:
         topic_bytes = sum(len(v or b"") + len(k or b"") for k, v, _ in messages)
         topic_records = sum(_records(m) for m in messages)
         floor_msgs = asyncio.run(raw_produce_rate(broker.bootstrap, messages, compression, args.linger_ms,
-                                                  args.partitions))
+                                                  args.partitions)) if floors else 0.0
         floor = floor_msgs * topic_records / max(len(messages), 1)  # spans/s carried by those messages
         per_span = 0.0
-        if not args.no_per_span_floor:
+        if floors and not args.no_per_span_floor:
             per_span = asyncio.run(raw_produce_rate(broker.bootstrap, one_per_span(messages), compression,
                                                     args.linger_ms, args.partitions, topic="raw-floor-per-span"))
         broker.stop()
-    store, store_cpu = store_rate(messages, args.store_batch) if args.store_batch else (0.0, 0.0)
+    store, store_cpu = store_rate(messages, args.store_batch) if floors and args.store_batch else (0.0, 0.0)
 
     rate = total / elapsed
-    print(f"load average                 {load_before[0]:.2f} before, {os.getloadavg()[0]:.2f} after (1 min; "
+    receivers_cpu = sum(seconds for name, seconds in cpu.items() if name.startswith("receiver"))
+    return {"load_before": load_before, "total": total, "requests": requests, "distinct": distinct, "stored": stored,
+            "acked_at": acked_at, "retries": retries, "rate": rate, "elapsed": elapsed, "batches": batches,
+            "markers": markers, "behind": behind, "consumer_cpu_at_ack": consumer_cpu_at_ack, "cpu": cpu,
+            "messages": len(messages), "topic_bytes": topic_bytes, "topic_records": topic_records,
+            "floor_msgs": floor_msgs, "floor": floor, "per_span": per_span, "store": store, "store_cpu": store_cpu,
+            "probe_ms": probe_ms, "probes": len(speed.samples), "per_probe": rate * probe_ms / 1e3,
+            "consumer_us": cpu["consumer"] / total * 1e6, "receivers_us": receivers_cpu / total * 1e6}
+
+
+def report(r: dict[str, Any], args: argparse.Namespace) -> None:
+    """Print one run's figures."""
+    total, elapsed, rate, floor = r["total"], r["elapsed"], r["rate"], r["floor"]
+    messages, topic_records, topic_bytes = r["messages"], r["topic_records"], r["topic_bytes"]
+    print(f"load average                 {r['load_before'][0]:.2f} before, {os.getloadavg()[0]:.2f} after (1 min; "
           f"{psutil.cpu_count()} cores)")
-    print(f"spans sent                   {total:,} ({requests} requests of {args.spans_per_request}, "
+    print(f"spans sent                   {total:,} ({r['requests']} requests of {args.spans_per_request}, "
           f"{args.streams} streams to {args.receivers} receiver(s), {args.partitions} partitions, {args.compression})")
-    print(f"rows in table after stop     {stored:,}  ({'OK' if stored == distinct else 'MISMATCH'}; "
-          f"{distinct:,} distinct spans, {total - distinct:,} copies left out)")
-    print(f"all Exports acked after      {acked_at:.2f} s  ({total / acked_at:,.0f} spans/s into Kafka; "
-          f"retries {retries})")
+    print(f"rows in table after stop     {r['stored']:,}  ({'OK' if r['stored'] == r['distinct'] else 'MISMATCH'}; "
+          f"{r['distinct']:,} distinct spans, {total - r['distinct']:,} copies left out)")
+    print(f"all Exports acked after      {r['acked_at']:.2f} s  ({total / r['acked_at']:,.0f} spans/s into Kafka; "
+          f"retries {r['retries']})")
     print(f"end to end                   {rate:,.0f} spans/s  ({elapsed:.2f} s until all committed; "
-          f"{batches:.0f} batches, {markers:.0f} flush markers)")
-    print(f"CPU speed probe              {probe_ms:.2f} ms per fixed loop (median of {len(speed.samples)}, in this "
-          f"process; lower is faster, _speed.py): {rate * probe_ms / 1e3:,.1f} spans per probe loop")
-    print(f"consumer at the last ack     {behind:,.0f} spans behind; CPU until then "
-          f"{consumer_cpu_at_ack / max(total - behind, 1) * 1e6:.1f} us per committed span")
-    for name, seconds in cpu.items():
+          f"{r['batches']:.0f} batches, {r['markers']:.0f} flush markers)")
+    print(f"CPU speed probe              {r['probe_ms']:.2f} ms per fixed loop (median of {r['probes']}, in this "
+          f"process; lower is faster, _speed.py): {r['per_probe']:,.1f} spans per probe loop")
+    print(f"consumer at the last ack     {r['behind']:,.0f} spans behind; CPU until then "
+          f"{r['consumer_cpu_at_ack'] / max(total - r['behind'], 1) * 1e6:.1f} us per committed span")
+    for name, seconds in r["cpu"].items():
         print(f"CPU {name:<25}{seconds / elapsed:.2f} cores  ({seconds / total * 1e6:.1f} us per span)")
-    print(f"messages on the topic        {len(messages):,} holding {topic_records:,} spans  "
-          f"({topic_bytes / max(len(messages), 1):,.0f} B avg, {topic_bytes / max(topic_records, 1):.0f} B per span)")
-    print(f"raw aiokafka send() floor    {floor_msgs:,.0f} msg/s = {floor:,.0f} spans/s (same messages and headers, "
-          f"acks=all, same run)")
-    print(f"ratio end-to-end / raw       {rate / floor:.3f}  (target >= 0.5; absolute target 15,000 spans/s)")
+    print(f"messages on the topic        {messages:,} holding {topic_records:,} spans  "
+          f"({topic_bytes / max(messages, 1):,.0f} B avg, {topic_bytes / max(topic_records, 1):.0f} B per span)")
+    if floor:
+        print(f"raw aiokafka send() floor    {r['floor_msgs']:,.0f} msg/s = {floor:,.0f} spans/s (same messages and "
+              "headers, acks=all, same run)")
+        print(f"ratio end-to-end / raw       {rate / floor:.3f}  (target >= 0.5; absolute target 15,000 spans/s)")
+    per_span, store, store_cpu = r["per_span"], r["store"], r["store_cpu"]
     if per_span:
         print(f"per-span floor (v1.0 layout) {per_span:,.0f} spans/s (same records, one message each, keyed by "
               f"trace id); ratio {rate / per_span:.3f}")
@@ -266,7 +338,6 @@ def main() -> int:
               f"consumer's sink, batches of {args.store_batch:,}); {cores} cores at that CPU cost store at most "
               f"{cores / store_cpu * 1e6:,.0f} spans/s with nothing else running, against half the raw floor "
               f"{floor / 2:,.0f}")
-    return 0 if stored == total else 1
 
 
 if __name__ == "__main__":
