@@ -6,12 +6,17 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tarfile
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-__all__ = ["baseline_tree", "checkout_tree", "imported_from", "source_env", "warm_compiled"]
+__all__ = ["baseline_tree", "checkout_tree", "imported_from", "print_ratios", "source_env", "trees", "warm_compiled"]
 
 
 def baseline_tree(rev: str, into: Path) -> Path:
@@ -67,3 +72,31 @@ def warm_compiled(env: dict[str, str]) -> None:
     """Compile the tree's numba loops once, into its own cache (``__pycache__`` beside the sources), before it is
     timed: this checkout's cache is already there, and a Kafka receiver compiles on its first requests."""
     subprocess.run([sys.executable, "-c", _WARM_UP], env={**os.environ, **env}, check=True, capture_output=True)
+
+
+@contextmanager
+def trees(rev: str) -> Iterator[tuple[Path, Path]]:
+    """(commit ``rev``'s ``src``, a copy of this checkout's), each with its numba cache filled and checked to be
+    what a child process given its :func:`source_env` imports; removed on exit. Raises RuntimeError when a
+    child would import the package from elsewhere."""
+    with tempfile.TemporaryDirectory(prefix="lct-baseline-") as tree, \
+            tempfile.TemporaryDirectory(prefix="lct-checkout-") as mine:
+        sides = ((baseline_tree(rev, Path(tree)), tree), (checkout_tree(Path(mine)), mine))
+        for src, root in sides:
+            env = source_env(src, None)
+            warm_compiled(env)
+            where = imported_from(env)
+            if not where.startswith(root):
+                raise RuntimeError(f"a child process would import {where}, not the copy in {src}")
+        yield sides[0][0], sides[1][0]
+
+
+def print_ratios(pairs: Sequence[dict[str, dict[str, Any]]], rows: Sequence[tuple[str, str, str, float]]) -> None:
+    """Per figure (name, key in a run's figures, unit, scale): this checkout's median against the baseline's,
+    their ratio, and each round's."""
+    for name, key, unit, scale in rows:
+        this = [p["this"][key] * scale for p in pairs]
+        base = [p["baseline"][key] * scale for p in pairs]
+        ratios = ", ".join(f"{t / b:.3f}" for t, b in zip(this, base, strict=True))
+        print(f"{name:26s} {statistics.median(this):,.1f} against {statistics.median(base):,.1f} {unit} (medians): "
+              f"{statistics.median(this) / statistics.median(base):.3f}x; per round {ratios}")

@@ -50,7 +50,6 @@ import argparse
 import http.client
 import os
 import re
-import statistics
 import sys
 import tempfile
 import threading
@@ -69,7 +68,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _baseline import baseline_tree, checkout_tree, imported_from, source_env, warm_compiled  # noqa: E402
+from _baseline import print_ratios, source_env, trees  # noqa: E402
 from _gil import GilSampler  # noqa: E402
 from _speed import SpeedProbe  # noqa: E402
 from _threads import ThreadClock, service_env  # noqa: E402
@@ -346,15 +345,9 @@ def compare(mode: str, payloads: list[bytes], json_payloads: list[bytes], args: 
             pair[side] = r
         pairs.append(pair)
     print(f"== this checkout against {args.baseline}, {args.rounds} round(s), {mode}")
-    for name, key, unit in (("end to end", "rate", "spans/s"), ("per probe loop", "per_probe", "spans"),
-                            ("CPU speed probe", "probe_ms", "ms"), ("service CPU", "us_per_span", "us per span"),
-                            ("peak RSS", "peak_rss", "MiB")):
-        scale = 2**-20 if key == "peak_rss" else 1.0
-        this = [p["this"][key] * scale for p in pairs]
-        base = [p["baseline"][key] * scale for p in pairs]
-        ratios = ", ".join(f"{t / b:.3f}" for t, b in zip(this, base, strict=True))
-        print(f"{name:26s} {statistics.median(this):,.1f} against {statistics.median(base):,.1f} {unit} (medians): "
-              f"{statistics.median(this) / statistics.median(base):.3f}x; per round {ratios}")
+    print_ratios(pairs, (("end to end", "rate", "spans/s", 1.0), ("per probe loop", "per_probe", "spans", 1.0),
+                         ("CPU speed probe", "probe_ms", "ms", 1.0), ("service CPU", "us_per_span", "us per span", 1.0),
+                         ("peak RSS", "peak_rss", "MiB", 2**-20)))
     return 0 if ok else 1
 
 
@@ -398,16 +391,7 @@ def main() -> int:
     results = []
     warm = len(warmup) * args.spans_per_request
     if args.baseline:
-        with tempfile.TemporaryDirectory(prefix="lct-baseline-") as tree, \
-                tempfile.TemporaryDirectory(prefix="lct-checkout-") as mine:
-            source = baseline_tree(args.baseline, Path(tree))
-            this = checkout_tree(Path(mine))
-            for src in (source, this):
-                warm_compiled(source_env(src, None))
-            where = imported_from(source_env(source, None))
-            if not where.startswith(tree) or not imported_from(source_env(this, None)).startswith(mine):
-                print(f"the baseline service would import {where}, not {source}", file=sys.stderr)
-                return 2
+        with trees(args.baseline) as (source, this):
             return compare(modes[0], payloads, json_payloads, args, warmup, source, this, distinct, floor)
     for mode in modes:
         r = run(mode, payloads, json_payloads, args, warmup)

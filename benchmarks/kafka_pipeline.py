@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import statistics
 import sys
 import tempfile
 import threading
@@ -34,7 +33,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _baseline import baseline_tree, checkout_tree, imported_from, source_env, warm_compiled  # noqa: E402
+from _baseline import print_ratios, source_env, trees  # noqa: E402
 from _speed import SpeedProbe  # noqa: E402
 from _workload import make_payloads  # noqa: E402
 
@@ -168,16 +167,7 @@ def main() -> int:
     requests = args.spans // args.spans_per_request
     payloads = make_payloads(args.distinct_payloads or requests, args.spans_per_request)
     if args.baseline:
-        with tempfile.TemporaryDirectory(prefix="lct-baseline-") as tree, \
-                tempfile.TemporaryDirectory(prefix="lct-checkout-") as mine:
-            source = baseline_tree(args.baseline, Path(tree))
-            this = checkout_tree(Path(mine))
-            for src in (source, this):
-                warm_compiled(source_env(src, None))
-            where = imported_from(source_env(source, None))
-            if not where.startswith(tree) or not imported_from(source_env(this, None)).startswith(mine):
-                print(f"the baseline processes would import {where}, not {source}", file=sys.stderr)
-                return 2
+        with trees(args.baseline) as (source, this):
             return compare(args, payloads, source, this)
     r = pipeline(args, payloads, None, floors=True)
     report(r, args)
@@ -200,14 +190,9 @@ def compare(args: argparse.Namespace, payloads: list[bytes], baseline: Path, thi
             pair[side] = r
         pairs.append(pair)
     print(f"== this checkout against {args.baseline}, {args.rounds} round(s)")
-    for name, key, unit in (("end to end", "rate", "spans/s"), ("per probe loop", "per_probe", "spans"),
-                            ("CPU speed probe", "probe_ms", "ms"), ("consumer CPU", "consumer_us", "us per span"),
-                            ("receivers' CPU", "receivers_us", "us per span")):
-        this = [p["this"][key] for p in pairs]
-        base = [p["baseline"][key] for p in pairs]
-        ratios = ", ".join(f"{t / b:.3f}" for t, b in zip(this, base, strict=True))
-        print(f"{name:26s} {statistics.median(this):,.1f} against {statistics.median(base):,.1f} {unit} (medians): "
-              f"{statistics.median(this) / statistics.median(base):.3f}x; per round {ratios}")
+    print_ratios(pairs, (("end to end", "rate", "spans/s", 1.0), ("per probe loop", "per_probe", "spans", 1.0),
+                         ("CPU speed probe", "probe_ms", "ms", 1.0), ("consumer CPU", "consumer_us", "us per span", 1.0),
+                         ("receivers' CPU", "receivers_us", "us per span", 1.0)))
     return 0 if ok else 1
 
 
