@@ -16,10 +16,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["baseline_tree", "checkout_tree", "imported_from", "print_ratios", "source_env", "trees", "warm_compiled"]
+__all__ = ["print_ratios", "source_env", "trees"]
 
 
-def baseline_tree(rev: str, into: Path) -> Path:
+def _baseline_tree(rev: str, into: Path) -> Path:
     """The ``src`` directory of commit ``rev`` of this repository, extracted under ``into`` (``git archive``)."""
     root = Path(__file__).resolve().parent.parent
     archive = subprocess.run(["git", "-C", str(root), "archive", "--format=tar", rev, "src"], check=True,
@@ -29,7 +29,7 @@ def baseline_tree(rev: str, into: Path) -> Path:
     return into / "src"
 
 
-def checkout_tree(into: Path) -> Path:
+def _checkout_tree(into: Path) -> Path:
     """This checkout's ``src`` as it is now (uncommitted changes included), copied under ``into``: the side a
     baseline is set against runs from a copy too, so that both import from the same kind of place and
     compile their numba loops the same way: an A/A run of ``kafka_pipeline.py`` with the checkout itself on one
@@ -46,13 +46,13 @@ def source_env(source: Path, env: dict[str, str] | None) -> dict[str, str]:
     (``_service_child``, when ``env`` has them): ahead of the editable install's path, so its package is the one
     imported."""
     env = dict(env or {})
-    path = env.get("PYTHONPATH", os.environ.get("PYTHONPATH", ""))
-    hooks, rest = (path.split(os.pathsep, 1) + [""])[:2] if "_service_child" in path else ("", path)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (hooks, str(source), rest) if p)
+    path = [p for p in env.get("PYTHONPATH", os.environ.get("PYTHONPATH", "")).split(os.pathsep) if p]
+    hooks = [p for p in path if p.endswith("_service_child")]
+    env["PYTHONPATH"] = os.pathsep.join([*hooks, str(source), *(p for p in path if p not in hooks)])
     return env
 
 
-def imported_from(env: dict[str, str]) -> str:
+def _imported_from(env: dict[str, str]) -> str:
     """Where a service child with ``env`` imports ``llm_cost_tracker`` from."""
     return subprocess.run([sys.executable, "-c", "import llm_cost_tracker; print(llm_cost_tracker.__file__)"],
                           env={**os.environ, **env}, check=True, capture_output=True, text=True).stdout.strip()
@@ -68,7 +68,7 @@ for name in ("llm_cost_tracker.sources.otlp_records", "llm_cost_tracker.queue.ka
 """
 
 
-def warm_compiled(env: dict[str, str]) -> None:
+def _warm_compiled(env: dict[str, str]) -> None:
     """Compile the tree's numba loops once, into its own cache (``__pycache__`` beside the sources), before it is
     timed: this checkout's cache is already there, and a Kafka receiver compiles on its first requests."""
     subprocess.run([sys.executable, "-c", _WARM_UP], env={**os.environ, **env}, check=True, capture_output=True)
@@ -81,11 +81,11 @@ def trees(rev: str) -> Iterator[tuple[Path, Path]]:
     child would import the package from elsewhere."""
     with tempfile.TemporaryDirectory(prefix="lct-baseline-") as tree, \
             tempfile.TemporaryDirectory(prefix="lct-checkout-") as mine:
-        sides = ((baseline_tree(rev, Path(tree)), tree), (checkout_tree(Path(mine)), mine))
+        sides = ((_baseline_tree(rev, Path(tree)), tree), (_checkout_tree(Path(mine)), mine))
         for src, root in sides:
             env = source_env(src, None)
-            warm_compiled(env)
-            where = imported_from(env)
+            _warm_compiled(env)
+            where = _imported_from(env)
             if not where.startswith(root):
                 raise RuntimeError(f"a child process would import {where}, not the copy in {src}")
         yield sides[0][0], sides[1][0]

@@ -326,7 +326,7 @@ def verified(r: dict[str, Any], args: argparse.Namespace, distinct: int) -> bool
 def compare(mode: str, payloads: list[bytes], json_payloads: list[bytes], args: argparse.Namespace,
             warmup: list[bytes], baseline: Path, this: Path, distinct: int, floor: float) -> int:
     """``--baseline``: rounds of two fresh services on the same requests, the baseline's code and this
-    checkout's (a copy of it, as the baseline is: ``_baseline.checkout_tree``), their order swapped every round
+    checkout's (a copy of it, as the baseline is: ``_baseline.trees``), their order swapped every round
     (so that a machine that drifts slower or faster during the rounds weighs on both alike); each run's
     figures, then per round the ratio of the two and the medians."""
     warm = len(warmup) * args.spans_per_request

@@ -176,7 +176,7 @@ def main() -> int:
 
 def compare(args: argparse.Namespace, payloads: list[bytes], baseline: Path, this: Path) -> int:
     """``--baseline``: rounds of the pipeline run by the baseline's code and by this checkout's (both copies,
-    ``_baseline.checkout_tree``), their order swapped every round; each run's figures, then per round the ratio
+    ``_baseline.trees``), their order swapped every round; each run's figures, then per round the ratio
     of the two and the medians."""
     pairs: list[dict[str, dict[str, Any]]] = []
     ok = True

@@ -25,10 +25,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     actions.required = True
 
     q = actions.add_parser("list", help="the parked files, their spans and why they were parked")
-    _add_dir_flag(q)
-    add_config_flag(q)
-    add_store_flags(q)
-    add_format_flag(q)
+    _add_lot_flags(q)
     q.set_defaults(func=_list)
 
     q = actions.add_parser("replay", help="insert the parked spans (the embedded store: stop the service first)",
@@ -37,17 +34,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                                        "replayed/ beside it, a failing one stays, and the exit code is 1.")
     q.add_argument("files", nargs="*", metavar="FILE", help="parked files to replay (default: all of them)")
     q.add_argument("--dry-run", action="store_true", help="count what would be written, change nothing")
-    _add_dir_flag(q)
-    add_config_flag(q)
-    add_store_flags(q)
-    add_format_flag(q)
+    _add_lot_flags(q)
     q.set_defaults(func=_replay)
 
 
-def _add_dir_flag(parser: argparse.ArgumentParser) -> None:
+def _add_lot_flags(parser: argparse.ArgumentParser) -> None:
+    """Where the parked files and the store are, and how the table is printed: both actions' flags."""
     parser.add_argument("--dir", dest="parked_dir", metavar="DIR",
                         help="read this parking directory only (default: DATA_DIR/parked, then the $TMPDIR "
                              "fallback; a Kafka consumer's disk fallback is the directory its log names)")
+    add_config_flag(parser)
+    add_store_flags(parser)
+    add_format_flag(parser)
 
 
 def _lot(args: argparse.Namespace) -> tuple[Settings, ParkingLot]:
