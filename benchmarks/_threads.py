@@ -19,9 +19,10 @@ ROLES = (
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
-def service_env(log: Path | None = None, receive_only: bool = False) -> dict[str, str]:
-    """The environment that makes a service child log its Python threads to ``log`` and, with
-    ``receive_only``, commit its batches without storing them (``_service_child/``)."""
+def service_env(log: Path | None = None, receive_only: bool = False, gc_log: Path | None = None) -> dict[str, str]:
+    """The environment that makes a service child log its Python threads to ``log``, with ``receive_only``
+    commit its batches without storing them, and log its garbage collections to ``gc_log``
+    (``_service_child/``)."""
     here = str(Path(__file__).resolve().parent / "_service_child")
     path = os.environ.get("PYTHONPATH", "")
     env = {"PYTHONPATH": here + (os.pathsep + path if path else "")}
@@ -29,6 +30,8 @@ def service_env(log: Path | None = None, receive_only: bool = False) -> dict[str
         env["LCT_BENCH_THREAD_LOG"] = str(log)
     if receive_only:
         env["LCT_BENCH_RECEIVE_ONLY"] = "1"
+    if gc_log is not None:
+        env["LCT_BENCH_GC_LOG"] = str(gc_log)
     return env
 
 

@@ -15,6 +15,7 @@ process that counts what it receives: the run ends when every span is written an
     python benchmarks/ingest.py --spans 100000 --modes grpc,http,json,grpc+forward
     python benchmarks/ingest.py --spans 200000 --threads    # + the service's CPU per span by thread
     python benchmarks/ingest.py --receive-only              # the receiving side alone: nothing is stored
+    python benchmarks/ingest.py --gc                        # + what the garbage collector cost, and its pauses
     python benchmarks/ingest.py --baseline HEAD~1 --rounds 3  # against another commit, runs alternating
 
 The clock starts after ``--warmup-spans`` (20,480 by default) are sent and written: a running service
@@ -69,6 +70,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _baseline import print_ratios, source_env, trees  # noqa: E402
+from _gc import gc_window  # noqa: E402
 from _gil import GilSampler  # noqa: E402
 from _speed import SpeedProbe  # noqa: E402
 from _threads import ThreadClock, service_env  # noqa: E402
@@ -180,8 +182,9 @@ def run(mode: str, payloads: list[bytes], json_payloads: list[bytes], args: argp
     extra = ["--forward-otlp", f"grpc://127.0.0.1:{hop.port}"] if hop is not None else []
     with tempfile.TemporaryDirectory(prefix="lct-ingest-") as tmp:
         thread_log = Path(tmp) / "threads.log"
-        env = (service_env(thread_log if args.threads else None, args.receive_only)
-               if args.threads or args.receive_only else None)
+        gc_log = Path(tmp) / "gc.log"
+        env = (service_env(thread_log if args.threads else None, args.receive_only, gc_log if args.gc else None)
+               if args.threads or args.receive_only or args.gc else None)
         if source is not None:
             env = source_env(source, env)
         svc = ServiceProcess(tmp, *extra, *args.service_arg, env=env).start()
@@ -238,12 +241,14 @@ def run(mode: str, payloads: list[bytes], json_payloads: list[bytes], args: argp
         if gil is not None:
             gil.start()
         speed = SpeedProbe().start()
+        window_start = time.time()
         started = time.perf_counter()
         with ThreadPoolExecutor(args.streams) as pool:
             list(pool.map(send_one, range(requests)))
         accepted_at = time.perf_counter() - started
         wait_until_written(warm_total + total)
         elapsed = time.perf_counter() - started
+        collections = gc_window(gc_log, window_start, time.time()) if args.gc else None
         probe_ms = speed.stop()
         cpu_after = proc.cpu_times()
         client_after, machine_after = psutil.Process().cpu_times(), psutil.cpu_times()
@@ -273,7 +278,8 @@ def run(mode: str, payloads: list[bytes], json_payloads: list[bytes], args: argp
             "us_per_span": cpu / total * 1e6, "peak_rss": peak_rss, "peak_private": peak_private, "peak_file": peak_file,
             "body_bytes": sum(map(len, bodies[:requests])),
             "threads": threads, "gil": gil_parts, "gil_seconds": gil.seconds if gil is not None else 0.0,
-            "gil_rate": gil.rate if gil is not None else 0, "probe_ms": probe_ms, "probes": len(speed.samples),
+            "gil_rate": gil.rate if gil is not None else 0, "gc": collections,
+            "gc_us": sum(collections.cpu) / total * 1e6 if collections is not None else 0.0, "probe_ms": probe_ms, "probes": len(speed.samples),
             "per_probe": total / elapsed * probe_ms / 1e3}
 
 
@@ -304,6 +310,8 @@ def report(r: dict[str, Any], args: argparse.Namespace, warm: int, distinct: int
               f"({held / r['total'] * 1e6:.1f} us per span; py-spy --gil at {r['gil_rate']} Hz)")
         for part, samples in r["gil"].most_common():
             print(f"  {samples / r['gil_rate'] / r['total'] * 1e6:5.1f} us per span  {part}")
+    if r["gc"] is not None:
+        print(f"garbage collector          {r['gc'].line(r['total'])}")
     print(f"benchmark client CPU       {r['client_cores']:.2f} cores  ({r['client_us']:.1f} us CPU per span, sending the "
           "prepared requests)")
     print(f"machine busy               {r['machine_busy']:.2f} of {psutil.cpu_count()} cores  (the service, this "
@@ -347,7 +355,8 @@ def compare(mode: str, payloads: list[bytes], json_payloads: list[bytes], args: 
     print(f"== this checkout against {args.baseline}, {args.rounds} round(s), {mode}")
     print_ratios(pairs, (("end to end", "rate", "spans/s", 1.0), ("per probe loop", "per_probe", "spans", 1.0),
                          ("CPU speed probe", "probe_ms", "ms", 1.0), ("service CPU", "us_per_span", "us per span", 1.0),
-                         ("peak RSS", "peak_rss", "MiB", 2**-20)))
+                         ("peak RSS", "peak_rss", "MiB", 2**-20))
+                 + ((("garbage collector", "gc_us", "us per span", 1.0),) if args.gc else ()))
     return 0 if ok else 1
 
 
@@ -372,6 +381,8 @@ def main() -> int:
                         help="also run the service at git commit REV, alternating with this checkout's, and print "
                              "the ratios (the first --modes mode only; see --rounds)")
     parser.add_argument("--rounds", type=int, default=3, help="with --baseline: pairs of runs (default 3)")
+    parser.add_argument("--gc", action="store_true",
+                        help="also print what the service's garbage collections cost in the timed window")
     parser.add_argument("--threads", action="store_true",
                         help="also print the service's CPU per span by thread (Linux: /proc/<pid>/task)")
     args = parser.parse_args()

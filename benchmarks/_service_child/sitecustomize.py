@@ -1,16 +1,20 @@
 """Loaded by a service child that ``benchmarks/ingest.py`` starts with ``--threads`` or ``--receive-only``
-(this directory first on its PYTHONPATH; ``_threads.service_env``).
+or ``--gc`` (this directory first on its PYTHONPATH; ``_threads.service_env``).
 
 ``--threads``: writes each Python thread's OS id and name to ``$LCT_BENCH_THREAD_LOG`` as it starts, so the
 benchmark can tell whose CPU time ``/proc/<pid>/task`` shows. OS thread names cannot tell: Python 3.11
 does not set them, and chDB renames the thread that runs a query. ``--receive-only``
-(``$LCT_BENCH_RECEIVE_ONLY``): ``receive_only.py`` turns the writer's storing off. Benchmark-only: the
-service itself never loads this file."""
+(``$LCT_BENCH_RECEIVE_ONLY``): ``receive_only.py`` turns the writer's storing off. ``--gc``
+(``$LCT_BENCH_GC_LOG``): appends a line per garbage collection to that file (when it ended, its generation, and
+the CPU and wall time it took in the thread that ran it), which ``_gc.py`` reads. Benchmark-only: the service
+itself never loads this file."""
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
+import time
 
 _PATH = os.environ.get("LCT_BENCH_THREAD_LOG", "")
 _LOCK = threading.Lock()
@@ -34,3 +38,20 @@ if _PATH:
 
 if os.environ.get("LCT_BENCH_RECEIVE_ONLY") == "1":
     import receive_only  # noqa: F401  (its import is the change)
+
+
+_GC_PATH = os.environ.get("LCT_BENCH_GC_LOG", "")
+_GC_STARTED: list[float] = [0.0, 0.0]
+
+
+def _collection(phase: str, info: dict[str, int]) -> None:
+    if phase == "start":
+        _GC_STARTED[:] = [time.thread_time(), time.perf_counter()]
+        return
+    cpu, wall = time.thread_time() - _GC_STARTED[0], time.perf_counter() - _GC_STARTED[1]
+    with open(_GC_PATH, "a", encoding="utf-8") as out:
+        out.write(f"{time.time():.6f}\t{info['generation']}\t{cpu:.6f}\t{wall:.6f}\n")
+
+
+if _GC_PATH:
+    gc.callbacks.append(_collection)
