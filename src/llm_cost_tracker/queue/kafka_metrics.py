@@ -47,4 +47,8 @@ class KafkaMetrics:
         self.markers = Counter("llm_kafka_flush_markers", "Flush markers written to close age-limited batches.",
                                registry=r)
         self.rebalances = Counter("llm_kafka_rebalances", "Partition assignments received.", registry=r)
+        self.offset_gaps = Counter("llm_kafka_offset_gaps",
+                                   "Fetches that skipped offsets of a partition: 'reread' from the first missing "
+                                   "offset, or 'skipped' when the log itself holds nothing there (offsets passed).",
+                                   ("outcome",), registry=r)
         self.buffered = Gauge("llm_kafka_buffered_records", "Messages fetched and not yet committed.", registry=r)
