@@ -41,6 +41,9 @@ from llm_cost_tracker.queue.kafka_testing import KafkaProcess, TansuBroker, sql 
 
 METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 TOPIC = "llm-cost.spans.v1"
+STALL_SECONDS = 60.0
+"""Waiting for the consumer ends when it has committed nothing more for this long (a lost record would
+otherwise keep the benchmark waiting for ever): the run is then reported as stalled."""
 
 
 Message = tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]
@@ -249,8 +252,12 @@ def pipeline(args: argparse.Namespace, payloads: list[bytes], source: Path | Non
         acked_at = time.perf_counter() - started
         consumer_cpu_at_ack = cpu_seconds(procs["consumer"]) - cpu_before["consumer"]
         behind = total - consumer.metric("llm_kafka_committed_records_total")
-        while consumer.metric("llm_kafka_committed_records_total") < total:
+        committed, progress_at = total - behind, time.monotonic()
+        while committed < total and time.monotonic() - progress_at < STALL_SECONDS:
             time.sleep(0.1)  # each poll is a /metrics scrape of the consumer: 10/s keeps its cost out of the figures
+            now_committed = consumer.metric("llm_kafka_committed_records_total")
+            if now_committed > committed:
+                committed, progress_at = now_committed, time.monotonic()
         elapsed = time.perf_counter() - started
         probe_ms = speed.stop()
         cpu = {name: cpu_seconds(p) - cpu_before[name] for name, p in procs.items()}
@@ -258,6 +265,8 @@ def pipeline(args: argparse.Namespace, payloads: list[bytes], source: Path | Non
             channel.close()
         batches = consumer.metric("llm_kafka_batches_committed_total")
         markers = consumer.metric("llm_kafka_flush_markers_total")
+        gaps = {outcome: consumer.metric("llm_kafka_offset_gaps_total", outcome=outcome)
+                for outcome in ("reread", "skipped")}
         for receiver in receivers:
             assert receiver.stop() == 0, receiver.log()
         assert consumer.stop() == 0, consumer.log()
@@ -280,7 +289,7 @@ def pipeline(args: argparse.Namespace, payloads: list[bytes], source: Path | Non
     receivers_cpu = sum(seconds for name, seconds in cpu.items() if name.startswith("receiver"))
     return {"load_before": load_before, "total": total, "requests": requests, "distinct": distinct, "stored": stored,
             "acked_at": acked_at, "retries": retries, "rate": rate, "elapsed": elapsed, "batches": batches,
-            "markers": markers, "behind": behind, "consumer_cpu_at_ack": consumer_cpu_at_ack, "cpu": cpu,
+            "markers": markers, "gaps": gaps, "committed": committed, "behind": behind, "consumer_cpu_at_ack": consumer_cpu_at_ack, "cpu": cpu,
             "messages": len(messages), "topic_bytes": topic_bytes, "topic_records": topic_records,
             "floor_msgs": floor_msgs, "floor": floor, "per_span": per_span, "store": store, "store_cpu": store_cpu,
             "probe_ms": probe_ms, "probes": len(speed.samples), "per_probe": rate * probe_ms / 1e3,
@@ -299,8 +308,12 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> None:
           f"{r['distinct']:,} distinct spans, {total - r['distinct']:,} copies left out)")
     print(f"all Exports acked after      {r['acked_at']:.2f} s  ({total / r['acked_at']:,.0f} spans/s into Kafka; "
           f"retries {r['retries']})")
+    if r["committed"] < total:
+        print(f"STALLED                      the consumer committed {r['committed']:,.0f} of {total:,} records and "
+              f"nothing more for {STALL_SECONDS:.0f} s: the rate below is not a result")
     print(f"end to end                   {rate:,.0f} spans/s  ({elapsed:.2f} s until all committed; "
-          f"{r['batches']:.0f} batches, {r['markers']:.0f} flush markers)")
+          f"{r['batches']:.0f} batches, {r['markers']:.0f} flush markers; offset gaps read again "
+          f"{r['gaps']['reread']:.0f}, passed {r['gaps']['skipped']:.0f})")
     print(f"CPU speed probe              {r['probe_ms']:.2f} ms per fixed loop (median of {r['probes']}, in this "
           f"process; lower is faster, _speed.py): {r['per_probe']:,.1f} spans per probe loop")
     print(f"consumer at the last ack     {r['behind']:,.0f} spans behind; CPU until then "
