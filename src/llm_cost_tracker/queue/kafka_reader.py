@@ -19,8 +19,10 @@ topic is never compacted and holds no transaction markers, so a gap is the clien
 (seen once here: one message of 587 on a partition never handed over while the consumer read at the log's
 end, its offset committed past, 91 spans lost without a word). The reader seeks back to the first missing
 offset and fetches again; only if the log answers past it a second time (records deleted by retention
-meanwhile) does it go on, counting and logging what it passed (``llm_kafka_offset_gaps_total``). All aiokafka work happens in the
-reader's event-loop thread; ``take``/``commit`` are called from the batch writer's thread.
+meanwhile) does it go on, counting and logging what it passed (``llm_kafka_offset_gaps_total``).
+
+All aiokafka work happens in the reader's event-loop thread; ``take``/``commit`` are called from the batch
+writer's thread.
 """
 
 from __future__ import annotations
