@@ -50,6 +50,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
+import platform
 import re
 import sys
 import tempfile
@@ -411,6 +412,8 @@ def main() -> int:
         ok = ok and good
         report(r, args, warm, distinct, floor, good, mode)
     print(f"protobuf decode floor      {floor:,.0f} spans/s (same payloads, this process)")
+    print(f"interpreter                {platform.python_implementation()} {platform.python_version()} "
+          f"({sys.executable}; the service's too): its build matters, docs/performance.md")
     if len(results) > 1:
         base = results[0]
         for r in results[1:]:
