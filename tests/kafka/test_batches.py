@@ -7,17 +7,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
-
 from llm_cost_tracker.config import Settings
-from llm_cost_tracker.metrics import Metrics
 from llm_cost_tracker.queue import kafka_codec
-from llm_cost_tracker.queue.kafka_metrics import KafkaMetrics
-from llm_cost_tracker.queue.kafka_reader import KafkaBatchReader, cut_index, dedup_token
+from llm_cost_tracker.queue.kafka_reader import cut_index, dedup_token
 from llm_cost_tracker.queue.kafka_record_v1_pb2 import SpanRecordV1
 from llm_cost_tracker.sinks.clickhouse import ClickHouseSink
-from llm_cost_tracker.testing import span_record
-from llm_cost_tracker.types import SpanRecord, TokenUsage
+from llm_cost_tracker.types import SpanRecord
+from tests.kafka.conftest import produce, record, started_reader
 
 
 @dataclass
@@ -27,10 +23,6 @@ class Msg:
     headers: list[tuple[str, bytes]] = field(default_factory=list)
 
 
-def record(i: int) -> SpanRecord:
-    return span_record(trace_id=f"{i:032x}", span_id=f"{i:016x}", start_time_ns=1_700_000_000_000_000_000 + i,
-                       duration_ns=10, provider="openai", request_model="gpt-4o", response_model="gpt-4o",
-                       usage=TokenUsage(10, 2), cost_pusd=1_000_000 + i)
 
 
 def test_cut_at_marker_or_size_only() -> None:
@@ -62,43 +54,18 @@ def test_token_depends_on_range_and_content() -> None:
     assert dedup_token("t", 0, a) != dedup_token("t", 0, [Msg(5, b"x")])
 
 
-def _produce(settings: Settings, values: list[bytes], headers: list[list[tuple[str, bytes]]] | None = None) -> None:
-    async def go() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
-        await producer.start()
-        try:
-            for i, v in enumerate(values):
-                await producer.send_and_wait(settings.kafka_topic, v, key=b"k", partition=0,
-                                             headers=headers[i] if headers else None)
-        finally:
-            await producer.stop()
-
-    asyncio.run(go())
-
-
-def _reader(settings: Settings) -> KafkaBatchReader:
-    from llm_cost_tracker.queue.kafka_client import LoopThread, ensure_topics
-
-    loop = LoopThread("admin")
-    loop.call(ensure_topics(settings.kafka, [settings.kafka_topic, settings.kafka_dlq_topic]))
-    loop.stop()
-    reader = KafkaBatchReader(settings.kafka, KafkaMetrics(Metrics()), max_records=settings.batch_size)
-    reader.start()
-    return reader
-
-
 def test_redelivered_range_is_deduplicated(kafka_settings: Settings, store: Any) -> None:
     """Insert without commit, crash, re-read: the new member cuts the same batch and the insert is a no-op."""
     settings = kafka_settings.replace(kafka_partitions=1)
-    _produce(settings, [kafka_codec.encode(record(i)) for i in range(7)])
+    produce(settings, [kafka_codec.encode(record(i)) for i in range(7)])
     sink = ClickHouseSink(store)
-    first = _reader(settings)
+    first = started_reader(settings)
     batch = first.take(max_records=100, max_age_seconds=0.3)  # age-limited: closed by a flush marker
     assert batch is not None and len(batch.records) == 7
     sink.write(batch.records, batch.dedup_token)
     first.stop()  # "crash": inserted, never committed
-    _produce(settings, [kafka_codec.encode(record(i)) for i in range(7, 10)])  # more data behind the marker
-    second = _reader(settings)
+    produce(settings, [kafka_codec.encode(record(i)) for i in range(7, 10)])  # more data behind the marker
+    second = started_reader(settings)
     try:
         again = second.take(max_records=100, max_age_seconds=0.3)
         assert again is not None and again.dedup_token == batch.dedup_token
@@ -125,10 +92,10 @@ def test_bad_batch_message_goes_to_dlq_whole(kafka_settings: Settings) -> None:
     the batch boundary counts records, and the other messages' records are returned in order."""
     settings = kafka_settings.replace(kafka_partitions=1)
     bad = kafka_codec.encode_batch([kafka_codec.encode(record(3)), SpanRecordV1(trace_id="t").SerializeToString()])
-    _produce(settings, [_encoded_batch([record(i) for i in range(3)]), bad, _encoded_batch([record(4), record(5)]),
+    produce(settings, [_encoded_batch([record(i) for i in range(3)]), bad, _encoded_batch([record(4), record(5)]),
                         _encoded_batch([record(6)])],
              [kafka_codec.batch_headers(n) for n in (3, 2, 2, 1)])
-    reader = _reader(settings)
+    reader = started_reader(settings)
     try:
         batch = reader.take(max_records=7, max_age_seconds=5)  # 3 + 2 + 2 records: cut after the third message
         assert batch is not None
@@ -164,8 +131,8 @@ async def _read_dlq(settings: Settings) -> list[Any]:
 def test_undecodable_message_goes_to_dlq_and_the_batch_goes_on(kafka_settings: Settings) -> None:
     """A garbage value is dead-lettered with the error header; the valid records of its range are returned."""
     settings = kafka_settings.replace(kafka_partitions=1)
-    _produce(settings, [kafka_codec.encode(record(0)), b"\x08\x96\x01garbage\xff", kafka_codec.encode(record(1))])
-    reader = _reader(settings)
+    produce(settings, [kafka_codec.encode(record(0)), b"\x08\x96\x01garbage\xff", kafka_codec.encode(record(1))])
+    reader = started_reader(settings)
     try:
         batch = reader.take(max_records=3, max_age_seconds=5)
         assert batch is not None and [r.span_id for r in batch.records] == [record(0).span_id, record(1).span_id]
@@ -183,8 +150,8 @@ def test_undecodable_message_goes_to_dlq_and_the_batch_goes_on(kafka_settings: S
 def test_full_buffer_still_lets_the_flush_marker_in(kafka_settings: Settings) -> None:
     """Over the buffer limit, a partition without a complete batch keeps fetching, so its marker arrives."""
     settings = kafka_settings.replace(kafka_partitions=1, kafka_consumer_buffer_records=5)
-    _produce(settings, [kafka_codec.encode(record(i)) for i in range(20)])
-    reader = _reader(settings)
+    produce(settings, [kafka_codec.encode(record(i)) for i in range(20)])
+    reader = started_reader(settings)
     try:
         batch = reader.take(max_records=100, max_age_seconds=0.3)
         assert batch is not None and len(batch.records) == 20
@@ -209,12 +176,12 @@ def test_each_partial_batch_gets_its_marker_at_its_age_limit(kafka_settings: Set
     just_booted.monotonic = lambda: time.monotonic() - booted
     monkeypatch.setattr(kafka_reader, "time", just_booted)
     settings = kafka_settings.replace(kafka_partitions=1)
-    reader = _reader(settings)
+    reader = started_reader(settings)
     give_up = threading.Timer(60, reader.close)  # a marker held back for the hour: take() returns None
     give_up.start()
     try:
         for round_ in range(3):
-            _produce(settings, [kafka_codec.encode(record(10 * round_ + i)) for i in range(3)])
+            produce(settings, [kafka_codec.encode(record(10 * round_ + i)) for i in range(3)])
             batch = reader.take(max_records=100, max_age_seconds=0.3)
             assert batch is not None, f"no marker for batch {round_}"
             assert len(batch.records) == 3

@@ -13,8 +13,7 @@ from llm_cost_tracker.metrics import Metrics
 from llm_cost_tracker.queue import kafka_codec
 from llm_cost_tracker.queue.kafka_metrics import KafkaMetrics
 from llm_cost_tracker.queue.kafka_reader import KafkaBatchReader, _Partition
-
-from .test_batches import _produce, _reader, record
+from tests.kafka.conftest import produce, record, started_reader
 
 
 def _gaps(metrics: KafkaMetrics, outcome: str) -> float:
@@ -26,8 +25,8 @@ def test_a_skipped_offset_is_read_again_before_anything_is_committed_past_it(kaf
     broker fault did to one message in a benchmark): the reader notices the gap, reads the message again, and
     its batch holds every span in order."""
     settings = kafka_settings.replace(kafka_partitions=1)
-    _produce(settings, [kafka_codec.encode(record(i)) for i in range(3)])
-    reader = _reader(settings)
+    produce(settings, [kafka_codec.encode(record(i)) for i in range(3)])
+    reader = started_reader(settings)
     tp = TopicPartition(settings.kafka_topic, 0)
     try:
         first = reader.take(max_records=3, max_age_seconds=5)
@@ -38,7 +37,7 @@ def test_a_skipped_offset_is_read_again_before_anything_is_committed_past_it(kaf
             reader._consumer.seek(tp, 4)  # offset 3 is produced next: the fetch would start past it
 
         reader._loop.call(skip_one())
-        _produce(settings, [kafka_codec.encode(record(i)) for i in range(3, 7)])
+        produce(settings, [kafka_codec.encode(record(i)) for i in range(3, 7)])
         second = reader.take(max_records=4, max_age_seconds=5)
         assert second is not None
         assert [r.span_id for r in second.records] == [record(i).span_id for i in range(3, 7)]
