@@ -114,3 +114,33 @@ def test_cli_exit_codes(kafka_settings: Settings, monkeypatch: Any, capsys: Any)
     _dead_letters(settings, [(kafka_codec.encode(span_record(cost_pusd=3)), _letter("spans/0/2"))])
     assert main(["dlq", "replay", *flags]) == 0
     assert "1 dead letter(s) read from llm-cost.spans.dlq: sent 1 (1 span record(s))" in capsys.readouterr().err
+
+
+def test_a_letter_a_fetch_skipped_is_read_again_not_committed_past(kafka_settings: Settings,
+                                                                   monkeypatch: Any) -> None:
+    """The consumer's first fetch leaves out its second letter (what a client or broker fault did to a spans
+    message once, at the log's end): the replay notices the hole, fetches again from it, and every letter goes
+    back, in order; nothing is named as passed."""
+    settings = _settings(kafka_settings)
+    records = [span_record(provider="openai", request_model="gpt-4o", usage=TokenUsage(10, 2), cost_pusd=5 + i)
+               for i in range(6)]
+    _dead_letters(settings, [(kafka_codec.encode(r), _letter(f"{settings.kafka_topic}/0/{i}"))
+                             for i, r in enumerate(records)])
+    fetch = AIOKafkaConsumer.getmany
+    dropped: list[int] = []
+
+    async def skipping(self: AIOKafkaConsumer, *partitions: Any, **kwargs: Any) -> Any:
+        data = await fetch(self, *partitions, **kwargs)
+        for tp, messages in data.items():
+            if not dropped and len(messages) >= 2:
+                dropped.append(messages[1].offset)
+                data[tp] = [messages[0], *messages[2:]]
+        return data
+
+    monkeypatch.setattr(AIOKafkaConsumer, "getmany", skipping)
+    result = asyncio.run(replay_dead_letters(settings.kafka, join_timeout=30))
+    monkeypatch.undo()
+    assert dropped == [1]
+    assert (result.read, result.sent, result.undecodable, result.passed) == (6, 6, [], [])
+    back = _topic(settings, settings.kafka_topic, 6)
+    assert [m.value for m in back] == [kafka_codec.encode(r) for r in records]

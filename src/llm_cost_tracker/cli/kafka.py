@@ -105,11 +105,13 @@ def _dlq_replay(args: argparse.Namespace) -> int:
         return 1
     for source, error in result.undecodable:
         print(f"still undecodable: {source}: {error}", file=sys.stderr)
+    for offsets in result.passed:
+        print(f"no longer in the dead-letter topic (retention), passed: {offsets}", file=sys.stderr)
     verb = "would send" if args.dry_run else "sent"
     print(f"{result.read} dead letter(s) read from {settings.kafka_dlq_topic}: {verb} {result.sent} "
           f"({result.records} span record(s)) to {settings.kafka_topic}; {len(result.undecodable)} still undecodable",
           file=sys.stderr)
-    return 1 if result.undecodable else 0
+    return 1 if result.undecodable or result.passed else 0
 
 
 def run_kafka(settings: config.Settings) -> int:

@@ -10,7 +10,9 @@ got stored before from being counted twice. A message that still does not decode
 and reported; the group's offset moves past it either way, so the next run looks only at new letters.
 
 It stops once it has read what the topic held when it started (its end offsets then), so a replay that
-produces a letter which is dead-lettered again does not loop.
+produces a letter which is dead-lettered again does not loop. Its commit moves past every letter up to there,
+so it takes a partition's letters only without a hole (``kafka_offsets``): a fetch that skipped one is read
+again, and a hole the log itself has (retention) is named in the result.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from llm_cost_tracker.config import KafkaConfig
 from llm_cost_tracker.queue import kafka_codec
 from llm_cost_tracker.queue.kafka_client import client_options, compression_type, start_producer
+from llm_cost_tracker.queue.kafka_offsets import Admitted, PartitionOffsets
 
 __all__ = ["DLQ_GROUP_SUFFIX", "DlqReplay", "replay_dead_letters"]
 
@@ -43,6 +46,8 @@ class DlqReplay:
     records: int = 0
     undecodable: list[tuple[str, str]] = field(default_factory=list)
     """(``lct-source`` of the letter or its DLQ position, the error now)."""
+    passed: list[str] = field(default_factory=list)
+    """Offsets of the dead-letter topic it no longer held (``topic/partition/first-last``): those letters are lost."""
 
 
 def _source(message: Any) -> str:
@@ -100,15 +105,20 @@ async def _replay(consumer: Any, producer: Any, config: KafkaConfig, dry_run: bo
                                                                          key=lambda tp: tp.partition))
     result = DlqReplay()
     sends: list[Any] = []
+    offsets: dict[TopicPartition, PartitionOffsets] = {}
     while True:
         for tp, messages in fetched.items():
-            for message in messages:
+            admitted = _holes(consumer, tp, offsets.setdefault(tp, PartitionOffsets()).admit(messages), result)
+            for message in admitted.messages:
                 if message.offset >= ends.get(tp, 0):
                     continue  # written after the replay started (perhaps by it): the next run's
                 send = _letter(message, config, result)
                 if send is not None and not dry_run:
                     sends.append(await producer.send(config.kafka_topic, value=message.value, key=message.key,
                                                      headers=send))
+        for tp, end in ends.items():  # read up to its end, but perhaps not every letter below it handed over
+            if tp in offsets and await consumer.position(tp) >= end:
+                _holes(consumer, tp, offsets[tp].admit_end(end), result)
         if not await _behind(consumer, ends):
             break
         fetched = await consumer.getmany(*[tp for tp, end in ends.items() if end > 0], timeout_ms=500)
@@ -117,6 +127,14 @@ async def _replay(consumer: Any, producer: Any, config: KafkaConfig, dry_run: bo
     await asyncio.gather(*sends)  # every letter acknowledged by the brokers before the offsets move
     await consumer.commit(dict(ends))
     return result
+
+
+def _holes(consumer: Any, tp: TopicPartition, admitted: Admitted, result: DlqReplay) -> Admitted:
+    """Act on the holes ``admitted`` found in ``tp``: fetch again from one, name those the log itself has."""
+    result.passed += [f"{tp.topic}/{tp.partition}/{first}-{last}" for first, last in admitted.passed]
+    if admitted.reread_from is not None:
+        consumer.seek(tp, admitted.reread_from)
+    return admitted
 
 
 def _letter(message: Any, config: KafkaConfig, result: DlqReplay) -> list[tuple[str, bytes]] | None:

@@ -13,13 +13,9 @@ partition next cuts the batch at the same offset.
 Messages that do not decode (a SpanRecordBatchV1 as a whole) go to the dead-letter topic (error in the ``lct-error`` header) before
 the range is committed; the rest of the batch is stored as usual.
 
-Committing a range's end commits every offset below it, so the reader checks that it was handed every one:
-a fetch that starts past the offset after the last one fetched, or skips one inside, is a gap. The spans
-topic is never compacted and holds no transaction markers, so a gap is the client's or the broker's fault
-(seen once here: one message of 587 on a partition never handed over while the consumer read at the log's
-end, its offset committed past, 91 spans lost without a word). The reader seeks back to the first missing
-offset and fetches again; only if the log answers past it a second time (records deleted by retention
-meanwhile) does it go on, counting and logging what it passed (``llm_kafka_offset_gaps_total``).
+Committing a range's end commits every offset below it, so the reader takes a partition's messages only
+without a hole (``kafka_offsets``): at a hole it seeks back and fetches again, and goes past one only when
+the log itself has nothing there, counting and logging it (``llm_kafka_offset_gaps_total``).
 
 All aiokafka work happens in the reader's event-loop thread; ``take``/``commit`` are called from the batch
 writer's thread.
@@ -44,6 +40,7 @@ from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.queue import kafka_codec
 from llm_cost_tracker.queue.kafka_client import LoopThread, client_options, compression_type, start_producer
 from llm_cost_tracker.queue.kafka_metrics import KafkaMetrics
+from llm_cost_tracker.queue.kafka_offsets import PartitionOffsets
 from llm_cost_tracker.sinks.parking import ParkingLot, default_fallbacks
 from llm_cost_tracker.types import Batch, Records
 
@@ -97,12 +94,8 @@ class _Partition:
     """Flush markers among ``messages`` (a batch is complete once there is one, or enough records)."""
     records: int = 0
     """Span records in ``messages`` (per their ``lct-batch`` headers)."""
-    expected: int = -1
-    """Offset of the next message a fetch should hand over (-1 until the first one after the assignment: where
-    the group's committed offset, or the reset policy, starts)."""
-    reread_from: int = -1
-    """The first missing offset of the last gap re-read (-1: none), so that the same gap found again is taken
-    as the log's own instead of re-read for ever."""
+    offsets: PartitionOffsets = field(default_factory=PartitionOffsets)
+    """What was handed over (no hole may be committed past)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,7 +259,6 @@ class KafkaBatchReader:
         fresh = self._contiguous(part, [m for m in messages if m.offset > last])
         if not fresh:
             return
-        part.expected = fresh[-1].offset + 1
         if not part.messages:
             part.first_arrival = now
         part.markers += sum(1 for m in fresh if not m.value and kafka_codec.is_marker(m.value, m.headers))
@@ -276,29 +268,19 @@ class KafkaBatchReader:
         self._buffered += records
 
     def _contiguous(self, part: _Partition, fresh: list[Any]) -> list[Any]:
-        """``fresh`` up to its first gap (the module's docstring): the fetch position is set back to the first
-        missing offset, so the rest comes again after it; all of ``fresh`` when it has no gap, or when the log
-        skipped the same offset again (retention deleted it: counted, logged, passed)."""
-        expected = part.expected
-        if expected >= 0:
-            fresh = [m for m in fresh if m.offset >= expected]  # handed over already (kept, or in a batch)
-        for i, message in enumerate(fresh):
-            if expected >= 0 and message.offset != expected:
-                if part.reread_from == expected:  # fetched again from there: the log itself has nothing there
-                    self._metrics.offset_gaps.labels(outcome="skipped").inc()
-                    log.error("offsets missing from the log were passed: their spans, if any, are lost",
-                              partition=part.tp.partition, first=expected, last=message.offset - 1)
-                    part.reread_from = -1
-                    expected = message.offset + 1
-                    continue
-                part.reread_from = expected
-                self._consumer.seek(part.tp, expected)  # what aiokafka holds past it is dropped, not handed over
-                self._metrics.offset_gaps.labels(outcome="reread").inc()
-                log.warning("a fetch skipped offsets; reading them again", partition=part.tp.partition,
-                            first=expected, next_fetched=message.offset)
-                return fresh[:i]
-            expected = message.offset + 1
-        return fresh
+        """``fresh`` up to its first hole (``kafka_offsets``); at a hole the fetch position is set back to it, so
+        the rest comes again after it. Holes the log itself has are passed, counted and logged."""
+        admitted = part.offsets.admit(fresh)
+        for first, last in admitted.passed:
+            self._metrics.offset_gaps.labels(outcome="skipped").inc()
+            log.error("offsets missing from the log were passed: their spans, if any, are lost",
+                      partition=part.tp.partition, first=first, last=last)
+        if admitted.reread_from is not None:
+            self._consumer.seek(part.tp, admitted.reread_from)  # what aiokafka holds past it is dropped
+            self._metrics.offset_gaps.labels(outcome="reread").inc()
+            log.warning("a fetch skipped offsets; reading them again", partition=part.tp.partition,
+                        first=admitted.reread_from)
+        return admitted.messages
 
     def _update_lag(self) -> None:
         consumer = self._consumer
