@@ -3,6 +3,7 @@ and passes a gap only when the log itself holds nothing there (counted and logge
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -13,6 +14,7 @@ from llm_cost_tracker.metrics import Metrics
 from llm_cost_tracker.queue import kafka_codec
 from llm_cost_tracker.queue.kafka_metrics import KafkaMetrics
 from llm_cost_tracker.queue.kafka_reader import KafkaBatchReader, _Partition
+from llm_cost_tracker.types import Batch
 from tests.kafka.conftest import produce, record, started_reader
 
 
@@ -110,3 +112,34 @@ def test_a_gap_inside_one_fetch_keeps_what_came_before_it() -> None:
         reader._loop.stop()
 
 
+
+
+def test_a_skipped_last_message_is_read_again_though_nothing_comes_after_it(kafka_settings: Settings) -> None:
+    """The skipped message is the partition's last, so no later message shows the hole: once the consumer's
+    position reached the high watermark while what it was handed stops short of it, the reader reads it again."""
+    settings = kafka_settings.replace(kafka_partitions=1)
+    produce(settings, [kafka_codec.encode(record(i)) for i in range(3)])
+    reader = started_reader(settings)
+    tp = TopicPartition(settings.kafka_topic, 0)
+    try:
+        first = reader.take(max_records=3, max_age_seconds=5)
+        assert first is not None and len(first.records) == 3
+        reader.commit(first)
+
+        async def skip_one() -> None:
+            reader._consumer.seek(tp, 4)
+
+        reader._loop.call(skip_one())
+        produce(settings, [kafka_codec.encode(record(3))])
+        taken: list[Batch | None] = []
+        taker = threading.Thread(target=lambda: taken.append(reader.take(max_records=1, max_age_seconds=5)),
+                                 daemon=True)
+        taker.start()
+        taker.join(20)
+        assert taken, "the skipped last message was not handed over within 20 s"
+        last = taken[0]
+        assert last is not None and [r.span_id for r in last.records] == [record(3).span_id]
+        reader.commit(last)
+        assert _gaps(reader._metrics, "reread") == 1
+    finally:
+        reader.stop()

@@ -9,9 +9,9 @@ log's end never handed over one message, committed past it, and 91 spans were lo
 first hole, with the offset to fetch again from. Only if the log answers past the same offset a second time
 (retention deleted it meanwhile) is the hole passed, and named. Pure: the caller seeks, counts and logs.
 
-A hole shows when a later message arrives. A reader that stops at an end offset (the dead-letter replay)
-asks :meth:`PartitionOffsets.admit_end` once its position reached it; the consumer never stops, and its
-own flush markers are later messages.
+A hole shows when a later message arrives; one at the end of what a reader reads shows when its position
+reached the end but the messages handed over stop short of it: :meth:`PartitionOffsets.admit_end` (the
+dead-letter replay at the end offsets it reads up to, the consumer at each partition's high watermark).
 """
 
 from __future__ import annotations

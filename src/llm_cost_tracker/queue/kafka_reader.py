@@ -15,7 +15,8 @@ the range is committed; the rest of the batch is stored as usual.
 
 Committing a range's end commits every offset below it, so the reader takes a partition's messages only
 without a hole (``kafka_offsets``): at a hole it seeks back and fetches again, and goes past one only when
-the log itself has nothing there, counting and logging it (``llm_kafka_offset_gaps_total``).
+the log itself has nothing there, counting and logging it (``llm_kafka_offset_gaps_total``). A hole at a
+partition's end is found once its position reached the high watermark (checked every second).
 
 All aiokafka work happens in the reader's event-loop thread; ``take``/``commit`` are called from the batch
 writer's thread.
@@ -40,7 +41,7 @@ from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.queue import kafka_codec
 from llm_cost_tracker.queue.kafka_client import LoopThread, client_options, compression_type, start_producer
 from llm_cost_tracker.queue.kafka_metrics import KafkaMetrics
-from llm_cost_tracker.queue.kafka_offsets import PartitionOffsets
+from llm_cost_tracker.queue.kafka_offsets import Admitted, PartitionOffsets
 from llm_cost_tracker.sinks.parking import ParkingLot, default_fallbacks
 from llm_cost_tracker.types import Batch, Records
 
@@ -231,6 +232,7 @@ class KafkaBatchReader:
             if now >= next_lag:
                 next_lag = now + _LAG_SECONDS
                 self._update_lag()
+                await self._tail_holes()
 
     def _flow_control(self, limit: int) -> None:
         """Bound memory: over ``limit`` buffered, pause the partitions that already hold a complete batch.
@@ -270,7 +272,10 @@ class KafkaBatchReader:
     def _contiguous(self, part: _Partition, fresh: list[Any]) -> list[Any]:
         """``fresh`` up to its first hole (``kafka_offsets``); at a hole the fetch position is set back to it, so
         the rest comes again after it. Holes the log itself has are passed, counted and logged."""
-        admitted = part.offsets.admit(fresh)
+        return self._holes(part, part.offsets.admit(fresh)).messages
+
+    def _holes(self, part: _Partition, admitted: Admitted) -> Admitted:
+        """Act on the holes ``admitted`` found: fetch again from one; count and log those the log has."""
         for first, last in admitted.passed:
             self._metrics.offset_gaps.labels(outcome="skipped").inc()
             log.error("offsets missing from the log were passed: their spans, if any, are lost",
@@ -280,7 +285,26 @@ class KafkaBatchReader:
             self._metrics.offset_gaps.labels(outcome="reread").inc()
             log.warning("a fetch skipped offsets; reading them again", partition=part.tp.partition,
                         first=admitted.reread_from)
-        return admitted.messages
+        return admitted
+
+    async def _tail_holes(self) -> None:
+        """A hole at a partition's end shows no later message: where the consumer's position reached the high
+        watermark while what it was handed stops short of it, read the rest again (``admit_end``)."""
+        consumer = self._consumer
+        with self._cond:
+            parts = list(self._parts.values())
+        for part in parts:
+            highwater = consumer.highwater(part.tp)
+            if highwater is None or not 0 <= part.offsets.expected < highwater:
+                continue
+            try:  # known at once while fetching; bounded, so an offset reset in progress cannot hold the loop
+                position = await asyncio.wait_for(consumer.position(part.tp), 0.5)
+            except Exception:  # revoked meanwhile (its next owner reads from the committed offset), or resetting
+                continue
+            if position >= highwater:
+                with self._cond:
+                    if self._parts.get(part.tp) is part:
+                        self._holes(part, part.offsets.admit_end(highwater))
 
     def _update_lag(self) -> None:
         consumer = self._consumer
