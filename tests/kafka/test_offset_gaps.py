@@ -22,23 +22,32 @@ def _gaps(metrics: KafkaMetrics, outcome: str) -> float:
     return float(metrics.offset_gaps.labels(outcome=outcome)._value.get())
 
 
-def test_a_skipped_offset_is_read_again_before_anything_is_committed_past_it(kafka_settings: Settings) -> None:
-    """The consumer's fetch position is moved one message ahead behind the reader's back (what a client or
-    broker fault did to one message in a benchmark): the reader notices the gap, reads the message again, and
-    its batch holds every span in order."""
-    settings = kafka_settings.replace(kafka_partitions=1)
+def _past_offset_3(settings: Settings) -> KafkaBatchReader:
+    """A reader that stored and committed offsets 0-2, whose consumer's position was then moved to 4 behind its
+    back (what a client or broker fault did to one message in a benchmark): offset 3, produced next, is skipped."""
     produce(settings, [kafka_codec.encode(record(i)) for i in range(3)])
     reader = started_reader(settings)
-    tp = TopicPartition(settings.kafka_topic, 0)
+
+    async def skip_one() -> None:
+        reader._consumer.seek(TopicPartition(settings.kafka_topic, 0), 4)
+
     try:
         first = reader.take(max_records=3, max_age_seconds=5)
         assert first is not None and [r.span_id for r in first.records] == [record(i).span_id for i in range(3)]
         reader.commit(first)
-
-        async def skip_one() -> None:
-            reader._consumer.seek(tp, 4)  # offset 3 is produced next: the fetch would start past it
-
         reader._loop.call(skip_one())
+    except BaseException:
+        reader.stop()
+        raise
+    return reader
+
+
+def test_a_skipped_offset_is_read_again_before_anything_is_committed_past_it(kafka_settings: Settings) -> None:
+    """Offset 3 skipped, more messages after it: the reader notices the gap, reads the message again, and its
+    batch holds every span in order."""
+    settings = kafka_settings.replace(kafka_partitions=1)
+    reader = _past_offset_3(settings)
+    try:
         produce(settings, [kafka_codec.encode(record(i)) for i in range(3, 7)])
         second = reader.take(max_records=4, max_age_seconds=5)
         assert second is not None
@@ -118,18 +127,8 @@ def test_a_skipped_last_message_is_read_again_though_nothing_comes_after_it(kafk
     """The skipped message is the partition's last, so no later message shows the hole: once the consumer's
     position reached the high watermark while what it was handed stops short of it, the reader reads it again."""
     settings = kafka_settings.replace(kafka_partitions=1)
-    produce(settings, [kafka_codec.encode(record(i)) for i in range(3)])
-    reader = started_reader(settings)
-    tp = TopicPartition(settings.kafka_topic, 0)
+    reader = _past_offset_3(settings)
     try:
-        first = reader.take(max_records=3, max_age_seconds=5)
-        assert first is not None and len(first.records) == 3
-        reader.commit(first)
-
-        async def skip_one() -> None:
-            reader._consumer.seek(tp, 4)
-
-        reader._loop.call(skip_one())
         produce(settings, [kafka_codec.encode(record(3))])
         taken: list[Batch | None] = []
         taker = threading.Thread(target=lambda: taken.append(reader.take(max_records=1, max_age_seconds=5)),
