@@ -17,12 +17,11 @@ GENERATIONS = ("young", "middle", "old")
 
 @dataclass(frozen=True, slots=True)
 class GcWindow:
-    """The collections that ended inside a window: how many per generation, their CPU and wall seconds per
-    generation, and the longest wall time one took (the pause every thread waiting for the GIL saw)."""
+    """The collections that ended inside a window: how many per generation, their CPU seconds per generation,
+    and the longest wall time one took (the pause every thread waiting for the GIL saw)."""
 
     counts: tuple[int, int, int]
     cpu: tuple[float, float, float]
-    wall: tuple[float, float, float]
     longest: float
 
     def line(self, spans: int) -> str:
@@ -35,7 +34,7 @@ class GcWindow:
 
 def gc_window(log: Path, start: float, end: float) -> GcWindow:
     """The collections logged in ``log`` that ended between the wall-clock times ``start`` and ``end``."""
-    counts, cpu, wall = [0, 0, 0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]
+    counts, cpu = [0, 0, 0], [0.0, 0.0, 0.0]
     longest = 0.0
     text = log.read_text(encoding="utf-8") if log.exists() else ""
     for line in text.splitlines():
@@ -45,6 +44,5 @@ def gc_window(log: Path, start: float, end: float) -> GcWindow:
         g = int(generation)
         counts[g] += 1
         cpu[g] += float(seconds)
-        wall[g] += float(pause)
         longest = max(longest, float(pause))
-    return GcWindow((counts[0], counts[1], counts[2]), (cpu[0], cpu[1], cpu[2]), (wall[0], wall[1], wall[2]), longest)
+    return GcWindow((counts[0], counts[1], counts[2]), (cpu[0], cpu[1], cpu[2]), longest)

@@ -257,8 +257,9 @@ class KafkaBatchReader:
         part = self._parts.get(tp)
         if part is None:
             return  # fetched before a revocation
-        last = part.messages[-1].offset if part.messages else part.next_offset - 1
-        fresh = self._contiguous(part, [m for m in messages if m.offset > last])
+        # up to its first hole, none handed over before (``kafka_offsets``): at a hole the fetch position is set
+        # back to it, so the rest comes again after it
+        fresh = self._holes(part, part.offsets.admit(messages)).messages
         if not fresh:
             return
         if not part.messages:
@@ -268,11 +269,6 @@ class KafkaBatchReader:
         part.records += records
         part.messages.extend(fresh)
         self._buffered += records
-
-    def _contiguous(self, part: _Partition, fresh: list[Any]) -> list[Any]:
-        """``fresh`` up to its first hole (``kafka_offsets``); at a hole the fetch position is set back to it, so
-        the rest comes again after it. Holes the log itself has are passed, counted and logged."""
-        return self._holes(part, part.offsets.admit(fresh)).messages
 
     def _holes(self, part: _Partition, admitted: Admitted) -> Admitted:
         """Act on the holes ``admitted`` found: fetch again from one; count and log those the log has."""
