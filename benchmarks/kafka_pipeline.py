@@ -254,7 +254,7 @@ def pipeline(args: argparse.Namespace, payloads: list[bytes], source: Path | Non
         behind = total - consumer.metric("llm_kafka_committed_records_total")
         committed, progress_at = total - behind, time.monotonic()
         while committed < total and time.monotonic() - progress_at < STALL_SECONDS:
-            time.sleep(0.1)  # each poll is a /metrics scrape of the consumer: 10/s keeps its cost out of the figures
+            time.sleep(0.1)  # each poll asks the consumer for one family (``name[]``), not a whole /metrics answer
             now_committed = consumer.metric("llm_kafka_committed_records_total")
             if now_committed > committed:
                 committed, progress_at = now_committed, time.monotonic()

@@ -191,12 +191,17 @@ class SpendCollector(Collector):
                     dlabel = (OTHER, OTHER)
                 self._disagree[dlabel] = self._disagree.get(dlabel, 0) + n
 
-    def collect(self) -> Iterator[CounterMetricFamily]:
+    def describe(self) -> list[CounterMetricFamily]:
+        """The families, without samples: registered by name, so a scrape restricted to other names
+        (``/metrics?name[]=...``) does not collect them."""
+        return list(self.collect(empty=True))
+
+    def collect(self, empty: bool = False) -> Iterator[CounterMetricFamily]:
         with self._lock:
-            cost = dict(self._cost)
-            tokens = {k: list(v) for k, v in self._tokens.items()}
-            unpriced = dict(self._unpriced)
-            disagree = dict(self._disagree)
+            cost = {} if empty else dict(self._cost)
+            tokens = {} if empty else {k: list(v) for k, v in self._tokens.items()}
+            unpriced = {} if empty else dict(self._unpriced)
+            disagree = {} if empty else dict(self._disagree)
         fam = CounterMetricFamily("llm_cost_usd", "Spend priced from LLM spans, in USD.",
                                   labels=("service", "provider", "model"))
         for key, pusd in cost.items():

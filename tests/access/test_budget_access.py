@@ -98,6 +98,20 @@ def test_metrics_need_an_admin_or_metrics_token(service) -> None:
     assert call(service, "/v1/budgets", "scrape")[0] == 401  # a scrape token reads metrics, nothing else
 
 
+def test_metrics_answer_only_the_families_named(service) -> None:
+    """``?name[]=`` (repeatable, percent-encoded or not) answers those samples only, still behind the token: a poller
+    watching one counter does not make the service format every series."""
+    whole = get(service, "/metrics", "Bearer scrape")[1]
+    assert get(service, "/metrics?name[]=llm_budget_limit_usd")[0] == 401
+    status, body = get(service, "/metrics?name%5B%5D=llm_budget_limit_usd&name[]=llm_pipeline_exports_total",
+                       "Bearer scrape")
+    assert status == 200 and b'llm_budget_limit_usd{budget="company-wide"}' in body
+    names = {line.split(b"{")[0].split(b" ")[0] for line in body.splitlines() if line and not line.startswith(b"#")}
+    assert names <= {b"llm_budget_limit_usd", b"llm_pipeline_exports_total"} and b"llm_budget_limit_usd" in names
+    assert len(body) * 5 < len(whole)
+    assert get(service, "/metrics?name[]=no_such_metric", "Bearer scrape")[1] == b""
+
+
 def test_repeated_authorization_fields_are_refused(service) -> None:
     """Two Authorization fields are refused whichever comes first: servers disagree on which one counts."""
     for pair in (("Bearer acme-token", "Bearer admin"), ("Bearer admin", "Bearer acme-token")):

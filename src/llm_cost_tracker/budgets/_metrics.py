@@ -37,12 +37,20 @@ class BudgetCollector(Collector):
         self._service = service
         self._monitor = monitor
 
+    def describe(self) -> list[Metric]:
+        """The families, without samples (no store read): registered by name, so a scrape restricted to other
+        names (``/metrics?name[]=...``) neither collects them nor reads the budgets' spend."""
+        return list(self._families(None))
+
     def collect(self) -> Iterator[Metric]:
         try:
             snap: Snapshot | None = self._service.snapshot()
         except StoreUnavailable as exc:
             log.warning("budget gauges skipped: store unavailable", error=str(exc)[:300])
             snap = None
+        return self._families(snap)
+
+    def _families(self, snap: Snapshot | None) -> Iterator[Metric]:
         statuses = snap.statuses if snap is not None else {}
         limit = GaugeMetricFamily("llm_budget_limit_usd", "Budget limit for the current period, in USD.",
                                   labels=("budget",))
