@@ -194,14 +194,19 @@ class SpendCollector(Collector):
     def describe(self) -> list[CounterMetricFamily]:
         """The families, without samples: registered by name, so a scrape restricted to other names
         (``/metrics?name[]=...``) does not collect them."""
-        return list(self.collect(empty=True))
+        return list(self._families({}, {}, {}, {}))
 
-    def collect(self, empty: bool = False) -> Iterator[CounterMetricFamily]:
+    def collect(self) -> Iterator[CounterMetricFamily]:
         with self._lock:
-            cost = {} if empty else dict(self._cost)
-            tokens = {} if empty else {k: list(v) for k, v in self._tokens.items()}
-            unpriced = {} if empty else dict(self._unpriced)
-            disagree = {} if empty else dict(self._disagree)
+            cost = dict(self._cost)
+            tokens = {k: list(v) for k, v in self._tokens.items()}
+            unpriced = dict(self._unpriced)
+            disagree = dict(self._disagree)
+        return self._families(cost, tokens, unpriced, disagree)
+
+    def _families(self, cost: dict[tuple[str, str, str], int], tokens: dict[tuple[str, str, str], list[int]],
+                  unpriced: dict[tuple[str, str, str], int],
+                  disagree: dict[tuple[str, str], int]) -> Iterator[CounterMetricFamily]:
         fam = CounterMetricFamily("llm_cost_usd", "Spend priced from LLM spans, in USD.",
                                   labels=("service", "provider", "model"))
         for key, pusd in cost.items():

@@ -126,3 +126,36 @@ def test_every_span_label_is_folded_and_the_series_are_bounded(monkeypatch) -> N
     spend.observe([_spend_record("t", f"svc-{i}", "p", "m") for i in range(10)])
     services = sorted(s.labels["service"] for s in next(iter(spend.collect())).samples)
     assert services == [OTHER, "svc-0", "svc-1", "svc-2"]
+
+
+def test_a_scrape_restricted_to_other_names_collects_neither_spend_nor_budgets() -> None:
+    """The spend and budget collectors describe their families, so ``/metrics?name[]=...`` (a restricted registry)
+    for another family neither builds theirs nor reads the budgets' spend from the store; asked for by name, the
+    spend family comes with its samples."""
+    from prometheus_client import CollectorRegistry, Counter, generate_latest
+
+    from llm_cost_tracker.budgets import BudgetCollector
+
+    class Budgets:
+        snapshots = 0
+        refresh_errors = 0
+
+        def snapshot(self) -> None:
+            self.snapshots += 1
+
+    registry = CollectorRegistry()
+    spend = SpendCollector(LabelFolder())
+    spend.observe([span_record(service_name="chat", provider="openai", response_model="gpt-4o",
+                               usage=TokenUsage(10, 2), cost_pusd=1_500_000_000_000, pricing_status="priced")])
+    budgets = Budgets()
+    registry.register(spend)
+    registry.register(BudgetCollector(budgets))  # type: ignore[arg-type]
+    Counter("llm_pipeline_rows_written", "rows", registry=registry).inc(3)
+
+    text = generate_latest(registry.restricted_registry(["llm_pipeline_rows_written_total"])).decode()
+    assert "llm_pipeline_rows_written_total 3.0" in text
+    assert "llm_cost_usd" not in text and "llm_budget" not in text and budgets.snapshots == 0
+    text = generate_latest(registry.restricted_registry(["llm_cost_usd_total"])).decode()
+    assert 'llm_cost_usd_total{model="gpt-4o",provider="openai",service="chat"} 1.5' in text
+    assert "llm_tokens" not in text and budgets.snapshots == 0
+    assert "llm_budget_limit_usd" in generate_latest(registry).decode() and budgets.snapshots == 1
