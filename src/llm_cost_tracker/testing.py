@@ -15,6 +15,7 @@ import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any
+from urllib.parse import urlencode
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
@@ -325,9 +326,6 @@ class ServiceProcess:
     def metrics(self, token: str | None = None, names: Sequence[str] = ()) -> str:
         """The ``/metrics`` text (``token``: an admin or metrics token, needed when tokens are configured); only the
         samples ``names`` when given (``name[]``: a poller then costs the service one family's formatting)."""
-        import urllib.request
-        from urllib.parse import urlencode
-
         query = f"?{urlencode([('name[]', n) for n in names])}" if names else ""
         request = urllib.request.Request(self.http_url + "/metrics" + query)
         if token:

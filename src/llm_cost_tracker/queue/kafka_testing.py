@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from llm_cost_tracker.testing import free_port, wait_listening
 
@@ -158,11 +159,10 @@ class KafkaProcess:
     def metric(self, name: str, **labels: str) -> float:
         """The sum of a metric's samples whose labels include ``labels`` (0 if absent). Only that sample's family
         is asked for (``name[]``): a poller costs the process the formatting of one family, not of every series."""
-        from urllib.parse import quote
-
         from prometheus_client.parser import text_string_to_metric_families
 
-        with urllib.request.urlopen(f"{self.http_url}/metrics?name[]={quote(name)}", timeout=5) as response:
+        query = urlencode([("name[]", name)])
+        with urllib.request.urlopen(f"{self.http_url}/metrics?{query}", timeout=5) as response:
             text = response.read().decode()
         total = 0.0
         for family in text_string_to_metric_families(text):
