@@ -26,7 +26,7 @@ from llm_cost_tracker.types import AttributeColumns, SpanRecord
 __all__ = [
     "SECRETS", "SPAN_START_NS", "AttributeValue", "RecordingPublisher", "ServiceProcess", "any_value", "free_port",
     "genai_attributes", "http_get", "http_json", "key_values", "leaked_secrets", "legacy_attributes", "make_request",
-    "make_span", "openinference_attributes", "recorded_request", "rotel_agent_path", "rotel_command",
+    "make_span", "openinference_attributes", "port_block", "recorded_request", "rotel_agent_path", "rotel_command",
     "secret_probe_request", "span_record", "wait_listening",
 ]
 
@@ -218,10 +218,64 @@ class RecordingPublisher:
         pass
 
 
+_PORTS_BELOW_EPHEMERAL = 8192
+"""Ports :func:`free_port` takes from, just below the kernel's ephemeral range."""
+
+
+def port_block(worker: int, workers: int, ephemeral_low: int) -> range:
+    """The ports :func:`free_port` hands out in pytest-xdist worker ``worker`` of ``workers`` (0 of 1 outside
+    pytest), on a machine whose ephemeral ports start at ``ephemeral_low``: a share of the
+    :data:`_PORTS_BELOW_EPHEMERAL` ports under that range, one share per worker (empty where the range starts
+    too low to leave room: ``free_port`` then asks the kernel)."""
+    low = max(1024, ephemeral_low - _PORTS_BELOW_EPHEMERAL)
+    share = (ephemeral_low - low) // max(1, workers)
+    if share < 64:
+        return range(0)
+    start = low + min(worker, workers - 1) * share
+    return range(start, start + share)
+
+
+def _ephemeral_low() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0  # not Linux: ask the kernel
+
+
+def _worker() -> tuple[int, int]:
+    name = os.environ.get("PYTEST_XDIST_WORKER", "")
+    try:
+        return int(name.removeprefix("gw")), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    except ValueError:
+        return 0, 1
+
+
+_ports = port_block(*_worker(), _ephemeral_low())
+_next_port = itertools.count(int.from_bytes(os.urandom(2), "little"))
+"""Where this process is in its block (from a random place: a benchmark beside a test worker seldom meets it)."""
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
+    """A TCP port on 127.0.0.1 that is free now and that nothing else is likely to take before the caller's
+    child binds it.
+
+    Why not simply ``bind(0)``: the kernel then hands out a port of its ephemeral range, the range every
+    outgoing connection on the machine takes its source port from (the suite's clients open many), and the
+    port is free again once this socket closes: a connection could take it before the child binds it (the
+    likely cause of a collector-hop test's one failure under load). Ports below that range are never taken that way, and each
+    pytest-xdist worker has its own share of them (:func:`port_block`), handed out in turn, each checked free.
+    """
     import socket
 
+    for _ in range(len(_ports)):
+        port = _ports[next(_next_port) % len(_ports)]
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use, or a closed connection's TIME_WAIT: the next one
+            return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
