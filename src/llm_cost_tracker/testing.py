@@ -263,8 +263,9 @@ def free_port() -> int:
     Why not simply ``bind(0)``: the kernel then hands out a port of its ephemeral range, the range every
     outgoing connection on the machine takes its source port from (the suite's clients open many), and the
     port is free again once this socket closes: a connection could take it before the child binds it (the
-    likely cause of a collector-hop test's one failure under load). Ports below that range are never taken that way, and each
-    pytest-xdist worker has its own share of them (:func:`port_block`), handed out in turn, each checked free.
+    likely cause of a collector-hop test's one failure under load). Ports below that range are never taken
+    that way, and each pytest-xdist worker has its own share of them (:func:`port_block`), handed out in
+    turn, each checked free.
     """
     import socket
 
