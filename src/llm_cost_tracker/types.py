@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from operator import attrgetter, is_
 from typing import Any, Protocol, runtime_checkable
 
 PICO_PER_USD = 10**12
@@ -168,6 +169,9 @@ class Transform(Protocol):
     def __call__(self, record: SpanRecord) -> SpanRecord: ...
 
 
+_attributes_of = attrgetter("attributes")
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class AttributeColumns:
     """A request's span attributes as the wire scan read them: one string per distinct key and value, and
@@ -199,12 +203,29 @@ class AttributeColumns:
     """``int32[rows]``: one past each row's last slot."""
     sizes: list[int]
     """Keys in each row's dict as decoded (fewer than its slots when a key repeats on the wire)."""
-    dicts: list[dict[str, str]]
-    """The attribute dict each row's record was given, in row order."""
+    dicts: Sequence[dict[str, str] | None]
+    """The attribute dict each row's record was given, in row order (None in the columns a queue holds, for a
+    row none of the records it holds had: :meth:`held_by`)."""
 
     def row_of(self) -> dict[int, int]:
         """``id(dict) -> row`` for the rows' dicts (alive as long as these columns are)."""
-        return {id(d): i for i, d in enumerate(self.dicts)}
+        return {id(d): i for i, d in enumerate(self.dicts) if d is not None}
+
+    def held_by(self, records: Sequence[SpanRecord]) -> AttributeColumns:
+        """These columns keeping only the dicts that ``records`` hold (the others None), for a queue that keeps
+        the columns as long as it keeps ``records``.
+
+        Why: the columns keep every row's dict alive (a row is found by its dict's identity), so a queue that
+        kept them whole would keep the dicts of the spans the stages left out, the dicts redaction replaced
+        (with the values it took out), and those of the parts of a request already written while its last part
+        waits (a request bigger than a batch is written in parts): memory that no record of the queue holds and
+        its byte bound does not count. A row whose dict is dropped here describes none of ``records``, since
+        none holds that dict: what is left answers for them exactly as the whole columns did."""
+        dicts = self.dicts
+        if len(records) == len(dicts) and all(map(is_, map(_attributes_of, records), dicts)):
+            return self  # (the usual request: every span kept, in its order, with the dict it was decoded with)
+        held = set(map(id, map(_attributes_of, records)))
+        return replace(self, dicts=[d if id(d) in held else None for d in dicts])
 
 
 @runtime_checkable

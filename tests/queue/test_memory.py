@@ -1,13 +1,16 @@
 """The in-process queue: bounds, batching by size and age, acknowledgement."""
 
+from __future__ import annotations
+
 import threading
 import time
+import weakref
 
 import pytest
 
 from llm_cost_tracker.queue.memory import MemoryQueue, record_bytes, wire_record_bytes
 from llm_cost_tracker.testing import span_record
-from llm_cost_tracker.types import QueueFull, SpanRecord
+from llm_cost_tracker.types import AttributeColumns, QueueFull, SpanRecord
 
 
 def recs(n: int) -> list[SpanRecord]:
@@ -162,3 +165,54 @@ def test_a_publish_with_the_request_size_is_bounded_by_it() -> None:
     assert batch is not None
     q.commit(batch)
     assert q.bytes == 0
+
+
+class _Attributes(dict[str, str]):
+    """An attribute dict a weak reference can watch (a plain dict cannot be weakly referenced)."""
+
+
+def _with_columns(n: int) -> tuple[list[SpanRecord], AttributeColumns]:
+    """``n`` records, each with its own dict of one attribute, and the attribute columns that describe them."""
+    import numpy as np
+
+    dicts = [_Attributes({"k": f"v{i}"}) for i in range(n)]
+    records = [span_record(attributes=d) for d in dicts]
+    columns = AttributeColumns(["k"], [f"v{i}" for i in range(n)], np.zeros(n, np.int32), np.arange(n, dtype=np.int32),
+                               np.arange(n, dtype=np.int32), np.arange(1, n + 1, dtype=np.int32), [1] * n, list(dicts))
+    return records, columns
+
+
+def _alive(refs: list[weakref.ref[_Attributes]]) -> list[bool]:
+    import gc
+
+    gc.collect()
+    return [ref() is not None for ref in refs]
+
+
+def test_the_queue_lets_go_of_the_dicts_of_a_written_part_and_of_spans_left_out() -> None:
+    """The columns keep their rows' dicts alive (rows are found by a dict's identity), so the queue keeps only
+    those its records hold: the parts of a request already written, and the spans the stages left out, do not
+    stay in memory until its last part is written; the writer's table is the same."""
+    from llm_cost_tracker.storage.rows import described_rows, records_to_arrow
+
+    records, columns = _with_columns(6)
+    refs = [weakref.ref(d) for d in columns.dicts]  # type: ignore[arg-type]
+    kept = records[:5]  # the sixth left out by the stages
+    expected = records_to_arrow(kept, [columns])
+    q = MemoryQueue(capacity=100)
+    q.publish(kept, columns=columns)
+    del records, columns
+    first = q.take(2, 0.0)  # a request bigger than a batch: written in parts
+    assert first is not None and len(first.records) == 2
+    table = records_to_arrow(first.records, first.columns)
+    assert table.equals(expected.slice(0, 2))
+    assert (described_rows([r.attributes for r in first.records], first.columns)[0] == 0).all()  # from the columns
+    q.commit(first)
+    del first, kept
+    assert _alive(refs) == [False, False, True, True, True, False]  # what the queue still holds: the rest
+    rest = q.take(10, 0.0)
+    assert rest is not None and records_to_arrow(rest.records, rest.columns).equals(expected.slice(2))
+    assert (described_rows([r.attributes for r in rest.records], rest.columns)[0] == 0).all()
+    q.commit(rest)
+    del rest
+    assert _alive(refs) == [False] * 6

@@ -95,13 +95,28 @@ def test_the_memory_queue_hands_the_columns_to_the_writer() -> None:
     queue.publish(records[:10], columns=columns)
     queue.publish(records[10:])
     batch = queue.take(max_records=25, max_age_seconds=0)
-    assert batch is not None and batch.columns == [columns]
+    assert batch is not None and len(batch.columns) == 1
+    _same_pools(batch.columns[0], columns)
+    assert _held_rows(batch.columns[0]) == list(range(10))  # only the dicts of the records it holds
     rest = queue.take(max_records=25, max_age_seconds=0)
     assert rest is not None and rest.columns == []
-    queue.publish(records, columns=columns)  # split across two batches: both parts keep the columns
+    queue.publish(records, columns=columns)  # split across two batches: each part keeps its own rows' dicts
     first, second = queue.take(max_records=20, max_age_seconds=0), queue.take(max_records=20, max_age_seconds=0)
-    assert first is not None and second is not None
-    assert first.columns == [columns] and second.columns == [columns]
+    assert first is not None and second is not None and len(first.columns) == len(second.columns) == 1
+    for part, rows in ((first, range(20)), (second, range(20, 30))):
+        _same_pools(part.columns[0], columns)
+        assert _held_rows(part.columns[0]) == list(rows)
+        assert records_to_arrow(part.records, part.columns).equals(records_to_arrow(part.records))
+
+
+def _same_pools(held: AttributeColumns, columns: AttributeColumns) -> None:
+    """``held`` is ``columns`` but for its dicts: the same pools and ids, not copies."""
+    assert all(getattr(held, name) is getattr(columns, name)
+               for name in ("keys", "values", "key_ids", "value_ids", "begins", "ends", "sizes"))
+
+
+def _held_rows(columns: AttributeColumns) -> list[int]:
+    return [row for row, d in enumerate(columns.dicts) if d is not None]
 
 
 def test_a_batch_every_record_of_which_is_described() -> None:

@@ -132,6 +132,8 @@ class MemoryQueue:
             future.set_result(None)
             return future
         size = record_bytes(records) if wire_bytes is None else wire_record_bytes(records, wire_bytes)
+        if columns is not None:
+            columns = columns.held_by(records)  # not the dicts of spans left out, nor those redaction replaced
         with self._cond:
             if self._closed:
                 raise QueueFull("queue is closed (shutting down)")
@@ -180,11 +182,17 @@ class MemoryQueue:
                     # one request bigger than a batch is written in batch-sized parts, so the writer's
                     # memory follows batch_size, not the largest request; it is acknowledged after the last.
                     # What it carries was the whole request's: each part carries it as a Part
+                    # Each part keeps the columns' dicts of its own records only, so those of a part leave with
+                    # it once written (the whole request's would wait for its last part: AttributeColumns.held_by)
                     part_size = chunk_size * room // len(chunk)
                     carry = _part(carry)
-                    self._chunks.appendleft((born, chunk[room:], ack, chunk_size - part_size, chunk_columns, carry))
+                    rest = chunk[room:]
+                    self._chunks.appendleft((born, rest, ack, chunk_size - part_size,
+                                             None if chunk_columns is None else chunk_columns.held_by(rest), carry))
                     ack.parts += 1
                     chunk, chunk_size = chunk[:room], part_size
+                    if chunk_columns is not None:
+                        chunk_columns = chunk_columns.held_by(chunk)
                 records.extend(chunk)
                 acks.append(ack)
                 carried.append((len(chunk), carry))

@@ -290,7 +290,7 @@ class ExportCore:
         processed = self._chain.process(decoded.records, decoded.reject, others, decoded.columns)
         columns = decoded.columns
         if columns is not None and 2 * len(processed.records) < len(columns.dicts):
-            columns = None  # mostly other spans: the queue would hold their attributes too, uncounted
+            columns = None  # mostly other spans: the queue would hold their attributes' ids too, uncounted
         return _Staged(decoded, processed, others, request, self._enqueue(processed.records, len(payload), columns))
 
     def _scan(self, payload: bytes) -> WireScan | None:

@@ -94,7 +94,7 @@ def keyed(records: list[SpanRecord], columns: AttributeColumns, names: tuple[str
     masks[columns.ends == columns.begins] = 0  # (reduceat gives an empty row its first slot)
     sizes = columns.sizes
     if n == len(columns.dicts):  # the records of the request, in its order (the first stages): row i is record i
-        out = [m if a is d and size == len(a) else -1
+        out = [m if size == len(a) and a is d else -1
                for m, a, d, size in zip(masks.tolist(), map(_ATTRIBUTES, records), columns.dicts, sizes, strict=True)]
     else:  # the columns keep every row's dict alive: an id names one of them
         where = columns.row_of()
