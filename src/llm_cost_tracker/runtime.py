@@ -1,4 +1,4 @@
-"""Process-wide settings of a long-running service: the garbage collector's pace.
+"""Process-wide settings of a long-running service: the garbage collector's pace and the C allocator's mmap threshold.
 
 Every Export allocates a few objects per attribute of every span (dicts, strings, records) that live
 until their batch is written, and the call-identity window keeps up to 100,000 carriers. With
@@ -10,9 +10,10 @@ are not cyclic, and reference counting frees them; the collector only needs to r
 
 from __future__ import annotations
 
+import ctypes
 import gc
 
-__all__ = ["GC_THRESHOLDS", "tune_gc"]
+__all__ = ["GC_THRESHOLDS", "MMAP_THRESHOLD", "tune_gc", "tune_malloc"]
 
 GC_THRESHOLDS = (250_000, 20, 100)
 """(young, middle, old): a young collection per 250,000 net allocations instead of 700; the same ratios above
@@ -36,3 +37,33 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+
+
+MMAP_THRESHOLD = 4 << 20
+"""Bytes from which glibc's ``malloc`` serves a block with an ``mmap`` of its own, handed back to the system when
+it is freed: fixed at 4 MiB, where glibc's default moves.
+
+Why: by default glibc raises the threshold to the size of every mmapped block that is freed (up to 32 MiB). After
+the first big request, blocks that size (a 13 MiB request's ``bytes``, the wire scan's tables for it, numpy's
+arrays) come from the heaps of the threads that asked for them, and a heap keeps what is freed below a block
+still in use. Under ``benchmarks/attack.py``'s ``big_requests`` (six clients of 13 MiB Exports) the service
+peaked at 1,055-1,241 MiB with the moving threshold, over the probe's 1 GiB, and at 850-886 MiB with 4 MiB
+(833-881 with 1 MiB, 939-965 with 8 MiB; docs/hardening.md). 1 MiB cost the usual ingest ~5% of its CPU (every
+request's scan tables then mapped and faulted in afresh: ``ingest.py --baseline``, 0.934x the rate, 1.054x the
+CPU per span); 4 MiB left it as it was (1.011x, 1.002x, peak RSS 0.988x). chDB and pyarrow allocate with
+jemalloc, which this does not touch."""
+_M_MMAP_THRESHOLD = -3
+"""``mallopt``'s parameter number for the threshold (glibc's ``malloc.h``)."""
+
+
+def tune_malloc(threshold: int = MMAP_THRESHOLD) -> bool:
+    """Fix glibc's mmap threshold at ``threshold`` bytes (``mallopt``, which also turns off its moving it); False
+    where the C library has no ``mallopt`` or refuses (not glibc): nothing is changed then. Called once per
+    service process, before its start."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(_M_MMAP_THRESHOLD, threshold) == 1)

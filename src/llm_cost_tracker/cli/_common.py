@@ -14,7 +14,7 @@ from llm_cost_tracker import config
 from llm_cost_tracker.config import ConfigError, Settings
 from llm_cost_tracker.ports import PortUnavailable
 from llm_cost_tracker.protocols import Service
-from llm_cost_tracker.runtime import tune_gc
+from llm_cost_tracker.runtime import tune_gc, tune_malloc
 
 
 def add_config_flag(parser: argparse.ArgumentParser) -> None:
@@ -135,6 +135,7 @@ def serve(service: Service, logger: Any, until: Callable[[], bool] | None = None
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGHUP, on_hup)
+    tune_malloc()  # big blocks mmapped and handed back when freed (runtime.MMAP_THRESHOLD)
     try:
         service.start()
     except (StoreLocked, ConfigError, PortUnavailable, IdempotenceRefused) as exc:
