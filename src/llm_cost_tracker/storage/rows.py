@@ -84,8 +84,9 @@ def described_rows(dicts: Sequence[dict[str, str]], columns: Sequence[AttributeC
         counts = np.fromiter(map(len, dicts), np.int64, n)
     sizes = np.fromiter(itertools.chain.from_iterable(c.sizes for c in columns), np.int64, first_rows[-1])
     whole = np.concatenate([c.ends - c.begins for c in columns]) == sizes  # no key repeated on the wire
-    # a dict's id is a row's only while that dict is alive, and the columns hold every row's dict: an id
-    # found is that very dict
+    # a dict's id is a row's only while that dict is alive, and the columns hold every row's dict they name (a
+    # queue's keep those its records hold, AttributeColumns.held_by; a row they let go of is None, whose id no
+    # dict has): an id found is that very dict
     found = np.fromiter(map(where.get, map(id, dicts), itertools.repeat(-1)), np.int64, n)
     described = (found >= 0) & (sizes[found] == counts) & whole[found]
     group = np.where(described, np.searchsorted(first_rows, found, side="right") - 1, -1)
