@@ -62,7 +62,7 @@ def tune_malloc(threshold: int = MMAP_THRESHOLD) -> bool:
     service process, before its start."""
     try:
         mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):  # no such symbol; or no process handle (Windows)
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
