@@ -50,7 +50,9 @@ still in use. Under ``benchmarks/attack.py``'s ``big_requests`` (six clients of 
 peaked at 1,055-1,241 MiB with the moving threshold, over the probe's 1 GiB, and at 850-886 MiB with 4 MiB
 (833-881 with 1 MiB, 939-965 with 8 MiB; docs/hardening.md). 1 MiB cost the usual ingest ~5% of its CPU (every
 request's scan tables then mapped and faulted in afresh: ``ingest.py --baseline``, 0.934x the rate, 1.054x the
-CPU per span); 4 MiB left it as it was (1.011x, 1.002x, peak RSS 0.988x). chDB and pyarrow allocate with
+CPU per span); 4 MiB left it as it was (1.011x, 1.002x, peak RSS 0.988x), and the Kafka path and the scheduler
+within their noise. glibc's trim threshold then stays at 128 KiB: 8 MiB, what glibc keeps beside a 4 MiB threshold
+it moved itself, raised the probe's peak to 875-966 MiB for no measured gain. chDB and pyarrow allocate with
 jemalloc, which this does not touch."""
 _M_MMAP_THRESHOLD = -3
 """``mallopt``'s parameter number for the threshold (glibc's ``malloc.h``)."""
