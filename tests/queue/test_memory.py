@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 import weakref
 
+import numpy as np
 import pytest
 
 from llm_cost_tracker.queue.memory import MemoryQueue, record_bytes, wire_record_bytes
+from llm_cost_tracker.storage.rows import described_rows, records_to_arrow
 from llm_cost_tracker.testing import span_record
 from llm_cost_tracker.types import AttributeColumns, QueueFull, SpanRecord
 
@@ -121,7 +124,6 @@ def test_a_request_bigger_than_a_batch_is_written_in_parts_and_acknowledged_afte
 def _decoded(values: list[str]) -> tuple[list[SpanRecord], int, int]:
     """Records decoded from one request whose spans carry ``values`` (and the usual GenAI attributes):
     (records, the request's bytes, the Python memory the records hold, measured)."""
-    import gc
     import tracemalloc
 
     from llm_cost_tracker.sources.otlp_decode import DecodeLimits, decode_spans, parse_request
@@ -173,8 +175,6 @@ class _Attributes(dict[str, str]):
 
 def _with_columns(n: int) -> tuple[list[SpanRecord], AttributeColumns]:
     """``n`` records, each with its own dict of one attribute, and the attribute columns that describe them."""
-    import numpy as np
-
     dicts = [_Attributes({"k": f"v{i}"}) for i in range(n)]
     records = [span_record(attributes=d) for d in dicts]
     columns = AttributeColumns(["k"], [f"v{i}" for i in range(n)], np.zeros(n, np.int32), np.arange(n, dtype=np.int32),
@@ -183,8 +183,6 @@ def _with_columns(n: int) -> tuple[list[SpanRecord], AttributeColumns]:
 
 
 def _alive(refs: list[weakref.ref[_Attributes]]) -> list[bool]:
-    import gc
-
     gc.collect()
     return [ref() is not None for ref in refs]
 
@@ -193,8 +191,6 @@ def test_the_queue_lets_go_of_the_dicts_of_a_written_part_and_of_spans_left_out(
     """The columns keep their rows' dicts alive (rows are found by a dict's identity), so the queue keeps only
     those its records hold: the parts of a request already written, and the spans the stages left out, do not
     stay in memory until its last part is written; the writer's table is the same."""
-    from llm_cost_tracker.storage.rows import described_rows, records_to_arrow
-
     records, columns = _with_columns(6)
     refs = [weakref.ref(d) for d in columns.dicts]  # type: ignore[arg-type]
     kept = records[:5]  # the sixth left out by the stages
