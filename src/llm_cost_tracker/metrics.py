@@ -276,3 +276,7 @@ class Metrics:
         self.redactions = Counter("llm_redactions", "Attributes dropped or hashed, and entities masked, by the "
                                   "redaction stage, by detector and mode (never the values).",
                                   ("detector", "mode"), registry=r)
+
+    def rows_written_total(self) -> int:
+        """Rows this process wrote to the store so far (the counter holds it as a float)."""
+        return int(self.rows_written._value.get())

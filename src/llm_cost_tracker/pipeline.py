@@ -215,8 +215,8 @@ class AllInOne:
             log.error("closing the store failed", error=f"{type(exc).__name__}: {str(exc)[:300]}")
         if lost:
             log.error("stopped; ACCEPTED SPANS LOST: they could be neither written nor parked",
-                      spans_lost=lost, rows_written=self.metrics.rows_written._value.get(),
+                      spans_lost=lost, rows_written=self.metrics.rows_written_total(),
                       parked_in=[str(d) for d in (self.writer_parking.directory, *self.writer_parking.fallbacks)])
             return EXIT_SPANS_LOST
-        log.info("stopped", rows_written=self.metrics.rows_written._value.get())
+        log.info("stopped", rows_written=self.metrics.rows_written_total())
         return 0

@@ -218,7 +218,7 @@ class Consumer:
             self.http.stop()
         if self._client is not None:
             self._client.close()
-        log.info("consumer stopped", rows_written=self.metrics.rows_written._value.get())
+        log.info("consumer stopped", rows_written=self.metrics.rows_written_total())
 
 
 class KafkaAllInOne:
