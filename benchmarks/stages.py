@@ -91,7 +91,9 @@ def warm_store(client: Any, limits: DecodeLimits, spans: int) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=60, help="Export requests of 512 spans")
+    parser.add_argument("--requests", type=int, default=60, help="Export requests (of --spans-per-request spans)")
+    parser.add_argument("--spans-per-request", type=int, default=512,
+                        help="spans per Export request (small ones show each stage's fixed cost per request)")
     parser.add_argument("--batch", type=int, default=10_000, help="spans per insert (the writer's batch size)")
     parser.add_argument("--default-gc", action="store_true", help="CPython's default GC thresholds")
     parser.add_argument("--protobuf", action="store_true",
@@ -106,7 +108,7 @@ def main() -> int:
                              "the receivers do (where they settle records from the attribute columns), timed as one "
                              "line; without it they run record by record here")
     args = parser.parse_args()
-    payloads = make_payloads(args.requests, 512, seed=11)
+    payloads = make_payloads(args.requests, args.spans_per_request, seed=11)
     settings = Settings(data_dir=tempfile.mkdtemp(prefix="lct-stages-"))
     metrics = Metrics()
     catalog = load_catalog(settings.pricing, settings.store)
@@ -212,7 +214,7 @@ def main() -> int:
     total = sum(spent.values())
     python = total - sum(spent[name] for name in STORE)
     load = os.getloadavg()[0]
-    print(f"{spans:,} spans, {args.requests} requests of 512, inserts of {args.batch:,}; load {load:.1f}; "
+    print(f"{spans:,} spans, {args.requests} requests of {args.spans_per_request}, inserts of {args.batch:,}; load {load:.1f}; "
           f"GC {'default' if args.default_gc else 'tuned (runtime.tune_gc)'}; call window "
           f"{'empty at the start' if args.empty_call_window else f'full ({calls.size:,} carriers)'}")
     for name, seconds in spent.most_common():
