@@ -38,8 +38,9 @@ copies this checkout's ``src`` beside it (both sides then import from a copy and
 first: ``_baseline.py``), and runs the service from each in turns, swapping the order every round, then
 prints each round's ratio and the ratio of the medians. Only runs interleaved like this compare, and even
 they scatter: the same code on both sides read 1.263 and 1.064 in two rounds before the copy, and code
-with no change on this path 1.037 / 0.934 / 0.983 / 1.014 in four rounds with it. A change smaller than
-~5-10% needs many rounds, or an in-process harness (``stages.py``) that times it alone.
+with no change on this path 1.037 / 0.934 / 0.983 / 1.014 in four rounds with it, and an A/A of 32-span
+requests 1.221 / 1.018 / 1.105 (the CPU per span 0.872x) in three. A change smaller than ~10% needs many
+rounds, or an in-process harness (``stages.py``) that times it alone.
 
 Every request carries spans of its own by default: a payload sent twice is a copy, which the service
 leaves out (span identity, docs/schema.md), so repeating payloads would measure the duplicate path.
