@@ -327,7 +327,8 @@ class Publisher(Protocol):
         ``wire_bytes``, when given, is the size of the request they were decoded from: a queue bounded in
         memory may estimate what they hold from it instead of reading every string. ``columns``, when given,
         are that request's attribute columns: a queue that hands its batches over in memory passes them on
-        (``Batch.columns``), others ignore them.
+        (``Batch.columns``); the Kafka publisher writes the attribute maps of the records they describe from
+        them, and they go no further than its messages.
 
         Raises :class:`QueueFull`, :class:`QueueBusy` or :class:`QueueUnavailable` when it cannot take
         them now; the future may fail with :class:`QueueUnavailable`.
