@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 PYTEST_ARGS ?=
 
-.PHONY: run test bench lint clean constraints
+.PHONY: run test bench probes lint clean constraints
 
 # pip prints one line per package it collects, so a first install shows its progress. It byte-compiles what
 # it installs (kept: where PYTHONDONTWRITEBYTECODE is set, nothing else would, and every process of the suite
@@ -86,6 +86,14 @@ test:
 
 bench: $(VENV)/.installed-bench
 	@echo "benchmarks: see README.md (Performance) and docs/performance.md, e.g. $(BIN)/python benchmarks/ingest.py"
+
+# The hostile-client probes (docs/hardening.md): what abusive clients can hold on each port (memory, streams,
+# connections, an unwritable store) and whether a secret reaches any output. Each script exits 1 when a
+# guarantee fails. Minutes of real services at full load, with bounds measured on a 2-core machine: run
+# before a release, not in `make test` (whose limits are asserted per request, not as whole-process figures).
+probes: $(VENV)/.installed-bench
+	$(BIN)/python benchmarks/attack.py
+	$(BIN)/python benchmarks/attack_secrets.py
 
 # ruff (style), mypy (strict types, pyproject [tool.mypy]), lint-imports (dependencies point one way,
 # pyproject [tool.importlinter]); the tools are in the `test` extra.
