@@ -24,6 +24,10 @@ __all__ = ["PARTS", "GilSampler"]
 
 PARTS = (
     ("CallIdentity", "call identity"),
+    ("ColumnarPath._identify", "call identity"),
+    ("ColumnarPath.prepare", "columnar path: decoding and the stages"),
+    ("ColumnarPath.finish", "columnar path: the table"),
+    ("SpanTable.concat", "writer: the Arrow table"),
     ("Chain.process", "the other stages (detect .. redact)"),
     ("_decode", "decoding (scan and records)"),
     ("_scan", "decoding (scan and records)"),

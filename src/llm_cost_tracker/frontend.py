@@ -181,10 +181,13 @@ class FrontEnd:
 
     def bind(self, publisher: Publisher, ack_timeout: float, ready: Callable[[], tuple[bool, str]],
              serve_http: bool = True,
-             passthrough: Callable[[ExportTraceServiceRequest, int], None] | None = None) -> None:
+             passthrough: Callable[[ExportTraceServiceRequest, int], None] | None = None,
+             tables: bool = False) -> None:
         """Build the Export handler in front of ``publisher`` and bind the listeners (not serving yet).
 
-        ``passthrough`` takes the spans that are not LLM spans, untouched (``--forward-all``).
+        ``passthrough`` takes the spans that are not LLM spans, untouched (``--forward-all``). ``tables``:
+        ``publisher`` takes the columnar path's tables (the in-process queue), so that path runs where the
+        ``columnar_path`` setting allows it.
         """
         s = self.settings
         listeners, tls = s.listeners, s.access.tls()
@@ -198,7 +201,7 @@ class FrontEnd:
             decode_limits(s.decode), self.metrics, guard=self.guard, ack_timeout=ack_timeout,
             calls=call_identity(s.calls, self.metrics), memory=MemoryBudget(listeners.max_decode_bytes),
             time_bounds=SpanTimeBounds.from_config(s.decode, s.store), passthrough=passthrough,
-            stage_workers=listeners.stage_workers)
+            stage_workers=listeners.stage_workers, columnar=tables and listeners.columnar_path)
         self.handler = TraceExportHandler(core=self.core)
         if listens(listeners.otlp_http):
             self._bind_otlp_http(self.core, tls)

@@ -98,7 +98,8 @@ class AllInOne:
             publisher = ForwardGate(self.queue, self.forwarder.room, always=s.forward_all)
         self.front.bind(publisher, ack_timeout=max(s.ack_timeout_seconds, 3 * s.batch_age_seconds), ready=self.ready,
                         passthrough=self.forwarder.passthrough if self.forwarder is not None and s.forward_all
-                        else None)
+                        else None,
+                        tables=self.forwarder is None)  # (the forwarder reads records: its spans take the stages)
         self.sql = SqlEndpoint.from_config(s.sql, s.store, s.access.tls(), self.front.tokens)  # port checked after OTLP's
         http = self.front.http
         assert http is not None

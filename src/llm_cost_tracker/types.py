@@ -250,17 +250,15 @@ any other status), the reported cost of a priced span (None for any other status
 
 
 class WireRecords(Protocol):
-    """A batch of span records a queue keeps in its wire form instead of one SpanRecord per span.
+    """A batch of span records a queue keeps in another form than one SpanRecord per span.
 
-    The Kafka consumer's batch (``queue.kafka_codec.WireBatch``): validated protobuf that ClickHouse parses
-    itself, so the writer never builds a Python object per span. It answers what the writer needs without
-    decoding: identities and spend rows (read once, when the batch was validated), a subset (only when the
-    batch holds copies), and its rows as ``FORMAT ProtobufList`` input or, where a store cannot take that,
-    as an Arrow table. ``to_records`` decodes it in full, for parking.
+    Two queues make them: the Kafka consumer (``queue.kafka_codec.WireBatch``: validated protobuf that
+    ClickHouse parses itself, :class:`ProtobufRecords`) and the in-process queue for the requests the columnar
+    path decided (``storage.table.SpanTable``: the rows as an Arrow table). Either way the writer never builds
+    a Python object per span: it asks for identities and spend rows, a subset (only when the batch holds
+    copies), and the rows to insert (:meth:`to_arrow`, or ``FORMAT ProtobufList`` input for the first kind).
+    ``to_records`` builds SpanRecords in full, for parking.
     """
-
-    protobuf_schema: str
-    protobuf_message: str
 
     def __len__(self) -> int: ...
 
@@ -270,11 +268,20 @@ class WireRecords(Protocol):
 
     def subset(self, keep: Sequence[int]) -> WireRecords: ...
 
-    def protobuf_list(self) -> bytes: ...
-
     def to_arrow(self) -> Any: ...
 
     def to_records(self) -> list[SpanRecord]: ...
+
+
+@runtime_checkable
+class ProtobufRecords(WireRecords, Protocol):
+    """Wire records ClickHouse can parse itself: ``FORMAT ProtobufList`` input of ``protobuf_message`` in
+    ``protobuf_schema`` (the Kafka consumer's batch)."""
+
+    protobuf_schema: str
+    protobuf_message: str
+
+    def protobuf_list(self) -> bytes: ...
 
 
 Records = list[SpanRecord] | WireRecords

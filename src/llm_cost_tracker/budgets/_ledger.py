@@ -16,8 +16,11 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import pyarrow as pa
+
 from llm_cost_tracker.queue.memory import MemoryQueue, Part
-from llm_cost_tracker.types import AttributeColumns, Batch, SpanRecord
+from llm_cost_tracker.storage.table import SpanTable, pico_values
+from llm_cost_tracker.types import AttributeColumns, Batch, Records, SpanRecord
 
 BUCKET_NS = 15 * 60 * 10**9
 """Pending spend is bucketed by span start time in 15 minutes: every period bound in every current
@@ -52,6 +55,23 @@ def _aggregate_scoped(records: Iterable[SpanRecord], keys: tuple[str, ...],
     return out
 
 
+def _aggregate_table(records: SpanTable) -> Aggregate:
+    """:meth:`SpendLedger.aggregate` of a table, without budget attribute or entity keys."""
+    t = records.table
+    costs = pico_values(t.column("cost_usd"))
+    starts = t.column("timestamp").cast(pa.int64()).to_pylist()
+    flat: dict[tuple[str, str, str, str, int], int] = {}
+    get = flat.get
+    for tenant, service, provider, response, request, start, cost in zip(
+            *(t.column(name).to_pylist() for name in ("tenant", "service_name", "provider", "response_model",
+                                                      "request_model")), starts, costs, strict=True):
+        if cost:
+            key = (tenant, service, provider, response or request, start // BUCKET_NS)
+            flat[key] = get(key, 0) + cost
+    return {((tenant, service, provider, model, ()), bucket): cost
+            for (tenant, service, provider, model, bucket), cost in flat.items()}
+
+
 class SpendLedger:
     """Signed pending spend per dimensions and time bucket, and the gate between writes and reads.
 
@@ -72,14 +92,19 @@ class SpendLedger:
         """Held by the writer from take to commit, or by a reader around its store query."""
         self.writes = 0
 
-    def aggregate(self, records: Iterable[SpanRecord], layout: Layout | None = None) -> Aggregate:
+    def aggregate(self, records: Iterable[SpanRecord] | SpanTable, layout: Layout | None = None) -> Aggregate:
         """The priced spend of ``records`` per (dims, bucket), with the keys of ``layout`` (default: the
         current ones, :attr:`layout`); no lock taken.
 
         Runs once per request, on the receiver's path, for every span: the common case (no budget scoped
-        by an attribute) sums per flat key and builds the nested keys once per entry, not per span.
+        by an attribute) sums per flat key and builds the nested keys once per entry, not per span (a table's
+        from its columns).
         """
         keys, entity_keys = self._keys if layout is None else layout
+        if isinstance(records, SpanTable):
+            if keys or entity_keys:  # (budgets scoped by attributes: their values are in the maps)
+                return _aggregate_scoped(records.to_records(), keys, entity_keys)
+            return _aggregate_table(records)
         if keys or entity_keys:
             return _aggregate_scoped(records, keys, entity_keys)
         flat: dict[tuple[str, str, str, str, int], int] = {}
@@ -202,6 +227,11 @@ class _Published:
     layout: Layout
 
 
+def _records(records: Records) -> list[SpanRecord] | SpanTable:
+    """``records`` in a form :meth:`SpendLedger.aggregate` reads (a wire-form batch, Kafka's, decoded)."""
+    return records if isinstance(records, (list, SpanTable)) else records.to_records()
+
+
 class TrackingQueue:
     """A queue (publisher and batch reader) that keeps a :class:`SpendLedger` of what it holds.
 
@@ -221,7 +251,7 @@ class TrackingQueue:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
-    def publish(self, records: list[SpanRecord], wire_bytes: int | None = None,
+    def publish(self, records: list[SpanRecord] | SpanTable, wire_bytes: int | None = None,
                 columns: AttributeColumns | None = None) -> Future[None]:
         layout = self.ledger.layout
         agg = self.ledger.aggregate(records, layout)
@@ -260,18 +290,21 @@ class TrackingQueue:
         aggregated with, so its entries are those publish added too, whatever keys were added since. A
         batch of any other queue is aggregated again (a wire-form batch, Kafka's, is decoded to be counted).
         """
-        records = batch.records if isinstance(batch.records, list) else batch.records.to_records()
         if not self._carries:
-            return self.ledger.aggregate(records)
+            return self.ledger.aggregate(_records(batch.records))
         total: Aggregate = {}
         start = 0
+        records: list[SpanRecord] | SpanTable | None = None  # built only for a request that carried no aggregate
         for count, carried in MemoryQueue.carried(batch):
             if isinstance(carried, _Published):
                 agg = carried.aggregate
             else:
                 whole = carried.whole if isinstance(carried, Part) else None
                 layout = whole.layout if isinstance(whole, _Published) else None
-                agg = self.ledger.aggregate(records[start:start + count], layout)
+                if records is None:
+                    records = batch.records if isinstance(batch.records, (list, SpanTable)) else _records(batch.records)
+                agg = self.ledger.aggregate(records.slice(start, count) if isinstance(records, SpanTable)
+                                            else records[start:start + count], layout)
             start += count
             for key, value in agg.items():  # the ledger re-shapes and sums these when it applies them
                 total[key] = total.get(key, 0) + value

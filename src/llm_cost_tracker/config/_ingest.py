@@ -35,6 +35,7 @@ class ListenersConfig(Section):
     max_message_bytes: int
     grpc_workers: int
     stage_workers: int
+    columnar_path: bool
     grpc_max_streams: int
     grpc_receive_timeout_seconds: float
     max_decode_bytes: int

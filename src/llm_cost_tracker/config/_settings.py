@@ -61,6 +61,9 @@ class Settings:
     stage_workers: int = 1
     """Export requests decoded and run through the stages at once, over both protocols. They hold the GIL,
     so more than one only interleave, and starve the batch writer (docs/performance.md)."""
+    columnar_path: bool = True
+    """Run the requests the wire scan reads through the columnar path (no Python object per span; the same
+    rows), where it applies: the all-in-one service without forwarding (docs/architecture.md)."""
     grpc_max_streams: int = 64
     """Export calls in progress at once (receiving, waiting or decoding); more get RESOURCE_EXHAUSTED."""
     grpc_receive_timeout_seconds: float = 10.0

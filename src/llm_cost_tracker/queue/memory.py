@@ -11,6 +11,7 @@ from operator import attrgetter
 from typing import Any
 
 from llm_cost_tracker.config import QueueConfig
+from llm_cost_tracker.storage.table import SpanTable
 from llm_cost_tracker.types import AttributeColumns, Batch, QueueFull, SpanRecord
 
 __all__ = ["RECORD_BYTES", "STRING_BYTES", "MemoryQueue", "Part", "record_bytes", "wire_record_bytes"]
@@ -86,8 +87,30 @@ class _Ack:
         return self.parts == 0
 
 
+def _batch(parts: list[tuple[list[SpanRecord] | SpanTable, AttributeColumns | None]], handle: Any) -> Batch:
+    """The batch of the chunks ``parts``: their records in one list (with the columns of those that have them),
+    or one table when a chunk is a table."""
+    if any(isinstance(chunk, SpanTable) for chunk, _ in parts):
+        table = SpanTable.concat([chunk if isinstance(chunk, SpanTable) else (chunk, columns)
+                                  for chunk, columns in parts])
+        return Batch(records=table, handle=handle)
+    records: list[SpanRecord] = []
+    columns: list[AttributeColumns] = []
+    for chunk, chunk_columns in parts:
+        assert not isinstance(chunk, SpanTable)
+        records.extend(chunk)
+        if chunk_columns is not None:
+            columns.append(chunk_columns)
+    return Batch(records=records, handle=handle, columns=columns)
+
+
 class MemoryQueue:
     """A bounded queue of per-request chunks, counted in records and in estimated bytes.
+
+    A chunk is a request's SpanRecords, or the Arrow table of a request the columnar path decided
+    (:class:`~llm_cost_tracker.storage.table.SpanTable`, counted by its buffers' bytes). A batch of record
+    chunks only is a list of records, as before; a batch holding a table is one table, the record chunks'
+    rows built into it (``SpanTable.concat``, outside the queue's lock).
 
     ``publish`` never blocks: when the queue is full it raises :class:`QueueFull` (the receiver
     answers UNAVAILABLE, and the collector's retry holds the data). With ``ack_when_stored`` the
@@ -111,7 +134,8 @@ class MemoryQueue:
         self.bytes = 0
         """Estimated bytes of the records accepted and not yet committed."""
         self._ack_when_stored = ack_when_stored
-        self._chunks: deque[tuple[float, list[SpanRecord], _Ack, int, AttributeColumns | None, Any]] = deque()
+        self._chunks: deque[tuple[float, list[SpanRecord] | SpanTable, _Ack, int, AttributeColumns | None, Any]] = (
+            deque())
         self._queued = 0
         self._in_flight = 0
         self._closed = False
@@ -122,7 +146,10 @@ class MemoryQueue:
         """Records accepted and not yet committed by the sink."""
         return self._queued + self._in_flight
 
-    def publish(self, records: list[SpanRecord], wire_bytes: int | None = None,
+    accepts_tables = True
+    """``publish`` takes a :class:`~llm_cost_tracker.storage.table.SpanTable` too (the columnar path's output)."""
+
+    def publish(self, records: list[SpanRecord] | SpanTable, wire_bytes: int | None = None,
                 columns: AttributeColumns | None = None, carry: Any = None) -> Future[None]:
         """``carry``: a value handed back with the batch that holds these records (:meth:`carried`), so that
         what a wrapper worked out per request (the spend ledger's aggregate) need not be worked out again
@@ -131,9 +158,12 @@ class MemoryQueue:
         if not records:
             future.set_result(None)
             return future
-        size = record_bytes(records) if wire_bytes is None else wire_record_bytes(records, wire_bytes)
-        if columns is not None:
-            columns = columns.held_by(records)  # not the dicts of spans left out, nor those redaction replaced
+        if isinstance(records, SpanTable):
+            size, columns = records.table.nbytes, None
+        else:
+            size = record_bytes(records) if wire_bytes is None else wire_record_bytes(records, wire_bytes)
+            if columns is not None:
+                columns = columns.held_by(records)  # not the dicts of spans left out, nor those redaction replaced
         with self._cond:
             if self._closed:
                 raise QueueFull("queue is closed (shutting down)")
@@ -167,16 +197,15 @@ class MemoryQueue:
                     return None
                 else:
                     self._cond.wait()
-            records: list[SpanRecord] = []
+            parts: list[tuple[list[SpanRecord] | SpanTable, AttributeColumns | None]] = []
             acks: list[_Ack] = []
-            columns: list[AttributeColumns] = []
             carried: list[tuple[int, Any]] = []
-            size = 0
-            while self._chunks and len(records) < max_records:
+            size = taken = 0
+            while self._chunks and taken < max_records:
                 born, chunk, ack, chunk_size, chunk_columns, carry = self._chunks.popleft()
-                room = max_records - len(records)
+                room = max_records - taken
                 if len(chunk) > room:
-                    if records:  # whole chunks only, unless a chunk alone is bigger than a batch
+                    if taken:  # whole chunks only, unless a chunk alone is bigger than a batch
                         self._chunks.appendleft((born, chunk, ack, chunk_size, chunk_columns, carry))
                         break
                     # one request bigger than a batch is written in batch-sized parts, so the writer's
@@ -186,22 +215,22 @@ class MemoryQueue:
                     # it once written (the whole request's would wait for its last part: AttributeColumns.held_by)
                     part_size = chunk_size * room // len(chunk)
                     carry = _part(carry)
-                    rest = chunk[room:]
+                    rest = chunk.slice(room) if isinstance(chunk, SpanTable) else chunk[room:]
                     self._chunks.appendleft((born, rest, ack, chunk_size - part_size,
-                                             None if chunk_columns is None else chunk_columns.held_by(rest), carry))
+                                             None if chunk_columns is None or isinstance(rest, SpanTable)
+                                             else chunk_columns.held_by(rest), carry))
                     ack.parts += 1
-                    chunk, chunk_size = chunk[:room], part_size
-                    if chunk_columns is not None:
+                    chunk, chunk_size = (chunk.slice(0, room) if isinstance(chunk, SpanTable) else chunk[:room]), part_size
+                    if chunk_columns is not None and not isinstance(chunk, SpanTable):
                         chunk_columns = chunk_columns.held_by(chunk)
-                records.extend(chunk)
+                parts.append((chunk, chunk_columns))
+                taken += len(chunk)
                 acks.append(ack)
                 carried.append((len(chunk), carry))
                 size += chunk_size
-                if chunk_columns is not None:
-                    columns.append(chunk_columns)
-            self._queued -= len(records)
-            self._in_flight += len(records)
-        return Batch(records=records, handle=(acks, size, carried), columns=columns)
+            self._queued -= taken
+            self._in_flight += taken
+        return _batch(parts, (acks, size, carried))
 
     @staticmethod
     def carried(batch: Batch) -> list[tuple[int, Any]]:

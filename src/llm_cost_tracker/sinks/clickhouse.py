@@ -16,7 +16,7 @@ from llm_cost_tracker.sinks.identity import token_hash
 from llm_cost_tracker.storage.client import DEDUP_SETTINGS, is_embedded, sql_string
 from llm_cost_tracker.storage.rows import records_to_arrow
 from llm_cost_tracker.storage.scratch import arrow_file, scratch_file, sweep
-from llm_cost_tracker.types import AttributeColumns, Records, WireRecords
+from llm_cost_tracker.types import AttributeColumns, ProtobufRecords, Records
 
 log = get_logger("sink")
 
@@ -163,9 +163,10 @@ class ClickHouseSink:
         attribute ``columns`` the records were decoded with, when given, build their attribute maps
         (``storage.rows.records_to_arrow``).
 
-        ``records`` are SpanRecords (inserted as Arrow), or wire records from the Kafka consumer, which ClickHouse
-        parses itself (``FORMAT ProtobufList``) where it can; a store that refuses that statement (a server
-        without ``format_schema_source``, say) gets the same rows as Arrow, with the same token, from then on.
+        ``records`` are SpanRecords (inserted as Arrow), an Arrow table of spans (``storage.table.SpanTable``,
+        inserted as it is), or wire records from the Kafka consumer, which ClickHouse parses itself (``FORMAT
+        ProtobufList``) where it can; a store that refuses that statement (a server without
+        ``format_schema_source``, say) gets the same rows as Arrow, with the same token, from then on.
 
         The repeat is a no-op in the rollups too: their materialized views deduplicate their own blocks
         (``deduplicate_blocks_in_dependent_materialized_views``), also when the first attempt stored the
@@ -175,7 +176,7 @@ class ClickHouseSink:
         stamp = token_hash(dedup_token)  # each row's insert_token (sinks/identity.py)
         if isinstance(records, list):
             self._insert_arrow(lambda: records_to_arrow(records, columns), settings, stamp)
-        elif self.protobuf_route:
+        elif self.protobuf_route and isinstance(records, ProtobufRecords):
             self._write_protobuf(records, settings, stamp)
         else:
             self._insert_arrow(records.to_arrow, settings, stamp)
@@ -223,7 +224,7 @@ class ClickHouseSink:
         finally:
             os.unlink(path)
 
-    def _write_protobuf(self, records: WireRecords, settings: dict[str, Any], stamp: int) -> None:
+    def _write_protobuf(self, records: ProtobufRecords, settings: dict[str, Any], stamp: int) -> None:
         try:
             self._insert_protobuf(records, settings, stamp)
         except Exception as exc:
@@ -239,7 +240,7 @@ class ClickHouseSink:
             else:
                 log.warning("protobuf insert failed; the batch went as Arrow", error=error)
 
-    def _insert_protobuf(self, records: WireRecords, settings: dict[str, Any], stamp: int) -> None:
+    def _insert_protobuf(self, records: ProtobufRecords, settings: dict[str, Any], stamp: int) -> None:
         into = f"INSERT INTO {self.table} ({_PROTOBUF_COLUMNS}{', insert_token' if stamp else ''})"
         select = f"{_PROTOBUF_SELECT}, toUInt64({int(stamp)})" if stamp else _PROTOBUF_SELECT
         if self.protobuf_route == "input":  # a server over HTTP: the body is the data, settings are URL parameters

@@ -43,6 +43,7 @@ from llm_cost_tracker.access.tokens import Principal, TokenTable
 from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.metrics import Metrics
 from llm_cost_tracker.sources.admission import MemoryBudget, decode_cost
+from llm_cost_tracker.sources.columnar import Columnar, ColumnarPath, Prepared
 from llm_cost_tracker.sources.otlp_decode import (
     DecodedBatch,
     DecodeError,
@@ -54,8 +55,9 @@ from llm_cost_tracker.sources.otlp_decode import (
 )
 from llm_cost_tracker.sources.otlp_records import SCAN, decode_scan
 from llm_cost_tracker.sources.otlp_scan import WireScan, scan_request
+from llm_cost_tracker.sources.span_time import SpanTimeBounds
 from llm_cost_tracker.transforms.calls import CallIdentity
-from llm_cost_tracker.transforms.chain import TRANSFORM_ERROR, Chain, Processed
+from llm_cost_tracker.transforms.chain import TRANSFORM_ERROR, Chain
 from llm_cost_tracker.types import (
     AttributeColumns,
     Publisher,
@@ -118,11 +120,13 @@ span); smaller ones by protobuf, which is cheaper below ~30 spans: the scan has 
 
 @dataclass(slots=True)
 class _Staged:
-    """A request after its stages: what it decoded to, the records handed to the queue, the spans that are
-    not LLM spans (kept only to pass them on) and the request itself (only then), and the queue's ack."""
+    """A request after its stages: what it decoded to, what was handed to the queue (its records, or its rows
+    from the columnar path) and how many spans were not LLM spans, those spans (kept only to pass them on) and
+    the request itself (only then), and the queue's ack."""
 
     decoded: DecodedBatch
-    processed: Processed
+    published: list[SpanRecord] | Columnar
+    other: int
     others: list[SpanRecord] | None
     request: ExportTraceServiceRequest | None
     acked: Future[None]
@@ -159,6 +163,9 @@ class ExportCore:
             accepted (``--forward-all``: the forwarder); None drops them after counting.
         stage_workers: requests decoded and run through the stages at once, over both protocols (see
             :attr:`stages`); None: no bound beyond the listeners' own.
+        columnar: run the requests the wire scan reads through the columnar path (``sources/columnar.py``), which
+            hands ``publisher`` an Arrow table instead of records: only for a queue that takes one (the
+            in-process queue) and without ``passthrough``. A request the path declines takes the stages.
     """
 
     def __init__(self, transforms: list[Transform], publisher: Publisher, limits: DecodeLimits,
@@ -166,7 +173,7 @@ class ExportCore:
                  calls: CallIdentity | None = None, memory: MemoryBudget | None = None,
                  memory_wait: float = 5.0, time_bounds: Callable[[DecodedBatch], None] | None = None,
                  passthrough: Callable[[ExportTraceServiceRequest, int], None] | None = None,
-                 stage_workers: int | None = None) -> None:
+                 stage_workers: int | None = None, columnar: bool = False) -> None:
         self.stages = threading.BoundedSemaphore(stage_workers) if stage_workers else None
         """Held from decoding a request to handing its records to the queue, not while its acknowledgement
         is awaited. Those steps are Python and hold the GIL, so a second request decoding at the same time
@@ -177,6 +184,11 @@ class ExportCore:
         self._passthrough = passthrough
         self._time_bounds = time_bounds
         self._chain = Chain(transforms, calls)  # the stages and their failure rules, shared by every protocol
+        bounds = time_bounds if isinstance(time_bounds, SpanTimeBounds) else None
+        self._columnar = (ColumnarPath.build(transforms, calls, limits, bounds)  # (other bounds: the stages')
+                          if columnar and passthrough is None and (time_bounds is None or bounds) else None)
+        """The columnar path (None: every request takes the stages). Built from the same stages and call identity,
+        so both paths share one window, one catalog, one redaction policy."""
         self._publisher = publisher
         self._limits = limits
         self._metrics = metrics
@@ -191,8 +203,11 @@ class ExportCore:
         self._metrics.exports.labels(code=GRPC_CODES[kind]).inc()
         return Refused(kind, message, retry_after)
 
-    def _forget(self, records: list[SpanRecord]) -> None:
-        self._chain.forget(records)
+    def _forget(self, published: list[SpanRecord] | Columnar) -> None:
+        if isinstance(published, Columnar):
+            self._chain.forget_keys(published.keys)
+        else:
+            self._chain.forget(published)
 
     def gate(self, metadata: Metadata) -> Refused | None:
         """The refusal of a call from its headers alone (wrong token, shutting down), or None to admit it."""
@@ -240,18 +255,19 @@ class ExportCore:
                 parse: Parser) -> ExportTraceServiceResponse:
         with self.stages or nullcontext():
             staged = self._stage(payload, principal, tenant, parse)
-        decoded, processed, records = staged.decoded, staged.processed, staged.processed.records
-        self._await(records, staged.acked)  # outside ``stages``: another request may decode meanwhile
+        decoded, published = staged.decoded, staged.published
+        self._await(published, staged.acked)  # outside ``stages``: another request may decode meanwhile
         others = staged.others
         if others and self._passthrough is not None:  # accepted: the other spans go on as they arrived
             assert staged.request is not None
             kept = spans_of(staged.request, {(bytes.fromhex(r.trace_id), bytes.fromhex(r.span_id)) for r in others})
             self._passthrough(kept, len(others))
         m = self._metrics  # spend is counted by the writer, after the store, from first arrivals only
-        if records:
-            m.spans_received.labels(kind="llm").inc(len(records))
-        if processed.other:
-            m.spans_received.labels(kind="other").inc(processed.other)
+        llm = len(published.table) if isinstance(published, Columnar) else len(published)
+        if llm:
+            m.spans_received.labels(kind="llm").inc(llm)
+        if staged.other:
+            m.spans_received.labels(kind="other").inc(staged.other)
         for reason, count in decoded.rejected.items():
             m.spans_rejected.labels(reason=reason).inc(count)
         if decoded.truncated_attributes:
@@ -269,6 +285,11 @@ class ExportCore:
         scan = self._scan(payload) if parse is parse_request and self._passthrough is None else None
         if scan is not None:
             self._admit(principal, scan.span_count, len(payload))
+            prepared = self._prepare(scan, payload, tenant) if self._columnar is not None else None
+            if prepared is not None:
+                assert self._columnar is not None
+                done = self._columnar.finish(prepared)
+                return _Staged(DecodedBatch(), done, done.other, None, None, self._enqueue(done, len(payload)))
             decoded = self._decode_scan(scan, payload, parse)
             del scan
         else:  # JSON, a request the scan leaves to protobuf, or other spans to pass on (they need the request)
@@ -291,7 +312,18 @@ class ExportCore:
         columns = decoded.columns
         if columns is not None and 2 * len(processed.records) < len(columns.dicts):
             columns = None  # mostly other spans: the queue would hold their attributes' ids too, uncounted
-        return _Staged(decoded, processed, others, request, self._enqueue(processed.records, len(payload), columns))
+        return _Staged(decoded, processed.records, processed.other, others, request,
+                       self._enqueue(processed.records, len(payload), columns))
+
+    def _prepare(self, scan: WireScan, payload: bytes, tenant: str | None) -> Prepared | None:
+        """The columnar path's decision on a scanned request (None: the stages decide it). It changes nothing,
+        so any failure of it leaves the request to the stages, whole."""
+        assert self._columnar is not None
+        try:
+            return self._columnar.prepare(scan, payload, tenant)
+        except Exception as exc:  # noqa: BLE001 - a bug of the path must not cost the request
+            log.error("columnar path failed; running the stages", error=type(exc).__name__)  # its text may quote the request
+            return None
 
     def _scan(self, payload: bytes) -> WireScan | None:
         """The wire scan's tables of a big enough request, or None for protobuf (see ``SCAN_MIN_BYTES``).
@@ -327,29 +359,33 @@ class ExportCore:
         so ``checked``: no request limit is looked at again)."""
         return decode_spans(self._parse(payload, parse), self._limits, checked=True)
 
-    def _enqueue(self, records: list[SpanRecord], wire_bytes: int,
+    def _enqueue(self, published: list[SpanRecord] | Columnar, wire_bytes: int,
                  columns: AttributeColumns | None = None) -> Future[None]:
-        """Hand ``records`` (decoded from ``wire_bytes`` of request, with its attribute ``columns`` when the wire
-        scan made them) to the queue: the future of their acknowledgement (a refusal now raises)."""
+        """Hand ``published`` (records decoded from ``wire_bytes`` of request, with its attribute ``columns`` when
+        the wire scan made them, or the columnar path's table) to the queue: the future of their acknowledgement
+        (a refusal now raises)."""
         try:
-            return self._publisher.publish(records, wire_bytes, columns)
+            if isinstance(published, Columnar):
+                # (only a queue that takes tables gets one: ``columnar`` is set for the in-process queue alone)
+                return self._publisher.publish(published.table, wire_bytes)  # type: ignore[arg-type]
+            return self._publisher.publish(published, wire_bytes, columns)
         except (QueueBusy, QueueFull, QueueUnavailable) as exc:
-            self._refuse_unqueued(records, exc)
+            self._refuse_unqueued(published, exc)
 
-    def _await(self, records: list[SpanRecord], acked: Future[None]) -> None:
-        """Wait for the queue's acknowledgement of ``records``; raises :class:`Refused` when it fails or is late."""
+    def _await(self, published: list[SpanRecord] | Columnar, acked: Future[None]) -> None:
+        """Wait for the queue's acknowledgement of ``published``; raises :class:`Refused` when it fails or is late."""
         try:
             acked.result(timeout=self._ack_timeout)  # raises a failed ack's error
         except (QueueBusy, QueueFull, QueueUnavailable) as exc:
-            self._refuse_unqueued(records, exc)
+            self._refuse_unqueued(published, exc)
         except futures.TimeoutError:
-            self._forget(records)
+            self._forget(published)
             raise self.refusal(UNAVAILABLE, f"spans not confirmed stored within {self._ack_timeout}s, retry later",
                                retry_after=1.0) from None
 
-    def _refuse_unqueued(self, records: list[SpanRecord], exc: Exception) -> NoReturn:
-        """The refusal of records the queue did not take: forgotten by call identity (a retry is no copy)."""
-        self._forget(records)
+    def _refuse_unqueued(self, published: list[SpanRecord] | Columnar, exc: Exception) -> NoReturn:
+        """The refusal of spans the queue did not take: forgotten by call identity (a retry is no copy)."""
+        self._forget(published)
         if isinstance(exc, QueueBusy):
             delay = max(exc.retry_after_seconds, 0.0)
             raise self.refusal(BUSY, f"too many spans in flight, retry in {delay:g}s: {exc}",

@@ -158,9 +158,13 @@ class CallIdentity:
     def forget(self, records: list[SpanRecord]) -> None:
         """The Export of ``records`` was not accepted: forget the carriers among them (the client retries
         them, or never sends them again: then a later span of their calls must carry the cost)."""
+        self.forget_keys([(r.trace_id, r.span_id) for r in records])
+
+    def forget_keys(self, keys: list[tuple[str, str]]) -> None:
+        """:meth:`forget` of the spans with these (trace id, span id) (the columnar path's)."""
         with self._lock:
-            for r in records:
-                e = self._entries.pop((r.trace_id, r.span_id), None)
+            for key in keys:
+                e = self._entries.pop(key, None)
                 if e is not None:
                     self._forget(e)
                     self._dead += 1  # still in ``_order``: passed over there

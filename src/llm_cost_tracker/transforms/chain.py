@@ -164,3 +164,8 @@ class Chain:
         """Tell call identity that ``records`` were not accepted (their request failed): a retry is no copy."""
         if self.calls is not None:
             self.calls.forget(records)
+
+    def forget_keys(self, keys: list[tuple[str, str]]) -> None:
+        """:meth:`forget` of the spans with these (trace id, span id)."""
+        if self.calls is not None:
+            self.calls.forget_keys(keys)

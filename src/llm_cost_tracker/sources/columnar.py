@@ -1,0 +1,598 @@
+"""The columnar path: a scanned request's spans to their ``llm_spans`` rows with no Python object per span.
+
+Why: on the record path every span becomes a dict of attributes and a ``SpanRecord``, each stage reads and
+writes it, and the writer reads it back into Arrow columns 20,000 spans later; that is most of the ~20 us of
+Python a span costs the receiver (docs/performance.md). Here each stage asks its question once per distinct
+thing (set of keys, value, name, model, resource) over the wire scan's tables, the answers reach the rows by
+array indexing, and the rows leave as one Arrow table (``storage.table.SpanTable``) that the writer inserts
+as it is: the same rows, byte for byte, as the record path stores (``tests/sources/test_columnar.py``
+compares the two on generated requests).
+
+It decides only what every stage can decide from the columns: for a request where any span needs more (a
+count that is not a plain integer, two keys for one name, a producer quirk, a secret in a name, an attribute
+redaction changes or drops, a price that is not a plain standard one, a span the store's time bounds refuse,
+a key repeated on the wire...), :meth:`ColumnarPath.prepare` returns None and the whole request takes the
+record path, which decides it span by span under the chain's rules. Spans that are not LLM calls are left
+out and counted, as the chain does.
+
+Two phases, so that a failure is decided in one place: :meth:`ColumnarPath.prepare` reads and computes and
+changes nothing (any exception there means "use the record path"); :meth:`ColumnarPath.finish` files the
+request's spans in call identity's window, counts what redaction masked, and builds the table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from llm_cost_tracker.sources.otlp_decode import MAX_START_NS, DecodedBatch, DecodeLimits
+from llm_cost_tracker.sources.otlp_records import _hex, _objects, _over_limits, _strings, _values
+from llm_cost_tracker.sources.otlp_scan import (
+    A_KEY_LEN,
+    A_KEY_OFF,
+    C_NAME_LEN,
+    C_NAME_OFF,
+    N_KEYS,
+    N_NAMES,
+    R_ATTR_BEGIN,
+    R_ATTR_END,
+    S_ATTR_BEGIN,
+    S_ATTR_END,
+    S_END,
+    S_NAME_LEN,
+    S_NAME_OFF,
+    S_PARENT_LEN,
+    S_PARENT_OFF,
+    S_RESOURCE,
+    S_SCOPE,
+    S_SPAN_LEN,
+    S_SPAN_OFF,
+    S_START,
+    S_STATUS,
+    S_TRACE_LEN,
+    S_TRACE_OFF,
+    WireScan,
+    number,
+)
+from llm_cost_tracker.sources.span_time import SpanTimeBounds
+from llm_cost_tracker.storage.rows import COST_TYPE, STRING_COLUMNS, _entry_positions, _map_array
+from llm_cost_tracker.storage.table import SpanTable
+from llm_cost_tracker.transforms import detect as _detect
+from llm_cost_tracker.transforms import usage as _usage
+from llm_cost_tracker.transforms._value_gate import gate_rows
+from llm_cost_tracker.transforms.calls import (
+    DUPLICATE_OF,
+    DUPLICATE_OF_TRACE,
+    DUPLICATE_RULE,
+    RESPONSE_ID,
+    CallIdentity,
+)
+from llm_cost_tracker.transforms.detect import Detect
+from llm_cost_tracker.transforms.price import PRICING_ATTRIBUTES, Price
+from llm_cost_tracker.transforms.quirks import Quirks
+from llm_cost_tracker.transforms.redact import Redact
+from llm_cost_tracker.transforms.scrub import ScrubNames
+from llm_cost_tracker.transforms.usage import ExtractUsage
+from llm_cost_tracker.types import DUPLICATE, NO_USAGE, PRICED, AttributeColumns, Transform
+
+__all__ = ["ColumnarPath", "Columnar", "Prepared"]
+
+_SDK = "telemetry.sdk.name"
+_MARKS = (DUPLICATE_OF, DUPLICATE_OF_TRACE, DUPLICATE_RULE)
+_STATUSES = (NO_USAGE, PRICED, DUPLICATE)
+"""``pricing_status`` by code: the only outcomes this path gives (anything else takes the record path)."""
+_NO_USAGE, _PRICED, _DUPLICATE = range(3)
+_MAP_TYPE = pa.map_(pa.string(), pa.string())
+
+
+def _distinct(ix: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of ``ix`` (ints in ``[0, size)``), increasing, and each item's position among them:
+    ``np.unique(ix, return_inverse=True)`` in two linear passes (its sort or hash costs ~0.1 ms a call)."""
+    present = np.zeros(size, bool)
+    present[ix] = True
+    return np.flatnonzero(present), (np.cumsum(present) - 1)[ix]
+
+
+def _firsts(columns: list[np.ndarray], sizes: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of a table of small non-negative ints (``columns[j]`` below ``sizes[j]``): the first row of each
+    distinct combination, and each row's combination as one int64 (mixed-radix)."""
+    if float(np.prod([max(size, 1) for size in sizes], dtype=np.float64)) >= 2.0**62:  # (many distinct names)
+        _, first, inverse = np.unique(np.stack(columns, 1), axis=0, return_index=True, return_inverse=True)
+        return first, inverse.reshape(-1).astype(np.int64)
+    code = np.zeros(len(columns[0]), np.int64)
+    for column, size in zip(columns, sizes, strict=True):
+        code = code * max(size, 1) + column
+    return np.unique(code, return_index=True)[1], code
+
+
+def _decimal(values: np.ndarray, valid: np.ndarray) -> pa.Array:
+    """Exact Decimal128(38, 12) of integer pico-USD, null where not ``valid`` (``rows.pico_to_decimal_array``)."""
+    n = len(values)
+    words = np.empty((n, 2), np.int64)
+    words[:, 0] = np.where(valid, values, 0)
+    words[:, 1] = np.where(words[:, 0] < 0, -1, 0)
+    nulls = int(n - np.count_nonzero(valid))
+    mask = pa.array(valid).buffers()[1] if nulls else None
+    return pa.Array.from_buffers(COST_TYPE, n, [mask, pa.py_buffer(words)], null_count=nulls)
+
+
+def _strings_of(pool: list[str], ix: np.ndarray) -> pa.Array:
+    return pa.array(pool, pa.string()).take(pa.array(ix))
+
+
+class _Span:
+    """What call identity reads and writes of a span it must look at closely (one whose usage key another
+    carrier has, or a duplicate): the few fields of a ``SpanRecord`` it touches."""
+
+    __slots__ = ("trace_id", "span_id", "parent_span_id", "start_time_ns", "duration_ns", "scope_name", "attributes",
+                 "pricing_status", "cost_pusd", "cache_savings_pusd", "reported_cost_pusd")
+
+    def __init__(self, trace_id: str, span_id: str, parent: str, start: int, duration: int, scope: str) -> None:
+        self.trace_id, self.span_id, self.parent_span_id = trace_id, span_id, parent
+        self.start_time_ns, self.duration_ns, self.scope_name = start, duration, scope
+        self.attributes: dict[str, str] = {}
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A request :meth:`ColumnarPath.prepare` decided: its rows' columns before call identity."""
+
+    n: int
+    columns: dict[str, Any]
+    """Every ``llm_spans`` column but the four call identity may change (status, costs, attributes)."""
+    status: np.ndarray
+    cost: np.ndarray
+    savings: np.ndarray
+    key_pool: list[str]
+    value_pool: list[str]
+    slot_keys: np.ndarray
+    slot_values: np.ndarray
+    lengths: np.ndarray
+    calls: tuple[list[Any], ...]
+    """Per span, what call identity reads (trace, span, parent, start, end, response key, usage key, scope)."""
+    resource_counts: dict[tuple[str, str], int]
+    other: int
+
+
+@dataclass(frozen=True, slots=True)
+class Columnar:
+    """A request through the columnar path: its rows, and how many of its spans were not LLM spans."""
+
+    table: SpanTable
+    other: int
+    keys: list[tuple[str, str]]
+    """(trace id, span id) of each row: what call identity forgets when the request is not accepted."""
+
+
+class ColumnarPath:
+    """The stages of ``transforms`` (the default chain: detect, usage, quirks, scrub, price, redact) and call
+    identity, over a scanned request's columns.
+
+    Args:
+        transforms: the receivers' stages; :meth:`build` returns None unless they are exactly the default ones.
+        calls: call identity (None: none is run, as in the chain).
+        limits: the decoder's limits (the tenant attribute; a request they would cut is declined).
+        time_bounds: the start times the store accepts (a request with a span outside them is declined).
+    """
+
+    def __init__(self, detect: Detect, usage: ExtractUsage, quirks: Quirks, scrub: ScrubNames, price: Price,
+                 redact: Redact, calls: CallIdentity | None, limits: DecodeLimits,
+                 time_bounds: SpanTimeBounds | None = None) -> None:
+        self._quirks, self._scrub, self._price, self._redact = quirks, scrub, price, redact
+        self._calls = calls
+        self._limits = limits
+        self._time_bounds = time_bounds
+        self._detect_names = tuple(sorted(_detect._CALL_KEYS))
+        self._usage_names = tuple(sorted(_usage.KEYED_KEYS))
+        self._plans: dict[int, Any] = {}
+
+    @classmethod
+    def build(cls, transforms: list[Transform], calls: CallIdentity | None, limits: DecodeLimits,
+              time_bounds: SpanTimeBounds | None = None) -> ColumnarPath | None:
+        """The path for these stages, or None when they are not the default chain (another order, a stage more
+        or less): then every request takes the record path."""
+        kinds = (Detect, ExtractUsage, Quirks, ScrubNames, Price, Redact)
+        if len(transforms) != len(kinds) or not all(type(t) is k for t, k in zip(transforms, kinds, strict=True)):
+            return None
+        detect, usage, quirks, scrub, price, redact = transforms
+        assert isinstance(detect, Detect) and isinstance(usage, ExtractUsage) and isinstance(quirks, Quirks)
+        assert isinstance(scrub, ScrubNames) and isinstance(price, Price) and isinstance(redact, Redact)
+        if price.reported_cost_fallback:
+            return None  # (an unresolved model priced from its reported cost: the record path's)
+        return cls(detect, usage, quirks, scrub, price, redact, calls, limits, time_bounds)
+
+    def prepare(self, scan: WireScan, payload: bytes, tenant: str | None) -> Prepared | None:  # noqa: C901, PLR0912, PLR0915
+        """The request's rows before call identity, or None: the record path decides it. Changes nothing.
+
+        ``tenant``: the tenant every span gets (the caller's token decides it), or None for the payload's."""
+        limits = self._limits
+        if _over_limits(scan, limits):
+            return None
+        s, a, buf = scan.spans, scan.attributes, scan.buffer
+        n = len(s)
+        if not n:
+            return None
+        starts = s[:, S_START].view(np.uint64)
+        if not ((s[:, S_TRACE_LEN] == 16) & (s[:, S_SPAN_LEN] == 8) & (starts <= MAX_START_NS)).all():
+            return None  # rejections: the record path words them
+        if self._time_bounds is not None:
+            earliest, latest = self._time_bounds.bounds()
+            if int(starts.min()) < earliest or int(starts.max()) > latest:
+                return None
+        numbering = number(scan, payload, np.ones(len(a), bool))
+        if numbering is None:
+            return None
+        batch = DecodedBatch()
+        value_pool = _values(scan, payload, numbering, limits, batch)
+        if value_pool is None or batch.truncated_attributes:
+            return None
+        key_pool = _strings(payload, a[numbering.firsts[N_KEYS], A_KEY_OFF], a[numbering.firsts[N_KEYS], A_KEY_LEN])
+        if not PRICING_ATTRIBUTES.isdisjoint(key_pool) or _SDK in key_pool or not set(_MARKS).isdisjoint(key_pool):
+            return None  # pricing attributes, OpenLIT's spans, marks a client set: the record path's
+        key_ids, value_ids = numbering.key_ids, numbering.value_ids
+        kp, vp = _objects(key_pool), _objects(value_pool)
+        resources = [dict(zip(kp[key_ids[b:e]].tolist(), vp[value_ids[b:e]].tolist(), strict=True))
+                     for b, e in scan.resources[:, [R_ATTR_BEGIN, R_ATTR_END]].tolist()]
+        if any(r.get(_SDK) == "openlit" for r in resources):
+            return None
+        begins, ends = s[:, S_ATTR_BEGIN], s[:, S_ATTR_END]
+        lengths = ends - begins
+        slots = _entry_positions(begins, lengths)
+        row_of_slot = np.repeat(np.arange(n), lengths)
+        slot_keys, slot_values = key_ids[slots], value_ids[slots]
+        width = len(key_pool) + 1
+        if len(slot_keys) and int(np.bincount(row_of_slot * width + slot_keys).max()) > 1:
+            return None  # a key repeated within a span (its dict keeps the last value): the record path's
+        key_index = {k: i for i, k in enumerate(key_pool)}
+
+        def value_of(key: str) -> np.ndarray:
+            """Per row, the value id of ``key`` (-1: the span has no such key)."""
+            out = np.full(n, -1, np.int64)
+            k = key_index.get(key)
+            if k is not None:
+                hit = np.flatnonzero(slot_keys == k)
+                out[row_of_slot[hit]] = slot_values[hit]
+            return out
+
+        def masks(names: tuple[str, ...]) -> np.ndarray:
+            """Per row, which of ``names`` it has (bit j: ``names[j]``)."""
+            weights = np.zeros(width, np.int64)
+            for j, name in enumerate(names):
+                k = key_index.get(name)
+                if k is not None:
+                    weights[k] = 1 << j
+            bounds = np.zeros(n + 1, np.int64)
+            np.cumsum(lengths, out=bounds[1:])
+            out = np.bitwise_or.reduceat(np.append(weights[slot_keys], 0), bounds[:-1])
+            out[lengths == 0] = 0
+            return out
+
+        # detect: a model or usage key, and no kind key naming an aggregate (those spans are left out, counted)
+        llm = np.zeros(n, bool)
+        detect_masks = masks(self._detect_names)
+        for m in set(detect_masks.tolist()):
+            if m:
+                llm[detect_masks == m] = True
+        for key in _detect.KIND_KEYS:
+            kinds = value_of(key)
+            for v in set(kinds[kinds >= 0].tolist()):
+                if _detect._aggregate(value_pool[v]):
+                    llm[kinds == v] = False
+        other = int(n - np.count_nonzero(llm))
+        if other:
+            if not other < n:
+                return None  # (no LLM span: nothing to store; the record path counts them)
+            keep = np.flatnonzero(llm)
+            s, starts, lengths, begins = s[keep], starts[keep], lengths[keep], begins[keep]
+            slots = _entry_positions(begins, lengths)
+            row_of_slot = np.repeat(np.arange(len(keep)), lengths)
+            slot_keys, slot_values = key_ids[slots], value_ids[slots]
+            n = len(keep)
+        # usage: a plan per distinct set of its keys; the counts of each distinct value parsed once
+        usage_masks = masks(self._usage_names)
+        count_ids = np.full((5, n), -2, np.int64)  # value ids; -2: the key is absent (0)
+        name_ids = np.full((4, n), -1, np.int64)
+        dialect_of = np.zeros(n, np.int64)
+        dialects: list[str] = []
+        for m in set(usage_masks.tolist()):
+            plan = self._plans.get(m)
+            if plan is None:
+                plan = _usage._Plan(tuple(name for j, name in enumerate(self._usage_names) if m >> j & 1))
+                if len(self._plans) < 1024:
+                    self._plans[m] = plan
+            if plan.names is None or plan.reported_cost:
+                return None
+            members = np.flatnonzero(usage_masks == m)
+            for f, key in enumerate(plan.counts):
+                if key is not None:
+                    count_ids[f, members] = value_of(key)[members]
+            for f, key in enumerate(plan.names):
+                if key is not None:
+                    name_ids[f, members] = value_of(key)[members]
+            if plan.dialect not in dialects:
+                dialects.append(plan.dialect)
+            dialect_of[members] = dialects.index(plan.dialect)
+        as_int = np.zeros(len(value_pool) + 2, np.int64)  # the last entry (-2 as an index): an absent key, 0
+        used = count_ids[count_ids >= 0]
+        for v in np.flatnonzero(np.bincount(used, minlength=len(value_pool))).tolist() if len(used) else ():
+            try:
+                count = int(value_pool[v])
+            except ValueError:
+                return None  # a float or not a number: parse_token_count's (and its rejections)
+            if not 0 <= count < _usage._FAST_BOUND:
+                return None
+            as_int[v] = count
+        inp, out, cache_read, cache_write, reasoning = as_int[count_ids]
+        cached = cache_read + cache_write
+        inp = np.where(cached > inp, inp + cached, inp)
+        out = np.where(reasoning > out, out + reasoning, out)
+
+        def names_of(f: int, lower: bool) -> tuple[list[str], np.ndarray]:
+            distinct, index = _distinct(name_ids[f] + 1, len(value_pool) + 1)
+            return [("" if v == 0 else value_pool[v - 1].lower() if lower else value_pool[v - 1])
+                    for v in distinct.tolist()], index
+
+        providers, provider_of = names_of(0, True)
+        operations, operation_of = names_of(1, True)
+        requested, requested_of = names_of(2, False)
+        responded, responded_of = names_of(3, False)
+        # tenants: the caller's, else each resource's attribute, else the span's
+        resource_of = s[:, S_RESOURCE]
+        services = [r.get("service.name", "unknown_service") for r in resources]
+        if tenant is not None:
+            tenants, tenant_of = [tenant], np.zeros(n, np.int64)
+        else:
+            by_resource = [r.get(limits.tenant_attribute, "") for r in resources]
+            if all(by_resource) or limits.tenant_attribute not in key_index:
+                tenants, tenant_of = by_resource, resource_of
+            else:
+                own = value_of(limits.tenant_attribute)  # a resource without one: the span's own, else ""
+                named = np.asarray([bool(t) for t in by_resource])[resource_of]
+                pool = by_resource + value_pool
+                distinct, tenant_of = _distinct(np.where(named | (own < 0), resource_of, len(by_resource) + own),
+                                                len(pool))
+                tenants = [pool[i] for i in distinct.tolist()]
+        scopes = [payload[o:o + length].decode()[:256] for o, length in
+                  zip(scan.scopes[:, C_NAME_OFF].tolist(), scan.scopes[:, C_NAME_LEN].tolist(), strict=True)]
+        scope_of = s[:, S_SCOPE]
+        name_rows = numbering.firsts[N_NAMES]
+        span_names = _strings(payload, scan.spans[name_rows, S_NAME_OFF], scan.spans[name_rows, S_NAME_LEN])
+        span_name_of = numbering.name_ids if not other else numbering.name_ids[keep]
+        # quirks: none may concern a span (asked once per distinct provider, operation and scope)
+        quirks = self._quirks._quirks
+        first, _ = _firsts([provider_of, operation_of, scope_of], [len(providers), len(operations), len(scopes)])
+        for p, o, c in zip(provider_of[first].tolist(), operation_of[first].tolist(), scope_of[first].tolist(),
+                           strict=True):
+            if any(q.concerns(providers[p], operations[o], scopes[c], False) for q in quirks):
+                return None
+        # scrub: each distinct tuple of names holds nothing
+        first, _ = _firsts([span_name_of, resource_of, tenant_of, requested_of, responded_of, provider_of,
+                            operation_of],
+                           [len(span_names), len(resources), len(tenants), len(requested), len(responded),
+                            len(providers), len(operations)])
+        for row in first.tolist():
+            names = (span_names[span_name_of[row]], services[resource_of[row]], tenants[tenant_of[row]],
+                     requested[requested_of[row]], responded[responded_of[row]], providers[provider_of[row]],
+                     operations[operation_of[row]])
+            if self._scrub._names_outcome(names) is not None:
+                return None
+        # price: the entry code per distinct (tenant, provider, response model, request model), then the
+        # array engine per tenant, each row's cache reads quoted again without them (their savings)
+        catalog = self._price._catalog()
+        first, combined = _firsts([tenant_of, provider_of, responded_of, requested_of],
+                                  [len(tenants), len(providers), len(responded), len(requested)])
+        codes_of: dict[int, tuple[int, str]] = {}
+        for row in first.tolist():
+            code, resolved = -1, ""
+            for name in (responded[responded_of[row]], requested[requested_of[row]]):
+                if name:
+                    code = catalog.code_of(providers[provider_of[row]], name, tenants[tenant_of[row]])
+                    if code != -1:
+                        resolved = name
+                        break
+            if code == -1:
+                return None  # unpriced: reported once, by the record path
+            codes_of[int(combined[row])] = (code, resolved)
+        combined_list = combined.tolist()
+        codes = np.fromiter((codes_of[c][0] for c in combined_list), np.int64, n)
+        at = starts.astype(np.int64)
+        cost = np.zeros(n, np.int64)
+        savings = np.zeros(n, np.int64)
+        status = np.zeros(n, np.int8)
+        model_of = np.zeros(n, np.int64)
+        models: list[str] = []
+        versions: list[str] = []
+        for tenant_ix in set(tenant_of.tolist()):
+            rows = np.flatnonzero(tenant_of == tenant_ix)
+            reads = np.flatnonzero(cache_read[rows])
+
+            def quoted(i: int, rows: np.ndarray = rows, reads: np.ndarray = reads) -> tuple[str, str]:
+                j = int(rows[i if i < len(rows) else reads[i - len(rows)]])
+                return providers[provider_of[j]], codes_of[combined_list[j]][1]
+
+            def again(x: np.ndarray, rows: np.ndarray = rows, reads: np.ndarray = reads) -> np.ndarray:
+                return np.concatenate((x[rows], x[rows][reads]))
+
+            quotes = catalog.quote_rows(again(codes), again(at), again(inp), again(out),
+                                        np.concatenate((cache_read[rows], np.zeros(len(reads), np.int64))),
+                                        again(cache_write), again(reasoning), tenants[tenant_ix], quoted)
+            m = len(rows)
+            full, priced = quotes.cost[:m], quotes.priced[:m]
+            if not priced.all():
+                return None  # no version in force, a dimension without a price: the per-span engine's
+            no_usage = (full == 0) & (inp[rows] == 0) & (out[rows] == 0)
+            cost[rows] = full
+            status[rows] = np.where(no_usage, _NO_USAGE, _PRICED)
+            if len(reads):
+                if not quotes.priced[m:].all():
+                    return None
+                savings[rows[reads]] = np.where(no_usage[reads], 0, quotes.cost[m:] - full[reads])
+            used_slots, slot_of = _distinct(quotes.slot[:m], len(quotes.models))
+            base = len(models)
+            models += [quotes.models[k] for k in used_slots.tolist()]
+            versions += [quotes.versions[k] for k in used_slots.tolist()]
+            model_of[rows] = slot_of + base
+        # redaction: the gate over the distinct values; a flagged span is looked at on a dict of its own
+        sizes = lengths.tolist()
+        bounds = np.zeros(n + 1, np.int64)
+        np.cumsum(lengths, out=bounds[1:])
+        gated = AttributeColumns(key_pool, value_pool, slot_keys.astype(np.int32), slot_values.astype(np.int32),
+                                 bounds[:-1].astype(np.int32), bounds[1:].astype(np.int32), sizes, [])
+        clean, flagged = gate_rows(gated, self._redact._gate_of)
+        if not all(clean):
+            for row in np.flatnonzero(~np.asarray(clean, bool)).tolist():
+                found = flagged.get(row)
+                if found is None:
+                    return None  # a key redaction drops, hashes or masks whole: the record path's
+                b, e = int(bounds[row]), int(bounds[row + 1])
+                attrs = dict(zip(kp[slot_keys[b:e]].tolist(), vp[slot_values[b:e]].tolist(), strict=True))
+                if self._redact._mask_flagged(attrs, found, {}) is not attrs:
+                    return None
+        resource_counts: dict[tuple[str, str], int] = {}  # (counted once per resource with spans kept)
+        kept_resources = set(resource_of.tolist())
+        redacted = [self._redact.redact_attributes(r, resource_counts if i in kept_resources else {})
+                    for i, r in enumerate(resources)]
+        # the columns (all but those call identity may change)
+        trace_ids = _hex(buf, s[:, S_TRACE_OFF], 16)
+        span_ids = _hex(buf, s[:, S_SPAN_OFF], 8)
+        parents = [payload[o:o + length].hex() if length else ""
+                   for o, length in zip(s[:, S_PARENT_OFF].tolist(), s[:, S_PARENT_LEN].tolist(), strict=True)]
+        end = s[:, S_END].view(np.uint64)
+        durations = np.where(end >= starts, end - starts, 0).astype(np.int64)
+        status_codes = s[:, S_STATUS]
+        columns: dict[str, Any] = {
+            "timestamp": pa.array(at, pa.int64()).cast(pa.timestamp("ns", "UTC")),
+            "tenant": _strings_of(tenants, tenant_of),
+            "trace_id": pa.array(trace_ids, pa.string()),
+            "span_id": pa.array(span_ids, pa.string()),
+            "parent_span_id": pa.array(parents, pa.string()),
+            "service_name": _strings_of(services, resource_of),
+            "span_name": _strings_of(span_names, span_name_of),
+            "operation": _strings_of(operations, operation_of),
+            "provider": _strings_of(providers, provider_of),
+            "request_model": _strings_of(requested, requested_of),
+            "response_model": _strings_of(responded, responded_of),
+            "pricing_model": _strings_of(models, model_of),
+            "price_version": _strings_of(versions, model_of),
+            "dialect": _strings_of(dialects, dialect_of),
+            "input_tokens": pa.array(inp.astype(np.uint64), pa.uint64()),
+            "output_tokens": pa.array(out.astype(np.uint64), pa.uint64()),
+            "cache_read_tokens": pa.array(cache_read.astype(np.uint64), pa.uint64()),
+            "cache_write_tokens": pa.array(cache_write.astype(np.uint64), pa.uint64()),
+            "reasoning_tokens": pa.array(reasoning.astype(np.uint64), pa.uint64()),
+            "reported_cost_usd": _decimal(np.zeros(n, np.int64), np.zeros(n, bool)),
+            "duration_ns": pa.array(durations.astype(np.uint64), pa.uint64()),
+            "status_code": pa.array(np.where((status_codes >= 0) & (status_codes <= 2), status_codes, 0).astype(np.uint8), pa.uint8()),
+            "resource_attributes": _map_array(redacted).take(pa.array(resource_of)),
+        }
+        # what call identity reads of each span
+        rid = value_of(RESPONSE_ID)
+        instances = [r.get("service.instance.id", "")[:512] for r in redacted]  # (read after redaction)
+        rid_texts = [""] + [v[:512] for v in value_pool]  # (-1: no response id)
+        response_keys = [(tenants[t], providers[p], r) if (r := rid_texts[v]) else None
+                         for t, p, v in zip(tenant_of.tolist(), provider_of.tolist(), (rid + 1).tolist(), strict=True)]
+        inputs, outputs = inp.tolist(), out.tolist()
+        usage_keys = [(tenants[t], services[r], instances[r], providers[p], i, o) if i or o else None
+                      for t, r, p, i, o in zip(tenant_of.tolist(), resource_of.tolist(), provider_of.tolist(),
+                                               inputs, outputs, strict=True)]
+        ends_ns = (at + durations).tolist()
+        calls = (trace_ids, span_ids, parents, at.tolist(), ends_ns, response_keys, usage_keys,
+                 [scopes[c] for c in scope_of.tolist()])
+        return Prepared(n, columns, status, cost, savings, key_pool, value_pool, slot_keys, slot_values, lengths,
+                        calls, resource_counts, other)
+
+    def finish(self, prepared: Prepared) -> Columnar:
+        """File the request's spans in call identity's window (marking the later spans of a call seen before as
+        duplicates, as the chain does), count what redaction masked, and build the table."""
+        marks = self._identify(prepared) if self._calls is not None else {}
+        if prepared.resource_counts:
+            self._redact._count(prepared.resource_counts)
+        n = prepared.n
+        status, cost, savings = prepared.status, prepared.cost, prepared.savings
+        valid = status == _PRICED
+        keys, values, lengths = prepared.slot_keys, prepared.slot_values, prepared.lengths
+        key_pool, value_pool = prepared.key_pool, prepared.value_pool
+        if marks:
+            status = status.copy()
+            marked = np.fromiter(marks, np.int64, len(marks))
+            status[marked] = _DUPLICATE
+            valid = valid & (status != _DUPLICATE)
+            # each marked span's three attributes after its own (the chain adds them to its dict last)
+            key_pool = key_pool + list(_MARKS)
+            extra = len(value_pool)
+            value_pool = value_pool + [v for row in marks for v in marks[row]]
+            ends = np.cumsum(lengths)
+            at = np.repeat(ends[marked], 3)
+            keys = np.insert(keys, at, np.tile(np.arange(len(key_pool) - 3, len(key_pool)), len(marked)))
+            values = np.insert(values, at, np.arange(extra, extra + 3 * len(marked)))
+            lengths = lengths.copy()
+            lengths[marked] += 3
+        offsets = np.zeros(n + 1, np.int32)
+        np.cumsum(lengths, out=offsets[1:])
+        columns = prepared.columns
+        table = {name: columns[name] for name in ("timestamp", *STRING_COLUMNS[:-1]) if name in columns}
+        table["pricing_status"] = _strings_of(list(_STATUSES), status)
+        table.update({name: columns[name] for name in ("input_tokens", "output_tokens", "cache_read_tokens",
+                                                        "cache_write_tokens", "reasoning_tokens")})
+        table["cost_usd"] = _decimal(cost, valid)
+        table["reported_cost_usd"] = columns["reported_cost_usd"]
+        table["cache_savings_usd"] = _decimal(savings, valid)
+        table["duration_ns"] = columns["duration_ns"]
+        table["status_code"] = columns["status_code"]
+        table["resource_attributes"] = columns["resource_attributes"]
+        table["attributes"] = pa.MapArray.from_arrays(pa.array(offsets), _strings_of(key_pool, keys),
+                                                      _strings_of(value_pool, values), type=_MAP_TYPE)
+        trace_ids, span_ids = prepared.calls[0], prepared.calls[1]
+        return Columnar(SpanTable(pa.table(table)), prepared.other, list(zip(trace_ids, span_ids, strict=True)))
+
+    def _identify(self, prepared: Prepared) -> dict[int, tuple[str, str, str]]:
+        """Call identity's ``_run`` over the prepared spans: row -> (carrier span id, its trace id, rule) of each
+        duplicate. The same steps, in the same order (by end time, then span id), on the same window."""
+        calls = self._calls
+        assert calls is not None
+        trace_ids, span_ids, parents, starts, ends, response_keys, usage_keys, scopes = prepared.calls
+        order: list[int] | range = range(prepared.n)
+        if any(later <= earlier for earlier, later in zip(ends, ends[1:], strict=False)):
+            order = sorted(order, key=lambda i: (ends[i], span_ids[i]))
+        marks: dict[int, tuple[str, str, str]] = {}
+        with calls._lock:
+            now = calls._clock()
+            calls._expire(now)
+            entries, by_response, by_usage = calls._entries, calls._by_response, calls._by_usage
+            append = calls._order.append
+            for i in order:
+                response_key, usage_key = response_keys[i], usage_keys[i]
+                if usage_key is None and response_key is None:
+                    continue
+                key = (trace_ids[i], span_ids[i])
+                entry = (key, parents[i], starts[i], ends[i], scopes[i], now, response_key, usage_key)
+                if entries.setdefault(key, entry) is not entry:
+                    continue  # the same span again (a retried Export)
+                if response_key is not None:
+                    named = by_response.setdefault(response_key, entry)
+                    if named is not entry:
+                        del entries[key]
+                        marks[i] = self._mark(prepared, i, named, "response_id")
+                        continue
+                if usage_key is not None:
+                    bucket = by_usage.setdefault(usage_key, entry)
+                    if bucket is not entry:
+                        span = _Span(trace_ids[i], span_ids[i], parents[i], starts[i], ends[i] - starts[i], scopes[i])
+                        if not calls._shared_usage(span, entry, usage_key, bucket):  # type: ignore[arg-type]
+                            marks[i] = (span.attributes[DUPLICATE_OF], span.attributes[DUPLICATE_OF_TRACE],
+                                        span.attributes[DUPLICATE_RULE])
+                            continue
+                append(entry)
+            calls._trim()
+        return dict(sorted(marks.items()))
+
+    def _mark(self, prepared: Prepared, i: int, carrier: Any, rule: str) -> tuple[str, str, str]:
+        calls = self._calls
+        assert calls is not None
+        trace_ids, span_ids, parents, starts, ends, *_ = prepared.calls
+        span = _Span(trace_ids[i], span_ids[i], parents[i], starts[i], ends[i] - starts[i], "")
+        calls._mark(span, carrier, rule)  # type: ignore[arg-type]
+        return span.attributes[DUPLICATE_OF], span.attributes[DUPLICATE_OF_TRACE], span.attributes[DUPLICATE_RULE]
