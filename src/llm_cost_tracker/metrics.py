@@ -111,7 +111,35 @@ class SpendCollector(Collector):
                     missing = r.attributes.get(MISSING_ATTRIBUTE, "") or "unknown"
                     ukey = (key[0], key[2], key[3], "missing:" + missing)
                     unpriced[ukey] = unpriced.get(ukey, 0) + 1
-        for (tenant, service, provider, model, status, unpriced_group), sums in groups.items():
+        self._add_groups(groups.items(), cost, tokens, unpriced)
+        self._add(cost, tokens, unpriced, disagree)
+
+    def observe_groups(self, groups: Iterable[tuple[tuple[str, str, str, str, str, bool], list[int]]]) -> None:
+        """Add stored spans already summed per (tenant, service, provider, model, status, cost is None), in the
+        order of each group's first span (``storage.table.SpanTable.spend_groups``): what :meth:`observe_records`
+        adds of those spans, entry for entry, when none is partial or carries a reported cost (those are counted
+        span by span)."""
+        cost: dict[tuple[str, str, str, str], int] = {}
+        tokens: dict[tuple[str, str, str, str], list[int]] = {}
+        unpriced: dict[tuple[str, str, str, str], int] = {}
+        listed = list(groups)
+        for key, _ in listed:  # each family's entries in the order of their first span, as observe_records makes them
+            dims = key[:4]
+            if dims not in tokens:
+                tokens[dims] = [0, 0, 0, 0, 0]
+            if key[5]:
+                unpriced.setdefault((key[0], key[2], key[3], UNPRICED_REASONS.get(key[4], "unknown_model")), 0)
+            elif dims not in cost:
+                cost[dims] = 0
+        self._add_groups(listed, cost, tokens, unpriced)
+        self._add(cost, tokens, unpriced, {})
+
+    @staticmethod
+    def _add_groups(groups: Iterable[tuple[tuple[str, str, str, str, str, bool], list[int]]],
+                    cost: dict[tuple[str, str, str, str], int], tokens: dict[tuple[str, str, str, str], list[int]],
+                    unpriced: dict[tuple[str, str, str, str], int]) -> None:
+        """Add each group's sums (five token counts, then its spans when unpriced, else its cost) to the entries."""
+        for (tenant, service, provider, model, status, unpriced_group), sums in groups:
             dims = (tenant, service, provider, model)
             counts = tokens[dims]
             for i in range(5):
@@ -120,7 +148,6 @@ class SpendCollector(Collector):
                 unpriced[(tenant, provider, model, UNPRICED_REASONS.get(status, "unknown_model"))] += sums[5]
             else:
                 cost[dims] += sums[5]
-        self._add(cost, tokens, unpriced, disagree)
 
     def observe_rows(self, rows: Iterable[tuple[Any, ...]]) -> None:
         """Add records given as ``sinks.identity.SpendRow`` tuples: (tenant, service, provider, model, input,

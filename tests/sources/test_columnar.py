@@ -24,6 +24,7 @@ from llm_cost_tracker.sources.columnar import ColumnarPath
 from llm_cost_tracker.sources.otlp_records import decode_scan
 from llm_cost_tracker.sources.otlp_scan import scan_request
 from llm_cost_tracker.storage.rows import records_to_arrow
+from llm_cost_tracker.storage.table import SpanTable
 from llm_cost_tracker.testing import key_values, make_span
 from llm_cost_tracker.transforms.chain import Chain
 from llm_cost_tracker.transforms.redact import Redact
@@ -67,6 +68,10 @@ class Receiver:
             if prepared is not None:
                 self.decided += 1
                 done = self.path.finish(prepared)
+                plain = SpanTable(done.table.table)  # (the codes worked out from the columns)
+                for name in ("tenant", "service_name", "provider", "model"):
+                    (given, values), (computed, distinct) = done.table.codes(name), plain.codes(name)
+                    assert [values[i] for i in given.tolist()] == [distinct[i] for i in computed.tolist()], name
                 return done.table.table, done.other
             self.declined += 1
         decoded = decode_scan(scan, payload, self.limits)

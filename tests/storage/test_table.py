@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import random
+from typing import Any
+
 import pyarrow as pa
 
 from llm_cost_tracker.budgets._ledger import SpendLedger
-from llm_cost_tracker.metrics import MISSING_ATTRIBUTE, PARTIAL
+from llm_cost_tracker.metrics import MISSING_ATTRIBUTE, PARTIAL, Metrics
 from llm_cost_tracker.sinks.identity import identity_keys, spend_rows
 from llm_cost_tracker.storage.rows import records_to_arrow
 from llm_cost_tracker.storage.table import SpanTable, pico_values
 from llm_cost_tracker.testing import span_record
-from llm_cost_tracker.types import DUPLICATE, PRICED, UNPRICED, SpanRecord, TokenUsage
+from llm_cost_tracker.types import DUPLICATE, NO_USAGE, PRICED, UNPRICED, SpanRecord, TokenUsage
 
 
 def _records() -> list[SpanRecord]:
@@ -56,3 +59,35 @@ def test_concat_of_tables_and_records() -> None:
     parts = SpanTable.concat([SpanTable(records_to_arrow(records[:2])), (records[2:5], None),
                               SpanTable(records_to_arrow(records[5:]))])
     assert parts.table.equals(records_to_arrow(records))
+
+
+def _state(collector: Any) -> list[Any]:
+    """The collector's entries, in their order (the label folding and the series caps read the order)."""
+    return [list(collector._cost.items()), [(k, list(v)) for k, v in collector._tokens.items()],
+            list(collector._unpriced.items()), list(collector._disagree.items())]
+
+
+def test_spend_groups_count_what_the_records_count() -> None:
+    """Summed per group in the columns, entries made in the order of each group's first span: the collector ends
+    in the state the records put it in, entry for entry and in the same order."""
+    rng = random.Random(4)
+    records = []
+    for i in range(400):
+        status = rng.choice([PRICED, PRICED, NO_USAGE, UNPRICED, DUPLICATE])
+        records.append(span_record(
+            tenant=rng.choice(["t1", "t2"]), service_name=rng.choice(["a", "b", "c"]), provider="openai",
+            response_model=rng.choice(["", "gpt-4o", "gpt-4o-mini"]), request_model=rng.choice(["gpt-4o", "o3"]),
+            pricing_status=status, cost_pusd=rng.randrange(10**9) if status == PRICED else None,
+            usage=TokenUsage(rng.randrange(9000), rng.randrange(900), rng.randrange(9), 0, rng.randrange(3)),
+            start_time_ns=1_790_000_000_000_000_000 + i))
+    table = SpanTable(records_to_arrow(records))
+    groups = table.spend_groups()
+    assert groups is not None and 10 < len(groups) < 100
+    by_records, by_groups = Metrics(), Metrics()
+    by_records.spend.observe_records(records)
+    by_groups.spend.observe_groups(groups)
+    assert _state(by_groups.spend) == _state(by_records.spend)
+    assert _state(by_groups.spend)[0], "nothing was counted"
+    with_partial = _records()  # a partial price and reported costs: counted span by span instead
+    assert SpanTable(records_to_arrow(with_partial)).spend_groups() is None
+    assert SpanTable(records_to_arrow(records[:0])).spend_groups() == []

@@ -16,10 +16,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import pyarrow as pa
-
 from llm_cost_tracker.queue.memory import MemoryQueue, Part
-from llm_cost_tracker.storage.table import SpanTable, pico_values
+from llm_cost_tracker.storage.table import SpanTable
 from llm_cost_tracker.types import AttributeColumns, Batch, Records, SpanRecord
 
 BUCKET_NS = 15 * 60 * 10**9
@@ -57,19 +55,8 @@ def _aggregate_scoped(records: Iterable[SpanRecord], keys: tuple[str, ...],
 
 def _aggregate_table(records: SpanTable) -> Aggregate:
     """:meth:`SpendLedger.aggregate` of a table, without budget attribute or entity keys."""
-    t = records.table
-    costs = pico_values(t.column("cost_usd"))
-    starts = t.column("timestamp").cast(pa.int64()).to_pylist()
-    flat: dict[tuple[str, str, str, str, int], int] = {}
-    get = flat.get
-    for tenant, service, provider, response, request, start, cost in zip(
-            *(t.column(name).to_pylist() for name in ("tenant", "service_name", "provider", "response_model",
-                                                      "request_model")), starts, costs, strict=True):
-        if cost:
-            key = (tenant, service, provider, response or request, start // BUCKET_NS)
-            flat[key] = get(key, 0) + cost
     return {((tenant, service, provider, model, ()), bucket): cost
-            for (tenant, service, provider, model, bucket), cost in flat.items()}
+            for (tenant, service, provider, model, bucket), cost in records.cost_by(BUCKET_NS).items()}
 
 
 class SpendLedger:

@@ -35,6 +35,7 @@ from llm_cost_tracker.config import BatchConfig
 from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.metrics import Metrics
 from llm_cost_tracker.sinks.parking import ParkingLot
+from llm_cost_tracker.storage.table import SpanTable
 from llm_cost_tracker.types import AttributeColumns, Batch, BatchReader, Records
 
 log = get_logger("sink")
@@ -236,6 +237,8 @@ class BatchWriter:
                 log.info("spans already stored were not written again", repeats=repeats, rows=len(records))
             if isinstance(records, list):  # the in-process queue's SpanRecords: summed without a row per span
                 self._metrics.spend.observe_records(records)
+            elif isinstance(records, SpanTable) and (groups := records.spend_groups()) is not None:
+                self._metrics.spend.observe_groups(groups)  # the columnar path's rows, summed in their columns
             else:  # wire records (Kafka) read their spend rows when they were validated
                 self._metrics.spend.observe_rows(records.spend_rows())
             if self._on_stored is not None and len(records):

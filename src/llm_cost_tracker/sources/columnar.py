@@ -119,6 +119,19 @@ def _decimal(values: np.ndarray, valid: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(COST_TYPE, n, [mask, pa.py_buffer(words)], null_count=nulls)
 
 
+def _coded(pool: list[str], ix: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """``pool[ix]`` as indexes into its distinct strings, and those (a pool may hold a string twice)."""
+    index: dict[str, int] = {}
+    remap = np.fromiter((index.setdefault(v, len(index)) for v in pool), np.int64, len(pool))
+    return remap[ix], list(index)
+
+
+def _codes_of(values: list[str]) -> tuple[np.ndarray, list[str]]:
+    """Each value's index into the distinct ones, and those."""
+    index: dict[str, int] = {}
+    return np.fromiter((index.setdefault(v, len(index)) for v in values), np.int64, len(values)), list(index)
+
+
 def _strings_of(pool: list[str], ix: np.ndarray) -> pa.Array:
     return pa.array(pool, pa.string()).take(pa.array(ix))
 
@@ -155,6 +168,8 @@ class Prepared:
     """Per span, what call identity reads (trace, span, parent, start, end, response key, usage key, scope)."""
     resource_counts: dict[tuple[str, str], int]
     other: int
+    codes: dict[str, tuple[np.ndarray, list[str]]]
+    """What ``SpanTable.codes`` answers of the rows (the spend ledger and metrics group by them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -501,8 +516,12 @@ class ColumnarPath:
         ends_ns = (at + durations).tolist()
         calls = (trace_ids, span_ids, parents, at.tolist(), ends_ns, response_keys, usage_keys,
                  [scopes[c] for c in scope_of.tolist()])
+        models = [responded[r] or requested[q] for r, q in zip(responded_of.tolist(), requested_of.tolist(),
+                                                                strict=True)]  # (as the writer reads the model)
+        by_row = {"tenant": _coded(tenants, tenant_of), "service_name": _coded(services, resource_of),
+                  "provider": _coded(providers, provider_of), "model": _codes_of(models)}
         return Prepared(n, columns, status, cost, savings, key_pool, value_pool, slot_keys, slot_values, lengths,
-                        calls, resource_counts, other)
+                        calls, resource_counts, other, by_row)
 
     def finish(self, prepared: Prepared) -> Columnar:
         """File the request's spans in call identity's window (marking the later spans of a call seen before as
@@ -546,7 +565,8 @@ class ColumnarPath:
         table["attributes"] = pa.MapArray.from_arrays(pa.array(offsets), _strings_of(key_pool, keys),
                                                       _strings_of(value_pool, values), type=_MAP_TYPE)
         trace_ids, span_ids = prepared.calls[0], prepared.calls[1]
-        return Columnar(SpanTable(pa.table(table)), prepared.other, list(zip(trace_ids, span_ids, strict=True)))
+        return Columnar(SpanTable(pa.table(table), prepared.codes), prepared.other,
+                        list(zip(trace_ids, span_ids, strict=True)))
 
     def _identify(self, prepared: Prepared) -> dict[int, tuple[str, str, str]]:
         """Call identity's ``_run`` over the prepared spans: row -> (carrier span id, its trace id, rule) of each

@@ -15,12 +15,17 @@ from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from llm_cost_tracker.metrics import MISSING_ATTRIBUTE, PARTIAL
 from llm_cost_tracker.storage.rows import records_to_arrow
-from llm_cost_tracker.types import PRICED, AttributeColumns, Key, SpanRecord, SpendRow, TokenUsage
+from llm_cost_tracker.types import DUPLICATE, PRICED, AttributeColumns, Key, SpanRecord, SpendRow, TokenUsage
 
-__all__ = ["SpanTable", "pico_values"]
+__all__ = ["SpanTable", "SpendGroup", "pico_values"]
+
+SpendGroup = tuple[tuple[str, str, str, str, str, bool], list[int]]
+"""((tenant, service, provider, model, pricing_status, cost is None), [five token sums, then the spans (cost
+None) or the cost]): what ``metrics.SpendCollector.observe_groups`` adds."""
 
 _TOKENS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
 
@@ -42,6 +47,51 @@ def pico_values(column: pa.Array | pa.ChunkedArray) -> list[int | None]:
     return values
 
 
+def _words(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """A cost column's integer pico-USD as int64 (0 where null) and where it is not null."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    n = len(array)
+    if not n:
+        return np.zeros(0, np.int64), np.zeros(0, bool)
+    words = np.frombuffer(array.buffers()[1], dtype=np.int64, count=2 * (array.offset + n))[2 * array.offset::2]
+    valid = ~array.is_null().to_numpy(zero_copy_only=False) if array.null_count else np.ones(n, bool)
+    return np.where(valid, words, 0), valid
+
+
+def _codes(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
+    """Each row's index into the column's distinct strings, and those strings."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    encoded = pc.dictionary_encode(array)
+    return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64), encoded.dictionary.to_pylist()
+
+
+def _grouped(codes: list[np.ndarray], sizes: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Rows grouped by their codes (``codes[j]`` below ``sizes[j]``): each row's group, numbered by first
+    appearance, and each group's first row."""
+    if not len(codes[0]):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    if float(np.prod([max(size, 1) for size in sizes], dtype=np.float64)) < 2.0**62:
+        key = np.zeros(len(codes[0]), np.int64)
+        for column, size in zip(codes, sizes, strict=True):
+            key = key * max(size, 1) + column
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    else:  # (very many distinct values: rows compared whole)
+        _, first, inverse = np.unique(np.stack(codes, 1), axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")  # groups by first appearance
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return rank[inverse.reshape(-1)], first[order]
+
+
+def _sums(values: np.ndarray, groups: np.ndarray, count: int) -> list[int] | None:
+    """Exact per-group sums of non-negative-or-not int64 ``values`` (None when an int64 sum could overflow)."""
+    if len(values) and float(np.abs(values).max()) * len(values) >= 2.0**63:
+        return None
+    out = np.zeros(count, np.int64)
+    np.add.at(out, groups, values)
+    return out.tolist()
+
+
 class SpanTable:
     """Span records held as an Arrow table of the ``llm_spans`` columns (``storage.rows.records_to_arrow``'s).
 
@@ -49,10 +99,24 @@ class SpanTable:
     columns, inserts :meth:`to_arrow` as it is, and builds SpanRecords (:meth:`to_records`) only to park it.
     """
 
-    __slots__ = ("table",)
+    __slots__ = ("table", "_codes")
 
-    def __init__(self, table: pa.Table) -> None:
+    def __init__(self, table: pa.Table, codes: dict[str, tuple[np.ndarray, list[str]]] | None = None) -> None:
         self.table = table
+        self._codes = codes
+        """Per row, the index of its value among the distinct values of ``tenant``, ``service_name``, ``provider``
+        and ``model`` (the response model, else the request model), when whoever built the table knew them (the
+        columnar path does); worked out from the columns otherwise."""
+
+    def codes(self, name: str) -> tuple[np.ndarray, list[str]]:
+        """Each row's index into the distinct values of column ``name`` (or ``model``), and those values."""
+        if self._codes is not None and name in self._codes:
+            return self._codes[name]
+        t = self.table
+        if name == "model":
+            return _codes(pc.if_else(pc.equal(t.column("response_model"), ""), t.column("request_model"),
+                                     t.column("response_model")))
+        return _codes(t.column(name))
 
     @classmethod
     def concat(cls, parts: Sequence[SpanTable | tuple[list[SpanRecord], AttributeColumns | None]]) -> SpanTable:
@@ -74,7 +138,9 @@ class SpanTable:
 
     def slice(self, start: int, length: int | None = None) -> SpanTable:
         """Rows ``start`` to ``start + length`` (zero-copy)."""
-        return SpanTable(self.table.slice(start, length))
+        end = self.table.num_rows if length is None else start + length
+        codes = None if self._codes is None else {k: (c[start:end], d) for k, (c, d) in self._codes.items()}
+        return SpanTable(self.table.slice(start, length), codes)
 
     def _column(self, name: str) -> list[object]:
         return self.table.column(name).to_pylist()  # type: ignore[no-any-return]
@@ -104,6 +170,57 @@ class SpanTable:
                         *(self._column(name) for name in _TOKENS), costs, statuses, missing,
                         [r if s == PRICED else None for r, s in zip(reported, statuses, strict=True)],
                         strict=True))
+
+    def spend_groups(self) -> list[SpendGroup] | None:
+        """The rows' spend summed per (tenant, service, provider, model, status, cost is None), groups in the order
+        of their first row, duplicates left out: what ``SpendCollector.observe_records`` sums of the same records.
+        None when a row must be counted on its own (a partial price names what it misses, a reported cost may
+        disagree) or a sum could leave int64: then :meth:`spend_rows`."""
+        t = self.table
+        if not t.num_rows:
+            return []
+        status, statuses = _codes(t.column("pricing_status"))
+        reported, has_reported = _words(t.column("reported_cost_usd"))
+        if PARTIAL in statuses or (PRICED in statuses and has_reported[status == statuses.index(PRICED)].any()):
+            return None
+        keep = np.ones(len(status), bool) if DUPLICATE not in statuses else status != statuses.index(DUPLICATE)
+        cost, valid = _words(t.column("cost_usd"))
+        columns = [self.codes(name) for name in ("tenant", "service_name", "provider", "model")]
+        codes = [c[keep] for c, _ in columns] + [status[keep], (~valid[keep]).astype(np.int64)]
+        groups, firsts = _grouped(codes, [len(d) for _, d in columns] + [len(statuses), 2])
+        count = len(firsts)
+        sums = [_sums(t.column(name).to_numpy().astype(np.int64)[keep], groups, count) for name in _TOKENS]
+        spent = _sums(np.where(valid[keep], cost[keep], 1), groups, count)  # (a null cost counts one span)
+        if spent is None or any(s is None for s in sums):
+            return None
+        out: list[SpendGroup] = []
+        for g, row in enumerate(firsts.tolist()):
+            key = (columns[0][1][codes[0][row]], columns[1][1][codes[1][row]], columns[2][1][codes[2][row]],
+                   columns[3][1][codes[3][row]], statuses[codes[4][row]], bool(codes[5][row]))
+            out.append((key, [s[g] for s in sums] + [spent[g]]))  # type: ignore[index]
+        return out
+
+    def cost_by(self, bucket_ns: int) -> dict[tuple[str, str, str, str, int], int]:
+        """The rows' cost summed per (tenant, service, provider, model, start time // ``bucket_ns``), for the rows
+        with a cost other than 0 (the spend ledger's entries)."""
+        t = self.table
+        cost, valid = _words(t.column("cost_usd"))
+        keep = valid & (cost != 0)
+        if not keep.any():
+            return {}
+        columns = [self.codes(name) for name in ("tenant", "service_name", "provider", "model")]
+        buckets = t.column("timestamp").cast(pa.int64()).to_numpy() // bucket_ns
+        bucket_codes, bucket_of = np.unique(buckets[keep], return_inverse=True)
+        codes = [c[keep] for c, _ in columns] + [bucket_of.reshape(-1)]
+        groups, firsts = _grouped(codes, [len(d) for _, d in columns] + [len(bucket_codes)])
+        spent = _sums(cost[keep], groups, len(firsts))
+        if spent is None:  # (beyond int64: Python's integers)
+            spent = [0] * len(firsts)
+            for g, c in zip(groups.tolist(), cost[keep].tolist(), strict=True):
+                spent[g] += c
+        return {(columns[0][1][codes[0][row]], columns[1][1][codes[1][row]], columns[2][1][codes[2][row]],
+                 columns[3][1][codes[3][row]], int(bucket_codes[codes[4][row]])): spent[g]
+                for g, row in enumerate(firsts.tolist())}
 
     def subset(self, keep: Sequence[int]) -> SpanTable:
         """The rows at positions ``keep``, in that order."""
