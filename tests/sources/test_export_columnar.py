@@ -12,6 +12,7 @@ import pyarrow as pa
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from llm_cost_tracker.budgets._ledger import SpendLedger, TrackingQueue
 from llm_cost_tracker.config import Settings
 from llm_cost_tracker.frontend import call_identity, decode_limits, default_transforms, load_catalog
 from llm_cost_tracker.metrics import Metrics
@@ -105,3 +106,27 @@ def test_a_refused_request_is_forgotten(catalog: Any) -> None:
     core.export(twins.SerializeToString(), {})
     statuses = _rows(queue).column("pricing_status").to_pylist()
     assert len(statuses) == 200 and set(statuses) == {PRICED}, set(statuses)
+
+
+def test_the_spend_ledger_counts_tables_until_they_are_stored(catalog: Any) -> None:
+    """Budgets see accepted spend before the store has it: a table's spend enters the ledger when published,
+    the same entries as its records' would, and leaves it when the writer commits it."""
+    rng = random.Random(3)
+    payloads = [_payload(rng) for _ in range(2)]
+    snapshots = {}
+    for columnar in (False, True):
+        settings = Settings(data_dir=tempfile.mkdtemp(prefix="lct-export-columnar-"))
+        metrics = Metrics()
+        ledger = SpendLedger()
+        queue = TrackingQueue(MemoryQueue(100_000), ledger)
+        transforms = default_transforms(lambda: catalog.current, metrics, Redact.from_settings(settings, metrics))
+        core = ExportCore(transforms, queue, decode_limits(settings.decode), metrics,
+                          calls=call_identity(settings.calls, metrics), columnar=columnar)
+        for payload in payloads:
+            core.export(payload, {})
+        snapshots[columnar] = ledger.snapshot()
+        batch = queue.take(10**6, 0.0)
+        assert batch is not None and isinstance(batch.records, SpanTable) is columnar
+        queue.commit(batch)
+        assert not any(ledger.snapshot().values())
+    assert snapshots[True] == snapshots[False] and snapshots[True]
