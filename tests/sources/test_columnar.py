@@ -20,6 +20,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from llm_cost_tracker.config import Settings
 from llm_cost_tracker.frontend import call_identity, decode_limits, default_transforms, load_catalog
 from llm_cost_tracker.metrics import Metrics
+from llm_cost_tracker.sources import columnar
 from llm_cost_tracker.sources.columnar import ColumnarPath
 from llm_cost_tracker.sources.otlp_records import decode_scan
 from llm_cost_tracker.sources.otlp_scan import scan_request
@@ -293,3 +294,14 @@ def test_only_the_default_stages() -> None:
     assert ColumnarPath.build(transforms, None, limits) is not None
     assert ColumnarPath.build(transforms[::-1], None, limits) is None
     assert ColumnarPath.build(transforms[:-1], None, limits) is None
+
+
+def test_requests_over_the_span_bound_take_the_stages(catalog: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request of more than MAX_SPANS spans is declined (its temporaries would grow with it on the receiving
+    threads), and stored as the stages store it."""
+    monkeypatch.setattr(columnar, "MAX_SPANS", 30)
+    rng = random.Random(17)
+    reference, tested = Receiver(catalog, False), Receiver(catalog, True)
+    _same(reference, tested, _request(rng, 32))
+    _same(reference, tested, _request(rng, 28))
+    assert (tested.declined, tested.decided) == (1, 1)

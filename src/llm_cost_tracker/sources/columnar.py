@@ -78,7 +78,7 @@ from llm_cost_tracker.transforms.scrub import ScrubNames
 from llm_cost_tracker.transforms.usage import ExtractUsage
 from llm_cost_tracker.types import DUPLICATE, NO_USAGE, PRICED, AttributeColumns, Transform
 
-__all__ = ["ColumnarPath", "Columnar", "Prepared"]
+__all__ = ["MAX_SPANS", "ColumnarPath", "Columnar", "Prepared"]
 
 _SDK = "telemetry.sdk.name"
 _MARKS = (DUPLICATE_OF, DUPLICATE_OF_TRACE, DUPLICATE_RULE)
@@ -86,6 +86,12 @@ _STATUSES = (NO_USAGE, PRICED, DUPLICATE)
 """``pricing_status`` by code: the only outcomes this path gives (anything else takes the record path)."""
 _NO_USAGE, _PRICED, _DUPLICATE = range(3)
 _MAP_TYPE = pa.map_(pa.string(), pa.string())
+MAX_SPANS = 16_384
+"""Spans of the biggest request the path takes (a collector's batches are ~8,192 at most by default); bigger
+ones take the stages. Why: the path's temporaries grow with the request (~100-180 MiB at 36,000 spans) and
+are allocated on the receiving threads, whose allocators keep freed pages for reuse, a heap per thread:
+``benchmarks/attack.py``'s six concurrent 13 MiB requests peaked at 1,000-1,066 MiB through the path
+against 848-867 through the stages (docs/performance.md)."""
 
 
 def _distinct(ix: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -228,7 +234,7 @@ class ColumnarPath:
             return None
         s, a, buf = scan.spans, scan.attributes, scan.buffer
         n = len(s)
-        if not n:
+        if not n or n > MAX_SPANS:
             return None
         starts = s[:, S_START].view(np.uint64)
         if not ((s[:, S_TRACE_LEN] == 16) & (s[:, S_SPAN_LEN] == 8) & (starts <= MAX_START_NS)).all():
