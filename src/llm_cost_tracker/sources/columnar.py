@@ -29,7 +29,13 @@ import numpy as np
 import pyarrow as pa
 
 from llm_cost_tracker.sources.otlp_decode import MAX_START_NS, DecodedBatch, DecodeLimits
-from llm_cost_tracker.sources.otlp_records import _hex, _objects, _over_limits, _strings, _values
+from llm_cost_tracker.sources.otlp_records import (
+    hex_ids,
+    object_array,
+    over_limits,
+    rendered_values,
+    utf8_strings,
+)
 from llm_cost_tracker.sources.otlp_scan import (
     A_KEY_LEN,
     A_KEY_OFF,
@@ -58,7 +64,7 @@ from llm_cost_tracker.sources.otlp_scan import (
     number,
 )
 from llm_cost_tracker.sources.span_time import SpanTimeBounds
-from llm_cost_tracker.storage.rows import COST_TYPE, STRING_COLUMNS, _entry_positions, _map_array
+from llm_cost_tracker.storage.rows import COST_TYPE, STRING_COLUMNS, entry_positions, map_array
 from llm_cost_tracker.storage.table import SpanTable
 from llm_cost_tracker.transforms import detect as _detect
 from llm_cost_tracker.transforms import usage as _usage
@@ -142,19 +148,6 @@ def _strings_of(pool: list[str], ix: np.ndarray) -> pa.Array:
     return pa.array(pool, pa.string()).take(pa.array(ix))
 
 
-class _Span:
-    """What call identity reads and writes of a span it must look at closely (one whose usage key another
-    carrier has, or a duplicate): the few fields of a ``SpanRecord`` it touches."""
-
-    __slots__ = ("trace_id", "span_id", "parent_span_id", "start_time_ns", "duration_ns", "scope_name", "attributes",
-                 "pricing_status", "cost_pusd", "cache_savings_pusd", "reported_cost_pusd")
-
-    def __init__(self, trace_id: str, span_id: str, parent: str, start: int, duration: int, scope: str) -> None:
-        self.trace_id, self.span_id, self.parent_span_id = trace_id, span_id, parent
-        self.start_time_ns, self.duration_ns, self.scope_name = start, duration, scope
-        self.attributes: dict[str, str] = {}
-
-
 @dataclass(slots=True)
 class Prepared:
     """A request :meth:`ColumnarPath.prepare` decided: its rows' columns before call identity."""
@@ -206,7 +199,7 @@ class ColumnarPath:
         self._calls = calls
         self._limits = limits
         self._time_bounds = time_bounds
-        self._detect_names = tuple(sorted(_detect._CALL_KEYS))
+        self._detect_names = tuple(sorted(_detect.CALL_KEYS))
         self._usage_names = tuple(sorted(_usage.KEYED_KEYS))
         self._plans: dict[int, Any] = {}
 
@@ -230,7 +223,7 @@ class ColumnarPath:
 
         ``tenant``: the tenant every span gets (the caller's token decides it), or None for the payload's."""
         limits = self._limits
-        if _over_limits(scan, limits):
+        if over_limits(scan, limits):
             return None
         s, a, buf = scan.spans, scan.attributes, scan.buffer
         n = len(s)
@@ -247,21 +240,21 @@ class ColumnarPath:
         if numbering is None:
             return None
         batch = DecodedBatch()
-        value_pool = _values(scan, payload, numbering, limits, batch)
+        value_pool = rendered_values(scan, payload, numbering, limits, batch)
         if value_pool is None or batch.truncated_attributes:
             return None
-        key_pool = _strings(payload, a[numbering.firsts[N_KEYS], A_KEY_OFF], a[numbering.firsts[N_KEYS], A_KEY_LEN])
+        key_pool = utf8_strings(payload, a[numbering.firsts[N_KEYS], A_KEY_OFF], a[numbering.firsts[N_KEYS], A_KEY_LEN])
         if not PRICING_ATTRIBUTES.isdisjoint(key_pool) or _SDK in key_pool or not set(_MARKS).isdisjoint(key_pool):
             return None  # pricing attributes, OpenLIT's spans, marks a client set: the record path's
         key_ids, value_ids = numbering.key_ids, numbering.value_ids
-        kp, vp = _objects(key_pool), _objects(value_pool)
+        kp, vp = object_array(key_pool), object_array(value_pool)
         resources = [dict(zip(kp[key_ids[b:e]].tolist(), vp[value_ids[b:e]].tolist(), strict=True))
                      for b, e in scan.resources[:, [R_ATTR_BEGIN, R_ATTR_END]].tolist()]
         if any(r.get(_SDK) == "openlit" for r in resources):
             return None
         begins, ends = s[:, S_ATTR_BEGIN], s[:, S_ATTR_END]
         lengths = ends - begins
-        slots = _entry_positions(begins, lengths)
+        slots = entry_positions(begins, lengths)
         row_of_slot = np.repeat(np.arange(n), lengths)
         slot_keys, slot_values = key_ids[slots], value_ids[slots]
         width = len(key_pool) + 1
@@ -300,7 +293,7 @@ class ColumnarPath:
         for key in _detect.KIND_KEYS:
             kinds = value_of(key)
             for v in set(kinds[kinds >= 0].tolist()):
-                if _detect._aggregate(value_pool[v]):
+                if _detect.is_aggregate(value_pool[v]):
                     llm[kinds == v] = False
         other = int(n - np.count_nonzero(llm))
         if other:
@@ -308,7 +301,7 @@ class ColumnarPath:
                 return None  # (no LLM span: nothing to store; the record path counts them)
             keep = np.flatnonzero(llm)
             s, starts, lengths, begins = s[keep], starts[keep], lengths[keep], begins[keep]
-            slots = _entry_positions(begins, lengths)
+            slots = entry_positions(begins, lengths)
             row_of_slot = np.repeat(np.arange(len(keep)), lengths)
             slot_keys, slot_values = key_ids[slots], value_ids[slots]
             n = len(keep)
@@ -321,7 +314,7 @@ class ColumnarPath:
         for m in set(usage_masks.tolist()):
             plan = self._plans.get(m)
             if plan is None:
-                plan = _usage._Plan(tuple(name for j, name in enumerate(self._usage_names) if m >> j & 1))
+                plan = _usage.Plan(tuple(name for j, name in enumerate(self._usage_names) if m >> j & 1))
                 if len(self._plans) < 1024:
                     self._plans[m] = plan
             if plan.names is None or plan.reported_cost:
@@ -343,7 +336,7 @@ class ColumnarPath:
                 count = int(value_pool[v])
             except ValueError:
                 return None  # a float or not a number: parse_token_count's (and its rejections)
-            if not 0 <= count < _usage._FAST_BOUND:
+            if not 0 <= count < _usage.FAST_BOUND:
                 return None
             as_int[v] = count
         inp, out, cache_read, cache_write, reasoning = as_int[count_ids]
@@ -380,14 +373,13 @@ class ColumnarPath:
                   zip(scan.scopes[:, C_NAME_OFF].tolist(), scan.scopes[:, C_NAME_LEN].tolist(), strict=True)]
         scope_of = s[:, S_SCOPE]
         name_rows = numbering.firsts[N_NAMES]
-        span_names = _strings(payload, scan.spans[name_rows, S_NAME_OFF], scan.spans[name_rows, S_NAME_LEN])
+        span_names = utf8_strings(payload, scan.spans[name_rows, S_NAME_OFF], scan.spans[name_rows, S_NAME_LEN])
         span_name_of = numbering.name_ids if not other else numbering.name_ids[keep]
         # quirks: none may concern a span (asked once per distinct provider, operation and scope)
-        quirks = self._quirks._quirks
         first, _ = _firsts([provider_of, operation_of, scope_of], [len(providers), len(operations), len(scopes)])
         for p, o, c in zip(provider_of[first].tolist(), operation_of[first].tolist(), scope_of[first].tolist(),
                            strict=True):
-            if any(q.concerns(providers[p], operations[o], scopes[c], False) for q in quirks):
+            if self._quirks.concerns(providers[p], operations[o], scopes[c], False):
                 return None
         # scrub: each distinct tuple of names holds nothing
         first, _ = _firsts([span_name_of, resource_of, tenant_of, requested_of, responded_of, provider_of,
@@ -398,11 +390,11 @@ class ColumnarPath:
             names = (span_names[span_name_of[row]], services[resource_of[row]], tenants[tenant_of[row]],
                      requested[requested_of[row]], responded[responded_of[row]], providers[provider_of[row]],
                      operations[operation_of[row]])
-            if self._scrub._names_outcome(names) is not None:
+            if self._scrub.names_outcome(names) is not None:
                 return None
         # price: the entry code per distinct (tenant, provider, response model, request model), then the
         # array engine per tenant, each row's cache reads quoted again without them (their savings)
-        catalog = self._price._catalog()
+        catalog = self._price.catalog()
         first, combined = _firsts([tenant_of, provider_of, responded_of, requested_of],
                                   [len(tenants), len(providers), len(responded), len(requested)])
         codes_of: dict[int, tuple[int, str]] = {}
@@ -462,7 +454,7 @@ class ColumnarPath:
         np.cumsum(lengths, out=bounds[1:])
         gated = AttributeColumns(key_pool, value_pool, slot_keys.astype(np.int32), slot_values.astype(np.int32),
                                  bounds[:-1].astype(np.int32), bounds[1:].astype(np.int32), sizes, [])
-        clean, flagged = gate_rows(gated, self._redact._gate_of)
+        clean, flagged = gate_rows(gated, self._redact.gate_of)
         if not all(clean):
             for row in np.flatnonzero(~np.asarray(clean, bool)).tolist():
                 found = flagged.get(row)
@@ -470,15 +462,15 @@ class ColumnarPath:
                     return None  # a key redaction drops, hashes or masks whole: the record path's
                 b, e = int(bounds[row]), int(bounds[row + 1])
                 attrs = dict(zip(kp[slot_keys[b:e]].tolist(), vp[slot_values[b:e]].tolist(), strict=True))
-                if self._redact._mask_flagged(attrs, found, {}) is not attrs:
+                if self._redact.mask_flagged(attrs, found, {}) is not attrs:
                     return None
         resource_counts: dict[tuple[str, str], int] = {}  # (counted once per resource with spans kept)
         kept_resources = set(resource_of.tolist())
         redacted = [self._redact.redact_attributes(r, resource_counts if i in kept_resources else {})
                     for i, r in enumerate(resources)]
         # the columns (all but those call identity may change)
-        trace_ids = _hex(buf, s[:, S_TRACE_OFF], 16)
-        span_ids = _hex(buf, s[:, S_SPAN_OFF], 8)
+        trace_ids = hex_ids(buf, s[:, S_TRACE_OFF], 16)
+        span_ids = hex_ids(buf, s[:, S_SPAN_OFF], 8)
         parents = [payload[o:o + length].hex() if length else ""
                    for o, length in zip(s[:, S_PARENT_OFF].tolist(), s[:, S_PARENT_LEN].tolist(), strict=True)]
         end = s[:, S_END].view(np.uint64)
@@ -507,7 +499,7 @@ class ColumnarPath:
             "reported_cost_usd": _decimal(np.zeros(n, np.int64), np.zeros(n, bool)),
             "duration_ns": pa.array(durations.astype(np.uint64), pa.uint64()),
             "status_code": pa.array(np.where((status_codes >= 0) & (status_codes <= 2), status_codes, 0).astype(np.uint8), pa.uint8()),
-            "resource_attributes": _map_array(redacted).take(pa.array(resource_of)),
+            "resource_attributes": map_array(redacted).take(pa.array(resource_of)),
         }
         # what call identity reads of each span
         rid = value_of(RESPONSE_ID)
@@ -534,7 +526,7 @@ class ColumnarPath:
         duplicates, as the chain does), count what redaction masked, and build the table."""
         marks = self._identify(prepared) if self._calls is not None else {}
         if prepared.resource_counts:
-            self._redact._count(prepared.resource_counts)
+            self._redact.count(prepared.resource_counts)
         n = prepared.n
         status, cost, savings = prepared.status, prepared.cost, prepared.savings
         valid = status == _PRICED
@@ -575,50 +567,7 @@ class ColumnarPath:
                         list(zip(trace_ids, span_ids, strict=True)))
 
     def _identify(self, prepared: Prepared) -> dict[int, tuple[str, str, str]]:
-        """Call identity's ``_run`` over the prepared spans: row -> (carrier span id, its trace id, rule) of each
-        duplicate. The same steps, in the same order (by end time, then span id), on the same window."""
-        calls = self._calls
-        assert calls is not None
-        trace_ids, span_ids, parents, starts, ends, response_keys, usage_keys, scopes = prepared.calls
-        order: list[int] | range = range(prepared.n)
-        if any(later <= earlier for earlier, later in zip(ends, ends[1:], strict=False)):
-            order = sorted(order, key=lambda i: (ends[i], span_ids[i]))
-        marks: dict[int, tuple[str, str, str]] = {}
-        with calls._lock:
-            now = calls._clock()
-            calls._expire(now)
-            entries, by_response, by_usage = calls._entries, calls._by_response, calls._by_usage
-            append = calls._order.append
-            for i in order:
-                response_key, usage_key = response_keys[i], usage_keys[i]
-                if usage_key is None and response_key is None:
-                    continue
-                key = (trace_ids[i], span_ids[i])
-                entry = (key, parents[i], starts[i], ends[i], scopes[i], now, response_key, usage_key)
-                if entries.setdefault(key, entry) is not entry:
-                    continue  # the same span again (a retried Export)
-                if response_key is not None:
-                    named = by_response.setdefault(response_key, entry)
-                    if named is not entry:
-                        del entries[key]
-                        marks[i] = self._mark(prepared, i, named, "response_id")
-                        continue
-                if usage_key is not None:
-                    bucket = by_usage.setdefault(usage_key, entry)
-                    if bucket is not entry:
-                        span = _Span(trace_ids[i], span_ids[i], parents[i], starts[i], ends[i] - starts[i], scopes[i])
-                        if not calls._shared_usage(span, entry, usage_key, bucket):  # type: ignore[arg-type]
-                            marks[i] = (span.attributes[DUPLICATE_OF], span.attributes[DUPLICATE_OF_TRACE],
-                                        span.attributes[DUPLICATE_RULE])
-                            continue
-                append(entry)
-            calls._trim()
-        return dict(sorted(marks.items()))
-
-    def _mark(self, prepared: Prepared, i: int, carrier: Any, rule: str) -> tuple[str, str, str]:
-        calls = self._calls
-        assert calls is not None
-        trace_ids, span_ids, parents, starts, ends, *_ = prepared.calls
-        span = _Span(trace_ids[i], span_ids[i], parents[i], starts[i], ends[i] - starts[i], "")
-        calls._mark(span, carrier, rule)  # type: ignore[arg-type]
-        return span.attributes[DUPLICATE_OF], span.attributes[DUPLICATE_OF_TRACE], span.attributes[DUPLICATE_RULE]
+        """Call identity over the prepared spans (``CallIdentity.file``): row -> (carrier span id, its trace id,
+        rule) of each duplicate."""
+        assert self._calls is not None
+        return self._calls.file(*prepared.calls)

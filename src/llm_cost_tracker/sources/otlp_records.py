@@ -74,21 +74,22 @@ from llm_cost_tracker.types import AttributeColumns, SpanRecord
 
 log = get_logger("otlp_records")
 
-__all__ = ["SCAN", "ScanState", "decode_scan", "warm_up"]
+__all__ = ["SCAN", "ScanState", "decode_scan", "hex_ids", "object_array", "over_limits", "rendered_values", "utf8_strings",
+           "warm_up"]
 
 
-def _strings(payload: bytes, offsets: np.ndarray, lengths: np.ndarray) -> list[str]:
+def utf8_strings(payload: bytes, offsets: np.ndarray, lengths: np.ndarray) -> list[str]:
     """The UTF-8 strings at ``offsets``/``lengths`` of ``payload`` (checked by the scan)."""
     return [payload[o:o + n].decode() for o, n in zip(offsets.tolist(), lengths.tolist(), strict=True)]
 
 
-def _objects(items: list[Any]) -> np.ndarray:
-    """``items`` as a 1-d array of objects (tuples stay items): ``_objects(pool)[ids].tolist()`` gives
+def object_array(items: list[Any]) -> np.ndarray:
+    """``items`` as a 1-d array of objects (tuples stay items): ``object_array(pool)[ids].tolist()`` gives
     ``[pool[i] for i in ids]`` in two C loops (a third of ``map(pool.__getitem__, ids.tolist())``'s time)."""
     return np.fromiter(items, object, count=len(items))
 
 
-def _hex(buf: np.ndarray, offsets: np.ndarray, width: int) -> list[str]:
+def hex_ids(buf: np.ndarray, offsets: np.ndarray, width: int) -> list[str]:
     """``buf[o:o+width].hex()`` for every offset, from one hex string of the gathered bytes."""
     if not len(offsets):
         return []
@@ -115,7 +116,7 @@ def _dicts(keys: list[str], values: list[str], begins: np.ndarray, ends: np.ndar
     return list(map(dict, map(islice, repeat(pairs), skips.tolist(), (ends - previous).tolist())))
 
 
-def _over_limits(scan: WireScan, limits: DecodeLimits) -> bool:
+def over_limits(scan: WireScan, limits: DecodeLimits) -> bool:
     """Whether the reference decoder would cut something (keys, values, names, attributes per owner)."""
     a, s, r = scan.attributes, scan.spans, scan.resources
     if len(a) and (int(a[:, A_KEY_LEN].max()) > limits.max_key_bytes
@@ -127,7 +128,7 @@ def _over_limits(scan: WireScan, limits: DecodeLimits) -> bool:
     return bool(len(r) and int((r[:, R_ATTR_END] - r[:, R_ATTR_BEGIN]).max()) > limits.max_attributes)
 
 
-def _values(scan: WireScan, payload: bytes, numbering: Numbering, limits: DecodeLimits,
+def rendered_values(scan: WireScan, payload: bytes, numbering: Numbering, limits: DecodeLimits,
             batch: DecodedBatch) -> list[str] | None:
     """Every distinct value as the reference decoder renders it, in the order of ``numbering.value_ids``
     (None: leave the request to it). Values of spans the reference rejects are not rendered."""
@@ -135,7 +136,7 @@ def _values(scan: WireScan, payload: bytes, numbering: Numbering, limits: Decode
     firsts = numbering.firsts
     pool = ["", "true", "false"]  # an empty AnyValue, the two booleans
     rows = firsts[N_STRINGS]
-    pool += _strings(payload, a[rows, A_VALUE_OFF], a[rows, A_VALUE_LEN])
+    pool += utf8_strings(payload, a[rows, A_VALUE_OFF], a[rows, A_VALUE_LEN])
     pool += map(str, a[firsts[N_INTS], A_NUMBER].tolist())
     pool += map(repr, a[firsts[N_DOUBLES], A_NUMBER].view(np.float64).tolist())
     rows = firsts[N_OTHERS]
@@ -163,7 +164,7 @@ def decode_scan(scan: WireScan, payload: bytes, limits: DecodeLimits) -> Decoded
     limit would cut something, or when the numbering declined strings made to collide in its table (the
     caller decodes with ``decode_spans`` then, in linear time). The request limits were checked by
     ``scan_request``."""
-    if _over_limits(scan, limits):
+    if over_limits(scan, limits):
         return None
     batch = DecodedBatch()
     s, a, buf = scan.spans, scan.attributes, scan.buffer
@@ -181,15 +182,15 @@ def decode_scan(scan: WireScan, payload: bytes, limits: DecodeLimits) -> Decoded
     numbering = number(scan, payload, needed)
     if numbering is None:  # strings made to collide in the numbering's table: protobuf decodes it, in linear time
         return None
-    value_pool = _values(scan, payload, numbering, limits, batch)
+    value_pool = rendered_values(scan, payload, numbering, limits, batch)
     if value_pool is None:
         return None
     firsts = numbering.firsts
     rows = firsts[N_KEYS]
-    key_pool = _strings(payload, a[rows, A_KEY_OFF], a[rows, A_KEY_LEN])
+    key_pool = utf8_strings(payload, a[rows, A_KEY_OFF], a[rows, A_KEY_LEN])
     key_ids, value_ids = numbering.key_ids, numbering.value_ids
-    keys = _objects(key_pool)[key_ids].tolist()
-    values = _objects(value_pool)[value_ids].tolist()
+    keys = object_array(key_pool)[key_ids].tolist()
+    values = object_array(value_pool)[value_ids].tolist()
     tenant_key = limits.tenant_attribute
     resources = [dict(zip(keys[b:e], values[b:e], strict=True)) for b, e in scan.resources.tolist()]
     services = [r.get("service.name", "unknown_service") for r in resources]
@@ -198,13 +199,13 @@ def decode_scan(scan: WireScan, payload: bytes, limits: DecodeLimits) -> Decoded
               zip(scan.scopes[:, C_NAME_OFF].tolist(), scan.scopes[:, C_NAME_LEN].tolist(), strict=True)]
     kept = np.flatnonzero(accepted)
     k = s[kept]
-    trace_ids = _hex(buf, k[:, S_TRACE_OFF], 16)
-    span_ids = _hex(buf, k[:, S_SPAN_OFF], 8)
+    trace_ids = hex_ids(buf, k[:, S_TRACE_OFF], 16)
+    span_ids = hex_ids(buf, k[:, S_SPAN_OFF], 8)
     parents = [payload[o:o + n].hex() if n else ""
                for o, n in zip(k[:, S_PARENT_OFF].tolist(), k[:, S_PARENT_LEN].tolist(), strict=True)]
     rows = firsts[N_NAMES]
-    name_pool = _strings(payload, s[rows, S_NAME_OFF], s[rows, S_NAME_LEN])
-    names = _objects(name_pool)[numbering.name_ids[kept]].tolist()
+    name_pool = utf8_strings(payload, s[rows, S_NAME_OFF], s[rows, S_NAME_LEN])
+    names = object_array(name_pool)[numbering.name_ids[kept]].tolist()
     start = starts[kept]
     end = k[:, S_END].view(np.uint64)
     durations = np.where(end >= start, end - start, 0).tolist()

@@ -16,7 +16,7 @@ either way (``tests/transforms/test_redact_columns.py`` checks it on generated r
 
 A row with every key scanned or kept but some value flagged is named with those values' keys: only they can
 hold an entity (a value not flagged passes no gate, so its scanner finds nothing in it and ``mask`` returns
-it as it is), so redaction masks those alone (``Redact._mask_flagged``) instead of every value of the row.
+it as it is), so redaction masks those alone (``Redact.mask_flagged``) instead of every value of the row.
 That was ~33 us per such row (a hex id or a 13-digit number passes the card gate: ~3% of the benchmark's rows).
 """
 

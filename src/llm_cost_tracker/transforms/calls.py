@@ -102,6 +102,20 @@ def _in_order(records: list[SpanRecord]) -> list[SpanRecord]:
     return sorted(records, key=_end)
 
 
+class _Columns:
+    """What call identity reads and writes of a span given as columns (:meth:`CallIdentity.file`), for the
+    few it looks at closely (one whose usage another carrier has, or a duplicate): the ``SpanRecord`` fields
+    :meth:`CallIdentity._by_usage_match`, ``_absorb`` and ``_mark`` touch."""
+
+    __slots__ = ("trace_id", "span_id", "parent_span_id", "start_time_ns", "duration_ns", "scope_name", "attributes",
+                 "pricing_status", "cost_pusd", "cache_savings_pusd", "reported_cost_pusd")
+
+    def __init__(self, trace_id: str, span_id: str, parent: str, start: int, end: int, scope: str) -> None:
+        self.trace_id, self.span_id, self.parent_span_id = trace_id, span_id, parent
+        self.start_time_ns, self.duration_ns, self.scope_name = start, end - start, scope
+        self.attributes: dict[str, str] = {}
+
+
 class CallIdentity:
     """Batch stage (after the per-record transforms): marks the later spans of a call as duplicates.
 
@@ -154,6 +168,52 @@ class CallIdentity:
             self._run(ordered, now)
             self._trim()
         return records
+
+    def file(self, trace_ids: list[str], span_ids: list[str], parents: list[str], starts: list[int],
+             ends: list[int], response_keys: list[tuple[str, ...] | None],
+             usage_keys: list[tuple[object, ...] | None], scopes: list[str]) -> dict[int, tuple[str, str, str]]:
+        """:meth:`__call__` for a request's spans given as columns (the columnar path's, ``sources/columnar.py``):
+        the same steps on the same window, in the same order (by end time, then span id), each span's keys built
+        by the caller as :meth:`_run` builds them. Returns, for each span found to be a duplicate, its position ->
+        (the carrier's span id, its trace id, the rule), in position order: what :meth:`_mark` writes into a
+        record's attributes, for the caller to write into its rows."""
+        order: list[int] | range = range(len(span_ids))
+        if any(later <= earlier for earlier, later in zip(ends, ends[1:], strict=False)):
+            order = sorted(order, key=lambda i: (ends[i], span_ids[i]))
+        marks: dict[int, tuple[str, str, str]] = {}
+        with self._lock:
+            now = self._clock()
+            self._expire(now)
+            entries, by_response, by_usage = self._entries, self._by_response, self._by_usage
+            append = self._order.append
+            for i in order:
+                response_key, usage_key = response_keys[i], usage_keys[i]
+                if usage_key is None and response_key is None:
+                    continue
+                key = (trace_ids[i], span_ids[i])
+                entry: _Entry = (key, parents[i], starts[i], ends[i], scopes[i], now, response_key, usage_key)
+                if entries.setdefault(key, entry) is not entry:
+                    continue  # the same span again (a retried Export)
+                span = None
+                if response_key is not None:
+                    named = by_response.setdefault(response_key, entry)
+                    if named is not entry:
+                        del entries[key]
+                        span = _Columns(trace_ids[i], span_ids[i], parents[i], starts[i], ends[i], scopes[i])
+                        self._mark(span, named, "response_id")  # type: ignore[arg-type]
+                if span is None and usage_key is not None:
+                    bucket = by_usage.setdefault(usage_key, entry)
+                    if bucket is not entry:
+                        span = _Columns(trace_ids[i], span_ids[i], parents[i], starts[i], ends[i], scopes[i])
+                        if self._shared_usage(span, entry, usage_key, bucket):  # type: ignore[arg-type]
+                            span = None  # a carrier of its own
+                if span is not None:
+                    a = span.attributes
+                    marks[i] = (a[DUPLICATE_OF], a[DUPLICATE_OF_TRACE], a[DUPLICATE_RULE])
+                    continue
+                append(entry)
+            self._trim()
+        return dict(sorted(marks.items()))
 
     def forget(self, records: list[SpanRecord]) -> None:
         """The Export of ``records`` was not accepted: forget the carriers among them (the client retries

@@ -10,7 +10,8 @@ from __future__ import annotations
 from llm_cost_tracker.transforms._keyed import Keyed
 from llm_cost_tracker.types import Drop, SpanRecord
 
-__all__ = ["AGGREGATE_OPERATIONS", "KIND_FLAGS", "KIND_KEYS", "MODEL_KEYS", "NOT_LLM", "USAGE_KEYS", "Detect"]
+__all__ = ["AGGREGATE_OPERATIONS", "CALL_KEYS", "KIND_FLAGS", "KIND_KEYS", "MODEL_KEYS", "NOT_LLM", "USAGE_KEYS", "Detect",
+           "is_aggregate"]
 
 MODEL_KEYS = ("gen_ai.response.model", "gen_ai.request.model", "llm.response.model", "llm.request.model",
               "llm.model_name", "embedding.model_name")
@@ -25,14 +26,14 @@ AGGREGATE_OPERATIONS = frozenset({
 NOT_LLM = "not_llm"
 KIND_KEYS = ("gen_ai.operation.name", "traceloop.span.kind", "openinference.span.kind")
 """Keys that may name a span's kind (an aggregate kind drops it)."""
-_CALL_KEYS = frozenset(MODEL_KEYS + USAGE_KEYS)
+CALL_KEYS = frozenset(MODEL_KEYS + USAGE_KEYS)
 
 
-def _aggregate(kind: str) -> bool:
+def is_aggregate(kind: str) -> bool:
     return kind.lower() in AGGREGATE_OPERATIONS
 
 
-KIND_FLAGS = tuple((key, _aggregate) for key in KIND_KEYS)
+KIND_FLAGS = tuple((key, is_aggregate) for key in KIND_KEYS)
 """A span with one of these flags (a kind key naming an aggregate) is dropped."""
 
 
@@ -40,7 +41,7 @@ class Detect:
     """Transform: raises ``Drop("not_llm")`` for spans that are not priced LLM calls."""
 
     __slots__ = ()
-    keyed_keys = _CALL_KEYS
+    keyed_keys = CALL_KEYS
     keyed_flags = KIND_FLAGS
 
     def __call__(self, record: SpanRecord) -> SpanRecord:
@@ -65,5 +66,5 @@ class Detect:
         for mask in set(keyed.masks):
             if mask >= 0:
                 present, flags = keyed.present(mask)
-                passes[mask] = not present.isdisjoint(_CALL_KEYS) and flags.isdisjoint(KIND_FLAGS)
+                passes[mask] = not present.isdisjoint(CALL_KEYS) and flags.isdisjoint(KIND_FLAGS)
         return list(map(passes.__getitem__, keyed.masks))

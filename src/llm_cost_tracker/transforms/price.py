@@ -81,6 +81,10 @@ class Price:
     def __call__(self, record: SpanRecord) -> SpanRecord:
         return self._one(record, self._catalog())
 
+    def catalog(self) -> Catalog:
+        """The catalog in force now (what this stage prices with)."""
+        return self._catalog()
+
     def process(self, records: list[SpanRecord], columns: AttributeColumns | None = None) -> list[SpanRecord]:
         """Prices ``records`` in place (the columnar path where it applies, see the module docstring).
 

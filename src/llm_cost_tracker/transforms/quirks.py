@@ -130,6 +130,10 @@ class Quirks:
     def __call__(self, record: SpanRecord) -> SpanRecord:
         return self._apply(record, self._quirks)
 
+    def concerns(self, provider: str, operation: str, scope: str, openlit: bool) -> bool:
+        """Whether a quirk may concern a span with these four (:attr:`Quirk.concerns`): False means none does."""
+        return any(q.concerns(provider, operation, scope, openlit) for q in self._quirks)
+
     def process(self, records: list[SpanRecord], columns: AttributeColumns | None = None) -> list[SpanRecord]:
         """``records`` fixed in place: which quirks may concern a span is decided once per distinct (provider,
         operation, scope, OpenLIT or not) of the request (:attr:`Quirk.concerns`), and only those are tried on it

@@ -414,13 +414,13 @@ class Redact:
         counts: dict[tuple[str, str], int] = {}
         record.attributes = self.redact_attributes(record.attributes, counts)
         self._resource(record, counts)
-        self._count(counts)
+        self.count(counts)
         return record
 
     def process(self, records: list[SpanRecord], columns: AttributeColumns | None = None) -> list[SpanRecord]:
         """``records`` redacted in place, as ``__call__`` would one by one; with the request's ``columns``, the
         records they show clean (``_value_gate``) keep their dict without a look at each value, and those with
-        every key scanned or kept have only the values the gates flagged masked (:meth:`_mask_flagged`).
+        every key scanned or kept have only the values the gates flagged masked (:meth:`mask_flagged`).
 
         All or nothing: if one record fails, every record gets its attributes back and nothing is counted,
         so the chain's re-run record by record redacts each exactly once (a hash is not hashed again)."""
@@ -429,7 +429,7 @@ class Redact:
         flagged: Flagged = {}
         todo: list[tuple[SpanRecord, int]] = list(zip(records, repeat(-1)))
         if columns is not None and records:
-            clean, flagged = gate_rows(columns, self._gate_of)
+            clean, flagged = gate_rows(columns, self.gate_of)
             todo = _to_redact(records, attributes, columns, clean)
         counts: dict[tuple[str, str], int] = {}
         last_resource = self._last_resource
@@ -438,7 +438,7 @@ class Redact:
                 attrs = record.attributes
                 found = flagged.get(row) if row >= 0 else None
                 record.attributes = (self.redact_attributes(attrs, counts) if found is None else
-                                     self._mask_flagged(attrs, found, counts))
+                                     self.mask_flagged(attrs, found, counts))
             # the spans of one resource share its attribute dict (and come together): redact it once per run
             at = 0
             for _, run in groupby(resources, key=id):
@@ -454,11 +454,11 @@ class Redact:
                 record.attributes, record.resource_attributes = attrs, resource
             self._last_resource = last_resource
             raise
-        self._count(counts)
+        self.count(counts)
         return records
 
     @staticmethod
-    def _mask_flagged(attrs: dict[str, str], found: list[tuple[str, Scanner]],
+    def mask_flagged(attrs: dict[str, str], found: list[tuple[str, Scanner]],
                       counts: dict[tuple[str, str], int]) -> dict[str, str]:
         """:meth:`redact_attributes` of a dict whose keys are all scanned or kept, when only the values of the keys
         in ``found`` (each with its scanner) passed a gate: a value that passes none holds nothing its scanner
@@ -478,7 +478,7 @@ class Redact:
             counts[(name, "mask")] = counts.get((name, "mask"), 0) + n
         return out
 
-    def _gate_of(self, key: str) -> Scanner | None:
+    def gate_of(self, key: str) -> Scanner | None:
         """The scanner whose gate the values of ``key`` go through when its record's plan is "scan or keep"
         (``redact_attributes``), or None when ``key`` is neither."""
         action = self.decide(key)[0]
@@ -497,7 +497,7 @@ class Redact:
         self._last_resource = (resource, redacted)
         return redacted
 
-    def _count(self, counts: dict[tuple[str, str], int]) -> None:
+    def count(self, counts: dict[tuple[str, str], int]) -> None:
         if counts and self._counter is not None:
             for labels, n in counts.items():
                 child = self._children.get(labels)

@@ -89,7 +89,7 @@ class ScrubNames:
             names = _NAMES(record)
             outcome = outcomes.get(names, _UNSEEN)
             if outcome is _UNSEEN:
-                outcome = outcomes[names] = self._names_outcome(names)
+                outcome = outcomes[names] = self.names_outcome(names)
             if outcome is _RAW:
                 outcome = self._decide(record)
             if outcome is not None:
@@ -101,7 +101,7 @@ class ScrubNames:
         self._count(found)
         return records
 
-    def _names_outcome(self, names: tuple[str, ...]) -> _Outcome | None:
+    def names_outcome(self, names: tuple[str, ...]) -> _Outcome | None:
         """What :meth:`_decide` says of a record with these names (:data:`_NAMES`), or :data:`_RAW` when it
         depends on more than the names (a provider or operation long enough to hold a secret is checked as
         sent, before lower-casing)."""

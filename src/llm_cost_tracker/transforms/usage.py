@@ -91,11 +91,11 @@ def parse_reported_cost(text: str) -> int | None:
 
 
 _PLAN_LIMIT = 1024
-_FAST_BOUND = 2**29
+FAST_BOUND = 2**29
 """Counts whose bitwise OR lies in ``[0, 2**29)`` are each in ``[0, MAX_TOKENS]``: one comparison instead of ten."""
 
 
-class _Plan:
+class Plan:
     """For one tuple of attribute keys: what :class:`ExtractUsage` reads, decided once.
 
     ``counts``: per count field (input, output, cache read, cache write, reasoning), the first of its keys
@@ -132,7 +132,7 @@ KEYED_KEYS = frozenset(key for group in (_INPUT, _OUTPUT) for _, key in group) |
 """Every key whose presence or value :class:`ExtractUsage` reads (the plans depend on these alone)."""
 
 
-def _fill_plain(records: list[SpanRecord], members: list[int], plan: _Plan, out: list[bool]) -> None:
+def _fill_plain(records: list[SpanRecord], members: list[int], plan: Plan, out: list[bool]) -> None:
     """``ExtractUsage._fill`` of ``records[k]`` for each of ``members`` (``out[k]``: whether it did), for a plan
     with one key per name and no reported cost: the same statements, with the plan read once for them all."""
     i, o, r, w, x = plan.counts
@@ -149,7 +149,7 @@ def _fill_plain(records: list[SpanRecord], members: list[int], plan: _Plan, out:
             reasoning = 0 if x is None else int(attrs[x])
         except ValueError:
             continue
-        if not 0 <= input_tokens | output_tokens | cache_read | cache_write | reasoning < _FAST_BOUND:
+        if not 0 <= input_tokens | output_tokens | cache_read | cache_write | reasoning < FAST_BOUND:
             continue
         if cache_read + cache_write > input_tokens:
             input_tokens += cache_read + cache_write
@@ -179,19 +179,19 @@ class ExtractUsage:
     keyed_flags = ()
 
     def __init__(self) -> None:
-        self._plans: dict[tuple[str, ...], _Plan] = {}
-        self._keyed_plans: dict[frozenset[str], _Plan] = {}
+        self._plans: dict[tuple[str, ...], Plan] = {}
+        self._keyed_plans: dict[frozenset[str], Plan] = {}
         """Plans by the set of keys present among :data:`KEYED_KEYS` and the keys of the stages settled with it
         (:meth:`settle`)."""
 
-    def _plan(self, keys: tuple[str, ...]) -> _Plan:
-        plan = _Plan(keys)
+    def _plan(self, keys: tuple[str, ...]) -> Plan:
+        plan = Plan(keys)
         if len(self._plans) >= _PLAN_LIMIT:
             self._plans.clear()
         self._plans[keys] = plan
         return plan
 
-    def _refile(self, keys: tuple[str, ...], plan: _Plan) -> _Plan:
+    def _refile(self, keys: tuple[str, ...], plan: Plan) -> Plan:
         """``plan`` filed again under ``keys``, the same strings as other objects. Each request's keys are
         other objects (the source makes one string per distinct key and request) and a dict keeps the key
         it was first given, so finding the plan compared every string by its characters, span after span;
@@ -234,7 +234,7 @@ class ExtractUsage:
             if plan is None:
                 if len(cached) >= _PLAN_LIMIT:
                     cached.clear()
-                plan = cached[present] = _Plan(tuple(present))  # (a plan reads the keys' presence alone)
+                plan = cached[present] = Plan(tuple(present))  # (a plan reads the keys' presence alone)
             if plan.names is None or plan.reported_cost:
                 for k in members:
                     record = records[k]
@@ -244,7 +244,7 @@ class ExtractUsage:
         return out
 
     @staticmethod
-    def _fill(record: SpanRecord, attrs: dict[str, str], plan: _Plan,
+    def _fill(record: SpanRecord, attrs: dict[str, str], plan: Plan,
               counts: tuple[int, int, int, int, int] | None = None) -> bool:
         """Sets the record's fields from ``attrs`` by ``plan``: with ``counts`` (read by :meth:`_counts`) when
         given, else read inline when they are integers within the fast bound; False, and nothing set, when not."""
@@ -258,7 +258,7 @@ class ExtractUsage:
                 reasoning = 0 if x is None else int(attrs[x])
             except ValueError:  # not an integer literal: a float, or not a count at all
                 return False
-            if not 0 <= input_tokens | output_tokens | cache_read | cache_write | reasoning < _FAST_BOUND:
+            if not 0 <= input_tokens | output_tokens | cache_read | cache_write | reasoning < FAST_BOUND:
                 return False
         else:
             input_tokens, output_tokens, cache_read, cache_write, reasoning = counts
@@ -291,7 +291,7 @@ class ExtractUsage:
         return i, o, r, w, x
 
     @staticmethod
-    def _names(attrs: dict[str, str], plan: _Plan) -> tuple[str, str, str, str]:
+    def _names(attrs: dict[str, str], plan: Plan) -> tuple[str, str, str, str]:
         """The names when a field has several keys: the first non-empty value of each, in priority order."""
         return (_first(attrs, plan.provider).lower(), _first(attrs, plan.operation).lower(),
                 _first(attrs, plan.request_model), _first(attrs, plan.response_model))
