@@ -17,6 +17,7 @@ from llm_cost_tracker.config import Settings
 from llm_cost_tracker.frontend import call_identity, decode_limits, default_transforms, load_catalog
 from llm_cost_tracker.metrics import Metrics
 from llm_cost_tracker.queue.memory import MemoryQueue
+from llm_cost_tracker.sources.columnar import ColumnarPath
 from llm_cost_tracker.sources.export import SCAN_MIN_BYTES, ExportCore, Refused
 from llm_cost_tracker.storage.rows import records_to_arrow
 from llm_cost_tracker.storage.table import SpanTable
@@ -130,3 +131,22 @@ def test_the_spend_ledger_counts_tables_until_they_are_stored(catalog: Any) -> N
         queue.commit(batch)
         assert not any(ledger.snapshot().values())
     assert snapshots[True] == snapshots[False] and snapshots[True]
+
+
+def test_rows_that_fail_to_build_leave_no_carrier(catalog: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Should the columnar path fail after filing a request's spans (a bug), the Export fails and call identity
+    forgets them: another instrumentation's spans of the same calls, accepted next, carry the cost."""
+    rng = random.Random(4)
+    payload = _payload(rng, other=0)
+    twins = ExportTraceServiceRequest.FromString(payload)
+    for span in twins.resource_spans[0].scope_spans[0].spans:
+        span.span_id = os.urandom(8)
+    twins.resource_spans[0].scope_spans[0].scope.name = "another-instrumentation"
+    core, queue, _ = _core(catalog, True)
+    with monkeypatch.context() as patched:
+        patched.setattr(ColumnarPath, "rows", lambda self, prepared, marks: (_ for _ in ()).throw(RuntimeError("bug")))
+        with pytest.raises(RuntimeError):
+            core.export(payload, {})
+    core.export(twins.SerializeToString(), {})
+    statuses = _rows(queue).column("pricing_status").to_pylist()
+    assert len(statuses) == 200 and set(statuses) == {PRICED}, set(statuses)

@@ -15,9 +15,10 @@ a key repeated on the wire...), :meth:`ColumnarPath.prepare` returns None and th
 record path, which decides it span by span under the chain's rules. Spans that are not LLM calls are left
 out and counted, as the chain does.
 
-Two phases, so that a failure is decided in one place: :meth:`ColumnarPath.prepare` reads and computes and
-changes nothing (any exception there means "use the record path"); :meth:`ColumnarPath.finish` files the
-request's spans in call identity's window, counts what redaction masked, and builds the table.
+Three steps, so that a failure is decided in one place: :meth:`ColumnarPath.prepare` reads and computes and
+changes nothing (any exception there means "use the record path"); :meth:`ColumnarPath.file` files the
+request's spans in call identity's window and counts what redaction masked; :meth:`ColumnarPath.rows` builds
+the table and changes nothing (should it fail, the receiver has call identity forget the request's spans).
 """
 
 from __future__ import annotations
@@ -522,11 +523,20 @@ class ColumnarPath:
                         calls, resource_counts, other, by_row)
 
     def finish(self, prepared: Prepared) -> Columnar:
-        """File the request's spans in call identity's window (marking the later spans of a call seen before as
-        duplicates, as the chain does), count what redaction masked, and build the table."""
-        marks = self._identify(prepared) if self._calls is not None else {}
+        """:meth:`file` then :meth:`rows`."""
+        return self.rows(prepared, self.file(prepared))
+
+    def file(self, prepared: Prepared) -> dict[int, tuple[str, str, str]]:
+        """File the request's spans in call identity's window (``CallIdentity.file``: the later spans of a call
+        seen before are duplicates, as in the chain) and count what redaction masked. Returns, for each duplicate,
+        its row -> (the carrier's span id, its trace id, the rule)."""
+        marks = self._calls.file(*prepared.calls) if self._calls is not None else {}
         if prepared.resource_counts:
             self._redact.count(prepared.resource_counts)
+        return marks
+
+    def rows(self, prepared: Prepared, marks: dict[int, tuple[str, str, str]]) -> Columnar:
+        """The request's rows, its duplicates (``marks``, from :meth:`file`) marked as the chain marks them."""
         n = prepared.n
         status, cost, savings = prepared.status, prepared.cost, prepared.savings
         valid = status == _PRICED
@@ -565,9 +575,3 @@ class ColumnarPath:
         trace_ids, span_ids = prepared.calls[0], prepared.calls[1]
         return Columnar(SpanTable(pa.table(table), prepared.codes), prepared.other,
                         list(zip(trace_ids, span_ids, strict=True)))
-
-    def _identify(self, prepared: Prepared) -> dict[int, tuple[str, str, str]]:
-        """Call identity over the prepared spans (``CallIdentity.file``): row -> (carrier span id, its trace id,
-        rule) of each duplicate."""
-        assert self._calls is not None
-        return self._calls.file(*prepared.calls)

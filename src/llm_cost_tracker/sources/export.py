@@ -287,8 +287,7 @@ class ExportCore:
             self._admit(principal, scan.span_count, len(payload))
             prepared = self._prepare(scan, payload, tenant) if self._columnar is not None else None
             if prepared is not None:
-                assert self._columnar is not None
-                done = self._columnar.finish(prepared)
+                done = self._finish(prepared)
                 return _Staged(DecodedBatch(), done, done.other, None, None, self._enqueue(done, len(payload)))
             decoded = self._decode_scan(scan, payload, parse)
             del scan
@@ -314,6 +313,18 @@ class ExportCore:
             columns = None  # mostly other spans: the queue would hold their attributes' ids too, uncounted
         return _Staged(decoded, processed.records, processed.other, others, request,
                        self._enqueue(processed.records, len(payload), columns))
+
+    def _finish(self, prepared: Prepared) -> Columnar:
+        """File a request the columnar path decided in call identity's window and build its rows. Should building
+        them fail (a bug), call identity forgets its spans before the error goes on: none of them was stored."""
+        assert self._columnar is not None
+        marks = self._columnar.file(prepared)
+        try:
+            return self._columnar.rows(prepared, marks)
+        except BaseException:
+            trace_ids, span_ids = prepared.calls[0], prepared.calls[1]
+            self._chain.forget_keys(list(zip(trace_ids, span_ids, strict=True)))
+            raise
 
     def _prepare(self, scan: WireScan, payload: bytes, tenant: str | None) -> Prepared | None:
         """The columnar path's decision on a scanned request (None: the stages decide it). It changes nothing,
