@@ -290,6 +290,9 @@ class Metrics:
                                        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=r)
         self.sink_errors = Counter("llm_pipeline_sink_errors", "Failed writes to the store, by whether retried.",
                                    ("retriable",), registry=r)
+        self.columnar_requests = Counter(
+            "llm_pipeline_columnar_requests", "Scanned requests the columnar path decided (no Python object per span), "
+            "or declined to the per-span stages.", ("outcome",), registry=r)
         self.attributes_truncated = Counter("llm_pipeline_attributes_truncated",
                                             "Span attributes not stored because a span exceeded the limits.",
                                             registry=r)

@@ -191,3 +191,34 @@ def test_spans_the_store_cannot_hold_are_rejected_with_a_reason(tmp_path: Path) 
     finally:
         assert svc.stop() == 0
     assert stored(svc) == {t: (3, 3 * COST) for t in ("llm_spans", "llm_spend_hourly", "llm_spend_daily")}
+
+
+@pytest.mark.parametrize("columnar", ["true", "false"])
+def test_big_exports_through_either_path_are_counted_once(tmp_path: Path, columnar: str) -> None:
+    """Requests big enough for the wire scan take the columnar path (or, switched off, the stages): the same
+    Export twice and a restart still give one row per span in llm_spans and both rollups, and the metrics and
+    the budget agree with them."""
+    request = spans_request(300)
+    assert request.ByteSize() >= 16_384  # (export.SCAN_MIN_BYTES: the wire scan reads it)
+    env = {"LCT_COLUMNAR_PATH": columnar}
+    first = start(tmp_path, env=env)
+    try:
+        for _ in range(2):
+            assert export(first.endpoint, request).partial_success.rejected_spans == 0
+        metrics = first.metrics()
+        assert metric(metrics, "llm_cost_usd_total") == 300 * COST
+        assert metric(metrics, "llm_pipeline_spans_deduplicated_total") == 300
+        decided = metric(metrics, r"llm_pipeline_columnar_requests_total\{outcome=\"decided\"\}")
+        assert decided == (2 if columnar == "true" else 0)
+        assert budget_spent(first) == 300 * COST
+    finally:
+        assert first.stop() == 0
+    second = start(tmp_path, env=env)
+    try:
+        export(second.endpoint, request)
+        export(second.endpoint, spans_request(200))
+        assert metric(second.metrics(), "llm_cost_usd_total") == 200 * COST
+        assert budget_spent(second) == 500 * COST
+    finally:
+        assert second.stop() == 0
+    assert stored(second) == {t: (500, 500 * COST) for t in ("llm_spans", "llm_spend_hourly", "llm_spend_daily")}

@@ -286,6 +286,8 @@ class ExportCore:
         if scan is not None:
             self._admit(principal, scan.span_count, len(payload))
             prepared = self._prepare(scan, payload, tenant) if self._columnar is not None else None
+            if self._columnar is not None:
+                self._metrics.columnar_requests.labels(outcome="declined" if prepared is None else "decided").inc()
             if prepared is not None:
                 done = self._finish(prepared)
                 return _Staged(DecodedBatch(), done, done.other, None, None, self._enqueue(done, len(payload)))
