@@ -31,7 +31,6 @@ import pyarrow as pa
 
 from llm_cost_tracker.sources.otlp_decode import MAX_START_NS, DecodedBatch, DecodeLimits
 from llm_cost_tracker.sources.otlp_records import (
-    hex_ids,
     object_array,
     over_limits,
     rendered_values,
@@ -143,6 +142,17 @@ def _codes_of(values: list[str]) -> tuple[np.ndarray, list[str]]:
     """Each value's index into the distinct ones, and those."""
     index: dict[str, int] = {}
     return np.fromiter((index.setdefault(v, len(index)) for v in values), np.int64, len(values)), list(index)
+
+
+def _hex_column(buf: np.ndarray, offsets: np.ndarray, width: int) -> tuple[list[str], pa.Array]:
+    """The ids of ``width`` bytes at ``offsets`` as hex: Python strings (call identity's keys) and the Arrow
+    column made straight from the one hex text they were cut from (no string converted back)."""
+    text = buf[offsets[:, None] + np.arange(width)].tobytes().hex()
+    step, n = 2 * width, len(offsets)
+    column = pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(np.arange(0, (n + 1) * step, step,
+                                                                                  dtype=np.int32)),
+                                                    pa.py_buffer(text.encode("ascii"))])
+    return [text[i:i + step] for i in range(0, len(text), step)], column
 
 
 def _strings_of(pool: list[str], ix: np.ndarray) -> pa.Array:
@@ -263,13 +273,17 @@ class ColumnarPath:
             return None  # a key repeated within a span (its dict keeps the last value): the record path's
         key_index = {k: i for i, k in enumerate(key_pool)}
 
+        looked_up: dict[str, np.ndarray] = {}  # (emptied when rows are left out)
+
         def value_of(key: str) -> np.ndarray:
-            """Per row, the value id of ``key`` (-1: the span has no such key)."""
-            out = np.full(n, -1, np.int64)
-            k = key_index.get(key)
-            if k is not None:
-                hit = np.flatnonzero(slot_keys == k)
-                out[row_of_slot[hit]] = slot_values[hit]
+            """Per row, the value id of ``key`` (-1: the span has no such key); each key looked up once."""
+            out = looked_up.get(key)
+            if out is None:
+                out = looked_up[key] = np.full(n, -1, np.int64)
+                k = key_index.get(key)
+                if k is not None:
+                    hit = np.flatnonzero(slot_keys == k)
+                    out[row_of_slot[hit]] = slot_values[hit]
             return out
 
         def masks(names: tuple[str, ...]) -> np.ndarray:
@@ -306,6 +320,7 @@ class ColumnarPath:
             row_of_slot = np.repeat(np.arange(len(keep)), lengths)
             slot_keys, slot_values = key_ids[slots], value_ids[slots]
             n = len(keep)
+            looked_up.clear()
         # usage: a plan per distinct set of its keys; the counts of each distinct value parsed once
         usage_masks = masks(self._usage_names)
         count_ids = np.full((5, n), -2, np.int64)  # value ids; -2: the key is absent (0)
@@ -470,8 +485,8 @@ class ColumnarPath:
         redacted = [self._redact.redact_attributes(r, resource_counts if i in kept_resources else {})
                     for i, r in enumerate(resources)]
         # the columns (all but those call identity may change)
-        trace_ids = hex_ids(buf, s[:, S_TRACE_OFF], 16)
-        span_ids = hex_ids(buf, s[:, S_SPAN_OFF], 8)
+        trace_ids, trace_column = _hex_column(buf, s[:, S_TRACE_OFF], 16)
+        span_ids, span_column = _hex_column(buf, s[:, S_SPAN_OFF], 8)
         parents = [payload[o:o + length].hex() if length else ""
                    for o, length in zip(s[:, S_PARENT_OFF].tolist(), s[:, S_PARENT_LEN].tolist(), strict=True)]
         end = s[:, S_END].view(np.uint64)
@@ -480,8 +495,8 @@ class ColumnarPath:
         columns: dict[str, Any] = {
             "timestamp": pa.array(at, pa.int64()).cast(pa.timestamp("ns", "UTC")),
             "tenant": _strings_of(tenants, tenant_of),
-            "trace_id": pa.array(trace_ids, pa.string()),
-            "span_id": pa.array(span_ids, pa.string()),
+            "trace_id": trace_column,
+            "span_id": span_column,
             "parent_span_id": pa.array(parents, pa.string()),
             "service_name": _strings_of(services, resource_of),
             "span_name": _strings_of(span_names, span_name_of),
