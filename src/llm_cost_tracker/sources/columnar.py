@@ -164,16 +164,23 @@ class Prepared:
     """A request :meth:`ColumnarPath.prepare` decided: its rows' columns before call identity."""
 
     n: int
-    columns: dict[str, Any]
+    """Rows (the request's LLM spans)."""
+    columns: dict[str, pa.Array]
     """Every ``llm_spans`` column but the four call identity may change (status, costs, attributes)."""
     status: np.ndarray
+    """Per row, the index of its ``pricing_status`` in ``_STATUSES`` (no usage or priced, before call identity)."""
     cost: np.ndarray
+    """Per row, its cost in pico-USD (meaningful where priced)."""
     savings: np.ndarray
+    """Per row, its cache savings in pico-USD (meaningful where priced)."""
     key_pool: list[str]
     value_pool: list[str]
     slot_keys: np.ndarray
+    """Per attribute, row by row in wire order, the index of its key in ``key_pool``."""
     slot_values: np.ndarray
+    """... and of its value in ``value_pool``."""
     lengths: np.ndarray
+    """Attributes per row."""
     calls: tuple[list[Any], ...]
     """Per span, what call identity reads (trace, span, parent, start, end, response key, usage key, scope)."""
     resource_counts: dict[tuple[str, str], int]
