@@ -42,6 +42,7 @@ from llm_cost_tracker.metrics import Metrics  # noqa: E402
 from llm_cost_tracker.runtime import tune_gc  # noqa: E402
 from llm_cost_tracker.sinks.clickhouse import INSERT_SETTINGS  # noqa: E402
 from llm_cost_tracker.sinks.identity import FirstArrivals, spend_rows, token_hash  # noqa: E402
+from llm_cost_tracker.sources.columnar import ColumnarPath  # noqa: E402
 from llm_cost_tracker.sources.otlp_decode import DecodeLimits, check_request, decode_spans, parse_request  # noqa: E402
 from llm_cost_tracker.sources.otlp_records import decode_scan  # noqa: E402
 from llm_cost_tracker.sources.otlp_scan import scan_request  # noqa: E402
@@ -127,6 +128,13 @@ def main() -> int:
     calls = call_identity(settings.calls, metrics)
     if not args.empty_call_window:
         fill_call_window(calls, settings.calls.call_window_entries, limits)
+    # the columnar path over the same requests, each right after the stages (its own stages and window)
+    lane_calls = call_identity(settings.calls, metrics)
+    if not args.empty_call_window:
+        fill_call_window(lane_calls, settings.calls.call_window_entries, limits)
+    lane = None if args.protobuf else ColumnarPath.build(
+        default_transforms(lambda: catalog.current, metrics, Redact.from_settings(settings, metrics)), lane_calls, limits)
+    lane_seconds, lane_spans, lane_declined = 0.0, 0, 0
     client = store.connect(settings)
     migrate(client, settings=settings)
     first_arrivals = FirstArrivals(client)
@@ -189,6 +197,14 @@ def main() -> int:
             records = chain.process(records, lambda reason, message: None, None, columns).records
             spent[name] += time.thread_time() - started
         pending.extend(timed("call identity", calls, records))
+        if lane is not None:  # (not in ``spent``: it is the other way to do what the lines above do)
+            started = time.thread_time()
+            lane_scan = scan_request(payload, limits)
+            prepared = lane.prepare(lane_scan, payload, None) if lane_scan is not None else None
+            done = lane.finish(prepared) if prepared is not None else None
+            lane_seconds += time.thread_time() - started
+            lane_spans += len(done.table) if done is not None else 0
+            lane_declined += done is None
         if columns is not None:
             pending_columns.append(columns)
         if len(pending) < args.batch and i < len(payloads) - 1:
@@ -222,6 +238,12 @@ def main() -> int:
     print(f"  {'all stages':22s} {total / spans * 1e6:7.2f} us CPU per span")
     print(f"  {'service Python':22s} {python / spans * 1e6:7.2f} us CPU per span (all but insert and span identity)")
     floor = spent["insert"] / spans
+    if lane is not None:
+        receiving = python - spent["spend metrics rows"]
+        print(f"  columnar path          {lane_seconds / max(lane_spans, 1) * 1e6:7.2f} us CPU per span from the bytes to the "
+              f"Arrow table ({lane_declined} of {len(payloads)} requests declined), against {receiving / spans * 1e6:.2f} "
+              f"for the same steps on records (scan, decode, stages, call identity, Arrow table): "
+              f"{lane_seconds / max(lane_spans, 1) / (receiving / spans):.2f}x")
     print(f"  store floor (insert alone) {floor * 1e6:.2f} us per span = {1 / floor:,.0f} spans/s per core; "
           f"all stages / floor = {total / spans / floor:.1f}x")
     print(f"  one merge of the inserted parts {merged / spans * 1e6:.2f} us per span (chDB's background work, not "
