@@ -64,10 +64,11 @@ from llm_cost_tracker.sources.otlp_scan import (
     number,
 )
 from llm_cost_tracker.sources.span_time import SpanTimeBounds
-from llm_cost_tracker.storage.rows import COST_TYPE, STRING_COLUMNS, entry_positions, map_array
-from llm_cost_tracker.storage.table import SpanTable
+from llm_cost_tracker.storage.rows import STRING_COLUMNS, entry_positions, map_array, pico_to_decimal_array
+from llm_cost_tracker.storage.table import SpanTable, group_rows
 from llm_cost_tracker.transforms import detect as _detect
 from llm_cost_tracker.transforms import usage as _usage
+from llm_cost_tracker.transforms._keyed import row_masks
 from llm_cost_tracker.transforms._value_gate import gate_rows
 from llm_cost_tracker.transforms.calls import (
     DUPLICATE_OF,
@@ -108,27 +109,9 @@ def _distinct(ix: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     return np.flatnonzero(present), (np.cumsum(present) - 1)[ix]
 
 
-def _firsts(columns: list[np.ndarray], sizes: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of a table of small non-negative ints (``columns[j]`` below ``sizes[j]``): the first row of each
-    distinct combination, and each row's combination as one int64 (mixed-radix)."""
-    if float(np.prod([max(size, 1) for size in sizes], dtype=np.float64)) >= 2.0**62:  # (many distinct names)
-        _, first, inverse = np.unique(np.stack(columns, 1), axis=0, return_index=True, return_inverse=True)
-        return first, inverse.reshape(-1).astype(np.int64)
-    code = np.zeros(len(columns[0]), np.int64)
-    for column, size in zip(columns, sizes, strict=True):
-        code = code * max(size, 1) + column
-    return np.unique(code, return_index=True)[1], code
-
-
 def _decimal(values: np.ndarray, valid: np.ndarray) -> pa.Array:
-    """Exact Decimal128(38, 12) of integer pico-USD, null where not ``valid`` (``rows.pico_to_decimal_array``)."""
-    n = len(values)
-    words = np.empty((n, 2), np.int64)
-    words[:, 0] = np.where(valid, values, 0)
-    words[:, 1] = np.where(words[:, 0] < 0, -1, 0)
-    nulls = int(n - np.count_nonzero(valid))
-    mask = pa.array(valid).buffers()[1] if nulls else None
-    return pa.Array.from_buffers(COST_TYPE, n, [mask, pa.py_buffer(words)], null_count=nulls)
+    """Exact Decimal128(38, 12) of integer pico-USD, null where not ``valid``."""
+    return pico_to_decimal_array(pa.array(values, pa.int64(), mask=~valid))
 
 
 def _coded(pool: list[str], ix: np.ndarray) -> tuple[np.ndarray, list[str]]:
@@ -136,12 +119,6 @@ def _coded(pool: list[str], ix: np.ndarray) -> tuple[np.ndarray, list[str]]:
     index: dict[str, int] = {}
     remap = np.fromiter((index.setdefault(v, len(index)) for v in pool), np.int64, len(pool))
     return remap[ix], list(index)
-
-
-def _codes_of(values: list[str]) -> tuple[np.ndarray, list[str]]:
-    """Each value's index into the distinct ones, and those."""
-    index: dict[str, int] = {}
-    return np.fromiter((index.setdefault(v, len(index)) for v in values), np.int64, len(values)), list(index)
 
 
 def _hex_column(buf: np.ndarray, offsets: np.ndarray, width: int) -> tuple[list[str], pa.Array]:
@@ -302,16 +279,10 @@ class ColumnarPath:
                     weights[k] = 1 << j
             bounds = np.zeros(n + 1, np.int64)
             np.cumsum(lengths, out=bounds[1:])
-            out = np.bitwise_or.reduceat(np.append(weights[slot_keys], 0), bounds[:-1])
-            out[lengths == 0] = 0
-            return out
+            return row_masks(weights[slot_keys], bounds[:-1], bounds[1:])
 
         # detect: a model or usage key, and no kind key naming an aggregate (those spans are left out, counted)
-        llm = np.zeros(n, bool)
-        detect_masks = masks(self._detect_names)
-        for m in set(detect_masks.tolist()):
-            if m:
-                llm[detect_masks == m] = True
+        llm = masks(self._detect_names) != 0
         for key in _detect.KIND_KEYS:
             kinds = value_of(key)
             for v in set(kinds[kinds >= 0].tolist()):
@@ -399,16 +370,16 @@ class ColumnarPath:
         span_names = utf8_strings(payload, scan.spans[name_rows, S_NAME_OFF], scan.spans[name_rows, S_NAME_LEN])
         span_name_of = numbering.name_ids if not other else numbering.name_ids[keep]
         # quirks: none may concern a span (asked once per distinct provider, operation and scope)
-        first, _ = _firsts([provider_of, operation_of, scope_of], [len(providers), len(operations), len(scopes)])
+        _, first = group_rows([provider_of, operation_of, scope_of], [len(providers), len(operations), len(scopes)])
         for p, o, c in zip(provider_of[first].tolist(), operation_of[first].tolist(), scope_of[first].tolist(),
                            strict=True):
             if self._quirks.concerns(providers[p], operations[o], scopes[c], False):
                 return None
         # scrub: each distinct tuple of names holds nothing
-        first, _ = _firsts([span_name_of, resource_of, tenant_of, requested_of, responded_of, provider_of,
-                            operation_of],
-                           [len(span_names), len(resources), len(tenants), len(requested), len(responded),
-                            len(providers), len(operations)])
+        _, first = group_rows([span_name_of, resource_of, tenant_of, requested_of, responded_of, provider_of,
+                               operation_of],
+                              [len(span_names), len(resources), len(tenants), len(requested), len(responded),
+                               len(providers), len(operations)])
         for row in first.tolist():
             names = (span_names[span_name_of[row]], services[resource_of[row]], tenants[tenant_of[row]],
                      requested[requested_of[row]], responded[responded_of[row]], providers[provider_of[row]],
@@ -418,22 +389,22 @@ class ColumnarPath:
         # price: the entry code per distinct (tenant, provider, response model, request model), then the
         # array engine per tenant, each row's cache reads quoted again without them (their savings)
         catalog = self._price.catalog()
-        first, combined = _firsts([tenant_of, provider_of, responded_of, requested_of],
-                                  [len(tenants), len(providers), len(responded), len(requested)])
-        codes_of: dict[int, tuple[int, str]] = {}
-        for row in first.tolist():
-            code, resolved = -1, ""
+        name_group, first = group_rows([tenant_of, provider_of, responded_of, requested_of],
+                                       [len(tenants), len(providers), len(responded), len(requested)])
+        group_codes = np.empty(len(first), np.int64)
+        resolved: list[str] = []  # per group, the name that resolved (the response model first)
+        for g, row in enumerate(first.tolist()):
+            code = -1
             for name in (responded[responded_of[row]], requested[requested_of[row]]):
                 if name:
                     code = catalog.code_of(providers[provider_of[row]], name, tenants[tenant_of[row]])
                     if code != -1:
-                        resolved = name
+                        resolved.append(name)
                         break
             if code == -1:
                 return None  # unpriced: reported once, by the record path
-            codes_of[int(combined[row])] = (code, resolved)
-        combined_list = combined.tolist()
-        codes = np.fromiter((codes_of[c][0] for c in combined_list), np.int64, n)
+            group_codes[g] = code
+        codes = group_codes[name_group]
         at = starts.astype(np.int64)
         cost = np.zeros(n, np.int64)
         savings = np.zeros(n, np.int64)
@@ -447,7 +418,7 @@ class ColumnarPath:
 
             def quoted(i: int, rows: np.ndarray = rows, reads: np.ndarray = reads) -> tuple[str, str]:
                 j = int(rows[i if i < len(rows) else reads[i - len(rows)]])
-                return providers[provider_of[j]], codes_of[combined_list[j]][1]
+                return providers[provider_of[j]], resolved[name_group[j]]
 
             def again(x: np.ndarray, rows: np.ndarray = rows, reads: np.ndarray = reads) -> np.ndarray:
                 return np.concatenate((x[rows], x[rows][reads]))
@@ -537,10 +508,11 @@ class ColumnarPath:
         ends_ns = (at + durations).tolist()
         calls = (trace_ids, span_ids, parents, at.tolist(), ends_ns, response_keys, usage_keys,
                  [scopes[c] for c in scope_of.tolist()])
-        models = [responded[r] or requested[q] for r, q in zip(responded_of.tolist(), requested_of.tolist(),
-                                                                strict=True)]  # (as the writer reads the model)
+        model_group, model_first = group_rows([responded_of, requested_of], [len(responded), len(requested)])
+        span_models = [responded[responded_of[row]] or requested[requested_of[row]]  # (as the writer reads it)
+                       for row in model_first.tolist()]
         by_row = {"tenant": _coded(tenants, tenant_of), "service_name": _coded(services, resource_of),
-                  "provider": _coded(providers, provider_of), "model": _codes_of(models)}
+                  "provider": _coded(providers, provider_of), "model": _coded(span_models, model_group)}
         return Prepared(n, columns, status, cost, savings, key_pool, value_pool, slot_keys, slot_values, lengths,
                         calls, resource_counts, other, by_row)
 

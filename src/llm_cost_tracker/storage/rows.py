@@ -23,11 +23,11 @@ STRING_COLUMNS = ("tenant", "trace_id", "span_id", "parent_span_id", "service_na
                   "pricing_status")
 
 
-def pico_to_decimal_array(values: list[int | None]) -> pa.Array:
-    """Exact Decimal128(38, 12) array from integer pico-USD (None -> null), without Decimal objects: the
-    integers are the decimals' unscaled values, so Arrow's int64 array (its nulls included) gives the
-    low words and their sign the high ones."""
-    ints = pa.array(values, type=pa.int64())
+def pico_to_decimal_array(values: list[int | None] | pa.Array) -> pa.Array:
+    """Exact Decimal128(38, 12) array from integer pico-USD (None -> null; or an int64 Arrow array with its
+    nulls), without Decimal objects: the integers are the decimals' unscaled values, so Arrow's int64 array
+    (its nulls included) gives the low words and their sign the high ones."""
+    ints = values if isinstance(values, pa.Array) else pa.array(values, type=pa.int64())
     n = len(ints)
     low = np.frombuffer(ints.buffers()[1], dtype=np.int64, count=n) if n else np.zeros(0, np.int64)
     words = np.empty((n, 2), dtype=np.int64)
@@ -153,9 +153,9 @@ def records_to_arrow(records: list[SpanRecord], columns: Sequence[AttributeColum
     usages = column("usage")
     for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens"):
         table[name] = pa.array(column(name, usages), type=pa.uint64())
-    table["cost_usd"] = pico_to_decimal_array(column("cost_pusd"))  # type: ignore[arg-type]
-    table["reported_cost_usd"] = pico_to_decimal_array(column("reported_cost_pusd"))  # type: ignore[arg-type]
-    table["cache_savings_usd"] = pico_to_decimal_array(column("cache_savings_pusd"))  # type: ignore[arg-type]
+    table["cost_usd"] = pico_to_decimal_array(column("cost_pusd"))
+    table["reported_cost_usd"] = pico_to_decimal_array(column("reported_cost_pusd"))
+    table["cache_savings_usd"] = pico_to_decimal_array(column("cache_savings_pusd"))
     table["duration_ns"] = pa.array(column("duration_ns"), type=pa.uint64())
     table["status_code"] = pa.array(column("status_code"), type=pa.uint8())
     table["resource_attributes"] = _shared_map_array(column("resource_attributes"))  # type: ignore[arg-type]
@@ -224,9 +224,9 @@ def columns_to_arrow(c: dict[str, list[object]]) -> pa.Table:
         columns[name] = pa.array(c[name], type=pa.string())
     for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens"):
         columns[name] = pa.array(c[name], type=pa.uint64())
-    columns["cost_usd"] = pico_to_decimal_array(c["cost_pusd"])  # type: ignore[arg-type]
-    columns["reported_cost_usd"] = pico_to_decimal_array(c["reported_cost_pusd"])  # type: ignore[arg-type]
-    columns["cache_savings_usd"] = pico_to_decimal_array(c["cache_savings_pusd"])  # type: ignore[arg-type]
+    columns["cost_usd"] = pico_to_decimal_array(c["cost_pusd"])
+    columns["reported_cost_usd"] = pico_to_decimal_array(c["reported_cost_pusd"])
+    columns["cache_savings_usd"] = pico_to_decimal_array(c["cache_savings_pusd"])
     columns["duration_ns"] = pa.array(c["duration_ns"], type=pa.uint64())
     columns["status_code"] = pa.array(c["status_code"], type=pa.uint8())
     columns["resource_attributes"] = _shared_map_array(c["resource_attributes"])  # type: ignore[arg-type]

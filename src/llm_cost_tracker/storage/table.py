@@ -21,7 +21,7 @@ from llm_cost_tracker.metrics import MISSING_ATTRIBUTE, PARTIAL
 from llm_cost_tracker.storage.rows import records_to_arrow
 from llm_cost_tracker.types import DUPLICATE, PRICED, AttributeColumns, Key, SpanRecord, SpendRow, TokenUsage
 
-__all__ = ["SpanTable", "SpendGroup", "pico_values"]
+__all__ = ["SpanTable", "SpendGroup", "group_rows", "pico_values"]
 
 SpendGroup = tuple[tuple[str, str, str, str, str, bool], list[int]]
 """((tenant, service, provider, model, pricing_status, cost is None), [five token sums, then the spans (cost
@@ -31,24 +31,18 @@ _TOKENS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_to
 
 
 def pico_values(column: pa.Array | pa.ChunkedArray) -> list[int | None]:
-    """The integer pico-USD of a cost column (Decimal128(38, 12), exact: its unscaled values), None for nulls.
-
-    The stored costs fit an int64 (``types.SpanRecord.cost_pusd``), so each value's low 64-bit word is the
-    whole value."""
-    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    n = len(array)
-    if not n:
-        return []
-    words = np.frombuffer(array.buffers()[1], dtype=np.int64, count=2 * (array.offset + n))[2 * array.offset::2]
+    """The integer pico-USD of a cost column (Decimal128(38, 12), exact: its unscaled values), None for nulls."""
+    words, valid = _words(column)
     values: list[int | None] = words.tolist()
-    if array.null_count:
-        for i in np.flatnonzero(array.is_null().to_numpy(zero_copy_only=False)).tolist():
+    if not valid.all():
+        for i in np.flatnonzero(~valid).tolist():
             values[i] = None
     return values
 
 
 def _words(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
-    """A cost column's integer pico-USD as int64 (0 where null) and where it is not null."""
+    """A cost column's integer pico-USD as int64 (0 where null) and where it is not null. The stored costs fit an
+    int64 (``types.SpanRecord.cost_pusd``), so each value's low 64-bit word is the whole value."""
     array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     n = len(array)
     if not n:
@@ -65,7 +59,7 @@ def _codes(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
     return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64), encoded.dictionary.to_pylist()
 
 
-def _grouped(codes: list[np.ndarray], sizes: list[int]) -> tuple[np.ndarray, np.ndarray]:
+def group_rows(codes: list[np.ndarray], sizes: list[int]) -> tuple[np.ndarray, np.ndarray]:
     """Rows grouped by their codes (``codes[j]`` below ``sizes[j]``): each row's group, numbered by first
     appearance, and each group's first row."""
     if not len(codes[0]):
@@ -187,7 +181,7 @@ class SpanTable:
         cost, valid = _words(t.column("cost_usd"))
         columns = [self.codes(name) for name in ("tenant", "service_name", "provider", "model")]
         codes = [c[keep] for c, _ in columns] + [status[keep], (~valid[keep]).astype(np.int64)]
-        groups, firsts = _grouped(codes, [len(d) for _, d in columns] + [len(statuses), 2])
+        groups, firsts = group_rows(codes, [len(d) for _, d in columns] + [len(statuses), 2])
         count = len(firsts)
         sums = [_sums(t.column(name).to_numpy().astype(np.int64)[keep], groups, count) for name in _TOKENS]
         spent = _sums(np.where(valid[keep], cost[keep], 1), groups, count)  # (a null cost counts one span)
@@ -212,7 +206,7 @@ class SpanTable:
         buckets = t.column("timestamp").cast(pa.int64()).to_numpy() // bucket_ns
         bucket_codes, bucket_of = np.unique(buckets[keep], return_inverse=True)
         codes = [c[keep] for c, _ in columns] + [bucket_of.reshape(-1)]
-        groups, firsts = _grouped(codes, [len(d) for _, d in columns] + [len(bucket_codes)])
+        groups, firsts = group_rows(codes, [len(d) for _, d in columns] + [len(bucket_codes)])
         spent = _sums(cost[keep], groups, len(firsts))
         if spent is None:  # (beyond int64: Python's integers)
             spent = [0] * len(firsts)

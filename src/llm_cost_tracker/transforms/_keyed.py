@@ -24,7 +24,7 @@ import numpy as np
 
 from llm_cost_tracker.types import AttributeColumns, SpanRecord, Transform
 
-__all__ = ["MAX_KEYS", "Flag", "Keyed", "KeyedTransform", "keyed"]
+__all__ = ["MAX_KEYS", "Flag", "Keyed", "KeyedTransform", "keyed", "row_masks"]
 
 MAX_KEYS = 62
 """Keys a :class:`Keyed` tells apart (a record's set of them is a bit mask in an int64)."""
@@ -65,6 +65,17 @@ class Keyed:
                      self._present)
 
 
+def row_masks(slot_bits: np.ndarray, begins: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Each row's slots' bits OR-ed (row ``i``'s slots are ``begins[i]:ends[i]``, rows in increasing order)."""
+    slot_bits = np.append(slot_bits, 0)  # (a last slot, 0: where the last row's end points)
+    bounds = np.empty(2 * len(begins), np.int64)
+    bounds[0::2] = begins
+    bounds[1::2] = ends
+    masks = np.bitwise_or.reduceat(slot_bits, bounds)[0::2]
+    masks[ends == begins] = 0  # (reduceat gives an empty row its first slot)
+    return masks
+
+
 def keyed(records: list[SpanRecord], columns: AttributeColumns, names: tuple[str, ...],
           flags: tuple[Flag, ...] = ()) -> Keyed | None:
     """Which of ``names`` each of ``records`` (any of the request's, in any order) has, and which ``flags`` it
@@ -86,12 +97,7 @@ def keyed(records: list[SpanRecord], columns: AttributeColumns, names: tuple[str
         satisfying = [v for v in set(ids.tolist()) if predicate(values[v])]
         if satisfying:
             slots[with_key[np.isin(ids, satisfying)]] |= 1 << j
-    slots = np.append(slots, 0)  # (a last slot, 0: where the last row's end points)
-    bounds = np.empty(2 * len(columns.begins), np.int64)
-    bounds[0::2] = columns.begins
-    bounds[1::2] = columns.ends
-    masks = np.bitwise_or.reduceat(slots, bounds)[0::2]  # each row's slots OR-ed (begins[i]:ends[i])
-    masks[columns.ends == columns.begins] = 0  # (reduceat gives an empty row its first slot)
+    masks = row_masks(slots, columns.begins, columns.ends)
     sizes = columns.sizes
     if n == len(columns.dicts):  # the records of the request, in its order (the first stages): row i is record i
         out = [m if size == len(a) and a is d else -1
