@@ -43,6 +43,7 @@ from llm_cost_tracker.sources.otlp_http import TRACES_PATH, Answer, OtlpHttpHand
 from llm_cost_tracker.sources.otlp_records import warm_up
 from llm_cost_tracker.sources.span_time import SpanTimeBounds
 from llm_cost_tracker.transforms.calls import CallIdentity, CallWindow
+from llm_cost_tracker.transforms.calls import warm_up as calls_warm_up
 from llm_cost_tracker.transforms.detect import Detect
 from llm_cost_tracker.transforms.price import Catalog, Price
 from llm_cost_tracker.transforms.quirks import Quirks
@@ -83,6 +84,13 @@ def default_transforms(catalog: Callable[[], Catalog], metrics: Metrics,
     fallback = pricing.reported_cost_fallback if pricing is not None else False
     return [Detect(), ExtractUsage(), Quirks(), ScrubNames(metrics), Price(catalog, on_unpriced, fallback),
             redact or Redact(metrics=metrics)]
+
+
+def _warm_up() -> None:
+    """Load (or compile) the receivers' compiled code before the first Export needs it: the wire scan's (whose
+    failure leaves the receiver on protobuf) and call identity's window."""
+    warm_up()
+    calls_warm_up()
 
 
 def call_identity(config: CallWindowConfig, metrics: Metrics) -> CallIdentity:
@@ -243,7 +251,7 @@ class FrontEnd:
     def start(self) -> None:
         if self.grpc is None:
             raise RuntimeError("FrontEnd.start() before bind()")
-        threading.Thread(target=warm_up, name="otlp-scan-warm-up", daemon=True).start()
+        threading.Thread(target=_warm_up, name="compiled-warm-up", daemon=True).start()
         self.grpc.start()
         if self.otlp_http is not None:
             self.otlp_http.start()

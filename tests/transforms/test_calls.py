@@ -4,9 +4,21 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
+
 from llm_cost_tracker.metrics import Metrics
 from llm_cost_tracker.testing import span_record
-from llm_cost_tracker.transforms.calls import DUPLICATE_OF, DUPLICATE_RULE, CallIdentity, CallWindow
+from llm_cost_tracker.transforms import _call_window as window
+from llm_cost_tracker.transforms.calls import (
+    DUPLICATE_OF,
+    DUPLICATE_RULE,
+    CallColumns,
+    CallIdentity,
+    CallWindow,
+    Pooled,
+    call_columns,
+    warm_up,
+)
 from llm_cost_tracker.types import SpanRecord, TokenUsage
 
 S = 10**9
@@ -138,8 +150,8 @@ def test_memory_is_bounded_by_entries_and_age() -> None:
     now[0] = 61.0
     calls([span("new", scope="x", response_id="new")])
     assert calls.size == 1 and evicted == {"capacity": 151, "age": 100}
-    assert not calls._by_response.keys() - {("", "openai", "new")} and not calls._by_usage.keys() - {
-        ("", "svc", "i-1", "openai", 1000, 200)}
+    # what was evicted left no row in any table: one span, one response and one usage filed, the new span's
+    assert (calls._carriers.table_seq >= 0).sum(axis=1).tolist() == [1, 1, 1]
 
 
 def test_carriers_sharing_one_usage_are_matched_and_forgotten_in_order() -> None:
@@ -161,7 +173,9 @@ def test_carriers_sharing_one_usage_are_matched_and_forgotten_in_order() -> None
     now[0] = 61.0
     calls([])
     calls([span("x", scope="sdk", trace="x", usage=(7, 7))])
-    assert calls.size == 1 and list(calls._by_usage) == [("", "svc", "i-1", "openai", 7, 7)]
+    assert calls.size == 1 and (calls._carriers.table_seq >= 0).sum(axis=1).tolist() == [1, 0, 1]
+    newest = calls._carriers.table_seq[2][calls._carriers.table_seq[2] >= 0]
+    assert calls._carriers.ring_tokens[newest & (calls._carriers.capacity - 1)].tolist() == [[7, 7]]
 
 
 def test_threads_share_one_window() -> None:
@@ -208,3 +222,62 @@ def test_spans_naming_different_responses_are_different_calls() -> None:
     b = span("b", scope="instr", response_id="msg_2", trace="t2")
     calls([a, b])
     assert statuses([a, b]) == ["priced", "priced"]
+
+
+def _as_columns(records: list[SpanRecord]) -> CallColumns:
+    """``records`` given to call identity as columns, each pool with a string more than the spans use (a pool
+    holds what the request has, not only what these spans name)."""
+    def pooled(values: list[str]) -> Pooled:
+        pool = ["unused", *dict.fromkeys(values)]
+        return pool, np.asarray([pool.index(v) for v in values], np.int64)
+
+    rids = [str(r.attributes.get("gen_ai.response.id", "")) for r in records]
+    return call_columns([r.trace_id for r in records], [r.span_id for r in records],
+                        [r.parent_span_id for r in records],
+                        np.asarray([r.start_time_ns for r in records], np.uint64),
+                        np.asarray([r.start_time_ns + r.duration_ns for r in records], np.uint64),
+                        np.asarray([r.usage.input_tokens for r in records], np.int64),
+                        np.asarray([r.usage.output_tokens for r in records], np.int64),
+                        pooled(rids), pooled([r.tenant for r in records]), pooled([r.provider for r in records]),
+                        pooled([r.service_name for r in records]),
+                        pooled([r.resource_attributes.get("service.instance.id", "") for r in records]),
+                        pooled([r.scope_name for r in records]))
+
+
+def test_columns_are_keyed_as_records_are() -> None:
+    """The columnar path's keys are the record path's, whatever the strings hold: characters past ASCII (another
+    text width for the second hash), a NUL (no separator), response ids and instances past the bound (cut alike)."""
+    odd = [span("a", scope="sdk", tenant="tenant-é", response_id="r" * 600, instance="i" * 700),
+           span("b", scope="inst\x00r", service="svc-日本", response_id="msg_1"),
+           span("c", scope="", usage=(0, 0), response_id=""),
+           span("d", scope="x", usage=(0, 7), parent="a")]
+    ordered = sorted(odd, key=lambda r: (r.start_time_ns + r.duration_ns, r.span_id))
+    from_records = CallIdentity._columns(ordered)
+    from_columns = _as_columns(ordered)
+    assert np.array_equal(from_records.keys, from_columns.keys)
+    assert np.array_equal(from_records.flags, from_columns.flags)
+    assert from_records.flags.tolist() == [7, 7, 0, 6]  # response, usage, scope; none; usage and scope
+    other = _as_columns([span("a", scope="sdk", tenant="tenant-e", response_id="r" * 600, instance="i" * 700)])
+    assert not np.array_equal(other.keys[0], from_columns.keys[0])  # one character more or less is another key
+
+
+def test_columns_and_records_share_one_window() -> None:
+    """A span filed from records is the same span when it comes again as columns (a retry the columnar path
+    decides), and a second instrumentation's span given as columns is matched to a carrier filed from records."""
+    calls = CallIdentity()
+    carrier = span("a", scope="sdk", start=0, end=2 * S)
+    calls([carrier])
+    assert calls.file(_as_columns([carrier])) == {} and calls.size == 1
+    wrapper = span("w", scope="instr", start=S, end=3 * S)
+    late = span("z", scope="instr", usage=(5, 5), start=0, end=S)  # ends first: decided first
+    assert calls.file(_as_columns([wrapper, late])) == {0: (carrier.span_id, carrier.trace_id, "overlap")}
+    assert calls.size == 2  # the carrier and the other call's span
+    again = span("w", scope="instr", start=S, end=3 * S)
+    calls([again])  # the duplicate, retried through the records: still a duplicate of the same carrier
+    assert again.attributes[DUPLICATE_OF] == carrier.span_id
+
+
+def test_warm_up_runs_every_kernel() -> None:
+    warm_up()
+    assert all(kernel._jit is not None for kernel in (window.second_hashes, window.derive, window._file,
+                                                       window._unfile, window._lookup, window._refile))

@@ -75,7 +75,9 @@ from llm_cost_tracker.transforms.calls import (
     DUPLICATE_OF_TRACE,
     DUPLICATE_RULE,
     RESPONSE_ID,
+    CallColumns,
     CallIdentity,
+    call_columns,
 )
 from llm_cost_tracker.transforms.detect import Detect
 from llm_cost_tracker.transforms.price import PRICING_ATTRIBUTES, Price
@@ -158,8 +160,8 @@ class Prepared:
     """... and of its value in ``value_pool``."""
     lengths: np.ndarray
     """Attributes per row."""
-    calls: tuple[list[Any], ...]
-    """Per span, what call identity reads (trace, span, parent, start, end, response key, usage key, scope)."""
+    calls: CallColumns
+    """What call identity reads of the rows (their ids, keys, flags, token counts and times)."""
     resource_counts: dict[tuple[str, str], int]
     other: int
     codes: dict[str, tuple[np.ndarray, list[str]]]
@@ -495,19 +497,13 @@ class ColumnarPath:
             "status_code": pa.array(np.where((status_codes >= 0) & (status_codes <= 2), status_codes, 0).astype(np.uint8), pa.uint8()),
             "resource_attributes": map_array(redacted).take(pa.array(resource_of)),
         }
-        # what call identity reads of each span
-        rid = value_of(RESPONSE_ID)
-        instances = [r.get("service.instance.id", "")[:512] for r in redacted]  # (read after redaction)
-        rid_texts = [""] + [v[:512] for v in value_pool]  # (-1: no response id)
-        response_keys = [(tenants[t], providers[p], r) if (r := rid_texts[v]) else None
-                         for t, p, v in zip(tenant_of.tolist(), provider_of.tolist(), (rid + 1).tolist(), strict=True)]
-        inputs, outputs = inp.tolist(), out.tolist()
-        usage_keys = [(tenants[t], services[r], instances[r], providers[p], i, o) if i or o else None
-                      for t, r, p, i, o in zip(tenant_of.tolist(), resource_of.tolist(), provider_of.tolist(),
-                                               inputs, outputs, strict=True)]
-        ends_ns = (at + durations).tolist()
-        calls = (trace_ids, span_ids, parents, at.tolist(), ends_ns, response_keys, usage_keys,
-                 [scopes[c] for c in scope_of.tolist()])
+        # what call identity reads of each span, hashed into its keys here (outside its lock)
+        rid_used, rid_of = _distinct(value_of(RESPONSE_ID) + 1, len(value_pool) + 1)  # (0: no response id)
+        calls = call_columns(trace_ids, span_ids, parents, starts, at + durations, inp, out,
+                             ([value_pool[v - 1] if v else "" for v in rid_used.tolist()], rid_of),
+                             (tenants, tenant_of), (providers, provider_of), (services, resource_of),
+                             ([r.get("service.instance.id", "") for r in redacted], resource_of),  # (after redaction)
+                             (scopes, scope_of))
         model_group, model_first = group_rows([responded_of, requested_of], [len(responded), len(requested)])
         span_models = [responded[responded_of[row]] or requested[requested_of[row]]  # (as the writer reads it)
                        for row in model_first.tolist()]
@@ -524,7 +520,7 @@ class ColumnarPath:
         """File the request's spans in call identity's window (``CallIdentity.file``: the later spans of a call
         seen before are duplicates, as in the chain) and count what redaction masked. Returns, for each duplicate,
         its row -> (the carrier's span id, its trace id, the rule)."""
-        marks = self._calls.file(*prepared.calls) if self._calls is not None else {}
+        marks = self._calls.file(prepared.calls) if self._calls is not None else {}
         if prepared.resource_counts:
             self._redact.count(prepared.resource_counts)
         return marks
@@ -566,6 +562,6 @@ class ColumnarPath:
         table["resource_attributes"] = columns["resource_attributes"]
         table["attributes"] = pa.MapArray.from_arrays(pa.array(offsets), _strings_of(key_pool, keys),
                                                       _strings_of(value_pool, values), type=_MAP_TYPE)
-        trace_ids, span_ids = prepared.calls[0], prepared.calls[1]
+        trace_ids, span_ids = prepared.calls.trace_ids, prepared.calls.span_ids
         return Columnar(SpanTable(pa.table(table), prepared.codes), prepared.other,
                         list(zip(trace_ids, span_ids, strict=True)))

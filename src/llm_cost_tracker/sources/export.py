@@ -324,7 +324,7 @@ class ExportCore:
         try:
             return self._columnar.rows(prepared, marks)
         except BaseException:
-            trace_ids, span_ids = prepared.calls[0], prepared.calls[1]
+            trace_ids, span_ids = prepared.calls.trace_ids, prepared.calls.span_ids
             self._chain.forget_keys(list(zip(trace_ids, span_ids, strict=True)))
             raise
 

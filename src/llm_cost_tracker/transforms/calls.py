@@ -24,18 +24,42 @@ counted (``llm_call_window_evictions_total``), and a span arriving after its car
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import islice
+from itertools import chain, islice
 from operator import add, attrgetter, lt
-from typing import Final
+from typing import Any
 
+import numpy as np
+
+from llm_cost_tracker.transforms._call_window import (
+    CALL_KEYS,
+    CALL_PARTS,
+    HAS_RESPONSE,
+    HAS_SCOPE,
+    HAS_USAGE,
+    INSTANCE,
+    PARENT,
+    PROVIDER,
+    RESPONSE,
+    RULES,
+    SCOPE,
+    SERVICE,
+    SPAN,
+    TENANT,
+    TRACE,
+    WindowArrays,
+    derive,
+    second_hashes,
+)
 from llm_cost_tracker.types import DUPLICATE, SpanRecord
 
-__all__ = ["DUPLICATE_OF", "DUPLICATE_OF_TRACE", "DUPLICATE_RULE", "CallIdentity", "CallWindow"]
+__all__ = ["DUPLICATE_OF", "DUPLICATE_OF_TRACE", "DUPLICATE_RULE", "CallColumns", "CallIdentity", "CallWindow", "Pooled",
+           "call_columns", "warm_up"]
 
 DUPLICATE_OF = "llm_cost_tracker.duplicate_of"
 """Attribute of a duplicate span: the span id of the span that carries the call's cost."""
@@ -45,9 +69,19 @@ DUPLICATE_RULE = "llm_cost_tracker.duplicate_rule"
 """Attribute of a duplicate span: the rule that matched (response_id, nested, overlap)."""
 RESPONSE_ID = "gen_ai.response.id"
 _MAX_KEY = 512  # response ids are client input: bound what is remembered
-SCAN = 64
-"""Carriers with the same usage looked at for one span, newest first (keeps a span's cost bounded when
-many calls of one service have the same token counts; past it a span is priced, never lost)."""
+_COMPACT_MIN = 1024
+"""Forgotten carriers the window may hold before it is laid out again without them (also past one per carrier)."""
+_NO_ENDS = np.zeros(0, np.int64)
+_SEED = int.from_bytes(os.urandom(8), "little")
+"""Seed of the strings' second hashes (:func:`~._call_window.second_hashes`), per process as Python's own."""
+_SPARE_ROWS = 1024
+"""Rows the window's ring has beyond ``max_entries`` to start with (a request's new carriers, before the oldest
+leave; it grows when a request needs more)."""
+_INSTANCE = "service.instance.id"
+_U64_MAX = 2**64 - 1
+_VALUES = 9
+"""What ``CallIdentity._parts`` reads of each span, in order: trace, span and parent ids, response id, input and
+output tokens, start and end, the first span of its origin."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,28 +97,10 @@ class CallWindow:
     max_age_seconds: float = 300.0
 
 
-_Entry = tuple["tuple[str, str]", str, int, int, str, float, "tuple[str, ...] | None", "tuple[object, ...] | None"]
-"""A carrier: ((trace_id, span_id), parent_span_id, start, end, scope, arrived, response_key, usage_key).
-
-A plain tuple rather than an object of a class: it is built in C, and the garbage collector stops
-tracking it once it has survived one collection (it holds only strings, numbers and tuples of them), so
-a full window (100,000 carriers, the usual state from a few hundred spans per second on) is not walked
-by every later collection. Its first item is its key in ``CallIdentity._entries``, so that forgetting it
-builds no key. The few carriers that absorb a span of another scope keep that in
-``CallIdentity._absorbed``."""
-KEY: Final = 0
-PARENT: Final = 1
-START: Final = 2
-END: Final = 3
-SCOPE: Final = 4
-ARRIVED: Final = 5
-RESPONSE_KEY: Final = 6
-USAGE_KEY: Final = 7
-_COMPACT_MIN = 1024
-"""Forgotten carriers ``_order`` may hold before it is rebuilt without them (also past one per carrier)."""
-
 _starts = attrgetter("start_time_ns")
 _durations = attrgetter("duration_ns")
+_traces = attrgetter("trace_id")
+_spans = attrgetter("span_id")
 
 
 def _end(r: SpanRecord) -> tuple[int, str]:
@@ -102,24 +118,104 @@ def _in_order(records: list[SpanRecord]) -> list[SpanRecord]:
     return sorted(records, key=_end)
 
 
-class _Columns:
-    """What call identity reads and writes of a span given as columns (:meth:`CallIdentity.file`), for the
-    few it looks at closely (one whose usage another carrier has, or a duplicate): the ``SpanRecord`` fields
-    :meth:`CallIdentity._by_usage_match`, ``_absorb`` and ``_mark`` touch."""
+def _string_hashes(strings: list[str]) -> np.ndarray:
+    """Two independent 64-bit hashes of each of ``strings`` (rows 0 and 1, as uint64): Python's (SipHash, keyed per
+    process, cached in the string: a client cannot aim at a collision) and :func:`~._call_window.second_hashes`
+    (the strings laid end to end in one buffer, one compiled walk)."""
+    hashes = np.empty((2, len(strings)), np.uint64)
+    hashes[0] = np.fromiter(map(hash, strings), np.int64, len(strings)).view(np.uint64)
+    joined = "\x00".join(strings)
+    if joined.count("\x00") == len(strings) - 1:  # (the usual case) the separators tell the strings apart
+        ends = _NO_ENDS
+    else:
+        joined = "".join(strings)
+        ends = np.cumsum(np.fromiter(map(len, strings), np.int64, len(strings)))
+    text = (np.frombuffer(joined.encode("ascii"), np.uint8) if joined.isascii()
+            else np.frombuffer(joined.encode("utf-32-le"), np.uint32))
+    second_hashes(text, ends, _SEED, hashes[1])
+    return hashes
 
-    __slots__ = ("trace_id", "span_id", "parent_span_id", "start_time_ns", "duration_ns", "scope_name", "attributes",
-                 "pricing_status", "cost_pusd", "cache_savings_pusd", "reported_cost_pusd")
 
-    def __init__(self, trace_id: str, span_id: str, parent: str, start: int, end: int, scope: str) -> None:
-        self.trace_id, self.span_id, self.parent_span_id = trace_id, span_id, parent
-        self.start_time_ns, self.duration_ns, self.scope_name = start, end - start, scope
-        self.attributes: dict[str, str] = {}
+def _span_keys(trace_ids: list[str], span_ids: list[str]) -> np.ndarray:
+    """The keys of the spans with these ids (only their ``K`` columns are meant: trace and span ids)."""
+    n = len(span_ids)
+    hashes = _string_hashes(trace_ids + span_ids)
+    parts = np.zeros((n, CALL_PARTS), np.uint64)
+    parts[:, [TRACE, TRACE + 1]] = hashes[:, :n].T
+    parts[:, [SPAN, SPAN + 1]] = hashes[:, n:].T
+    keys = np.empty((n, CALL_KEYS), np.uint64)
+    derive(parts, np.zeros((n, 2), np.int64), keys)
+    return keys
+
+
+Pooled = tuple[list[str], np.ndarray]
+"""Strings a request has few of, as its distinct ones and, per span, the index of its own among them."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallColumns:
+    """A request's spans as call identity reads them, hashed and derived into the window's keys: what
+    :meth:`CallIdentity.file` decides. Built by :func:`call_columns` from columns (the columnar path's,
+    ``sources/columnar.py``), as :meth:`CallIdentity.__call__` builds it from records; pure, so it is built
+    before the window's lock is taken."""
+
+    trace_ids: list[str]
+    span_ids: list[str]
+    order: np.ndarray | None
+    """The spans in the order they are decided (by end, then span id), or None: as given (their ends increase)."""
+    keys: np.ndarray
+    flags: np.ndarray
+    tokens: np.ndarray
+    times: np.ndarray
+
+
+def call_columns(trace_ids: list[str], span_ids: list[str], parents: list[str], starts: np.ndarray,
+                 ends: np.ndarray, inputs: np.ndarray, outputs: np.ndarray, responses: Pooled, tenants: Pooled,
+                 providers: Pooled, services: Pooled, instances: Pooled, scopes: Pooled,
+                 in_order: bool = False) -> CallColumns:
+    """The request's spans for :meth:`CallIdentity.file`: per span its ids (hex), parent span id ("" for none),
+    start and end (ns, uint64 or int64 within it), input and output token counts, and, pooled, its response id
+    ("": none), tenant, provider, service, ``service.instance.id`` ("": none) and instrumentation scope. The same
+    keys as :meth:`CallIdentity.__call__` reads of a record with these values (``tests/sources/test_columnar.py``
+    runs both over one window). ``in_order``: the spans are in decision order already (the caller sorted them)."""
+    n = len(span_ids)
+    order: np.ndarray | None = None
+    if n > 1 and not in_order and not bool((ends[1:] > ends[:-1]).all()):
+        order = np.asarray(sorted(range(n), key=lambda i: (int(ends[i]), span_ids[i])), np.int64)
+    parts = np.empty((n, CALL_PARTS), np.uint64)
+    hashes = _string_hashes(trace_ids + span_ids + parents).reshape(2, 3, n)
+    for k, column in enumerate((TRACE, SPAN, PARENT)):
+        parts[:, column] = hashes[0, k]
+        parts[:, column + 1] = hashes[1, k]
+    pools = (responses, tenants, providers, services, instances, scopes)
+    bounded = [[s[:_MAX_KEY] for s in pool] for pool, _ in pools]
+    hashes = _string_hashes(list(chain.from_iterable(bounded)))
+    at = 0
+    for (pool, index), column in zip(pools, (RESPONSE, TENANT, PROVIDER, SERVICE, INSTANCE, SCOPE), strict=True):
+        parts[:, column] = hashes[0, at:at + len(pool)][index]
+        parts[:, column + 1] = hashes[1, at:at + len(pool)][index]
+        at += len(pool)
+    tokens = np.empty((n, 2), np.int64)
+    tokens[:, 0], tokens[:, 1] = inputs, outputs
+    times = np.empty((n, 2), np.uint64)
+    times[:, 0], times[:, 1] = starts, ends
+    named = np.fromiter(map(bool, responses[0]), bool, len(responses[0]))[responses[1]]
+    scoped = np.fromiter(map(bool, scopes[0]), bool, len(scopes[0]))[scopes[1]]
+    flags = (np.where(named, HAS_RESPONSE, 0) | np.where((inputs != 0) | (outputs != 0), HAS_USAGE, 0)
+             | np.where(scoped, HAS_SCOPE, 0)).astype(np.int8)
+    if order is not None:
+        parts, tokens, times, flags = parts[order], tokens[order], times[order], flags[order]
+    keys = np.empty((n, CALL_KEYS), np.uint64)
+    derive(parts, tokens, keys)
+    return CallColumns(trace_ids, span_ids, order, keys, flags, tokens, times)
 
 
 class CallIdentity:
     """Batch stage (after the per-record transforms): marks the later spans of a call as duplicates.
 
-    Thread-safe: Export handlers of several gRPC threads share one window.
+    The window is :class:`~._call_window.WindowArrays`: each request's keys are hashed outside the lock (from
+    records here, from columns by :func:`call_columns`) and decided in one compiled call. Thread-safe: Export
+    handlers of several gRPC threads share one window.
 
     Args:
         window: memory bounds.
@@ -136,84 +232,33 @@ class CallIdentity:
         self._on_evict = on_evict
         self._clock = clock
         self._lock = threading.Lock()
-        self._entries: dict[tuple[str, str], _Entry] = {}
-        """(trace id, span id) -> the carrier: the window."""
-        self._order: deque[_Entry] = deque()
-        """The carriers in arrival order, oldest first (they leave from the front, by age or capacity), and
-        those ``forget`` took out, left in place (``_dead`` of them) and passed over when they reach the
-        front. A plain dict and a deque rather than an ``OrderedDict``: no linked node per carrier, and one
-        probe of the dict per insertion and per removal where the ``OrderedDict`` probes its dict and its node
-        table (10% less CPU for call identity with a full window, docs/performance.md)."""
-        self._dead = 0
-        self._by_response: dict[tuple[str, ...], _Entry] = {}
-        self._by_usage: dict[tuple[object, ...], _Entry | deque[_Entry]] = {}
-        """Carriers by usage key: the entry itself while it is alone (most keys: a deque costs ~400 bytes
-        more, ~70 MiB in a full window), a deque once a second carrier shares its usage."""
-        self._absorbed: dict[tuple[str, str], dict[str, str]] = {}
-        """(trace id, span id) of a carrier -> scope -> the span of that scope matched to its call by
-        ``overlap``/``nested`` (one per scope); only carriers that absorbed one are here."""
+        self._carriers = WindowArrays(min(window.max_entries, 1 << 20) + _SPARE_ROWS)
+        """The window (a ring of ``max_entries`` and a request's rows, up to ~1M to start with: it grows)."""
 
     @property
     def size(self) -> int:
         """Carriers remembered now."""
-        return len(self._entries)
+        return self._carriers.live
 
     def __call__(self, records: list[SpanRecord]) -> list[SpanRecord]:
         if not records:
             return records
         ordered = _in_order(records)
-        with self._lock:
-            now = self._clock()
-            self._expire(now)
-            self._run(ordered, now)
-            self._trim()
+        spans = self._columns(ordered)
+        for j, (carrier, rule) in self._decide(spans).items():
+            self._mark(ordered[j], carrier, rule)
         return records
 
-    def file(self, trace_ids: list[str], span_ids: list[str], parents: list[str], starts: list[int],
-             ends: list[int], response_keys: list[tuple[str, ...] | None],
-             usage_keys: list[tuple[object, ...] | None], scopes: list[str]) -> dict[int, tuple[str, str, str]]:
-        """:meth:`__call__` for a request's spans given as columns (the columnar path's, ``sources/columnar.py``):
-        the same steps on the same window, in the same order (by end time, then span id), each span's keys built
-        by the caller as :meth:`_run` builds them. Returns, for each span found to be a duplicate, its position ->
-        (the carrier's span id, its trace id, the rule), in position order: what :meth:`_mark` writes into a
-        record's attributes, for the caller to write into its rows."""
-        order: list[int] | range = range(len(span_ids))
-        if any(later <= earlier for earlier, later in zip(ends, ends[1:], strict=False)):
-            order = sorted(order, key=lambda i: (ends[i], span_ids[i]))
+    def file(self, spans: CallColumns) -> dict[int, tuple[str, str, str]]:
+        """:meth:`__call__` for a request's spans given as columns (:func:`call_columns`): the same steps on the
+        same window, in the same order. Returns, for each span found to be a duplicate, its position -> (the
+        carrier's span id, its trace id, the rule), in position order: what :meth:`_mark` writes into a record's
+        attributes, for the caller to write into its rows."""
+        order = spans.order
         marks: dict[int, tuple[str, str, str]] = {}
-        with self._lock:
-            now = self._clock()
-            self._expire(now)
-            entries, by_response, by_usage = self._entries, self._by_response, self._by_usage
-            append = self._order.append
-            for i in order:
-                response_key, usage_key = response_keys[i], usage_keys[i]
-                if usage_key is None and response_key is None:
-                    continue
-                key = (trace_ids[i], span_ids[i])
-                entry: _Entry = (key, parents[i], starts[i], ends[i], scopes[i], now, response_key, usage_key)
-                if entries.setdefault(key, entry) is not entry:
-                    continue  # the same span again (a retried Export)
-                span = None
-                if response_key is not None:
-                    named = by_response.setdefault(response_key, entry)
-                    if named is not entry:
-                        del entries[key]
-                        span = _Columns(trace_ids[i], span_ids[i], parents[i], starts[i], ends[i], scopes[i])
-                        self._mark(span, named, "response_id")  # type: ignore[arg-type]
-                if span is None and usage_key is not None:
-                    bucket = by_usage.setdefault(usage_key, entry)
-                    if bucket is not entry:
-                        span = _Columns(trace_ids[i], span_ids[i], parents[i], starts[i], ends[i], scopes[i])
-                        if self._shared_usage(span, entry, usage_key, bucket):  # type: ignore[arg-type]
-                            span = None  # a carrier of its own
-                if span is not None:
-                    a = span.attributes
-                    marks[i] = (a[DUPLICATE_OF], a[DUPLICATE_OF_TRACE], a[DUPLICATE_RULE])
-                    continue
-                append(entry)
-            self._trim()
-        return dict(sorted(marks.items()))
+        for j, ((trace, span), rule) in self._decide(spans).items():
+            marks[j if order is None else int(order[j])] = (span, trace, rule)
+        return dict(sorted(marks.items())) if order is not None else marks
 
     def forget(self, records: list[SpanRecord]) -> None:
         """The Export of ``records`` was not accepted: forget the carriers among them (the client retries
@@ -222,182 +267,100 @@ class CallIdentity:
 
     def forget_keys(self, keys: list[tuple[str, str]]) -> None:
         """:meth:`forget` of the spans with these (trace id, span id) (the columnar path's)."""
+        if not keys:
+            return
+        hashed = _span_keys([k[0] for k in keys], [k[1] for k in keys])
         with self._lock:
-            for key in keys:
-                e = self._entries.pop(key, None)
-                if e is not None:
-                    self._forget(e)
-                    self._dead += 1  # still in ``_order``: passed over there
-            if self._dead > _COMPACT_MIN and self._dead > len(self._entries):
-                entries = self._entries
-                self._order = deque(e for e in self._order if entries.get(e[KEY]) is e)
-                self._dead = 0
+            self._carriers.forget(hashed, _COMPACT_MIN)
 
-    def _run(self, ordered: list[SpanRecord], now: float) -> None:
-        """Each span in order, under the lock. The hot path: every LLM span passes here once, so the steps of
-        the usual span (a new carrier) are inline and each index is probed once: ``setdefault`` finds the
-        carrier or files this span as one. A span found to be a duplicate is taken out again (rare: most
-        spans carry their call's cost)."""
-        entries, by_response, by_usage = self._entries, self._by_response, self._by_usage
-        append = self._order.append
+    def _decide(self, spans: CallColumns) -> dict[int, tuple[tuple[str, str], str]]:
+        """Decide the spans (in ``spans.order``) under the lock: age out, file, name the new carriers, trim.
+        Returns each duplicate's position in decision order -> (its carrier's (trace id, span id), the rule), each
+        rule told to ``on_duplicate``."""
+        order = spans.order
+        with self._lock:
+            now = self._clock()
+            carriers = self._carriers
+            evicted = carriers.evict(now - self.window.max_age_seconds, carriers.live)
+            if evicted and self._on_evict is not None:
+                self._on_evict("age", evicted)
+            duplicates, rules, filed = carriers.file(spans.keys, spans.flags, spans.tokens, spans.times, now)
+            rows = np.flatnonzero(filed >= 0)
+            if len(rows):
+                positions = (rows if order is None else order[rows]).tolist()
+                ids = carriers.ids
+                traces, span_ids = spans.trace_ids, spans.span_ids
+                deque(map(ids.__setitem__, (filed[rows] & (carriers.capacity - 1)).tolist(),
+                          zip(map(traces.__getitem__, positions), map(span_ids.__getitem__, positions), strict=True)),
+                      maxlen=0)
+            found = {j: (carriers.carrier_ids(int(duplicates[j])), RULES[rules[j]])
+                     for j in np.flatnonzero(duplicates >= 0).tolist()}
+            if self._on_duplicate is not None:
+                for _, rule in found.values():
+                    self._on_duplicate(rule)  # (before the window is trimmed, as the callbacks were always told)
+            excess = carriers.live - self.window.max_entries
+            if excess > 0:
+                carriers.evict(np.nan, excess)
+                if self._on_evict is not None:
+                    self._on_evict("capacity", excess)
+        return found
+
+    @staticmethod
+    def _columns(ordered: list[SpanRecord]) -> CallColumns:
+        """What :meth:`_decide` reads of records in decision order: their columns, one Python loop over them
+        (CPython's specialised attribute loads: ~0.1 us a span), then :func:`call_columns` over the request."""
+        values: list[Any] = []  # (strings and ints, nine per span: read back by slicing)
+        add_values = values.extend
+        origins: dict[tuple[str, str, str, str, str], int] = {}
+        origin_of = origins.setdefault
         for r in ordered:
             rid = r.attributes.get(RESPONSE_ID)
-            response_key = (r.tenant, r.provider, rid[:_MAX_KEY]) if rid else None
             u = r.usage
-            usage_key: tuple[object, ...] | None = None
-            if u.input_tokens or u.output_tokens:
-                instance = r.resource_attributes.get("service.instance.id", "")
-                usage_key = (r.tenant, r.service_name, instance[:_MAX_KEY], r.provider, u.input_tokens,
-                             u.output_tokens)
-            elif response_key is None:
-                continue
-            key = (r.trace_id, r.span_id)
             start = r.start_time_ns
-            entry: _Entry = (key, r.parent_span_id, start, start + r.duration_ns, r.scope_name, now, response_key,
-                             usage_key)
-            if entries.setdefault(key, entry) is not entry:
-                continue  # the same span again (a retried Export): span identity, not a second instrumentation
-            if response_key is not None:
-                named = by_response.setdefault(response_key, entry)
-                if named is not entry:
-                    del entries[key]
-                    self._mark(r, named, "response_id")
-                    continue
-            if usage_key is not None:
-                bucket = by_usage.setdefault(usage_key, entry)
-                if bucket is not entry and not self._shared_usage(r, entry, usage_key, bucket):
-                    continue  # a duplicate
-            append(entry)
+            add_values((r.trace_id, r.span_id, r.parent_span_id, rid or "", u.input_tokens, u.output_tokens, start,
+                        start + r.duration_ns,
+                        origin_of((r.tenant, r.provider, r.service_name, r.resource_attributes.get(_INSTANCE, ""),
+                                   r.scope_name), len(origins))))
+        n = len(ordered)
+        w = _VALUES
+        responses: dict[str, int] = {}
+        response_of = np.fromiter(map(lambda v: responses.setdefault(v, len(responses)), values[3::w]),  # noqa: C417
+                                  np.int64, n)
+        origin_ix = np.fromiter(values[8::w], np.int64, n)
+        distinct = list(zip(*origins, strict=True)) if origins else [(), (), (), (), ()]
+        tenants, providers, services, instances, scopes = ((list(d), origin_ix) for d in distinct)
+        starts, ends = values[6::w], values[7::w]
+        try:
+            start_arr = np.fromiter(starts, np.uint64, n)
+            end_arr = np.fromiter(ends, np.uint64, n)
+        except OverflowError:  # a time past 2**64 ns (not from a decoder): compared as the largest one
+            start_arr = np.fromiter((min(max(t, 0), _U64_MAX) for t in starts), np.uint64, n)
+            end_arr = np.fromiter((min(max(t, 0), _U64_MAX) for t in ends), np.uint64, n)
+        return call_columns(values[0::w], values[1::w], values[2::w], start_arr, end_arr,
+                               np.fromiter(values[4::w], np.int64, n), np.fromiter(values[5::w], np.int64, n),
+                               (list(responses), response_of), tenants, providers, services, instances, scopes,
+                               in_order=True)
 
-    def _shared_usage(self, r: SpanRecord, entry: _Entry, usage_key: tuple[object, ...],
-                      bucket: _Entry | deque[_Entry]) -> bool:
-        """``r`` (filed as ``entry``) shares its usage key with the carriers in ``bucket``: mark it a duplicate
-        of the one it matches and take it out (False), or add it to the bucket (True: a carrier)."""
-        response_key = entry[RESPONSE_KEY]
-        carrier, rule = (self._by_usage_match(r, (bucket,) if isinstance(bucket, tuple) else bucket, response_key)
-                         if r.scope_name else (None, ""))
-        if carrier is not None:
-            del self._entries[entry[KEY]]
-            if response_key is not None:
-                del self._by_response[response_key]
-            self._mark(r, carrier, rule)
-            return False
-        if isinstance(bucket, tuple):
-            self._by_usage[usage_key] = deque((bucket, entry))
-        else:
-            bucket.append(entry)
-        return True
-
-    def _by_usage_match(self, r: SpanRecord, bucket: deque[_Entry] | tuple[_Entry],
-                        response_key: tuple[str, ...] | None) -> tuple[_Entry | None, str]:
-        start, end = r.start_time_ns, r.start_time_ns + r.duration_ns
-        absorbed = self._absorbed
-        overlapping = None
-        for i in range(len(bucket) - 1, max(len(bucket) - 1 - SCAN, -1), -1):
-            e = bucket[i]
-            if e[SCOPE] == r.scope_name:
-                continue  # same instrumentation
-            taken = absorbed.get(e[KEY]) if absorbed else None
-            if taken is not None and taken.get(r.scope_name, r.span_id) != r.span_id:
-                continue  # its span of this scope is known (a retry of it matches)
-            if response_key is not None and e[RESPONSE_KEY] is not None:
-                continue  # both name their response, and not the same one: two calls
-            trace, span = e[KEY]
-            if trace == r.trace_id and (span == r.parent_span_id or e[PARENT] == r.span_id):
-                self._absorb(e, r)
-                return e, "nested"
-            if overlapping is None and e[START] <= end and start <= e[END]:
-                overlapping = e
-        if overlapping is not None:
-            self._absorb(overlapping, r)
-            return overlapping, "overlap"
-        return None, ""
-
-    def _absorb(self, carrier: _Entry, r: SpanRecord) -> None:
-        self._absorbed.setdefault(carrier[KEY], {})[r.scope_name] = r.span_id
-
-    def _mark(self, r: SpanRecord, carrier: _Entry, rule: str) -> None:
+    def _mark(self, r: SpanRecord, carrier: tuple[str, str], rule: str) -> None:
         r.pricing_status = DUPLICATE
         r.cost_pusd = None
         r.cache_savings_pusd = None
         r.reported_cost_pusd = None
-        trace, span = carrier[KEY]
+        trace, span = carrier
         r.attributes[DUPLICATE_OF] = span
         r.attributes[DUPLICATE_OF_TRACE] = trace
         r.attributes[DUPLICATE_RULE] = rule
-        if self._on_duplicate is not None:
-            self._on_duplicate(rule)
 
-    def _forget(self, e: _Entry) -> None:
-        """Take the carrier ``e`` out of the indexes (it has left the window). Each index is probed once,
-        with ``pop``: an index names each carrier of the window under its keys, so what it pops is ``e``
-        (or a bucket holding it); anything else is put back."""
-        response_key, usage_key = e[RESPONSE_KEY], e[USAGE_KEY]
-        if response_key is not None:
-            held = self._by_response.pop(response_key, None)
-            if held is not e and held is not None:
-                self._by_response[response_key] = held
-        if self._absorbed:
-            self._absorbed.pop(e[KEY], None)
-        if usage_key is not None:
-            bucket = self._by_usage.pop(usage_key, None)
-            if bucket is not e and bucket is not None:
-                self._unbucket(usage_key, bucket, e)
 
-    def _unbucket(self, usage_key: tuple[object, ...], bucket: _Entry | deque[_Entry], e: _Entry) -> None:
-        """Put back ``bucket`` (popped from ``_by_usage`` under ``usage_key``) without ``e``."""
-        if isinstance(bucket, deque):
-            # entries leave in arrival order (age and capacity alike), so e is its bucket's oldest
-            if bucket[0] is e:
-                bucket.popleft()
-            else:
-                bucket.remove(e)
-            self._by_usage[usage_key] = bucket[0] if len(bucket) == 1 else bucket
-        else:
-            self._by_usage[usage_key] = bucket
-
-    def _expire(self, now: float) -> None:
-        n = self._evict(now - self.window.max_age_seconds, len(self._entries))
-        if n and self._on_evict is not None:
-            self._on_evict("age", n)
-
-    def _trim(self) -> None:
-        excess = len(self._entries) - self.window.max_entries
-        if excess <= 0:
-            return
-        self._evict(None, excess)
-        if self._on_evict is not None:
-            self._on_evict("capacity", excess)
-
-    def _evict(self, limit: float | None, most: int) -> int:
-        """Forget the oldest carriers: up to ``most`` of them, those that arrived by ``limit`` when one is
-        given; how many were forgotten. Carriers ``forget`` took out are passed over. Inline for the usual
-        carrier (alone under its keys): once the window is full, one leaves per span that arrives."""
-        order, entries, by_response, by_usage = self._order, self._entries, self._by_response, self._by_usage
-        popleft = order.popleft
-        n = 0
-        while n < most and order:
-            e = order[0]
-            if limit is not None and e[ARRIVED] > limit and (not self._dead or entries.get(e[KEY]) is e):
-                break
-            popleft()
-            key = e[KEY]
-            held = entries.pop(key, None)
-            if held is not e:  # taken out by ``forget`` (and perhaps filed again since, as a new carrier)
-                if held is not None:
-                    entries[key] = held
-                self._dead -= 1
-                continue
-            n += 1
-            response_key, usage_key = e[RESPONSE_KEY], e[USAGE_KEY]
-            if response_key is not None:
-                named = by_response.pop(response_key, None)
-                if named is not e and named is not None:
-                    by_response[response_key] = named
-            if self._absorbed:
-                self._absorbed.pop(key, None)
-            if usage_key is not None:
-                bucket = by_usage.pop(usage_key, None)
-                if bucket is not e and bucket is not None:
-                    self._unbucket(usage_key, bucket, e)
-        return n
+def warm_up() -> None:
+    """Load (or compile) the window's compiled code now, not on the first Export: ~0.2 s from numba's cache, ~3-5 s
+    without one. Run on a thread at start (an Export that comes sooner waits for it). Every kernel is run once, each
+    text width of the strings' second hash too (ASCII and not), and the ring is made to grow and to be laid out."""
+    calls = CallIdentity(CallWindow(max_entries=1))
+    n = calls._carriers.capacity + 1  # (more than the ring's first rows: it grows)
+    ids = [f"{i:016x}" for i in range(n)]
+    one = np.zeros(n, np.int64)
+    spans = call_columns(ids, ids, ["é"] * n, np.arange(n), np.arange(n), one + 1, one + 1, ([""], one),
+                         ([""], one), (["openai"], one), (["svc"], one), ([""], one), (["scope"], one))
+    calls.file(spans)
+    calls.forget_keys(list(zip(ids, ids, strict=True)))
