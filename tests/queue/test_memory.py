@@ -98,6 +98,29 @@ def test_queue_is_bounded_in_bytes_as_well_as_records() -> None:
     q.publish(big(100, 60_000))
 
 
+def test_a_batch_of_records_stops_at_two_fifths_of_the_byte_bound() -> None:
+    """Whole chunks up to 2/5 of the byte bound make a batch, and a batch is ready once that much is queued, even
+    below ``max_records`` and its age: the batch in flight and the next one gathering fit the bound together."""
+    q = MemoryQueue(capacity=1_000_000, max_bytes=16 * 1024 * 1024)
+    sizes = []
+    for _ in range(3):
+        q.publish(big(10, 250_000))  # ~2.5 MB each
+        sizes.append(q.bytes - sum(sizes))
+    assert q.batch_bytes == 16 * 1024 * 1024 * 2 // 5 and 2 * sizes[0] <= q.batch_bytes < 3 * sizes[0]
+    started = time.monotonic()
+    batch = q.take(max_records=1_000, max_age_seconds=60)
+    assert time.monotonic() - started < 5  # ready by its bytes, not by its age
+    assert batch is not None and len(batch.records) == 20  # two chunks: the third would pass 2/5 of the bound
+    rest = q.take(max_records=1_000, max_age_seconds=0)
+    assert rest is not None and len(rest.records) == 10
+    q.commit(batch)
+    q.commit(rest)
+    assert q.bytes == 0
+    q.publish(big(40, 250_000))  # one chunk over 2/5 of the bound: taken alone, whole
+    alone = q.take(max_records=1_000, max_age_seconds=0)
+    assert alone is not None and len(alone.records) == 40
+
+
 def test_one_chunk_over_the_byte_bound_is_taken_when_the_queue_is_empty() -> None:
     """A single request bigger than the byte bound is not refused forever (the request limits decide what is too big)."""
     q = MemoryQueue(capacity=1_000, max_bytes=1024)

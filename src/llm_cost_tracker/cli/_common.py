@@ -54,7 +54,7 @@ def add_service_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--forward-all", action="store_true", default=None,
                    help="also pass the spans that are not LLM spans to the next hop, untouched (gateway)")
     g = parser.add_argument_group("pipeline")
-    g.add_argument("--batch-size", type=int, metavar="ROWS", help="flush a batch at this many rows (default 20000)")
+    g.add_argument("--batch-size", type=int, metavar="ROWS", help="flush a batch at this many rows (default 40000)")
     g.add_argument("--batch-age-seconds", type=float, metavar="S", help="flush a batch this old (default 1.0)")
     g.add_argument("--queue-capacity", type=int, metavar="SPANS", help="in-process queue bound (default 200000)")
     g.add_argument("--ack", choices=config.ACK_MODES,

@@ -126,8 +126,9 @@ class Settings:
     queue_capacity: int = 200_000
     queue_max_bytes: int = 256 * 1024 * 1024
     """In-process queue bound in estimated bytes of records (docs/hardening.md); reached first by big spans."""
-    batch_size: int = 20_000
-    """Spans per insert: bigger parts save chDB merge levels; peak RSS held under 1 GiB (docs/performance.md)."""
+    batch_size: int = 40_000
+    """Spans per insert: bigger parts save chDB merge levels; peak RSS held under 1 GiB (docs/performance.md).
+    A batch of records (not of the columnar path's tables) also stops at 2/5 of ``queue_max_bytes``."""
     batch_age_seconds: float = 1.0
     ack: str = "queued"
     ack_timeout_seconds: float = 5.0

@@ -120,7 +120,7 @@ class MemoryQueue:
         capacity: maximum records held (accepted and not yet committed).
         ack_when_stored: complete publish futures at commit instead of at enqueue.
         max_bytes: maximum estimated bytes held (:func:`record_bytes`); one chunk is always let in
-            when the queue is empty.
+            when the queue is empty. A batch holds at most 2/5 of it (:attr:`batch_bytes`).
     """
 
     @classmethod
@@ -133,6 +133,13 @@ class MemoryQueue:
         self.max_bytes = max_bytes
         self.bytes = 0
         """Estimated bytes of the records accepted and not yet committed."""
+        self.batch_bytes = max_bytes * 2 // 5
+        """Estimated bytes a batch takes at most (whole chunks; a chunk alone may be more): a batch in flight and
+        the next one gathering fit the byte bound together, with room to spare. ``batch_size`` bounds a batch of
+        tables (~1 KB a span), this one a batch of records (~5.4 KB a span estimated, ~19,000 in 2/5 of the
+        default bound): 40,000 records in one batch hold most of the bound, and clients were asked to retry
+        while it was written (82 retries in ``benchmarks/ingest.py``'s 300,000 spans; 3 at half the bound)."""
+        self._queued_bytes = 0
         self._ack_when_stored = ack_when_stored
         self._chunks: deque[tuple[float, list[SpanRecord] | SpanTable, _Ack, int, AttributeColumns | None, Any]] = (
             deque())
@@ -173,6 +180,7 @@ class MemoryQueue:
                 raise QueueFull(f"queue full ({self.bytes >> 20} of {self.max_bytes >> 20} MiB)")
             self._chunks.append((time.monotonic(), records, _Ack(future), size, columns, carry))
             self._queued += len(records)
+            self._queued_bytes += size
             self.bytes += size
             self._cond.notify()
         if not self._ack_when_stored:
@@ -190,7 +198,8 @@ class MemoryQueue:
             while True:
                 if self._chunks:
                     age = time.monotonic() - self._chunks[0][0]
-                    if self._queued >= max_records or age >= max_age_seconds or self._closed:
+                    if (self._queued >= max_records or self._queued_bytes >= self.batch_bytes
+                            or age >= max_age_seconds or self._closed):
                         break
                     self._cond.wait(max_age_seconds - age)
                 elif self._closed:
@@ -203,6 +212,9 @@ class MemoryQueue:
             size = taken = 0
             while self._chunks and taken < max_records:
                 born, chunk, ack, chunk_size, chunk_columns, carry = self._chunks.popleft()
+                if taken and size + chunk_size > self.batch_bytes:
+                    self._chunks.appendleft((born, chunk, ack, chunk_size, chunk_columns, carry))
+                    break
                 room = max_records - taken
                 if len(chunk) > room:
                     if taken:  # whole chunks only, unless a chunk alone is bigger than a batch
@@ -229,6 +241,7 @@ class MemoryQueue:
                 carried.append((len(chunk), carry))
                 size += chunk_size
             self._queued -= taken
+            self._queued_bytes -= size
             self._in_flight += taken
         return _batch(parts, (acks, size, carried))
 
