@@ -80,8 +80,8 @@ leave; it grows when a request needs more)."""
 _INSTANCE = "service.instance.id"
 _U64_MAX = 2**64 - 1
 _VALUES = 9
-"""What ``CallIdentity._parts`` reads of each span, in order: trace, span and parent ids, response id, input and
-output tokens, start and end, the first span of its origin."""
+"""What ``CallIdentity._columns`` reads of each record, in order: trace, span and parent ids, response id, input
+and output tokens, start and end, the number of its origin (tenant, provider, service, instance, scope)."""
 
 
 @dataclass(frozen=True, slots=True)
