@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable
 from typing import Generic, ParamSpec, TypeVar
 
-__all__ = ["Compiled", "compiled"]
+__all__ = ["Compiled", "compiled", "compiled_or_python"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -32,28 +32,59 @@ class Compiled(Generic[P, R]):
 
     ``py_func`` stays callable as Python, for debugging and for the tests' reference runs."""
 
-    def __init__(self, fn: Callable[P, R]) -> None:
+    def __init__(self, fn: Callable[P, R], python_if_not_compiled: bool = False) -> None:
         self.py_func = fn
         self._jit: Callable[P, R] | None = None
         self._lock = threading.Lock()
+        self._python_if_not_compiled = python_if_not_compiled
+        self.error = ""
+        """Why the loop runs as Python ("" while it is compiled, or not yet asked for)."""
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         jit = self._jit if self._jit is not None else self._compile()
-        return jit(*args, **kwargs)
+        if not self._python_if_not_compiled:
+            return jit(*args, **kwargs)
+        try:  # (numba compiles for each new kind of argument on its call: a failure to compile shows here)
+            return jit(*args, **kwargs)
+        except Exception as exc:
+            if jit is self.py_func or not type(exc).__module__.startswith(("numba", "llvmlite")):
+                raise
+            self._fall_back(exc)
+            return self.py_func(*args, **kwargs)
+
+    def _fall_back(self, exc: Exception) -> None:
+        self.error = f"{type(exc).__name__}: {exc}"[:300]  # (the caller logs it: no logger down here)
+        self._jit = self.py_func
 
     def _compile(self) -> Callable[P, R]:
         with self._lock:  # two solves starting together compile (or load) once
             if self._jit is None:
-                import numba
-
                 try:
-                    self._jit = numba.njit(cache=True, nogil=True)(self.py_func)
-                except RuntimeError:  # "cannot cache function ...: no locator available"
-                    self._jit = numba.njit(cache=False, nogil=True)(self.py_func)
+                    self._jit = self._njit()
+                except Exception as exc:
+                    if not self._python_if_not_compiled:
+                        raise
+                    self._fall_back(exc)
             assert self._jit is not None
             return self._jit
+
+    def _njit(self) -> Callable[P, R]:
+        import numba
+
+        try:
+            return numba.njit(cache=True, nogil=True)(self.py_func)
+        except RuntimeError:  # "cannot cache function ...: no locator available"
+            return numba.njit(cache=False, nogil=True)(self.py_func)
 
 
 def compiled(fn: Callable[P, R]) -> Compiled[P, R]:
     """Decorator: compile ``fn`` with numba on first use (``nogil``: concurrent solves run in parallel)."""
     return Compiled(fn)
+
+
+def compiled_or_python(fn: Callable[P, R]) -> Compiled[P, R]:
+    """:func:`compiled`, but should numba fail to compile ``fn`` (it cannot be imported, no working LLVM), ``fn`` runs
+    as the Python it is, with the same results, far slower (:attr:`Compiled.error` says why, for the caller to log). For loops a
+    service cannot do without and that have no other way to their answer (call identity's window); a loop with a
+    cheaper way round compiles with :func:`compiled` and lets its caller take that way (the wire scan: protobuf)."""
+    return Compiled(fn, python_if_not_compiled=True)

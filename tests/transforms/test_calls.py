@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import threading
+import warnings
 
 import numpy as np
+import pytest
 
+from llm_cost_tracker.compiled import compiled, compiled_or_python
 from llm_cost_tracker.metrics import Metrics
 from llm_cost_tracker.testing import span_record
 from llm_cost_tracker.transforms import _call_window as window
@@ -281,3 +284,41 @@ def test_warm_up_runs_every_kernel() -> None:
     warm_up()
     assert all(kernel._jit is not None for kernel in (window.second_hashes, window.derive, window._file,
                                                        window._unfile, window._lookup, window._refile))
+
+
+def _decisions(records_of: list[list[SpanRecord]]) -> tuple[list[list[str]], list[tuple[str, int]], int]:
+    """What a fresh window (room for 3 carriers: evictions) decides of ``records_of``, request by request."""
+    evicted: list[tuple[str, int]] = []
+    calls = CallIdentity(CallWindow(max_entries=3), on_evict=lambda reason, n: evicted.append((reason, n)))
+    seen = []
+    for records in records_of:
+        calls(records)
+        seen.append([f"{r.pricing_status}:{r.attributes.get(DUPLICATE_OF, '')}" for r in records])
+    calls.forget(records_of[-1])
+    return seen, evicted, calls.size
+
+
+def test_the_window_decides_the_same_when_its_loops_run_as_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Should numba fail to compile the window (``compiled_or_python``), its loops run as the Python they are
+    written in: the same marks, evictions and size as compiled."""
+    def requests() -> list[list[SpanRecord]]:
+        return [[span(f"s{i}", scope="sdk" if i % 2 else "instr", trace=f"t{i // 3}", usage=(100 + i // 2, 7),
+                      start=i * S, end=(i + 2) * S, response_id=f"r{i // 4}" if i % 5 == 0 else "")
+                 for i in range(k, k + 4)] for k in range(0, 24, 4)]
+    compiled = _decisions(requests())
+    assert any(":" in s and s.split(":")[1] for seen in compiled[0] for s in seen)  # some duplicates were found
+    for kernel in window.KERNELS:
+        monkeypatch.setattr(kernel, "_jit", kernel.py_func)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # (numpy's scalars warn where the hashes wrap around)
+        assert _decisions(requests()) == compiled
+
+
+def test_a_loop_numba_cannot_compile_runs_as_python_or_raises() -> None:
+    def typed_nowhere(n: int) -> list[object]:
+        return [object() for _ in range(n)]  # (numba has no type for object())
+
+    fallback = compiled_or_python(typed_nowhere)
+    assert len(fallback(3)) == 3 and fallback.error  # the Python ran; why it did is kept for the log
+    with pytest.raises(Exception, match="(?i)typing|object"):
+        compiled(typed_nowhere)(3)

@@ -29,9 +29,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from llm_cost_tracker.compiled import compiled
+from llm_cost_tracker.compiled import compiled_or_python
 
-__all__ = ["ABSORBED", "CALL_KEYS", "CALL_PARTS", "RULES", "SCAN", "WindowArrays", "derive", "second_hashes"]
+__all__ = ["ABSORBED", "CALL_KEYS", "CALL_PARTS", "KERNELS", "RULES", "SCAN", "WindowArrays", "derive",
+           "second_hashes"]
 
 # Columns of a span's keys (the kernel's input and a carrier's row of ``WindowArrays.keys``): pairs of uint64.
 K1, K2 = 0, 1  # the span: (trace id, span id)
@@ -63,7 +64,7 @@ CALL_PARTS = 18
 """Columns of a span's parts."""
 
 
-@compiled
+@compiled_or_python
 def second_hashes(text: np.ndarray, ends: np.ndarray, seed: int, out: np.ndarray) -> None:
     """A second 64-bit hash of each string of ``text``: FNV-1a over its code points from a per-process ``seed``,
     finished with SplitMix64's finalizer. ``text`` holds the code points of the strings laid end to end, the k-th
@@ -95,7 +96,7 @@ def second_hashes(text: np.ndarray, ends: np.ndarray, seed: int, out: np.ndarray
         start = end + 1 if separated else end
 
 
-@compiled
+@compiled_or_python
 def derive(parts: np.ndarray, tokens: np.ndarray, keys: np.ndarray) -> None:
     """Each span's keys (:data:`CALL_KEYS` columns) from its parts (:data:`CALL_PARTS` columns: two 64-bit hashes of
     each string) and, for the usage key, its token counts. A key's first half mixes the parts' first hashes, its
@@ -136,7 +137,7 @@ def derive(parts: np.ndarray, tokens: np.ndarray, keys: np.ndarray) -> None:
             keys[j, 10 + half] = parts[j, SPAN + half]
 
 
-@compiled
+@compiled_or_python
 def _file(keys: np.ndarray, flags: np.ndarray, tokens: np.ndarray, times: np.ndarray, now: float, first: int,
           ring_keys: np.ndarray, ring_flags: np.ndarray, ring_tokens: np.ndarray, ring_times: np.ndarray,
           ring_arrived: np.ndarray, ring_seq: np.ndarray, ring_uprev: np.ndarray, absorbed_n: np.ndarray,
@@ -282,7 +283,7 @@ def _file(keys: np.ndarray, flags: np.ndarray, tokens: np.ndarray, times: np.nda
     return len(flags), 0
 
 
-@compiled
+@compiled_or_python
 def _unfile(seqs: np.ndarray, limit: float, most: int, ring_keys: np.ndarray, ring_flags: np.ndarray,
             ring_arrived: np.ndarray, ring_seq: np.ndarray, ring_uprev: np.ndarray, absorbed_n: np.ndarray,
             table_keys: np.ndarray, table_seq: np.ndarray, meta: np.ndarray) -> int:
@@ -355,7 +356,7 @@ def _unfile(seqs: np.ndarray, limit: float, most: int, ring_keys: np.ndarray, ri
     return taken
 
 
-@compiled
+@compiled_or_python
 def _lookup(keys: np.ndarray, table_keys: np.ndarray, table_seq: np.ndarray, out: np.ndarray) -> None:
     """The seq the span table names for each row of ``keys`` (columns ``K1``, ``K2``), -1 where none."""
     tmask = table_seq.shape[1] - 1
@@ -370,7 +371,7 @@ def _lookup(keys: np.ndarray, table_keys: np.ndarray, table_seq: np.ndarray, out
             i = (i + 1) & tmask
 
 
-@compiled
+@compiled_or_python
 def _refile(head: int, tail: int, chain: bool, ring_keys: np.ndarray, ring_flags: np.ndarray,
             ring_tokens: np.ndarray, ring_uprev: np.ndarray, table_keys: np.ndarray, table_seq: np.ndarray) -> None:
     """Files the live carriers ``head..tail`` of a ring laid out again into empty tables, in arrival order (so a
@@ -516,6 +517,8 @@ class WindowArrays:
                 self.table_keys, self.table_seq)
 
 
+KERNELS = (second_hashes, derive, _file, _unfile, _lookup, _refile)
+"""The compiled loops (each runs as Python should numba fail to compile it: ``compiled_or_python``)."""
 SCAN = 64
 """Carriers with the same usage looked at for one span, newest first (keeps a span's cost bounded when many
 calls of one service have the same token counts; past it a span is priced, never lost)."""

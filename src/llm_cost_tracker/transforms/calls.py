@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from llm_cost_tracker.log import get_logger
 from llm_cost_tracker.transforms._call_window import (
     CALL_KEYS,
     CALL_PARTS,
@@ -43,6 +44,7 @@ from llm_cost_tracker.transforms._call_window import (
     HAS_SCOPE,
     HAS_USAGE,
     INSTANCE,
+    KERNELS,
     PARENT,
     PROVIDER,
     RESPONSE,
@@ -69,6 +71,7 @@ DUPLICATE_RULE = "llm_cost_tracker.duplicate_rule"
 """Attribute of a duplicate span: the rule that matched (response_id, nested, overlap)."""
 RESPONSE_ID = "gen_ai.response.id"
 _MAX_KEY = 512  # response ids are client input: bound what is remembered
+log = get_logger("transforms")
 _COMPACT_MIN = 1024
 """Forgotten carriers the window may hold before it is laid out again without them (also past one per carrier)."""
 _NO_ENDS = np.zeros(0, np.int64)
@@ -364,3 +367,7 @@ def warm_up() -> None:
                          ([""], one), (["openai"], one), (["svc"], one), ([""], one), (["scope"], one))
     calls.file(spans)
     calls.forget_keys(list(zip(ids, ids, strict=True)))
+    failed = {kernel.py_func.__name__: kernel.error for kernel in KERNELS if kernel.error}
+    if failed:
+        log.error("call identity's window could not be compiled; its loops run as Python, far slower",
+                  loops=sorted(failed), error=next(iter(failed.values())))
