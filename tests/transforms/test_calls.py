@@ -18,8 +18,11 @@ from llm_cost_tracker.transforms.calls import (
     CallColumns,
     CallIdentity,
     CallWindow,
+    HexIds,
     Pooled,
     call_columns,
+    hex_hashes,
+    string_hashes,
     warm_up,
 )
 from llm_cost_tracker.types import SpanRecord, TokenUsage
@@ -235,8 +238,10 @@ def _as_columns(records: list[SpanRecord]) -> CallColumns:
         return pool, np.asarray([pool.index(v) for v in values], np.int64)
 
     rids = [str(r.attributes.get("gen_ai.response.id", "")) for r in records]
-    return call_columns([r.trace_id for r in records], [r.span_id for r in records],
-                        [r.parent_span_id for r in records],
+    traces, span_ids = "".join(r.trace_id for r in records), "".join(r.span_id for r in records)  # (the path's hex texts)
+    hashes = np.stack((hex_hashes(traces, 32), hex_hashes(span_ids, 16),
+                       string_hashes([r.parent_span_id for r in records])), axis=1)
+    return call_columns(HexIds(traces, span_ids), hashes,
                         np.asarray([r.start_time_ns for r in records], np.uint64),
                         np.asarray([r.start_time_ns + r.duration_ns for r in records], np.uint64),
                         np.asarray([r.usage.input_tokens for r in records], np.int64),
@@ -248,8 +253,9 @@ def _as_columns(records: list[SpanRecord]) -> CallColumns:
 
 
 def test_columns_are_keyed_as_records_are() -> None:
-    """The columnar path's keys are the record path's, whatever the strings hold: characters past ASCII (another
-    text width for the second hash), a NUL (no separator), response ids and instances past the bound (cut alike)."""
+    """The columnar path's keys are the record path's, whatever the strings hold: characters past ASCII, a NUL (no
+    separator), response ids and instances past the bound (cut alike); the ids hashed from one hex text as from
+    a string each."""
     odd = [span("a", scope="sdk", tenant="tenant-é", response_id="r" * 600, instance="i" * 700),
            span("b", scope="inst\x00r", service="svc-日本", response_id="msg_1"),
            span("c", scope="", usage=(0, 0), response_id=""),
@@ -282,8 +288,7 @@ def test_columns_and_records_share_one_window() -> None:
 
 def test_warm_up_runs_every_kernel() -> None:
     warm_up()
-    assert all(kernel._jit is not None for kernel in (window.second_hashes, window.derive, window._file,
-                                                       window._unfile, window._lookup, window._refile))
+    assert all(kernel._jit is not None and not kernel.error for kernel in window.KERNELS)
 
 
 def _decisions(records_of: list[list[SpanRecord]]) -> tuple[list[list[str]], list[tuple[str, int]], int]:
@@ -322,3 +327,21 @@ def test_a_loop_numba_cannot_compile_runs_as_python_or_raises() -> None:
     assert len(fallback(3)) == 3 and fallback.error  # the Python ran; why it did is kept for the log
     with pytest.raises(Exception, match="(?i)typing|object"):
         compiled(typed_nowhere)(3)
+
+
+def test_the_strings_hash_is_siphash_2_4() -> None:
+    """The window's hash of a string is SipHash-2-4 of its bytes: the reference vectors of its authors (key
+    00..0f, messages 00..n-1), each of the two hashes under its key, in either layout of the strings."""
+    key = np.frombuffer(bytes(range(16)), "<u8")
+    messages = [bytes(range(n)) for n in (0, 1, 8, 15, 16)]
+    expected = [0x726FDB47DD0E0E31, 0x74F839C593DC67FD, 0x93F5F5799A932462, 0xA129CA6149BE45E5, 0x3F2ACC7F57C29BDB]
+    out = np.zeros((2, len(messages)), np.uint64)
+    ends = np.cumsum([len(m) for m in messages]).astype(np.int64)
+    window.sip_hashes(np.frombuffer(b"".join(messages), np.uint8), ends, np.concatenate((key, key)), out)
+    assert out[0].tolist() == expected and out[1].tolist() == expected
+    texts = ["", "a", "0123456789abcdef" * 2, "é日本"]
+    joined = string_hashes(texts)
+    assert joined.tolist() == string_hashes([texts[2], texts[0], texts[3], texts[1]])[:, [1, 3, 0, 2]].tolist()
+    assert joined[:, 2].tolist() == hex_hashes(texts[2], 32)[:, 0].tolist()
+    assert string_hashes(["a\x00b", "a"])[:, 1].tolist() == joined[:, 1].tolist() == string_hashes(["a"])[:, 0].tolist()
+    assert len({tuple(h) for h in joined.T.tolist()}) == 4 and joined[0].tolist() != joined[1].tolist()

@@ -67,7 +67,7 @@ def _seen(records: list[SpanRecord]) -> list[tuple[object, ...]]:
 
 def _pair(text: str) -> tuple[int, int]:
     """The two hashes the window takes of a string, as uint64."""
-    hashes = calls._string_hashes([text])
+    hashes = calls.string_hashes([text])
     return int(hashes[0, 0]), int(hashes[1, 0])
 
 
@@ -119,8 +119,8 @@ def _window_indexes(c: Any) -> tuple[object, ...]:
         return (int(k[window.R1]), int(k[window.R2])) if w.ring_flags[s] & window.HAS_RESPONSE else None
 
     live = [q & mask for q, a in zip(range(head, tail), alive, strict=True) if a]
-    entries = [(w.ids[s], usage(s), response(s)) for s in live]
-    by_response = {tuple(map(int, w.table_keys[1, i])): w.ids[w.table_seq[1, i] & mask]
+    entries = [(w.carrier_ids(int(s)), usage(s), response(s)) for s in live]
+    by_response = {tuple(map(int, w.table_keys[1, i])): w.carrier_ids(int(w.table_seq[1, i]))
                    for i in np.flatnonzero(w.table_seq[1] >= 0)}
     usages = {}
     for i in np.flatnonzero(w.table_seq[2] >= 0):
@@ -128,10 +128,10 @@ def _window_indexes(c: Any) -> tuple[object, ...]:
         newest = q & mask
         while q >= head:
             if w.ring_flags[q & mask] & window.ALIVE:
-                chain.append(w.ids[q & mask])
+                chain.append(w.carrier_ids(int(q)))
             q = int(w.ring_uprev[q & mask])
         usages[usage(newest)] = chain[::-1]
-    absorbed = {w.ids[s]: {(int(a[0]), int(a[1])): (int(a[2]), int(a[3])) for a in w.absorbed[s, :w.absorbed_n[s]]}
+    absorbed = {w.carrier_ids(int(s)): {(int(a[0]), int(a[1])): (int(a[2]), int(a[3])) for a in w.absorbed[s, :w.absorbed_n[s]]}
                 for s in live if w.absorbed_n[s]}
     return c.size, entries, by_response, usages, absorbed
 

@@ -23,6 +23,7 @@ the table and changes nothing (should it fail, the receiver has call identity fo
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,7 +78,11 @@ from llm_cost_tracker.transforms.calls import (
     RESPONSE_ID,
     CallColumns,
     CallIdentity,
+    HexIds,
+    SpanIds,
     call_columns,
+    hex_hashes,
+    string_hashes,
 )
 from llm_cost_tracker.transforms.detect import Detect
 from llm_cost_tracker.transforms.price import PRICING_ATTRIBUTES, Price
@@ -123,15 +128,25 @@ def _coded(pool: list[str], ix: np.ndarray) -> tuple[np.ndarray, list[str]]:
     return remap[ix], list(index)
 
 
-def _hex_column(buf: np.ndarray, offsets: np.ndarray, width: int) -> tuple[list[str], pa.Array]:
-    """The ids of ``width`` bytes at ``offsets`` as hex: Python strings (call identity's keys) and the Arrow
-    column made straight from the one hex text they were cut from (no string converted back)."""
+def _hex_column(buf: np.ndarray, offsets: np.ndarray, width: int) -> tuple[str, pa.Array]:
+    """The ids of ``width`` bytes at ``offsets`` as hex: one text, end to end (call identity hashes the ids in it
+    and names a carrier by a slice of it), and the Arrow column made straight from it (no string per id)."""
     text = buf[offsets[:, None] + np.arange(width)].tobytes().hex()
     step, n = 2 * width, len(offsets)
     column = pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(np.arange(0, (n + 1) * step, step,
                                                                                   dtype=np.int32)),
                                                     pa.py_buffer(text.encode("ascii"))])
-    return [text[i:i + step] for i in range(0, len(text), step)], column
+    return text, column
+
+
+def _parent_hashes(parents: list[str]) -> np.ndarray:
+    """Call identity's hashes of the spans' parent ids: those of "" (no parent) once, the others' in one walk."""
+    hashes = np.empty((2, len(parents)), np.uint64)
+    named = np.fromiter(map(bool, parents), bool, len(parents))
+    hashes[:] = string_hashes([""])
+    if named.any():
+        hashes[:, named] = string_hashes(list(itertools.compress(parents, named.tolist())))
+    return hashes
 
 
 def _strings_of(pool: list[str], ix: np.ndarray) -> pa.Array:
@@ -174,8 +189,9 @@ class Columnar:
 
     table: SpanTable
     other: int
-    keys: list[tuple[str, str]]
-    """(trace id, span id) of each row: what call identity forgets when the request is not accepted."""
+    ids: SpanIds
+    """(trace id, span id) of each row (``ids.pairs()``): what call identity forgets when the request is not
+    accepted."""
 
 
 class ColumnarPath:
@@ -465,8 +481,8 @@ class ColumnarPath:
         redacted = [self._redact.redact_attributes(r, resource_counts if i in kept_resources else {})
                     for i, r in enumerate(resources)]
         # the columns (all but those call identity may change)
-        trace_ids, trace_column = _hex_column(buf, s[:, S_TRACE_OFF], 16)
-        span_ids, span_column = _hex_column(buf, s[:, S_SPAN_OFF], 8)
+        trace_text, trace_column = _hex_column(buf, s[:, S_TRACE_OFF], 16)
+        span_text, span_column = _hex_column(buf, s[:, S_SPAN_OFF], 8)
         parents = [payload[o:o + length].hex() if length else ""
                    for o, length in zip(s[:, S_PARENT_OFF].tolist(), s[:, S_PARENT_LEN].tolist(), strict=True)]
         end = s[:, S_END].view(np.uint64)
@@ -499,7 +515,8 @@ class ColumnarPath:
         }
         # what call identity reads of each span, hashed into its keys here (outside its lock)
         rid_used, rid_of = _distinct(value_of(RESPONSE_ID) + 1, len(value_pool) + 1)  # (0: no response id)
-        calls = call_columns(trace_ids, span_ids, parents, starts, at + durations, inp, out,
+        id_hashes = np.stack((hex_hashes(trace_text, 32), hex_hashes(span_text, 16), _parent_hashes(parents)), axis=1)
+        calls = call_columns(HexIds(trace_text, span_text), id_hashes, starts, at + durations, inp, out,
                              ([value_pool[v - 1] if v else "" for v in rid_used.tolist()], rid_of),
                              (tenants, tenant_of), (providers, provider_of), (services, resource_of),
                              ([r.get("service.instance.id", "") for r in redacted], resource_of),  # (after redaction)
@@ -562,6 +579,4 @@ class ColumnarPath:
         table["resource_attributes"] = columns["resource_attributes"]
         table["attributes"] = pa.MapArray.from_arrays(pa.array(offsets), _strings_of(key_pool, keys),
                                                       _strings_of(value_pool, values), type=_MAP_TYPE)
-        trace_ids, span_ids = prepared.calls.trace_ids, prepared.calls.span_ids
-        return Columnar(SpanTable(pa.table(table), prepared.codes), prepared.other,
-                        list(zip(trace_ids, span_ids, strict=True)))
+        return Columnar(SpanTable(pa.table(table), prepared.codes), prepared.other, prepared.calls.ids)

@@ -205,7 +205,7 @@ class ExportCore:
 
     def _forget(self, published: list[SpanRecord] | Columnar) -> None:
         if isinstance(published, Columnar):
-            self._chain.forget_keys(published.keys)
+            self._chain.forget_keys(published.ids.pairs())
         else:
             self._chain.forget(published)
 
@@ -324,8 +324,7 @@ class ExportCore:
         try:
             return self._columnar.rows(prepared, marks)
         except BaseException:
-            trace_ids, span_ids = prepared.calls.trace_ids, prepared.calls.span_ids
-            self._chain.forget_keys(list(zip(trace_ids, span_ids, strict=True)))
+            self._chain.forget_keys(prepared.calls.ids.pairs())
             raise
 
     def _prepare(self, scan: WireScan, payload: bytes, tenant: str | None) -> Prepared | None:

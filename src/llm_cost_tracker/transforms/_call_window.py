@@ -4,12 +4,13 @@ Why: with a full window (100,000 carriers, the state of a service from a few hun
 window of Python dicts cost ~3.5 us of CPU per span, most of it memory: each span filed three keys in
 dicts of 100,000 entries and evicted the oldest carrier from all three, touching tuples and strings that had
 long left the caches (docs/performance.md). Here a carrier is one row of flat arrays, filed and evicted by
-compiled loops (``compiled``), and the only Python object kept per carrier is its ``(trace id, span id)``
-(a duplicate names its carrier by them).
+compiled loops (``compiled``), and a carrier's ids are not kept as strings: its row names its request's
+ids (:class:`SpanIds`, one object per request) and its place among them, read only when a duplicate names
+its carrier.
 
-**Keys.** Each key is 128 bits: two 64-bit hashes from independent hashes of its strings (Python's ``hash`` of
-the string and of the string with a separator appended: SipHash, keyed per process, so a client cannot aim
-at a collision), mixed per key. Two different keys are taken for one with a probability of ~2^-128 per
+**Keys.** Each key is 128 bits: two 64-bit hashes from independent hashes of its strings (SipHash-2-4 of their
+UTF-8 bytes under two keys drawn per process, :func:`sip_hashes`: a client cannot aim at a collision), mixed
+per key. Two different keys are taken for one with a probability of ~2^-128 per
 pair; ClickHouse's insert deduplication rests on the same size of hash. Token counts, which a hash could mix
 up, are compared exactly.
 
@@ -31,8 +32,8 @@ import numpy as np
 
 from llm_cost_tracker.compiled import compiled_or_python
 
-__all__ = ["ABSORBED", "CALL_KEYS", "CALL_PARTS", "KERNELS", "RULES", "SCAN", "WindowArrays", "derive",
-           "second_hashes"]
+__all__ = ["ABSORBED", "CALL_KEYS", "CALL_PARTS", "KERNELS", "RULES", "SCAN", "HexIds", "SpanIds", "WindowArrays",
+           "derive", "sip_hashes"]
 
 # Columns of a span's keys (the kernel's input and a carrier's row of ``WindowArrays.keys``): pairs of uint64.
 K1, K2 = 0, 1  # the span: (trace id, span id)
@@ -65,34 +66,93 @@ CALL_PARTS = 18
 
 
 @compiled_or_python
-def second_hashes(text: np.ndarray, ends: np.ndarray, seed: int, out: np.ndarray) -> None:
-    """A second 64-bit hash of each string of ``text``: FNV-1a over its code points from a per-process ``seed``,
-    finished with SplitMix64's finalizer. ``text`` holds the code points of the strings laid end to end, the k-th
-    ending at ``ends[k]``, or, with ``ends`` empty, each followed by a 0 that none of them contains. Code points,
-    not the bytes of an encoding: a string hashes the same in a request of ASCII strings (``text`` of uint8) as
-    in one with other characters (uint32)."""
-    prime = np.uint64(0x100000001B3)
-    m1 = np.uint64(0xBF58476D1CE4E5B9)
-    m2 = np.uint64(0x94D049BB133111EB)
+def sip_hashes(text: np.ndarray, ends: np.ndarray, keys: np.ndarray, out: np.ndarray) -> None:
+    """SipHash-2-4 of each string of ``text`` (UTF-8 bytes laid end to end, the k-th ending at ``ends[k]``, or,
+    with ``ends`` empty, each followed by a 0 byte that none of them contains) under two 128-bit keys
+    (``keys[0:2]`` and ``keys[2:4]``, drawn per process): ``out[0, k]`` and ``out[1, k]``. SipHash is a keyed
+    pseudo-random function made for hash tables fed by clients (Python's own ``hash`` of a string is one):
+    without the keys a client cannot aim at a collision. ``tests/transforms/test_calls.py`` checks it against
+    the reference vectors of its authors."""
     separated = len(ends) == 0
+    c0 = np.uint64(0x736F6D6570736575)
+    c1 = np.uint64(0x646F72616E646F6D)
+    c2 = np.uint64(0x6C7967656E657261)
+    c3 = np.uint64(0x7465646279746573)
+    s13 = np.uint64(13)
+    s51 = np.uint64(51)
+    s32 = np.uint64(32)
+    s16 = np.uint64(16)
+    s48 = np.uint64(48)
+    s21 = np.uint64(21)
+    s43 = np.uint64(43)
+    s17 = np.uint64(17)
+    s47 = np.uint64(47)
+    s56 = np.uint64(56)
+    ff = np.uint64(0xFF)
     start = 0
-    i = 0
-    for k in range(len(out)):
-        z = np.uint64(seed)
+    for k in range(out.shape[1]):
         if separated:
-            i = start
-            while i < len(text) and text[i] != 0:
-                z = (z ^ np.uint64(text[i])) * prime
-                i += 1
-            end = i
+            end = start
+            while end < len(text) and text[end] != 0:
+                end += 1
         else:
             end = ends[k]
-            for i in range(start, end):
-                z = (z ^ np.uint64(text[i])) * prime
-        z = z ^ np.uint64(end - start)
-        z = (z ^ (z >> np.uint64(30))) * m1
-        z = (z ^ (z >> np.uint64(27))) * m2
-        out[k] = z ^ (z >> np.uint64(31))
+        for h in range(2):
+            k0 = keys[2 * h]
+            k1 = keys[2 * h + 1]
+            v0 = k0 ^ c0
+            v1 = k1 ^ c1
+            v2 = k0 ^ c2
+            v3 = k1 ^ c3
+            i = start
+            last = False
+            while True:  # each 8-byte word, then the last one (the rest and the length's low byte)
+                m = np.uint64(0)
+                if i + 8 <= end:
+                    for b in range(8):
+                        m |= np.uint64(text[i + b]) << np.uint64(8 * b)
+                    i += 8
+                else:
+                    for b in range(end - i):
+                        m |= np.uint64(text[i + b]) << np.uint64(8 * b)
+                    m |= np.uint64((end - start) & 0xFF) << s56
+                    last = True
+                v3 ^= m
+                for _ in range(2):  # (a SipRound, written out: a compiled loop cannot call another)
+                    v0 += v1
+                    v1 = (v1 << s13) | (v1 >> s51)
+                    v1 ^= v0
+                    v0 = (v0 << s32) | (v0 >> s32)
+                    v2 += v3
+                    v3 = (v3 << s16) | (v3 >> s48)
+                    v3 ^= v2
+                    v0 += v3
+                    v3 = (v3 << s21) | (v3 >> s43)
+                    v3 ^= v0
+                    v2 += v1
+                    v1 = (v1 << s17) | (v1 >> s47)
+                    v1 ^= v2
+                    v2 = (v2 << s32) | (v2 >> s32)
+                v0 ^= m
+                if last:
+                    break
+            v2 ^= ff
+            for _ in range(4):
+                v0 += v1
+                v1 = (v1 << s13) | (v1 >> s51)
+                v1 ^= v0
+                v0 = (v0 << s32) | (v0 >> s32)
+                v2 += v3
+                v3 = (v3 << s16) | (v3 >> s48)
+                v3 ^= v2
+                v0 += v3
+                v3 = (v3 << s21) | (v3 >> s43)
+                v3 ^= v0
+                v2 += v1
+                v1 = (v1 << s17) | (v1 >> s47)
+                v1 ^= v2
+                v2 = (v2 << s32) | (v2 >> s32)
+            out[h, k] = v0 ^ v1 ^ v2 ^ v3
         start = end + 1 if separated else end
 
 
@@ -404,6 +464,38 @@ def _refile(head: int, tail: int, chain: bool, ring_keys: np.ndarray, ring_flags
             table_seq[t, i] = q
 
 
+class SpanIds:
+    """A request's span ids, as call identity names a carrier by them (only when a duplicate is found): the
+    record path's two lists of strings, or the columnar path's hex texts (:class:`HexIds`)."""
+
+    __slots__ = ("_spans", "_traces")
+
+    def __init__(self, traces: list[str], spans: list[str]) -> None:
+        self._traces, self._spans = traces, spans
+
+    def pair(self, i: int) -> tuple[str, str]:
+        """(trace id, span id) of span ``i``."""
+        return self._traces[i], self._spans[i]
+
+    def pairs(self) -> list[tuple[str, str]]:
+        return list(zip(self._traces, self._spans, strict=True))
+
+
+class HexIds(SpanIds):
+    """Span ids as the hex text of a request's trace ids (32 characters each) and span ids (16), end to end."""
+
+    __slots__ = ("_span_text", "_trace_text")
+
+    def __init__(self, trace_text: str, span_text: str) -> None:  # noqa: D107  (no lists: see pair)
+        self._trace_text, self._span_text = trace_text, span_text
+
+    def pair(self, i: int) -> tuple[str, str]:
+        return self._trace_text[32 * i:32 * i + 32], self._span_text[16 * i:16 * i + 16]
+
+    def pairs(self) -> list[tuple[str, str]]:
+        return [self.pair(i) for i in range(len(self._span_text) // 16)]
+
+
 class WindowArrays:
     """The carriers of a window (see the module docstring) and the Python side of its compiled loops: grows the
     ring when a request needs more rows, lays it out without the forgotten when they outnumber the living.
@@ -418,8 +510,6 @@ class WindowArrays:
         self.meta = np.zeros(4, np.int64)
         """head, tail (the seqs of the oldest row and of the next one), live and forgotten carriers in the ring."""
         self._allocate(1 << max(1, (capacity - 1).bit_length()), ABSORBED)
-        self.ids: list[tuple[str, str] | None] = [None] * self.capacity
-        """(trace id, span id) of the carrier in each row (a duplicate names its carrier by them)."""
 
     def _allocate(self, capacity: int, width: int) -> None:
         self.capacity = capacity
@@ -434,6 +524,10 @@ class WindowArrays:
         self.absorbed = np.zeros((capacity, width, 4), np.uint64)
         self.table_keys = np.zeros((3, 2 * capacity, 2), np.uint64)  # at most half full
         self.table_seq = np.full((3, 2 * capacity), _EMPTY, np.int64)
+        self.id_sources = np.empty(capacity, object)
+        """Per row, the :class:`SpanIds` of the request its carrier came in (None: no carrier yet)."""
+        self.id_rows = np.zeros(capacity, np.int64)
+        """Per row, its carrier's place among them."""
 
     @property
     def live(self) -> int:
@@ -482,10 +576,18 @@ class WindowArrays:
         if self.dead > compact_min and self.dead > self.live:
             self._layout(self.capacity, drop_dead=True)
 
+    def name(self, seqs: np.ndarray, ids: SpanIds, positions: np.ndarray) -> None:
+        """Name the carriers ``seqs`` (just filed): the spans at ``positions`` of ``ids``."""
+        rows = seqs & (self.capacity - 1)
+        self.id_sources[rows] = ids
+        self.id_rows[rows] = positions
+
     def carrier_ids(self, seq: int) -> tuple[str, str]:
-        ids = self.ids[seq & (self.capacity - 1)]
+        """(trace id, span id) of the carrier ``seq``."""
+        row = seq & (self.capacity - 1)
+        ids = self.id_sources[row]
         assert ids is not None
-        return ids
+        return ids.pair(int(self.id_rows[row]))  # type: ignore[no-any-return]
 
     def _layout(self, capacity: int, drop_dead: bool) -> None:
         """The ring at ``capacity`` rows: the same seqs in their new rows, or, with ``drop_dead``, the live carriers
@@ -499,7 +601,7 @@ class WindowArrays:
             head, tail = 0, len(rows)
         old: tuple[np.ndarray, ...] = (self.ring_keys, self.ring_flags, self.ring_tokens, self.ring_times,
                                        self.ring_arrived, self.ring_uprev, self.absorbed_n, self.absorbed)
-        old_ids = self.ids
+        old_sources, old_rows = self.id_sources, self.id_rows
         self._allocate(capacity, self.absorbed.shape[1])
         to = seqs & (capacity - 1)
         fresh: tuple[np.ndarray, ...] = (self.ring_keys, self.ring_flags, self.ring_tokens, self.ring_times,
@@ -507,17 +609,15 @@ class WindowArrays:
         for new, previous in zip(fresh, old, strict=True):
             new[to] = previous[rows]
         self.ring_seq[to] = seqs
-        ids: list[tuple[str, str] | None] = [None] * capacity
-        for row, target in zip(rows.tolist(), to.tolist(), strict=True):
-            ids[target] = old_ids[row]
-        self.ids = ids
+        self.id_sources[to] = old_sources[rows]
+        self.id_rows[to] = old_rows[rows]
         if drop_dead:
             self.meta[:] = (head, tail, tail, 0)
         _refile(head, tail, drop_dead, self.ring_keys, self.ring_flags, self.ring_tokens, self.ring_uprev,
                 self.table_keys, self.table_seq)
 
 
-KERNELS = (second_hashes, derive, _file, _unfile, _lookup, _refile)
+KERNELS = (sip_hashes, derive, _file, _unfile, _lookup, _refile)
 """The compiled loops (each runs as Python should numba fail to compile it: ``compiled_or_python``)."""
 SCAN = 64
 """Carriers with the same usage looked at for one span, newest first (keeps a span's cost bounded when many

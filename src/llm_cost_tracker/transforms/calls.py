@@ -27,7 +27,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import chain, islice
@@ -54,14 +53,16 @@ from llm_cost_tracker.transforms._call_window import (
     SPAN,
     TENANT,
     TRACE,
+    HexIds,
+    SpanIds,
     WindowArrays,
     derive,
-    second_hashes,
+    sip_hashes,
 )
 from llm_cost_tracker.types import DUPLICATE, SpanRecord
 
-__all__ = ["DUPLICATE_OF", "DUPLICATE_OF_TRACE", "DUPLICATE_RULE", "CallColumns", "CallIdentity", "CallWindow", "Pooled",
-           "call_columns", "warm_up"]
+__all__ = ["DUPLICATE_OF", "DUPLICATE_OF_TRACE", "DUPLICATE_RULE", "CallColumns", "CallIdentity", "CallWindow", "HexIds",
+           "Pooled", "SpanIds", "call_columns", "hex_hashes", "string_hashes", "warm_up"]
 
 DUPLICATE_OF = "llm_cost_tracker.duplicate_of"
 """Attribute of a duplicate span: the span id of the span that carries the call's cost."""
@@ -75,8 +76,8 @@ log = get_logger("transforms")
 _COMPACT_MIN = 1024
 """Forgotten carriers the window may hold before it is laid out again without them (also past one per carrier)."""
 _NO_ENDS = np.zeros(0, np.int64)
-_SEED = int.from_bytes(os.urandom(8), "little")
-"""Seed of the strings' second hashes (:func:`~._call_window.second_hashes`), per process as Python's own."""
+_KEYS = np.frombuffer(os.urandom(32), np.uint64).copy()
+"""The two 128-bit keys of the strings' hashes (:func:`~._call_window.sip_hashes`), drawn per process."""
 _SPARE_ROWS = 1024
 """Rows the window's ring has beyond ``max_entries`` to start with (a request's new carriers, before the oldest
 leave; it grows when a request needs more)."""
@@ -121,28 +122,36 @@ def _in_order(records: list[SpanRecord]) -> list[SpanRecord]:
     return sorted(records, key=_end)
 
 
-def _string_hashes(strings: list[str]) -> np.ndarray:
-    """Two independent 64-bit hashes of each of ``strings`` (rows 0 and 1, as uint64): Python's (SipHash, keyed per
-    process, cached in the string: a client cannot aim at a collision) and :func:`~._call_window.second_hashes`
-    (the strings laid end to end in one buffer, one compiled walk)."""
+def string_hashes(strings: list[str]) -> np.ndarray:
+    """Two independent 64-bit hashes of each of ``strings`` (rows 0 and 1, as uint64): :func:`~._call_window.sip_hashes`
+    of their UTF-8 bytes, laid end to end in one buffer (one compiled walk)."""
     hashes = np.empty((2, len(strings)), np.uint64)
-    hashes[0] = np.fromiter(map(hash, strings), np.int64, len(strings)).view(np.uint64)
     joined = "\x00".join(strings)
     if joined.count("\x00") == len(strings) - 1:  # (the usual case) the separators tell the strings apart
         ends = _NO_ENDS
+        text = joined.encode("utf-8", "surrogatepass")
     else:
-        joined = "".join(strings)
-        ends = np.cumsum(np.fromiter(map(len, strings), np.int64, len(strings)))
-    text = (np.frombuffer(joined.encode("ascii"), np.uint8) if joined.isascii()
-            else np.frombuffer(joined.encode("utf-32-le"), np.uint32))
-    second_hashes(text, ends, _SEED, hashes[1])
+        encoded = [v.encode("utf-8", "surrogatepass") for v in strings]
+        ends = np.cumsum(np.fromiter(map(len, encoded), np.int64, len(encoded)))
+        text = b"".join(encoded)
+    sip_hashes(np.frombuffer(text, np.uint8), ends, _KEYS, hashes)
+    return hashes
+
+
+def hex_hashes(text: str, width: int) -> np.ndarray:
+    """:func:`string_hashes` of the ids of ``width`` hex characters laid end to end in ``text`` (a request's trace or
+    span ids, as the columnar path has them), without a string per id."""
+    n = len(text) // width
+    hashes = np.empty((2, n), np.uint64)
+    sip_hashes(np.frombuffer(text.encode("ascii"), np.uint8), np.arange(width, (n + 1) * width, width, dtype=np.int64),
+               _KEYS, hashes)
     return hashes
 
 
 def _span_keys(trace_ids: list[str], span_ids: list[str]) -> np.ndarray:
     """The keys of the spans with these ids (only their ``K`` columns are meant: trace and span ids)."""
     n = len(span_ids)
-    hashes = _string_hashes(trace_ids + span_ids)
+    hashes = string_hashes(trace_ids + span_ids)
     parts = np.zeros((n, CALL_PARTS), np.uint64)
     parts[:, [TRACE, TRACE + 1]] = hashes[:, :n].T
     parts[:, [SPAN, SPAN + 1]] = hashes[:, n:].T
@@ -162,8 +171,8 @@ class CallColumns:
     ``sources/columnar.py``), as :meth:`CallIdentity.__call__` builds it from records; pure, so it is built
     before the window's lock is taken."""
 
-    trace_ids: list[str]
-    span_ids: list[str]
+    ids: SpanIds
+    """The spans' (trace id, span id), read when one of them is found to carry a call another span duplicates."""
     order: np.ndarray | None
     """The spans in the order they are decided (by end, then span id), or None: as given (their ends increase)."""
     keys: np.ndarray
@@ -172,27 +181,27 @@ class CallColumns:
     times: np.ndarray
 
 
-def call_columns(trace_ids: list[str], span_ids: list[str], parents: list[str], starts: np.ndarray,
-                 ends: np.ndarray, inputs: np.ndarray, outputs: np.ndarray, responses: Pooled, tenants: Pooled,
-                 providers: Pooled, services: Pooled, instances: Pooled, scopes: Pooled,
-                 in_order: bool = False) -> CallColumns:
-    """The request's spans for :meth:`CallIdentity.file`: per span its ids (hex), parent span id ("" for none),
-    start and end (ns, uint64 or int64 within it), input and output token counts, and, pooled, its response id
-    ("": none), tenant, provider, service, ``service.instance.id`` ("": none) and instrumentation scope. The same
-    keys as :meth:`CallIdentity.__call__` reads of a record with these values (``tests/sources/test_columnar.py``
-    runs both over one window). ``in_order``: the spans are in decision order already (the caller sorted them)."""
-    n = len(span_ids)
+def call_columns(ids: SpanIds, id_hashes: np.ndarray, starts: np.ndarray, ends: np.ndarray, inputs: np.ndarray,
+                 outputs: np.ndarray, responses: Pooled, tenants: Pooled, providers: Pooled, services: Pooled,
+                 instances: Pooled, scopes: Pooled, in_order: bool = False) -> CallColumns:
+    """The request's spans for :meth:`CallIdentity.file`: their ids and the hashes of their trace, span and parent
+    span ids (``id_hashes[:, 0..2]``, :func:`string_hashes` or :func:`hex_hashes` of each; a parent of "" for
+    none), per span its start and end (ns, uint64 or int64 within it), input and output token counts, and, pooled,
+    its response id ("": none), tenant, provider, service, ``service.instance.id`` ("": none) and instrumentation
+    scope. The same keys as :meth:`CallIdentity.__call__` reads of a record with these values
+    (``tests/transforms/test_calls.py``; ``tests/sources/test_columnar.py`` runs both paths over one window).
+    ``in_order``: the spans are in decision order already (the caller sorted them)."""
+    n = len(starts)
     order: np.ndarray | None = None
     if n > 1 and not in_order and not bool((ends[1:] > ends[:-1]).all()):
-        order = np.asarray(sorted(range(n), key=lambda i: (int(ends[i]), span_ids[i])), np.int64)
+        order = np.asarray(sorted(range(n), key=lambda i: (int(ends[i]), ids.pair(i)[1])), np.int64)
     parts = np.empty((n, CALL_PARTS), np.uint64)
-    hashes = _string_hashes(trace_ids + span_ids + parents).reshape(2, 3, n)
     for k, column in enumerate((TRACE, SPAN, PARENT)):
-        parts[:, column] = hashes[0, k]
-        parts[:, column + 1] = hashes[1, k]
+        parts[:, column] = id_hashes[0, k]
+        parts[:, column + 1] = id_hashes[1, k]
     pools = (responses, tenants, providers, services, instances, scopes)
     bounded = [[s[:_MAX_KEY] for s in pool] for pool, _ in pools]
-    hashes = _string_hashes(list(chain.from_iterable(bounded)))
+    hashes = string_hashes(list(chain.from_iterable(bounded)))
     at = 0
     for (pool, index), column in zip(pools, (RESPONSE, TENANT, PROVIDER, SERVICE, INSTANCE, SCOPE), strict=True):
         parts[:, column] = hashes[0, at:at + len(pool)][index]
@@ -210,7 +219,7 @@ def call_columns(trace_ids: list[str], span_ids: list[str], parents: list[str], 
         parts, tokens, times, flags = parts[order], tokens[order], times[order], flags[order]
     keys = np.empty((n, CALL_KEYS), np.uint64)
     derive(parts, tokens, keys)
-    return CallColumns(trace_ids, span_ids, order, keys, flags, tokens, times)
+    return CallColumns(ids, order, keys, flags, tokens, times)
 
 
 class CallIdentity:
@@ -290,12 +299,7 @@ class CallIdentity:
             duplicates, rules, filed = carriers.file(spans.keys, spans.flags, spans.tokens, spans.times, now)
             rows = np.flatnonzero(filed >= 0)
             if len(rows):
-                positions = (rows if order is None else order[rows]).tolist()
-                ids = carriers.ids
-                traces, span_ids = spans.trace_ids, spans.span_ids
-                deque(map(ids.__setitem__, (filed[rows] & (carriers.capacity - 1)).tolist(),
-                          zip(map(traces.__getitem__, positions), map(span_ids.__getitem__, positions), strict=True)),
-                      maxlen=0)
+                carriers.name(filed[rows], spans.ids, rows if order is None else order[rows])
             found = {j: (carriers.carrier_ids(int(duplicates[j])), RULES[rules[j]])
                      for j in np.flatnonzero(duplicates >= 0).tolist()}
             if self._on_duplicate is not None:
@@ -339,7 +343,9 @@ class CallIdentity:
         except OverflowError:  # a time past 2**64 ns (not from a decoder): compared as the largest one
             start_arr = np.fromiter((min(max(t, 0), _U64_MAX) for t in starts), np.uint64, n)
             end_arr = np.fromiter((min(max(t, 0), _U64_MAX) for t in ends), np.uint64, n)
-        return call_columns(values[0::w], values[1::w], values[2::w], start_arr, end_arr,
+        traces, spans = values[0::w], values[1::w]
+        return call_columns(SpanIds(traces, spans), string_hashes(traces + spans + values[2::w]).reshape(2, 3, n),
+                            start_arr, end_arr,
                                np.fromiter(values[4::w], np.int64, n), np.fromiter(values[5::w], np.int64, n),
                                (list(responses), response_of), tenants, providers, services, instances, scopes,
                                in_order=True)
@@ -357,16 +363,17 @@ class CallIdentity:
 
 def warm_up() -> None:
     """Load (or compile) the window's compiled code now, not on the first Export: ~0.2 s from numba's cache, ~3-5 s
-    without one. Run on a thread at start (an Export that comes sooner waits for it). Every kernel is run once, each
-    text width of the strings' second hash too (ASCII and not), and the ring is made to grow and to be laid out."""
+    without one. Run on a thread at start (an Export that comes sooner waits for it). Every kernel is run once, and
+    the ring is made to grow and to be laid out. A loop numba cannot compile runs as Python: logged here."""
     calls = CallIdentity(CallWindow(max_entries=1))
     n = calls._carriers.capacity + 1  # (more than the ring's first rows: it grows)
-    ids = [f"{i:016x}" for i in range(n)]
     one = np.zeros(n, np.int64)
-    spans = call_columns(ids, ids, ["é"] * n, np.arange(n), np.arange(n), one + 1, one + 1, ([""], one),
+    traces, span_ids = "".join(f"{i:032x}" for i in range(n)), "".join(f"{i:016x}" for i in range(n))
+    hashes = np.stack((hex_hashes(traces, 32), hex_hashes(span_ids, 16), string_hashes(["é"] * n)), axis=1)
+    spans = call_columns(HexIds(traces, span_ids), hashes, np.arange(n), np.arange(n), one + 1, one + 1, ([""], one),
                          ([""], one), (["openai"], one), (["svc"], one), ([""], one), (["scope"], one))
     calls.file(spans)
-    calls.forget_keys(list(zip(ids, ids, strict=True)))
+    calls.forget_keys(spans.ids.pairs())
     failed = {kernel.py_func.__name__: kernel.error for kernel in KERNELS if kernel.error}
     if failed:
         log.error("call identity's window could not be compiled; its loops run as Python, far slower",
