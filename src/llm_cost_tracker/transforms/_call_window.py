@@ -105,20 +105,26 @@ def sip_hashes(text: np.ndarray, ends: np.ndarray, keys: np.ndarray, out: np.nda
             v2 = k0 ^ c2
             v3 = k1 ^ c3
             i = start
-            last = False
-            while True:  # each 8-byte word, then the last one (the rest and the length's low byte)
-                m = np.uint64(0)
-                if i + 8 <= end:
-                    for b in range(8):
-                        m |= np.uint64(text[i + b]) << np.uint64(8 * b)
-                    i += 8
+            m = np.uint64(0)
+            step = 0  # 0: a word of the message; 1: its last word (the rest, the length's low byte); 2: finish
+            while step < 3:
+                rounds = 4
+                if step < 2:
+                    m = np.uint64(0)
+                    if i + 8 <= end:
+                        for b in range(8):
+                            m |= np.uint64(text[i + b]) << np.uint64(8 * b)
+                        i += 8
+                    else:
+                        for b in range(end - i):
+                            m |= np.uint64(text[i + b]) << np.uint64(8 * b)
+                        m |= np.uint64((end - start) & 0xFF) << s56
+                        step = 1
+                    v3 ^= m
+                    rounds = 2
                 else:
-                    for b in range(end - i):
-                        m |= np.uint64(text[i + b]) << np.uint64(8 * b)
-                    m |= np.uint64((end - start) & 0xFF) << s56
-                    last = True
-                v3 ^= m
-                for _ in range(2):  # (a SipRound, written out: a compiled loop cannot call another)
+                    v2 ^= ff
+                for _ in range(rounds):  # SipRounds (one body: a compiled loop cannot call another)
                     v0 += v1
                     v1 = (v1 << s13) | (v1 >> s51)
                     v1 ^= v0
@@ -133,25 +139,11 @@ def sip_hashes(text: np.ndarray, ends: np.ndarray, keys: np.ndarray, out: np.nda
                     v1 = (v1 << s17) | (v1 >> s47)
                     v1 ^= v2
                     v2 = (v2 << s32) | (v2 >> s32)
-                v0 ^= m
-                if last:
-                    break
-            v2 ^= ff
-            for _ in range(4):
-                v0 += v1
-                v1 = (v1 << s13) | (v1 >> s51)
-                v1 ^= v0
-                v0 = (v0 << s32) | (v0 >> s32)
-                v2 += v3
-                v3 = (v3 << s16) | (v3 >> s48)
-                v3 ^= v2
-                v0 += v3
-                v3 = (v3 << s21) | (v3 >> s43)
-                v3 ^= v0
-                v2 += v1
-                v1 = (v1 << s17) | (v1 >> s47)
-                v1 ^= v2
-                v2 = (v2 << s32) | (v2 >> s32)
+                if step < 2:
+                    v0 ^= m
+                    step = 2 if step == 1 else 0
+                else:
+                    step = 3
             out[h, k] = v0 ^ v1 ^ v2 ^ v3
         start = end + 1 if separated else end
 
