@@ -21,6 +21,7 @@ from llm_cost_tracker.transforms.calls import (
     HexIds,
     Pooled,
     call_columns,
+    fixed_ends,
     hex_hashes,
     string_hashes,
     warm_up,
@@ -239,8 +240,10 @@ def _as_columns(records: list[SpanRecord]) -> CallColumns:
 
     rids = [str(r.attributes.get("gen_ai.response.id", "")) for r in records]
     traces, span_ids = "".join(r.trace_id for r in records), "".join(r.span_id for r in records)  # (the path's hex texts)
-    hashes = np.stack((hex_hashes(traces, 32), hex_hashes(span_ids, 16),
-                       string_hashes([r.parent_span_id for r in records])), axis=1)
+    parents = [r.parent_span_id for r in records]
+    hashes = np.stack((hex_hashes(traces, fixed_ends(len(records), 32)),
+                       hex_hashes(span_ids, fixed_ends(len(records), 16)),
+                       hex_hashes("".join(parents), np.cumsum([len(p) for p in parents]))), axis=1)
     return call_columns(HexIds(traces, span_ids), hashes,
                         np.asarray([r.start_time_ns for r in records], np.uint64),
                         np.asarray([r.start_time_ns + r.duration_ns for r in records], np.uint64),
@@ -342,6 +345,7 @@ def test_the_strings_hash_is_siphash_2_4() -> None:
     texts = ["", "a", "0123456789abcdef" * 2, "é日本"]
     joined = string_hashes(texts)
     assert joined.tolist() == string_hashes([texts[2], texts[0], texts[3], texts[1]])[:, [1, 3, 0, 2]].tolist()
-    assert joined[:, 2].tolist() == hex_hashes(texts[2], 32)[:, 0].tolist()
+    assert joined[:, 2].tolist() == hex_hashes(texts[2], fixed_ends(1, 32))[:, 0].tolist()
+    assert hex_hashes("ab" + texts[2], np.array([0, 2, 34])).tolist() == string_hashes(["", "ab", texts[2]]).tolist()
     assert string_hashes(["a\x00b", "a"])[:, 1].tolist() == joined[:, 1].tolist() == string_hashes(["a"])[:, 0].tolist()
     assert len({tuple(h) for h in joined.T.tolist()}) == 4 and joined[0].tolist() != joined[1].tolist()

@@ -23,7 +23,6 @@ the table and changes nothing (should it fail, the receiver has call identity fo
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,7 +81,6 @@ from llm_cost_tracker.transforms.calls import (
     SpanIds,
     call_columns,
     hex_hashes,
-    string_hashes,
 )
 from llm_cost_tracker.transforms.detect import Detect
 from llm_cost_tracker.transforms.price import PRICING_ATTRIBUTES, Price
@@ -128,25 +126,17 @@ def _coded(pool: list[str], ix: np.ndarray) -> tuple[np.ndarray, list[str]]:
     return remap[ix], list(index)
 
 
-def _hex_column(buf: np.ndarray, offsets: np.ndarray, width: int) -> tuple[str, pa.Array]:
-    """The ids of ``width`` bytes at ``offsets`` as hex: one text, end to end (call identity hashes the ids in it
-    and names a carrier by a slice of it), and the Arrow column made straight from it (no string per id)."""
-    text = buf[offsets[:, None] + np.arange(width)].tobytes().hex()
-    step, n = 2 * width, len(offsets)
-    column = pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(np.arange(0, (n + 1) * step, step,
-                                                                                  dtype=np.int32)),
-                                                    pa.py_buffer(text.encode("ascii"))])
-    return text, column
-
-
-def _parent_hashes(parents: list[str]) -> np.ndarray:
-    """Call identity's hashes of the spans' parent ids: those of "" (no parent) once, the others' in one walk."""
-    hashes = np.empty((2, len(parents)), np.uint64)
-    named = np.fromiter(map(bool, parents), bool, len(parents))
-    hashes[:] = string_hashes([""])
-    if named.any():
-        hashes[:, named] = string_hashes(list(itertools.compress(parents, named.tolist())))
-    return hashes
+def _hex_column(buf: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> tuple[str, np.ndarray, pa.Array]:
+    """The ids of ``lengths`` bytes at ``offsets`` as hex: one text, end to end, the character where each id ends
+    (call identity hashes the ids in the text, and names a carrier by a slice of it), and the Arrow column made
+    straight from the text (no string per id)."""
+    n = len(offsets)
+    ends = np.zeros(n + 1, np.int32)
+    np.cumsum(2 * lengths, out=ends[1:])
+    gather = np.repeat(offsets - ends[:-1] // 2, lengths) + np.arange(int(ends[-1]) // 2)
+    text = buf[gather].tobytes().hex()
+    column = pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(ends), pa.py_buffer(text.encode("ascii"))])
+    return text, ends[1:], column
 
 
 def _strings_of(pool: list[str], ix: np.ndarray) -> pa.Array:
@@ -481,10 +471,9 @@ class ColumnarPath:
         redacted = [self._redact.redact_attributes(r, resource_counts if i in kept_resources else {})
                     for i, r in enumerate(resources)]
         # the columns (all but those call identity may change)
-        trace_text, trace_column = _hex_column(buf, s[:, S_TRACE_OFF], 16)
-        span_text, span_column = _hex_column(buf, s[:, S_SPAN_OFF], 8)
-        parents = [payload[o:o + length].hex() if length else ""
-                   for o, length in zip(s[:, S_PARENT_OFF].tolist(), s[:, S_PARENT_LEN].tolist(), strict=True)]
+        trace_text, trace_ends, trace_column = _hex_column(buf, s[:, S_TRACE_OFF], s[:, S_TRACE_LEN])
+        span_text, span_ends, span_column = _hex_column(buf, s[:, S_SPAN_OFF], s[:, S_SPAN_LEN])
+        parent_text, parent_ends, parent_column = _hex_column(buf, s[:, S_PARENT_OFF], s[:, S_PARENT_LEN])
         end = s[:, S_END].view(np.uint64)
         durations = np.where(end >= starts, end - starts, 0).astype(np.int64)
         status_codes = s[:, S_STATUS]
@@ -493,7 +482,7 @@ class ColumnarPath:
             "tenant": _strings_of(tenants, tenant_of),
             "trace_id": trace_column,
             "span_id": span_column,
-            "parent_span_id": pa.array(parents, pa.string()),
+            "parent_span_id": parent_column,
             "service_name": _strings_of(services, resource_of),
             "span_name": _strings_of(span_names, span_name_of),
             "operation": _strings_of(operations, operation_of),
@@ -515,7 +504,8 @@ class ColumnarPath:
         }
         # what call identity reads of each span, hashed into its keys here (outside its lock)
         rid_used, rid_of = _distinct(value_of(RESPONSE_ID) + 1, len(value_pool) + 1)  # (0: no response id)
-        id_hashes = np.stack((hex_hashes(trace_text, 32), hex_hashes(span_text, 16), _parent_hashes(parents)), axis=1)
+        id_hashes = np.stack((hex_hashes(trace_text, trace_ends), hex_hashes(span_text, span_ends),
+                              hex_hashes(parent_text, parent_ends)), axis=1)
         calls = call_columns(HexIds(trace_text, span_text), id_hashes, starts, at + durations, inp, out,
                              ([value_pool[v - 1] if v else "" for v in rid_used.tolist()], rid_of),
                              (tenants, tenant_of), (providers, provider_of), (services, resource_of),

@@ -62,7 +62,7 @@ from llm_cost_tracker.transforms._call_window import (
 from llm_cost_tracker.types import DUPLICATE, SpanRecord
 
 __all__ = ["DUPLICATE_OF", "DUPLICATE_OF_TRACE", "DUPLICATE_RULE", "CallColumns", "CallIdentity", "CallWindow", "HexIds",
-           "Pooled", "SpanIds", "call_columns", "hex_hashes", "string_hashes", "warm_up"]
+           "Pooled", "SpanIds", "call_columns", "fixed_ends", "hex_hashes", "string_hashes", "warm_up"]
 
 DUPLICATE_OF = "llm_cost_tracker.duplicate_of"
 """Attribute of a duplicate span: the span id of the span that carries the call's cost."""
@@ -138,14 +138,17 @@ def string_hashes(strings: list[str]) -> np.ndarray:
     return hashes
 
 
-def hex_hashes(text: str, width: int) -> np.ndarray:
-    """:func:`string_hashes` of the ids of ``width`` hex characters laid end to end in ``text`` (a request's trace or
-    span ids, as the columnar path has them), without a string per id."""
-    n = len(text) // width
-    hashes = np.empty((2, n), np.uint64)
-    sip_hashes(np.frombuffer(text.encode("ascii"), np.uint8), np.arange(width, (n + 1) * width, width, dtype=np.int64),
-               _KEYS, hashes)
+def hex_hashes(text: str, ends: np.ndarray) -> np.ndarray:
+    """:func:`string_hashes` of the ids laid end to end in the hex ``text``, the k-th ending at character ``ends[k]``
+    (a request's trace, span or parent ids, as the columnar path has them), without a string per id."""
+    hashes = np.empty((2, len(ends)), np.uint64)
+    sip_hashes(np.frombuffer(text.encode("ascii"), np.uint8), ends.astype(np.int64, copy=False), _KEYS, hashes)
     return hashes
+
+
+def fixed_ends(n: int, width: int) -> np.ndarray:
+    """The ends of ``n`` ids of ``width`` characters each laid end to end (:func:`hex_hashes`)."""
+    return np.arange(width, (n + 1) * width, width, dtype=np.int64)
 
 
 def _span_keys(trace_ids: list[str], span_ids: list[str]) -> np.ndarray:
@@ -369,7 +372,8 @@ def warm_up() -> None:
     n = calls._carriers.capacity + 1  # (more than the ring's first rows: it grows)
     one = np.zeros(n, np.int64)
     traces, span_ids = "".join(f"{i:032x}" for i in range(n)), "".join(f"{i:016x}" for i in range(n))
-    hashes = np.stack((hex_hashes(traces, 32), hex_hashes(span_ids, 16), string_hashes(["é"] * n)), axis=1)
+    hashes = np.stack((hex_hashes(traces, fixed_ends(n, 32)), hex_hashes(span_ids, fixed_ends(n, 16)),
+                       string_hashes(["é"] * n)), axis=1)
     spans = call_columns(HexIds(traces, span_ids), hashes, np.arange(n), np.arange(n), one + 1, one + 1, ([""], one),
                          ([""], one), (["openai"], one), (["svc"], one), ([""], one), (["scope"], one))
     calls.file(spans)
