@@ -32,7 +32,7 @@ import numpy as np
 
 from llm_cost_tracker.compiled import compiled_or_python
 
-__all__ = ["ABSORBED", "CALL_KEYS", "CALL_PARTS", "KERNELS", "RULES", "SCAN", "HexIds", "SpanIds", "WindowArrays",
+__all__ = ["ABSORBED", "CALL_KEYS", "CALL_PARTS", "KERNELS", "RULES", "SCAN", "HexIds", "IdLists", "SpanIds", "WindowArrays",
            "derive", "sip_hashes"]
 
 # Columns of a span's keys (the kernel's input and a carrier's row of ``WindowArrays.keys``): pairs of uint64.
@@ -458,7 +458,21 @@ def _refile(head: int, tail: int, chain: bool, ring_keys: np.ndarray, ring_flags
 
 class SpanIds:
     """A request's span ids, as call identity names a carrier by them (only when a duplicate is found): the
-    record path's two lists of strings, or the columnar path's hex texts (:class:`HexIds`)."""
+    record path's two lists of strings (:class:`IdLists`) or the columnar path's hex texts (:class:`HexIds`)."""
+
+    __slots__ = ()
+
+    def pair(self, i: int) -> tuple[str, str]:
+        """(trace id, span id) of span ``i``."""
+        raise NotImplementedError
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """(trace id, span id) of every span, in order."""
+        raise NotImplementedError
+
+
+class IdLists(SpanIds):
+    """Span ids as two lists of strings (the record path's)."""
 
     __slots__ = ("_spans", "_traces")
 
@@ -466,7 +480,6 @@ class SpanIds:
         self._traces, self._spans = traces, spans
 
     def pair(self, i: int) -> tuple[str, str]:
-        """(trace id, span id) of span ``i``."""
         return self._traces[i], self._spans[i]
 
     def pairs(self) -> list[tuple[str, str]]:
@@ -474,11 +487,12 @@ class SpanIds:
 
 
 class HexIds(SpanIds):
-    """Span ids as the hex text of a request's trace ids (32 characters each) and span ids (16), end to end."""
+    """Span ids as the hex text of a request's trace ids (32 characters each) and span ids (16), end to end: no
+    string per span (the columnar path's)."""
 
     __slots__ = ("_span_text", "_trace_text")
 
-    def __init__(self, trace_text: str, span_text: str) -> None:  # noqa: D107  (no lists: see pair)
+    def __init__(self, trace_text: str, span_text: str) -> None:
         self._trace_text, self._span_text = trace_text, span_text
 
     def pair(self, i: int) -> tuple[str, str]:

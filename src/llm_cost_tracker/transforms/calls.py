@@ -54,6 +54,7 @@ from llm_cost_tracker.transforms._call_window import (
     TENANT,
     TRACE,
     HexIds,
+    IdLists,
     SpanIds,
     WindowArrays,
     derive,
@@ -103,8 +104,6 @@ class CallWindow:
 
 _starts = attrgetter("start_time_ns")
 _durations = attrgetter("duration_ns")
-_traces = attrgetter("trace_id")
-_spans = attrgetter("span_id")
 
 
 def _end(r: SpanRecord) -> tuple[int, str]:
@@ -347,7 +346,7 @@ class CallIdentity:
             start_arr = np.fromiter((min(max(t, 0), _U64_MAX) for t in starts), np.uint64, n)
             end_arr = np.fromiter((min(max(t, 0), _U64_MAX) for t in ends), np.uint64, n)
         traces, spans = values[0::w], values[1::w]
-        return call_columns(SpanIds(traces, spans), string_hashes(traces + spans + values[2::w]).reshape(2, 3, n),
+        return call_columns(IdLists(traces, spans), string_hashes(traces + spans + values[2::w]).reshape(2, 3, n),
                             start_arr, end_arr,
                                np.fromiter(values[4::w], np.int64, n), np.fromiter(values[5::w], np.int64, n),
                                (list(responses), response_of), tenants, providers, services, instances, scopes,
