@@ -11,7 +11,7 @@ from llm_cost_tracker.budgets._ledger import SpendLedger
 from llm_cost_tracker.metrics import MISSING_ATTRIBUTE, PARTIAL, Metrics
 from llm_cost_tracker.sinks.identity import identity_keys, spend_rows
 from llm_cost_tracker.storage.rows import records_to_arrow
-from llm_cost_tracker.storage.table import SpanTable, pico_values
+from llm_cost_tracker.storage.table import DICTIONARY, DICTIONARY_COLUMNS, SpanTable, pico_values
 from llm_cost_tracker.testing import span_record
 from llm_cost_tracker.types import DUPLICATE, NO_USAGE, PRICED, UNPRICED, SpanRecord, TokenUsage
 
@@ -59,6 +59,54 @@ def test_concat_of_tables_and_records() -> None:
     parts = SpanTable.concat([SpanTable(records_to_arrow(records[:2])), (records[2:5], None),
                               SpanTable(records_to_arrow(records[5:]))])
     assert parts.table.equals(records_to_arrow(records))
+
+
+def _dictionary_form(table: pa.Table, twice: bool = False) -> pa.Table:
+    """``table`` as the columnar path holds it: its names and map keys dictionary-encoded (``twice``: the tenant's
+    dictionary holds each string twice, as a pool of resources naming one tenant can)."""
+    schema = pa.schema([pa.field(f.name, DICTIONARY if f.name in DICTIONARY_COLUMNS else
+                                 pa.map_(DICTIONARY, pa.string()) if pa.types.is_map(f.type) else f.type)
+                        for f in table.schema])
+    out = table.cast(schema)
+    if twice:
+        tenant = out.column("tenant").combine_chunks()
+        doubled = pa.concat_arrays([tenant.dictionary, tenant.dictionary])
+        indices = tenant.indices.to_pylist()  # (the second half of the rows coded into the second copy)
+        shifted = pa.array([i + len(tenant.dictionary) * (2 * k >= len(indices)) for k, i in enumerate(indices)],
+                           pa.int32())
+        out = out.set_column(out.schema.get_field_index("tenant"), "tenant",
+                             pa.DictionaryArray.from_arrays(shifted, doubled))
+    return out
+
+
+def test_dictionary_encoded_tables_answer_like_plain_ones(tmp_path: Any) -> None:
+    """A batch of the columnar path's tables (each its own dictionaries, one with a string twice) and records:
+    one schema, the same values, identities and spend as the plain table, and one Arrow file to insert."""
+    records = _records() * 3
+    for i, r in enumerate(records):
+        r.span_id = f"{i:016x}"
+    plain = SpanTable(records_to_arrow(records))
+    batch = SpanTable.concat([SpanTable(_dictionary_form(records_to_arrow(records[:7]), twice=True)),
+                              (records[7:12], None), SpanTable(_dictionary_form(records_to_arrow(records[12:][::-1])))
+                              .subset(list(range(len(records) - 12))[::-1])])
+    assert all(pa.types.is_dictionary(batch.table.schema.field(name).type) for name in DICTIONARY_COLUMNS)
+    assert batch.table.cast(plain.table.schema).equals(plain.table)
+    assert batch.identity_keys() == plain.identity_keys()
+    assert batch.spend_rows() == plain.spend_rows()
+    assert batch.cost_by(3_600 * 10**9) == plain.cost_by(3_600 * 10**9)
+    assert SpendLedger().aggregate(batch) == SpendLedger().aggregate(plain)
+    assert len(batch.codes("tenant")[1]) == 2  # (t0 and t1, each once although a dictionary held them twice)
+    assert batch.codes("model")[1] == plain.codes("model")[1]
+    rows = [r for r in _records() if r.pricing_status != PARTIAL and abs(r.cost_pusd or 0) < 2**40] * 2  # (int64 sums)
+    for r in rows:
+        r.reported_cost_pusd = None  # (else counted span by span)
+    dictionary_groups = SpanTable(_dictionary_form(records_to_arrow(rows), twice=True)).spend_groups()
+    assert dictionary_groups and dictionary_groups == SpanTable(records_to_arrow(rows)).spend_groups()
+    path = tmp_path / "batch.arrow"  # the insert's format: one dictionary per column across the chunks
+    table = batch.to_arrow()
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    assert pa.ipc.open_file(str(path)).read_all().cast(plain.table.schema).equals(plain.table)
 
 
 def _state(collector: Any) -> list[Any]:

@@ -64,8 +64,15 @@ from llm_cost_tracker.sources.otlp_scan import (
     number,
 )
 from llm_cost_tracker.sources.span_time import SpanTimeBounds
-from llm_cost_tracker.storage.rows import STRING_COLUMNS, entry_positions, map_array, pico_to_decimal_array
-from llm_cost_tracker.storage.table import SpanTable, group_rows
+from llm_cost_tracker.storage.rows import STRING_COLUMNS, entry_positions, pico_to_decimal_array
+from llm_cost_tracker.storage.table import (
+    DICTIONARY,
+    SpanTable,
+    coded_column,
+    dictionary_column,
+    distinct_codes,
+    group_rows,
+)
 from llm_cost_tracker.transforms import detect as _detect
 from llm_cost_tracker.transforms import usage as _usage
 from llm_cost_tracker.transforms._keyed import row_masks
@@ -97,7 +104,8 @@ _MARKS = (DUPLICATE_OF, DUPLICATE_OF_TRACE, DUPLICATE_RULE)
 _STATUSES = (NO_USAGE, PRICED, DUPLICATE)
 """``pricing_status`` by code: the only outcomes this path gives (anything else takes the record path)."""
 _NO_USAGE, _PRICED, _DUPLICATE = range(3)
-_MAP_TYPE = pa.map_(pa.string(), pa.string())
+_MAP_TYPE = pa.map_(DICTIONARY, pa.string())
+"""The attribute maps' type: keys dictionary-encoded (``LowCardinality`` in the store), values plain."""
 MAX_SPANS = 16_384
 """Spans of the biggest request the path takes (a collector's batches are ~8,192 at most by default); bigger
 ones take the stages. Why: the path's temporaries grow with the request (~100-180 MiB at 36,000 spans) and
@@ -119,13 +127,6 @@ def _decimal(values: np.ndarray, valid: np.ndarray) -> pa.Array:
     return pico_to_decimal_array(pa.array(values, pa.int64(), mask=~valid))
 
 
-def _coded(pool: list[str], ix: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """``pool[ix]`` as indexes into its distinct strings, and those (a pool may hold a string twice)."""
-    index: dict[str, int] = {}
-    remap = np.fromiter((index.setdefault(v, len(index)) for v in pool), np.int64, len(pool))
-    return remap[ix], list(index)
-
-
 def _hex_column(buf: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> tuple[str, np.ndarray, pa.Array]:
     """The ids of ``lengths`` bytes at ``offsets`` as hex: one text, end to end, the character where each id ends
     (call identity hashes the ids in the text, and names a carrier by a slice of it), and the Arrow column made
@@ -140,7 +141,20 @@ def _hex_column(buf: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> tu
 
 
 def _strings_of(pool: list[str], ix: np.ndarray) -> pa.Array:
+    """``pool[ix]`` as a plain string column (the attribute values: mostly distinct, a dictionary would not pay)."""
     return pa.array(pool, pa.string()).take(pa.array(ix))
+
+
+def _maps_of(dicts: list[dict[str, str]], ix: np.ndarray) -> pa.Array:
+    """``dicts[ix]`` as a map column, its keys dictionary-encoded (the resources' attributes: a few dicts)."""
+    keys: dict[str, int] = {}
+    codes = [keys.setdefault(k, len(keys)) for d in dicts for k in d]
+    offsets = np.zeros(len(dicts) + 1, np.int32)
+    np.cumsum([len(d) for d in dicts], out=offsets[1:])
+    maps = pa.MapArray.from_arrays(pa.array(offsets), pa.DictionaryArray.from_arrays(
+        pa.array(codes, pa.int32()), pa.array(list(keys), pa.string())),
+        pa.array([v for d in dicts for v in d.values()], pa.string()), type=_MAP_TYPE)
+    return maps.take(pa.array(ix))
 
 
 @dataclass(slots=True)
@@ -477,21 +491,26 @@ class ColumnarPath:
         end = s[:, S_END].view(np.uint64)
         durations = np.where(end >= starts, end - starts, 0).astype(np.int64)
         status_codes = s[:, S_STATUS]
+        model_group, model_first = group_rows([responded_of, requested_of], [len(responded), len(requested)])
+        span_models = [responded[responded_of[row]] or requested[requested_of[row]]  # (as the writer reads it)
+                       for row in model_first.tolist()]
+        by_row = {"tenant": distinct_codes(tenants, tenant_of), "service_name": distinct_codes(services, resource_of),
+                  "provider": distinct_codes(providers, provider_of), "model": distinct_codes(span_models, model_group)}
         columns: dict[str, Any] = {
             "timestamp": pa.array(at, pa.int64()).cast(pa.timestamp("ns", "UTC")),
-            "tenant": _strings_of(tenants, tenant_of),
+            "tenant": coded_column(*by_row["tenant"]),
             "trace_id": trace_column,
             "span_id": span_column,
             "parent_span_id": parent_column,
-            "service_name": _strings_of(services, resource_of),
-            "span_name": _strings_of(span_names, span_name_of),
-            "operation": _strings_of(operations, operation_of),
-            "provider": _strings_of(providers, provider_of),
-            "request_model": _strings_of(requested, requested_of),
-            "response_model": _strings_of(responded, responded_of),
-            "pricing_model": _strings_of(models, model_of),
-            "price_version": _strings_of(versions, model_of),
-            "dialect": _strings_of(dialects, dialect_of),
+            "service_name": coded_column(*by_row["service_name"]),
+            "span_name": dictionary_column(span_names, span_name_of),
+            "operation": dictionary_column(operations, operation_of),
+            "provider": coded_column(*by_row["provider"]),
+            "request_model": dictionary_column(requested, requested_of),
+            "response_model": dictionary_column(responded, responded_of),
+            "pricing_model": dictionary_column(models, model_of),
+            "price_version": dictionary_column(versions, model_of),
+            "dialect": dictionary_column(dialects, dialect_of),
             "input_tokens": pa.array(inp.astype(np.uint64), pa.uint64()),
             "output_tokens": pa.array(out.astype(np.uint64), pa.uint64()),
             "cache_read_tokens": pa.array(cache_read.astype(np.uint64), pa.uint64()),
@@ -500,7 +519,7 @@ class ColumnarPath:
             "reported_cost_usd": _decimal(np.zeros(n, np.int64), np.zeros(n, bool)),
             "duration_ns": pa.array(durations.astype(np.uint64), pa.uint64()),
             "status_code": pa.array(np.where((status_codes >= 0) & (status_codes <= 2), status_codes, 0).astype(np.uint8), pa.uint8()),
-            "resource_attributes": map_array(redacted).take(pa.array(resource_of)),
+            "resource_attributes": _maps_of(redacted, resource_of),
         }
         # what call identity reads of each span, hashed into its keys here (outside its lock)
         rid_used, rid_of = _distinct(value_of(RESPONSE_ID) + 1, len(value_pool) + 1)  # (0: no response id)
@@ -511,11 +530,6 @@ class ColumnarPath:
                              (tenants, tenant_of), (providers, provider_of), (services, resource_of),
                              ([r.get("service.instance.id", "") for r in redacted], resource_of),  # (after redaction)
                              (scopes, scope_of))
-        model_group, model_first = group_rows([responded_of, requested_of], [len(responded), len(requested)])
-        span_models = [responded[responded_of[row]] or requested[requested_of[row]]  # (as the writer reads it)
-                       for row in model_first.tolist()]
-        by_row = {"tenant": _coded(tenants, tenant_of), "service_name": _coded(services, resource_of),
-                  "provider": _coded(providers, provider_of), "model": _coded(span_models, model_group)}
         return Prepared(n, columns, status, cost, savings, key_pool, value_pool, slot_keys, slot_values, lengths,
                         calls, resource_counts, other, by_row)
 
@@ -558,7 +572,7 @@ class ColumnarPath:
         np.cumsum(lengths, out=offsets[1:])
         columns = prepared.columns
         table = {name: columns[name] for name in ("timestamp", *STRING_COLUMNS[:-1]) if name in columns}
-        table["pricing_status"] = _strings_of(list(_STATUSES), status)
+        table["pricing_status"] = dictionary_column(list(_STATUSES), status)
         table.update({name: columns[name] for name in ("input_tokens", "output_tokens", "cache_read_tokens",
                                                         "cache_write_tokens", "reasoning_tokens")})
         table["cost_usd"] = _decimal(cost, valid)
@@ -567,6 +581,6 @@ class ColumnarPath:
         table["duration_ns"] = columns["duration_ns"]
         table["status_code"] = columns["status_code"]
         table["resource_attributes"] = columns["resource_attributes"]
-        table["attributes"] = pa.MapArray.from_arrays(pa.array(offsets), _strings_of(key_pool, keys),
+        table["attributes"] = pa.MapArray.from_arrays(pa.array(offsets), dictionary_column(key_pool, keys),
                                                       _strings_of(value_pool, values), type=_MAP_TYPE)
         return Columnar(SpanTable(pa.table(table), prepared.codes), prepared.other, prepared.calls.ids)

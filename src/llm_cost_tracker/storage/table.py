@@ -7,6 +7,15 @@ WireRecords`): identities, spend rows, a subset, the Arrow table to insert, and 
 
 Costs are exact here too: the Decimal128 columns hold the integer pico-USD as their unscaled values
 (``storage.rows.pico_to_decimal_array``), and :func:`pico_values` reads them back without a Decimal object.
+
+The columnar path's tables hold their ``LowCardinality(String)`` columns (and the attribute maps' keys)
+dictionary-encoded (:data:`DICTIONARY`): each request's few distinct names once, and per row an index. Why:
+building a plain column takes every row's string (a ``take`` per column, ~20 us a request each), and chDB
+hashes every row's string again to build its ``LowCardinality`` column; from a dictionary it reads the
+distinct strings and the indexes (its parse of those 11 columns ~0.36 against ~0.72-0.99 us per span). A
+table of records (``records_to_arrow``) holds plain strings; :meth:`SpanTable.concat` casts such a table to the
+dictionary form when a batch mixes the two, and :meth:`SpanTable.to_arrow` gives every column of a batch one
+dictionary (an Arrow IPC file, the insert format, takes one per column).
 """
 
 from __future__ import annotations
@@ -18,10 +27,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from llm_cost_tracker.metrics import MISSING_ATTRIBUTE, PARTIAL
-from llm_cost_tracker.storage.rows import records_to_arrow
+from llm_cost_tracker.storage.rows import STRING_COLUMNS, records_to_arrow
 from llm_cost_tracker.types import DUPLICATE, PRICED, AttributeColumns, Key, SpanRecord, SpendRow, TokenUsage
 
-__all__ = ["SpanTable", "SpendGroup", "group_rows", "pico_values"]
+__all__ = ["DICTIONARY", "DICTIONARY_COLUMNS", "SpanTable", "SpendGroup", "coded_column", "dictionary_column", "distinct_codes", "group_rows", "pico_values"]
+
+DICTIONARY = pa.dictionary(pa.int32(), pa.string())
+"""The Arrow type of a dictionary-encoded string column (a ``LowCardinality(String)`` of ``llm_spans``)."""
+DICTIONARY_COLUMNS = tuple(name for name in STRING_COLUMNS if not name.endswith("_id"))
+"""The string columns the columnar path dictionary-encodes (all but the ids: the store's ``LowCardinality``)."""
 
 SpendGroup = tuple[tuple[str, str, str, str, str, bool], list[int]]
 """((tenant, service, provider, model, pricing_status, cost is None), [five token sums, then the spans (cost
@@ -52,11 +66,45 @@ def _words(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(valid, words, 0), valid
 
 
+def distinct_codes(pool: list[str], ix: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """``pool[ix]`` as indexes into its distinct strings, and those (a pool may hold a string twice)."""
+    index: dict[str, int] = {}
+    remap = np.fromiter((index.setdefault(v, len(index)) for v in pool), np.int64, len(pool))
+    return remap[ix], list(index)
+
+
+def dictionary_column(pool: list[str], ix: np.ndarray) -> pa.DictionaryArray:
+    """``pool[ix]`` as a :data:`DICTIONARY` column, each distinct string of ``pool`` once in its dictionary (no
+    string per row is made)."""
+    return coded_column(*distinct_codes(pool, ix))
+
+
+def coded_column(codes: np.ndarray, distinct: list[str]) -> pa.DictionaryArray:
+    """The :data:`DICTIONARY` column of rows ``codes`` into ``distinct`` (strings each once)."""
+    return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32)), pa.array(distinct, pa.string()))
+
+
 def _codes(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
     """Each row's index into the column's distinct strings, and those strings."""
-    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    encoded = pc.dictionary_encode(array)
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column  # (unifies dictionaries)
+    if pa.types.is_dictionary(array.type) and len(pc.unique(array.dictionary)) != len(array.dictionary):
+        array = array.dictionary_decode()  # (a string twice in the dictionary: its rows must share one code)
+    encoded = array if pa.types.is_dictionary(array.type) else pc.dictionary_encode(array)
     return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64), encoded.dictionary.to_pylist()
+
+
+def _aligned(tables: list[pa.Table]) -> list[pa.Table]:
+    """``tables`` with one schema: a table of plain strings cast to the dictionary form of another (a batch of
+    the columnar path's tables and of records)."""
+    target = next((t.schema for t in tables if _has_dictionaries(t.schema)), None)
+    if target is None or all(t.schema.equals(target) for t in tables):
+        return tables
+    return [t if t.schema.equals(target) else t.cast(target) for t in tables]
+
+
+def _has_dictionaries(schema: pa.Schema) -> bool:
+    return any(pa.types.is_dictionary(f.type) or (pa.types.is_map(f.type) and pa.types.is_dictionary(f.type.key_type))
+               for f in schema)
 
 
 def group_rows(codes: list[np.ndarray], sizes: list[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -116,8 +164,8 @@ class SpanTable:
     def concat(cls, parts: Sequence[SpanTable | tuple[list[SpanRecord], AttributeColumns | None]]) -> SpanTable:
         """One table of ``parts`` in order: tables as they are, lists of records (with the attribute columns they
         were decoded with, when any) built into theirs."""
-        tables = [p.table if isinstance(p, SpanTable) else records_to_arrow(p[0], () if p[1] is None else [p[1]])
-                  for p in parts]
+        tables = _aligned([p.table if isinstance(p, SpanTable) else records_to_arrow(p[0], () if p[1] is None
+                                                                                    else [p[1]]) for p in parts])
         return cls(tables[0] if len(tables) == 1 else pa.concat_tables(tables))
 
     def __len__(self) -> int:
@@ -221,7 +269,9 @@ class SpanTable:
         return SpanTable(self.table.take(pa.array(keep, type=pa.int64())))
 
     def to_arrow(self) -> pa.Table:
-        return self.table
+        """The table to insert: each dictionary-encoded column with one dictionary for all its chunks."""
+        t = self.table
+        return t.unify_dictionaries() if _has_dictionaries(t.schema) else t
 
     def to_records(self) -> list[SpanRecord]:
         """The rows as SpanRecords, field for field (what parking writes and a replay stores back)."""
