@@ -10,6 +10,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -21,6 +22,8 @@ from llm_cost_tracker.sinks.clickhouse import ClickHouseSink, is_retriable
 from llm_cost_tracker.sinks.identity import FirstArrivals, time_ranges
 from llm_cost_tracker.sinks.parking import ParkingLot
 from llm_cost_tracker.storage.migrate import bundled_migrations, migrate
+from llm_cost_tracker.storage.rows import records_to_arrow
+from llm_cost_tracker.storage.table import DICTIONARY, DICTIONARY_COLUMNS, SpanTable
 
 from .conftest import span
 
@@ -108,6 +111,32 @@ def test_first_arrivals_leaves_out_stored_and_repeated_spans(store: Any, route: 
     assert repeats == 7
     assert first_arrivals([]) == ([], 0)
     assert first_arrivals(list(reversed(stored))) == ([], 5)  # each lookup reads this batch's ids only
+
+
+def _columnar(records: list[Any]) -> SpanTable:
+    """``records`` as the columnar path holds them: names and map keys dictionary-encoded."""
+    table = records_to_arrow(records)
+    return SpanTable(table.cast(pa.schema([
+        pa.field(f.name, DICTIONARY if f.name in DICTIONARY_COLUMNS else pa.map_(DICTIONARY, pa.string())
+                 if pa.types.is_map(f.type) else f.type) for f in table.schema])))
+
+
+def test_first_arrivals_of_a_table_decide_as_for_records(store: Any) -> None:
+    """A table (the columnar path's batch) is decided on its columns while no span can be a copy: the batch
+    comes back as it is when its spans are new, also beside stored spans of the same traces; a stored copy or a
+    span twice in it is left out exactly as from the same records."""
+    sink = ClickHouseSink(store)
+    stored = [span(T0 + i, cost=10 + i, trace=f"{7:032x}") for i in range(4)]
+    sink.write(stored)
+    first_arrivals = FirstArrivals(store)
+    new = [span(T0 + 10 + i, cost=100, trace=f"{7:032x}" if i % 2 else "") for i in range(6)]
+    table = _columnar(new)
+    assert first_arrivals(table) == (table, 0)  # (the same object: nothing was taken out)
+    for batch in ([*new, stored[1]], [*new, new[2]], [stored[3], *new, dataclasses.replace(stored[0], tenant="beta")]):
+        kept, repeats = first_arrivals(_columnar(batch))
+        want, want_repeats = first_arrivals(batch)
+        assert isinstance(kept, SpanTable) and repeats == want_repeats == 1
+        assert kept.identity_keys() == [(r.tenant, r.trace_id, r.span_id, r.start_time_ns) for r in want]
 
 
 def test_the_embedded_lookup_leaves_no_file_behind(store: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -28,10 +28,12 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from llm_cost_tracker.metrics import MISSING_ATTRIBUTE, PARTIAL
 from llm_cost_tracker.storage.client import is_embedded, sql_string
 from llm_cost_tracker.storage.scratch import arrow_file
+from llm_cost_tracker.storage.table import SpanTable
 from llm_cost_tracker.types import PRICED, Key, Records, SpanRecord, SpendRow
 
 __all__ = ["FirstArrivals", "Key", "SpendRow", "identity_keys", "lookup_route", "spend_rows", "subset", "time_ranges",
@@ -53,7 +55,7 @@ MAX_RANGES = 16
 """Time ranges per lookup at most: past it the closest ranges are merged (a bound on the query's size)."""
 
 
-def time_ranges(times: Sequence[int], gap_ns: int = GAP_NS, most: int = MAX_RANGES) -> list[tuple[int, int]]:
+def time_ranges(times: Sequence[int] | np.ndarray, gap_ns: int = GAP_NS, most: int = MAX_RANGES) -> list[tuple[int, int]]:
     """The start times of a batch as a few ``(lo, hi)`` ranges that cover them all, split where they are
     more than ``gap_ns`` apart (the ``most - 1`` widest gaps at most).
 
@@ -168,8 +170,14 @@ class FirstArrivals:
         return self._stored_bound(keys) if self.route == "bound" else self._stored_table(keys)
 
     def _stored_table(self, keys: list[Key]) -> dict[Key, int]:
-        window, parameters = _window(time_ranges(list(map(_START, keys))))
-        path = arrow_file(pa.table({"tenant": list(map(_TENANT, keys)), "trace_id": list(map(_TRACE, keys))}), "keys")
+        return self._joined(pa.array(list(map(_TENANT, keys)), pa.string()), pa.array(list(map(_TRACE, keys)), pa.string()),
+                            list(map(_START, keys)))
+
+    def _joined(self, tenants: pa.Array | pa.ChunkedArray, traces: pa.Array | pa.ChunkedArray,
+                starts: Sequence[int] | np.ndarray) -> dict[Key, int]:
+        """The embedded lookup of the spans of these (tenant, trace id) pairs started around ``starts``."""
+        window, parameters = _window(time_ranges(starts))
+        path = arrow_file(pa.table({"tenant": tenants, "trace_id": traces}), "keys")
         try:
             return _found(self._client.query(self._join.replace("{window}", window).replace("{keys}", sql_string(path)),
                                              parameters=parameters).result_rows)
@@ -196,12 +204,23 @@ class FirstArrivals:
         ``token`` is the batch's insert token: spans an earlier attempt stored under it are kept (see the
         module's docstring).
         """
-        keys = identity_keys(records)
-        if not keys:
-            return records, 0
-        stored = self.stored(keys)
-        if not stored and len(set(keys)) == len(keys):  # the usual batch: all new, no copies within it
-            return records, 0
+        if isinstance(records, SpanTable) and self.route == "table" and len(records):
+            t = records.table  # (its columns, not a tuple per span, unless some span may be a copy)
+            tenants = t.column("tenant")
+            stored = self._joined(tenants.cast(pa.string()) if pa.types.is_dictionary(tenants.type) else tenants,
+                                  t.column("trace_id"), t.column("timestamp").cast(pa.int64()).to_numpy())
+            spans = t.column("span_id")
+            if len(pc.unique(spans)) == len(spans) and not (stored and pc.any(pc.is_in(spans, value_set=pa.array(
+                    [key[2] for key in stored], pa.string()))).as_py()):
+                return records, 0  # no span id twice, none among the stored spans of these traces: all new
+            keys = records.identity_keys()
+        else:
+            keys = identity_keys(records)
+            if not keys:
+                return records, 0
+            stored = self.stored(keys)
+            if not stored and len(set(keys)) == len(keys):  # the usual batch: all new, no copies within it
+                return records, 0
         ours = token_hash(token) or None  # rows of an earlier attempt of this batch (no token: none)
         seen: set[Key] = set()
         keep: list[int] = []
