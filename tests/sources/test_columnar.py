@@ -248,7 +248,7 @@ def test_tenants_from_spans_and_from_the_caller(catalog: Any) -> None:
 
 
 @pytest.mark.parametrize("change", [
-    "float_tokens", "negative_tokens", "unknown_model", "secret_value", "content_key", "repeated_key",
+    "float_tokens", "negative_tokens", "huge_tokens", "unknown_model", "secret_value", "content_key", "repeated_key",
     "openlit", "reported_cost", "two_provider_keys", "pricing_attribute", "all_other",
 ])
 def test_declines_what_only_the_stages_decide(catalog: Any, change: str) -> None:
@@ -261,6 +261,7 @@ def test_declines_what_only_the_stages_decide(catalog: Any, change: str) -> None
     extra: dict[str, Any] = {
         "float_tokens": {"gen_ai.usage.input_tokens": 12.0},
         "negative_tokens": {"gen_ai.usage.output_tokens": -3},
+        "huge_tokens": {"gen_ai.usage.input_tokens": 2**29},  # (past the array engine's bound)
         "unknown_model": {"gen_ai.response.model": "no-such-model-xyz", "gen_ai.request.model": "no-such-model-xyz"},
         "secret_value": {"user.id": "sk-proj-" + "A1b2C3d4E5f6G7h8J9k0" * 2},
         "content_key": {"gen_ai.prompt": "hello"},
@@ -287,6 +288,20 @@ def test_declines_what_only_the_stages_decide(catalog: Any, change: str) -> None
     _same(reference, tested, _request(rng, 20))  # and the next request is decided, on the same window
     assert tested.decided == 1
     assert reference.counted() == tested.counted()
+
+
+def test_counts_sent_as_text_are_read_as_the_stages_read_them(catalog: Any) -> None:
+    """A count sent as a string is parsed (integers on the wire are read as they are): the same rows."""
+    rng = random.Random(12)
+    reference, tested = Receiver(catalog, False), Receiver(catalog, True)
+    request = ExportTraceServiceRequest.FromString(_request(rng, 20))
+    for k, span in enumerate(request.resource_spans[0].scope_spans[0].spans):
+        kept = [kv for kv in span.attributes if kv.key != "gen_ai.usage.output_tokens"]
+        del span.attributes[:]
+        span.attributes.extend(kept)
+        span.attributes.extend(key_values({"gen_ai.usage.output_tokens": str(40 + k) if k % 2 else 40 + k}))
+    _same(reference, tested, request.SerializeToString())
+    assert tested.decided == 1
 
 
 def test_only_the_default_stages() -> None:

@@ -35,6 +35,7 @@ from llm_cost_tracker.sources.otlp_records import (
     over_limits,
     rendered_values,
     utf8_strings,
+    wire_ints,
 )
 from llm_cost_tracker.sources.otlp_scan import (
     A_KEY_LEN,
@@ -347,7 +348,14 @@ class ColumnarPath:
             dialect_of[members] = dialects.index(plan.dialect)
         as_int = np.zeros(len(value_pool) + 2, np.int64)  # the last entry (-2 as an index): an absent key, 0
         used = count_ids[count_ids >= 0]
-        for v in np.flatnonzero(np.bincount(used, minlength=len(value_pool))).tolist() if len(used) else ():
+        needed = np.flatnonzero(np.bincount(used, minlength=len(value_pool))) if len(used) else used
+        first_int, ints = wire_ints(numbering, scan)
+        on_wire = (needed >= first_int) & (needed < first_int + len(ints))  # integers on the wire: no text parsed
+        counts = ints[needed[on_wire] - first_int]
+        if len(counts) and not (int(counts.min()) >= 0 and int(counts.max()) < _usage.FAST_BOUND):
+            return None
+        as_int[needed[on_wire]] = counts
+        for v in needed[~on_wire].tolist():  # a count sent as text (or a float): parse_token_count's rules
             try:
                 count = int(value_pool[v])
             except ValueError:

@@ -75,7 +75,7 @@ from llm_cost_tracker.types import AttributeColumns, SpanRecord
 log = get_logger("otlp_records")
 
 __all__ = ["SCAN", "ScanState", "decode_scan", "hex_ids", "object_array", "over_limits", "rendered_values", "utf8_strings",
-           "warm_up"]
+           "warm_up", "wire_ints"]
 
 
 def utf8_strings(payload: bytes, offsets: np.ndarray, lengths: np.ndarray) -> list[str]:
@@ -128,13 +128,19 @@ def over_limits(scan: WireScan, limits: DecodeLimits) -> bool:
     return bool(len(r) and int((r[:, R_ATTR_END] - r[:, R_ATTR_BEGIN]).max()) > limits.max_attributes)
 
 
+def wire_ints(numbering: Numbering, scan: WireScan) -> tuple[int, np.ndarray]:
+    """Where :func:`rendered_values` puts the request's distinct integer values (the value ids from the first one
+    on), and those integers (``str`` of each is its text there): a reader of numbers need not parse them back."""
+    return 3 + len(numbering.firsts[N_STRINGS]), scan.attributes[numbering.firsts[N_INTS], A_NUMBER]
+
+
 def rendered_values(scan: WireScan, payload: bytes, numbering: Numbering, limits: DecodeLimits,
             batch: DecodedBatch) -> list[str] | None:
     """Every distinct value as the reference decoder renders it, in the order of ``numbering.value_ids``
     (None: leave the request to it). Values of spans the reference rejects are not rendered."""
     a = scan.attributes
     firsts = numbering.firsts
-    pool = ["", "true", "false"]  # an empty AnyValue, the two booleans
+    pool = ["", "true", "false"]  # an empty AnyValue, the two booleans (then the strings, the ints: wire_ints)
     rows = firsts[N_STRINGS]
     pool += utf8_strings(payload, a[rows, A_VALUE_OFF], a[rows, A_VALUE_LEN])
     pool += map(str, a[firsts[N_INTS], A_NUMBER].tolist())
