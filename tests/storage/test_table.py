@@ -5,13 +5,22 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pytest
 
 from llm_cost_tracker.budgets._ledger import SpendLedger
 from llm_cost_tracker.metrics import MISSING_ATTRIBUTE, PARTIAL, Metrics
 from llm_cost_tracker.sinks.identity import identity_keys, spend_rows
 from llm_cost_tracker.storage.rows import records_to_arrow
-from llm_cost_tracker.storage.table import DICTIONARY, DICTIONARY_COLUMNS, SpanTable, pico_values
+from llm_cost_tracker.storage.table import (
+    DICTIONARY,
+    DICTIONARY_COLUMNS,
+    SpanTable,
+    _first_seen,
+    group_rows,
+    pico_values,
+)
 from llm_cost_tracker.testing import span_record
 from llm_cost_tracker.types import DUPLICATE, NO_USAGE, PRICED, UNPRICED, SpanRecord, TokenUsage
 
@@ -139,3 +148,24 @@ def test_spend_groups_count_what_the_records_count() -> None:
     with_partial = _records()  # a partial price and reported costs: counted span by span instead
     assert SpanTable(records_to_arrow(with_partial)).spend_groups() is None
     assert SpanTable(records_to_arrow(records[:0])).spend_groups() == []
+
+
+@pytest.mark.parametrize("sizes", [[4, 1, 8, 8], [20, 5, 8, 12, 4, 2], [300, 300], [1], [7, 9000]])
+def test_group_rows_numbers_groups_by_first_appearance(sizes: list[int]) -> None:
+    """The compiled one-pass grouping (a small key space) and the sort (a big one) give what ``np.unique`` gives,
+    groups renumbered by first appearance; the loop as Python too."""
+    rng = np.random.default_rng(len(sizes))
+    for n in (1, 5, 512, 3000):
+        codes = [rng.integers(0, size, n) for size in sizes]
+        key = np.zeros(n, np.int64)
+        for column, size in zip(codes, sizes, strict=True):
+            key = key * size + column
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        order = np.argsort(first, kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        groups, firsts = group_rows(codes, sizes)
+        assert groups.tolist() == rank[inverse.reshape(-1)].tolist() and firsts.tolist() == first[order].tolist()
+        if int(np.prod(sizes)) <= 4 * n + 4096:
+            python = _first_seen.py_func(key, int(np.prod(sizes)))
+            assert python[0].tolist() == groups.tolist() and python[1].tolist() == firsts.tolist()
