@@ -10,7 +10,6 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -23,7 +22,7 @@ from llm_cost_tracker.sinks.identity import FirstArrivals, time_ranges
 from llm_cost_tracker.sinks.parking import ParkingLot
 from llm_cost_tracker.storage.migrate import bundled_migrations, migrate
 from llm_cost_tracker.storage.rows import records_to_arrow
-from llm_cost_tracker.storage.table import DICTIONARY, DICTIONARY_COLUMNS, SpanTable
+from llm_cost_tracker.storage.table import SpanTable, dictionary_schema
 
 from .conftest import span
 
@@ -116,9 +115,7 @@ def test_first_arrivals_leaves_out_stored_and_repeated_spans(store: Any, route: 
 def _columnar(records: list[Any]) -> SpanTable:
     """``records`` as the columnar path holds them: names and map keys dictionary-encoded."""
     table = records_to_arrow(records)
-    return SpanTable(table.cast(pa.schema([
-        pa.field(f.name, DICTIONARY if f.name in DICTIONARY_COLUMNS else pa.map_(DICTIONARY, pa.string())
-                 if pa.types.is_map(f.type) else f.type) for f in table.schema])))
+    return SpanTable(table.cast(dictionary_schema(table.schema)))
 
 
 def test_first_arrivals_of_a_table_decide_as_for_records(store: Any) -> None:

@@ -14,10 +14,10 @@ from llm_cost_tracker.metrics import MISSING_ATTRIBUTE, PARTIAL, Metrics
 from llm_cost_tracker.sinks.identity import identity_keys, spend_rows
 from llm_cost_tracker.storage.rows import records_to_arrow
 from llm_cost_tracker.storage.table import (
-    DICTIONARY,
     DICTIONARY_COLUMNS,
     SpanTable,
     _first_seen,
+    dictionary_schema,
     group_rows,
     pico_values,
 )
@@ -73,10 +73,7 @@ def test_concat_of_tables_and_records() -> None:
 def _dictionary_form(table: pa.Table, twice: bool = False) -> pa.Table:
     """``table`` as the columnar path holds it: its names and map keys dictionary-encoded (``twice``: the tenant's
     dictionary holds each string twice, as a pool of resources naming one tenant can)."""
-    schema = pa.schema([pa.field(f.name, DICTIONARY if f.name in DICTIONARY_COLUMNS else
-                                 pa.map_(DICTIONARY, pa.string()) if pa.types.is_map(f.type) else f.type)
-                        for f in table.schema])
-    out = table.cast(schema)
+    out = table.cast(dictionary_schema(table.schema))
     if twice:
         tenant = out.column("tenant").combine_chunks()
         doubled = pa.concat_arrays([tenant.dictionary, tenant.dictionary])

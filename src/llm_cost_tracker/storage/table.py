@@ -31,7 +31,7 @@ from llm_cost_tracker.metrics import MISSING_ATTRIBUTE, PARTIAL
 from llm_cost_tracker.storage.rows import STRING_COLUMNS, records_to_arrow
 from llm_cost_tracker.types import DUPLICATE, PRICED, AttributeColumns, Key, SpanRecord, SpendRow, TokenUsage
 
-__all__ = ["DICTIONARY", "DICTIONARY_COLUMNS", "SpanTable", "SpendGroup", "coded_column", "dictionary_column", "distinct_codes", "group_rows", "pico_values"]
+__all__ = ["DICTIONARY", "DICTIONARY_COLUMNS", "SpanTable", "SpendGroup", "coded_column", "dictionary_column", "dictionary_schema", "distinct_codes", "group_rows", "pico_values"]
 
 DICTIONARY = pa.dictionary(pa.int32(), pa.string())
 """The Arrow type of a dictionary-encoded string column (a ``LowCardinality(String)`` of ``llm_spans``)."""
@@ -96,12 +96,19 @@ def _codes(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
     return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64), encoded.dictionary.to_pylist()
 
 
+def dictionary_schema(schema: pa.Schema) -> pa.Schema:
+    """``schema`` (an ``llm_spans`` table's) in the columnar path's form: :data:`DICTIONARY_COLUMNS` and the maps'
+    keys dictionary-encoded."""
+    return pa.schema([pa.field(f.name, DICTIONARY if f.name in DICTIONARY_COLUMNS else pa.map_(DICTIONARY, pa.string())
+                               if pa.types.is_map(f.type) else f.type) for f in schema])
+
+
 def _aligned(tables: list[pa.Table]) -> list[pa.Table]:
-    """``tables`` with one schema: a table of plain strings cast to the dictionary form of another (a batch of
-    the columnar path's tables and of records)."""
-    target = next((t.schema for t in tables if _has_dictionaries(t.schema)), None)
-    if target is None or all(t.schema.equals(target) for t in tables):
+    """``tables`` with one schema: in a batch of the columnar path's tables and of records, the records' tables
+    cast to the dictionary form."""
+    if not any(_has_dictionaries(t.schema) for t in tables):
         return tables
+    target = dictionary_schema(tables[0].schema)
     return [t if t.schema.equals(target) else t.cast(target) for t in tables]
 
 
