@@ -27,6 +27,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from llm_cost_tracker.storage.rows import entry_positions
 from llm_cost_tracker.transforms._detectors import Scanner
 from llm_cost_tracker.types import AttributeColumns
 
@@ -79,11 +80,15 @@ def gate_rows(columns: AttributeColumns, gate_of: Callable[[str], Scanner | None
     out: Flagged = {}
     if dirty.any():
         ungated_before = np.concatenate(([0], np.cumsum(ungated)))
-        keys, key_ids = columns.keys, columns.key_ids
-        for row in np.flatnonzero(dirty & (ungated_before[ends] == ungated_before[begins])).tolist():
-            begin = int(begins[row])
-            slots = (begin + np.flatnonzero(bad[begin:ends[row]])).tolist()
-            # a key repeated on the wire is named once (its gate is its key's): masked once, as per record
-            out[row] = list(dict.fromkeys([(keys[k], scanners[g]) for k, g in zip(
-                key_ids[slots].tolist(), slot_gate[slots].tolist(), strict=True)]))
+        rows = np.flatnonzero(dirty & (ungated_before[ends] == ungated_before[begins]))
+        counts = (ends[rows] - begins[rows]).astype(np.int64)
+        slots = entry_positions(begins[rows].astype(np.int64), counts)  # those rows' slots, row by row, in order
+        flagged = bad[slots]
+        keys = columns.keys
+        named: Flagged = {}  # (row -> its flagged slots' (key, scanner), in slot order, a key as often as its slots)
+        for row, k, g in zip(np.repeat(rows, counts)[flagged].tolist(), columns.key_ids[slots[flagged]].tolist(),
+                             slot_gate[slots[flagged]].tolist(), strict=True):
+            named.setdefault(row, []).append((keys[k], scanners[g]))
+        for row, found in named.items():  # a key repeated on the wire is named once (its gate is its key's)
+            out[row] = list(dict.fromkeys(found))
     return (~dirty).tolist(), out
