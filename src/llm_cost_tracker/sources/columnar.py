@@ -65,7 +65,7 @@ from llm_cost_tracker.sources.otlp_scan import (
     number,
 )
 from llm_cost_tracker.sources.span_time import SpanTimeBounds
-from llm_cost_tracker.storage.rows import STRING_COLUMNS, entry_positions, pico_to_decimal_array
+from llm_cost_tracker.storage.rows import COST_TYPE, STRING_COLUMNS, entry_positions, pico_to_decimal_array
 from llm_cost_tracker.storage.table import (
     DICTIONARY,
     SpanTable,
@@ -525,7 +525,7 @@ class ColumnarPath:
             "cache_read_tokens": pa.array(cache_read.astype(np.uint64), pa.uint64()),
             "cache_write_tokens": pa.array(cache_write.astype(np.uint64), pa.uint64()),
             "reasoning_tokens": pa.array(reasoning.astype(np.uint64), pa.uint64()),
-            "reported_cost_usd": _decimal(np.zeros(n, np.int64), np.zeros(n, bool)),
+            "reported_cost_usd": pa.nulls(n, COST_TYPE),  # (the path declines a request that reports a cost)
             "duration_ns": pa.array(durations.astype(np.uint64), pa.uint64()),
             "status_code": pa.array(np.where((status_codes >= 0) & (status_codes <= 2), status_codes, 0).astype(np.uint8), pa.uint8()),
             "resource_attributes": _maps_of(redacted, resource_of),
