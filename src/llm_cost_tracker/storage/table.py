@@ -31,7 +31,8 @@ from llm_cost_tracker.metrics import MISSING_ATTRIBUTE, PARTIAL
 from llm_cost_tracker.storage.rows import STRING_COLUMNS, records_to_arrow
 from llm_cost_tracker.types import DUPLICATE, PRICED, AttributeColumns, Key, SpanRecord, SpendRow, TokenUsage
 
-__all__ = ["DICTIONARY", "DICTIONARY_COLUMNS", "SpanTable", "SpendGroup", "coded_column", "dictionary_column", "dictionary_schema", "distinct_codes", "group_rows", "pico_values"]
+__all__ = ["DICTIONARY", "DICTIONARY_COLUMNS", "SpanTable", "SpendGroup", "coded_column", "dictionary_column",
+           "dictionary_schema", "distinct_codes", "group_rows", "pico_values"]
 
 DICTIONARY = pa.dictionary(pa.int32(), pa.string())
 """The Arrow type of a dictionary-encoded string column (a ``LowCardinality(String)`` of ``llm_spans``)."""
