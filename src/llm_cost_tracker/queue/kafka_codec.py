@@ -427,9 +427,9 @@ class WireBatch:
         return b"".join(self.chunks)
 
     def protobuf_list(self) -> bytes:
-        """The records as ClickHouse's ``ProtobufList`` input: one length-delimited envelope."""
-        body = self.wire()
-        return _varint(len(body)) + body
+        """The records as ClickHouse's ``ProtobufList`` input: one length-delimited envelope (one join, not the
+        body joined and then copied behind its length)."""
+        return b"".join([_varint(sum(map(len, self.chunks))), *self.chunks])
 
     def columns(self) -> SpanColumns:
         decoder = ColumnDecoder()
