@@ -13,7 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from prometheus_client import CollectorRegistry
 
@@ -43,7 +42,7 @@ from llm_cost_tracker.sources.otlp_grpc import OtlpGrpcServer, TraceExportHandle
 from llm_cost_tracker.sources.otlp_http import TRACES_PATH, Answer, OtlpHttpHandler
 from llm_cost_tracker.sources.otlp_records import warm_up
 from llm_cost_tracker.sources.span_time import SpanTimeBounds
-from llm_cost_tracker.storage.table import group_rows
+from llm_cost_tracker.storage.table import warm_up as grouping_warm_up
 from llm_cost_tracker.transforms.calls import CallIdentity, CallWindow
 from llm_cost_tracker.transforms.calls import warm_up as calls_warm_up
 from llm_cost_tracker.transforms.detect import Detect
@@ -93,7 +92,9 @@ def _warm_up() -> None:
     failure leaves the receiver on protobuf), call identity's window and the rows' grouping."""
     warm_up()
     calls_warm_up()
-    group_rows([np.zeros(1, np.int64)], [1])
+    error = grouping_warm_up()
+    if error:
+        log.error("the rows' grouping could not be compiled; it runs as Python, slower", error=error)
 
 
 def call_identity(config: CallWindowConfig, metrics: Metrics) -> CallIdentity:

@@ -20,6 +20,7 @@ from llm_cost_tracker.storage.table import (
     dictionary_schema,
     group_rows,
     pico_values,
+    warm_up,
 )
 from llm_cost_tracker.testing import span_record
 from llm_cost_tracker.types import DUPLICATE, NO_USAGE, PRICED, UNPRICED, SpanRecord, TokenUsage
@@ -166,3 +167,9 @@ def test_group_rows_numbers_groups_by_first_appearance(sizes: list[int]) -> None
         if int(np.prod(sizes)) <= 4 * n + 4096:
             python = _first_seen.py_func(key, int(np.prod(sizes)))
             assert python[0].tolist() == groups.tolist() and python[1].tolist() == firsts.tolist()
+
+
+def test_warm_up_loads_the_compiled_grouping() -> None:
+    """At start the grouping's loop is compiled (or loaded from numba's cache), not left to run as Python."""
+    assert warm_up() == ""
+    assert _first_seen._jit is not None and _first_seen._jit is not _first_seen.py_func

@@ -32,7 +32,7 @@ from llm_cost_tracker.storage.rows import STRING_COLUMNS, records_to_arrow
 from llm_cost_tracker.types import DUPLICATE, PRICED, AttributeColumns, Key, SpanRecord, SpendRow, TokenUsage
 
 __all__ = ["DICTIONARY", "DICTIONARY_COLUMNS", "SpanTable", "SpendGroup", "coded_column", "dictionary_column",
-           "dictionary_schema", "distinct_codes", "group_rows", "pico_values"]
+           "dictionary_schema", "distinct_codes", "group_rows", "pico_values", "warm_up"]
 
 DICTIONARY = pa.dictionary(pa.int32(), pa.string())
 """The Arrow type of a dictionary-encoded string column (a ``LowCardinality(String)`` of ``llm_spans``)."""
@@ -135,6 +135,13 @@ def _first_seen(key: np.ndarray, space: int) -> tuple[np.ndarray, np.ndarray]:
             count += 1
         group[row] = g
     return group, first[:count]
+
+
+def warm_up() -> str:
+    """Load (or compile) :func:`group_rows`'s compiled loop now, not on a request; returns why it runs as Python
+    instead ("" when it is compiled), for the caller to log."""
+    group_rows([np.zeros(1, np.int64)], [1])
+    return _first_seen.error
 
 
 def group_rows(codes: list[np.ndarray], sizes: list[int]) -> tuple[np.ndarray, np.ndarray]:

@@ -347,10 +347,9 @@ class CallIdentity:
             end_arr = np.fromiter((min(max(t, 0), _U64_MAX) for t in ends), np.uint64, n)
         traces, spans = values[0::w], values[1::w]
         return call_columns(IdLists(traces, spans), string_hashes(traces + spans + values[2::w]).reshape(2, 3, n),
-                            start_arr, end_arr,
-                               np.fromiter(values[4::w], np.int64, n), np.fromiter(values[5::w], np.int64, n),
-                               (list(responses), response_of), tenants, providers, services, instances, scopes,
-                               in_order=True)
+                            start_arr, end_arr, np.fromiter(values[4::w], np.int64, n),
+                            np.fromiter(values[5::w], np.int64, n), (list(responses), response_of), tenants, providers,
+                            services, instances, scopes, in_order=True)
 
     def _mark(self, r: SpanRecord, carrier: tuple[str, str], rule: str) -> None:
         r.pricing_status = DUPLICATE
